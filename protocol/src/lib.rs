@@ -2,7 +2,8 @@
 //!
 //! What another implementation needs to interoperate with Renkei: identifiers, canonical
 //! signed CBOR envelopes, sealed payloads, receipts, the operator roster and office bindings,
-//! node-to-node wire messages, and the standard-spec CSV (ケアプラン標準仕様) checks.
+//! node-to-node wire messages, proof bundles, and the standard-spec CSV (ケアプラン標準仕様)
+//! checks. The byte-level specification is `docs/PROTOCOL.md`.
 //!
 //! No IO, no async, no clock reads, no randomness of its own: time is an argument and
 //! randomness is handed in as bytes.
@@ -10,8 +11,27 @@
 //! # Layout
 //!
 //! - [`ids`]: office, insurer, insured, service-kind, operator and envelope identifiers.
+//! - [`cbor`]: canonical CBOR encoding and strict decoding.
+//! - [`keys`]: operator signing identity and sealing key pair.
+//! - [`seal`]: HPKE sealing of payloads.
+//! - [`envelope`]: signed, sealed send units.
+//! - [`receipt`]: signed statements about envelopes.
+//! - [`roster`]: the federation roster and office bindings.
+//! - [`proof`]: proof bundles for auditors.
+//! - [`wire`]: node-to-node request/response messages.
+//! - [`limits`]: every size bound.
+//! - [`error`]: decode, verify and seal errors.
 
+pub mod cbor;
+pub mod envelope;
+pub mod error;
 pub mod ids;
+pub mod keys;
+pub mod limits;
+pub mod proof;
+pub mod receipt;
+pub mod roster;
+pub mod seal;
+pub mod wire;
 
-/// The envelope format version this build writes and accepts.
-pub const ENVELOPE_VERSION: u64 = 1;
+pub use envelope::ENVELOPE_VERSION;

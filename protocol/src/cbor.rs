@@ -1,0 +1,206 @@
+//! Canonical CBOR: every protocol value is a CBOR array of fields in a fixed order, encoded
+//! deterministically (RFC 8949 §4.2.1 core deterministic encoding: shortest integer and
+//! length forms, definite lengths). Maps, floats and tags are never used.
+//!
+//! Decoding re-encodes what it read and refuses the input unless the bytes are identical:
+//! one value has exactly one byte string, and a non-canonical encoding is an error, not a
+//! guess.
+
+use ciborium::value::Value;
+
+use crate::error::DecodeError;
+use crate::ids::IdError;
+
+/// Encodes a value in canonical form.
+pub fn encode(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail, and every Value we build is encodable.
+    if let Err(e) = ciborium::into_writer(v, &mut out) {
+        unreachable!("CBOR encoding into memory failed: {e}");
+    }
+    out
+}
+
+/// Decodes `bytes` (at most `max` long) and insists they are the canonical encoding.
+pub fn decode_canonical(bytes: &[u8], what: &'static str, max: usize) -> Result<Value, DecodeError> {
+    if bytes.len() > max {
+        return Err(DecodeError::TooLarge { what, len: bytes.len(), max });
+    }
+    let v: Value = ciborium::from_reader(bytes).map_err(|e| DecodeError::Malformed {
+        what,
+        detail: e.to_string(),
+    })?;
+    if encode(&v) != bytes {
+        return Err(DecodeError::NonCanonical { what });
+    }
+    Ok(v)
+}
+
+/// Builds a CBOR byte string.
+pub fn bytes(b: &[u8]) -> Value {
+    Value::Bytes(b.to_vec())
+}
+
+/// Builds a CBOR unsigned integer.
+pub fn uint(n: u64) -> Value {
+    Value::Integer(n.into())
+}
+
+/// Builds a CBOR text string.
+pub fn text(s: &str) -> Value {
+    Value::Text(s.to_owned())
+}
+
+/// Reads the fields of a CBOR array in order, with errors naming the field.
+pub struct Fields {
+    what: &'static str,
+    items: std::vec::IntoIter<Value>,
+}
+
+impl Fields {
+    /// Expects an array of exactly `n` fields.
+    pub fn new(v: Value, what: &'static str, n: usize) -> Result<Self, DecodeError> {
+        match v {
+            Value::Array(items) if items.len() == n => Ok(Fields { what, items: items.into_iter() }),
+            _ => Err(DecodeError::Field { what, field: "(top level)", expected: "an array of the right length" }),
+        }
+    }
+
+    fn next(&mut self, field: &'static str, expected: &'static str) -> Result<Value, DecodeError> {
+        self.items.next().ok_or(DecodeError::Field { what: self.what, field, expected })
+    }
+
+    fn err(&self, field: &'static str, expected: &'static str) -> DecodeError {
+        DecodeError::Field { what: self.what, field, expected }
+    }
+
+    /// The version field: must equal `want`.
+    pub fn version(&mut self, want: u64) -> Result<(), DecodeError> {
+        let got = self.uint("version")?;
+        if got != want {
+            return Err(DecodeError::UnknownVersion { what: self.what, got, want });
+        }
+        Ok(())
+    }
+
+    /// An unsigned integer.
+    pub fn uint(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        match self.next(field, "an unsigned integer")? {
+            Value::Integer(i) => u64::try_from(i).map_err(|_| self.err(field, "an unsigned integer")),
+            _ => Err(self.err(field, "an unsigned integer")),
+        }
+    }
+
+    /// A byte string.
+    pub fn bytes(&mut self, field: &'static str) -> Result<Vec<u8>, DecodeError> {
+        match self.next(field, "a byte string")? {
+            Value::Bytes(b) => Ok(b),
+            _ => Err(self.err(field, "a byte string")),
+        }
+    }
+
+    /// A byte string of exactly `N` bytes.
+    pub fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
+        let b = self.bytes(field)?;
+        <[u8; N]>::try_from(b.as_slice()).map_err(|_| self.err(field, "a byte string of the fixed length"))
+    }
+
+    /// Null or a byte string of exactly `N` bytes.
+    pub fn opt_array<const N: usize>(&mut self, field: &'static str) -> Result<Option<[u8; N]>, DecodeError> {
+        match self.next(field, "null or a fixed-length byte string")? {
+            Value::Null => Ok(None),
+            Value::Bytes(b) => <[u8; N]>::try_from(b.as_slice())
+                .map(Some)
+                .map_err(|_| self.err(field, "null or a fixed-length byte string")),
+            _ => Err(self.err(field, "null or a fixed-length byte string")),
+        }
+    }
+
+    /// A text string.
+    pub fn text(&mut self, field: &'static str) -> Result<String, DecodeError> {
+        match self.next(field, "a text string")? {
+            Value::Text(s) => Ok(s),
+            _ => Err(self.err(field, "a text string")),
+        }
+    }
+
+    /// Null or a text string.
+    pub fn opt_text(&mut self, field: &'static str) -> Result<Option<String>, DecodeError> {
+        match self.next(field, "null or a text string")? {
+            Value::Null => Ok(None),
+            Value::Text(s) => Ok(Some(s)),
+            _ => Err(self.err(field, "null or a text string")),
+        }
+    }
+
+    /// Null or an unsigned integer.
+    pub fn opt_uint(&mut self, field: &'static str) -> Result<Option<u64>, DecodeError> {
+        match self.next(field, "null or an unsigned integer")? {
+            Value::Null => Ok(None),
+            Value::Integer(i) => u64::try_from(i)
+                .map(Some)
+                .map_err(|_| self.err(field, "null or an unsigned integer")),
+            _ => Err(self.err(field, "null or an unsigned integer")),
+        }
+    }
+
+    /// A boolean.
+    pub fn bool(&mut self, field: &'static str) -> Result<bool, DecodeError> {
+        match self.next(field, "a boolean")? {
+            Value::Bool(b) => Ok(b),
+            _ => Err(self.err(field, "a boolean")),
+        }
+    }
+
+    /// An array, as its items (at most `max`).
+    pub fn list(&mut self, field: &'static str, max: usize) -> Result<Vec<Value>, DecodeError> {
+        match self.next(field, "an array")? {
+            Value::Array(items) if items.len() <= max => Ok(items),
+            Value::Array(_) => Err(self.err(field, "an array within its length bound")),
+            _ => Err(self.err(field, "an array")),
+        }
+    }
+
+    /// Any value (for nested structures decoded by the caller).
+    pub fn value(&mut self, field: &'static str) -> Result<Value, DecodeError> {
+        self.next(field, "a value")
+    }
+
+    /// A text field parsed into an identifier.
+    pub fn parse<T: std::str::FromStr<Err = IdError>>(&mut self, field: &'static str) -> Result<T, DecodeError> {
+        let s = self.text(field)?;
+        s.parse().map_err(|source| DecodeError::Id { what: self.what, field, source })
+    }
+
+    /// Wraps an identifier error with this value's name.
+    pub fn id_err(&self, field: &'static str, source: IdError) -> DecodeError {
+        DecodeError::Id { what: self.what, field, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_canonical_integer_is_refused() {
+        // [1] canonical is 0x81 0x01; 0x81 0x18 0x01 encodes 1 in a longer form.
+        assert!(decode_canonical(&[0x81, 0x01], "t", 10).is_ok());
+        assert_eq!(
+            decode_canonical(&[0x81, 0x18, 0x01], "t", 10),
+            Err(DecodeError::NonCanonical { what: "t" })
+        );
+        // indefinite-length array
+        assert_eq!(
+            decode_canonical(&[0x9f, 0x01, 0xff], "t", 10),
+            Err(DecodeError::NonCanonical { what: "t" })
+        );
+        // trailing byte
+        assert_eq!(
+            decode_canonical(&[0x81, 0x01, 0x00], "t", 10),
+            Err(DecodeError::NonCanonical { what: "t" })
+        );
+        assert!(matches!(decode_canonical(&[0x81], "t", 10), Err(DecodeError::Malformed { .. })));
+        assert!(matches!(decode_canonical(&[0; 11], "t", 10), Err(DecodeError::TooLarge { len: 11, .. })));
+    }
+}

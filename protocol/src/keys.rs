@@ -1,0 +1,177 @@
+//! Operator key material: an ed25519 signing key (the operator's identity and libp2p
+//! PeerId) paired with a separate X25519 key for sealed payloads.
+//!
+//! The two keys are *paired*, not derived: each comes from its own 32-byte seed, and the
+//! roster lists both, signed by the federation authority. Keeping them separate means the
+//! encryption key can be rotated without changing the operator's identity, and no key is
+//! used for two purposes.
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use hpke::{Deserializable, Kem as _, Serializable};
+
+use crate::error::VerifyError;
+use crate::ids::OperatorId;
+
+/// The HPKE KEM used for sealing (DHKEM(X25519, HKDF-SHA256), RFC 9180 id 0x0020).
+pub type SealKem = hpke::kem::X25519HkdfSha256;
+
+/// An X25519 public key to which payloads are sealed.
+pub type EncPublicKey = [u8; 32];
+
+/// An ed25519 signing identity (an operator, or the federation authority).
+#[derive(Clone)]
+pub struct SigningIdentity {
+    key: SigningKey,
+}
+
+impl SigningIdentity {
+    /// From a 32-byte secret seed.
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        SigningIdentity { key: SigningKey::from_bytes(&seed) }
+    }
+
+    /// The secret seed (for storing the key on disk).
+    pub fn seed(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
+    /// The public key as an operator id.
+    pub fn id(&self) -> OperatorId {
+        OperatorId(self.key.verifying_key().to_bytes())
+    }
+
+    /// Signs `msg` under a domain-separation label: the signed bytes are
+    /// `label || 0x00 || msg`.
+    pub fn sign(&self, label: &[u8], msg: &[u8]) -> [u8; 64] {
+        self.key.sign(&labelled(label, msg)).to_bytes()
+    }
+}
+
+impl std::fmt::Debug for SigningIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningIdentity({:?})", self.id())
+    }
+}
+
+pub(crate) fn labelled(label: &[u8], msg: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(label.len() + 1 + msg.len());
+    m.extend_from_slice(label);
+    m.push(0);
+    m.extend_from_slice(msg);
+    m
+}
+
+/// Verifies a labelled signature with `verify_strict` (no malleable or small-order keys).
+pub fn verify_labelled(
+    what: &'static str,
+    key: &OperatorId,
+    label: &[u8],
+    msg: &[u8],
+    sig: &[u8; 64],
+) -> Result<(), VerifyError> {
+    let bad = || VerifyError::BadSignature { what, key: key.to_string() };
+    let vk = VerifyingKey::from_bytes(key.as_bytes()).map_err(|_| bad())?;
+    vk.verify_strict(&labelled(label, msg), &Signature::from_bytes(sig)).map_err(|_| bad())
+}
+
+/// An X25519 key pair for opening sealed payloads.
+#[derive(Clone)]
+pub struct SealKeyPair {
+    seed: [u8; 32],
+    secret: <SealKem as hpke::Kem>::PrivateKey,
+    public: EncPublicKey,
+}
+
+impl SealKeyPair {
+    /// Derives the key pair from a 32-byte seed with HPKE's `DeriveKeyPair` (RFC 9180 §7.1.3).
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        let (secret, public) = SealKem::derive_keypair(&seed);
+        let mut pk = [0u8; 32];
+        pk.copy_from_slice(&public.to_bytes());
+        SealKeyPair { seed, secret, public: pk }
+    }
+
+    /// The seed (for storing the key on disk).
+    pub fn seed(&self) -> [u8; 32] {
+        self.seed
+    }
+
+    /// The public key.
+    pub fn public(&self) -> EncPublicKey {
+        self.public
+    }
+
+    pub(crate) fn secret(&self) -> &<SealKem as hpke::Kem>::PrivateKey {
+        &self.secret
+    }
+}
+
+impl std::fmt::Debug for SealKeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SealKeyPair({})", hex::encode(self.public))
+    }
+}
+
+/// Checks that 32 bytes are an acceptable X25519 public key for sealing.
+pub fn check_enc_key(pk: &EncPublicKey) -> bool {
+    <SealKem as hpke::Kem>::PublicKey::from_bytes(pk).is_ok()
+}
+
+/// An operator's full key material: signing identity plus sealing key pair, and any older
+/// sealing keys kept to open envelopes sealed to them during a rotation overlap.
+#[derive(Clone, Debug)]
+pub struct OperatorKeys {
+    /// The signing identity.
+    pub identity: SigningIdentity,
+    /// The current sealing key pair.
+    pub seal: SealKeyPair,
+    /// Older sealing key pairs still accepted for opening.
+    pub old_seals: Vec<SealKeyPair>,
+}
+
+impl OperatorKeys {
+    /// From the two seeds.
+    pub fn from_seeds(sign_seed: [u8; 32], seal_seed: [u8; 32]) -> Self {
+        OperatorKeys {
+            identity: SigningIdentity::from_seed(sign_seed),
+            seal: SealKeyPair::from_seed(seal_seed),
+            old_seals: Vec::new(),
+        }
+    }
+
+    /// The operator id (ed25519 public key).
+    pub fn id(&self) -> OperatorId {
+        self.identity.id()
+    }
+
+    /// The seal key pair whose public key is `pk` (current or old).
+    pub fn seal_for(&self, pk: &EncPublicKey) -> Option<&SealKeyPair> {
+        std::iter::once(&self.seal).chain(&self.old_seals).find(|k| &k.public == pk)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_verify_and_label_separation() {
+        let id = SigningIdentity::from_seed([1; 32]);
+        let sig = id.sign(b"a", b"msg");
+        assert!(verify_labelled("t", &id.id(), b"a", b"msg", &sig).is_ok());
+        assert!(verify_labelled("t", &id.id(), b"b", b"msg", &sig).is_err());
+        assert!(verify_labelled("t", &id.id(), b"a", b"msh", &sig).is_err());
+        let other = SigningIdentity::from_seed([2; 32]);
+        let e = verify_labelled("receipt", &other.id(), b"a", b"msg", &sig).unwrap_err();
+        assert!(e.to_string().starts_with("receipt: signature does not verify"), "{e}");
+    }
+
+    #[test]
+    fn seal_keys_are_deterministic() {
+        let a = SealKeyPair::from_seed([3; 32]);
+        let b = SealKeyPair::from_seed([3; 32]);
+        assert_eq!(a.public(), b.public());
+        assert_ne!(a.public(), SealKeyPair::from_seed([4; 32]).public());
+        assert!(check_enc_key(&a.public()));
+    }
+}

@@ -1,0 +1,123 @@
+//! Proof bundles: what an office shows an auditor. A bundle holds an envelope's signed
+//! header (with the digest of its sealed payload, so the origin signature verifies without
+//! the care plan itself) and every receipt about it. It verifies offline with the roster.
+//!
+//! ```text
+//! proof = [1, header: bstr, sealed_sha256: bstr .size 32, origin_signature: bstr .size 64,
+//!          [* signed_receipt: bstr]]
+//! ```
+
+use ciborium::value::Value;
+
+use crate::cbor::{self, Fields};
+use crate::envelope::{Digest32, ENVELOPE_SIG_LABEL, Envelope, Header, sha256};
+use crate::error::{DecodeError, VerifyError};
+use crate::keys::verify_labelled;
+use crate::limits::{PROOF_BYTES_MAX, RECEIPTS_PER_MESSAGE_MAX};
+use crate::receipt::SignedReceipt;
+use crate::roster::Roster;
+
+const PROOF_VERSION: u64 = 1;
+
+/// An envelope's signed header plus its receipts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proof {
+    header_bytes: Vec<u8>,
+    header: Header,
+    sealed_sha256: Digest32,
+    origin_signature: [u8; 64],
+    /// The receipts, oldest first.
+    pub receipts: Vec<SignedReceipt>,
+}
+
+impl Proof {
+    /// Builds a proof from an envelope and its receipts.
+    pub fn new(envelope: &Envelope, receipts: Vec<SignedReceipt>) -> Proof {
+        Proof {
+            header_bytes: envelope.header_bytes().to_vec(),
+            header: envelope.header().clone(),
+            sealed_sha256: sha256(envelope.sealed()),
+            origin_signature: *envelope.signature(),
+            receipts,
+        }
+    }
+
+    /// The envelope header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Canonical bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        cbor::encode(&Value::Array(vec![
+            cbor::uint(PROOF_VERSION),
+            cbor::bytes(&self.header_bytes),
+            cbor::bytes(&self.sealed_sha256),
+            cbor::bytes(&self.origin_signature),
+            Value::Array(self.receipts.iter().map(|r| cbor::bytes(&r.encode())).collect()),
+        ]))
+    }
+
+    /// Decodes. Does not verify.
+    pub fn decode(bytes: &[u8]) -> Result<Proof, DecodeError> {
+        const W: &str = "proof";
+        let mut f = Fields::new(cbor::decode_canonical(bytes, W, PROOF_BYTES_MAX)?, W, 5)?;
+        f.version(PROOF_VERSION)?;
+        let header_bytes = f.bytes("header")?;
+        let header = Header::decode(&header_bytes)?;
+        let sealed_sha256 = f.array("sealed_sha256")?;
+        let origin_signature = f.array("origin_signature")?;
+        let mut receipts = Vec::new();
+        for r in f.list("receipts", RECEIPTS_PER_MESSAGE_MAX)? {
+            match r {
+                Value::Bytes(b) => receipts.push(SignedReceipt::decode(&b)?),
+                _ => return Err(DecodeError::Field { what: W, field: "receipts", expected: "byte strings" }),
+            }
+        }
+        Ok(Proof { header_bytes, header, sealed_sha256, origin_signature, receipts })
+    }
+
+    /// Verifies everything: the origin signature over the header (the origin a roster
+    /// operator at creation time), and each receipt (signature, signer in the roster at its
+    /// time, naming this envelope's id and digest). Returns one line per verified
+    /// statement, for `renkei verify`.
+    pub fn verify(&self, roster: &Roster) -> Result<Vec<String>, VerifyError> {
+        let h = &self.header;
+        let mut msg = Vec::with_capacity(32 + self.header_bytes.len());
+        msg.extend_from_slice(&self.sealed_sha256);
+        msg.extend_from_slice(&self.header_bytes);
+        verify_labelled("envelope", &h.origin, ENVELOPE_SIG_LABEL, &msg, &self.origin_signature)?;
+        let origin = roster.signer_valid_at(&h.origin, h.created_at_ms).ok_or_else(|| VerifyError::UnknownSigner {
+            what: "envelope",
+            key: h.origin.to_string(),
+            at_ms: h.created_at_ms,
+        })?;
+        let digest = sha256(&self.header_bytes);
+        let mut lines = vec![format!(
+            "envelope {} from office {} ({}) to office {} ({}), {} file(s), signed by operator {} at {} ms",
+            h.id,
+            h.from.office,
+            h.from.kind,
+            h.to.office,
+            h.to.kind,
+            h.files.len(),
+            origin.name,
+            h.created_at_ms
+        )];
+        for r in &self.receipts {
+            r.verify_with_roster(roster)?;
+            let rc = r.receipt();
+            if rc.envelope != h.id || rc.digest != digest {
+                return Err(VerifyError::Mismatch(format!(
+                    "receipt {} names envelope {} / another digest, not this envelope {}",
+                    rc.kind.name(),
+                    rc.envelope,
+                    h.id
+                )));
+            }
+            let who = roster.signer_valid_at(&rc.node, rc.at_ms).map_or("?", |o| o.name.as_str());
+            lines.push(format!("{} by operator {} at {} ms", rc.kind.name(), who, rc.at_ms));
+        }
+        Ok(lines)
+    }
+}

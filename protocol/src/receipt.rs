@@ -1,0 +1,256 @@
+//! Receipts: signed statements by a node about an envelope. They are the audit evidence:
+//! each names the envelope id and digest, verifies offline with only the roster, and never
+//! refers to "the last thing sent".
+//!
+//! ```text
+//! receipt        = [1, id: bstr .size 16, digest: bstr .size 32, kind: uint, detail,
+//!                   node: bstr .size 32, at_ms: uint]
+//! detail         = hop: uint (Accepted) / [code: uint, text: tstr] (Rejected) / null
+//! signed_receipt = [receipt: bstr, signature: bstr .size 64]
+//! signed         = "renkei/receipt/v1" 0x00 || receipt
+//! ```
+
+use ciborium::value::Value;
+
+use crate::cbor::{self, Fields};
+use crate::envelope::Digest32;
+use crate::error::{DecodeError, VerifyError};
+use crate::ids::{EnvelopeId, OperatorId};
+use crate::keys::{SigningIdentity, verify_labelled};
+use crate::limits::{REASON_TEXT_BYTES_MAX, RECEIPT_BYTES_MAX};
+use crate::roster::Roster;
+
+/// Signature label of receipts.
+pub const RECEIPT_SIG_LABEL: &[u8] = b"renkei/receipt/v1";
+const RECEIPT_VERSION: u64 = 1;
+
+/// Why an envelope was definitively refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RejectCode {
+    /// The origin signature does not verify.
+    BadSignature,
+    /// The origin is not an operator of the roster.
+    UnknownOperator,
+    /// The destination office is not homed here (or anywhere known).
+    UnknownOffice,
+    /// The opened files fail the standard-spec CSV checks.
+    InvalidCsv,
+    /// The payload cannot be opened with this node's keys, or does not match its header.
+    CannotOpen,
+    /// The envelope bytes are not a valid encoding.
+    Malformed,
+    /// The envelope is over the size limit.
+    TooLarge,
+    /// The envelope is for an operator other than this node and no route exists.
+    NoRoute,
+}
+
+impl RejectCode {
+    /// All codes.
+    pub const ALL: [RejectCode; 8] = [
+        RejectCode::BadSignature,
+        RejectCode::UnknownOperator,
+        RejectCode::UnknownOffice,
+        RejectCode::InvalidCsv,
+        RejectCode::CannotOpen,
+        RejectCode::Malformed,
+        RejectCode::TooLarge,
+        RejectCode::NoRoute,
+    ];
+    /// Wire code (1…).
+    pub fn code(self) -> u64 {
+        self as u64 + 1
+    }
+    /// From the wire code.
+    pub fn from_code(c: u64) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.code() == c)
+    }
+    /// Stable name, as shown in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectCode::BadSignature => "bad_signature",
+            RejectCode::UnknownOperator => "unknown_operator",
+            RejectCode::UnknownOffice => "unknown_office",
+            RejectCode::InvalidCsv => "invalid_csv",
+            RejectCode::CannotOpen => "cannot_open",
+            RejectCode::Malformed => "malformed",
+            RejectCode::TooLarge => "too_large",
+            RejectCode::NoRoute => "no_route",
+        }
+    }
+}
+
+/// What a receipt states.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReceiptKind {
+    /// Durably stored for relay by the signing node; `hop` counts nodes from the origin (the
+    /// origin's own acceptance is hop 0).
+    Accepted {
+        /// Hop number.
+        hop: u8,
+    },
+    /// Durably in the recipient office's inbox (signed by the destination node).
+    Delivered,
+    /// Downloaded by the recipient office (signed by the destination node).
+    Retrieved,
+    /// Definitively refused.
+    Rejected {
+        /// Reason code.
+        code: RejectCode,
+        /// Human explanation.
+        text: String,
+    },
+    /// The origin gave up after the retry window (signed by the origin node).
+    Expired,
+}
+
+impl ReceiptKind {
+    /// Stable name, as shown in the API.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ReceiptKind::Accepted { .. } => "accepted",
+            ReceiptKind::Delivered => "delivered",
+            ReceiptKind::Retrieved => "retrieved",
+            ReceiptKind::Rejected { .. } => "rejected",
+            ReceiptKind::Expired => "expired",
+        }
+    }
+    /// Whether the envelope's journey ended (delivered, rejected or expired).
+    pub fn is_final(&self) -> bool {
+        matches!(self, ReceiptKind::Delivered | ReceiptKind::Rejected { .. } | ReceiptKind::Expired)
+    }
+}
+
+/// The content of a receipt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// The envelope.
+    pub envelope: EnvelopeId,
+    /// The envelope's digest (SHA-256 of its header bytes).
+    pub digest: Digest32,
+    /// What is stated.
+    pub kind: ReceiptKind,
+    /// The signing node.
+    pub node: OperatorId,
+    /// When, in milliseconds since the Unix epoch (signer's clock).
+    pub at_ms: u64,
+}
+
+impl Receipt {
+    fn to_value(&self) -> Value {
+        let (code, detail) = match &self.kind {
+            ReceiptKind::Accepted { hop } => (1, cbor::uint(u64::from(*hop))),
+            ReceiptKind::Delivered => (2, Value::Null),
+            ReceiptKind::Retrieved => (3, Value::Null),
+            ReceiptKind::Rejected { code, text } => {
+                (4, Value::Array(vec![cbor::uint(code.code()), cbor::text(text)]))
+            }
+            ReceiptKind::Expired => (5, Value::Null),
+        };
+        Value::Array(vec![
+            cbor::uint(RECEIPT_VERSION),
+            cbor::bytes(self.envelope.as_bytes()),
+            cbor::bytes(&self.digest),
+            cbor::uint(code),
+            detail,
+            cbor::bytes(self.node.as_bytes()),
+            cbor::uint(self.at_ms),
+        ])
+    }
+
+    /// Canonical bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        cbor::encode(&self.to_value())
+    }
+
+    /// Decodes canonical receipt bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Receipt, DecodeError> {
+        const W: &str = "receipt";
+        let mut f = Fields::new(cbor::decode_canonical(bytes, W, RECEIPT_BYTES_MAX)?, W, 7)?;
+        f.version(RECEIPT_VERSION)?;
+        let envelope = EnvelopeId(f.array("id")?);
+        let digest = f.array("digest")?;
+        let code = f.uint("kind")?;
+        let detail = f.value("detail")?;
+        let bad = |expected| DecodeError::Field { what: W, field: "detail", expected };
+        let kind = match (code, detail) {
+            (1, Value::Integer(h)) => {
+                ReceiptKind::Accepted { hop: u8::try_from(h).map_err(|_| bad("a hop number 0..255"))? }
+            }
+            (2, Value::Null) => ReceiptKind::Delivered,
+            (3, Value::Null) => ReceiptKind::Retrieved,
+            (4, v @ Value::Array(_)) => {
+                let mut g = Fields::new(v, "receipt rejection", 2)?;
+                let c = g.uint("code")?;
+                let code = RejectCode::from_code(c).ok_or_else(|| bad("a known rejection code"))?;
+                let text = g.text("text")?;
+                if text.len() > REASON_TEXT_BYTES_MAX {
+                    return Err(bad("a reason of at most 1024 bytes"));
+                }
+                ReceiptKind::Rejected { code, text }
+            }
+            (5, Value::Null) => ReceiptKind::Expired,
+            (1..=5, _) => return Err(bad("the detail shape of its kind")),
+            _ => return Err(DecodeError::Field { what: W, field: "kind", expected: "1..5" }),
+        };
+        let node = OperatorId(f.array("node")?);
+        let at_ms = f.uint("at_ms")?;
+        Ok(Receipt { envelope, digest, kind, node, at_ms })
+    }
+
+    /// Signs this receipt as `node` (whose id must be `self.node`).
+    pub fn sign(self, node: &SigningIdentity) -> SignedReceipt {
+        debug_assert_eq!(self.node, node.id());
+        let bytes = self.encode();
+        let signature = node.sign(RECEIPT_SIG_LABEL, &bytes);
+        SignedReceipt { receipt: self, bytes, signature }
+    }
+}
+
+/// A receipt with its signature, carrying the exact signed bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedReceipt {
+    receipt: Receipt,
+    bytes: Vec<u8>,
+    signature: [u8; 64],
+}
+
+impl SignedReceipt {
+    /// The receipt.
+    pub fn receipt(&self) -> &Receipt {
+        &self.receipt
+    }
+
+    /// Canonical `[receipt bytes, signature]` encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        cbor::encode(&Value::Array(vec![cbor::bytes(&self.bytes), cbor::bytes(&self.signature)]))
+    }
+
+    /// Decodes a signed receipt. Does not verify.
+    pub fn decode(bytes: &[u8]) -> Result<SignedReceipt, DecodeError> {
+        const W: &str = "signed receipt";
+        let mut f = Fields::new(cbor::decode_canonical(bytes, W, RECEIPT_BYTES_MAX)?, W, 2)?;
+        let inner = f.bytes("receipt")?;
+        let signature = f.array("signature")?;
+        Ok(SignedReceipt { receipt: Receipt::decode(&inner)?, bytes: inner, signature })
+    }
+
+    /// Verifies the signature under the receipt's own `node` key.
+    pub fn verify(&self) -> Result<(), VerifyError> {
+        verify_labelled("receipt", &self.receipt.node, RECEIPT_SIG_LABEL, &self.bytes, &self.signature)
+    }
+
+    /// Verifies the signature and that the signer was a roster operator (current key, or
+    /// an old key before its expiry) at the receipt's time.
+    pub fn verify_with_roster(&self, roster: &Roster) -> Result<(), VerifyError> {
+        self.verify()?;
+        if roster.signer_valid_at(&self.receipt.node, self.receipt.at_ms).is_none() {
+            return Err(VerifyError::UnknownSigner {
+                what: "receipt",
+                key: self.receipt.node.to_string(),
+                at_ms: self.receipt.at_ms,
+            });
+        }
+        Ok(())
+    }
+}

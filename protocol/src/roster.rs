@@ -1,0 +1,319 @@
+//! The roster: the operators recognised by the federation, signed by the federation
+//! authority key (the trust anchor), and office bindings: "office X is homed at operator Y
+//! since T", signed by Y.
+//!
+//! ```text
+//! roster   = [1, serial: uint, issued_at_ms: uint, authority: bstr .size 32, [* operator]]
+//! operator = [name: tstr, id: bstr .size 32, enc_key: bstr .size 32, relay: bool,
+//!             [* addr: tstr], valid_from_ms: uint, valid_until_ms: uint / null,
+//!             [* [old_id: bstr .size 32, old_enc_key: bstr .size 32, expires_ms: uint]]]
+//! signed_roster = [roster: bstr, signature: bstr .size 64]   ; label "renkei/roster/v1"
+//! binding  = [1, office: tstr, [* kind: tstr], operator: bstr .size 32, since_ms: uint,
+//!             released: bool]
+//! signed_binding = [binding: bstr, signature: bstr .size 64] ; label "renkei/binding/v1"
+//! ```
+
+use ciborium::value::Value;
+
+use crate::cbor::{self, Fields};
+use crate::error::{DecodeError, VerifyError};
+use crate::ids::{OfficeNumber, OperatorId, ServiceKind};
+use crate::keys::{EncPublicKey, SigningIdentity, verify_labelled};
+use crate::limits::{BINDING_BYTES_MAX, ROSTER_BYTES_MAX, ROSTER_OPERATORS_MAX};
+
+/// Signature label of rosters.
+pub const ROSTER_SIG_LABEL: &[u8] = b"renkei/roster/v1";
+/// Signature label of bindings.
+pub const BINDING_SIG_LABEL: &[u8] = b"renkei/binding/v1";
+const ROSTER_VERSION: u64 = 1;
+const BINDING_VERSION: u64 = 1;
+
+/// A retired key pair of an operator, still valid until `expires_ms`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OldKey {
+    /// The old signing key.
+    pub id: OperatorId,
+    /// The old sealing key.
+    pub enc_key: EncPublicKey,
+    /// Until when signatures by (and seals to) this key are accepted.
+    pub expires_ms: u64,
+}
+
+/// One operator of the federation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatorEntry {
+    /// Display name.
+    pub name: String,
+    /// Current signing key (identity, libp2p PeerId).
+    pub id: OperatorId,
+    /// Current sealing key.
+    pub enc_key: EncPublicKey,
+    /// Whether this operator relays for others.
+    pub relay: bool,
+    /// libp2p multiaddresses to dial.
+    pub addrs: Vec<String>,
+    /// Start of validity.
+    pub valid_from_ms: u64,
+    /// End of validity, if any.
+    pub valid_until_ms: Option<u64>,
+    /// Retired keys in their overlap period.
+    pub old_keys: Vec<OldKey>,
+}
+
+impl OperatorEntry {
+    fn valid_at(&self, at_ms: u64) -> bool {
+        at_ms >= self.valid_from_ms && self.valid_until_ms.is_none_or(|u| at_ms < u)
+    }
+}
+
+/// The federation roster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Roster {
+    /// Increases with every new roster; nodes keep the highest.
+    pub serial: u64,
+    /// Issue time.
+    pub issued_at_ms: u64,
+    /// The federation authority's public key.
+    pub authority: OperatorId,
+    /// The operators.
+    pub operators: Vec<OperatorEntry>,
+}
+
+impl Roster {
+    /// The entry whose current key is `id`.
+    pub fn operator(&self, id: &OperatorId) -> Option<&OperatorEntry> {
+        self.operators.iter().find(|o| &o.id == id)
+    }
+
+    /// The operator entry for which `key` was a valid signing key at `at_ms`: its current
+    /// key within validity, or an old key before its expiry.
+    pub fn signer_valid_at(&self, key: &OperatorId, at_ms: u64) -> Option<&OperatorEntry> {
+        self.operators.iter().find(|o| {
+            (o.id == *key && o.valid_at(at_ms))
+                || o.old_keys.iter().any(|k| k.id == *key && at_ms < k.expires_ms && at_ms >= o.valid_from_ms)
+        })
+    }
+
+    /// Operators that relay.
+    pub fn relays(&self) -> impl Iterator<Item = &OperatorEntry> {
+        self.operators.iter().filter(|o| o.relay)
+    }
+
+    fn to_value(&self) -> Value {
+        let ops = self
+            .operators
+            .iter()
+            .map(|o| {
+                Value::Array(vec![
+                    cbor::text(&o.name),
+                    cbor::bytes(o.id.as_bytes()),
+                    cbor::bytes(&o.enc_key),
+                    Value::Bool(o.relay),
+                    Value::Array(o.addrs.iter().map(|a| cbor::text(a)).collect()),
+                    cbor::uint(o.valid_from_ms),
+                    o.valid_until_ms.map_or(Value::Null, cbor::uint),
+                    Value::Array(
+                        o.old_keys
+                            .iter()
+                            .map(|k| {
+                                Value::Array(vec![
+                                    cbor::bytes(k.id.as_bytes()),
+                                    cbor::bytes(&k.enc_key),
+                                    cbor::uint(k.expires_ms),
+                                ])
+                            })
+                            .collect(),
+                    ),
+                ])
+            })
+            .collect();
+        Value::Array(vec![
+            cbor::uint(ROSTER_VERSION),
+            cbor::uint(self.serial),
+            cbor::uint(self.issued_at_ms),
+            cbor::bytes(self.authority.as_bytes()),
+            Value::Array(ops),
+        ])
+    }
+
+    /// Canonical bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        cbor::encode(&self.to_value())
+    }
+
+    /// Decodes canonical roster bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Roster, DecodeError> {
+        const W: &str = "roster";
+        let mut f = Fields::new(cbor::decode_canonical(bytes, W, ROSTER_BYTES_MAX)?, W, 5)?;
+        f.version(ROSTER_VERSION)?;
+        let serial = f.uint("serial")?;
+        let issued_at_ms = f.uint("issued_at")?;
+        let authority = OperatorId(f.array("authority")?);
+        let mut operators = Vec::new();
+        for item in f.list("operators", ROSTER_OPERATORS_MAX)? {
+            let mut g = Fields::new(item, "roster operator", 8)?;
+            let name = g.text("name")?;
+            let id = OperatorId(g.array("id")?);
+            let enc_key = g.array("enc_key")?;
+            let relay = g.bool("relay")?;
+            let addrs = g
+                .list("addrs", 16)?
+                .into_iter()
+                .map(|a| match a {
+                    Value::Text(s) => Ok(s),
+                    _ => Err(DecodeError::Field { what: W, field: "addrs", expected: "text strings" }),
+                })
+                .collect::<Result<_, _>>()?;
+            let valid_from_ms = g.uint("valid_from")?;
+            let valid_until_ms = g.opt_uint("valid_until")?;
+            let mut old_keys = Vec::new();
+            for k in g.list("old_keys", 16)? {
+                let mut h = Fields::new(k, "roster old key", 3)?;
+                old_keys.push(OldKey {
+                    id: OperatorId(h.array("id")?),
+                    enc_key: h.array("enc_key")?,
+                    expires_ms: h.uint("expires")?,
+                });
+            }
+            operators.push(OperatorEntry { name, id, enc_key, relay, addrs, valid_from_ms, valid_until_ms, old_keys });
+        }
+        Ok(Roster { serial, issued_at_ms, authority, operators })
+    }
+
+    /// Signs the roster with the federation authority key (whose id must be `authority`).
+    pub fn sign(self, authority: &SigningIdentity) -> SignedRoster {
+        let bytes = self.encode();
+        let signature = authority.sign(ROSTER_SIG_LABEL, &bytes);
+        SignedRoster { roster: self, bytes, signature }
+    }
+}
+
+/// A roster with the authority's signature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedRoster {
+    roster: Roster,
+    bytes: Vec<u8>,
+    signature: [u8; 64],
+}
+
+impl SignedRoster {
+    /// The roster.
+    pub fn roster(&self) -> &Roster {
+        &self.roster
+    }
+    /// Canonical `[roster bytes, signature]`.
+    pub fn encode(&self) -> Vec<u8> {
+        cbor::encode(&Value::Array(vec![cbor::bytes(&self.bytes), cbor::bytes(&self.signature)]))
+    }
+    /// Decodes. Does not verify.
+    pub fn decode(bytes: &[u8]) -> Result<SignedRoster, DecodeError> {
+        const W: &str = "signed roster";
+        let mut f = Fields::new(cbor::decode_canonical(bytes, W, ROSTER_BYTES_MAX + 128)?, W, 2)?;
+        let inner = f.bytes("roster")?;
+        let signature = f.array("signature")?;
+        Ok(SignedRoster { roster: Roster::decode(&inner)?, bytes: inner, signature })
+    }
+    /// Verifies that the roster is signed by `authority`, the federation's trust anchor.
+    pub fn verify(&self, authority: &OperatorId) -> Result<(), VerifyError> {
+        if &self.roster.authority != authority {
+            return Err(VerifyError::WrongAuthority {
+                got: self.roster.authority.to_string(),
+                want: authority.to_string(),
+            });
+        }
+        verify_labelled("roster", authority, ROSTER_SIG_LABEL, &self.bytes, &self.signature)
+    }
+}
+
+/// "Office X is homed at operator Y since T" (or, with `released`, no longer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OfficeBinding {
+    /// The office.
+    pub office: OfficeNumber,
+    /// Service kinds it runs.
+    pub kinds: Vec<ServiceKind>,
+    /// Its home operator.
+    pub operator: OperatorId,
+    /// Since when.
+    pub since_ms: u64,
+    /// Whether this record releases the office.
+    pub released: bool,
+}
+
+impl OfficeBinding {
+    fn to_value(&self) -> Value {
+        Value::Array(vec![
+            cbor::uint(BINDING_VERSION),
+            cbor::text(self.office.as_str()),
+            Value::Array(self.kinds.iter().map(|k| cbor::text(k.as_str())).collect()),
+            cbor::bytes(self.operator.as_bytes()),
+            cbor::uint(self.since_ms),
+            Value::Bool(self.released),
+        ])
+    }
+    /// Canonical bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        cbor::encode(&self.to_value())
+    }
+    /// Decodes canonical binding bytes.
+    pub fn decode(bytes: &[u8]) -> Result<OfficeBinding, DecodeError> {
+        const W: &str = "office binding";
+        let mut f = Fields::new(cbor::decode_canonical(bytes, W, BINDING_BYTES_MAX)?, W, 6)?;
+        f.version(BINDING_VERSION)?;
+        let office = f.parse("office")?;
+        let mut kinds = Vec::new();
+        for k in f.list("kinds", 32)? {
+            match k {
+                Value::Text(s) => kinds.push(s.parse().map_err(|e| f.id_err("kinds", e))?),
+                _ => return Err(DecodeError::Field { what: W, field: "kinds", expected: "text strings" }),
+            }
+        }
+        let operator = OperatorId(f.array("operator")?);
+        let since_ms = f.uint("since")?;
+        let released = f.bool("released")?;
+        Ok(OfficeBinding { office, kinds, operator, since_ms, released })
+    }
+    /// Signs the binding as its operator.
+    pub fn sign(self, operator: &SigningIdentity) -> SignedBinding {
+        let bytes = self.encode();
+        let signature = operator.sign(BINDING_SIG_LABEL, &bytes);
+        SignedBinding { binding: self, bytes, signature }
+    }
+}
+
+/// A binding with its operator's signature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedBinding {
+    binding: OfficeBinding,
+    bytes: Vec<u8>,
+    signature: [u8; 64],
+}
+
+impl SignedBinding {
+    /// The binding.
+    pub fn binding(&self) -> &OfficeBinding {
+        &self.binding
+    }
+    /// Canonical `[binding bytes, signature]`.
+    pub fn encode(&self) -> Vec<u8> {
+        cbor::encode(&Value::Array(vec![cbor::bytes(&self.bytes), cbor::bytes(&self.signature)]))
+    }
+    /// Decodes. Does not verify.
+    pub fn decode(bytes: &[u8]) -> Result<SignedBinding, DecodeError> {
+        const W: &str = "signed binding";
+        let mut f = Fields::new(cbor::decode_canonical(bytes, W, BINDING_BYTES_MAX + 128)?, W, 2)?;
+        let inner = f.bytes("binding")?;
+        let signature = f.array("signature")?;
+        Ok(SignedBinding { binding: OfficeBinding::decode(&inner)?, bytes: inner, signature })
+    }
+    /// Verifies the signature by the binding's operator and that the operator is in the
+    /// roster at the binding's time.
+    pub fn verify(&self, roster: &Roster) -> Result<(), VerifyError> {
+        let b = &self.binding;
+        verify_labelled("binding", &b.operator, BINDING_SIG_LABEL, &self.bytes, &self.signature)?;
+        if roster.signer_valid_at(&b.operator, b.since_ms).is_none() {
+            return Err(VerifyError::UnknownSigner { what: "binding", key: b.operator.to_string(), at_ms: b.since_ms });
+        }
+        Ok(())
+    }
+}
