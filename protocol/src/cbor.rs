@@ -22,9 +22,17 @@ pub fn encode(v: &Value) -> Vec<u8> {
 }
 
 /// Decodes `bytes` (at most `max` long) and insists they are the canonical encoding.
-pub fn decode_canonical(bytes: &[u8], what: &'static str, max: usize) -> Result<Value, DecodeError> {
+pub fn decode_canonical(
+    bytes: &[u8],
+    what: &'static str,
+    max: usize,
+) -> Result<Value, DecodeError> {
     if bytes.len() > max {
-        return Err(DecodeError::TooLarge { what, len: bytes.len(), max });
+        return Err(DecodeError::TooLarge {
+            what,
+            len: bytes.len(),
+            max,
+        });
     }
     let v: Value = ciborium::from_reader(bytes).map_err(|e| DecodeError::Malformed {
         what,
@@ -61,24 +69,43 @@ impl Fields {
     /// Expects an array of exactly `n` fields.
     pub fn new(v: Value, what: &'static str, n: usize) -> Result<Self, DecodeError> {
         match v {
-            Value::Array(items) if items.len() == n => Ok(Fields { what, items: items.into_iter() }),
-            _ => Err(DecodeError::Field { what, field: "(top level)", expected: "an array of the right length" }),
+            Value::Array(items) if items.len() == n => Ok(Fields {
+                what,
+                items: items.into_iter(),
+            }),
+            _ => Err(DecodeError::Field {
+                what,
+                field: "(top level)",
+                expected: "an array of the right length",
+            }),
         }
     }
 
     fn next(&mut self, field: &'static str, expected: &'static str) -> Result<Value, DecodeError> {
-        self.items.next().ok_or(DecodeError::Field { what: self.what, field, expected })
+        self.items.next().ok_or(DecodeError::Field {
+            what: self.what,
+            field,
+            expected,
+        })
     }
 
     fn err(&self, field: &'static str, expected: &'static str) -> DecodeError {
-        DecodeError::Field { what: self.what, field, expected }
+        DecodeError::Field {
+            what: self.what,
+            field,
+            expected,
+        }
     }
 
     /// The version field: must equal `want`.
     pub fn version(&mut self, want: u64) -> Result<(), DecodeError> {
         let got = self.uint("version")?;
         if got != want {
-            return Err(DecodeError::UnknownVersion { what: self.what, got, want });
+            return Err(DecodeError::UnknownVersion {
+                what: self.what,
+                got,
+                want,
+            });
         }
         Ok(())
     }
@@ -86,7 +113,9 @@ impl Fields {
     /// An unsigned integer.
     pub fn uint(&mut self, field: &'static str) -> Result<u64, DecodeError> {
         match self.next(field, "an unsigned integer")? {
-            Value::Integer(i) => u64::try_from(i).map_err(|_| self.err(field, "an unsigned integer")),
+            Value::Integer(i) => {
+                u64::try_from(i).map_err(|_| self.err(field, "an unsigned integer"))
+            }
             _ => Err(self.err(field, "an unsigned integer")),
         }
     }
@@ -102,11 +131,15 @@ impl Fields {
     /// A byte string of exactly `N` bytes.
     pub fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
         let b = self.bytes(field)?;
-        <[u8; N]>::try_from(b.as_slice()).map_err(|_| self.err(field, "a byte string of the fixed length"))
+        <[u8; N]>::try_from(b.as_slice())
+            .map_err(|_| self.err(field, "a byte string of the fixed length"))
     }
 
     /// Null or a byte string of exactly `N` bytes.
-    pub fn opt_array<const N: usize>(&mut self, field: &'static str) -> Result<Option<[u8; N]>, DecodeError> {
+    pub fn opt_array<const N: usize>(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Option<[u8; N]>, DecodeError> {
         match self.next(field, "null or a fixed-length byte string")? {
             Value::Null => Ok(None),
             Value::Bytes(b) => <[u8; N]>::try_from(b.as_slice())
@@ -167,14 +200,25 @@ impl Fields {
     }
 
     /// A text field parsed into an identifier.
-    pub fn parse<T: std::str::FromStr<Err = IdError>>(&mut self, field: &'static str) -> Result<T, DecodeError> {
+    pub fn parse<T: std::str::FromStr<Err = IdError>>(
+        &mut self,
+        field: &'static str,
+    ) -> Result<T, DecodeError> {
         let s = self.text(field)?;
-        s.parse().map_err(|source| DecodeError::Id { what: self.what, field, source })
+        s.parse().map_err(|source| DecodeError::Id {
+            what: self.what,
+            field,
+            source,
+        })
     }
 
     /// Wraps an identifier error with this value's name.
     pub fn id_err(&self, field: &'static str, source: IdError) -> DecodeError {
-        DecodeError::Id { what: self.what, field, source }
+        DecodeError::Id {
+            what: self.what,
+            field,
+            source,
+        }
     }
 }
 
@@ -200,7 +244,13 @@ mod tests {
             decode_canonical(&[0x81, 0x01, 0x00], "t", 10),
             Err(DecodeError::NonCanonical { what: "t" })
         );
-        assert!(matches!(decode_canonical(&[0x81], "t", 10), Err(DecodeError::Malformed { .. })));
-        assert!(matches!(decode_canonical(&[0; 11], "t", 10), Err(DecodeError::TooLarge { len: 11, .. })));
+        assert!(matches!(
+            decode_canonical(&[0x81], "t", 10),
+            Err(DecodeError::Malformed { .. })
+        ));
+        assert!(matches!(
+            decode_canonical(&[0; 11], "t", 10),
+            Err(DecodeError::TooLarge { len: 11, .. })
+        ));
     }
 }

@@ -19,7 +19,9 @@ use crate::cbor::{self, Fields};
 use crate::error::{DecodeError, SealError, VerifyError};
 use crate::ids::{DocKind, EnvelopeId, OfficeNumber, OperatorId, ServiceKind, Stamp};
 use crate::keys::{EncPublicKey, OperatorKeys, verify_labelled};
-use crate::limits::{ENVELOPE_BYTES_MAX, FILE_NAME_BYTES_MAX, FILES_PER_ENVELOPE_MAX, HEADER_BYTES_MAX};
+use crate::limits::{
+    ENVELOPE_BYTES_MAX, FILE_NAME_BYTES_MAX, FILES_PER_ENVELOPE_MAX, HEADER_BYTES_MAX,
+};
 use crate::seal;
 
 /// Signature label of envelopes.
@@ -89,7 +91,13 @@ impl Header {
         let files = self
             .files
             .iter()
-            .map(|f| Value::Array(vec![cbor::text(&f.name), cbor::uint(f.len), cbor::bytes(&f.sha256)]))
+            .map(|f| {
+                Value::Array(vec![
+                    cbor::text(&f.name),
+                    cbor::uint(f.len),
+                    cbor::bytes(&f.sha256),
+                ])
+            })
             .collect();
         Value::Array(vec![
             cbor::uint(ENVELOPE_VERSION),
@@ -104,7 +112,8 @@ impl Header {
             cbor::uint(u64::from(self.doc_kind.code())),
             self.subject.as_deref().map_or(Value::Null, cbor::text),
             cbor::text(self.stamp.as_str()),
-            self.supersedes.map_or(Value::Null, |s| cbor::bytes(s.as_bytes())),
+            self.supersedes
+                .map_or(Value::Null, |s| cbor::bytes(s.as_bytes())),
             cbor::uint(self.created_at_ms),
             Value::Array(files),
         ])
@@ -121,17 +130,28 @@ impl Header {
         let mut f = Fields::new(cbor::decode_canonical(bytes, W, HEADER_BYTES_MAX)?, W, 15)?;
         f.version(ENVELOPE_VERSION)?;
         let id = EnvelopeId(f.array("id")?);
-        let from = Party { office: f.parse("from_office")?, kind: f.parse("from_kind")? };
-        let to = Party { office: f.parse("to_office")?, kind: f.parse("to_kind")? };
+        let from = Party {
+            office: f.parse("from_office")?,
+            kind: f.parse("from_kind")?,
+        };
+        let to = Party {
+            office: f.parse("to_office")?,
+            kind: f.parse("to_kind")?,
+        };
         let origin = OperatorId(f.array("origin")?);
         let destination = OperatorId(f.array("destination")?);
         let sealed_to = f.array("sealed_to")?;
-        let doc_kind = DocKind::from_code(f.uint("doc_kind")?).map_err(|e| f.id_err("doc_kind", e))?;
+        let doc_kind =
+            DocKind::from_code(f.uint("doc_kind")?).map_err(|e| f.id_err("doc_kind", e))?;
         let subject = f.opt_text("subject")?;
-        if let Some(s) = &subject {
-            if !(s.len() == 6 || s.len() == 8) || !s.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(DecodeError::Field { what: W, field: "subject", expected: "null, YYYYMM or YYYYMMDD" });
-            }
+        if let Some(s) = &subject
+            && (!(s.len() == 6 || s.len() == 8) || !s.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(DecodeError::Field {
+                what: W,
+                field: "subject",
+                expected: "null, YYYYMM or YYYYMMDD",
+            });
         }
         let stamp: Stamp = f.parse("stamp")?;
         let supersedes = f.opt_array("supersedes")?.map(EnvelopeId);
@@ -141,12 +161,24 @@ impl Header {
             let mut g = Fields::new(item, "envelope header file entry", 3)?;
             let name = g.text("name")?;
             if name.is_empty() || name.len() > FILE_NAME_BYTES_MAX {
-                return Err(DecodeError::Field { what: W, field: "files.name", expected: "1..128 bytes" });
+                return Err(DecodeError::Field {
+                    what: W,
+                    field: "files.name",
+                    expected: "1..128 bytes",
+                });
             }
-            files.push(FileEntry { name, len: g.uint("length")?, sha256: g.array("sha256")? });
+            files.push(FileEntry {
+                name,
+                len: g.uint("length")?,
+                sha256: g.array("sha256")?,
+            });
         }
         if files.is_empty() {
-            return Err(DecodeError::Field { what: W, field: "files", expected: "a non-empty array" });
+            return Err(DecodeError::Field {
+                what: W,
+                field: "files",
+                expected: "a non-empty array",
+            });
         }
         Ok(Header {
             id,
@@ -183,7 +215,9 @@ fn signed_message(header_bytes: &[u8], sealed: &[u8]) -> Vec<u8> {
 }
 
 fn payload_value(files: &[&[u8]]) -> Vec<u8> {
-    cbor::encode(&Value::Array(files.iter().map(|f| cbor::bytes(f)).collect()))
+    cbor::encode(&Value::Array(
+        files.iter().map(|f| cbor::bytes(f)).collect(),
+    ))
 }
 
 impl Envelope {
@@ -191,7 +225,11 @@ impl Envelope {
     pub fn file_entries(files: &[(&str, &[u8])]) -> Vec<FileEntry> {
         files
             .iter()
-            .map(|(name, bytes)| FileEntry { name: (*name).to_owned(), len: bytes.len() as u64, sha256: sha256(bytes) })
+            .map(|(name, bytes)| FileEntry {
+                name: (*name).to_owned(),
+                len: bytes.len() as u64,
+                sha256: sha256(bytes),
+            })
             .collect()
     }
 
@@ -204,13 +242,27 @@ impl Envelope {
         ephemeral_seed: [u8; 32],
     ) -> Result<Envelope, SealError> {
         if header.origin != origin.id() {
-            return Err(SealError::Content("header origin is not the signing operator".into()));
+            return Err(SealError::Content(
+                "header origin is not the signing operator".into(),
+            ));
         }
         check_files(&header, files)?;
         let header_bytes = header.encode();
-        let sealed = seal::seal(&header.sealed_to, &header_bytes, &payload_value(files), ephemeral_seed)?;
-        let signature = origin.identity.sign(ENVELOPE_SIG_LABEL, &signed_message(&header_bytes, &sealed));
-        Ok(Envelope { header, header_bytes, sealed, signature })
+        let sealed = seal::seal(
+            &header.sealed_to,
+            &header_bytes,
+            &payload_value(files),
+            ephemeral_seed,
+        )?;
+        let signature = origin
+            .identity
+            .sign(ENVELOPE_SIG_LABEL, &signed_message(&header_bytes, &sealed));
+        Ok(Envelope {
+            header,
+            header_bytes,
+            sealed,
+            signature,
+        })
     }
 
     /// The decoded header.
@@ -258,7 +310,12 @@ impl Envelope {
         let sealed = f.bytes("sealed")?;
         let signature = f.array("signature")?;
         let header = Header::decode(&header_bytes)?;
-        Ok(Envelope { header, header_bytes, sealed, signature })
+        Ok(Envelope {
+            header,
+            header_bytes,
+            sealed,
+            signature,
+        })
     }
 
     /// Verifies the origin signature under the header's `origin` key. Whether that key
@@ -276,7 +333,9 @@ impl Envelope {
     /// Opens the payload with the destination's keys and checks every file against the
     /// header (count, length, SHA-256). Returns the files' bytes in header order.
     pub fn open(&self, keys: &OperatorKeys) -> Result<Vec<Vec<u8>>, SealError> {
-        let pair = keys.seal_for(&self.header.sealed_to).ok_or(SealError::Open)?;
+        let pair = keys
+            .seal_for(&self.header.sealed_to)
+            .ok_or(SealError::Open)?;
         let plain = seal::open(pair, &self.header_bytes, &self.sealed)?;
         const W: &str = "envelope payload";
         let v = cbor::decode_canonical(&plain, W, usize::MAX)?;
@@ -285,10 +344,21 @@ impl Envelope {
                 .into_iter()
                 .map(|i| match i {
                     Value::Bytes(b) => Ok(b),
-                    _ => Err(DecodeError::Field { what: W, field: "file", expected: "a byte string" }),
+                    _ => Err(DecodeError::Field {
+                        what: W,
+                        field: "file",
+                        expected: "a byte string",
+                    }),
                 })
                 .collect::<Result<Vec<_>, _>>()?,
-            _ => return Err(DecodeError::Field { what: W, field: "(top level)", expected: "an array" }.into()),
+            _ => {
+                return Err(DecodeError::Field {
+                    what: W,
+                    field: "(top level)",
+                    expected: "an array",
+                }
+                .into());
+            }
         };
         let refs: Vec<&[u8]> = files.iter().map(Vec::as_slice).collect();
         check_files(&self.header, &refs)?;
@@ -306,7 +376,10 @@ fn check_files(header: &Header, files: &[&[u8]]) -> Result<(), SealError> {
     }
     for (entry, bytes) in header.files.iter().zip(files) {
         if entry.len != bytes.len() as u64 || entry.sha256 != sha256(bytes) {
-            return Err(SealError::Content(format!("file {} does not match its length or SHA-256", entry.name)));
+            return Err(SealError::Content(format!(
+                "file {} does not match its length or SHA-256",
+                entry.name
+            )));
         }
     }
     Ok(())

@@ -25,7 +25,9 @@ pub enum DecodeError {
         detail: String,
     },
     /// Well-formed CBOR that is not the canonical encoding of its value.
-    #[error("{what} is not in canonical CBOR form (shortest integers and lengths, definite lengths, no tags)")]
+    #[error(
+        "{what} is not in canonical CBOR form (shortest integers and lengths, definite lengths, no tags)"
+    )]
     NonCanonical {
         /// What was being decoded.
         what: &'static str,

@@ -27,7 +27,9 @@ pub struct SigningIdentity {
 impl SigningIdentity {
     /// From a 32-byte secret seed.
     pub fn from_seed(seed: [u8; 32]) -> Self {
-        SigningIdentity { key: SigningKey::from_bytes(&seed) }
+        SigningIdentity {
+            key: SigningKey::from_bytes(&seed),
+        }
     }
 
     /// The secret seed (for storing the key on disk).
@@ -69,9 +71,13 @@ pub fn verify_labelled(
     msg: &[u8],
     sig: &[u8; 64],
 ) -> Result<(), VerifyError> {
-    let bad = || VerifyError::BadSignature { what, key: key.to_string() };
+    let bad = || VerifyError::BadSignature {
+        what,
+        key: key.to_string(),
+    };
     let vk = VerifyingKey::from_bytes(key.as_bytes()).map_err(|_| bad())?;
-    vk.verify_strict(&labelled(label, msg), &Signature::from_bytes(sig)).map_err(|_| bad())
+    vk.verify_strict(&labelled(label, msg), &Signature::from_bytes(sig))
+        .map_err(|_| bad())
 }
 
 /// An X25519 key pair for opening sealed payloads.
@@ -88,7 +94,11 @@ impl SealKeyPair {
         let (secret, public) = SealKem::derive_keypair(&seed);
         let mut pk = [0u8; 32];
         pk.copy_from_slice(&public.to_bytes());
-        SealKeyPair { seed, secret, public: pk }
+        SealKeyPair {
+            seed,
+            secret,
+            public: pk,
+        }
     }
 
     /// The seed (for storing the key on disk).
@@ -146,7 +156,9 @@ impl OperatorKeys {
 
     /// The seal key pair whose public key is `pk` (current or old).
     pub fn seal_for(&self, pk: &EncPublicKey) -> Option<&SealKeyPair> {
-        std::iter::once(&self.seal).chain(&self.old_seals).find(|k| &k.public == pk)
+        std::iter::once(&self.seal)
+            .chain(&self.old_seals)
+            .find(|k| &k.public == pk)
     }
 }
 
@@ -163,7 +175,11 @@ mod tests {
         assert!(verify_labelled("t", &id.id(), b"a", b"msh", &sig).is_err());
         let other = SigningIdentity::from_seed([2; 32]);
         let e = verify_labelled("receipt", &other.id(), b"a", b"msg", &sig).unwrap_err();
-        assert!(e.to_string().starts_with("receipt: signature does not verify"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("receipt: signature does not verify"),
+            "{e}"
+        );
     }
 
     #[test]

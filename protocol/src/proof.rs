@@ -54,7 +54,12 @@ impl Proof {
             cbor::bytes(&self.header_bytes),
             cbor::bytes(&self.sealed_sha256),
             cbor::bytes(&self.origin_signature),
-            Value::Array(self.receipts.iter().map(|r| cbor::bytes(&r.encode())).collect()),
+            Value::Array(
+                self.receipts
+                    .iter()
+                    .map(|r| cbor::bytes(&r.encode()))
+                    .collect(),
+            ),
         ]))
     }
 
@@ -71,10 +76,22 @@ impl Proof {
         for r in f.list("receipts", RECEIPTS_PER_MESSAGE_MAX)? {
             match r {
                 Value::Bytes(b) => receipts.push(SignedReceipt::decode(&b)?),
-                _ => return Err(DecodeError::Field { what: W, field: "receipts", expected: "byte strings" }),
+                _ => {
+                    return Err(DecodeError::Field {
+                        what: W,
+                        field: "receipts",
+                        expected: "byte strings",
+                    });
+                }
             }
         }
-        Ok(Proof { header_bytes, header, sealed_sha256, origin_signature, receipts })
+        Ok(Proof {
+            header_bytes,
+            header,
+            sealed_sha256,
+            origin_signature,
+            receipts,
+        })
     }
 
     /// Verifies everything: the origin signature over the header (the origin a roster
@@ -86,12 +103,20 @@ impl Proof {
         let mut msg = Vec::with_capacity(32 + self.header_bytes.len());
         msg.extend_from_slice(&self.sealed_sha256);
         msg.extend_from_slice(&self.header_bytes);
-        verify_labelled("envelope", &h.origin, ENVELOPE_SIG_LABEL, &msg, &self.origin_signature)?;
-        let origin = roster.signer_valid_at(&h.origin, h.created_at_ms).ok_or_else(|| VerifyError::UnknownSigner {
-            what: "envelope",
-            key: h.origin.to_string(),
-            at_ms: h.created_at_ms,
-        })?;
+        verify_labelled(
+            "envelope",
+            &h.origin,
+            ENVELOPE_SIG_LABEL,
+            &msg,
+            &self.origin_signature,
+        )?;
+        let origin = roster
+            .signer_valid_at(&h.origin, h.created_at_ms)
+            .ok_or_else(|| VerifyError::UnknownSigner {
+                what: "envelope",
+                key: h.origin.to_string(),
+                at_ms: h.created_at_ms,
+            })?;
         let digest = sha256(&self.header_bytes);
         let mut lines = vec![format!(
             "envelope {} from office {} ({}) to office {} ({}), {} file(s), signed by operator {} at {} ms",
@@ -115,8 +140,15 @@ impl Proof {
                     h.id
                 )));
             }
-            let who = roster.signer_valid_at(&rc.node, rc.at_ms).map_or("?", |o| o.name.as_str());
-            lines.push(format!("{} by operator {} at {} ms", rc.kind.name(), who, rc.at_ms));
+            let who = roster
+                .signer_valid_at(&rc.node, rc.at_ms)
+                .map_or("?", |o| o.name.as_str());
+            lines.push(format!(
+                "{} by operator {} at {} ms",
+                rc.kind.name(),
+                who,
+                rc.at_ms
+            ));
         }
         Ok(lines)
     }

@@ -117,7 +117,10 @@ impl ReceiptKind {
     }
     /// Whether the envelope's journey ended (delivered, rejected or expired).
     pub fn is_final(&self) -> bool {
-        matches!(self, ReceiptKind::Delivered | ReceiptKind::Rejected { .. } | ReceiptKind::Expired)
+        matches!(
+            self,
+            ReceiptKind::Delivered | ReceiptKind::Rejected { .. } | ReceiptKind::Expired
+        )
     }
 }
 
@@ -142,9 +145,10 @@ impl Receipt {
             ReceiptKind::Accepted { hop } => (1, cbor::uint(u64::from(*hop))),
             ReceiptKind::Delivered => (2, Value::Null),
             ReceiptKind::Retrieved => (3, Value::Null),
-            ReceiptKind::Rejected { code, text } => {
-                (4, Value::Array(vec![cbor::uint(code.code()), cbor::text(text)]))
-            }
+            ReceiptKind::Rejected { code, text } => (
+                4,
+                Value::Array(vec![cbor::uint(code.code()), cbor::text(text)]),
+            ),
             ReceiptKind::Expired => (5, Value::Null),
         };
         Value::Array(vec![
@@ -172,11 +176,15 @@ impl Receipt {
         let digest = f.array("digest")?;
         let code = f.uint("kind")?;
         let detail = f.value("detail")?;
-        let bad = |expected| DecodeError::Field { what: W, field: "detail", expected };
+        let bad = |expected| DecodeError::Field {
+            what: W,
+            field: "detail",
+            expected,
+        };
         let kind = match (code, detail) {
-            (1, Value::Integer(h)) => {
-                ReceiptKind::Accepted { hop: u8::try_from(h).map_err(|_| bad("a hop number 0..255"))? }
-            }
+            (1, Value::Integer(h)) => ReceiptKind::Accepted {
+                hop: u8::try_from(h).map_err(|_| bad("a hop number 0..255"))?,
+            },
             (2, Value::Null) => ReceiptKind::Delivered,
             (3, Value::Null) => ReceiptKind::Retrieved,
             (4, v @ Value::Array(_)) => {
@@ -191,11 +199,23 @@ impl Receipt {
             }
             (5, Value::Null) => ReceiptKind::Expired,
             (1..=5, _) => return Err(bad("the detail shape of its kind")),
-            _ => return Err(DecodeError::Field { what: W, field: "kind", expected: "1..5" }),
+            _ => {
+                return Err(DecodeError::Field {
+                    what: W,
+                    field: "kind",
+                    expected: "1..5",
+                });
+            }
         };
         let node = OperatorId(f.array("node")?);
         let at_ms = f.uint("at_ms")?;
-        Ok(Receipt { envelope, digest, kind, node, at_ms })
+        Ok(Receipt {
+            envelope,
+            digest,
+            kind,
+            node,
+            at_ms,
+        })
     }
 
     /// Signs this receipt as `node` (whose id must be `self.node`).
@@ -203,7 +223,11 @@ impl Receipt {
         debug_assert_eq!(self.node, node.id());
         let bytes = self.encode();
         let signature = node.sign(RECEIPT_SIG_LABEL, &bytes);
-        SignedReceipt { receipt: self, bytes, signature }
+        SignedReceipt {
+            receipt: self,
+            bytes,
+            signature,
+        }
     }
 }
 
@@ -223,7 +247,10 @@ impl SignedReceipt {
 
     /// Canonical `[receipt bytes, signature]` encoding.
     pub fn encode(&self) -> Vec<u8> {
-        cbor::encode(&Value::Array(vec![cbor::bytes(&self.bytes), cbor::bytes(&self.signature)]))
+        cbor::encode(&Value::Array(vec![
+            cbor::bytes(&self.bytes),
+            cbor::bytes(&self.signature),
+        ]))
     }
 
     /// Decodes a signed receipt. Does not verify.
@@ -232,19 +259,32 @@ impl SignedReceipt {
         let mut f = Fields::new(cbor::decode_canonical(bytes, W, RECEIPT_BYTES_MAX)?, W, 2)?;
         let inner = f.bytes("receipt")?;
         let signature = f.array("signature")?;
-        Ok(SignedReceipt { receipt: Receipt::decode(&inner)?, bytes: inner, signature })
+        Ok(SignedReceipt {
+            receipt: Receipt::decode(&inner)?,
+            bytes: inner,
+            signature,
+        })
     }
 
     /// Verifies the signature under the receipt's own `node` key.
     pub fn verify(&self) -> Result<(), VerifyError> {
-        verify_labelled("receipt", &self.receipt.node, RECEIPT_SIG_LABEL, &self.bytes, &self.signature)
+        verify_labelled(
+            "receipt",
+            &self.receipt.node,
+            RECEIPT_SIG_LABEL,
+            &self.bytes,
+            &self.signature,
+        )
     }
 
     /// Verifies the signature and that the signer was a roster operator (current key, or
     /// an old key before its expiry) at the receipt's time.
     pub fn verify_with_roster(&self, roster: &Roster) -> Result<(), VerifyError> {
         self.verify()?;
-        if roster.signer_valid_at(&self.receipt.node, self.receipt.at_ms).is_none() {
+        if roster
+            .signer_valid_at(&self.receipt.node, self.receipt.at_ms)
+            .is_none()
+        {
             return Err(VerifyError::UnknownSigner {
                 what: "receipt",
                 key: self.receipt.node.to_string(),

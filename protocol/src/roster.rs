@@ -90,7 +90,9 @@ impl Roster {
     pub fn signer_valid_at(&self, key: &OperatorId, at_ms: u64) -> Option<&OperatorEntry> {
         self.operators.iter().find(|o| {
             (o.id == *key && o.valid_at(at_ms))
-                || o.old_keys.iter().any(|k| k.id == *key && at_ms < k.expires_ms && at_ms >= o.valid_from_ms)
+                || o.old_keys
+                    .iter()
+                    .any(|k| k.id == *key && at_ms < k.expires_ms && at_ms >= o.valid_from_ms)
         })
     }
 
@@ -161,7 +163,11 @@ impl Roster {
                 .into_iter()
                 .map(|a| match a {
                     Value::Text(s) => Ok(s),
-                    _ => Err(DecodeError::Field { what: W, field: "addrs", expected: "text strings" }),
+                    _ => Err(DecodeError::Field {
+                        what: W,
+                        field: "addrs",
+                        expected: "text strings",
+                    }),
                 })
                 .collect::<Result<_, _>>()?;
             let valid_from_ms = g.uint("valid_from")?;
@@ -175,16 +181,34 @@ impl Roster {
                     expires_ms: h.uint("expires")?,
                 });
             }
-            operators.push(OperatorEntry { name, id, enc_key, relay, addrs, valid_from_ms, valid_until_ms, old_keys });
+            operators.push(OperatorEntry {
+                name,
+                id,
+                enc_key,
+                relay,
+                addrs,
+                valid_from_ms,
+                valid_until_ms,
+                old_keys,
+            });
         }
-        Ok(Roster { serial, issued_at_ms, authority, operators })
+        Ok(Roster {
+            serial,
+            issued_at_ms,
+            authority,
+            operators,
+        })
     }
 
     /// Signs the roster with the federation authority key (whose id must be `authority`).
     pub fn sign(self, authority: &SigningIdentity) -> SignedRoster {
         let bytes = self.encode();
         let signature = authority.sign(ROSTER_SIG_LABEL, &bytes);
-        SignedRoster { roster: self, bytes, signature }
+        SignedRoster {
+            roster: self,
+            bytes,
+            signature,
+        }
     }
 }
 
@@ -203,15 +227,26 @@ impl SignedRoster {
     }
     /// Canonical `[roster bytes, signature]`.
     pub fn encode(&self) -> Vec<u8> {
-        cbor::encode(&Value::Array(vec![cbor::bytes(&self.bytes), cbor::bytes(&self.signature)]))
+        cbor::encode(&Value::Array(vec![
+            cbor::bytes(&self.bytes),
+            cbor::bytes(&self.signature),
+        ]))
     }
     /// Decodes. Does not verify.
     pub fn decode(bytes: &[u8]) -> Result<SignedRoster, DecodeError> {
         const W: &str = "signed roster";
-        let mut f = Fields::new(cbor::decode_canonical(bytes, W, ROSTER_BYTES_MAX + 128)?, W, 2)?;
+        let mut f = Fields::new(
+            cbor::decode_canonical(bytes, W, ROSTER_BYTES_MAX + 128)?,
+            W,
+            2,
+        )?;
         let inner = f.bytes("roster")?;
         let signature = f.array("signature")?;
-        Ok(SignedRoster { roster: Roster::decode(&inner)?, bytes: inner, signature })
+        Ok(SignedRoster {
+            roster: Roster::decode(&inner)?,
+            bytes: inner,
+            signature,
+        })
     }
     /// Verifies that the roster is signed by `authority`, the federation's trust anchor.
     pub fn verify(&self, authority: &OperatorId) -> Result<(), VerifyError> {
@@ -221,7 +256,13 @@ impl SignedRoster {
                 want: authority.to_string(),
             });
         }
-        verify_labelled("roster", authority, ROSTER_SIG_LABEL, &self.bytes, &self.signature)
+        verify_labelled(
+            "roster",
+            authority,
+            ROSTER_SIG_LABEL,
+            &self.bytes,
+            &self.signature,
+        )
     }
 }
 
@@ -265,19 +306,35 @@ impl OfficeBinding {
         for k in f.list("kinds", 32)? {
             match k {
                 Value::Text(s) => kinds.push(s.parse().map_err(|e| f.id_err("kinds", e))?),
-                _ => return Err(DecodeError::Field { what: W, field: "kinds", expected: "text strings" }),
+                _ => {
+                    return Err(DecodeError::Field {
+                        what: W,
+                        field: "kinds",
+                        expected: "text strings",
+                    });
+                }
             }
         }
         let operator = OperatorId(f.array("operator")?);
         let since_ms = f.uint("since")?;
         let released = f.bool("released")?;
-        Ok(OfficeBinding { office, kinds, operator, since_ms, released })
+        Ok(OfficeBinding {
+            office,
+            kinds,
+            operator,
+            since_ms,
+            released,
+        })
     }
     /// Signs the binding as its operator.
     pub fn sign(self, operator: &SigningIdentity) -> SignedBinding {
         let bytes = self.encode();
         let signature = operator.sign(BINDING_SIG_LABEL, &bytes);
-        SignedBinding { binding: self, bytes, signature }
+        SignedBinding {
+            binding: self,
+            bytes,
+            signature,
+        }
     }
 }
 
@@ -296,23 +353,44 @@ impl SignedBinding {
     }
     /// Canonical `[binding bytes, signature]`.
     pub fn encode(&self) -> Vec<u8> {
-        cbor::encode(&Value::Array(vec![cbor::bytes(&self.bytes), cbor::bytes(&self.signature)]))
+        cbor::encode(&Value::Array(vec![
+            cbor::bytes(&self.bytes),
+            cbor::bytes(&self.signature),
+        ]))
     }
     /// Decodes. Does not verify.
     pub fn decode(bytes: &[u8]) -> Result<SignedBinding, DecodeError> {
         const W: &str = "signed binding";
-        let mut f = Fields::new(cbor::decode_canonical(bytes, W, BINDING_BYTES_MAX + 128)?, W, 2)?;
+        let mut f = Fields::new(
+            cbor::decode_canonical(bytes, W, BINDING_BYTES_MAX + 128)?,
+            W,
+            2,
+        )?;
         let inner = f.bytes("binding")?;
         let signature = f.array("signature")?;
-        Ok(SignedBinding { binding: OfficeBinding::decode(&inner)?, bytes: inner, signature })
+        Ok(SignedBinding {
+            binding: OfficeBinding::decode(&inner)?,
+            bytes: inner,
+            signature,
+        })
     }
     /// Verifies the signature by the binding's operator and that the operator is in the
     /// roster at the binding's time.
     pub fn verify(&self, roster: &Roster) -> Result<(), VerifyError> {
         let b = &self.binding;
-        verify_labelled("binding", &b.operator, BINDING_SIG_LABEL, &self.bytes, &self.signature)?;
+        verify_labelled(
+            "binding",
+            &b.operator,
+            BINDING_SIG_LABEL,
+            &self.bytes,
+            &self.signature,
+        )?;
         if roster.signer_valid_at(&b.operator, b.since_ms).is_none() {
-            return Err(VerifyError::UnknownSigner { what: "binding", key: b.operator.to_string(), at_ms: b.since_ms });
+            return Err(VerifyError::UnknownSigner {
+                what: "binding",
+                key: b.operator.to_string(),
+                at_ms: b.since_ms,
+            });
         }
         Ok(())
     }

@@ -57,8 +57,15 @@ pub fn open(keys: &SealKeyPair, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Se
     }
     let (enc, ct) = sealed.split_at(ENC_LEN);
     let enc = <SealKem as hpke::Kem>::EncappedKey::from_bytes(enc).map_err(|_| SealError::Open)?;
-    hpke::single_shot_open::<Aead, Kdf, SealKem>(&OpModeR::Base, keys.secret(), &enc, SEAL_INFO, ct, aad)
-        .map_err(|_| SealError::Open)
+    hpke::single_shot_open::<Aead, Kdf, SealKem>(
+        &OpModeR::Base,
+        keys.secret(),
+        &enc,
+        SEAL_INFO,
+        ct,
+        aad,
+    )
+    .map_err(|_| SealError::Open)
 }
 
 #[cfg(test)]
@@ -72,8 +79,14 @@ mod tests {
         assert_eq!(sealed.len(), ENC_LEN + 9 + TAG_LEN);
         assert_eq!(open(&k, b"hdr", &sealed).unwrap(), b"care plan");
         // deterministic given the seed
-        assert_eq!(sealed, seal(&k.public(), b"hdr", b"care plan", [1; 32]).unwrap());
-        assert_ne!(sealed, seal(&k.public(), b"hdr", b"care plan", [2; 32]).unwrap());
+        assert_eq!(
+            sealed,
+            seal(&k.public(), b"hdr", b"care plan", [1; 32]).unwrap()
+        );
+        assert_ne!(
+            sealed,
+            seal(&k.public(), b"hdr", b"care plan", [2; 32]).unwrap()
+        );
         assert_eq!(open(&k, b"hdR", &sealed), Err(SealError::Open));
         let wrong = SealKeyPair::from_seed([8; 32]);
         assert_eq!(open(&wrong, b"hdr", &sealed), Err(SealError::Open));

@@ -20,8 +20,8 @@ use crate::cbor::{self, Fields};
 use crate::error::DecodeError;
 use crate::ids::EnvelopeId;
 use crate::limits::{
-    BATCH_BYTES_MAX, BATCH_ENVELOPES_MAX, BINDINGS_PER_MESSAGE_MAX, ENVELOPE_BYTES_MAX, MESSAGE_BYTES_MAX,
-    REASON_TEXT_BYTES_MAX, RECEIPTS_PER_MESSAGE_MAX,
+    BATCH_BYTES_MAX, BATCH_ENVELOPES_MAX, BINDINGS_PER_MESSAGE_MAX, ENVELOPE_BYTES_MAX,
+    MESSAGE_BYTES_MAX, REASON_TEXT_BYTES_MAX, RECEIPTS_PER_MESSAGE_MAX,
 };
 
 /// The libp2p protocol name.
@@ -87,9 +87,14 @@ impl RefusalCode {
         }
     }
     fn from_code(c: u64) -> Option<Self> {
-        [RefusalCode::NotInRoster, RefusalCode::TooLarge, RefusalCode::Malformed, RefusalCode::RateLimited]
-            .into_iter()
-            .find(|r| r.code() == c)
+        [
+            RefusalCode::NotInRoster,
+            RefusalCode::TooLarge,
+            RefusalCode::Malformed,
+            RefusalCode::RateLimited,
+        ]
+        .into_iter()
+        .find(|r| r.code() == c)
     }
 }
 
@@ -124,22 +129,43 @@ fn byte_list(items: &[Vec<u8>]) -> Value {
     Value::Array(items.iter().map(|b| cbor::bytes(b)).collect())
 }
 
-fn read_byte_list(v: Vec<Value>, what: &'static str, field: &'static str, item_max: usize) -> Result<Vec<Vec<u8>>, DecodeError> {
+fn read_byte_list(
+    v: Vec<Value>,
+    what: &'static str,
+    field: &'static str,
+    item_max: usize,
+) -> Result<Vec<Vec<u8>>, DecodeError> {
     v.into_iter()
         .map(|i| match i {
             Value::Bytes(b) if b.len() <= item_max => Ok(b),
-            Value::Bytes(b) => Err(DecodeError::TooLarge { what: field, len: b.len(), max: item_max }),
-            _ => Err(DecodeError::Field { what, field, expected: "byte strings" }),
+            Value::Bytes(b) => Err(DecodeError::TooLarge {
+                what: field,
+                len: b.len(),
+                max: item_max,
+            }),
+            _ => Err(DecodeError::Field {
+                what,
+                field,
+                expected: "byte strings",
+            }),
         })
         .collect()
 }
 
 fn frame(kind: u64, body: Value) -> Vec<u8> {
-    cbor::encode(&Value::Array(vec![cbor::uint(WIRE_VERSION), cbor::uint(kind), body]))
+    cbor::encode(&Value::Array(vec![
+        cbor::uint(WIRE_VERSION),
+        cbor::uint(kind),
+        body,
+    ]))
 }
 
 fn unframe(bytes: &[u8], what: &'static str) -> Result<(u64, Value), DecodeError> {
-    let mut f = Fields::new(cbor::decode_canonical(bytes, what, MESSAGE_BYTES_MAX)?, what, 3)?;
+    let mut f = Fields::new(
+        cbor::decode_canonical(bytes, what, MESSAGE_BYTES_MAX)?,
+        what,
+        3,
+    )?;
     f.version(WIRE_VERSION)?;
     Ok((f.uint("type")?, f.value("body")?))
 }
@@ -150,9 +176,13 @@ impl Request {
         match self {
             Request::Deliver(envs) => frame(1, byte_list(envs)),
             Request::Receipts(rs) => frame(2, byte_list(rs)),
-            Request::DirectorySync { roster_serial, cursor } => {
-                frame(3, Value::Array(vec![cbor::uint(*roster_serial), cbor::uint(*cursor)]))
-            }
+            Request::DirectorySync {
+                roster_serial,
+                cursor,
+            } => frame(
+                3,
+                Value::Array(vec![cbor::uint(*roster_serial), cbor::uint(*cursor)]),
+            ),
         }
     }
 
@@ -162,15 +192,32 @@ impl Request {
         let (kind, body) = unframe(bytes, W)?;
         let list = |body: Value, max: usize| match body {
             Value::Array(items) if items.len() <= max => Ok(items),
-            Value::Array(items) => Err(DecodeError::TooLarge { what: "request item count", len: items.len(), max }),
-            _ => Err(DecodeError::Field { what: W, field: "body", expected: "an array" }),
+            Value::Array(items) => Err(DecodeError::TooLarge {
+                what: "request item count",
+                len: items.len(),
+                max,
+            }),
+            _ => Err(DecodeError::Field {
+                what: W,
+                field: "body",
+                expected: "an array",
+            }),
         };
         match kind {
             1 => {
-                let envs = read_byte_list(list(body, BATCH_ENVELOPES_MAX)?, W, "envelope", ENVELOPE_BYTES_MAX)?;
+                let envs = read_byte_list(
+                    list(body, BATCH_ENVELOPES_MAX)?,
+                    W,
+                    "envelope",
+                    ENVELOPE_BYTES_MAX,
+                )?;
                 let total: usize = envs.iter().map(Vec::len).sum();
                 if total > BATCH_BYTES_MAX {
-                    return Err(DecodeError::TooLarge { what: "delivery batch", len: total, max: BATCH_BYTES_MAX });
+                    return Err(DecodeError::TooLarge {
+                        what: "delivery batch",
+                        len: total,
+                        max: BATCH_BYTES_MAX,
+                    });
                 }
                 Ok(Request::Deliver(envs))
             }
@@ -182,9 +229,16 @@ impl Request {
             )?)),
             3 => {
                 let mut f = Fields::new(body, "directory sync request", 2)?;
-                Ok(Request::DirectorySync { roster_serial: f.uint("roster_serial")?, cursor: f.uint("cursor")? })
+                Ok(Request::DirectorySync {
+                    roster_serial: f.uint("roster_serial")?,
+                    cursor: f.uint("cursor")?,
+                })
             }
-            _ => Err(DecodeError::Field { what: W, field: "type", expected: "1, 2 or 3" }),
+            _ => Err(DecodeError::Field {
+                what: W,
+                field: "type",
+                expected: "1, 2 or 3",
+            }),
         }
     }
 }
@@ -203,13 +257,23 @@ impl Response {
                                 HopOutcome::Rejected(r) => (2, cbor::bytes(r), Value::Null),
                                 HopOutcome::RetryLater(why) => (3, Value::Null, cbor::text(why)),
                             };
-                            Value::Array(vec![cbor::bytes(a.id.as_bytes()), cbor::uint(code), receipt, reason])
+                            Value::Array(vec![
+                                cbor::bytes(a.id.as_bytes()),
+                                cbor::uint(code),
+                                receipt,
+                                reason,
+                            ])
                         })
                         .collect(),
                 ),
             ),
             Response::ReceiptsTaken(n) => frame(2, cbor::uint(*n)),
-            Response::Directory { roster, bindings, next_cursor, more } => frame(
+            Response::Directory {
+                roster,
+                bindings,
+                next_cursor,
+                more,
+            } => frame(
                 3,
                 Value::Array(vec![
                     roster.as_deref().map_or(Value::Null, cbor::bytes),
@@ -218,9 +282,10 @@ impl Response {
                     Value::Bool(*more),
                 ]),
             ),
-            Response::Refused { code, message } => {
-                frame(4, Value::Array(vec![cbor::uint(code.code()), cbor::text(message)]))
-            }
+            Response::Refused { code, message } => frame(
+                4,
+                Value::Array(vec![cbor::uint(code.code()), cbor::text(message)]),
+            ),
         }
     }
 
@@ -232,7 +297,13 @@ impl Response {
             1 => {
                 let items = match body {
                     Value::Array(items) if items.len() <= BATCH_ENVELOPES_MAX => items,
-                    _ => return Err(DecodeError::Field { what: W, field: "acks", expected: "an array of at most 64" }),
+                    _ => {
+                        return Err(DecodeError::Field {
+                            what: W,
+                            field: "acks",
+                            expected: "an array of at most 64",
+                        });
+                    }
                 };
                 let mut acks = Vec::with_capacity(items.len());
                 for item in items {
@@ -244,25 +315,49 @@ impl Response {
                     let outcome = match (code, receipt, reason) {
                         (1, Value::Bytes(r), None) => HopOutcome::Accepted(r),
                         (2, Value::Bytes(r), None) => HopOutcome::Rejected(r),
-                        (3, Value::Null, Some(why)) if why.len() <= REASON_TEXT_BYTES_MAX => HopOutcome::RetryLater(why),
-                        _ => return Err(DecodeError::Field { what: "hop ack", field: "outcome", expected: "a consistent outcome, receipt and reason" }),
+                        (3, Value::Null, Some(why)) if why.len() <= REASON_TEXT_BYTES_MAX => {
+                            HopOutcome::RetryLater(why)
+                        }
+                        _ => {
+                            return Err(DecodeError::Field {
+                                what: "hop ack",
+                                field: "outcome",
+                                expected: "a consistent outcome, receipt and reason",
+                            });
+                        }
                     };
                     acks.push(HopAck { id, outcome });
                 }
                 Ok(Response::HopAcks(acks))
             }
             2 => match body {
-                Value::Integer(n) => Ok(Response::ReceiptsTaken(
-                    u64::try_from(n).map_err(|_| DecodeError::Field { what: W, field: "count", expected: "an unsigned integer" })?,
-                )),
-                _ => Err(DecodeError::Field { what: W, field: "count", expected: "an unsigned integer" }),
+                Value::Integer(n) => {
+                    Ok(Response::ReceiptsTaken(u64::try_from(n).map_err(|_| {
+                        DecodeError::Field {
+                            what: W,
+                            field: "count",
+                            expected: "an unsigned integer",
+                        }
+                    })?))
+                }
+                _ => Err(DecodeError::Field {
+                    what: W,
+                    field: "count",
+                    expected: "an unsigned integer",
+                }),
             },
             3 => {
                 let mut f = Fields::new(body, "directory answer", 4)?;
                 let roster = match f.value("roster")? {
                     Value::Null => None,
                     Value::Bytes(b) => Some(b),
-                    _ => return Err(DecodeError::Field { what: W, field: "roster", expected: "null or a byte string" }),
+                    _ => {
+                        return Err(DecodeError::Field {
+                            what: W,
+                            field: "roster",
+                            expected: "null or a byte string",
+                        });
+                    }
                 };
                 let bindings = read_byte_list(
                     f.list("bindings", BINDINGS_PER_MESSAGE_MAX)?,
@@ -270,16 +365,31 @@ impl Response {
                     "binding",
                     crate::limits::BINDING_BYTES_MAX + 128,
                 )?;
-                Ok(Response::Directory { roster, bindings, next_cursor: f.uint("next_cursor")?, more: f.bool("more")? })
+                Ok(Response::Directory {
+                    roster,
+                    bindings,
+                    next_cursor: f.uint("next_cursor")?,
+                    more: f.bool("more")?,
+                })
             }
             4 => {
                 let mut f = Fields::new(body, "refusal", 2)?;
                 let c = f.uint("code")?;
-                let code = RefusalCode::from_code(c)
-                    .ok_or(DecodeError::Field { what: W, field: "code", expected: "a known refusal code" })?;
-                Ok(Response::Refused { code, message: f.text("message")? })
+                let code = RefusalCode::from_code(c).ok_or(DecodeError::Field {
+                    what: W,
+                    field: "code",
+                    expected: "a known refusal code",
+                })?;
+                Ok(Response::Refused {
+                    code,
+                    message: f.text("message")?,
+                })
             }
-            _ => Err(DecodeError::Field { what: W, field: "type", expected: "1, 2, 3 or 4" }),
+            _ => Err(DecodeError::Field {
+                what: W,
+                field: "type",
+                expected: "1, 2, 3 or 4",
+            }),
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Behaviour of envelopes, receipts, rosters, bindings, proofs and wire messages.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;
@@ -39,7 +41,16 @@ fn forged_origin_signature_fails_verification() {
     bytes[n - 64..].copy_from_slice(&forged_sig);
     let forged = Envelope::decode(&bytes).unwrap();
     let e = forged.verify().unwrap_err();
-    assert!(matches!(e, VerifyError::BadSignature { what: "envelope", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            VerifyError::BadSignature {
+                what: "envelope",
+                ..
+            }
+        ),
+        "{e}"
+    );
     // the genuine signature over the same message verifies
     let genuine = origin().identity.sign(ENVELOPE_SIG_LABEL, &msg);
     assert_eq!(&genuine, env.signature());
@@ -50,7 +61,11 @@ fn seal_refuses_mismatched_files_and_foreign_origin() {
     let files = sample_files();
     let h = header(&files);
     let e = Envelope::seal_and_sign(h.clone(), &[FILE_A], &origin(), [0; 32]).unwrap_err();
-    assert!(e.to_string().contains("header lists 2 files, payload has 1"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("header lists 2 files, payload has 1"),
+        "{e}"
+    );
     let e = Envelope::seal_and_sign(h, &[FILE_A, FILE_B], &destination(), [0; 32]).unwrap_err();
     assert!(e.to_string().contains("origin"), "{e}");
 }
@@ -64,7 +79,11 @@ fn unknown_version_is_an_error() {
     bytes[1] = 0x02;
     assert_eq!(
         Envelope::decode(&bytes).unwrap_err(),
-        DecodeError::UnknownVersion { what: "envelope", got: 2, want: 1 }
+        DecodeError::UnknownVersion {
+            what: "envelope",
+            got: 2,
+            want: 1
+        }
     );
 }
 
@@ -88,7 +107,16 @@ fn receipt_roundtrip_and_roster_check() {
     let mut rs = roster.roster().clone();
     rs.operators.retain(|o| o.name != "destination");
     let e = back.verify_with_roster(&rs).unwrap_err();
-    assert!(matches!(e, VerifyError::UnknownSigner { what: "receipt", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            VerifyError::UnknownSigner {
+                what: "receipt",
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -97,8 +125,16 @@ fn old_key_receipts_verify_until_expiry() {
     let r = delivered(&env); // signed with destination's key at 1_745_567_169_000
     let mut rs = roster().roster().clone();
     let new = OperatorKeysExt::rotated();
-    let d = rs.operators.iter_mut().find(|o| o.name == "destination").unwrap();
-    d.old_keys.push(OldKey { id: d.id, enc_key: d.enc_key, expires_ms: 1_800_000_000_000 });
+    let d = rs
+        .operators
+        .iter_mut()
+        .find(|o| o.name == "destination")
+        .unwrap();
+    d.old_keys.push(OldKey {
+        id: d.id,
+        enc_key: d.enc_key,
+        expires_ms: 1_800_000_000_000,
+    });
     d.id = new.id();
     d.enc_key = new.seal.public();
     r.verify_with_roster(&rs).unwrap();
@@ -121,7 +157,10 @@ fn roster_signed_by_authority_only() {
     let e = back.verify(&operator_id(9)).unwrap_err();
     assert!(matches!(e, VerifyError::WrongAuthority { .. }));
     // a roster naming the right authority but signed by someone else
-    let forged: SignedRoster = Roster { ..r.roster().clone() }.sign(&origin().identity);
+    let forged: SignedRoster = Roster {
+        ..r.roster().clone()
+    }
+    .sign(&origin().identity);
     assert!(forged.verify(&authority().id()).is_err());
     assert_eq!(back.roster().relays().count(), 1);
 }
@@ -137,7 +176,13 @@ fn binding_roundtrip_and_verify() {
     let mut inner = b.binding().clone();
     inner.operator = stranger.id();
     let e = inner.sign(&stranger).verify(roster().roster()).unwrap_err();
-    assert!(matches!(e, VerifyError::UnknownSigner { what: "binding", .. }));
+    assert!(matches!(
+        e,
+        VerifyError::UnknownSigner {
+            what: "binding",
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -147,11 +192,20 @@ fn proof_verifies_and_catches_foreign_receipts() {
     let back = Proof::decode(&proof.encode()).unwrap();
     let lines = back.verify(roster().roster()).unwrap();
     assert_eq!(lines.len(), 2);
-    assert!(lines[1].starts_with("delivered by operator destination"), "{lines:?}");
+    assert!(
+        lines[1].starts_with("delivered by operator destination"),
+        "{lines:?}"
+    );
     // a receipt for another envelope in the bundle
-    let other = envelope_with(&[("UPPLAN_202505_4074478647_43_4071481594_11_20250425164608.CSV", FILE_B)]);
+    let other = envelope_with(&[(
+        "UPPLAN_202505_4074478647_43_4071481594_11_20250425164608.CSV",
+        FILE_B,
+    )]);
     let bad = Proof::new(&env, vec![delivered(&other)]);
-    assert!(matches!(bad.verify(roster().roster()), Err(VerifyError::Mismatch(_))));
+    assert!(matches!(
+        bad.verify(roster().roster()),
+        Err(VerifyError::Mismatch(_))
+    ));
 }
 
 #[test]
@@ -160,19 +214,36 @@ fn wire_roundtrip_and_bounds() {
     let reqs = [
         Request::Deliver(vec![env.clone(), env.clone()]),
         Request::Receipts(vec![delivered(&envelope()).encode()]),
-        Request::DirectorySync { roster_serial: 3, cursor: 99 },
+        Request::DirectorySync {
+            roster_serial: 3,
+            cursor: 99,
+        },
     ];
     for r in reqs {
         assert_eq!(Request::decode(&r.encode()).unwrap(), r);
     }
     let resps = [
         Response::HopAcks(vec![
-            HopAck { id: envelope().id(), outcome: HopOutcome::Accepted(vec![1, 2]) },
-            HopAck { id: envelope().id(), outcome: HopOutcome::RetryLater("no route".into()) },
+            HopAck {
+                id: envelope().id(),
+                outcome: HopOutcome::Accepted(vec![1, 2]),
+            },
+            HopAck {
+                id: envelope().id(),
+                outcome: HopOutcome::RetryLater("no route".into()),
+            },
         ]),
         Response::ReceiptsTaken(7),
-        Response::Directory { roster: Some(vec![9]), bindings: vec![binding().encode()], next_cursor: 4, more: true },
-        Response::Refused { code: RefusalCode::NotInRoster, message: "who are you".into() },
+        Response::Directory {
+            roster: Some(vec![9]),
+            bindings: vec![binding().encode()],
+            next_cursor: 4,
+            more: true,
+        },
+        Response::Refused {
+            code: RefusalCode::NotInRoster,
+            message: "who are you".into(),
+        },
     ];
     for r in resps {
         assert_eq!(Response::decode(&r.encode()).unwrap(), r);

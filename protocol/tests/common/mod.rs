@@ -1,5 +1,5 @@
 //! Shared builders for the protocol tests: fixed keys and a sample send unit.
-#![allow(dead_code, missing_docs)]
+#![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
 use renkei_protocol::envelope::{Envelope, Header, Party};
 use renkei_protocol::ids::{DocKind, EnvelopeId, OperatorId};
@@ -23,8 +23,14 @@ pub const FILE_B: &[u8] = b"202407,131003,0000012345,\"\x83\x65\x83\x58\x83\x67\
 pub fn header(files: &[(&str, &[u8])]) -> Header {
     Header {
         id: EnvelopeId([0x5A; 16]),
-        from: Party { office: "4074478647".parse().unwrap(), kind: "43".parse().unwrap() },
-        to: Party { office: "4071481594".parse().unwrap(), kind: "11".parse().unwrap() },
+        from: Party {
+            office: "4074478647".parse().unwrap(),
+            kind: "43".parse().unwrap(),
+        },
+        to: Party {
+            office: "4071481594".parse().unwrap(),
+            kind: "11".parse().unwrap(),
+        },
         origin: origin().id(),
         destination: destination().id(),
         sealed_to: destination().seal.public(),
@@ -39,8 +45,14 @@ pub fn header(files: &[(&str, &[u8])]) -> Header {
 
 pub fn sample_files() -> Vec<(&'static str, &'static [u8])> {
     vec![
-        ("UPPLAN_202505_4074478647_43_4071481594_11_20250425164608.CSV", FILE_A),
-        ("UPSIKYU_202505_4074478647_43_4071481594_11_20250425164608.CSV", FILE_B),
+        (
+            "UPPLAN_202505_4074478647_43_4071481594_11_20250425164608.CSV",
+            FILE_A,
+        ),
+        (
+            "UPSIKYU_202505_4074478647_43_4071481594_11_20250425164608.CSV",
+            FILE_B,
+        ),
     ]
 }
 
@@ -82,7 +94,10 @@ pub fn roster() -> SignedRoster {
         serial: 1,
         issued_at_ms: 1_740_000_000_000,
         authority: authority().id(),
-        operators: vec![entry("origin", &origin(), false), entry("destination", &destination(), true)],
+        operators: vec![
+            entry("origin", &origin(), false),
+            entry("destination", &destination(), true),
+        ],
     }
     .sign(&authority())
 }
