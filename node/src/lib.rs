@@ -1,12 +1,14 @@
 //! # renkei-node
 //!
-//! The Renkei node. It will own:
+//! The Renkei node.
 //!
-//! - `core`: the sans-IO delivery state machine (outbox, relay, inbox, dedup, receipts,
-//!   retries, versioning) driven by both the production runtime and simnet;
-//! - `store`: the `Store` trait with its sled (production) and in-memory (simnet) backends;
-//! - `net`: libp2p transport and the `/renkei/relay/1` protocol;
-//! - `api`: the HTTP API for care software and the web page for office staff;
-//! - the tokio runtime wiring and configuration.
+//! # Layout
 //!
-//! Nothing is implemented here yet; see the open issues.
+//! - [`store`]: the `Store` trait with its sled (production) and in-memory (simnet, tests)
+//!   backends; group commit.
+//! - [`core`]: the sans-IO delivery state machine (outbox, relay, inbox, dedup, receipts,
+//!   retries, versioning, audit log) driven by both the production runtime and simnet. No
+//!   tokio, libp2p, sled or clock inside.
+
+pub mod core;
+pub mod store;

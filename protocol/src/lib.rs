@@ -19,6 +19,7 @@
 //! - [`roster`]: the federation roster and office bindings.
 //! - [`proof`]: proof bundles for auditors.
 //! - [`wire`]: node-to-node request/response messages.
+//! - [`rng`]: the seeded random source handed to the core.
 //! - [`limits`]: every size bound.
 //! - [`error`]: decode, verify and seal errors.
 
@@ -30,6 +31,7 @@ pub mod keys;
 pub mod limits;
 pub mod proof;
 pub mod receipt;
+pub mod rng;
 pub mod roster;
 pub mod seal;
 pub mod wire;
