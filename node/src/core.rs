@@ -1,1 +1,292 @@
-//! placeholder
+//! The sans-IO core: one state machine that owns a node's delivery logic — submit,
+//! outbox, relay, inbox, dedup, receipts, retries, expiry, versioning, directory and the
+//! audit log. The production runtime (tokio + libp2p + sled) and simnet (virtual time +
+//! simulated network + memory store) both drive it the same way:
+//!
+//! ```text
+//! for input in batch { core.handle(now, input)?; }
+//! core.commit()?;                 // one flush for the batch (group commit)
+//! for effect in core.drain_effects() { perform(effect) }   // only after the commit
+//! ```
+//!
+//! It never sleeps, spawns, reads the clock or draws randomness itself: time comes in
+//! `now`, randomness from the seeded [`Entropy`] handed to [`Core::open`].
+//!
+//! A store error inside `handle` is fatal for the driver: it must drop the core without
+//! committing (a crash) and reopen, so a half-applied input never becomes durable.
+
+mod api;
+mod audit;
+mod directory;
+mod inbound;
+mod inbox;
+pub mod io;
+mod origin;
+mod outbox;
+pub mod records;
+pub mod unit;
+pub mod views;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use renkei_protocol::ids::{EnvelopeId, OfficeNumber, OperatorId};
+use renkei_protocol::keys::OperatorKeys;
+use renkei_protocol::limits::{BATCH_BYTES_MAX, BATCH_ENVELOPES_MAX};
+use renkei_protocol::rng::Entropy;
+use renkei_protocol::roster::{SignedBinding, SignedRoster};
+
+pub use audit::verify_chain;
+pub use io::{ApiCommand, ApiId, ApiReply, Auth, Counters, Effect, InboundId, Input, OutboundId};
+
+use crate::store::{Store, StoreError};
+use records::OfficeRec;
+
+/// Cap on retry delay.
+pub const RETRY_DELAY_MS_MAX: u64 = 5 * 60 * 1000;
+/// Default expiry window: 7 days.
+pub const EXPIRY_MS_DEFAULT: u64 = 7 * 24 * 3600 * 1000;
+
+/// Core settings (the node config's delivery section).
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Display name of this operator.
+    pub name: String,
+    /// First retry delay.
+    pub retry_base_ms: u64,
+    /// Retry delay cap.
+    pub retry_max_ms: u64,
+    /// Origin gives up (Expired receipt) this long after creation.
+    pub expiry_ms: u64,
+    /// Relays keep trying this much longer than the origin's window before dropping.
+    pub relay_grace_ms: u64,
+    /// Whether this node relays envelopes for other operators.
+    pub relay: bool,
+    /// The federation authority key that signs rosters.
+    pub authority: Option<OperatorId>,
+    /// Directory sync interval.
+    pub sync_interval_ms: u64,
+    /// Envelopes per delivery batch.
+    pub batch_envelopes_max: usize,
+    /// Bytes per delivery batch.
+    pub batch_bytes_max: usize,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            name: "renkei".into(),
+            retry_base_ms: 500,
+            retry_max_ms: RETRY_DELAY_MS_MAX,
+            expiry_ms: EXPIRY_MS_DEFAULT,
+            relay_grace_ms: 24 * 3600 * 1000,
+            relay: false,
+            authority: None,
+            sync_interval_ms: 30_000,
+            batch_envelopes_max: BATCH_ENVELOPES_MAX,
+            batch_bytes_max: BATCH_BYTES_MAX,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Flight {
+    Deliver { to: OperatorId, ids: Vec<EnvelopeId> },
+    Receipts { to: OperatorId, seqs: Vec<u64> },
+    Sync { to: OperatorId },
+}
+
+/// The node core. See the module docs.
+pub struct Core<S: Store> {
+    store: S,
+    keys: OperatorKeys,
+    cfg: CoreConfig,
+    rng: Entropy,
+    effects: VecDeque<Effect>,
+    now: u64,
+    roster: Option<SignedRoster>,
+    offices: BTreeMap<OfficeNumber, OfficeRec>,
+    tokens: BTreeMap<[u8; 32], OfficeNumber>,
+    bindings: BTreeMap<OfficeNumber, SignedBinding>,
+    binding_seq: u64,
+    conflicts: BTreeMap<OfficeNumber, String>,
+    schedule: BTreeSet<(u64, EnvelopeId)>,
+    due_of: BTreeMap<EnvelopeId, u64>,
+    attempts: BTreeMap<EnvelopeId, u32>,
+    receipt_schedule: BTreeSet<(u64, u64)>,
+    receipt_due: BTreeMap<u64, u64>,
+    flights: BTreeMap<OutboundId, Flight>,
+    busy: BTreeSet<(u8, OperatorId)>,
+    peers_up: BTreeSet<OperatorId>,
+    sync_cursor: BTreeMap<OperatorId, u64>,
+    next_sync_ms: u64,
+    next_outbound: u64,
+    wake_requested: Option<u64>,
+    audit_head: (u64, [u8; 32]),
+    seq: u64,
+    counters: Counters,
+}
+
+impl<S: Store> Core<S> {
+    /// Opens the core over a store, rebuilding every schedule from it (outbox, receipt
+    /// outbox, expiry) so pending work resumes after a restart.
+    pub fn open(store: S, keys: OperatorKeys, cfg: CoreConfig, rng: Entropy, now_ms: u64) -> Result<Self, StoreError> {
+        let mut core = Core {
+            store,
+            keys,
+            cfg,
+            rng,
+            effects: VecDeque::new(),
+            now: now_ms,
+            roster: None,
+            offices: BTreeMap::new(),
+            tokens: BTreeMap::new(),
+            bindings: BTreeMap::new(),
+            binding_seq: 0,
+            conflicts: BTreeMap::new(),
+            schedule: BTreeSet::new(),
+            due_of: BTreeMap::new(),
+            attempts: BTreeMap::new(),
+            receipt_schedule: BTreeSet::new(),
+            receipt_due: BTreeMap::new(),
+            flights: BTreeMap::new(),
+            busy: BTreeSet::new(),
+            peers_up: BTreeSet::new(),
+            sync_cursor: BTreeMap::new(),
+            next_sync_ms: now_ms,
+            next_outbound: 1,
+            wake_requested: None,
+            audit_head: (0, [0; 32]),
+            seq: 0,
+            counters: Counters::default(),
+        };
+        core.load_directory()?;
+        core.load_schedules()?;
+        core.audit_head = audit::load_head(&core.store)?;
+        core.seq = core.load_seq()?;
+        core.pump()?;
+        Ok(core)
+    }
+
+    /// Feeds one input at time `now_ms`.
+    pub fn handle(&mut self, now_ms: u64, input: Input) -> Result<(), StoreError> {
+        self.now = self.now.max(now_ms);
+        match input {
+            Input::Api { id, auth, cmd } => {
+                let reply = self.api(auth, cmd)?;
+                self.effects.push_back(Effect::Reply { id, reply });
+            }
+            Input::Inbound { id, from, request } => {
+                let response = self.inbound(from, request)?;
+                self.effects.push_back(Effect::Respond { id, response });
+            }
+            Input::Response { id, from, response } => self.on_response(id, from, response)?,
+            Input::SendFailed { id, to, error } => self.on_send_failed(id, to, &error)?,
+            Input::PeerUp(p) => {
+                self.peers_up.insert(p);
+                self.expedite_all();
+                self.send_sync(p);
+            }
+            Input::PeerDown(p) => {
+                self.peers_up.remove(&p);
+            }
+            Input::Tick => {}
+        }
+        self.pump()
+    }
+
+    /// Makes the batch's writes durable (one flush).
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        self.store.commit()
+    }
+
+    /// Takes the effects produced so far. Release them only after [`Core::commit`].
+    pub fn drain_effects(&mut self) -> Vec<Effect> {
+        self.effects.drain(..).collect()
+    }
+
+    /// This node's operator id.
+    pub fn id(&self) -> OperatorId {
+        self.keys.id()
+    }
+
+    /// The store (read access for checkers and tools).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Gives the store back (simnet: crash and reopen).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Number of envelopes waiting in the outbox.
+    pub fn outbox_len(&self) -> usize {
+        self.schedule.len()
+    }
+
+    fn next_seq(&mut self) -> Result<u64, StoreError> {
+        self.seq += 1;
+        self.store.put(crate::store::Tree::Meta, b"seq", &self.seq.to_be_bytes())?;
+        Ok(self.seq)
+    }
+
+    fn load_seq(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .store
+            .get(crate::store::Tree::Meta, b"seq")?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map_or(0, u64::from_be_bytes))
+    }
+
+    fn new_outbound(&mut self) -> OutboundId {
+        let id = self.next_outbound;
+        self.next_outbound += 1;
+        id
+    }
+
+    fn backoff(&mut self, attempts: u32) -> u64 {
+        let exp = self.cfg.retry_base_ms.saturating_mul(1u64 << attempts.min(30));
+        let d = exp.min(self.cfg.retry_max_ms).max(1);
+        d / 2 + self.rng.below(d / 2 + 1)
+    }
+
+    /// Sends what is due, asks for the next wake-up.
+    fn pump(&mut self) -> Result<(), StoreError> {
+        self.expire_due()?;
+        self.send_due_envelopes()?;
+        self.send_due_receipts()?;
+        self.maybe_sync();
+        let mut next = self.next_sync_ms;
+        if let Some((t, _)) = self.schedule.first() {
+            next = next.min(*t);
+        }
+        if let Some((t, _)) = self.receipt_schedule.first() {
+            next = next.min(*t);
+        }
+        if let Some(t) = self.next_expiry()? {
+            next = next.min(t);
+        }
+        let next = next.max(self.now + 1);
+        if self.wake_requested.is_none_or(|w| w <= self.now || next < w) {
+            self.wake_requested = Some(next);
+            self.effects.push_back(Effect::Wake { at_ms: next });
+        }
+        Ok(())
+    }
+}
+
+
+#[cfg(test)]
+impl<S: Store> Core<S> {
+    pub(crate) fn store_mut_for_tests(&mut self) -> &mut S {
+        &mut self.store
+    }
+}
+
+#[cfg(test)]
+mod tests;

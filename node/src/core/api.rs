@@ -1,0 +1,91 @@
+//! API commands: authentication, then dispatch. An office sees only its own data: every
+//! lookup is keyed by the authenticated office, and another office's ids are "not found".
+
+use renkei_protocol::ids::OfficeNumber;
+
+use super::io::{ApiCommand, ApiReply, Auth};
+use super::views::StatusView;
+use super::Core;
+use crate::store::{Store, StoreError};
+
+impl<S: Store> Core<S> {
+    fn office_of(&self, auth: &Auth) -> Option<OfficeNumber> {
+        match auth {
+            Auth::Office(hash) => self.tokens.get(hash).cloned(),
+            Auth::Operator => None,
+        }
+    }
+
+    pub(super) fn api(&mut self, auth: Auth, cmd: ApiCommand) -> Result<ApiReply, StoreError> {
+        let operator = matches!(auth, Auth::Operator);
+        let office = self.office_of(&auth);
+        let need_office = || ApiReply::Unauthorized;
+        let need_operator = || ApiReply::Forbidden("operator command; not available to offices".into());
+        Ok(match cmd {
+            ApiCommand::Submit { files, supersedes } => match office {
+                Some(o) => self.submit(o, files, supersedes)?,
+                None => need_office(),
+            },
+            ApiCommand::Inbox { latest_only } => match office {
+                Some(o) => ApiReply::Inbox(self.inbox_list(&o, latest_only)?),
+                None => need_office(),
+            },
+            ApiCommand::Fetch { id, name } => match office {
+                Some(o) => self.fetch(&o, id, &name)?,
+                None => need_office(),
+            },
+            ApiCommand::Sent { id } => match office {
+                Some(o) => self.sent_list(&o, id)?,
+                None => need_office(),
+            },
+            ApiCommand::Proof { id } => match office {
+                Some(o) => self.proof(&o, id)?,
+                None => need_office(),
+            },
+            ApiCommand::Lookup { office: asked } => match (office, operator) {
+                (Some(_), _) | (None, true) => ApiReply::Directory(self.lookup(&asked)),
+                _ => need_office(),
+            },
+            ApiCommand::WhoAmI => match office {
+                Some(o) => match self.office_views().into_iter().find(|v| v.office == o.as_str()) {
+                    Some(v) => ApiReply::Office(v),
+                    None => need_office(),
+                },
+                None => need_office(),
+            },
+            ApiCommand::AddOffice { office: o, kinds, name, token_hash } if operator => {
+                match self.add_office(o, kinds, name, token_hash)? {
+                    Ok(v) => ApiReply::Office(v),
+                    Err(why) => ApiReply::Forbidden(why),
+                }
+            }
+            ApiCommand::RemoveOffice { office: o } if operator => {
+                if self.remove_office(&o)? {
+                    ApiReply::Done
+                } else {
+                    ApiReply::NotFound(format!("office {o} is not homed here"))
+                }
+            }
+            ApiCommand::ListOffices if operator => ApiReply::Offices(self.office_views()),
+            ApiCommand::SetRoster { roster } if operator => match self.install_roster(&roster)? {
+                Ok(_) => ApiReply::Done,
+                Err(why) => ApiReply::BadRequest(why),
+            },
+            ApiCommand::Status if operator => ApiReply::Status(StatusView {
+                operator: self.keys.id().to_string(),
+                offices: self.offices.len(),
+                outbox: self.schedule.len() + self.in_flight_envelopes(),
+                receipt_outbox: self.receipt_schedule.len() + self.in_flight_receipts(),
+                roster_serial: self.roster.as_ref().map(|r| r.roster().serial),
+                peers_up: self.peers_up.iter().map(|p| p.to_string()).collect(),
+                binding_conflicts: self.conflict_notes(),
+                counters: self.counters.clone(),
+            }),
+            ApiCommand::AddOffice { .. }
+            | ApiCommand::RemoveOffice { .. }
+            | ApiCommand::ListOffices
+            | ApiCommand::SetRoster { .. }
+            | ApiCommand::Status => need_operator(),
+        })
+    }
+}

@@ -1,0 +1,247 @@
+//! What goes into the core and what comes out: inputs, effects, API commands and replies.
+
+use renkei_protocol::ids::{EnvelopeId, OfficeNumber, OperatorId, ServiceKind};
+use renkei_protocol::wire;
+use serde::Serialize;
+
+use super::unit::UnitFinding;
+use super::views::{DirectoryView, InboxView, OfficeView, SentView, StatusView};
+
+/// Correlates an API command with its reply.
+pub type ApiId = u64;
+/// Correlates an inbound peer request with its response.
+pub type InboundId = u64;
+/// Correlates an outbound peer request with its response or failure.
+pub type OutboundId = u64;
+
+/// Something that happened, fed to [`crate::core::Core::handle`].
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A command from the HTTP API or the operator CLI.
+    Api {
+        /// Reply correlation.
+        id: ApiId,
+        /// Who asks.
+        auth: Auth,
+        /// What.
+        cmd: ApiCommand,
+    },
+    /// A request from a peer node (already authenticated as `from` by the transport).
+    Inbound {
+        /// Response correlation.
+        id: InboundId,
+        /// The peer.
+        from: OperatorId,
+        /// The request.
+        request: wire::Request,
+    },
+    /// A peer's response to one of our requests.
+    Response {
+        /// Our request.
+        id: OutboundId,
+        /// The peer.
+        from: OperatorId,
+        /// Its response.
+        response: wire::Response,
+    },
+    /// One of our requests failed in transport (timeout, connection refused, …). Whether
+    /// the peer received it is unknown: everything in it is retried (the peer dedups).
+    SendFailed {
+        /// Our request.
+        id: OutboundId,
+        /// The peer.
+        to: OperatorId,
+        /// Transport detail.
+        error: String,
+    },
+    /// A connection to a peer came up.
+    PeerUp(OperatorId),
+    /// The last connection to a peer went down.
+    PeerDown(OperatorId),
+    /// Time passed (a requested wake-up, or a periodic tick).
+    Tick,
+}
+
+/// Who issues an API command.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// An office, by the SHA-256 of its bearer token.
+    Office([u8; 32]),
+    /// The node's operator (local CLI).
+    Operator,
+}
+
+/// A command from the API.
+#[derive(Debug, Clone)]
+pub enum ApiCommand {
+    /// Submit a send unit (the files with their standard names).
+    Submit {
+        /// (file name, bytes) in upload order.
+        files: Vec<(String, Vec<u8>)>,
+        /// The envelope this unit replaces, if the sender says so.
+        supersedes: Option<EnvelopeId>,
+    },
+    /// List the inbox.
+    Inbox {
+        /// Only the latest entry of each document slot.
+        latest_only: bool,
+    },
+    /// Download one file of a received unit.
+    Fetch {
+        /// The envelope.
+        id: EnvelopeId,
+        /// The file name.
+        name: String,
+    },
+    /// Sent units (all, or one).
+    Sent {
+        /// One envelope, or all.
+        id: Option<EnvelopeId>,
+    },
+    /// The proof bundle of a sent (or received) envelope.
+    Proof {
+        /// The envelope.
+        id: EnvelopeId,
+    },
+    /// Can this office receive electronically, and where?
+    Lookup {
+        /// The office asked about.
+        office: OfficeNumber,
+    },
+    /// Which office does this token belong to?
+    WhoAmI,
+    /// Operator: register an office homed here.
+    AddOffice {
+        /// 事業所番号.
+        office: OfficeNumber,
+        /// Service kinds.
+        kinds: Vec<ServiceKind>,
+        /// Display name.
+        name: String,
+        /// SHA-256 of the API token.
+        token_hash: [u8; 32],
+    },
+    /// Operator: release an office (its binding is withdrawn).
+    RemoveOffice {
+        /// 事業所番号.
+        office: OfficeNumber,
+    },
+    /// Operator: list offices homed here.
+    ListOffices,
+    /// Operator: install a newer signed roster.
+    SetRoster {
+        /// Encoded signed roster.
+        roster: Vec<u8>,
+    },
+    /// Operator: node status.
+    Status,
+}
+
+/// A file returned by [`ApiCommand::Fetch`].
+#[derive(Debug, Clone)]
+pub struct FileReply {
+    /// File name.
+    pub name: String,
+    /// Original bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// The answer to an API command.
+#[derive(Debug, Clone)]
+pub enum ApiReply {
+    /// A unit was accepted (durably, once this reply is released).
+    Accepted(SentView),
+    /// The unit fails validation.
+    Invalid(Vec<UnitFinding>),
+    /// The token is unknown.
+    Unauthorized,
+    /// The caller may not do this (e.g. send as another office).
+    Forbidden(String),
+    /// Nothing of that id visible to the caller.
+    NotFound(String),
+    /// The request is malformed.
+    BadRequest(String),
+    /// The destination cannot be reached (not bound in the federation).
+    Unroutable(String),
+    /// Inbox entries.
+    Inbox(Vec<InboxView>),
+    /// A file.
+    File(FileReply),
+    /// Sent units.
+    Sent(Vec<SentView>),
+    /// A proof bundle (canonical CBOR).
+    Proof(Vec<u8>),
+    /// Directory answer.
+    Directory(DirectoryView),
+    /// The caller's office.
+    Office(OfficeView),
+    /// Offices homed here.
+    Offices(Vec<OfficeView>),
+    /// Node status.
+    Status(StatusView),
+    /// Done, nothing to return.
+    Done,
+    /// The node failed internally (store error); nothing was promised.
+    Internal(String),
+}
+
+/// What the core asks its driver to do. Drivers release a batch's effects only after
+/// committing the store.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Send a request to a peer.
+    Send {
+        /// Correlation for the response.
+        id: OutboundId,
+        /// The peer.
+        to: OperatorId,
+        /// The request.
+        request: wire::Request,
+    },
+    /// Answer a peer's request.
+    Respond {
+        /// The inbound request.
+        id: InboundId,
+        /// The answer.
+        response: wire::Response,
+    },
+    /// Answer an API command.
+    Reply {
+        /// The command.
+        id: ApiId,
+        /// The answer.
+        reply: ApiReply,
+    },
+    /// Feed [`Input::Tick`] at (or after) this time.
+    Wake {
+        /// Milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
+}
+
+/// Counters exposed as metrics.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counters {
+    /// Units accepted from offices.
+    pub submitted: u64,
+    /// Envelopes accepted for relay from peers.
+    pub relayed_in: u64,
+    /// Envelopes delivered into local inboxes.
+    pub delivered: u64,
+    /// Definitive rejections issued.
+    pub rejected: u64,
+    /// Expired receipts issued.
+    pub expired: u64,
+    /// Duplicate envelopes answered from the dedup index.
+    pub duplicates: u64,
+    /// Delivery batches sent.
+    pub batches_sent: u64,
+    /// Failed or retried sends.
+    pub retries: u64,
+    /// Receipts received and stored.
+    pub receipts_in: u64,
+    /// Binding conflicts seen.
+    pub binding_conflicts: u64,
+    /// Inbound requests refused as a whole.
+    pub refused: u64,
+}

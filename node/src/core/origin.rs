@@ -1,0 +1,308 @@
+//! The origin's side: submitting a unit (validate, route, seal, sign, store, outbox),
+//! applying receipts to sent items, expiry.
+
+use renkei_protocol::envelope::{Envelope, Header, Party};
+use renkei_protocol::ids::{EnvelopeId, OfficeNumber};
+use renkei_protocol::receipt::{Receipt, ReceiptKind, SignedReceipt};
+
+use super::directory::Route;
+use super::io::ApiReply;
+use super::records::{self, OutboxRec, SentRec, SentStatus, be, id_n_key, office_time_id_key, time_id_key};
+use super::unit::{UnitFinding, check_unit};
+use super::views::{FileView, ReceiptView, SentView};
+use super::Core;
+use crate::store::{Store, StoreError, Tree, scan_prefix};
+
+impl<S: Store> Core<S> {
+    pub(super) fn sign_receipt(&self, id: EnvelopeId, digest: [u8; 32], kind: ReceiptKind) -> SignedReceipt {
+        Receipt { envelope: id, digest, kind, node: self.keys.id(), at_ms: self.now }.sign(&self.keys.identity)
+    }
+
+    pub(super) fn submit(
+        &mut self,
+        office: OfficeNumber,
+        files: Vec<(String, Vec<u8>)>,
+        supersedes: Option<EnvelopeId>,
+    ) -> Result<ApiReply, StoreError> {
+        if files.is_empty() {
+            return Ok(ApiReply::BadRequest("a send unit needs at least one file".into()));
+        }
+        let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+        let info = match check_unit(&refs) {
+            Ok(i) => i,
+            Err(findings) => return Ok(ApiReply::Invalid(findings)),
+        };
+        if info.from.office != office {
+            return Ok(ApiReply::Forbidden(format!(
+                "the file names say the unit comes from office {}; this token belongs to office {office}",
+                info.from.office
+            )));
+        }
+        if !self.homes(&info.from) {
+            return Ok(ApiReply::Forbidden(format!(
+                "office {office} is not registered here for service kind {}",
+                info.from.kind
+            )));
+        }
+        let Some(dest) = self.home_of(&info.to.office) else {
+            return Ok(ApiReply::Unroutable(format!(
+                "office {} is not bound to any operator of the federation: it cannot receive electronically",
+                info.to.office
+            )));
+        };
+        let Some(sealed_to) = self.seal_key_of(&dest) else {
+            return Ok(ApiReply::Unroutable(format!("operator {dest} homing office {} is not in the roster", info.to.office)));
+        };
+        if let Some(s) = supersedes {
+            let ok = records::get::<SentRec>(&self.store, Tree::Sent, s.as_bytes())?
+                .is_some_and(|r| r.from == office && r.to == info.to.office);
+            if !ok {
+                return Ok(ApiReply::Invalid(vec![UnitFinding::unit(
+                    "unit.supersedes",
+                    format!("supersedes {s}: no unit sent by office {office} to office {} has that id", info.to.office),
+                )]));
+            }
+        }
+        let id = EnvelopeId(self.rng.bytes16());
+        let header = Header {
+            id,
+            from: info.from.clone(),
+            to: info.to.clone(),
+            origin: self.keys.id(),
+            destination: dest,
+            sealed_to,
+            doc_kind: info.doc_kind,
+            subject: info.subject.clone(),
+            stamp: info.stamp.clone(),
+            supersedes,
+            created_at_ms: self.now,
+            files: Envelope::file_entries(&refs),
+        };
+        let bytes: Vec<&[u8]> = files.iter().map(|(_, b)| b.as_slice()).collect();
+        let env = match Envelope::seal_and_sign(header, &bytes, &self.keys, self.rng.bytes32()) {
+            Ok(e) => e,
+            Err(e) => return Ok(ApiReply::Internal(format!("sealing failed: {e}"))),
+        };
+        let expires_at_ms = self.now.saturating_add(self.cfg.expiry_ms);
+        let digest = env.digest();
+        self.store.put(Tree::Envelopes, id.as_bytes(), &env.encode())?;
+        let rec = SentRec {
+            id,
+            header: env.header_bytes().to_vec(),
+            from: office.clone(),
+            to: info.to.office.clone(),
+            destination: dest,
+            status: SentStatus::Accepted,
+            created_at_ms: self.now,
+            expires_at_ms,
+        };
+        records::put(&mut self.store, Tree::Sent, id.as_bytes(), &rec)?;
+        self.store.put(Tree::SentIndex, &office_time_id_key(&office, self.now, &id), b"")?;
+        self.store.put(Tree::Pending, &time_id_key(expires_at_ms, &id), b"")?;
+        let accepted = self.sign_receipt(id, digest, ReceiptKind::Accepted { hop: 0 });
+        self.store_receipt(id, &accepted.encode())?;
+        self.audit("submit", Some(id), Some(&office), format!("to {} {}", info.to.office, info.doc_kind))?;
+        self.counters.submitted += 1;
+        if self.route(&dest) == Route::Local {
+            let (receipt, rejected) = self.deliver_here(&env)?;
+            self.remember_answer(&env, &receipt, rejected)?;
+            self.apply_receipt_at_origin(&receipt)?;
+        } else {
+            let out = OutboxRec { destination: dest, digest, expires_at_ms, hop: 0 };
+            records::put(&mut self.store, Tree::Outbox, id.as_bytes(), &out)?;
+            self.schedule_envelope(id, self.now);
+        }
+        let mut view = self.sent_view(&rec)?;
+        view.status = SentStatus::Accepted.name().into();
+        Ok(ApiReply::Accepted(view))
+    }
+
+    /// Stores a receipt under its envelope unless the same bytes are already there.
+    /// Returns whether it was new.
+    pub(super) fn store_receipt(&mut self, id: EnvelopeId, bytes: &[u8]) -> Result<bool, StoreError> {
+        let existing = scan_prefix(&self.store, Tree::Receipts, id.as_bytes(), 64)?;
+        if existing.iter().any(|(_, v)| v.as_slice() == bytes) {
+            return Ok(false);
+        }
+        let seq = self.next_seq()?;
+        self.store.put(Tree::Receipts, &id_n_key(&id, seq), bytes)?;
+        Ok(true)
+    }
+
+    /// Verifies a receipt: signature, and signer this node or a roster operator at its time.
+    pub(super) fn receipt_trusted(&self, r: &SignedReceipt) -> bool {
+        if r.verify().is_err() {
+            return false;
+        }
+        let node = r.receipt().node;
+        node == self.keys.id()
+            || self.roster.as_ref().is_some_and(|ro| ro.roster().signer_valid_at(&node, r.receipt().at_ms).is_some())
+    }
+
+    /// Applies a receipt to a sent item (this node being the origin).
+    pub(super) fn apply_receipt_at_origin(&mut self, r: &SignedReceipt) -> Result<(), StoreError> {
+        let rc = r.receipt();
+        let Some(mut rec) = records::get::<SentRec>(&self.store, Tree::Sent, rc.envelope.as_bytes())? else {
+            return Ok(());
+        };
+        if renkei_protocol::envelope::sha256(&rec.header) != rc.digest || !self.receipt_trusted(r) {
+            tracing::warn!(id = %rc.envelope, "ignoring receipt that does not verify or names another digest");
+            return Ok(());
+        }
+        if !self.store_receipt(rc.envelope, &r.encode())? {
+            return Ok(());
+        }
+        self.counters.receipts_in += 1;
+        let old = rec.status;
+        let new = match (&rc.kind, old) {
+            (ReceiptKind::Accepted { hop }, SentStatus::Accepted) if *hop > 0 => SentStatus::Relayed,
+            (ReceiptKind::Delivered, SentStatus::Accepted | SentStatus::Relayed | SentStatus::Expired) => {
+                SentStatus::Delivered
+            }
+            (ReceiptKind::Retrieved, s) if s != SentStatus::Rejected => SentStatus::Retrieved,
+            (ReceiptKind::Rejected { .. }, SentStatus::Accepted | SentStatus::Relayed | SentStatus::Expired) => {
+                SentStatus::Rejected
+            }
+            (ReceiptKind::Expired, SentStatus::Accepted | SentStatus::Relayed) => SentStatus::Expired,
+            _ => old,
+        };
+        if new != old {
+            rec.status = new;
+            records::put(&mut self.store, Tree::Sent, rec.id.as_bytes(), &rec)?;
+            if new.is_final() {
+                self.store.delete(Tree::Pending, &time_id_key(rec.expires_at_ms, &rec.id))?;
+            }
+        }
+        self.audit(
+            &format!("receipt_{}", rc.kind.name()),
+            Some(rc.envelope),
+            Some(&rec.from),
+            self.operator_name(&rc.node).unwrap_or_else(|| rc.node.to_string()),
+        )
+    }
+
+    /// Issues Expired receipts for sent items past their window.
+    pub(super) fn expire_due(&mut self) -> Result<(), StoreError> {
+        let due = self.store.range(Tree::Pending, b"", Some(&be(self.now.saturating_add(1))), 1024)?;
+        for (k, _) in due {
+            let Some(id) = k.get(8..24).and_then(|b| EnvelopeId::from_slice(b).ok()) else { continue };
+            self.store.delete(Tree::Pending, &k)?;
+            let Some(rec) = records::get::<SentRec>(&self.store, Tree::Sent, id.as_bytes())? else { continue };
+            if rec.status.is_final() {
+                continue;
+            }
+            if self.store.get(Tree::Outbox, id.as_bytes())?.is_some() {
+                self.store.delete(Tree::Outbox, id.as_bytes())?;
+                self.unschedule_envelope(&id);
+            }
+            let r = self.sign_receipt(id, renkei_protocol::envelope::sha256(&rec.header), ReceiptKind::Expired);
+            self.counters.expired += 1;
+            self.apply_receipt_at_origin(&r)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn next_expiry(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .store
+            .range(Tree::Pending, b"", None, 1)?
+            .first()
+            .and_then(|(k, _)| k.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()))
+            .map(u64::from_be_bytes))
+    }
+
+    pub(super) fn receipt_views(&self, id: &EnvelopeId) -> Result<Vec<ReceiptView>, StoreError> {
+        let mut out = Vec::new();
+        for (_, v) in scan_prefix(&self.store, Tree::Receipts, id.as_bytes(), 256)? {
+            if let Ok(r) = SignedReceipt::decode(&v) {
+                let rc = r.receipt();
+                let (hop, code, text) = match &rc.kind {
+                    ReceiptKind::Accepted { hop } => (Some(*hop), None, None),
+                    ReceiptKind::Rejected { code, text } => (None, Some(code.as_str().to_owned()), Some(text.clone())),
+                    _ => (None, None, None),
+                };
+                out.push(ReceiptView {
+                    kind: rc.kind.name().into(),
+                    node: rc.node.to_string(),
+                    node_name: self.operator_name(&rc.node),
+                    at_ms: rc.at_ms,
+                    hop,
+                    code,
+                    text,
+                });
+            }
+        }
+        out.sort_by_key(|r| r.at_ms);
+        Ok(out)
+    }
+
+    pub(super) fn sent_view(&self, rec: &SentRec) -> Result<SentView, StoreError> {
+        let h = Header::decode(&rec.header).map_err(|e| StoreError::Corrupt { tree: "sent", detail: e.to_string() })?;
+        Ok(SentView {
+            id: rec.id.to_string(),
+            status: rec.status.name().into(),
+            from: h.from.office.to_string(),
+            from_kind: h.from.kind.to_string(),
+            to: h.to.office.to_string(),
+            to_kind: h.to.kind.to_string(),
+            kind: h.doc_kind.to_string(),
+            subject: h.subject.clone(),
+            stamp: h.stamp.to_string(),
+            files: file_views(&h),
+            created_at_ms: h.created_at_ms,
+            supersedes: h.supersedes.map(|s| s.to_string()),
+            destination: h.destination.to_string(),
+            receipts: self.receipt_views(&rec.id)?,
+        })
+    }
+
+    pub(super) fn sent_list(&self, office: &OfficeNumber, id: Option<EnvelopeId>) -> Result<ApiReply, StoreError> {
+        if let Some(id) = id {
+            return Ok(match records::get::<SentRec>(&self.store, Tree::Sent, id.as_bytes())? {
+                Some(rec) if &rec.from == office => ApiReply::Sent(vec![self.sent_view(&rec)?]),
+                _ => ApiReply::NotFound(format!("no sent unit {id} for this office")),
+            });
+        }
+        let mut out = Vec::new();
+        for (k, _) in scan_prefix(&self.store, Tree::SentIndex, office.as_str().as_bytes(), 10_000)? {
+            let Some(id) = k.get(18..34).and_then(|b| EnvelopeId::from_slice(b).ok()) else { continue };
+            if let Some(rec) = records::get::<SentRec>(&self.store, Tree::Sent, id.as_bytes())? {
+                out.push(self.sent_view(&rec)?);
+            }
+        }
+        out.reverse();
+        Ok(ApiReply::Sent(out))
+    }
+
+    pub(super) fn proof(&self, office: &OfficeNumber, id: EnvelopeId) -> Result<ApiReply, StoreError> {
+        let sent = records::get::<SentRec>(&self.store, Tree::Sent, id.as_bytes())?.is_some_and(|r| &r.from == office);
+        let received = self.store.get(Tree::Inbox, &records::office_id_key(office, &id))?.is_some();
+        if !sent && !received {
+            return Ok(ApiReply::NotFound(format!("no unit {id} sent or received by this office")));
+        }
+        let Some(bytes) = self.store.get(Tree::Envelopes, id.as_bytes())? else {
+            return Ok(ApiReply::NotFound(format!("envelope {id} is no longer held")));
+        };
+        let env = Envelope::decode(&bytes).map_err(|e| StoreError::Corrupt { tree: "envelopes", detail: e.to_string() })?;
+        let mut receipts = Vec::new();
+        for (_, v) in scan_prefix(&self.store, Tree::Receipts, id.as_bytes(), 256)? {
+            if let Ok(r) = SignedReceipt::decode(&v) {
+                receipts.push(r);
+            }
+        }
+        receipts.sort_by_key(|r| r.receipt().at_ms);
+        Ok(ApiReply::Proof(renkei_protocol::proof::Proof::new(&env, receipts).encode()))
+    }
+}
+
+pub(super) fn file_views(h: &Header) -> Vec<FileView> {
+    h.files
+        .iter()
+        .map(|f| FileView { name: f.name.clone(), size: f.len, sha256: hex::encode(f.sha256) })
+        .collect()
+}
+
+/// The sender as a party (for messages).
+pub(super) fn party(p: &Party) -> String {
+    format!("{} ({})", p.office, p.kind)
+}

@@ -1,0 +1,298 @@
+//! Outbound delivery: the schedule of due envelopes and receipts, per-peer batches (one
+//! delivery batch and one receipt batch in flight per peer), hop acknowledgements, capped
+//! exponential backoff with jitter, and the catch-up schedule rebuilt on start.
+
+use std::collections::BTreeMap;
+
+use renkei_protocol::ids::{EnvelopeId, OperatorId};
+use renkei_protocol::limits::RECEIPTS_PER_MESSAGE_MAX;
+use renkei_protocol::receipt::SignedReceipt;
+use renkei_protocol::wire::{HopAck, HopOutcome, Request, Response};
+
+use super::directory::{BUSY_DELIVER, BUSY_RECEIPTS, Route};
+use super::records::{self, OutboxRec, ReceiptOutRec, be};
+use super::{Core, Effect, Flight, OutboundId};
+use crate::store::{Store, StoreError, Tree};
+
+/// Envelopes considered per pump (bounds the work of one input).
+const DUE_SCAN_MAX: usize = 4096;
+
+impl<S: Store> Core<S> {
+    pub(super) fn load_schedules(&mut self) -> Result<(), StoreError> {
+        let now = self.now;
+        let mut start = Vec::new();
+        loop {
+            let rows = self.store.range(Tree::Outbox, &start, None, 4096)?;
+            let Some((last, _)) = rows.last() else { break };
+            start = last.clone();
+            start.push(0);
+            for (k, _) in &rows {
+                if let Ok(id) = EnvelopeId::from_slice(k) {
+                    self.schedule_envelope(id, now);
+                }
+            }
+        }
+        for (k, _) in self.store.range(Tree::ReceiptOutbox, b"", None, usize::MAX)? {
+            if let Ok(b) = <[u8; 8]>::try_from(k.as_slice()) {
+                self.schedule_receipt(u64::from_be_bytes(b), now);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn schedule_envelope(&mut self, id: EnvelopeId, at: u64) {
+        if let Some(old) = self.due_of.insert(id, at) {
+            self.schedule.remove(&(old, id));
+        }
+        self.schedule.insert((at, id));
+    }
+
+    pub(super) fn unschedule_envelope(&mut self, id: &EnvelopeId) {
+        if let Some(old) = self.due_of.remove(id) {
+            self.schedule.remove(&(old, *id));
+        }
+        self.attempts.remove(id);
+    }
+
+    pub(super) fn schedule_receipt(&mut self, seq: u64, at: u64) {
+        if let Some(old) = self.receipt_due.insert(seq, at) {
+            self.receipt_schedule.remove(&(old, seq));
+        }
+        self.receipt_schedule.insert((at, seq));
+    }
+
+    pub(super) fn in_flight_envelopes(&self) -> usize {
+        self.flights.values().map(|f| if let Flight::Deliver { ids, .. } = f { ids.len() } else { 0 }).sum()
+    }
+
+    pub(super) fn in_flight_receipts(&self) -> usize {
+        self.flights.values().map(|f| if let Flight::Receipts { seqs, .. } = f { seqs.len() } else { 0 }).sum()
+    }
+
+    /// A peer came up: whatever waits on backoff is due now.
+    pub(super) fn expedite_all(&mut self) {
+        let now = self.now;
+        let later: Vec<EnvelopeId> = self.schedule.iter().filter(|(t, _)| *t > now).map(|(_, id)| *id).collect();
+        for id in later {
+            self.schedule_envelope(id, now);
+        }
+        let later: Vec<u64> = self.receipt_schedule.iter().filter(|(t, _)| *t > now).map(|(_, s)| *s).collect();
+        for s in later {
+            self.schedule_receipt(s, now);
+        }
+    }
+
+    fn retry_envelope(&mut self, id: EnvelopeId) {
+        let n = self.attempts.entry(id).or_insert(0);
+        *n += 1;
+        let n = *n;
+        let at = self.now + self.backoff(n);
+        self.counters.retries += 1;
+        self.schedule_envelope(id, at);
+        self.attempts.insert(id, n);
+    }
+
+    pub(super) fn send_due_envelopes(&mut self) -> Result<(), StoreError> {
+        let now = self.now;
+        let due: Vec<EnvelopeId> =
+            self.schedule.iter().take_while(|(t, _)| *t <= now).take(DUE_SCAN_MAX).map(|(_, id)| *id).collect();
+        let mut batches: BTreeMap<OperatorId, (Vec<EnvelopeId>, Vec<Vec<u8>>, usize)> = BTreeMap::new();
+        for id in due {
+            let Some(rec) = records::get::<OutboxRec>(&self.store, Tree::Outbox, id.as_bytes())? else {
+                self.unschedule_envelope(&id);
+                continue;
+            };
+            if rec.hop > 0 && now >= rec.expires_at_ms {
+                self.store.delete(Tree::Outbox, id.as_bytes())?;
+                self.unschedule_envelope(&id);
+                self.audit("relay_drop_expired", Some(id), None, format!("for {}", rec.destination))?;
+                continue;
+            }
+            let peer = match self.route(&rec.destination) {
+                Route::Peer(p) => p,
+                Route::Local | Route::None(_) => {
+                    self.retry_envelope(id);
+                    continue;
+                }
+            };
+            if self.busy.contains(&(BUSY_DELIVER, peer)) {
+                continue;
+            }
+            let Some(bytes) = self.store.get(Tree::Envelopes, id.as_bytes())? else {
+                self.store.delete(Tree::Outbox, id.as_bytes())?;
+                self.unschedule_envelope(&id);
+                continue;
+            };
+            let b = batches.entry(peer).or_default();
+            if b.0.len() >= self.cfg.batch_envelopes_max || (b.2 + bytes.len() > self.cfg.batch_bytes_max && !b.0.is_empty()) {
+                continue;
+            }
+            b.2 += bytes.len();
+            b.0.push(id);
+            b.1.push(bytes);
+        }
+        for (peer, (ids, envs, _)) in batches {
+            for id in &ids {
+                if let Some(old) = self.due_of.remove(id) {
+                    self.schedule.remove(&(old, *id));
+                }
+            }
+            let fid = self.new_outbound();
+            self.busy.insert((BUSY_DELIVER, peer));
+            self.flights.insert(fid, Flight::Deliver { to: peer, ids });
+            self.counters.batches_sent += 1;
+            self.effects.push_back(Effect::Send { id: fid, to: peer, request: Request::Deliver(envs) });
+        }
+        Ok(())
+    }
+
+    pub(super) fn send_due_receipts(&mut self) -> Result<(), StoreError> {
+        let now = self.now;
+        let due: Vec<u64> =
+            self.receipt_schedule.iter().take_while(|(t, _)| *t <= now).take(DUE_SCAN_MAX).map(|(_, s)| *s).collect();
+        let mut batches: BTreeMap<OperatorId, (Vec<u64>, Vec<Vec<u8>>)> = BTreeMap::new();
+        for seq in due {
+            let Some(rec) = records::get::<ReceiptOutRec>(&self.store, Tree::ReceiptOutbox, &be(seq))? else {
+                if let Some(old) = self.receipt_due.remove(&seq) {
+                    self.receipt_schedule.remove(&(old, seq));
+                }
+                continue;
+            };
+            let peer = match self.route(&rec.to) {
+                Route::Peer(p) => p,
+                Route::Local | Route::None(_) => {
+                    let at = now + self.backoff(3);
+                    self.schedule_receipt(seq, at);
+                    continue;
+                }
+            };
+            if self.busy.contains(&(BUSY_RECEIPTS, peer)) {
+                continue;
+            }
+            let b = batches.entry(peer).or_default();
+            if b.0.len() >= RECEIPTS_PER_MESSAGE_MAX {
+                continue;
+            }
+            b.0.push(seq);
+            b.1.push(rec.receipt);
+        }
+        for (peer, (seqs, receipts)) in batches {
+            for s in &seqs {
+                if let Some(old) = self.receipt_due.remove(s) {
+                    self.receipt_schedule.remove(&(old, *s));
+                }
+            }
+            let fid = self.new_outbound();
+            self.busy.insert((BUSY_RECEIPTS, peer));
+            self.flights.insert(fid, Flight::Receipts { to: peer, seqs });
+            self.effects.push_back(Effect::Send { id: fid, to: peer, request: Request::Receipts(receipts) });
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_response(&mut self, id: OutboundId, from: OperatorId, response: Response) -> Result<(), StoreError> {
+        let Some(flight) = self.flights.remove(&id) else { return Ok(()) };
+        match flight {
+            Flight::Deliver { to, ids } => {
+                self.busy.remove(&(BUSY_DELIVER, to));
+                let mut pending: BTreeMap<EnvelopeId, ()> = ids.iter().map(|i| (*i, ())).collect();
+                match response {
+                    Response::HopAcks(acks) => {
+                        for ack in acks {
+                            if pending.remove(&ack.id).is_some() {
+                                self.on_hop_ack(from, ack)?;
+                            }
+                        }
+                    }
+                    Response::Refused { code, message } => {
+                        tracing::warn!(peer = %from, ?code, %message, "peer refused a delivery batch");
+                    }
+                    other => tracing::warn!(peer = %from, ?other, "unexpected answer to a delivery batch"),
+                }
+                for (id, ()) in pending {
+                    self.retry_envelope(id);
+                }
+            }
+            Flight::Receipts { to, seqs } => {
+                self.busy.remove(&(BUSY_RECEIPTS, to));
+                if let Response::ReceiptsTaken(_) = response {
+                    for s in seqs {
+                        self.store.delete(Tree::ReceiptOutbox, &be(s))?;
+                    }
+                } else {
+                    for s in seqs {
+                        let at = self.now + self.backoff(2);
+                        self.schedule_receipt(s, at);
+                    }
+                }
+            }
+            Flight::Sync { to } => {
+                self.busy.remove(&(super::directory::BUSY_SYNC, to));
+                self.on_sync_answer(from, response)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_send_failed(&mut self, id: OutboundId, to: OperatorId, error: &str) -> Result<(), StoreError> {
+        let Some(flight) = self.flights.remove(&id) else { return Ok(()) };
+        tracing::debug!(peer = %to, %error, "send failed; will retry");
+        match flight {
+            Flight::Deliver { to, ids } => {
+                self.busy.remove(&(BUSY_DELIVER, to));
+                for i in ids {
+                    self.retry_envelope(i);
+                }
+            }
+            Flight::Receipts { to, seqs } => {
+                self.busy.remove(&(BUSY_RECEIPTS, to));
+                for s in seqs {
+                    let at = self.now + self.backoff(2);
+                    self.schedule_receipt(s, at);
+                }
+            }
+            Flight::Sync { to } => {
+                self.busy.remove(&(super::directory::BUSY_SYNC, to));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_hop_ack(&mut self, peer: OperatorId, ack: HopAck) -> Result<(), StoreError> {
+        let Some(rec) = records::get::<OutboxRec>(&self.store, Tree::Outbox, ack.id.as_bytes())? else {
+            return Ok(());
+        };
+        let bytes = match ack.outcome {
+            HopOutcome::Accepted(b) | HopOutcome::Rejected(b) => b,
+            HopOutcome::RetryLater(why) => {
+                tracing::debug!(%peer, id = %ack.id, %why, "peer asked to retry later");
+                self.retry_envelope(ack.id);
+                return Ok(());
+            }
+        };
+        let valid = SignedReceipt::decode(&bytes)
+            .ok()
+            .filter(|r| r.receipt().envelope == ack.id && r.receipt().digest == rec.digest && self.receipt_trusted(r));
+        let Some(receipt) = valid else {
+            tracing::warn!(%peer, id = %ack.id, "hop acknowledgement carries no valid receipt; retrying");
+            self.retry_envelope(ack.id);
+            return Ok(());
+        };
+        self.store.delete(Tree::Outbox, ack.id.as_bytes())?;
+        self.unschedule_envelope(&ack.id);
+        if rec.hop == 0 {
+            self.apply_receipt_at_origin(&receipt)?;
+        } else {
+            self.store_receipt(ack.id, &bytes)?;
+            let origin = match self.store.get(Tree::Envelopes, ack.id.as_bytes())? {
+                Some(b) => renkei_protocol::envelope::Envelope::decode(&b).ok().map(|e| e.header().origin),
+                None => None,
+            };
+            if let Some(origin) = origin {
+                self.forward_receipt(origin, bytes)?;
+            }
+            self.audit("forwarded", Some(ack.id), None, format!("to {peer}: {}", receipt.receipt().kind.name()))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,237 @@
+//! Stored records and key layouts. Every record is stored as one version byte followed by
+//! its CBOR encoding (ciborium via serde); a reader refuses versions it does not know.
+
+use renkei_protocol::envelope::Digest32;
+use renkei_protocol::ids::{EnvelopeId, OfficeNumber, OperatorId, ServiceKind};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Store, StoreError, Tree};
+
+const RECORD_VERSION: u8 = 1;
+
+/// Encodes a record.
+pub fn encode<T: Serialize>(rec: &T) -> Vec<u8> {
+    let mut out = vec![RECORD_VERSION];
+    if let Err(e) = ciborium::into_writer(rec, &mut out) {
+        unreachable!("encoding a record into memory failed: {e}");
+    }
+    out
+}
+
+/// Decodes a record read from `tree`.
+pub fn decode<T: DeserializeOwned>(tree: Tree, bytes: &[u8]) -> Result<T, StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt { tree: tree.name(), detail };
+    match bytes.split_first() {
+        Some((&RECORD_VERSION, rest)) => ciborium::from_reader(rest).map_err(|e| corrupt(e.to_string())),
+        Some((v, _)) => Err(corrupt(format!("unknown record version {v}"))),
+        None => Err(corrupt("empty record".into())),
+    }
+}
+
+/// Reads and decodes one record.
+pub fn get<T: DeserializeOwned>(store: &dyn Store, tree: Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
+    store.get(tree, key)?.map(|b| decode(tree, &b)).transpose()
+}
+
+/// Encodes and writes one record.
+pub fn put<T: Serialize>(store: &mut dyn Store, tree: Tree, key: &[u8], rec: &T) -> Result<(), StoreError> {
+    store.put(tree, key, &encode(rec))
+}
+
+/// An envelope awaiting a hop acknowledgement.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OutboxRec {
+    /// The destination operator.
+    pub destination: OperatorId,
+    /// The envelope digest (receipts must name it).
+    pub digest: Digest32,
+    /// Give up (origin: Expired receipt; relay: drop) at this time.
+    pub expires_at_ms: u64,
+    /// This node's hop number for the envelope (origin 0).
+    pub hop: u8,
+}
+
+/// Status of a sent unit at its origin.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SentStatus {
+    /// Accepted by the origin node.
+    Accepted,
+    /// Accepted by a relay.
+    Relayed,
+    /// In the recipient's inbox.
+    Delivered,
+    /// Downloaded by the recipient.
+    Retrieved,
+    /// Refused.
+    Rejected,
+    /// Given up.
+    Expired,
+}
+
+impl SentStatus {
+    /// API name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SentStatus::Accepted => "accepted",
+            SentStatus::Relayed => "relayed",
+            SentStatus::Delivered => "delivered",
+            SentStatus::Retrieved => "retrieved",
+            SentStatus::Rejected => "rejected",
+            SentStatus::Expired => "expired",
+        }
+    }
+    /// Whether the journey ended.
+    pub fn is_final(self) -> bool {
+        matches!(self, SentStatus::Delivered | SentStatus::Retrieved | SentStatus::Rejected | SentStatus::Expired)
+    }
+}
+
+/// A unit sent by a local office.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SentRec {
+    /// Envelope id.
+    pub id: EnvelopeId,
+    /// Canonical header bytes.
+    #[serde(with = "serde_bytes")]
+    pub header: Vec<u8>,
+    /// Sending office.
+    pub from: OfficeNumber,
+    /// Receiving office.
+    pub to: OfficeNumber,
+    /// Destination operator.
+    pub destination: OperatorId,
+    /// Current status.
+    pub status: SentStatus,
+    /// Creation time.
+    pub created_at_ms: u64,
+    /// When the origin gives up.
+    pub expires_at_ms: u64,
+}
+
+/// The first answer given to an envelope id (replayed to duplicates, forever).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DedupRec {
+    /// Digest of the envelope answered.
+    pub digest: Digest32,
+    /// Whether the answer was a rejection.
+    pub rejected: bool,
+    /// The signed receipt given.
+    #[serde(with = "serde_bytes")]
+    pub receipt: Vec<u8>,
+}
+
+/// A received unit in an office's inbox.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InboxRec {
+    /// Envelope id.
+    pub id: EnvelopeId,
+    /// Canonical header bytes.
+    #[serde(with = "serde_bytes")]
+    pub header: Vec<u8>,
+    /// Receiving office.
+    pub office: OfficeNumber,
+    /// Arrival time.
+    pub received_at_ms: u64,
+    /// Explicitly replaced envelope.
+    pub supersedes: Option<EnvelopeId>,
+    /// Envelope that replaced this one.
+    pub superseded_by: Option<EnvelopeId>,
+    /// First download.
+    pub retrieved_at_ms: Option<u64>,
+    /// Document slots this unit fills.
+    pub slots: Vec<Vec<u8>>,
+    /// Slots where this unit is still the latest.
+    pub live_slots: u32,
+    /// Users in the unit.
+    pub users: u32,
+}
+
+/// The latest envelope of a document slot, with its ordering key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SlotRec {
+    /// Ordering: (plan date or empty, stamp, created_at, id) compared lexicographically.
+    pub order: (String, String, u64, EnvelopeId),
+    /// Receiving office (owner of the inbox entry).
+    pub office: OfficeNumber,
+}
+
+/// An office homed at this node.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OfficeRec {
+    /// 事業所番号.
+    pub office: OfficeNumber,
+    /// Service kinds.
+    pub kinds: Vec<ServiceKind>,
+    /// Name.
+    pub name: String,
+    /// SHA-256 of the API token.
+    pub token_hash: [u8; 32],
+    /// Registration time.
+    pub since_ms: u64,
+}
+
+/// A receipt waiting to be forwarded toward an envelope's origin.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReceiptOutRec {
+    /// The origin operator.
+    pub to: OperatorId,
+    /// Signed receipt bytes.
+    #[serde(with = "serde_bytes")]
+    pub receipt: Vec<u8>,
+}
+
+/// One entry of the hash-chained audit log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditRec {
+    /// Sequence number, from 1.
+    pub seq: u64,
+    /// Time.
+    pub at_ms: u64,
+    /// What happened.
+    pub event: String,
+    /// Envelope concerned.
+    pub envelope: Option<EnvelopeId>,
+    /// Office concerned.
+    pub office: Option<OfficeNumber>,
+    /// Detail.
+    pub detail: String,
+    /// Hash of the previous entry (zeros for the first).
+    pub prev: [u8; 32],
+    /// SHA-256 over the canonical encoding of all fields above.
+    pub hash: [u8; 32],
+}
+
+/// Big-endian u64 key part.
+pub fn be(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+/// Key: office ‖ id.
+pub fn office_id_key(office: &OfficeNumber, id: &EnvelopeId) -> Vec<u8> {
+    let mut k = office.as_str().as_bytes().to_vec();
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Key: office ‖ time ‖ id.
+pub fn office_time_id_key(office: &OfficeNumber, t: u64, id: &EnvelopeId) -> Vec<u8> {
+    let mut k = office.as_str().as_bytes().to_vec();
+    k.extend_from_slice(&be(t));
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Key: time ‖ id.
+pub fn time_id_key(t: u64, id: &EnvelopeId) -> Vec<u8> {
+    let mut k = be(t).to_vec();
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Key: id ‖ n.
+pub fn id_n_key(id: &EnvelopeId, n: u64) -> Vec<u8> {
+    let mut k = id.as_bytes().to_vec();
+    k.extend_from_slice(&be(n));
+    k
+}

@@ -1,0 +1,379 @@
+//! A tiny deterministic network of cores for the core's unit tests: zero-latency FIFO
+//! delivery over links that can be cut, virtual time, crashes that lose uncommitted writes.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use renkei_protocol::envelope::sha256;
+use renkei_protocol::ids::OperatorId;
+use renkei_protocol::keys::{OperatorKeys, SigningIdentity};
+use renkei_protocol::rng::Entropy;
+use renkei_protocol::roster::{OperatorEntry, Roster, SignedRoster};
+use renkei_protocol::wire::{HopOutcome, Request, Response};
+
+use crate::core::io::{ApiCommand, ApiReply, Auth, Effect, Input};
+use crate::core::{Core, CoreConfig};
+use crate::store::{MemoryStore, Store, Tree};
+
+const T0: u64 = 1_750_000_000_000;
+
+pub struct Node {
+    core: Option<Core<MemoryStore>>,
+    keys: OperatorKeys,
+    cfg: CoreConfig,
+    wake: Option<u64>,
+    generation: u64,
+}
+
+pub struct Net {
+    nodes: Vec<Node>,
+    pub now: u64,
+    queue: VecDeque<(usize, Input)>,
+    links: BTreeSet<(usize, usize)>,
+    replies: BTreeMap<u64, ApiReply>,
+    next_api: u64,
+    next_inbound: u64,
+    inbound: BTreeMap<(usize, u64), (usize, u64)>,
+    pub roster: SignedRoster,
+    pub expiry_ms: u64,
+    crash_plan: Option<(usize, usize)>,
+}
+
+/// The files of a fixture send unit directory, sorted by name.
+pub fn fixture_unit(dir: &str) -> Vec<(String, Vec<u8>)> {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/valid/");
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(format!("{root}{dir}"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// The same unit under another 14-digit stamp (a newer or older version).
+pub fn rename_stamp(files: &[(String, Vec<u8>)], stamp: &str) -> Vec<(String, Vec<u8>)> {
+    files
+        .iter()
+        .map(|(n, b)| {
+            let old = n.rsplit('_').next().unwrap().split('.').next().unwrap().to_owned();
+            (n.replace(&old, stamp), b.clone())
+        })
+        .collect()
+}
+
+fn link(a: usize, b: usize) -> (usize, usize) {
+    (a.min(b), a.max(b))
+}
+
+impl Net {
+    pub fn new(spec: &[(&str, bool)]) -> Net {
+        let authority = SigningIdentity::from_seed([0xAA; 32]);
+        let keys: Vec<OperatorKeys> =
+            (0..spec.len()).map(|i| OperatorKeys::from_seeds([i as u8 + 1; 32], [i as u8 + 101; 32])).collect();
+        let roster = Roster {
+            serial: 1,
+            issued_at_ms: T0 - 1000,
+            authority: authority.id(),
+            operators: spec
+                .iter()
+                .zip(&keys)
+                .map(|((name, relay), k)| OperatorEntry {
+                    name: (*name).into(),
+                    id: k.id(),
+                    enc_key: k.seal.public(),
+                    relay: *relay,
+                    addrs: vec![],
+                    valid_from_ms: T0 - 1000,
+                    valid_until_ms: None,
+                    old_keys: vec![],
+                })
+                .collect(),
+        }
+        .sign(&authority);
+        let expiry_ms = 3_600_000;
+        let mut net = Net {
+            nodes: vec![],
+            now: T0,
+            queue: VecDeque::new(),
+            links: BTreeSet::new(),
+            replies: BTreeMap::new(),
+            next_api: 1,
+            next_inbound: 1,
+            inbound: BTreeMap::new(),
+            roster,
+            expiry_ms,
+            crash_plan: None,
+        };
+        for ((name, relay), k) in spec.iter().zip(keys) {
+            let cfg = CoreConfig {
+                name: (*name).into(),
+                relay: *relay,
+                authority: Some(authority.id()),
+                expiry_ms,
+                ..CoreConfig::default()
+            };
+            let i = net.nodes.len() as u64;
+            let core = Core::open(MemoryStore::new(), k.clone(), cfg.clone(), Entropy::from_u64(i), T0).unwrap();
+            net.nodes.push(Node { core: Some(core), keys: k, cfg, wake: None, generation: 0 });
+        }
+        for i in 0..net.nodes.len() {
+            let r = net.operator(i, ApiCommand::SetRoster { roster: net.roster.encode() });
+            assert!(matches!(r, ApiReply::Done), "{r:?}");
+        }
+        net
+    }
+
+    pub fn id(&self, i: usize) -> OperatorId {
+        self.nodes[i].keys.id()
+    }
+
+    pub fn core(&self, i: usize) -> &Core<MemoryStore> {
+        self.nodes[i].core.as_ref().unwrap()
+    }
+
+    pub fn memory(&self, i: usize) -> &MemoryStore {
+        self.core(i).store()
+    }
+
+    pub fn store(&self, i: usize) -> &dyn Store {
+        self.core(i).store()
+    }
+
+    fn step(&mut self, i: usize, input: Input) {
+        if let Some((k, target)) = self.crash_plan {
+            if target == i {
+                if k == 0 {
+                    self.crash_plan = None;
+                    self.nodes[i].core.as_mut().unwrap().handle(self.now, input).unwrap();
+                    self.crash(i);
+                    return;
+                }
+                self.crash_plan = Some((k - 1, target));
+            }
+        }
+        let core = self.nodes[i].core.as_mut().unwrap();
+        core.handle(self.now, input).unwrap();
+        core.commit().unwrap();
+        for e in core.drain_effects() {
+            self.effect(i, e);
+        }
+    }
+
+    fn effect(&mut self, i: usize, e: Effect) {
+        match e {
+            Effect::Send { id, to, request } => {
+                let j = self.nodes.iter().position(|n| n.keys.id() == to);
+                match j.filter(|j| self.links.contains(&link(i, *j))) {
+                    Some(j) => {
+                        let inb = self.next_inbound;
+                        self.next_inbound += 1;
+                        self.inbound.insert((j, inb), (i, id));
+                        let from = self.id(i);
+                        self.queue.push_back((j, Input::Inbound { id: inb, from, request }));
+                    }
+                    None => self.queue.push_back((i, Input::SendFailed { id, to, error: "no link".into() })),
+                }
+            }
+            Effect::Respond { id, response } => {
+                if let Some((req, out)) = self.inbound.remove(&(i, id)) {
+                    let from = self.id(i);
+                    if self.links.contains(&link(i, req)) {
+                        self.queue.push_back((req, Input::Response { id: out, from, response }));
+                    } else {
+                        self.queue.push_back((req, Input::SendFailed { id: out, to: from, error: "link cut".into() }));
+                    }
+                }
+            }
+            Effect::Reply { id, reply } => {
+                self.replies.insert(id, reply);
+            }
+            Effect::Wake { at_ms } => {
+                let w = &mut self.nodes[i].wake;
+                *w = Some(w.map_or(at_ms, |x| x.min(at_ms)));
+            }
+        }
+    }
+
+    fn drain(&mut self) {
+        let mut steps = 0u64;
+        while let Some((i, input)) = self.queue.pop_front() {
+            self.step(i, input);
+            steps += 1;
+            assert!(steps < 5_000_000, "no quiescence");
+        }
+    }
+
+    pub fn run_for(&mut self, ms: u64) {
+        let end = self.now + ms;
+        loop {
+            self.drain();
+            let next = self.nodes.iter().filter_map(|n| n.wake).min();
+            match next {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    for i in 0..self.nodes.len() {
+                        if self.nodes[i].wake.is_some_and(|w| w <= self.now) {
+                            self.nodes[i].wake = None;
+                            self.queue.push_back((i, Input::Tick));
+                        }
+                    }
+                }
+                _ => {
+                    self.now = end;
+                    return;
+                }
+            }
+        }
+    }
+
+    pub fn api_token(&mut self, i: usize, token_hash: [u8; 32], cmd: ApiCommand) -> ApiReply {
+        self.call(i, Auth::Office(token_hash), cmd)
+    }
+
+    pub fn api(&mut self, i: usize, office: &str, cmd: ApiCommand) -> ApiReply {
+        self.call(i, Auth::Office(sha256(office.as_bytes())), cmd)
+    }
+
+    pub fn operator(&mut self, i: usize, cmd: ApiCommand) -> ApiReply {
+        self.call(i, Auth::Operator, cmd)
+    }
+
+    fn call(&mut self, i: usize, auth: Auth, cmd: ApiCommand) -> ApiReply {
+        let id = self.next_api;
+        self.next_api += 1;
+        self.queue.push_back((i, Input::Api { id, auth, cmd }));
+        self.drain();
+        self.replies.remove(&id).unwrap_or(ApiReply::Internal("node crashed before replying".into()))
+    }
+
+    pub fn add_office(&mut self, i: usize, office: &str, kind: &str) {
+        let r = self.operator(
+            i,
+            ApiCommand::AddOffice {
+                office: office.parse().unwrap(),
+                kinds: vec![kind.parse().unwrap()],
+                name: format!("office {office}"),
+                token_hash: sha256(office.as_bytes()),
+            },
+        );
+        assert!(matches!(r, ApiReply::Office(_)), "{r:?}");
+    }
+
+    pub fn connect(&mut self, a: usize, b: usize) {
+        if self.links.insert(link(a, b)) {
+            let (ia, ib) = (self.id(a), self.id(b));
+            self.queue.push_back((a, Input::PeerUp(ib)));
+            self.queue.push_back((b, Input::PeerUp(ia)));
+            self.drain();
+        }
+    }
+
+    pub fn heal(&mut self, a: usize, b: usize) {
+        self.connect(a, b);
+    }
+
+    pub fn partition(&mut self, a: usize, b: usize) {
+        if self.links.remove(&link(a, b)) {
+            let (ia, ib) = (self.id(a), self.id(b));
+            self.queue.push_back((a, Input::PeerDown(ib)));
+            self.queue.push_back((b, Input::PeerDown(ia)));
+            self.drain();
+        }
+    }
+
+    pub fn heal_all(&mut self) {
+        for a in 0..self.nodes.len() {
+            for b in a + 1..self.nodes.len() {
+                if self.nodes[a].cfg.relay || self.nodes[b].cfg.relay || self.nodes.len() == 2 {
+                    self.connect(a, b);
+                }
+            }
+        }
+    }
+
+    /// Crashes node `i` (uncommitted writes and unreleased effects are lost) and restarts it.
+    pub fn crash(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let mut store = node.core.take().unwrap().into_store();
+        store.crash();
+        node.generation += 1;
+        node.wake = None;
+        let seed = 1000 * node.generation + i as u64;
+        node.core = Some(Core::open(store, node.keys.clone(), node.cfg.clone(), Entropy::from_u64(seed), self.now).unwrap());
+        // Requests it owed an answer to fail at their senders.
+        let owed: Vec<(u64, (usize, u64))> =
+            self.inbound.iter().filter(|((j, _), _)| *j == i).map(|((_, inb), v)| (*inb, *v)).collect();
+        for (inb, (req, out)) in owed {
+            self.inbound.remove(&(i, inb));
+            let to = self.id(i);
+            self.queue.push_back((req, Input::SendFailed { id: out, to, error: "peer crashed".into() }));
+        }
+        let peers: Vec<usize> =
+            self.links.iter().filter_map(|&(a, b)| if a == i { Some(b) } else if b == i { Some(a) } else { None }).collect();
+        for p in peers {
+            let pid = self.id(p);
+            self.queue.push_back((i, Input::PeerUp(pid)));
+        }
+        let core = self.nodes[i].core.as_mut().unwrap();
+        for e in core.drain_effects() {
+            self.effect(i, e);
+        }
+    }
+
+    /// Node `i` crashes (before committing) on its `k`-th input from now.
+    pub fn crash_on_step(&mut self, k: usize, i: usize) {
+        self.crash_plan = Some((k, i));
+    }
+
+    /// Delivers raw envelope bytes from node `from` to node `to`; returns the receipt.
+    pub fn deliver_raw(&mut self, from: usize, to: usize, env: Vec<u8>) -> Vec<u8> {
+        match self.inbound_from(to, self.id(from), Request::Deliver(vec![env])) {
+            Response::HopAcks(acks) => match &acks[0].outcome {
+                HopOutcome::Accepted(r) | HopOutcome::Rejected(r) => r.clone(),
+                HopOutcome::RetryLater(w) => panic!("retry later: {w}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A request from any operator id straight into node `i`; returns its response.
+    pub fn inbound_from(&mut self, i: usize, from: OperatorId, request: Request) -> Response {
+        let inb = 1_000_000_000 + self.next_inbound;
+        self.next_inbound += 1;
+        let core = self.nodes[i].core.as_mut().unwrap();
+        core.handle(self.now, Input::Inbound { id: inb, from, request }).unwrap();
+        core.commit().unwrap();
+        let mut out = None;
+        for e in core.drain_effects() {
+            match e {
+                Effect::Respond { id, response } if id == inb => out = Some(response),
+                other => self.effect(i, other),
+            }
+        }
+        self.drain();
+        out.unwrap()
+    }
+
+    /// Edits an audit entry behind the core's back.
+    pub fn tamper_audit(&mut self, i: usize, seq: u64) {
+        let store = self.nodes[i].core.as_mut().unwrap();
+        let key = seq.to_be_bytes();
+        let mut rec: crate::core::records::AuditRec =
+            crate::core::records::get(store.store(), Tree::Audit, &key).unwrap().unwrap();
+        rec.detail.push_str(" (edited)");
+        store.store_mut_for_tests().put(Tree::Audit, &key, &crate::core::records::encode(&rec)).unwrap();
+    }
+}
+
+impl MemoryStore {
+    /// A raw value.
+    pub fn get_raw(&self, tree: Tree, key: &[u8]) -> Option<Vec<u8>> {
+        self.get(tree, key).unwrap()
+    }
+
+    /// Every value of every tree.
+    pub fn values_all(&self) -> Vec<Vec<u8>> {
+        Tree::ALL.iter().flat_map(|t| self.values(*t).map(|v| v.to_vec()).collect::<Vec<_>>()).collect()
+    }
+}

@@ -1,0 +1,154 @@
+//! What the API shows: JSON-serialisable views of sent items, inbox entries, receipts,
+//! offices and the directory. Ids are hex, operator ids base32, times milliseconds.
+
+use serde::Serialize;
+
+use super::io::Counters;
+
+/// One file of a unit.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FileView {
+    /// Standard file name.
+    pub name: String,
+    /// Bytes.
+    pub size: u64,
+    /// SHA-256, hex.
+    pub sha256: String,
+}
+
+/// One receipt.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ReceiptView {
+    /// accepted | delivered | retrieved | rejected | expired.
+    pub kind: String,
+    /// Signing node (base32 operator id).
+    pub node: String,
+    /// Its roster name, when known.
+    pub node_name: Option<String>,
+    /// Signing time.
+    pub at_ms: u64,
+    /// Hop number of an `accepted` receipt.
+    pub hop: Option<u8>,
+    /// Rejection code.
+    pub code: Option<String>,
+    /// Rejection text.
+    pub text: Option<String>,
+}
+
+/// A sent unit and its receipts.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SentView {
+    /// Envelope id.
+    pub id: String,
+    /// Always "accepted" in the submit reply; the current status elsewhere:
+    /// accepted | relayed | delivered | retrieved | rejected | expired.
+    pub status: String,
+    /// Sending office.
+    pub from: String,
+    /// Sending kind.
+    pub from_kind: String,
+    /// Receiving office.
+    pub to: String,
+    /// Receiving kind.
+    pub to_kind: String,
+    /// D1…D7.
+    pub kind: String,
+    /// 対象年月 / 計画作成日.
+    pub subject: Option<String>,
+    /// ファイル連番.
+    pub stamp: String,
+    /// The files.
+    pub files: Vec<FileView>,
+    /// Creation time.
+    pub created_at_ms: u64,
+    /// Replaced envelope.
+    pub supersedes: Option<String>,
+    /// The destination operator (base32).
+    pub destination: String,
+    /// Receipts, oldest first.
+    pub receipts: Vec<ReceiptView>,
+}
+
+/// A received unit.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct InboxView {
+    /// Envelope id.
+    pub id: String,
+    /// Sending office.
+    pub from: String,
+    /// Sending kind.
+    pub from_kind: String,
+    /// Receiving kind.
+    pub to_kind: String,
+    /// D1…D7.
+    pub kind: String,
+    /// 対象年月 / 計画作成日.
+    pub subject: Option<String>,
+    /// ファイル連番.
+    pub stamp: String,
+    /// The files.
+    pub files: Vec<FileView>,
+    /// Arrival time.
+    pub received_at_ms: u64,
+    /// The envelope this one replaces.
+    pub supersedes: Option<String>,
+    /// The envelope that replaced this one (fully).
+    pub superseded_by: Option<String>,
+    /// First download.
+    pub retrieved_at_ms: Option<u64>,
+    /// Whether this is the latest for at least one of its users (and month).
+    pub latest: bool,
+    /// Users (insured persons) in the unit.
+    pub users: usize,
+}
+
+/// Directory answer: can that office receive electronically, and where.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DirectoryView {
+    /// The office asked about.
+    pub office: String,
+    /// Whether it is bound to an operator of the federation.
+    pub reachable: bool,
+    /// Operator name.
+    pub operator_name: Option<String>,
+    /// Operator id (base32).
+    pub operator: Option<String>,
+    /// Bound since.
+    pub since_ms: Option<u64>,
+    /// Service kinds.
+    pub kinds: Vec<String>,
+    /// Homed at this node.
+    pub homed_here: bool,
+}
+
+/// An office homed at this node.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OfficeView {
+    /// 事業所番号.
+    pub office: String,
+    /// Name.
+    pub name: String,
+    /// Service kinds.
+    pub kinds: Vec<String>,
+}
+
+/// Node status.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusView {
+    /// This node (base32).
+    pub operator: String,
+    /// Offices homed here.
+    pub offices: usize,
+    /// Envelopes awaiting a hop acknowledgement.
+    pub outbox: usize,
+    /// Receipts awaiting forwarding.
+    pub receipt_outbox: usize,
+    /// Roster serial, if a roster is installed.
+    pub roster_serial: Option<u64>,
+    /// Peers currently connected.
+    pub peers_up: Vec<String>,
+    /// Binding conflicts (office: holder vs claimant).
+    pub binding_conflicts: Vec<String>,
+    /// Counters.
+    pub counters: Counters,
+}
