@@ -1,4 +1,11 @@
-//! The `renkei` command: the binary edge of Renkei (operators, offices, developers).
+//! The `renkei` command: the binary edge of Renkei for operators (init, run, offices,
+//! keys), offices (send, inbox, fetch, sent, proof), auditors (verify) and developers.
+
+mod client;
+mod node_cmd;
+mod verify_cmd;
+
+use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -11,26 +18,179 @@ struct Cli {
     command: Command,
 }
 
+/// Where an office client finds its node.
+#[derive(clap::Args, Debug, Clone)]
+pub struct NodeArgs {
+    /// Base URL of the node's HTTP API.
+    #[arg(long, env = "RENKEI_NODE", default_value = "http://127.0.0.1:8080")]
+    pub node: String,
+    /// The office's API token.
+    #[arg(long, env = "RENKEI_TOKEN", hide_env_values = true)]
+    pub token: String,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Print the protocol version and limits this build speaks.
     Version,
+    /// Create a node directory: operator keys, admin token and renkei.toml.
+    Init {
+        /// Node directory (created if missing).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Operator display name.
+        #[arg(long)]
+        operator: String,
+        /// HTTP API address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: std::net::SocketAddr,
+        /// libp2p listen address (repeatable).
+        #[arg(long)]
+        listen: Vec<String>,
+        /// This node relays for other operators.
+        #[arg(long)]
+        relay: bool,
+    },
+    /// Run the node in the foreground until SIGTERM or SIGINT.
+    Run {
+        /// Node directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Offices homed at this node.
+    Office {
+        #[command(subcommand)]
+        cmd: node_cmd::OfficeCmd,
+    },
+    /// Node status (outbox, peers, counters, binding conflicts).
+    Status {
+        /// Node directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Operator keys.
+    Key {
+        #[command(subcommand)]
+        cmd: node_cmd::KeyCmd,
+    },
+    /// Office: send one or more send units (files grouped by sender, recipient and stamp).
+    Send {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Standard-spec files (or directories of them).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Envelope id this unit replaces.
+        #[arg(long)]
+        supersedes: Option<String>,
+    },
+    /// Office: list the inbox.
+    Inbox {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Only the latest entry per user and month.
+        #[arg(long)]
+        latest: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Office: download a received unit's files.
+    Fetch {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Envelope id.
+        id: String,
+        /// Output directory.
+        #[arg(short = 'o', long, default_value = ".")]
+        out: PathBuf,
+    },
+    /// Office: sent units and their receipts.
+    Sent {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// One envelope id.
+        id: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Office: download the proof bundle of a unit.
+    Proof {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Envelope id.
+        id: String,
+        /// Output file.
+        #[arg(short = 'o', long)]
+        out: PathBuf,
+    },
+    /// Verify a proof bundle offline and print what it proves.
+    Verify {
+        /// The proof file (CBOR).
+        proof: PathBuf,
+        /// The federation roster that was in force.
+        #[arg(long, conflicts_with = "node_key")]
+        roster: Option<PathBuf>,
+        /// For a single-node setup: the node's operator key (base32 or hex).
+        #[arg(long)]
+        node_key: Option<String>,
+        /// The federation authority key the roster must be signed by.
+        #[arg(long)]
+        authority: Option<String>,
+    },
 }
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match cli.command {
+    let code = match cli.command {
         Command::Version => {
             println!(
-                "renkei {} (envelope version {})",
+                "renkei {} (envelope version {}, max envelope {} bytes)",
                 env!("CARGO_PKG_VERSION"),
-                renkei_protocol::ENVELOPE_VERSION
+                renkei_protocol::ENVELOPE_VERSION,
+                renkei_protocol::limits::ENVELOPE_BYTES_MAX
             );
+            0
         }
-    }
-    Ok(())
+        Command::Init {
+            dir,
+            operator,
+            http,
+            listen,
+            relay,
+        } => node_cmd::init(&dir, &operator, http, listen, relay)?,
+        Command::Run { dir } => node_cmd::run(&dir)?,
+        Command::Office { cmd } => node_cmd::office(cmd)?,
+        Command::Status { dir } => node_cmd::status(&dir)?,
+        Command::Key { cmd } => node_cmd::key(cmd)?,
+        Command::Send {
+            node,
+            files,
+            supersedes,
+        } => client::send(&node, &files, supersedes.as_deref())?,
+        Command::Inbox { node, latest, json } => client::inbox(&node, latest, json)?,
+        Command::Fetch { node, id, out } => client::fetch(&node, &id, &out)?,
+        Command::Sent { node, id, json } => client::sent(&node, id.as_deref(), json)?,
+        Command::Proof { node, id, out } => client::proof(&node, &id, &out)?,
+        Command::Verify {
+            proof,
+            roster,
+            node_key,
+            authority,
+        } => verify_cmd::verify(
+            &proof,
+            roster.as_deref(),
+            node_key.as_deref(),
+            authority.as_deref(),
+        )?,
+    };
+    std::process::exit(code)
 }

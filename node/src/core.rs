@@ -90,9 +90,17 @@ impl Default for CoreConfig {
 
 #[derive(Debug, Clone)]
 enum Flight {
-    Deliver { to: OperatorId, ids: Vec<EnvelopeId> },
-    Receipts { to: OperatorId, seqs: Vec<u64> },
-    Sync { to: OperatorId },
+    Deliver {
+        to: OperatorId,
+        ids: Vec<EnvelopeId>,
+    },
+    Receipts {
+        to: OperatorId,
+        seqs: Vec<u64>,
+    },
+    Sync {
+        to: OperatorId,
+    },
 }
 
 /// The node core. See the module docs.
@@ -129,7 +137,13 @@ pub struct Core<S: Store> {
 impl<S: Store> Core<S> {
     /// Opens the core over a store, rebuilding every schedule from it (outbox, receipt
     /// outbox, expiry) so pending work resumes after a restart.
-    pub fn open(store: S, keys: OperatorKeys, cfg: CoreConfig, rng: Entropy, now_ms: u64) -> Result<Self, StoreError> {
+    pub fn open(
+        store: S,
+        keys: OperatorKeys,
+        cfg: CoreConfig,
+        rng: Entropy,
+        now_ms: u64,
+    ) -> Result<Self, StoreError> {
         let mut core = Core {
             store,
             keys,
@@ -231,7 +245,8 @@ impl<S: Store> Core<S> {
 
     fn next_seq(&mut self) -> Result<u64, StoreError> {
         self.seq += 1;
-        self.store.put(crate::store::Tree::Meta, b"seq", &self.seq.to_be_bytes())?;
+        self.store
+            .put(crate::store::Tree::Meta, b"seq", &self.seq.to_be_bytes())?;
         Ok(self.seq)
     }
 
@@ -250,7 +265,10 @@ impl<S: Store> Core<S> {
     }
 
     fn backoff(&mut self, attempts: u32) -> u64 {
-        let exp = self.cfg.retry_base_ms.saturating_mul(1u64 << attempts.min(30));
+        let exp = self
+            .cfg
+            .retry_base_ms
+            .saturating_mul(1u64 << attempts.min(30));
         let d = exp.min(self.cfg.retry_max_ms).max(1);
         d / 2 + self.rng.below(d / 2 + 1)
     }
@@ -272,14 +290,16 @@ impl<S: Store> Core<S> {
             next = next.min(t);
         }
         let next = next.max(self.now + 1);
-        if self.wake_requested.is_none_or(|w| w <= self.now || next < w) {
+        if self
+            .wake_requested
+            .is_none_or(|w| w <= self.now || next < w)
+        {
             self.wake_requested = Some(next);
             self.effects.push_back(Effect::Wake { at_ms: next });
         }
         Ok(())
     }
 }
-
 
 #[cfg(test)]
 impl<S: Store> Core<S> {

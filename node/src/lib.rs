@@ -9,6 +9,13 @@
 //! - [`core`]: the sans-IO delivery state machine (outbox, relay, inbox, dedup, receipts,
 //!   retries, versioning, audit log) driven by both the production runtime and simnet. No
 //!   tokio, libp2p, sled or clock inside.
+//! - [`runtime`]: the tokio driver (group-commit loop) around the core.
+//! - [`api`]: the HTTP API and the web page.
+//! - [`config`], [`keyfile`]: the node directory's configuration and operator key.
 
+pub mod api;
+pub mod config;
 pub mod core;
+pub mod keyfile;
+pub mod runtime;
 pub mod store;

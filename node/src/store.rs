@@ -113,8 +113,10 @@ pub enum StoreError {
     },
 }
 
+/// One key-value pair.
+pub type Pair = (Vec<u8>, Vec<u8>);
 /// Key-value pairs returned by scans.
-pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+pub type Pairs = Vec<Pair>;
 
 /// The storage interface of the core.
 pub trait Store {
@@ -125,9 +127,15 @@ pub trait Store {
     /// Deletes a key.
     fn delete(&mut self, tree: Tree, key: &[u8]) -> Result<(), StoreError>;
     /// Up to `limit` pairs with `start <= key < end` (end `None` = unbounded), in key order.
-    fn range(&self, tree: Tree, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Pairs, StoreError>;
+    fn range(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StoreError>;
     /// The last pair of a tree, if any.
-    fn last(&self, tree: Tree) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn last(&self, tree: Tree) -> Result<Option<Pair>, StoreError>;
     /// Makes every write since the last commit durable, atomically.
     fn commit(&mut self) -> Result<(), StoreError>;
 }
@@ -145,7 +153,12 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// All pairs whose key starts with `prefix`, up to `limit`.
-pub fn scan_prefix(store: &dyn Store, tree: Tree, prefix: &[u8], limit: usize) -> Result<Pairs, StoreError> {
+pub fn scan_prefix(
+    store: &dyn Store,
+    tree: Tree,
+    prefix: &[u8],
+    limit: usize,
+) -> Result<Pairs, StoreError> {
     let end = prefix_end(prefix);
     store.range(tree, prefix, end.as_deref(), limit)
 }
@@ -160,7 +173,10 @@ pub(crate) mod conformance {
         s.put(Tree::Inbox, b"a2", b"y").unwrap();
         s.put(Tree::Inbox, b"b1", b"z").unwrap();
         s.put(Tree::Outbox, b"a1", b"other tree").unwrap();
-        assert_eq!(s.get(Tree::Inbox, b"a1").unwrap().as_deref(), Some(&b"x"[..]));
+        assert_eq!(
+            s.get(Tree::Inbox, b"a1").unwrap().as_deref(),
+            Some(&b"x"[..])
+        );
         let got = scan_prefix(s, Tree::Inbox, b"a", 10).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[1].0, b"a2");
@@ -173,7 +189,10 @@ pub(crate) mod conformance {
         s.put(Tree::Inbox, b"c", b"w").unwrap();
         assert_eq!(s.last(Tree::Inbox).unwrap().unwrap().0, b"c");
         s.commit().unwrap();
-        assert_eq!(s.range(Tree::Inbox, b"a2", Some(b"c"), 10).unwrap().len(), 2);
+        assert_eq!(
+            s.range(Tree::Inbox, b"a2", Some(b"c"), 10).unwrap().len(),
+            2
+        );
     }
 
     #[test]

@@ -3,9 +3,9 @@
 
 use renkei_protocol::ids::OfficeNumber;
 
+use super::Core;
 use super::io::{ApiCommand, ApiReply, Auth};
 use super::views::StatusView;
-use super::Core;
 use crate::store::{Store, StoreError};
 
 impl<S: Store> Core<S> {
@@ -20,7 +20,8 @@ impl<S: Store> Core<S> {
         let operator = matches!(auth, Auth::Operator);
         let office = self.office_of(&auth);
         let need_office = || ApiReply::Unauthorized;
-        let need_operator = || ApiReply::Forbidden("operator command; not available to offices".into());
+        let need_operator =
+            || ApiReply::Forbidden("operator command; not available to offices".into());
         Ok(match cmd {
             ApiCommand::Submit { files, supersedes } => match office {
                 Some(o) => self.submit(o, files, supersedes)?,
@@ -47,18 +48,25 @@ impl<S: Store> Core<S> {
                 _ => need_office(),
             },
             ApiCommand::WhoAmI => match office {
-                Some(o) => match self.office_views().into_iter().find(|v| v.office == o.as_str()) {
+                Some(o) => match self
+                    .office_views()
+                    .into_iter()
+                    .find(|v| v.office == o.as_str())
+                {
                     Some(v) => ApiReply::Office(v),
                     None => need_office(),
                 },
                 None => need_office(),
             },
-            ApiCommand::AddOffice { office: o, kinds, name, token_hash } if operator => {
-                match self.add_office(o, kinds, name, token_hash)? {
-                    Ok(v) => ApiReply::Office(v),
-                    Err(why) => ApiReply::Forbidden(why),
-                }
-            }
+            ApiCommand::AddOffice {
+                office: o,
+                kinds,
+                name,
+                token_hash,
+            } if operator => match self.add_office(o, kinds, name, token_hash)? {
+                Ok(v) => ApiReply::Office(v),
+                Err(why) => ApiReply::Forbidden(why),
+            },
             ApiCommand::RemoveOffice { office: o } if operator => {
                 if self.remove_office(&o)? {
                     ApiReply::Done

@@ -9,7 +9,15 @@ use super::records::{self, AuditRec, be};
 use crate::store::{Store, StoreError, Tree};
 
 fn entry_hash(rec: &AuditRec) -> [u8; 32] {
-    let body = (rec.seq, rec.at_ms, &rec.event, rec.envelope, &rec.office, &rec.detail, rec.prev);
+    let body = (
+        rec.seq,
+        rec.at_ms,
+        &rec.event,
+        rec.envelope,
+        &rec.office,
+        &rec.detail,
+        rec.prev,
+    );
     sha256(&records::encode(&body))
 }
 
@@ -52,19 +60,31 @@ pub fn verify_chain(store: &dyn Store) -> Result<u64, AuditError> {
         for (k, v) in &rows {
             let rec: AuditRec = records::decode(Tree::Audit, v)?;
             if k.as_slice() != be(rec.seq) || rec.seq != expect {
-                return Err(AuditError::Broken { seq: rec.seq, why: "sequence gap or key mismatch" });
+                return Err(AuditError::Broken {
+                    seq: rec.seq,
+                    why: "sequence gap or key mismatch",
+                });
             }
             if rec.prev != prev {
-                return Err(AuditError::Broken { seq: rec.seq, why: "previous hash does not match" });
+                return Err(AuditError::Broken {
+                    seq: rec.seq,
+                    why: "previous hash does not match",
+                });
             }
             if entry_hash(&rec) != rec.hash {
-                return Err(AuditError::Broken { seq: rec.seq, why: "entry hash does not match its content" });
+                return Err(AuditError::Broken {
+                    seq: rec.seq,
+                    why: "entry hash does not match its content",
+                });
             }
             prev = rec.hash;
             expect += 1;
         }
         let last = &rows[rows.len() - 1].0;
-        start = be(<[u8; 8]>::try_from(last.as_slice()).map_or(u64::MAX, u64::from_be_bytes).saturating_add(1)).to_vec();
+        start = be(<[u8; 8]>::try_from(last.as_slice())
+            .map_or(u64::MAX, u64::from_be_bytes)
+            .saturating_add(1))
+        .to_vec();
     }
     Ok(expect - 1)
 }

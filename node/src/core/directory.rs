@@ -33,7 +33,12 @@ impl<S: Store> Core<S> {
         if let Some(b) = self.store.get(Tree::Meta, b"roster")? {
             match SignedRoster::decode(&b) {
                 Ok(r) => self.roster = Some(r),
-                Err(e) => return Err(StoreError::Corrupt { tree: "meta", detail: format!("roster: {e}") }),
+                Err(e) => {
+                    return Err(StoreError::Corrupt {
+                        tree: "meta",
+                        detail: format!("roster: {e}"),
+                    });
+                }
             }
         }
         for (_, v) in self.store.range(Tree::Offices, b"", None, usize::MAX)? {
@@ -42,8 +47,10 @@ impl<S: Store> Core<S> {
             self.offices.insert(rec.office.clone(), rec);
         }
         for (_, v) in self.store.range(Tree::Bindings, b"", None, usize::MAX)? {
-            let b = SignedBinding::decode(&v)
-                .map_err(|e| StoreError::Corrupt { tree: "bindings", detail: e.to_string() })?;
+            let b = SignedBinding::decode(&v).map_err(|e| StoreError::Corrupt {
+                tree: "bindings",
+                detail: e.to_string(),
+            })?;
             self.bindings.insert(b.binding().office.clone(), b);
         }
         if let Some((k, _)) = self.store.last(Tree::BindingLog)? {
@@ -55,14 +62,20 @@ impl<S: Store> Core<S> {
     /// Whether `peer` may talk to us: a roster operator (current key, or an old key not yet
     /// expired) now.
     pub(crate) fn peer_allowed(&self, peer: &OperatorId) -> bool {
-        self.roster.as_ref().is_some_and(|r| r.roster().signer_valid_at(peer, self.now).is_some())
+        self.roster
+            .as_ref()
+            .is_some_and(|r| r.roster().signer_valid_at(peer, self.now).is_some())
     }
 
     pub(crate) fn operator_name(&self, id: &OperatorId) -> Option<String> {
         if *id == self.keys.id() {
             return Some(self.cfg.name.clone());
         }
-        self.roster.as_ref().and_then(|r| r.roster().signer_valid_at(id, self.now).map(|o| o.name.clone()))
+        self.roster.as_ref().and_then(|r| {
+            r.roster()
+                .signer_valid_at(id, self.now)
+                .map(|o| o.name.clone())
+        })
     }
 
     /// The home operator of an office, if bound (and not released).
@@ -70,7 +83,10 @@ impl<S: Store> Core<S> {
         if self.offices.contains_key(office) {
             return Some(self.keys.id());
         }
-        self.bindings.get(office).filter(|b| !b.binding().released).map(|b| b.binding().operator)
+        self.bindings
+            .get(office)
+            .filter(|b| !b.binding().released)
+            .map(|b| b.binding().operator)
     }
 
     /// The key to seal to for `operator`.
@@ -78,7 +94,9 @@ impl<S: Store> Core<S> {
         if *operator == self.keys.id() {
             return Some(self.keys.seal.public());
         }
-        self.roster.as_ref().and_then(|r| r.roster().operator(operator).map(|o| o.enc_key))
+        self.roster
+            .as_ref()
+            .and_then(|r| r.roster().operator(operator).map(|o| o.enc_key))
     }
 
     /// Next hop toward `dest`: itself if connected; else a connected relay; else itself if
@@ -97,7 +115,11 @@ impl<S: Store> Core<S> {
         if self.peers_up.contains(dest) {
             return Route::Peer(*dest);
         }
-        let relays: Vec<OperatorId> = roster.relays().map(|o| o.id).filter(|r| *r != me && r != dest).collect();
+        let relays: Vec<OperatorId> = roster
+            .relays()
+            .map(|o| o.id)
+            .filter(|r| *r != me && r != dest)
+            .collect();
         if let Some(r) = relays.iter().find(|r| self.peers_up.contains(r)) {
             return Route::Peer(*r);
         }
@@ -114,19 +136,40 @@ impl<S: Store> Core<S> {
         name: String,
         token_hash: [u8; 32],
     ) -> Result<Result<OfficeView, String>, StoreError> {
-        if let Some(other) = self.bindings.get(&office).filter(|b| !b.binding().released) {
-            if other.binding().operator != self.keys.id() {
-                let holder = self.operator_name(&other.binding().operator).unwrap_or_else(|| other.binding().operator.to_string());
-                return Ok(Err(format!("office {office} is already homed at operator {holder}; it must be released there first")));
-            }
+        if let Some(other) = self.bindings.get(&office).filter(|b| !b.binding().released)
+            && other.binding().operator != self.keys.id()
+        {
+            let holder = self
+                .operator_name(&other.binding().operator)
+                .unwrap_or_else(|| other.binding().operator.to_string());
+            return Ok(Err(format!(
+                "office {office} is already homed at operator {holder}; it must be released there first"
+            )));
         }
         if let Some(old) = self.offices.get(&office) {
             self.tokens.remove(&old.token_hash);
         }
-        let rec = OfficeRec { office: office.clone(), kinds: kinds.clone(), name, token_hash, since_ms: self.now };
-        records::put(&mut self.store, Tree::Offices, office.as_str().as_bytes(), &rec)?;
-        let binding = OfficeBinding { office: office.clone(), kinds, operator: self.keys.id(), since_ms: self.now, released: false }
-            .sign(&self.keys.identity);
+        let rec = OfficeRec {
+            office: office.clone(),
+            kinds: kinds.clone(),
+            name,
+            token_hash,
+            since_ms: self.now,
+        };
+        records::put(
+            &mut self.store,
+            Tree::Offices,
+            office.as_str().as_bytes(),
+            &rec,
+        )?;
+        let binding = OfficeBinding {
+            office: office.clone(),
+            kinds,
+            operator: self.keys.id(),
+            since_ms: self.now,
+            released: false,
+        }
+        .sign(&self.keys.identity);
         self.store_binding(binding)?;
         self.tokens.insert(token_hash, office.clone());
         self.offices.insert(office.clone(), rec.clone());
@@ -135,9 +178,12 @@ impl<S: Store> Core<S> {
     }
 
     pub(super) fn remove_office(&mut self, office: &OfficeNumber) -> Result<bool, StoreError> {
-        let Some(rec) = self.offices.remove(office) else { return Ok(false) };
+        let Some(rec) = self.offices.remove(office) else {
+            return Ok(false);
+        };
         self.tokens.remove(&rec.token_hash);
-        self.store.delete(Tree::Offices, office.as_str().as_bytes())?;
+        self.store
+            .delete(Tree::Offices, office.as_str().as_bytes())?;
         let release = OfficeBinding {
             office: office.clone(),
             kinds: rec.kinds,
@@ -153,9 +199,14 @@ impl<S: Store> Core<S> {
 
     fn store_binding(&mut self, b: SignedBinding) -> Result<(), StoreError> {
         let office = b.binding().office.clone();
-        self.store.put(Tree::Bindings, office.as_str().as_bytes(), &b.encode())?;
+        self.store
+            .put(Tree::Bindings, office.as_str().as_bytes(), &b.encode())?;
         self.binding_seq += 1;
-        self.store.put(Tree::BindingLog, &be(self.binding_seq), office.as_str().as_bytes())?;
+        self.store.put(
+            Tree::BindingLog,
+            &be(self.binding_seq),
+            office.as_str().as_bytes(),
+        )?;
         self.bindings.insert(office, b);
         // Tell the federation soon: a sync request makes each peer pull from us in turn.
         self.next_sync_ms = self.now;
@@ -165,7 +216,9 @@ impl<S: Store> Core<S> {
     /// Applies a binding learnt from the federation. The earlier binding holds until its
     /// operator releases it; a competing claim is recorded as a conflict.
     pub(crate) fn learn_binding(&mut self, b: SignedBinding) -> Result<(), StoreError> {
-        let Some(roster) = self.roster.as_ref() else { return Ok(()) };
+        let Some(roster) = self.roster.as_ref() else {
+            return Ok(());
+        };
         if let Err(e) = b.verify(roster.roster()) {
             tracing::warn!(error = %e, "ignoring binding that does not verify");
             return Ok(());
@@ -185,8 +238,19 @@ impl<S: Store> Core<S> {
             Some(cur) if !cur.binding().released => {
                 if !nb.released {
                     let holder = cur.binding().operator;
-                    let note = format!("office {} held by {} since {}, claimed by {} since {}", nb.office, holder, cur.binding().since_ms, nb.operator, nb.since_ms);
-                    if self.conflicts.insert(nb.office.clone(), note.clone()).is_none() {
+                    let note = format!(
+                        "office {} held by {} since {}, claimed by {} since {}",
+                        nb.office,
+                        holder,
+                        cur.binding().since_ms,
+                        nb.operator,
+                        nb.since_ms
+                    );
+                    if self
+                        .conflicts
+                        .insert(nb.office.clone(), note.clone())
+                        .is_none()
+                    {
                         self.counters.binding_conflicts += 1;
                         tracing::warn!(%note, "binding conflict; the earlier binding holds");
                     }
@@ -204,9 +268,14 @@ impl<S: Store> Core<S> {
     }
 
     /// Installs a roster if it verifies under the authority and is newer.
-    pub(crate) fn install_roster(&mut self, bytes: &[u8]) -> Result<Result<u64, String>, StoreError> {
+    pub(crate) fn install_roster(
+        &mut self,
+        bytes: &[u8],
+    ) -> Result<Result<u64, String>, StoreError> {
         let Some(authority) = self.cfg.authority else {
-            return Ok(Err("this node has no federation authority key configured".into()));
+            return Ok(Err(
+                "this node has no federation authority key configured".into()
+            ));
         };
         let r = match SignedRoster::decode(bytes) {
             Ok(r) => r,
@@ -216,13 +285,22 @@ impl<S: Store> Core<S> {
             return Ok(Err(e.to_string()));
         }
         let serial = r.roster().serial;
-        if self.roster.as_ref().is_some_and(|cur| cur.roster().serial >= serial) {
+        if self
+            .roster
+            .as_ref()
+            .is_some_and(|cur| cur.roster().serial >= serial)
+        {
             return Ok(Ok(serial));
         }
         self.store.put(Tree::Meta, b"roster", bytes)?;
         self.roster = Some(r);
         // Operators removed from the roster are disconnected by the transport; forget them.
-        let allowed: Vec<OperatorId> = self.peers_up.iter().copied().filter(|p| self.peer_allowed(p)).collect();
+        let allowed: Vec<OperatorId> = self
+            .peers_up
+            .iter()
+            .copied()
+            .filter(|p| self.peer_allowed(p))
+            .collect();
         self.peers_up = allowed.into_iter().collect();
         self.audit("roster_installed", None, None, format!("serial {serial}"))?;
         Ok(Ok(serial))
@@ -237,7 +315,9 @@ impl<S: Store> Core<S> {
             operator_name: b.and_then(|b| self.operator_name(&b.binding().operator)),
             operator: b.map(|b| b.binding().operator.to_string()),
             since_ms: b.map(|b| b.binding().since_ms),
-            kinds: b.map(|b| b.binding().kinds.iter().map(|k| k.to_string()).collect()).unwrap_or_default(),
+            kinds: b
+                .map(|b| b.binding().kinds.iter().map(|k| k.to_string()).collect())
+                .unwrap_or_default(),
             homed_here,
         }
     }
@@ -252,13 +332,28 @@ impl<S: Store> Core<S> {
 
     /// Whether `party` is an office homed here that runs that service kind.
     pub(crate) fn homes(&self, party: &Party) -> bool {
-        self.offices.get(&party.office).is_some_and(|o| o.kinds.contains(&party.kind))
+        self.offices
+            .get(&party.office)
+            .is_some_and(|o| o.kinds.contains(&party.kind))
     }
 
     /// Answers a directory-sync request.
-    pub(super) fn serve_sync(&self, roster_serial: u64, cursor: u64) -> Result<Response, StoreError> {
-        let roster = self.roster.as_ref().filter(|r| r.roster().serial > roster_serial).map(|r| r.encode());
-        let rows = self.store.range(Tree::BindingLog, &be(cursor.saturating_add(1)), None, BINDINGS_PER_MESSAGE_MAX + 1)?;
+    pub(super) fn serve_sync(
+        &self,
+        roster_serial: u64,
+        cursor: u64,
+    ) -> Result<Response, StoreError> {
+        let roster = self
+            .roster
+            .as_ref()
+            .filter(|r| r.roster().serial > roster_serial)
+            .map(|r| r.encode());
+        let rows = self.store.range(
+            Tree::BindingLog,
+            &be(cursor.saturating_add(1)),
+            None,
+            BINDINGS_PER_MESSAGE_MAX + 1,
+        )?;
         let more = rows.len() > BINDINGS_PER_MESSAGE_MAX;
         let mut bindings = Vec::new();
         let mut next_cursor = cursor;
@@ -268,15 +363,30 @@ impl<S: Store> Core<S> {
                 bindings.push(b);
             }
         }
-        Ok(Response::Directory { roster, bindings, next_cursor, more })
+        Ok(Response::Directory {
+            roster,
+            bindings,
+            next_cursor,
+            more,
+        })
     }
 
-    pub(super) fn on_sync_answer(&mut self, from: OperatorId, response: Response) -> Result<(), StoreError> {
-        if let Response::Directory { roster, bindings, next_cursor, more } = response {
-            if let Some(r) = roster {
-                if let Err(e) = self.install_roster(&r)? {
-                    tracing::warn!(peer = %from, error = %e, "peer offered a roster that does not verify");
-                }
+    pub(super) fn on_sync_answer(
+        &mut self,
+        from: OperatorId,
+        response: Response,
+    ) -> Result<(), StoreError> {
+        if let Response::Directory {
+            roster,
+            bindings,
+            next_cursor,
+            more,
+        } = response
+        {
+            if let Some(r) = roster
+                && let Err(e) = self.install_roster(&r)?
+            {
+                tracing::warn!(peer = %from, error = %e, "peer offered a roster that does not verify");
             }
             for b in bindings {
                 if let Ok(b) = SignedBinding::decode(&b) {
@@ -311,7 +421,14 @@ impl<S: Store> Core<S> {
         let cursor = self.sync_cursor.get(&to).copied().unwrap_or(0);
         let roster_serial = self.roster.as_ref().map_or(0, |r| r.roster().serial);
         self.flights.insert(id, Flight::Sync { to });
-        self.effects.push_back(Effect::Send { id, to, request: Request::DirectorySync { roster_serial, cursor } });
+        self.effects.push_back(Effect::Send {
+            id,
+            to,
+            request: Request::DirectorySync {
+                roster_serial,
+                cursor,
+            },
+        });
     }
 }
 

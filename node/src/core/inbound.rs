@@ -7,18 +7,25 @@ use renkei_protocol::ids::{EnvelopeId, OperatorId};
 use renkei_protocol::receipt::{ReceiptKind, RejectCode, SignedReceipt};
 use renkei_protocol::wire::{HopAck, HopOutcome, RefusalCode, Request, Response};
 
+use super::Core;
 use super::origin::party;
 use super::records::{self, DedupRec, OutboxRec, ReceiptOutRec, SentRec};
 use super::unit::check_unit;
-use super::Core;
 use crate::store::{Store, StoreError, Tree};
 
 fn reject(code: RejectCode, text: impl Into<String>) -> ReceiptKind {
-    ReceiptKind::Rejected { code, text: text.into() }
+    ReceiptKind::Rejected {
+        code,
+        text: text.into(),
+    }
 }
 
 impl<S: Store> Core<S> {
-    pub(super) fn inbound(&mut self, from: OperatorId, request: Request) -> Result<Response, StoreError> {
+    pub(super) fn inbound(
+        &mut self,
+        from: OperatorId,
+        request: Request,
+    ) -> Result<Response, StoreError> {
         if !self.peer_allowed(&from) {
             self.counters.refused += 1;
             return Ok(Response::Refused {
@@ -43,7 +50,10 @@ impl<S: Store> Core<S> {
                 }
                 Response::ReceiptsTaken(n)
             }
-            Request::DirectorySync { roster_serial, cursor } => {
+            Request::DirectorySync {
+                roster_serial,
+                cursor,
+            } => {
                 self.send_sync(from);
                 self.serve_sync(roster_serial, cursor)?
             }
@@ -54,10 +64,21 @@ impl<S: Store> Core<S> {
         let env = match Envelope::decode(bytes) {
             Ok(e) => e,
             Err(e) => {
-                let code = if matches!(e, DecodeError::TooLarge { .. }) { RejectCode::TooLarge } else { RejectCode::Malformed };
-                let r = self.sign_receipt(EnvelopeId([0; 16]), sha256(bytes), reject(code, e.to_string()));
+                let code = if matches!(e, DecodeError::TooLarge { .. }) {
+                    RejectCode::TooLarge
+                } else {
+                    RejectCode::Malformed
+                };
+                let r = self.sign_receipt(
+                    EnvelopeId([0; 16]),
+                    sha256(bytes),
+                    reject(code, e.to_string()),
+                );
                 self.counters.rejected += 1;
-                return Ok(HopAck { id: EnvelopeId([0; 16]), outcome: HopOutcome::Rejected(r.encode()) });
+                return Ok(HopAck {
+                    id: EnvelopeId([0; 16]),
+                    outcome: HopOutcome::Rejected(r.encode()),
+                });
             }
         };
         let id = env.id();
@@ -65,50 +86,121 @@ impl<S: Store> Core<S> {
         if let Some(d) = records::get::<DedupRec>(&self.store, Tree::Dedup, id.as_bytes())? {
             if d.digest == digest {
                 self.counters.duplicates += 1;
-                let outcome = if d.rejected { HopOutcome::Rejected(d.receipt) } else { HopOutcome::Accepted(d.receipt) };
+                let outcome = if d.rejected {
+                    HopOutcome::Rejected(d.receipt)
+                } else {
+                    HopOutcome::Accepted(d.receipt)
+                };
                 return Ok(HopAck { id, outcome });
             }
-            let r = self.sign_receipt(id, digest, reject(RejectCode::Malformed, "envelope id already used for different content"));
+            let r = self.sign_receipt(
+                id,
+                digest,
+                reject(
+                    RejectCode::Malformed,
+                    "envelope id already used for different content",
+                ),
+            );
             self.counters.rejected += 1;
-            return Ok(HopAck { id, outcome: HopOutcome::Rejected(r.encode()) });
+            return Ok(HopAck {
+                id,
+                outcome: HopOutcome::Rejected(r.encode()),
+            });
         }
         let h = env.header();
         let (receipt, rejected) = if env.verify().is_err() {
-            (self.sign_receipt(id, digest, reject(RejectCode::BadSignature, "origin signature does not verify")), true)
+            (
+                self.sign_receipt(
+                    id,
+                    digest,
+                    reject(RejectCode::BadSignature, "origin signature does not verify"),
+                ),
+                true,
+            )
         } else if h.origin != self.keys.id()
-            && !self.roster.as_ref().is_some_and(|r| r.roster().signer_valid_at(&h.origin, h.created_at_ms).is_some())
+            && self.roster.as_ref().is_none_or(|r| {
+                r.roster()
+                    .signer_valid_at(&h.origin, h.created_at_ms)
+                    .is_none()
+            })
         {
             let text = format!("origin {} is not a roster operator", h.origin);
-            (self.sign_receipt(id, digest, reject(RejectCode::UnknownOperator, text)), true)
+            (
+                self.sign_receipt(id, digest, reject(RejectCode::UnknownOperator, text)),
+                true,
+            )
         } else if h.destination == self.keys.id() {
             self.deliver_here(&env)?
         } else if self.cfg.relay {
             let hop = if from == h.origin { 1 } else { 2 };
             self.store.put(Tree::Envelopes, id.as_bytes(), bytes)?;
-            let expires_at_ms = h.created_at_ms.saturating_add(self.cfg.expiry_ms).saturating_add(self.cfg.relay_grace_ms);
-            let out = OutboxRec { destination: h.destination, digest, expires_at_ms, hop };
+            let expires_at_ms = h
+                .created_at_ms
+                .saturating_add(self.cfg.expiry_ms)
+                .saturating_add(self.cfg.relay_grace_ms);
+            let out = OutboxRec {
+                destination: h.destination,
+                digest,
+                expires_at_ms,
+                hop,
+            };
             records::put(&mut self.store, Tree::Outbox, id.as_bytes(), &out)?;
             self.schedule_envelope(id, self.now);
             self.counters.relayed_in += 1;
-            self.audit("relay_accept", Some(id), None, format!("from {from}, for {}", h.destination))?;
-            (self.sign_receipt(id, digest, ReceiptKind::Accepted { hop }), false)
+            self.audit(
+                "relay_accept",
+                Some(id),
+                None,
+                format!("from {from}, for {}", h.destination),
+            )?;
+            (
+                self.sign_receipt(id, digest, ReceiptKind::Accepted { hop }),
+                false,
+            )
         } else {
-            let text = format!("this node does not relay; the envelope is for operator {}", h.destination);
-            (self.sign_receipt(id, digest, reject(RejectCode::NoRoute, text)), true)
+            let text = format!(
+                "this node does not relay; the envelope is for operator {}",
+                h.destination
+            );
+            (
+                self.sign_receipt(id, digest, reject(RejectCode::NoRoute, text)),
+                true,
+            )
         };
         self.remember_answer(&env, &receipt, rejected)?;
         let bytes = receipt.encode();
-        Ok(HopAck { id, outcome: if rejected { HopOutcome::Rejected(bytes) } else { HopOutcome::Accepted(bytes) } })
+        Ok(HopAck {
+            id,
+            outcome: if rejected {
+                HopOutcome::Rejected(bytes)
+            } else {
+                HopOutcome::Accepted(bytes)
+            },
+        })
     }
 
     /// Records the first answer to an envelope (dedup, forever) and keeps the receipt.
-    pub(super) fn remember_answer(&mut self, env: &Envelope, receipt: &SignedReceipt, rejected: bool) -> Result<(), StoreError> {
+    pub(super) fn remember_answer(
+        &mut self,
+        env: &Envelope,
+        receipt: &SignedReceipt,
+        rejected: bool,
+    ) -> Result<(), StoreError> {
         let bytes = receipt.encode();
-        let d = DedupRec { digest: env.digest(), rejected, receipt: bytes.clone() };
+        let d = DedupRec {
+            digest: env.digest(),
+            rejected,
+            receipt: bytes.clone(),
+        };
         records::put(&mut self.store, Tree::Dedup, env.id().as_bytes(), &d)?;
         if rejected {
             self.counters.rejected += 1;
-            self.audit("reject", Some(env.id()), Some(&env.header().to.office), receipt.receipt().kind.name().into())?;
+            self.audit(
+                "reject",
+                Some(env.id()),
+                Some(&env.header().to.office),
+                receipt.receipt().kind.name().into(),
+            )?;
         }
         if env.header().origin != self.keys.id() {
             self.store_receipt(env.id(), &bytes)?;
@@ -118,23 +210,46 @@ impl<S: Store> Core<S> {
 
     /// Destination: open, re-validate, put into the office's inbox. Returns the receipt
     /// (Delivered, or Rejected) and whether it is a rejection.
-    pub(super) fn deliver_here(&mut self, env: &Envelope) -> Result<(SignedReceipt, bool), StoreError> {
+    pub(super) fn deliver_here(
+        &mut self,
+        env: &Envelope,
+    ) -> Result<(SignedReceipt, bool), StoreError> {
         let h = env.header();
         let (id, digest) = (env.id(), env.digest());
         if !self.homes(&h.to) {
             let text = format!("office {} is not homed at this operator", party(&h.to));
-            return Ok((self.sign_receipt(id, digest, reject(RejectCode::UnknownOffice, text)), true));
+            return Ok((
+                self.sign_receipt(id, digest, reject(RejectCode::UnknownOffice, text)),
+                true,
+            ));
         }
         let files = match env.open(&self.keys) {
             Ok(f) => f,
-            Err(e) => return Ok((self.sign_receipt(id, digest, reject(RejectCode::CannotOpen, e.to_string())), true)),
+            Err(e) => {
+                return Ok((
+                    self.sign_receipt(id, digest, reject(RejectCode::CannotOpen, e.to_string())),
+                    true,
+                ));
+            }
         };
-        let refs: Vec<(&str, &[u8])> = h.files.iter().zip(&files).map(|(f, b)| (f.name.as_str(), b.as_slice())).collect();
+        let refs: Vec<(&str, &[u8])> = h
+            .files
+            .iter()
+            .zip(&files)
+            .map(|(f, b)| (f.name.as_str(), b.as_slice()))
+            .collect();
         let info = match check_unit(&refs) {
             Ok(i) => i,
             Err(findings) => {
-                let text: Vec<String> = findings.iter().take(3).map(|f| format!("{} {}: {}", f.file, f.rule, f.message)).collect();
-                return Ok((self.sign_receipt(id, digest, reject(RejectCode::InvalidCsv, text.join("; "))), true));
+                let text: Vec<String> = findings
+                    .iter()
+                    .take(3)
+                    .map(|f| format!("{} {}: {}", f.file, f.rule, f.message))
+                    .collect();
+                return Ok((
+                    self.sign_receipt(id, digest, reject(RejectCode::InvalidCsv, text.join("; "))),
+                    true,
+                ));
             }
         };
         if info.from != h.from || info.to != h.to {
@@ -145,18 +260,28 @@ impl<S: Store> Core<S> {
                 party(&h.from),
                 party(&h.to)
             );
-            return Ok((self.sign_receipt(id, digest, reject(RejectCode::InvalidCsv, text)), true));
+            return Ok((
+                self.sign_receipt(id, digest, reject(RejectCode::InvalidCsv, text)),
+                true,
+            ));
         }
         self.inbox_insert(env, &files, &info)?;
         self.counters.delivered += 1;
-        self.audit("deliver", Some(id), Some(&h.to.office), format!("from {}", party(&h.from)))?;
+        self.audit(
+            "deliver",
+            Some(id),
+            Some(&h.to.office),
+            format!("from {}", party(&h.from)),
+        )?;
         Ok((self.sign_receipt(id, digest, ReceiptKind::Delivered), false))
     }
 
     /// A receipt arriving from a peer: applied if we are the origin, forwarded toward the
     /// origin if we relayed the envelope. Returns whether it was taken.
     fn take_receipt(&mut self, bytes: &[u8]) -> Result<bool, StoreError> {
-        let Ok(r) = SignedReceipt::decode(bytes) else { return Ok(false) };
+        let Ok(r) = SignedReceipt::decode(bytes) else {
+            return Ok(false);
+        };
         if !self.receipt_trusted(&r) {
             return Ok(false);
         }
@@ -166,7 +291,9 @@ impl<S: Store> Core<S> {
             return Ok(true);
         }
         if let Some(env) = self.store.get(Tree::Envelopes, id.as_bytes())? {
-            let Ok(env) = Envelope::decode(&env) else { return Ok(false) };
+            let Ok(env) = Envelope::decode(&env) else {
+                return Ok(false);
+            };
             if env.digest() != r.receipt().digest {
                 return Ok(false);
             }
@@ -179,7 +306,11 @@ impl<S: Store> Core<S> {
     }
 
     /// Queues a receipt for the origin operator.
-    pub(super) fn forward_receipt(&mut self, to: OperatorId, receipt: Vec<u8>) -> Result<(), StoreError> {
+    pub(super) fn forward_receipt(
+        &mut self,
+        to: OperatorId,
+        receipt: Vec<u8>,
+    ) -> Result<(), StoreError> {
         if to == self.keys.id() {
             if let Ok(r) = SignedReceipt::decode(&receipt) {
                 self.apply_receipt_at_origin(&r)?;
@@ -187,7 +318,12 @@ impl<S: Store> Core<S> {
             return Ok(());
         }
         let seq = self.next_seq()?;
-        records::put(&mut self.store, Tree::ReceiptOutbox, &records::be(seq), &ReceiptOutRec { to, receipt })?;
+        records::put(
+            &mut self.store,
+            Tree::ReceiptOutbox,
+            &records::be(seq),
+            &ReceiptOutRec { to, receipt },
+        )?;
         self.schedule_receipt(seq, self.now);
         Ok(())
     }

@@ -6,20 +6,26 @@ use renkei_protocol::envelope::{Envelope, Header};
 use renkei_protocol::ids::{EnvelopeId, OfficeNumber};
 use renkei_protocol::receipt::ReceiptKind;
 
+use super::Core;
 use super::io::{ApiReply, FileReply};
 use super::origin::file_views;
 use super::records::{self, InboxRec, SlotRec, id_n_key, office_id_key};
 use super::unit::UnitInfo;
 use super::views::InboxView;
-use super::Core;
 use crate::store::{Store, StoreError, Tree, scan_prefix};
 
 impl<S: Store> Core<S> {
-    pub(super) fn inbox_insert(&mut self, env: &Envelope, files: &[Vec<u8>], info: &UnitInfo) -> Result<(), StoreError> {
+    pub(super) fn inbox_insert(
+        &mut self,
+        env: &Envelope,
+        files: &[Vec<u8>],
+        info: &UnitInfo,
+    ) -> Result<(), StoreError> {
         let h = env.header();
         let id = env.id();
         let office = h.to.office.clone();
-        self.store.put(Tree::Envelopes, id.as_bytes(), &env.encode())?;
+        self.store
+            .put(Tree::Envelopes, id.as_bytes(), &env.encode())?;
         for (i, f) in files.iter().enumerate() {
             self.store.put(Tree::Files, &id_n_key(&id, i as u64), f)?;
         }
@@ -30,13 +36,24 @@ impl<S: Store> Core<S> {
             let order = (subject.clone(), h.stamp.to_string(), h.created_at_ms, id);
             match records::get::<SlotRec>(&self.store, Tree::Slots, key)? {
                 Some(cur) if cur.order > order => {
-                    if newest_other.as_ref().is_none_or(|(n, _)| cur.order > n.order) {
+                    if newest_other
+                        .as_ref()
+                        .is_none_or(|(n, _)| cur.order > n.order)
+                    {
                         let holder = cur.order.3;
                         newest_other = Some((cur, holder));
                     }
                 }
                 cur => {
-                    records::put(&mut self.store, Tree::Slots, key, &SlotRec { order, office: office.clone() })?;
+                    records::put(
+                        &mut self.store,
+                        Tree::Slots,
+                        key,
+                        &SlotRec {
+                            order,
+                            office: office.clone(),
+                        },
+                    )?;
                     live += 1;
                     if let Some(prev) = cur {
                         self.slot_lost(&prev.office, prev.order.3, id)?;
@@ -44,21 +61,26 @@ impl<S: Store> Core<S> {
                 }
             }
         }
-        let mut superseded_by = if live == 0 && !slots.is_empty() { newest_other.map(|(_, id)| id) } else { None };
+        let mut superseded_by = if live == 0 && !slots.is_empty() {
+            newest_other.map(|(_, id)| id)
+        } else {
+            None
+        };
         // A newer unit that named this one explicitly may have arrived first.
-        if let Some(b) = self.store.get(Tree::Supersedes, id.as_bytes())? {
-            if let Ok(newer) = EnvelopeId::from_slice(&b) {
-                superseded_by = Some(newer);
-            }
+        if let Some(b) = self.store.get(Tree::Supersedes, id.as_bytes())?
+            && let Ok(newer) = EnvelopeId::from_slice(&b)
+        {
+            superseded_by = Some(newer);
         }
         if let Some(old) = h.supersedes {
-            self.store.put(Tree::Supersedes, old.as_bytes(), id.as_bytes())?;
+            self.store
+                .put(Tree::Supersedes, old.as_bytes(), id.as_bytes())?;
             let key = office_id_key(&office, &old);
-            if let Some(mut prev) = records::get::<InboxRec>(&self.store, Tree::Inbox, &key)? {
-                if prev.superseded_by.is_none() {
-                    prev.superseded_by = Some(id);
-                    records::put(&mut self.store, Tree::Inbox, &key, &prev)?;
-                }
+            if let Some(mut prev) = records::get::<InboxRec>(&self.store, Tree::Inbox, &key)?
+                && prev.superseded_by.is_none()
+            {
+                prev.superseded_by = Some(id);
+                records::put(&mut self.store, Tree::Inbox, &key, &prev)?;
             }
         }
         let rec = InboxRec {
@@ -73,11 +95,21 @@ impl<S: Store> Core<S> {
             live_slots: live,
             users: info.users.len() as u32,
         };
-        records::put(&mut self.store, Tree::Inbox, &office_id_key(&office, &id), &rec)
+        records::put(
+            &mut self.store,
+            Tree::Inbox,
+            &office_id_key(&office, &id),
+            &rec,
+        )
     }
 
     /// A newer unit took one of `prev`'s slots.
-    fn slot_lost(&mut self, office: &OfficeNumber, prev: EnvelopeId, by: EnvelopeId) -> Result<(), StoreError> {
+    fn slot_lost(
+        &mut self,
+        office: &OfficeNumber,
+        prev: EnvelopeId,
+        by: EnvelopeId,
+    ) -> Result<(), StoreError> {
         let key = office_id_key(office, &prev);
         if let Some(mut rec) = records::get::<InboxRec>(&self.store, Tree::Inbox, &key)? {
             rec.live_slots = rec.live_slots.saturating_sub(1);
@@ -90,7 +122,10 @@ impl<S: Store> Core<S> {
     }
 
     fn inbox_view(rec: &InboxRec) -> Result<InboxView, StoreError> {
-        let h = Header::decode(&rec.header).map_err(|e| StoreError::Corrupt { tree: "inbox", detail: e.to_string() })?;
+        let h = Header::decode(&rec.header).map_err(|e| StoreError::Corrupt {
+            tree: "inbox",
+            detail: e.to_string(),
+        })?;
         Ok(InboxView {
             id: rec.id.to_string(),
             from: h.from.office.to_string(),
@@ -109,9 +144,18 @@ impl<S: Store> Core<S> {
         })
     }
 
-    pub(super) fn inbox_list(&self, office: &OfficeNumber, latest_only: bool) -> Result<Vec<InboxView>, StoreError> {
+    pub(super) fn inbox_list(
+        &self,
+        office: &OfficeNumber,
+        latest_only: bool,
+    ) -> Result<Vec<InboxView>, StoreError> {
         let mut out = Vec::new();
-        for (_, v) in scan_prefix(&self.store, Tree::Inbox, office.as_str().as_bytes(), 100_000)? {
+        for (_, v) in scan_prefix(
+            &self.store,
+            Tree::Inbox,
+            office.as_str().as_bytes(),
+            100_000,
+        )? {
             let rec: InboxRec = records::decode(Tree::Inbox, &v)?;
             if latest_only && rec.superseded_by.is_some() {
                 continue;
@@ -119,26 +163,46 @@ impl<S: Store> Core<S> {
             out.push(Self::inbox_view(&rec)?);
         }
         // Newest stamp first: the order in which the standard says units apply, reversed.
-        out.sort_by(|a, b| (b.stamp.as_str(), b.received_at_ms).cmp(&(a.stamp.as_str(), a.received_at_ms)));
+        out.sort_by(|a, b| {
+            (b.stamp.as_str(), b.received_at_ms).cmp(&(a.stamp.as_str(), a.received_at_ms))
+        });
         Ok(out)
     }
 
-    pub(super) fn fetch(&mut self, office: &OfficeNumber, id: EnvelopeId, name: &str) -> Result<ApiReply, StoreError> {
+    pub(super) fn fetch(
+        &mut self,
+        office: &OfficeNumber,
+        id: EnvelopeId,
+        name: &str,
+    ) -> Result<ApiReply, StoreError> {
         let key = office_id_key(office, &id);
         let Some(mut rec) = records::get::<InboxRec>(&self.store, Tree::Inbox, &key)? else {
-            return Ok(ApiReply::NotFound(format!("no unit {id} in this office's inbox")));
+            return Ok(ApiReply::NotFound(format!(
+                "no unit {id} in this office's inbox"
+            )));
         };
-        let h = Header::decode(&rec.header).map_err(|e| StoreError::Corrupt { tree: "inbox", detail: e.to_string() })?;
+        let h = Header::decode(&rec.header).map_err(|e| StoreError::Corrupt {
+            tree: "inbox",
+            detail: e.to_string(),
+        })?;
         let Some(index) = h.files.iter().position(|f| f.name == name) else {
-            return Ok(ApiReply::NotFound(format!("unit {id} has no file named {name}")));
+            return Ok(ApiReply::NotFound(format!(
+                "unit {id} has no file named {name}"
+            )));
         };
         let Some(bytes) = self.store.get(Tree::Files, &id_n_key(&id, index as u64))? else {
-            return Ok(ApiReply::NotFound(format!("file {name} of unit {id} is no longer held")));
+            return Ok(ApiReply::NotFound(format!(
+                "file {name} of unit {id} is no longer held"
+            )));
         };
         if rec.retrieved_at_ms.is_none() {
             rec.retrieved_at_ms = Some(self.now);
             records::put(&mut self.store, Tree::Inbox, &key, &rec)?;
-            let r = self.sign_receipt(id, renkei_protocol::envelope::sha256(&rec.header), ReceiptKind::Retrieved);
+            let r = self.sign_receipt(
+                id,
+                renkei_protocol::envelope::sha256(&rec.header),
+                ReceiptKind::Retrieved,
+            );
             let encoded = r.encode();
             self.audit("retrieve", Some(id), Some(office), name.to_owned())?;
             if h.origin == self.keys.id() {
@@ -148,6 +212,9 @@ impl<S: Store> Core<S> {
                 self.forward_receipt(h.origin, encoded)?;
             }
         }
-        Ok(ApiReply::File(FileReply { name: name.to_owned(), bytes }))
+        Ok(ApiReply::File(FileReply {
+            name: name.to_owned(),
+            bytes,
+        }))
     }
 }

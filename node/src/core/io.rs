@@ -147,6 +147,7 @@ pub struct FileReply {
 }
 
 /// The answer to an API command.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum ApiReply {
     /// A unit was accepted (durably, once this reply is released).
@@ -185,6 +186,7 @@ pub enum ApiReply {
     Internal(String),
 }
 
+#[allow(clippy::large_enum_variant)]
 /// What the core asks its driver to do. Drivers release a batch's effects only after
 /// committing the store.
 #[derive(Debug, Clone)]

@@ -5,17 +5,31 @@ use renkei_protocol::envelope::{Envelope, Header, Party};
 use renkei_protocol::ids::{EnvelopeId, OfficeNumber};
 use renkei_protocol::receipt::{Receipt, ReceiptKind, SignedReceipt};
 
+use super::Core;
 use super::directory::Route;
 use super::io::ApiReply;
-use super::records::{self, OutboxRec, SentRec, SentStatus, be, id_n_key, office_time_id_key, time_id_key};
+use super::records::{
+    self, OutboxRec, SentRec, SentStatus, be, id_n_key, office_time_id_key, time_id_key,
+};
 use super::unit::{UnitFinding, check_unit};
 use super::views::{FileView, ReceiptView, SentView};
-use super::Core;
 use crate::store::{Store, StoreError, Tree, scan_prefix};
 
 impl<S: Store> Core<S> {
-    pub(super) fn sign_receipt(&self, id: EnvelopeId, digest: [u8; 32], kind: ReceiptKind) -> SignedReceipt {
-        Receipt { envelope: id, digest, kind, node: self.keys.id(), at_ms: self.now }.sign(&self.keys.identity)
+    pub(super) fn sign_receipt(
+        &self,
+        id: EnvelopeId,
+        digest: [u8; 32],
+        kind: ReceiptKind,
+    ) -> SignedReceipt {
+        Receipt {
+            envelope: id,
+            digest,
+            kind,
+            node: self.keys.id(),
+            at_ms: self.now,
+        }
+        .sign(&self.keys.identity)
     }
 
     pub(super) fn submit(
@@ -25,9 +39,14 @@ impl<S: Store> Core<S> {
         supersedes: Option<EnvelopeId>,
     ) -> Result<ApiReply, StoreError> {
         if files.is_empty() {
-            return Ok(ApiReply::BadRequest("a send unit needs at least one file".into()));
+            return Ok(ApiReply::BadRequest(
+                "a send unit needs at least one file".into(),
+            ));
         }
-        let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+        let refs: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
         let info = match check_unit(&refs) {
             Ok(i) => i,
             Err(findings) => return Ok(ApiReply::Invalid(findings)),
@@ -51,7 +70,10 @@ impl<S: Store> Core<S> {
             )));
         };
         let Some(sealed_to) = self.seal_key_of(&dest) else {
-            return Ok(ApiReply::Unroutable(format!("operator {dest} homing office {} is not in the roster", info.to.office)));
+            return Ok(ApiReply::Unroutable(format!(
+                "operator {dest} homing office {} is not in the roster",
+                info.to.office
+            )));
         };
         if let Some(s) = supersedes {
             let ok = records::get::<SentRec>(&self.store, Tree::Sent, s.as_bytes())?
@@ -59,7 +81,10 @@ impl<S: Store> Core<S> {
             if !ok {
                 return Ok(ApiReply::Invalid(vec![UnitFinding::unit(
                     "unit.supersedes",
-                    format!("supersedes {s}: no unit sent by office {office} to office {} has that id", info.to.office),
+                    format!(
+                        "supersedes {s}: no unit sent by office {office} to office {} has that id",
+                        info.to.office
+                    ),
                 )]));
             }
         }
@@ -85,7 +110,8 @@ impl<S: Store> Core<S> {
         };
         let expires_at_ms = self.now.saturating_add(self.cfg.expiry_ms);
         let digest = env.digest();
-        self.store.put(Tree::Envelopes, id.as_bytes(), &env.encode())?;
+        self.store
+            .put(Tree::Envelopes, id.as_bytes(), &env.encode())?;
         let rec = SentRec {
             id,
             header: env.header_bytes().to_vec(),
@@ -97,18 +123,33 @@ impl<S: Store> Core<S> {
             expires_at_ms,
         };
         records::put(&mut self.store, Tree::Sent, id.as_bytes(), &rec)?;
-        self.store.put(Tree::SentIndex, &office_time_id_key(&office, self.now, &id), b"")?;
-        self.store.put(Tree::Pending, &time_id_key(expires_at_ms, &id), b"")?;
+        self.store.put(
+            Tree::SentIndex,
+            &office_time_id_key(&office, self.now, &id),
+            b"",
+        )?;
+        self.store
+            .put(Tree::Pending, &time_id_key(expires_at_ms, &id), b"")?;
         let accepted = self.sign_receipt(id, digest, ReceiptKind::Accepted { hop: 0 });
         self.store_receipt(id, &accepted.encode())?;
-        self.audit("submit", Some(id), Some(&office), format!("to {} {}", info.to.office, info.doc_kind))?;
+        self.audit(
+            "submit",
+            Some(id),
+            Some(&office),
+            format!("to {} {}", info.to.office, info.doc_kind),
+        )?;
         self.counters.submitted += 1;
         if self.route(&dest) == Route::Local {
             let (receipt, rejected) = self.deliver_here(&env)?;
             self.remember_answer(&env, &receipt, rejected)?;
             self.apply_receipt_at_origin(&receipt)?;
         } else {
-            let out = OutboxRec { destination: dest, digest, expires_at_ms, hop: 0 };
+            let out = OutboxRec {
+                destination: dest,
+                digest,
+                expires_at_ms,
+                hop: 0,
+            };
             records::put(&mut self.store, Tree::Outbox, id.as_bytes(), &out)?;
             self.schedule_envelope(id, self.now);
         }
@@ -119,7 +160,11 @@ impl<S: Store> Core<S> {
 
     /// Stores a receipt under its envelope unless the same bytes are already there.
     /// Returns whether it was new.
-    pub(super) fn store_receipt(&mut self, id: EnvelopeId, bytes: &[u8]) -> Result<bool, StoreError> {
+    pub(super) fn store_receipt(
+        &mut self,
+        id: EnvelopeId,
+        bytes: &[u8],
+    ) -> Result<bool, StoreError> {
         let existing = scan_prefix(&self.store, Tree::Receipts, id.as_bytes(), 64)?;
         if existing.iter().any(|(_, v)| v.as_slice() == bytes) {
             return Ok(false);
@@ -136,13 +181,19 @@ impl<S: Store> Core<S> {
         }
         let node = r.receipt().node;
         node == self.keys.id()
-            || self.roster.as_ref().is_some_and(|ro| ro.roster().signer_valid_at(&node, r.receipt().at_ms).is_some())
+            || self.roster.as_ref().is_some_and(|ro| {
+                ro.roster()
+                    .signer_valid_at(&node, r.receipt().at_ms)
+                    .is_some()
+            })
     }
 
     /// Applies a receipt to a sent item (this node being the origin).
     pub(super) fn apply_receipt_at_origin(&mut self, r: &SignedReceipt) -> Result<(), StoreError> {
         let rc = r.receipt();
-        let Some(mut rec) = records::get::<SentRec>(&self.store, Tree::Sent, rc.envelope.as_bytes())? else {
+        let Some(mut rec) =
+            records::get::<SentRec>(&self.store, Tree::Sent, rc.envelope.as_bytes())?
+        else {
             return Ok(());
         };
         if renkei_protocol::envelope::sha256(&rec.header) != rc.digest || !self.receipt_trusted(r) {
@@ -155,39 +206,56 @@ impl<S: Store> Core<S> {
         self.counters.receipts_in += 1;
         let old = rec.status;
         let new = match (&rc.kind, old) {
-            (ReceiptKind::Accepted { hop }, SentStatus::Accepted) if *hop > 0 => SentStatus::Relayed,
-            (ReceiptKind::Delivered, SentStatus::Accepted | SentStatus::Relayed | SentStatus::Expired) => {
-                SentStatus::Delivered
+            (ReceiptKind::Accepted { hop }, SentStatus::Accepted) if *hop > 0 => {
+                SentStatus::Relayed
             }
+            (
+                ReceiptKind::Delivered,
+                SentStatus::Accepted | SentStatus::Relayed | SentStatus::Expired,
+            ) => SentStatus::Delivered,
             (ReceiptKind::Retrieved, s) if s != SentStatus::Rejected => SentStatus::Retrieved,
-            (ReceiptKind::Rejected { .. }, SentStatus::Accepted | SentStatus::Relayed | SentStatus::Expired) => {
-                SentStatus::Rejected
+            (
+                ReceiptKind::Rejected { .. },
+                SentStatus::Accepted | SentStatus::Relayed | SentStatus::Expired,
+            ) => SentStatus::Rejected,
+            (ReceiptKind::Expired, SentStatus::Accepted | SentStatus::Relayed) => {
+                SentStatus::Expired
             }
-            (ReceiptKind::Expired, SentStatus::Accepted | SentStatus::Relayed) => SentStatus::Expired,
             _ => old,
         };
         if new != old {
             rec.status = new;
             records::put(&mut self.store, Tree::Sent, rec.id.as_bytes(), &rec)?;
             if new.is_final() {
-                self.store.delete(Tree::Pending, &time_id_key(rec.expires_at_ms, &rec.id))?;
+                self.store
+                    .delete(Tree::Pending, &time_id_key(rec.expires_at_ms, &rec.id))?;
             }
         }
         self.audit(
             &format!("receipt_{}", rc.kind.name()),
             Some(rc.envelope),
             Some(&rec.from),
-            self.operator_name(&rc.node).unwrap_or_else(|| rc.node.to_string()),
+            self.operator_name(&rc.node)
+                .unwrap_or_else(|| rc.node.to_string()),
         )
     }
 
     /// Issues Expired receipts for sent items past their window.
     pub(super) fn expire_due(&mut self) -> Result<(), StoreError> {
-        let due = self.store.range(Tree::Pending, b"", Some(&be(self.now.saturating_add(1))), 1024)?;
+        let due = self.store.range(
+            Tree::Pending,
+            b"",
+            Some(&be(self.now.saturating_add(1))),
+            1024,
+        )?;
         for (k, _) in due {
-            let Some(id) = k.get(8..24).and_then(|b| EnvelopeId::from_slice(b).ok()) else { continue };
+            let Some(id) = k.get(8..24).and_then(|b| EnvelopeId::from_slice(b).ok()) else {
+                continue;
+            };
             self.store.delete(Tree::Pending, &k)?;
-            let Some(rec) = records::get::<SentRec>(&self.store, Tree::Sent, id.as_bytes())? else { continue };
+            let Some(rec) = records::get::<SentRec>(&self.store, Tree::Sent, id.as_bytes())? else {
+                continue;
+            };
             if rec.status.is_final() {
                 continue;
             }
@@ -195,7 +263,11 @@ impl<S: Store> Core<S> {
                 self.store.delete(Tree::Outbox, id.as_bytes())?;
                 self.unschedule_envelope(&id);
             }
-            let r = self.sign_receipt(id, renkei_protocol::envelope::sha256(&rec.header), ReceiptKind::Expired);
+            let r = self.sign_receipt(
+                id,
+                renkei_protocol::envelope::sha256(&rec.header),
+                ReceiptKind::Expired,
+            );
             self.counters.expired += 1;
             self.apply_receipt_at_origin(&r)?;
         }
@@ -218,7 +290,9 @@ impl<S: Store> Core<S> {
                 let rc = r.receipt();
                 let (hop, code, text) = match &rc.kind {
                     ReceiptKind::Accepted { hop } => (Some(*hop), None, None),
-                    ReceiptKind::Rejected { code, text } => (None, Some(code.as_str().to_owned()), Some(text.clone())),
+                    ReceiptKind::Rejected { code, text } => {
+                        (None, Some(code.as_str().to_owned()), Some(text.clone()))
+                    }
                     _ => (None, None, None),
                 };
                 out.push(ReceiptView {
@@ -237,7 +311,10 @@ impl<S: Store> Core<S> {
     }
 
     pub(super) fn sent_view(&self, rec: &SentRec) -> Result<SentView, StoreError> {
-        let h = Header::decode(&rec.header).map_err(|e| StoreError::Corrupt { tree: "sent", detail: e.to_string() })?;
+        let h = Header::decode(&rec.header).map_err(|e| StoreError::Corrupt {
+            tree: "sent",
+            detail: e.to_string(),
+        })?;
         Ok(SentView {
             id: rec.id.to_string(),
             status: rec.status.name().into(),
@@ -256,16 +333,29 @@ impl<S: Store> Core<S> {
         })
     }
 
-    pub(super) fn sent_list(&self, office: &OfficeNumber, id: Option<EnvelopeId>) -> Result<ApiReply, StoreError> {
+    pub(super) fn sent_list(
+        &self,
+        office: &OfficeNumber,
+        id: Option<EnvelopeId>,
+    ) -> Result<ApiReply, StoreError> {
         if let Some(id) = id {
-            return Ok(match records::get::<SentRec>(&self.store, Tree::Sent, id.as_bytes())? {
-                Some(rec) if &rec.from == office => ApiReply::Sent(vec![self.sent_view(&rec)?]),
-                _ => ApiReply::NotFound(format!("no sent unit {id} for this office")),
-            });
+            return Ok(
+                match records::get::<SentRec>(&self.store, Tree::Sent, id.as_bytes())? {
+                    Some(rec) if &rec.from == office => ApiReply::Sent(vec![self.sent_view(&rec)?]),
+                    _ => ApiReply::NotFound(format!("no sent unit {id} for this office")),
+                },
+            );
         }
         let mut out = Vec::new();
-        for (k, _) in scan_prefix(&self.store, Tree::SentIndex, office.as_str().as_bytes(), 10_000)? {
-            let Some(id) = k.get(18..34).and_then(|b| EnvelopeId::from_slice(b).ok()) else { continue };
+        for (k, _) in scan_prefix(
+            &self.store,
+            Tree::SentIndex,
+            office.as_str().as_bytes(),
+            10_000,
+        )? {
+            let Some(id) = k.get(18..34).and_then(|b| EnvelopeId::from_slice(b).ok()) else {
+                continue;
+            };
             if let Some(rec) = records::get::<SentRec>(&self.store, Tree::Sent, id.as_bytes())? {
                 out.push(self.sent_view(&rec)?);
             }
@@ -274,16 +364,31 @@ impl<S: Store> Core<S> {
         Ok(ApiReply::Sent(out))
     }
 
-    pub(super) fn proof(&self, office: &OfficeNumber, id: EnvelopeId) -> Result<ApiReply, StoreError> {
-        let sent = records::get::<SentRec>(&self.store, Tree::Sent, id.as_bytes())?.is_some_and(|r| &r.from == office);
-        let received = self.store.get(Tree::Inbox, &records::office_id_key(office, &id))?.is_some();
+    pub(super) fn proof(
+        &self,
+        office: &OfficeNumber,
+        id: EnvelopeId,
+    ) -> Result<ApiReply, StoreError> {
+        let sent = records::get::<SentRec>(&self.store, Tree::Sent, id.as_bytes())?
+            .is_some_and(|r| &r.from == office);
+        let received = self
+            .store
+            .get(Tree::Inbox, &records::office_id_key(office, &id))?
+            .is_some();
         if !sent && !received {
-            return Ok(ApiReply::NotFound(format!("no unit {id} sent or received by this office")));
+            return Ok(ApiReply::NotFound(format!(
+                "no unit {id} sent or received by this office"
+            )));
         }
         let Some(bytes) = self.store.get(Tree::Envelopes, id.as_bytes())? else {
-            return Ok(ApiReply::NotFound(format!("envelope {id} is no longer held")));
+            return Ok(ApiReply::NotFound(format!(
+                "envelope {id} is no longer held"
+            )));
         };
-        let env = Envelope::decode(&bytes).map_err(|e| StoreError::Corrupt { tree: "envelopes", detail: e.to_string() })?;
+        let env = Envelope::decode(&bytes).map_err(|e| StoreError::Corrupt {
+            tree: "envelopes",
+            detail: e.to_string(),
+        })?;
         let mut receipts = Vec::new();
         for (_, v) in scan_prefix(&self.store, Tree::Receipts, id.as_bytes(), 256)? {
             if let Ok(r) = SignedReceipt::decode(&v) {
@@ -291,14 +396,20 @@ impl<S: Store> Core<S> {
             }
         }
         receipts.sort_by_key(|r| r.receipt().at_ms);
-        Ok(ApiReply::Proof(renkei_protocol::proof::Proof::new(&env, receipts).encode()))
+        Ok(ApiReply::Proof(
+            renkei_protocol::proof::Proof::new(&env, receipts).encode(),
+        ))
     }
 }
 
 pub(super) fn file_views(h: &Header) -> Vec<FileView> {
     h.files
         .iter()
-        .map(|f| FileView { name: f.name.clone(), size: f.len, sha256: hex::encode(f.sha256) })
+        .map(|f| FileView {
+            name: f.name.clone(),
+            size: f.len,
+            sha256: hex::encode(f.sha256),
+        })
         .collect()
 }
 

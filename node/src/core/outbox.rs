@@ -14,6 +14,9 @@ use super::records::{self, OutboxRec, ReceiptOutRec, be};
 use super::{Core, Effect, Flight, OutboundId};
 use crate::store::{Store, StoreError, Tree};
 
+/// A delivery batch being assembled: ids, encoded envelopes, total bytes.
+type Batch = (Vec<EnvelopeId>, Vec<Vec<u8>>, usize);
+
 /// Envelopes considered per pump (bounds the work of one input).
 const DUE_SCAN_MAX: usize = 4096;
 
@@ -32,7 +35,10 @@ impl<S: Store> Core<S> {
                 }
             }
         }
-        for (k, _) in self.store.range(Tree::ReceiptOutbox, b"", None, usize::MAX)? {
+        for (k, _) in self
+            .store
+            .range(Tree::ReceiptOutbox, b"", None, usize::MAX)?
+        {
             if let Ok(b) = <[u8; 8]>::try_from(k.as_slice()) {
                 self.schedule_receipt(u64::from_be_bytes(b), now);
             }
@@ -62,21 +68,49 @@ impl<S: Store> Core<S> {
     }
 
     pub(super) fn in_flight_envelopes(&self) -> usize {
-        self.flights.values().map(|f| if let Flight::Deliver { ids, .. } = f { ids.len() } else { 0 }).sum()
+        self.flights
+            .values()
+            .map(|f| {
+                if let Flight::Deliver { ids, .. } = f {
+                    ids.len()
+                } else {
+                    0
+                }
+            })
+            .sum()
     }
 
     pub(super) fn in_flight_receipts(&self) -> usize {
-        self.flights.values().map(|f| if let Flight::Receipts { seqs, .. } = f { seqs.len() } else { 0 }).sum()
+        self.flights
+            .values()
+            .map(|f| {
+                if let Flight::Receipts { seqs, .. } = f {
+                    seqs.len()
+                } else {
+                    0
+                }
+            })
+            .sum()
     }
 
     /// A peer came up: whatever waits on backoff is due now.
     pub(super) fn expedite_all(&mut self) {
         let now = self.now;
-        let later: Vec<EnvelopeId> = self.schedule.iter().filter(|(t, _)| *t > now).map(|(_, id)| *id).collect();
+        let later: Vec<EnvelopeId> = self
+            .schedule
+            .iter()
+            .filter(|(t, _)| *t > now)
+            .map(|(_, id)| *id)
+            .collect();
         for id in later {
             self.schedule_envelope(id, now);
         }
-        let later: Vec<u64> = self.receipt_schedule.iter().filter(|(t, _)| *t > now).map(|(_, s)| *s).collect();
+        let later: Vec<u64> = self
+            .receipt_schedule
+            .iter()
+            .filter(|(t, _)| *t > now)
+            .map(|(_, s)| *s)
+            .collect();
         for s in later {
             self.schedule_receipt(s, now);
         }
@@ -94,18 +128,29 @@ impl<S: Store> Core<S> {
 
     pub(super) fn send_due_envelopes(&mut self) -> Result<(), StoreError> {
         let now = self.now;
-        let due: Vec<EnvelopeId> =
-            self.schedule.iter().take_while(|(t, _)| *t <= now).take(DUE_SCAN_MAX).map(|(_, id)| *id).collect();
-        let mut batches: BTreeMap<OperatorId, (Vec<EnvelopeId>, Vec<Vec<u8>>, usize)> = BTreeMap::new();
+        let due: Vec<EnvelopeId> = self
+            .schedule
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .take(DUE_SCAN_MAX)
+            .map(|(_, id)| *id)
+            .collect();
+        let mut batches: BTreeMap<OperatorId, Batch> = BTreeMap::new();
         for id in due {
-            let Some(rec) = records::get::<OutboxRec>(&self.store, Tree::Outbox, id.as_bytes())? else {
+            let Some(rec) = records::get::<OutboxRec>(&self.store, Tree::Outbox, id.as_bytes())?
+            else {
                 self.unschedule_envelope(&id);
                 continue;
             };
             if rec.hop > 0 && now >= rec.expires_at_ms {
                 self.store.delete(Tree::Outbox, id.as_bytes())?;
                 self.unschedule_envelope(&id);
-                self.audit("relay_drop_expired", Some(id), None, format!("for {}", rec.destination))?;
+                self.audit(
+                    "relay_drop_expired",
+                    Some(id),
+                    None,
+                    format!("for {}", rec.destination),
+                )?;
                 continue;
             }
             let peer = match self.route(&rec.destination) {
@@ -124,7 +169,9 @@ impl<S: Store> Core<S> {
                 continue;
             };
             let b = batches.entry(peer).or_default();
-            if b.0.len() >= self.cfg.batch_envelopes_max || (b.2 + bytes.len() > self.cfg.batch_bytes_max && !b.0.is_empty()) {
+            if b.0.len() >= self.cfg.batch_envelopes_max
+                || (b.2 + bytes.len() > self.cfg.batch_bytes_max && !b.0.is_empty())
+            {
                 continue;
             }
             b.2 += bytes.len();
@@ -141,18 +188,29 @@ impl<S: Store> Core<S> {
             self.busy.insert((BUSY_DELIVER, peer));
             self.flights.insert(fid, Flight::Deliver { to: peer, ids });
             self.counters.batches_sent += 1;
-            self.effects.push_back(Effect::Send { id: fid, to: peer, request: Request::Deliver(envs) });
+            self.effects.push_back(Effect::Send {
+                id: fid,
+                to: peer,
+                request: Request::Deliver(envs),
+            });
         }
         Ok(())
     }
 
     pub(super) fn send_due_receipts(&mut self) -> Result<(), StoreError> {
         let now = self.now;
-        let due: Vec<u64> =
-            self.receipt_schedule.iter().take_while(|(t, _)| *t <= now).take(DUE_SCAN_MAX).map(|(_, s)| *s).collect();
+        let due: Vec<u64> = self
+            .receipt_schedule
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .take(DUE_SCAN_MAX)
+            .map(|(_, s)| *s)
+            .collect();
         let mut batches: BTreeMap<OperatorId, (Vec<u64>, Vec<Vec<u8>>)> = BTreeMap::new();
         for seq in due {
-            let Some(rec) = records::get::<ReceiptOutRec>(&self.store, Tree::ReceiptOutbox, &be(seq))? else {
+            let Some(rec) =
+                records::get::<ReceiptOutRec>(&self.store, Tree::ReceiptOutbox, &be(seq))?
+            else {
                 if let Some(old) = self.receipt_due.remove(&seq) {
                     self.receipt_schedule.remove(&(old, seq));
                 }
@@ -184,14 +242,26 @@ impl<S: Store> Core<S> {
             }
             let fid = self.new_outbound();
             self.busy.insert((BUSY_RECEIPTS, peer));
-            self.flights.insert(fid, Flight::Receipts { to: peer, seqs });
-            self.effects.push_back(Effect::Send { id: fid, to: peer, request: Request::Receipts(receipts) });
+            self.flights
+                .insert(fid, Flight::Receipts { to: peer, seqs });
+            self.effects.push_back(Effect::Send {
+                id: fid,
+                to: peer,
+                request: Request::Receipts(receipts),
+            });
         }
         Ok(())
     }
 
-    pub(super) fn on_response(&mut self, id: OutboundId, from: OperatorId, response: Response) -> Result<(), StoreError> {
-        let Some(flight) = self.flights.remove(&id) else { return Ok(()) };
+    pub(super) fn on_response(
+        &mut self,
+        id: OutboundId,
+        from: OperatorId,
+        response: Response,
+    ) -> Result<(), StoreError> {
+        let Some(flight) = self.flights.remove(&id) else {
+            return Ok(());
+        };
         match flight {
             Flight::Deliver { to, ids } => {
                 self.busy.remove(&(BUSY_DELIVER, to));
@@ -207,7 +277,9 @@ impl<S: Store> Core<S> {
                     Response::Refused { code, message } => {
                         tracing::warn!(peer = %from, ?code, %message, "peer refused a delivery batch");
                     }
-                    other => tracing::warn!(peer = %from, ?other, "unexpected answer to a delivery batch"),
+                    other => {
+                        tracing::warn!(peer = %from, ?other, "unexpected answer to a delivery batch")
+                    }
                 }
                 for (id, ()) in pending {
                     self.retry_envelope(id);
@@ -234,8 +306,15 @@ impl<S: Store> Core<S> {
         Ok(())
     }
 
-    pub(super) fn on_send_failed(&mut self, id: OutboundId, to: OperatorId, error: &str) -> Result<(), StoreError> {
-        let Some(flight) = self.flights.remove(&id) else { return Ok(()) };
+    pub(super) fn on_send_failed(
+        &mut self,
+        id: OutboundId,
+        to: OperatorId,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let Some(flight) = self.flights.remove(&id) else {
+            return Ok(());
+        };
         tracing::debug!(peer = %to, %error, "send failed; will retry");
         match flight {
             Flight::Deliver { to, ids } => {
@@ -259,7 +338,8 @@ impl<S: Store> Core<S> {
     }
 
     fn on_hop_ack(&mut self, peer: OperatorId, ack: HopAck) -> Result<(), StoreError> {
-        let Some(rec) = records::get::<OutboxRec>(&self.store, Tree::Outbox, ack.id.as_bytes())? else {
+        let Some(rec) = records::get::<OutboxRec>(&self.store, Tree::Outbox, ack.id.as_bytes())?
+        else {
             return Ok(());
         };
         let bytes = match ack.outcome {
@@ -270,9 +350,11 @@ impl<S: Store> Core<S> {
                 return Ok(());
             }
         };
-        let valid = SignedReceipt::decode(&bytes)
-            .ok()
-            .filter(|r| r.receipt().envelope == ack.id && r.receipt().digest == rec.digest && self.receipt_trusted(r));
+        let valid = SignedReceipt::decode(&bytes).ok().filter(|r| {
+            r.receipt().envelope == ack.id
+                && r.receipt().digest == rec.digest
+                && self.receipt_trusted(r)
+        });
         let Some(receipt) = valid else {
             tracing::warn!(%peer, id = %ack.id, "hop acknowledgement carries no valid receipt; retrying");
             self.retry_envelope(ack.id);
@@ -285,13 +367,20 @@ impl<S: Store> Core<S> {
         } else {
             self.store_receipt(ack.id, &bytes)?;
             let origin = match self.store.get(Tree::Envelopes, ack.id.as_bytes())? {
-                Some(b) => renkei_protocol::envelope::Envelope::decode(&b).ok().map(|e| e.header().origin),
+                Some(b) => renkei_protocol::envelope::Envelope::decode(&b)
+                    .ok()
+                    .map(|e| e.header().origin),
                 None => None,
             };
             if let Some(origin) = origin {
                 self.forward_receipt(origin, bytes)?;
             }
-            self.audit("forwarded", Some(ack.id), None, format!("to {peer}: {}", receipt.receipt().kind.name()))?;
+            self.audit(
+                "forwarded",
+                Some(ack.id),
+                None,
+                format!("to {peer}: {}", receipt.receipt().kind.name()),
+            )?;
         }
         Ok(())
     }

@@ -21,21 +21,35 @@ pub fn encode<T: Serialize>(rec: &T) -> Vec<u8> {
 
 /// Decodes a record read from `tree`.
 pub fn decode<T: DeserializeOwned>(tree: Tree, bytes: &[u8]) -> Result<T, StoreError> {
-    let corrupt = |detail: String| StoreError::Corrupt { tree: tree.name(), detail };
+    let corrupt = |detail: String| StoreError::Corrupt {
+        tree: tree.name(),
+        detail,
+    };
     match bytes.split_first() {
-        Some((&RECORD_VERSION, rest)) => ciborium::from_reader(rest).map_err(|e| corrupt(e.to_string())),
+        Some((&RECORD_VERSION, rest)) => {
+            ciborium::from_reader(rest).map_err(|e| corrupt(e.to_string()))
+        }
         Some((v, _)) => Err(corrupt(format!("unknown record version {v}"))),
         None => Err(corrupt("empty record".into())),
     }
 }
 
 /// Reads and decodes one record.
-pub fn get<T: DeserializeOwned>(store: &dyn Store, tree: Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
+pub fn get<T: DeserializeOwned>(
+    store: &dyn Store,
+    tree: Tree,
+    key: &[u8],
+) -> Result<Option<T>, StoreError> {
     store.get(tree, key)?.map(|b| decode(tree, &b)).transpose()
 }
 
 /// Encodes and writes one record.
-pub fn put<T: Serialize>(store: &mut dyn Store, tree: Tree, key: &[u8], rec: &T) -> Result<(), StoreError> {
+pub fn put<T: Serialize>(
+    store: &mut dyn Store,
+    tree: Tree,
+    key: &[u8],
+    rec: &T,
+) -> Result<(), StoreError> {
     store.put(tree, key, &encode(rec))
 }
 
@@ -83,7 +97,13 @@ impl SentStatus {
     }
     /// Whether the journey ended.
     pub fn is_final(self) -> bool {
-        matches!(self, SentStatus::Delivered | SentStatus::Retrieved | SentStatus::Rejected | SentStatus::Expired)
+        matches!(
+            self,
+            SentStatus::Delivered
+                | SentStatus::Retrieved
+                | SentStatus::Rejected
+                | SentStatus::Expired
+        )
     }
 }
 

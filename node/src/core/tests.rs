@@ -28,7 +28,12 @@ fn sent_status(net: &mut Net, node: usize, office: &str, id: EnvelopeId) -> Stri
     }
 }
 
-fn inbox(net: &mut Net, node: usize, office: &str, latest_only: bool) -> Vec<super::views::InboxView> {
+fn inbox(
+    net: &mut Net,
+    node: usize,
+    office: &str,
+    latest_only: bool,
+) -> Vec<super::views::InboxView> {
     match net.api(node, office, ApiCommand::Inbox { latest_only }) {
         ApiReply::Inbox(v) => v,
         other => panic!("{other:?}"),
@@ -41,24 +46,47 @@ fn local_delivery_fetch_retrieved_and_proof() {
     net.add_office(0, CM, "43");
     net.add_office(0, SVC, "11");
     let files = fixture_unit("d2_kyo_riyohyo");
-    let id = accepted_id(&net.api(0, CM, ApiCommand::Submit { files: files.clone(), supersedes: None }));
+    let id = accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            files: files.clone(),
+            supersedes: None,
+        },
+    ));
     net.run_for(10);
     assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
     let inb = inbox(&mut net, 0, SVC, false);
     assert_eq!(inb.len(), 1);
     assert_eq!(inb[0].id, id.to_string());
     for (name, bytes) in &files {
-        match net.api(0, SVC, ApiCommand::Fetch { id, name: name.clone() }) {
+        match net.api(
+            0,
+            SVC,
+            ApiCommand::Fetch {
+                id,
+                name: name.clone(),
+            },
+        ) {
             ApiReply::File(f) => assert_eq!(&f.bytes, bytes, "bytes of {name} changed"),
             other => panic!("{other:?}"),
         }
     }
     assert_eq!(sent_status(&mut net, 0, CM, id), "retrieved");
-    let ApiReply::Proof(p) = net.api(0, CM, ApiCommand::Proof { id }) else { panic!() };
-    let lines = Proof::decode(&p).unwrap().verify(net.roster.roster()).unwrap();
-    let kinds: Vec<&str> = lines.iter().skip(1).map(|l| l.split(' ').next().unwrap()).collect();
+    let ApiReply::Proof(p) = net.api(0, CM, ApiCommand::Proof { id }) else {
+        panic!()
+    };
+    let lines = Proof::decode(&p)
+        .unwrap()
+        .verify(net.roster.roster())
+        .unwrap();
+    let kinds: Vec<&str> = lines
+        .iter()
+        .skip(1)
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
     assert_eq!(kinds, ["accepted", "delivered", "retrieved"]);
-    assert_eq!(super::verify_chain(net.store(0)).unwrap() > 3, true);
+    assert!(super::verify_chain(net.store(0)).unwrap() > 3);
 }
 
 #[test]
@@ -69,12 +97,26 @@ fn direct_delivery_between_two_operators() {
     net.add_office(1, SVC, "11");
     net.run_for(100); // directory sync spreads the bindings
     let files = fixture_unit("d2_kyo_riyohyo");
-    let id = accepted_id(&net.api(0, CM, ApiCommand::Submit { files: files.clone(), supersedes: None }));
+    let id = accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            files: files.clone(),
+            supersedes: None,
+        },
+    ));
     net.run_for(1_000);
     assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
     assert_eq!(inbox(&mut net, 1, SVC, false).len(), 1);
     // the receiving office fetches; the Retrieved receipt travels back
-    net.api(1, SVC, ApiCommand::Fetch { id, name: files[0].0.clone() });
+    net.api(
+        1,
+        SVC,
+        ApiCommand::Fetch {
+            id,
+            name: files[0].0.clone(),
+        },
+    );
     net.run_for(1_000);
     assert_eq!(sent_status(&mut net, 0, CM, id), "retrieved");
 }
@@ -88,18 +130,34 @@ fn relay_routes_without_reading_and_receipts_come_back() {
     net.add_office(2, SVC, "11");
     net.run_for(1_000);
     let files = fixture_unit("d2_kyo_riyohyo");
-    let id = accepted_id(&net.api(0, CM, ApiCommand::Submit { files: files.clone(), supersedes: None }));
+    let id = accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            files: files.clone(),
+            supersedes: None,
+        },
+    ));
     net.run_for(5_000);
     assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
-    let ApiReply::Sent(v) = net.api(0, CM, ApiCommand::Sent { id: Some(id) }) else { panic!() };
-    let kinds: Vec<(String, Option<u8>)> = v[0].receipts.iter().map(|r| (r.kind.clone(), r.hop)).collect();
+    let ApiReply::Sent(v) = net.api(0, CM, ApiCommand::Sent { id: Some(id) }) else {
+        panic!()
+    };
+    let kinds: Vec<(String, Option<u8>)> = v[0]
+        .receipts
+        .iter()
+        .map(|r| (r.kind.clone(), r.hop))
+        .collect();
     assert!(kinds.contains(&("accepted".into(), Some(1))), "{kinds:?}");
     assert!(kinds.contains(&("delivered".into(), None)), "{kinds:?}");
     // the relay's store never holds the plaintext
     for (_, bytes) in &files {
         let needle = &bytes[..64.min(bytes.len())];
         for v in net.memory(1).values_all() {
-            assert!(!v.windows(needle.len()).any(|w| w == needle), "plaintext found at the relay");
+            assert!(
+                !v.windows(needle.len()).any(|w| w == needle),
+                "plaintext found at the relay"
+            );
         }
     }
 }
@@ -111,9 +169,19 @@ fn duplicates_get_the_first_answer_forever() {
     net.add_office(0, CM, "43");
     net.add_office(1, SVC, "11");
     net.run_for(100);
-    let id = accepted_id(&net.api(0, CM, ApiCommand::Submit { files: fixture_unit("d2_kyo_riyohyo"), supersedes: None }));
+    let id = accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            files: fixture_unit("d2_kyo_riyohyo"),
+            supersedes: None,
+        },
+    ));
     net.run_for(1_000);
-    let env = net.memory(0).get_raw(Tree::Envelopes, id.as_bytes()).unwrap();
+    let env = net
+        .memory(0)
+        .get_raw(Tree::Envelopes, id.as_bytes())
+        .unwrap();
     let first = net.deliver_raw(0, 1, env.clone());
     let second = net.deliver_raw(0, 1, env);
     assert_eq!(first, second);
@@ -132,16 +200,37 @@ fn rejection_is_definitive_and_repeated_for_duplicates() {
     // B releases the office after A learnt the binding: A still routes there.
     let id = {
         net.partition(0, 1);
-        let id = accepted_id(&net.api(0, CM, ApiCommand::Submit { files: fixture_unit("d2_kyo_riyohyo"), supersedes: None }));
-        net.operator(1, ApiCommand::RemoveOffice { office: SVC.parse().unwrap() });
+        let id = accepted_id(&net.api(
+            0,
+            CM,
+            ApiCommand::Submit {
+                files: fixture_unit("d2_kyo_riyohyo"),
+                supersedes: None,
+            },
+        ));
+        net.operator(
+            1,
+            ApiCommand::RemoveOffice {
+                office: SVC.parse().unwrap(),
+            },
+        );
         net.heal(0, 1);
         id
     };
     net.run_for(5_000);
     assert_eq!(sent_status(&mut net, 0, CM, id), "rejected");
-    let env = net.memory(0).get_raw(Tree::Envelopes, id.as_bytes()).unwrap();
+    let env = net
+        .memory(0)
+        .get_raw(Tree::Envelopes, id.as_bytes())
+        .unwrap();
     let again = SignedReceipt::decode(&net.deliver_raw(0, 1, env)).unwrap();
-    assert!(matches!(again.receipt().kind, ReceiptKind::Rejected { code: RejectCode::UnknownOffice, .. }));
+    assert!(matches!(
+        again.receipt().kind,
+        ReceiptKind::Rejected {
+            code: RejectCode::UnknownOffice,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -152,7 +241,14 @@ fn unreachable_destination_expires() {
     net.add_office(1, SVC, "11");
     net.run_for(100);
     net.partition(0, 1);
-    let id = accepted_id(&net.api(0, CM, ApiCommand::Submit { files: fixture_unit("d2_kyo_riyohyo"), supersedes: None }));
+    let id = accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            files: fixture_unit("d2_kyo_riyohyo"),
+            supersedes: None,
+        },
+    ));
     net.run_for(net.expiry_ms + 60_000);
     assert_eq!(sent_status(&mut net, 0, CM, id), "expired");
     assert!(inbox(&mut net, 1, SVC, false).is_empty());
@@ -167,7 +263,14 @@ fn restart_resumes_pending_envelopes() {
     net.add_office(1, SVC, "11");
     net.run_for(100);
     net.partition(0, 1);
-    let id = accepted_id(&net.api(0, CM, ApiCommand::Submit { files: fixture_unit("d2_kyo_riyohyo"), supersedes: None }));
+    let id = accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            files: fixture_unit("d2_kyo_riyohyo"),
+            supersedes: None,
+        },
+    ));
     net.run_for(2_000);
     net.crash(0);
     net.heal(0, 1);
@@ -184,15 +287,51 @@ fn office_sees_only_its_own_data() {
     net.add_office(0, "4009242217", "46");
     let files = fixture_unit("d2_kyo_riyohyo");
     // SVC's token cannot send a unit whose names say it comes from CM
-    assert!(matches!(net.api(0, SVC, ApiCommand::Submit { files: files.clone(), supersedes: None }), ApiReply::Forbidden(_)));
-    let id = accepted_id(&net.api(0, CM, ApiCommand::Submit { files: files.clone(), supersedes: None }));
+    assert!(matches!(
+        net.api(
+            0,
+            SVC,
+            ApiCommand::Submit {
+                files: files.clone(),
+                supersedes: None
+            }
+        ),
+        ApiReply::Forbidden(_)
+    ));
+    let id = accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            files: files.clone(),
+            supersedes: None,
+        },
+    ));
     net.run_for(10);
     let other = "4009242217";
-    assert!(matches!(net.api(0, other, ApiCommand::Fetch { id, name: files[0].0.clone() }), ApiReply::NotFound(_)));
-    assert!(matches!(net.api(0, other, ApiCommand::Sent { id: Some(id) }), ApiReply::NotFound(_)));
-    assert!(matches!(net.api(0, other, ApiCommand::Proof { id }), ApiReply::NotFound(_)));
+    assert!(matches!(
+        net.api(
+            0,
+            other,
+            ApiCommand::Fetch {
+                id,
+                name: files[0].0.clone()
+            }
+        ),
+        ApiReply::NotFound(_)
+    ));
+    assert!(matches!(
+        net.api(0, other, ApiCommand::Sent { id: Some(id) }),
+        ApiReply::NotFound(_)
+    ));
+    assert!(matches!(
+        net.api(0, other, ApiCommand::Proof { id }),
+        ApiReply::NotFound(_)
+    ));
     assert!(inbox(&mut net, 0, other, false).is_empty());
-    assert!(matches!(net.api_token(0, [9; 32], ApiCommand::Inbox { latest_only: false }), ApiReply::Unauthorized));
+    assert!(matches!(
+        net.api_token(0, [9; 32], ApiCommand::Inbox { latest_only: false }),
+        ApiReply::Unauthorized
+    ));
 }
 
 #[test]
@@ -203,14 +342,34 @@ fn late_older_unit_never_displaces_newer_one() {
     let old = fixture_unit("d2_kyo_riyohyo");
     let new = rename_stamp(&old, "20250426090000");
     // the newer unit arrives first, then the older one
-    let id_new = accepted_id(&net.api(0, CM, ApiCommand::Submit { files: new, supersedes: None }));
-    let id_old = accepted_id(&net.api(0, CM, ApiCommand::Submit { files: old, supersedes: None }));
+    let id_new = accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            files: new,
+            supersedes: None,
+        },
+    ));
+    let id_old = accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            files: old,
+            supersedes: None,
+        },
+    ));
     net.run_for(10);
     let latest = inbox(&mut net, 0, SVC, true);
-    assert_eq!(latest.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), vec![id_new.to_string()]);
+    assert_eq!(
+        latest.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+        vec![id_new.to_string()]
+    );
     let all = inbox(&mut net, 0, SVC, false);
     let old_entry = all.iter().find(|e| e.id == id_old.to_string()).unwrap();
-    assert_eq!(old_entry.superseded_by.as_deref(), Some(id_new.to_string().as_str()));
+    assert_eq!(
+        old_entry.superseded_by.as_deref(),
+        Some(id_new.to_string().as_str())
+    );
 }
 
 #[test]
@@ -220,8 +379,22 @@ fn explicit_supersession_in_order() {
     net.add_office(0, SVC, "11");
     let first = fixture_unit("d2_kyo_riyohyo");
     let second = rename_stamp(&first, "20250427090000");
-    let id1 = accepted_id(&net.api(0, CM, ApiCommand::Submit { files: first, supersedes: None }));
-    let id2 = accepted_id(&net.api(0, CM, ApiCommand::Submit { files: second, supersedes: Some(id1) }));
+    let id1 = accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            files: first,
+            supersedes: None,
+        },
+    ));
+    let id2 = accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            files: second,
+            supersedes: Some(id1),
+        },
+    ));
     net.run_for(10);
     let all = inbox(&mut net, 0, SVC, false);
     let e1 = all.iter().find(|e| e.id == id1.to_string()).unwrap();
@@ -229,7 +402,14 @@ fn explicit_supersession_in_order() {
     assert!(!e1.latest);
     // naming an id the office never sent is refused
     let bogus = EnvelopeId([7; 16]);
-    let r = net.api(0, CM, ApiCommand::Submit { files: fixture_unit("d2_kyo_riyohyo"), supersedes: Some(bogus) });
+    let r = net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            files: fixture_unit("d2_kyo_riyohyo"),
+            supersedes: Some(bogus),
+        },
+    );
     assert!(matches!(r, ApiReply::Invalid(_)), "{r:?}");
 }
 
@@ -238,21 +418,44 @@ fn audit_chain_detects_tampering() {
     let mut net = Net::new(&[("solo", false)]);
     net.add_office(0, CM, "43");
     net.add_office(0, SVC, "11");
-    accepted_id(&net.api(0, CM, ApiCommand::Submit { files: fixture_unit("d2_kyo_riyohyo"), supersedes: None }));
+    accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            files: fixture_unit("d2_kyo_riyohyo"),
+            supersedes: None,
+        },
+    ));
     net.run_for(10);
     let n = super::verify_chain(net.store(0)).unwrap();
     assert!(n >= 4, "{n}");
     net.tamper_audit(0, 2);
     let e = super::verify_chain(net.store(0)).unwrap_err();
-    assert!(e.to_string().contains("entry 2") || e.to_string().contains("entry 3"), "{e}");
+    assert!(
+        e.to_string().contains("entry 2") || e.to_string().contains("entry 3"),
+        "{e}"
+    );
 }
 
 #[test]
 fn peer_not_in_roster_is_refused() {
     let mut net = Net::new(&[("a", false), ("b", false)]);
     let stranger = renkei_protocol::keys::OperatorKeys::from_seeds([0xEE; 32], [0xEF; 32]).id();
-    let resp = net.inbound_from(1, stranger, renkei_protocol::wire::Request::DirectorySync { roster_serial: 0, cursor: 0 });
-    assert!(matches!(resp, renkei_protocol::wire::Response::Refused { code: renkei_protocol::wire::RefusalCode::NotInRoster, .. }));
+    let resp = net.inbound_from(
+        1,
+        stranger,
+        renkei_protocol::wire::Request::DirectorySync {
+            roster_serial: 0,
+            cursor: 0,
+        },
+    );
+    assert!(matches!(
+        resp,
+        renkei_protocol::wire::Response::Refused {
+            code: renkei_protocol::wire::RefusalCode::NotInRoster,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -267,8 +470,18 @@ fn crash_at_every_commit_point_loses_nothing_acknowledged() {
         net.run_for(1_000);
         let mut accepted = Vec::new();
         for i in 0..3 {
-            let files = rename_stamp(&fixture_unit("d2_kyo_riyohyo"), &format!("2025042516460{i}"));
-            let reply = net.api(0, CM, ApiCommand::Submit { files, supersedes: None });
+            let files = rename_stamp(
+                &fixture_unit("d2_kyo_riyohyo"),
+                &format!("2025042516460{i}"),
+            );
+            let reply = net.api(
+                0,
+                CM,
+                ApiCommand::Submit {
+                    files,
+                    supersedes: None,
+                },
+            );
             if let ApiReply::Accepted(v) = reply {
                 accepted.push(v.id.parse::<EnvelopeId>().unwrap());
             }
@@ -287,7 +500,11 @@ fn crash_at_every_commit_point_loses_nothing_acknowledged() {
             );
             assert_eq!(sent_status(&mut net, 0, CM, *id), "delivered", "step {k}");
         }
-        assert_eq!(inb.len(), accepted.len(), "step {k}: unexpected inbox entries");
+        assert_eq!(
+            inb.len(),
+            accepted.len(),
+            "step {k}: unexpected inbox entries"
+        );
     }
 }
 
@@ -389,12 +606,35 @@ fn sled_core_loses_only_uncommitted_work() {
     let _ = std::fs::remove_dir_all(&dir);
     let keys = OperatorKeys::from_seeds([1; 32], [2; 32]);
     let t0 = 1_750_000_000_000;
-    let open = |now| Core::open(SledStore::open(&dir, 16 << 20).unwrap(), keys.clone(), CoreConfig::default(), Entropy::from_u64(now), now).unwrap();
+    let open = |now| {
+        Core::open(
+            SledStore::open(&dir, 16 << 20).unwrap(),
+            keys.clone(),
+            CoreConfig::default(),
+            Entropy::from_u64(now),
+            now,
+        )
+        .unwrap()
+    };
     let submit = |core: &mut Core<SledStore>, now, stamp: &str| {
         let files = rename_stamp(&fixture_unit("d2_kyo_riyohyo"), stamp);
-        core.handle(now, Input::Api { id: 1, auth: Auth::Office(sha256(CM.as_bytes())), cmd: ApiCommand::Submit { files, supersedes: None } }).unwrap();
+        core.handle(
+            now,
+            Input::Api {
+                id: 1,
+                auth: Auth::Office(sha256(CM.as_bytes())),
+                cmd: ApiCommand::Submit {
+                    files,
+                    supersedes: None,
+                },
+            },
+        )
+        .unwrap();
         core.drain_effects().into_iter().find_map(|e| match e {
-            Effect::Reply { reply: ApiReply::Accepted(v), .. } => Some(v.id),
+            Effect::Reply {
+                reply: ApiReply::Accepted(v),
+                ..
+            } => Some(v.id),
             _ => None,
         })
     };
@@ -402,7 +642,20 @@ fn sled_core_loses_only_uncommitted_work() {
     {
         let mut core = open(t0);
         for (o, k) in [(CM, "43"), (SVC, "11")] {
-            core.handle(t0, Input::Api { id: 0, auth: Auth::Operator, cmd: ApiCommand::AddOffice { office: o.parse().unwrap(), kinds: vec![k.parse().unwrap()], name: o.into(), token_hash: sha256(o.as_bytes()) } }).unwrap();
+            core.handle(
+                t0,
+                Input::Api {
+                    id: 0,
+                    auth: Auth::Operator,
+                    cmd: ApiCommand::AddOffice {
+                        office: o.parse().unwrap(),
+                        kinds: vec![k.parse().unwrap()],
+                        name: o.into(),
+                        token_hash: sha256(o.as_bytes()),
+                    },
+                },
+            )
+            .unwrap();
         }
         committed_id = submit(&mut core, t0 + 1, "20250425164608").unwrap();
         core.commit().unwrap();
@@ -411,12 +664,30 @@ fn sled_core_loses_only_uncommitted_work() {
         // dropped without commit: a crash
     }
     let mut core = open(t0 + 10);
-    core.handle(t0 + 10, Input::Api { id: 2, auth: Auth::Office(sha256(SVC.as_bytes())), cmd: ApiCommand::Inbox { latest_only: false } }).unwrap();
-    let inbox = core.drain_effects().into_iter().find_map(|e| match e {
-        Effect::Reply { reply: ApiReply::Inbox(v), .. } => Some(v),
-        _ => None,
-    }).unwrap();
-    assert_eq!(inbox.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), vec![committed_id]);
+    core.handle(
+        t0 + 10,
+        Input::Api {
+            id: 2,
+            auth: Auth::Office(sha256(SVC.as_bytes())),
+            cmd: ApiCommand::Inbox { latest_only: false },
+        },
+    )
+    .unwrap();
+    let inbox = core
+        .drain_effects()
+        .into_iter()
+        .find_map(|e| match e {
+            Effect::Reply {
+                reply: ApiReply::Inbox(v),
+                ..
+            } => Some(v),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        inbox.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+        vec![committed_id]
+    );
     assert!(super::verify_chain(core.store()).unwrap() > 0);
     drop(core);
     let _ = std::fs::remove_dir_all(&dir);

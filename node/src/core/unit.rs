@@ -119,8 +119,12 @@ impl UnitInfo {
 
 pub(crate) fn family_of(prefix: FilePrefix) -> Family {
     match prefix {
-        FilePrefix::Up1Kyo | FilePrefix::Up2Kyo | FilePrefix::Up3Kyo | FilePrefix::Dlt1Kyo => Family::KyoPlan,
-        FilePrefix::UpHosoku | FilePrefix::UpPlan | FilePrefix::UpSikyu | FilePrefix::DltPlan => Family::Riyohyo,
+        FilePrefix::Up1Kyo | FilePrefix::Up2Kyo | FilePrefix::Up3Kyo | FilePrefix::Dlt1Kyo => {
+            Family::KyoPlan
+        }
+        FilePrefix::UpHosoku | FilePrefix::UpPlan | FilePrefix::UpSikyu | FilePrefix::DltPlan => {
+            Family::Riyohyo
+        }
         FilePrefix::UpJsk | FilePrefix::DltJsk => Family::Jisseki,
         FilePrefix::UpKihon
         | FilePrefix::UpKihonSub1

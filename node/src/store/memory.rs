@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Pairs, Store, StoreError, Tree};
+use super::{Pair, Pairs, Store, StoreError, Tree};
 
 type Key = (Tree, Vec<u8>);
 
@@ -44,7 +44,10 @@ impl MemoryStore {
 
     /// Every value of a tree (for checkers, e.g. "no plaintext at a relay").
     pub fn values(&self, tree: Tree) -> impl Iterator<Item = &[u8]> {
-        self.data.range((tree, Vec::new())..).take_while(move |((t, _), _)| *t == tree).map(|(_, v)| v.as_slice())
+        self.data
+            .range((tree, Vec::new())..)
+            .take_while(move |((t, _), _)| *t == tree)
+            .map(|(_, v)| v.as_slice())
     }
 
     /// Total bytes held.
@@ -73,7 +76,13 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn range(&self, tree: Tree, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Pairs, StoreError> {
+    fn range(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StoreError> {
         let lo = (tree, start.to_vec());
         Ok(self
             .data
@@ -84,7 +93,7 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    fn last(&self, tree: Tree) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn last(&self, tree: Tree) -> Result<Option<Pair>, StoreError> {
         let lo = (tree, Vec::new());
         let found = match Tree::ALL.iter().find(|t| **t > tree) {
             Some(next) => self.data.range(lo..(*next, Vec::new())).next_back(),
@@ -118,7 +127,10 @@ mod tests {
         s.put(Tree::Inbox, b"n", b"3").unwrap();
         s.delete(Tree::Inbox, b"k").unwrap();
         s.crash();
-        assert_eq!(s.get(Tree::Inbox, b"k").unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(
+            s.get(Tree::Inbox, b"k").unwrap().as_deref(),
+            Some(&b"1"[..])
+        );
         assert_eq!(s.get(Tree::Inbox, b"n").unwrap(), None);
         assert_eq!(s.uncommitted(), 0);
     }

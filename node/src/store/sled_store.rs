@@ -10,7 +10,7 @@ use std::path::Path;
 
 use sled::Transactional;
 
-use super::{Pairs, Store, StoreError, Tree};
+use super::{Pair, Pairs, Store, StoreError, Tree};
 
 /// sled-backed [`Store`].
 pub struct SledStore {
@@ -32,8 +32,16 @@ impl SledStore {
             .flush_every_ms(None)
             .open()
             .map_err(backend)?;
-        let trees = Tree::ALL.iter().map(|t| db.open_tree(t.name())).collect::<Result<Vec<_>, _>>().map_err(backend)?;
-        Ok(SledStore { db, trees, overlay: BTreeMap::new() })
+        let trees = Tree::ALL
+            .iter()
+            .map(|t| db.open_tree(t.name()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        Ok(SledStore {
+            db,
+            trees,
+            overlay: BTreeMap::new(),
+        })
     }
 
     fn tree(&self, t: Tree) -> &sled::Tree {
@@ -53,11 +61,16 @@ impl Store for SledStore {
         if let Some(v) = self.overlay.get(&(tree, key.to_vec())) {
             return Ok(v.clone());
         }
-        Ok(self.tree(tree).get(key).map_err(backend)?.map(|v| v.to_vec()))
+        Ok(self
+            .tree(tree)
+            .get(key)
+            .map_err(backend)?
+            .map(|v| v.to_vec()))
     }
 
     fn put(&mut self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        self.overlay.insert((tree, key.to_vec()), Some(value.to_vec()));
+        self.overlay
+            .insert((tree, key.to_vec()), Some(value.to_vec()));
         Ok(())
     }
 
@@ -66,7 +79,13 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn range(&self, tree: Tree, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Pairs, StoreError> {
+    fn range(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StoreError> {
         // Merge the on-disk range with the overlay; the overlay wins, tombstones hide.
         let lo = (tree, start.to_vec());
         let over: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = self
@@ -85,7 +104,13 @@ impl Store for SledStore {
         while out.len() < limit {
             let next_disk = match di.peek() {
                 Some(Ok((k, _))) => Some(k.to_vec()),
-                Some(Err(_)) => return Err(backend(di.next().and_then(|r| r.err()).map_or("sled".into(), |e| e.to_string()))),
+                Some(Err(_)) => {
+                    return Err(backend(
+                        di.next()
+                            .and_then(|r| r.err())
+                            .map_or("sled".into(), |e| e.to_string()),
+                    ));
+                }
                 None => None,
             };
             let next_over = oi.peek().map(|(k, _)| (*k).clone());
@@ -114,7 +139,7 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn last(&self, tree: Tree) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn last(&self, tree: Tree) -> Result<Option<Pair>, StoreError> {
         // The last live key is the larger of the overlay's last live key and the disk's
         // last key not hidden by a tombstone.
         let mut disk = self.tree(tree).iter().rev();
@@ -145,7 +170,9 @@ impl Store for SledStore {
 
     fn commit(&mut self) -> Result<(), StoreError> {
         if !self.overlay.is_empty() {
-            let mut batches: Vec<sled::Batch> = (0..Tree::ALL.len()).map(|_| sled::Batch::default()).collect();
+            let mut batches: Vec<sled::Batch> = (0..Tree::ALL.len())
+                .map(|_| sled::Batch::default())
+                .collect();
             for ((t, k), v) in std::mem::take(&mut self.overlay) {
                 let i = Tree::ALL.iter().position(|x| *x == t).unwrap_or(0);
                 match v {
@@ -197,7 +224,10 @@ mod tests {
             // dropped without commit
         }
         let s = SledStore::open(&d, 8 << 20).unwrap();
-        assert_eq!(s.get(Tree::Inbox, b"kept").unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(
+            s.get(Tree::Inbox, b"kept").unwrap().as_deref(),
+            Some(&b"1"[..])
+        );
         assert_eq!(s.get(Tree::Inbox, b"lost").unwrap(), None);
         drop(s);
         let _ = std::fs::remove_dir_all(&d);

@@ -45,7 +45,12 @@ pub fn fixture_unit(dir: &str) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(format!("{root}{dir}"))
         .unwrap()
         .map(|e| e.unwrap())
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
         .collect();
     out.sort();
     out
@@ -56,7 +61,14 @@ pub fn rename_stamp(files: &[(String, Vec<u8>)], stamp: &str) -> Vec<(String, Ve
     files
         .iter()
         .map(|(n, b)| {
-            let old = n.rsplit('_').next().unwrap().split('.').next().unwrap().to_owned();
+            let old = n
+                .rsplit('_')
+                .next()
+                .unwrap()
+                .split('.')
+                .next()
+                .unwrap()
+                .to_owned();
             (n.replace(&old, stamp), b.clone())
         })
         .collect()
@@ -69,8 +81,9 @@ fn link(a: usize, b: usize) -> (usize, usize) {
 impl Net {
     pub fn new(spec: &[(&str, bool)]) -> Net {
         let authority = SigningIdentity::from_seed([0xAA; 32]);
-        let keys: Vec<OperatorKeys> =
-            (0..spec.len()).map(|i| OperatorKeys::from_seeds([i as u8 + 1; 32], [i as u8 + 101; 32])).collect();
+        let keys: Vec<OperatorKeys> = (0..spec.len())
+            .map(|i| OperatorKeys::from_seeds([i as u8 + 1; 32], [i as u8 + 101; 32]))
+            .collect();
         let roster = Roster {
             serial: 1,
             issued_at_ms: T0 - 1000,
@@ -114,11 +127,29 @@ impl Net {
                 ..CoreConfig::default()
             };
             let i = net.nodes.len() as u64;
-            let core = Core::open(MemoryStore::new(), k.clone(), cfg.clone(), Entropy::from_u64(i), T0).unwrap();
-            net.nodes.push(Node { core: Some(core), keys: k, cfg, wake: None, generation: 0 });
+            let core = Core::open(
+                MemoryStore::new(),
+                k.clone(),
+                cfg.clone(),
+                Entropy::from_u64(i),
+                T0,
+            )
+            .unwrap();
+            net.nodes.push(Node {
+                core: Some(core),
+                keys: k,
+                cfg,
+                wake: None,
+                generation: 0,
+            });
         }
         for i in 0..net.nodes.len() {
-            let r = net.operator(i, ApiCommand::SetRoster { roster: net.roster.encode() });
+            let r = net.operator(
+                i,
+                ApiCommand::SetRoster {
+                    roster: net.roster.encode(),
+                },
+            );
             assert!(matches!(r, ApiReply::Done), "{r:?}");
         }
         net
@@ -141,16 +172,21 @@ impl Net {
     }
 
     fn step(&mut self, i: usize, input: Input) {
-        if let Some((k, target)) = self.crash_plan {
-            if target == i {
-                if k == 0 {
-                    self.crash_plan = None;
-                    self.nodes[i].core.as_mut().unwrap().handle(self.now, input).unwrap();
-                    self.crash(i);
-                    return;
-                }
-                self.crash_plan = Some((k - 1, target));
+        if let Some((k, target)) = self.crash_plan
+            && target == i
+        {
+            if k == 0 {
+                self.crash_plan = None;
+                self.nodes[i]
+                    .core
+                    .as_mut()
+                    .unwrap()
+                    .handle(self.now, input)
+                    .unwrap();
+                self.crash(i);
+                return;
             }
+            self.crash_plan = Some((k - 1, target));
         }
         let core = self.nodes[i].core.as_mut().unwrap();
         core.handle(self.now, input).unwrap();
@@ -170,18 +206,46 @@ impl Net {
                         self.next_inbound += 1;
                         self.inbound.insert((j, inb), (i, id));
                         let from = self.id(i);
-                        self.queue.push_back((j, Input::Inbound { id: inb, from, request }));
+                        self.queue.push_back((
+                            j,
+                            Input::Inbound {
+                                id: inb,
+                                from,
+                                request,
+                            },
+                        ));
                     }
-                    None => self.queue.push_back((i, Input::SendFailed { id, to, error: "no link".into() })),
+                    None => self.queue.push_back((
+                        i,
+                        Input::SendFailed {
+                            id,
+                            to,
+                            error: "no link".into(),
+                        },
+                    )),
                 }
             }
             Effect::Respond { id, response } => {
                 if let Some((req, out)) = self.inbound.remove(&(i, id)) {
                     let from = self.id(i);
                     if self.links.contains(&link(i, req)) {
-                        self.queue.push_back((req, Input::Response { id: out, from, response }));
+                        self.queue.push_back((
+                            req,
+                            Input::Response {
+                                id: out,
+                                from,
+                                response,
+                            },
+                        ));
                     } else {
-                        self.queue.push_back((req, Input::SendFailed { id: out, to: from, error: "link cut".into() }));
+                        self.queue.push_back((
+                            req,
+                            Input::SendFailed {
+                                id: out,
+                                to: from,
+                                error: "link cut".into(),
+                            },
+                        ));
                     }
                 }
             }
@@ -244,7 +308,9 @@ impl Net {
         self.next_api += 1;
         self.queue.push_back((i, Input::Api { id, auth, cmd }));
         self.drain();
-        self.replies.remove(&id).unwrap_or(ApiReply::Internal("node crashed before replying".into()))
+        self.replies
+            .remove(&id)
+            .unwrap_or(ApiReply::Internal("node crashed before replying".into()))
     }
 
     pub fn add_office(&mut self, i: usize, office: &str, kind: &str) {
@@ -300,17 +366,48 @@ impl Net {
         node.generation += 1;
         node.wake = None;
         let seed = 1000 * node.generation + i as u64;
-        node.core = Some(Core::open(store, node.keys.clone(), node.cfg.clone(), Entropy::from_u64(seed), self.now).unwrap());
+        node.core = Some(
+            Core::open(
+                store,
+                node.keys.clone(),
+                node.cfg.clone(),
+                Entropy::from_u64(seed),
+                self.now,
+            )
+            .unwrap(),
+        );
         // Requests it owed an answer to fail at their senders.
-        let owed: Vec<(u64, (usize, u64))> =
-            self.inbound.iter().filter(|((j, _), _)| *j == i).map(|((_, inb), v)| (*inb, *v)).collect();
+        let owed: Vec<(u64, (usize, u64))> = self
+            .inbound
+            .iter()
+            .filter(|((j, _), _)| *j == i)
+            .map(|((_, inb), v)| (*inb, *v))
+            .collect();
         for (inb, (req, out)) in owed {
             self.inbound.remove(&(i, inb));
             let to = self.id(i);
-            self.queue.push_back((req, Input::SendFailed { id: out, to, error: "peer crashed".into() }));
+            self.queue.push_back((
+                req,
+                Input::SendFailed {
+                    id: out,
+                    to,
+                    error: "peer crashed".into(),
+                },
+            ));
         }
-        let peers: Vec<usize> =
-            self.links.iter().filter_map(|&(a, b)| if a == i { Some(b) } else if b == i { Some(a) } else { None }).collect();
+        let peers: Vec<usize> = self
+            .links
+            .iter()
+            .filter_map(|&(a, b)| {
+                if a == i {
+                    Some(b)
+                } else if b == i {
+                    Some(a)
+                } else {
+                    None
+                }
+            })
+            .collect();
         for p in peers {
             let pid = self.id(p);
             self.queue.push_back((i, Input::PeerUp(pid)));
@@ -342,7 +439,15 @@ impl Net {
         let inb = 1_000_000_000 + self.next_inbound;
         self.next_inbound += 1;
         let core = self.nodes[i].core.as_mut().unwrap();
-        core.handle(self.now, Input::Inbound { id: inb, from, request }).unwrap();
+        core.handle(
+            self.now,
+            Input::Inbound {
+                id: inb,
+                from,
+                request,
+            },
+        )
+        .unwrap();
         core.commit().unwrap();
         let mut out = None;
         for e in core.drain_effects() {
@@ -360,9 +465,14 @@ impl Net {
         let store = self.nodes[i].core.as_mut().unwrap();
         let key = seq.to_be_bytes();
         let mut rec: crate::core::records::AuditRec =
-            crate::core::records::get(store.store(), Tree::Audit, &key).unwrap().unwrap();
+            crate::core::records::get(store.store(), Tree::Audit, &key)
+                .unwrap()
+                .unwrap();
         rec.detail.push_str(" (edited)");
-        store.store_mut_for_tests().put(Tree::Audit, &key, &crate::core::records::encode(&rec)).unwrap();
+        store
+            .store_mut_for_tests()
+            .put(Tree::Audit, &key, &crate::core::records::encode(&rec))
+            .unwrap();
     }
 }
 
@@ -374,6 +484,9 @@ impl MemoryStore {
 
     /// Every value of every tree.
     pub fn values_all(&self) -> Vec<Vec<u8>> {
-        Tree::ALL.iter().flat_map(|t| self.values(*t).map(|v| v.to_vec()).collect::<Vec<_>>()).collect()
+        Tree::ALL
+            .iter()
+            .flat_map(|t| self.values(*t).map(|v| v.to_vec()).collect::<Vec<_>>())
+            .collect()
     }
 }

@@ -1,0 +1,255 @@
+//! Operator commands: init, run, offices, status, keys.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use renkei_node::config::{ADMIN_TOKEN_FILE, NodeConfig};
+use renkei_node::core::{ApiCommand, ApiReply};
+use renkei_node::{api, keyfile, runtime};
+use renkei_protocol::keys::OperatorKeys;
+
+/// `renkei office …`
+#[derive(Subcommand, Debug)]
+pub enum OfficeCmd {
+    /// Register an office and print its API token (shown once; stored only as a hash).
+    Add {
+        /// Node directory.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// 事業所番号 (10 digits).
+        office: String,
+        /// Service kinds, comma separated (e.g. 43,11).
+        #[arg(long, value_delimiter = ',', required = true)]
+        kinds: Vec<String>,
+        /// Display name.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List offices homed here.
+    List {
+        /// Node directory.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+    },
+    /// Release an office (its binding is withdrawn from the federation).
+    Remove {
+        /// Node directory.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// 事業所番号.
+        office: String,
+    },
+}
+
+/// `renkei key …`
+#[derive(Subcommand, Debug)]
+pub enum KeyCmd {
+    /// Print the operator's public keys (identity and sealing).
+    Show {
+        /// Node directory.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+    },
+}
+
+pub fn init(
+    dir: &Path,
+    name: &str,
+    http: SocketAddr,
+    listen: Vec<String>,
+    relay: bool,
+) -> Result<i32> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let keys = OperatorKeys::from_seeds(keyfile::random_seed()?, keyfile::random_seed()?);
+    keyfile::create(dir, &keys)?;
+    let token = api::new_token()?;
+    std::fs::write(dir.join(ADMIN_TOKEN_FILE), format!("{token}\n"))?;
+    #[cfg(unix)]
+    std::fs::set_permissions(
+        dir.join(ADMIN_TOKEN_FILE),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )?;
+    let mut cfg = NodeConfig::new(name);
+    cfg.http = http;
+    cfg.listen = listen;
+    cfg.relay = relay;
+    cfg.save(dir)?;
+    println!("initialised node {name:?} in {}", dir.display());
+    println!("operator id:  {}", keys.id());
+    println!("sealing key:  {}", hex::encode(keys.seal.public()));
+    println!(
+        "config:       {}",
+        dir.join(renkei_node::config::CONFIG_FILE).display()
+    );
+    Ok(0)
+}
+
+pub fn run(dir: &Path) -> Result<i32> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut node = runtime::start(dir).await?;
+        println!("renkei node listening on http://{}", node.http);
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+            r = node.wait_core() => { r?; bail!("core stopped"); }
+        }
+        node.stop().await?;
+        Ok(0)
+    })
+}
+
+/// Runs an operator command on the running node (admin API) or, when it is not running,
+/// directly on its store.
+fn operator_call(
+    dir: &Path,
+    http_path: &str,
+    method: reqwest::Method,
+    body: Option<serde_json::Value>,
+    offline: ApiCommand,
+) -> Result<Result<serde_json::Value, ApiReply>> {
+    let cfg = NodeConfig::load(dir)?;
+    let token =
+        std::fs::read_to_string(dir.join(ADMIN_TOKEN_FILE)).context("reading the admin token")?;
+    let client = reqwest::blocking::Client::new();
+    let mut req = client
+        .request(method, format!("http://{}{http_path}", cfg.http))
+        .bearer_auth(token.trim());
+    if let Some(b) = &body {
+        req = req.json(b);
+    }
+    match req.send() {
+        Ok(resp) => {
+            let status = resp.status();
+            let text = resp.text()?;
+            if !status.is_success() {
+                bail!("node answered {status}: {text}");
+            }
+            Ok(Ok(if text.is_empty() {
+                serde_json::Value::Null
+            } else {
+                serde_json::from_str(&text)?
+            }))
+        }
+        Err(e) if e.is_connect() => Ok(Err(runtime::offline_call(dir, offline)?)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn office(cmd: OfficeCmd) -> Result<i32> {
+    match cmd {
+        OfficeCmd::Add {
+            dir,
+            office,
+            kinds,
+            name,
+        } => {
+            let body = serde_json::json!({ "office": office, "kinds": kinds, "name": name });
+            let (offline, token) =
+                api::add_office_command(&office, &kinds, &name).map_err(anyhow::Error::msg)?;
+            match operator_call(
+                &dir,
+                "/admin/v1/offices",
+                reqwest::Method::POST,
+                Some(body),
+                offline,
+            )? {
+                Ok(v) => {
+                    println!("office {office} registered");
+                    println!("token: {}", v["token"].as_str().unwrap_or_default());
+                }
+                Err(ApiReply::Office(_)) => {
+                    println!("office {office} registered");
+                    println!("token: {token}");
+                }
+                Err(other) => bail!("{}", describe(other)),
+            }
+            Ok(0)
+        }
+        OfficeCmd::List { dir } => {
+            match operator_call(
+                &dir,
+                "/admin/v1/offices",
+                reqwest::Method::GET,
+                None,
+                ApiCommand::ListOffices,
+            )? {
+                Ok(v) => {
+                    for o in v.as_array().into_iter().flatten() {
+                        println!(
+                            "{}  kinds {}  {}",
+                            o["office"].as_str().unwrap_or(""),
+                            o["kinds"],
+                            o["name"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+                Err(ApiReply::Offices(list)) => {
+                    for o in list {
+                        println!("{}  kinds {:?}  {}", o.office, o.kinds, o.name);
+                    }
+                }
+                Err(other) => bail!("{}", describe(other)),
+            }
+            Ok(0)
+        }
+        OfficeCmd::Remove { dir, office } => {
+            let parsed = office.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let path = format!("/admin/v1/offices/{office}");
+            match operator_call(
+                &dir,
+                &path,
+                reqwest::Method::DELETE,
+                None,
+                ApiCommand::RemoveOffice { office: parsed },
+            )? {
+                Ok(_) | Err(ApiReply::Done) => println!("office {office} released"),
+                Err(other) => bail!("{}", describe(other)),
+            }
+            Ok(0)
+        }
+    }
+}
+
+pub fn status(dir: &Path) -> Result<i32> {
+    match operator_call(
+        dir,
+        "/admin/v1/status",
+        reqwest::Method::GET,
+        None,
+        ApiCommand::Status,
+    )? {
+        Ok(v) => println!("{}", serde_json::to_string_pretty(&v)?),
+        Err(ApiReply::Status(s)) => println!("{}", serde_json::to_string_pretty(&s)?),
+        Err(other) => bail!("{}", describe(other)),
+    }
+    Ok(0)
+}
+
+pub fn key(cmd: KeyCmd) -> Result<i32> {
+    match cmd {
+        KeyCmd::Show { dir } => {
+            let keys = keyfile::load(&dir)?;
+            println!("operator id:  {}", keys.id());
+            println!("operator hex: {}", keys.id().to_hex());
+            println!("sealing key:  {}", hex::encode(keys.seal.public()));
+            Ok(0)
+        }
+    }
+}
+
+pub fn describe(reply: ApiReply) -> String {
+    match reply {
+        ApiReply::Forbidden(m)
+        | ApiReply::NotFound(m)
+        | ApiReply::BadRequest(m)
+        | ApiReply::Internal(m)
+        | ApiReply::Unroutable(m) => m,
+        other => format!("{other:?}"),
+    }
+}

@@ -1,0 +1,109 @@
+//! The HTTP API (axum) for care software and the web page for office staff.
+//!
+//! Offices authenticate with `Authorization: Bearer TOKEN`; the core sees only the SHA-256
+//! of the token and answers with that office's data alone. Operator endpoints under
+//! `/admin/v1` need the node's admin token and a loopback client. See `docs/API.md`.
+
+mod admin;
+mod error;
+mod metrics;
+mod office;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, header};
+use axum::response::Html;
+use axum::routing::{delete, get, post, put};
+use renkei_protocol::envelope::sha256;
+
+use crate::core::Auth;
+use crate::runtime::CoreHandle;
+
+/// The web page (one self-contained file, no external assets).
+const PAGE: &str = include_str!("api/page.html");
+/// The OpenAPI document.
+const OPENAPI: &str = include_str!("api/openapi.json");
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The core task.
+    pub core: CoreHandle,
+    /// SHA-256 of the admin token.
+    pub admin_hash: [u8; 32],
+    /// Largest accepted upload.
+    pub upload_bytes_max: usize,
+}
+
+/// The office identity from a bearer token.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<[u8; 32]> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = v.strip_prefix("Bearer ")?.trim();
+    (!token.is_empty()).then(|| sha256(token.as_bytes()))
+}
+
+pub(crate) fn office_auth(headers: &HeaderMap) -> Option<Auth> {
+    bearer(headers).map(Auth::Office)
+}
+
+/// The router.
+pub fn router(state: AppState) -> Router {
+    let upload_max = state.upload_bytes_max;
+    Router::new()
+        .route("/", get(|| async { Html(PAGE) }))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
+        .route("/metrics", get(metrics::metrics))
+        .route("/v1/me", get(office::me))
+        .route(
+            "/v1/send-units",
+            post(office::submit).layer(DefaultBodyLimit::max(upload_max)),
+        )
+        .route("/v1/inbox", get(office::inbox))
+        .route("/v1/inbox/{id}/files/{name}", get(office::fetch))
+        .route("/v1/sent", get(office::sent_list))
+        .route("/v1/sent/{id}", get(office::sent_one))
+        .route("/v1/sent/{id}/proof", get(office::proof))
+        .route("/v1/directory/{office}", get(office::directory))
+        .route(
+            "/admin/v1/offices",
+            post(admin::add_office).get(admin::list_offices),
+        )
+        .route("/admin/v1/offices/{office}", delete(admin::remove_office))
+        .route("/admin/v1/status", get(admin::status))
+        .route("/admin/v1/roster", put(admin::set_roster))
+        .fallback(|| async {
+            error::json_error(
+                axum::http::StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint".into(),
+            )
+        })
+        .with_state(state)
+}
+
+/// Serves the API until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Compares two digests without an early exit (token checks).
+pub(crate) fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub use admin::{add_office_command, new_token};

@@ -1,0 +1,176 @@
+//! Operator endpoints: only from a loopback client holding the node's admin token.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use renkei_protocol::envelope::sha256;
+use renkei_protocol::ids::{OfficeNumber, ServiceKind};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::{json_error, unexpected};
+use super::{AppState, bearer};
+use crate::core::{ApiCommand, ApiReply, Auth};
+
+fn check(state: &AppState, peer: &SocketAddr, headers: &HeaderMap) -> Result<(), Response> {
+    if !peer.ip().is_loopback() {
+        return Err(json_error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "operator endpoints answer loopback clients only".into(),
+        ));
+    }
+    match bearer(headers) {
+        Some(h) if crate::api::constant_time_eq(&h, &state.admin_hash) => Ok(()),
+        _ => Err(json_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "operator endpoints need the admin token".into(),
+        )),
+    }
+}
+
+/// Body of `POST /admin/v1/offices`.
+#[derive(Deserialize)]
+pub(super) struct NewOffice {
+    office: String,
+    kinds: Vec<String>,
+    #[serde(default)]
+    name: String,
+}
+
+/// A fresh office token: 32 random bytes as 64 hex digits.
+pub fn new_token() -> Result<String, crate::keyfile::KeyFileError> {
+    Ok(hex::encode(crate::keyfile::random_seed()?))
+}
+
+/// Builds the AddOffice command and the token that goes with it.
+pub fn add_office_command(
+    office: &str,
+    kinds: &[String],
+    name: &str,
+) -> Result<(ApiCommand, String), String> {
+    let office: OfficeNumber = office.parse().map_err(|e| format!("{e}"))?;
+    let kinds = kinds
+        .iter()
+        .map(|k| k.trim().parse::<ServiceKind>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{e}"))?;
+    if kinds.is_empty() {
+        return Err("at least one service kind is needed (e.g. 43)".into());
+    }
+    let token = new_token().map_err(|e| e.to_string())?;
+    let cmd = ApiCommand::AddOffice {
+        office,
+        kinds,
+        name: name.to_owned(),
+        token_hash: sha256(token.as_bytes()),
+    };
+    Ok((cmd, token))
+}
+
+pub(super) async fn add_office(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(body): Json<NewOffice>,
+) -> Response {
+    if let Err(r) = check(&state, &peer, &headers) {
+        return r;
+    }
+    let (cmd, token) = match add_office_command(&body.office, &body.kinds, &body.name) {
+        Ok(x) => x,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, "bad_request", e),
+    };
+    match state.core.call(Auth::Operator, cmd).await {
+        ApiReply::Office(v) => (
+            StatusCode::CREATED,
+            Json(json!({ "office": v, "token": token })),
+        )
+            .into_response(),
+        other => unexpected(other),
+    }
+}
+
+pub(super) async fn list_offices(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = check(&state, &peer, &headers) {
+        return r;
+    }
+    match state
+        .core
+        .call(Auth::Operator, ApiCommand::ListOffices)
+        .await
+    {
+        ApiReply::Offices(v) => Json(v).into_response(),
+        other => unexpected(other),
+    }
+}
+
+pub(super) async fn remove_office(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(office): Path<String>,
+) -> Response {
+    if let Err(r) = check(&state, &peer, &headers) {
+        return r;
+    }
+    let office = match office.parse() {
+        Ok(o) => o,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, "bad_request", format!("{e}")),
+    };
+    match state
+        .core
+        .call(Auth::Operator, ApiCommand::RemoveOffice { office })
+        .await
+    {
+        ApiReply::Done => StatusCode::NO_CONTENT.into_response(),
+        other => unexpected(other),
+    }
+}
+
+pub(super) async fn status(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = check(&state, &peer, &headers) {
+        return r;
+    }
+    match state.core.call(Auth::Operator, ApiCommand::Status).await {
+        ApiReply::Status(v) => Json(v).into_response(),
+        other => unexpected(other),
+    }
+}
+
+pub(super) async fn set_roster(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = check(&state, &peer, &headers) {
+        return r;
+    }
+    match state
+        .core
+        .call(
+            Auth::Operator,
+            ApiCommand::SetRoster {
+                roster: body.to_vec(),
+            },
+        )
+        .await
+    {
+        ApiReply::Done => StatusCode::NO_CONTENT.into_response(),
+        other => unexpected(other),
+    }
+}

@@ -1,0 +1,99 @@
+//! `GET /metrics` in the Prometheus text format.
+
+use std::fmt::Write;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use crate::core::{ApiCommand, ApiReply, Auth};
+
+pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+    let ApiReply::Status(s) = state.core.call(Auth::Operator, ApiCommand::Status).await else {
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "core unavailable\n",
+        )
+            .into_response();
+    };
+    let c = &s.counters;
+    let mut out = String::new();
+    let mut counter = |name: &str, help: &str, v: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP renkei_{name} {help}\n# TYPE renkei_{name} counter\nrenkei_{name} {v}"
+        );
+    };
+    counter(
+        "submitted_total",
+        "Send units accepted from offices.",
+        c.submitted,
+    );
+    counter(
+        "relayed_in_total",
+        "Envelopes accepted for relay.",
+        c.relayed_in,
+    );
+    counter(
+        "delivered_total",
+        "Envelopes delivered into local inboxes.",
+        c.delivered,
+    );
+    counter(
+        "rejected_total",
+        "Definitive rejections issued.",
+        c.rejected,
+    );
+    counter("expired_total", "Expired receipts issued.", c.expired);
+    counter(
+        "duplicates_total",
+        "Duplicate envelopes answered from the dedup index.",
+        c.duplicates,
+    );
+    counter(
+        "batches_sent_total",
+        "Delivery batches sent to peers.",
+        c.batches_sent,
+    );
+    counter("retries_total", "Envelope send retries.", c.retries);
+    counter(
+        "receipts_in_total",
+        "Receipts applied to sent items.",
+        c.receipts_in,
+    );
+    counter(
+        "refused_total",
+        "Peer requests refused as a whole.",
+        c.refused,
+    );
+    counter(
+        "binding_conflicts_total",
+        "Office binding conflicts seen.",
+        c.binding_conflicts,
+    );
+    let mut gauge = |name: &str, help: &str, v: usize| {
+        let _ = writeln!(
+            out,
+            "# HELP renkei_{name} {help}\n# TYPE renkei_{name} gauge\nrenkei_{name} {v}"
+        );
+    };
+    gauge(
+        "outbox_envelopes",
+        "Envelopes awaiting a hop acknowledgement.",
+        s.outbox,
+    );
+    gauge(
+        "receipt_outbox",
+        "Receipts awaiting forwarding.",
+        s.receipt_outbox,
+    );
+    gauge("offices", "Offices homed here.", s.offices);
+    gauge("peers_up", "Connected peers.", s.peers_up.len());
+    gauge(
+        "binding_conflicts",
+        "Current office binding conflicts.",
+        s.binding_conflicts.len(),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

@@ -1,0 +1,243 @@
+//! Office endpoints: submit a send unit, inbox, downloads, sent items, proofs, directory.
+
+use axum::Json;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use renkei_protocol::ids::{EnvelopeId, OfficeNumber};
+use serde::Deserialize;
+
+use super::error::{json_error, unexpected};
+use super::{AppState, office_auth};
+use crate::core::{ApiCommand, ApiReply};
+
+async fn call(
+    state: &AppState,
+    headers: &HeaderMap,
+    cmd: ApiCommand,
+) -> Result<ApiReply, Response> {
+    let Some(auth) = office_auth(headers) else {
+        return Err(json_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send Authorization: Bearer <office token>".into(),
+        ));
+    };
+    Ok(state.core.call(auth, cmd).await)
+}
+
+fn parse_id(id: &str) -> Result<EnvelopeId, Response> {
+    id.parse()
+        .map_err(|e| json_error(StatusCode::BAD_REQUEST, "bad_request", format!("{e}")))
+}
+
+pub(super) async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match call(&state, &headers, ApiCommand::WhoAmI).await {
+        Ok(ApiReply::Office(v)) => Json(v).into_response(),
+        Ok(other) => unexpected(other),
+        Err(r) => r,
+    }
+}
+
+pub(super) async fn submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    mut form: Multipart,
+) -> Response {
+    let Some(auth) = office_auth(&headers) else {
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send Authorization: Bearer <office token>".into(),
+        );
+    };
+    let mut files = Vec::new();
+    let mut supersedes = None;
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return multipart_error(e),
+        };
+        match field.name() {
+            Some("file") => {
+                let Some(name) = field.file_name().map(str::to_owned) else {
+                    return json_error(
+                        StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        "each file part needs a filename".into(),
+                    );
+                };
+                match field.bytes().await {
+                    Ok(b) => files.push((name, b.to_vec())),
+                    Err(e) => return multipart_error(e),
+                }
+            }
+            Some("supersedes") => match field.text().await {
+                Ok(t) if t.trim().is_empty() => {}
+                Ok(t) => match parse_id(t.trim()) {
+                    Ok(id) => supersedes = Some(id),
+                    Err(r) => return r,
+                },
+                Err(e) => return multipart_error(e),
+            },
+            other => {
+                return json_error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!(
+                        "unknown form field {:?}; use `file` parts (and optional `supersedes`)",
+                        other.unwrap_or("")
+                    ),
+                );
+            }
+        }
+    }
+    if files.is_empty() {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "no `file` parts in the form".into(),
+        );
+    }
+    match state
+        .core
+        .call(auth, ApiCommand::Submit { files, supersedes })
+        .await
+    {
+        ApiReply::Accepted(v) => (StatusCode::ACCEPTED, Json(v)).into_response(),
+        other => unexpected(other),
+    }
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> Response {
+    let status = e.status();
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "too_large"
+    } else {
+        "bad_request"
+    };
+    json_error(status, code, e.body_text())
+}
+
+#[derive(Deserialize)]
+pub(super) struct InboxQuery {
+    latest: Option<bool>,
+}
+
+pub(super) async fn inbox(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<InboxQuery>,
+) -> Response {
+    match call(
+        &state,
+        &headers,
+        ApiCommand::Inbox {
+            latest_only: q.latest.unwrap_or(false),
+        },
+    )
+    .await
+    {
+        Ok(ApiReply::Inbox(v)) => Json(v).into_response(),
+        Ok(other) => unexpected(other),
+        Err(r) => r,
+    }
+}
+
+pub(super) async fn fetch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, name)): Path<(String, String)>,
+) -> Response {
+    let id = match parse_id(&id) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    match call(&state, &headers, ApiCommand::Fetch { id, name }).await {
+        Ok(ApiReply::File(f)) => {
+            let ctype = if f.name.to_ascii_lowercase().ends_with(".jpg") {
+                "image/jpeg"
+            } else {
+                "text/csv; charset=Shift_JIS"
+            };
+            let disposition = format!("attachment; filename=\"{}\"", f.name.replace('"', ""));
+            (
+                [
+                    (header::CONTENT_TYPE, ctype.to_owned()),
+                    (header::CONTENT_DISPOSITION, disposition),
+                ],
+                f.bytes,
+            )
+                .into_response()
+        }
+        Ok(other) => unexpected(other),
+        Err(r) => r,
+    }
+}
+
+pub(super) async fn sent_list(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match call(&state, &headers, ApiCommand::Sent { id: None }).await {
+        Ok(ApiReply::Sent(v)) => Json(v).into_response(),
+        Ok(other) => unexpected(other),
+        Err(r) => r,
+    }
+}
+
+pub(super) async fn sent_one(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let id = match parse_id(&id) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    match call(&state, &headers, ApiCommand::Sent { id: Some(id) }).await {
+        Ok(ApiReply::Sent(mut v)) if !v.is_empty() => Json(v.remove(0)).into_response(),
+        Ok(other) => unexpected(other),
+        Err(r) => r,
+    }
+}
+
+pub(super) async fn proof(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let parsed = match parse_id(&id) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    match call(&state, &headers, ApiCommand::Proof { id: parsed }).await {
+        Ok(ApiReply::Proof(bytes)) => (
+            [
+                (header::CONTENT_TYPE, "application/cbor".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"renkei-proof-{id}.cbor\""),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Ok(other) => unexpected(other),
+        Err(r) => r,
+    }
+}
+
+pub(super) async fn directory(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(office): Path<String>,
+) -> Response {
+    let office: OfficeNumber = match office.parse() {
+        Ok(o) => o,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, "bad_request", format!("{e}")),
+    };
+    match call(&state, &headers, ApiCommand::Lookup { office }).await {
+        Ok(ApiReply::Directory(v)) => Json(v).into_response(),
+        Ok(other) => unexpected(other),
+        Err(r) => r,
+    }
+}

@@ -1,0 +1,213 @@
+//! Node configuration: a TOML file in the node's directory (`renkei.toml`), with documented
+//! defaults. `renkei init` writes one; docs/OPERATIONS.md is the reference.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::{CoreConfig, EXPIRY_MS_DEFAULT, RETRY_DELAY_MS_MAX};
+
+/// The config file name inside a node directory.
+pub const CONFIG_FILE: &str = "renkei.toml";
+/// The key file name inside a node directory.
+pub const KEY_FILE: &str = "operator.key";
+/// The admin token file name inside a node directory.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+/// A configuration problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("{path}: {detail}")]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// A peer to connect to at start (besides the roster's addresses).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeerConfig {
+    /// Operator id (base32 or hex).
+    pub id: String,
+    /// libp2p multiaddresses.
+    pub addrs: Vec<String>,
+}
+
+/// Delivery settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// First retry delay (ms). Default 500.
+    pub retry_base_ms: u64,
+    /// Retry delay cap (ms). Default 300000 (5 min).
+    pub retry_max_ms: u64,
+    /// The origin gives up and issues an Expired receipt this long after submission (ms).
+    /// Default 604800000 (7 days).
+    pub expiry_ms: u64,
+    /// Envelopes per delivery batch. Default 64.
+    pub batch_envelopes_max: usize,
+    /// Directory sync interval (ms). Default 30000.
+    pub sync_interval_ms: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            retry_base_ms: 500,
+            retry_max_ms: RETRY_DELAY_MS_MAX,
+            expiry_ms: EXPIRY_MS_DEFAULT,
+            batch_envelopes_max: renkei_protocol::limits::BATCH_ENVELOPES_MAX,
+            sync_interval_ms: 30_000,
+        }
+    }
+}
+
+/// Size limits.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest accepted upload (all files of one send unit), bytes. Default 6 MiB.
+    pub upload_bytes_max: usize,
+    /// sled page cache, bytes. Default 64 MiB.
+    pub store_cache_bytes: u64,
+    /// Inputs folded into one group commit. Default 256.
+    pub commit_batch_max: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            upload_bytes_max: 6 * 1024 * 1024,
+            store_cache_bytes: 64 * 1024 * 1024,
+            commit_batch_max: 256,
+        }
+    }
+}
+
+/// The whole node configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Operator display name.
+    pub name: String,
+    /// HTTP API and web page address. Default 127.0.0.1:8080.
+    #[serde(default = "default_http")]
+    pub http: SocketAddr,
+    /// libp2p listen addresses. Default none (a single-operator node).
+    #[serde(default)]
+    pub listen: Vec<String>,
+    /// Path of the signed roster (relative to the node directory), if federated.
+    #[serde(default)]
+    pub roster: Option<PathBuf>,
+    /// Federation authority public key (base32 or hex), if federated.
+    #[serde(default)]
+    pub authority: Option<String>,
+    /// Whether this node relays envelopes for other operators.
+    #[serde(default)]
+    pub relay: bool,
+    /// Peers to keep connected.
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+    /// Delivery settings.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+    /// Limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+fn default_http() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+impl NodeConfig {
+    /// A config with defaults for `name`.
+    pub fn new(name: &str) -> Self {
+        NodeConfig {
+            name: name.into(),
+            http: default_http(),
+            listen: vec![],
+            roster: None,
+            authority: None,
+            relay: false,
+            peers: vec![],
+            delivery: DeliveryConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+
+    /// Reads `DIR/renkei.toml`.
+    pub fn load(dir: &Path) -> Result<Self, ConfigError> {
+        let path = dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path,
+            detail: e.to_string(),
+        })
+    }
+
+    /// Writes `DIR/renkei.toml`.
+    pub fn save(&self, dir: &Path) -> Result<(), ConfigError> {
+        let path = dir.join(CONFIG_FILE);
+        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Parse {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        std::fs::write(&path, text).map_err(|source| ConfigError::Io { path, source })
+    }
+
+    /// The core's settings.
+    pub fn core_config(&self) -> Result<CoreConfig, ConfigError> {
+        let authority = match &self.authority {
+            Some(a) => Some(a.parse().map_err(|e| ConfigError::Parse {
+                path: PathBuf::from(CONFIG_FILE),
+                detail: format!("authority: {e}"),
+            })?),
+            None => None,
+        };
+        Ok(CoreConfig {
+            name: self.name.clone(),
+            retry_base_ms: self.delivery.retry_base_ms,
+            retry_max_ms: self.delivery.retry_max_ms,
+            expiry_ms: self.delivery.expiry_ms,
+            relay: self.relay,
+            authority,
+            sync_interval_ms: self.delivery.sync_interval_ms,
+            batch_envelopes_max: self.delivery.batch_envelopes_max,
+            ..CoreConfig::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_and_unknown_fields_refused() {
+        let c = NodeConfig::new("shimane");
+        let text = toml::to_string_pretty(&c).unwrap();
+        let back: NodeConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back, c);
+        let minimal: NodeConfig = toml::from_str("name = \"x\"").unwrap();
+        assert_eq!(minimal.http, default_http());
+        assert_eq!(minimal.delivery.expiry_ms, EXPIRY_MS_DEFAULT);
+        let e = toml::from_str::<NodeConfig>("name = \"x\"\nbogus = 1").unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+    }
+}

@@ -1,0 +1,352 @@
+//! The production driver: tokio around the sans-IO core, with the sled store, the HTTP API
+//! and (when federated) the libp2p network.
+//!
+//! One task owns the core. It collects a batch of inputs (API calls, network events, timer
+//! ticks), feeds them, commits the store once (group commit: one flush per batch), and only
+//! then releases the batch's effects — replies, responses carrying receipts, sends. A store
+//! error is fatal: the task stops without committing, and the process exits (a crash, as the
+//! durability rule assumes).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use renkei_protocol::rng::Entropy;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::{ConfigError, NodeConfig};
+use crate::core::{ApiCommand, ApiReply, Auth, Core, Effect, Input};
+use crate::keyfile::{self, KeyFileError};
+use crate::store::{SledStore, StoreError};
+
+/// Bound of the API command channel.
+pub const API_QUEUE_MAX: usize = 1024;
+
+/// A failure that stops the node.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// Configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Key file.
+    #[error(transparent)]
+    Key(#[from] KeyFileError),
+    /// Store.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// Network or HTTP setup.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Milliseconds since the Unix epoch (the only clock read; the core never reads it).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One API call with its reply channel.
+pub struct ApiCall {
+    /// Who.
+    pub auth: Auth,
+    /// What.
+    pub cmd: ApiCommand,
+    /// Where the reply goes (after commit).
+    pub reply: oneshot::Sender<ApiReply>,
+}
+
+/// A cloneable handle to the core task.
+#[derive(Clone)]
+pub struct CoreHandle {
+    tx: mpsc::Sender<ApiCall>,
+}
+
+impl CoreHandle {
+    /// Runs one API command; the reply comes after the batch's commit.
+    pub async fn call(&self, auth: Auth, cmd: ApiCommand) -> ApiReply {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(ApiCall { auth, cmd, reply }).await.is_err() {
+            return ApiReply::Internal("the node is shutting down".into());
+        }
+        rx.await
+            .unwrap_or_else(|_| ApiReply::Internal("the node stopped before replying".into()))
+    }
+}
+
+/// Opens the store of a node directory.
+pub fn open_store(dir: &Path, cfg: &NodeConfig) -> Result<SledStore, StoreError> {
+    SledStore::open(&store_dir(dir), cfg.limits.store_cache_bytes)
+}
+
+/// `DIR/store`.
+pub fn store_dir(dir: &Path) -> PathBuf {
+    dir.join("store")
+}
+
+/// Opens the core of a node directory (store, keys, config, roster file).
+pub fn open_core(dir: &Path, cfg: &NodeConfig) -> Result<Core<SledStore>, RuntimeError> {
+    let keys = keyfile::load(dir)?;
+    let store = open_store(dir, cfg)?;
+    let seed = keyfile::random_seed()?;
+    let mut core = Core::open(
+        store,
+        keys,
+        cfg.core_config()?,
+        Entropy::from_seed(seed),
+        now_ms(),
+    )?;
+    if let Some(path) = &cfg.roster {
+        let path = dir.join(path);
+        if path.exists() {
+            let bytes = std::fs::read(&path)
+                .map_err(|e| RuntimeError::Io(format!("{}: {e}", path.display())))?;
+            core.handle(
+                now_ms(),
+                Input::Api {
+                    id: 0,
+                    auth: Auth::Operator,
+                    cmd: ApiCommand::SetRoster { roster: bytes },
+                },
+            )?;
+            for e in core.drain_effects() {
+                if let Effect::Reply {
+                    reply: ApiReply::BadRequest(why),
+                    ..
+                } = e
+                {
+                    return Err(RuntimeError::Io(format!(
+                        "roster {}: {why}",
+                        path.display()
+                    )));
+                }
+            }
+            core.commit()?;
+        }
+    }
+    Ok(core)
+}
+
+/// Runs one operator command directly on the store (the node must not be running).
+pub fn offline_call(dir: &Path, cmd: ApiCommand) -> Result<ApiReply, RuntimeError> {
+    let cfg = NodeConfig::load(dir)?;
+    let mut core = open_core(dir, &cfg)?;
+    core.handle(
+        now_ms(),
+        Input::Api {
+            id: 1,
+            auth: Auth::Operator,
+            cmd,
+        },
+    )?;
+    core.commit()?;
+    Ok(core
+        .drain_effects()
+        .into_iter()
+        .find_map(|e| match e {
+            Effect::Reply { id: 1, reply } => Some(reply),
+            _ => None,
+        })
+        .unwrap_or(ApiReply::Internal("no reply".into())))
+}
+
+/// Where the core's peer traffic goes.
+pub trait PeerLink: Send {
+    /// Sends a request; the answer comes back as a [`PeerEvent`].
+    fn send(
+        &mut self,
+        id: u64,
+        to: renkei_protocol::ids::OperatorId,
+        request: renkei_protocol::wire::Request,
+    );
+    /// Answers an inbound request.
+    fn respond(&mut self, id: u64, response: renkei_protocol::wire::Response);
+}
+
+/// Network events mapped onto core inputs.
+pub type PeerEvent = Input;
+
+/// No network: every send fails at once (a single-operator node).
+pub struct NoPeers {
+    failed: mpsc::UnboundedSender<Input>,
+}
+
+impl PeerLink for NoPeers {
+    fn send(
+        &mut self,
+        id: u64,
+        to: renkei_protocol::ids::OperatorId,
+        _request: renkei_protocol::wire::Request,
+    ) {
+        let _ = self.failed.send(Input::SendFailed {
+            id,
+            to,
+            error: "this node has no network configured".into(),
+        });
+    }
+    fn respond(&mut self, _id: u64, _response: renkei_protocol::wire::Response) {}
+}
+
+impl NoPeers {
+    /// A link whose failures come back on the returned receiver.
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<Input>) {
+        let (failed, rx) = mpsc::unbounded_channel();
+        (NoPeers { failed }, rx)
+    }
+}
+
+/// The core task: group-commit loop. Returns when `shutdown` resolves (after finishing and
+/// committing the current batch) or on a fatal store error.
+pub async fn drive(
+    mut core: Core<SledStore>,
+    mut api_rx: mpsc::Receiver<ApiCall>,
+    mut peer_rx: mpsc::UnboundedReceiver<Input>,
+    mut link: Box<dyn PeerLink>,
+    batch_max: usize,
+    mut shutdown: oneshot::Receiver<()>,
+) -> Result<(), RuntimeError> {
+    let mut replies: BTreeMap<u64, oneshot::Sender<ApiReply>> = BTreeMap::new();
+    let mut next_api = 1u64;
+    let mut wake: Option<u64> = Some(now_ms());
+    let mut batch: Vec<Input> = Vec::with_capacity(batch_max);
+    loop {
+        let delay = wake.map_or(Duration::from_secs(3600), |w| {
+            Duration::from_millis(w.saturating_sub(now_ms()))
+        });
+        tokio::select! {
+            _ = &mut shutdown => break,
+            call = api_rx.recv() => match call {
+                Some(c) => { replies.insert(next_api, c.reply); batch.push(Input::Api { id: next_api, auth: c.auth, cmd: c.cmd }); next_api += 1; }
+                None => break,
+            },
+            ev = peer_rx.recv() => if let Some(ev) = ev { batch.push(ev) },
+            _ = tokio::time::sleep(delay) => { wake = None; batch.push(Input::Tick); }
+        }
+        while batch.len() < batch_max {
+            if let Ok(c) = api_rx.try_recv() {
+                replies.insert(next_api, c.reply);
+                batch.push(Input::Api {
+                    id: next_api,
+                    auth: c.auth,
+                    cmd: c.cmd,
+                });
+                next_api += 1;
+            } else if let Ok(ev) = peer_rx.try_recv() {
+                batch.push(ev);
+            } else {
+                break;
+            }
+        }
+        let now = now_ms();
+        for input in batch.drain(..) {
+            core.handle(now, input)?;
+        }
+        tokio::task::block_in_place(|| core.commit())?;
+        for e in core.drain_effects() {
+            match e {
+                Effect::Reply { id, reply } => {
+                    if let Some(tx) = replies.remove(&id) {
+                        let _ = tx.send(reply);
+                    }
+                }
+                Effect::Send { id, to, request } => link.send(id, to, request),
+                Effect::Respond { id, response } => link.respond(id, response),
+                Effect::Wake { at_ms } => wake = Some(wake.map_or(at_ms, |w| w.min(at_ms))),
+            }
+        }
+    }
+    tokio::task::block_in_place(|| core.commit())?;
+    tracing::info!("core stopped after its last commit");
+    Ok(())
+}
+
+/// Spawns the core task; returns its handle and join handle.
+pub fn spawn_core(
+    core: Core<SledStore>,
+    link: Box<dyn PeerLink>,
+    peer_rx: mpsc::UnboundedReceiver<Input>,
+    batch_max: usize,
+) -> (
+    CoreHandle,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), RuntimeError>>,
+) {
+    let (tx, rx) = mpsc::channel(API_QUEUE_MAX);
+    let (stop, stop_rx) = oneshot::channel();
+    let join = tokio::spawn(drive(core, rx, peer_rx, link, batch_max, stop_rx));
+    (CoreHandle { tx }, stop, join)
+}
+
+/// A running node: its HTTP address and a way to stop it.
+pub struct RunningNode {
+    /// Where the HTTP API listens.
+    pub http: std::net::SocketAddr,
+    stop_http: Option<oneshot::Sender<()>>,
+    stop_core: Option<oneshot::Sender<()>>,
+    http_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    core_task: tokio::task::JoinHandle<Result<(), RuntimeError>>,
+}
+
+impl RunningNode {
+    /// Graceful stop: stop taking HTTP requests, finish and commit the current batch.
+    pub async fn stop(mut self) -> Result<(), RuntimeError> {
+        if let Some(s) = self.stop_http.take() {
+            let _ = s.send(());
+        }
+        let _ = self.http_task.await;
+        if let Some(s) = self.stop_core.take() {
+            let _ = s.send(());
+        }
+        self.core_task
+            .await
+            .map_err(|e| RuntimeError::Io(format!("core task: {e}")))?
+    }
+
+    /// Waits until the core task ends by itself (a fatal error).
+    pub async fn wait_core(&mut self) -> Result<(), RuntimeError> {
+        (&mut self.core_task)
+            .await
+            .map_err(|e| RuntimeError::Io(format!("core task: {e}")))?
+    }
+}
+
+/// Reads the admin token hash of a node directory.
+pub fn admin_hash(dir: &Path) -> Result<[u8; 32], RuntimeError> {
+    let path = dir.join(crate::config::ADMIN_TOKEN_FILE);
+    let token = std::fs::read_to_string(&path)
+        .map_err(|e| RuntimeError::Io(format!("{}: {e}", path.display())))?;
+    Ok(renkei_protocol::envelope::sha256(token.trim().as_bytes()))
+}
+
+/// Starts a node from its directory: core task, HTTP API.
+pub async fn start(dir: &Path) -> Result<RunningNode, RuntimeError> {
+    let cfg = NodeConfig::load(dir)?;
+    let core = open_core(dir, &cfg)?;
+    let admin_hash = admin_hash(dir)?;
+    let (link, peer_rx) = NoPeers::new();
+    let (handle, stop_core, core_task) =
+        spawn_core(core, Box::new(link), peer_rx, cfg.limits.commit_batch_max);
+    let listener = tokio::net::TcpListener::bind(cfg.http)
+        .await
+        .map_err(|e| RuntimeError::Io(format!("cannot listen on {}: {e}", cfg.http)))?;
+    let http = listener
+        .local_addr()
+        .map_err(|e| RuntimeError::Io(e.to_string()))?;
+    let state = crate::api::AppState {
+        core: handle,
+        admin_hash,
+        upload_bytes_max: cfg.limits.upload_bytes_max,
+    };
+    let (stop_http, stop_rx) = oneshot::channel::<()>();
+    let http_task = tokio::spawn(crate::api::serve(listener, state, async move {
+        let _ = stop_rx.await;
+    }));
+    tracing::info!(%http, operator = %keyfile::load(dir)?.id(), "node running");
+    Ok(RunningNode {
+        http,
+        stop_http: Some(stop_http),
+        stop_core: Some(stop_core),
+        http_task,
+        core_task,
+    })
+}
