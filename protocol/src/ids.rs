@@ -260,7 +260,9 @@ pub fn days_in_month(year: u16, month: u8) -> u8 {
     match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
-        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
         2 => 28,
         _ => 0,
     }
@@ -725,7 +727,12 @@ mod tests {
                 .rule
                 .contains("01..12")
         );
-        assert!(check_date("date", "20250230").unwrap_err().rule.contains("has 28 days"));
+        assert!(
+            check_date("date", "20250230")
+                .unwrap_err()
+                .rule
+                .contains("has 28 days")
+        );
         assert!(check_date("date", "20240229").is_ok());
         assert!(check_date("date", "20250229").is_err());
         assert!("20250425164608".parse::<Stamp>().is_ok());

@@ -10,7 +10,10 @@
 //! # Layout
 //!
 //! - [`ids`]: office, insurer, insured, service-kind, operator and envelope identifiers.
+//! - [`csv`]: the standard-spec CSV files: layouts, names, MS932 decoding, validation,
+//!   send units.
 
+pub mod csv;
 pub mod ids;
 
 /// The envelope format version this build writes and accepts.
