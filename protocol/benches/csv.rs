@@ -2,6 +2,8 @@
 //!
 //! `cargo bench -p renkei-protocol --bench csv` — results in docs/PERFORMANCE.md.
 
+#![allow(missing_docs)] // criterion's macros generate undocumented items
+
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

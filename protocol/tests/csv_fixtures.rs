@@ -1,6 +1,8 @@
 //! The shared fixtures: every valid file passes with its row and user counts and forms its
 //! send unit; every invalid file fails with the defect its note names, where it names it.
 
+#![allow(clippy::unwrap_used)] // test helpers, not only #[test] fns
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
