@@ -4,8 +4,6 @@
 //! IBM extensions included). User-defined characters (外字, lead bytes 0xF0–0xF9) decode to
 //! the Private Use Area; the standard forbids them, so they are reported.
 
-use std::borrow::Cow;
-
 use encoding_rs::{DecoderResult, SHIFT_JIS};
 
 use super::finding::{Finding, Severity, Sink};
@@ -88,12 +86,13 @@ fn at(file: &str, bytes: &[u8], offset: usize, rule: &'static str, message: Stri
 
 const UTF8_MESSAGE: &str = "file is UTF-8; the standard requires Shift_JIS (MS932)";
 
-/// Decodes a file's bytes to text, reporting encoding findings.
+/// Decodes a file's bytes to text into `out` (cleared first), reporting encoding findings.
 ///
-/// Returns `None` when the content cannot be read as the standard's encoding at all (a
-/// UTF-8 file); otherwise the text (with U+FFFD where bytes were invalid, already reported)
-/// and the number of bytes skipped at the start (a BOM).
-pub(crate) fn decode<'a>(file: &str, bytes: &'a [u8], sink: &mut Sink) -> Option<Cow<'a, str>> {
+/// Returns `false` when the content cannot be read as the standard's encoding at all (a
+/// UTF-8 file); otherwise `out` holds the text, with U+FFFD where bytes were invalid (each
+/// reported) and without a leading BOM (reported).
+pub(crate) fn decode(file: &str, bytes: &[u8], sink: &mut Sink, out: &mut String) -> bool {
+    out.clear();
     let mut body = bytes;
     if let Some(rest) = bytes.strip_prefix(UTF8_BOM) {
         sink.push(
@@ -110,10 +109,10 @@ pub(crate) fn decode<'a>(file: &str, bytes: &'a [u8], sink: &mut Sink) -> Option
         );
         body = rest;
     }
-    let sjis = SHIFT_JIS.decode_without_bom_handling_and_without_replacement(body);
+    let malformed = decode_into(file, body, out);
     if let Ok(utf8) = std::str::from_utf8(body)
         && !utf8.is_ascii()
-        && (sjis.is_none() || utf8.chars().any(|c| c as u32 >= 0x800))
+        && (!malformed.is_empty() || utf8.chars().any(|c| c as u32 >= 0x800))
     {
         let first = body.iter().position(|b| !b.is_ascii()).unwrap_or(0);
         sink.push(at(
@@ -125,51 +124,71 @@ pub(crate) fn decode<'a>(file: &str, bytes: &'a [u8], sink: &mut Sink) -> Option
                 "{UTF8_MESSAGE}; export it again as Shift_JIS (MS932) from the care software (first non-ASCII character here)"
             ),
         ));
-        return None;
+        out.clear();
+        return false;
     }
-    let text = match sjis {
-        Some(text) => text,
-        None => Cow::Owned(decode_reporting(file, body, sink)),
-    };
-    report_user_defined(file, text.as_bytes(), sink);
-    Some(text)
+    for f in malformed {
+        sink.push(f);
+    }
+    report_user_defined(file, out.as_bytes(), sink);
+    true
 }
 
-/// Decodes with U+FFFD for each malformed sequence, reporting each one.
-fn decode_reporting(file: &str, body: &[u8], sink: &mut Sink) -> String {
+/// Decodes into `out` with U+FFFD for each malformed sequence; returns a finding for each
+/// (at most [`MALFORMED_REPORTED_MAX`]).
+fn decode_into(file: &str, body: &[u8], out: &mut String) -> Vec<Finding> {
     let mut decoder = SHIFT_JIS.new_decoder_without_bom_handling();
-    let mut out = String::with_capacity(body.len() * 3 / 2 + 16);
+    let mut found = Vec::new();
     let mut pos = 0;
     loop {
-        let (result, read) =
-            decoder.decode_to_string_without_replacement(&body[pos..], &mut out, true);
+        out.reserve(
+            decoder
+                .max_utf8_buffer_length_without_replacement(body.len() - pos)
+                .unwrap_or(body.len() - pos)
+                + 16,
+        );
+        let (result, read) = decoder.decode_to_string_without_replacement(&body[pos..], out, true);
         pos += read;
         match result {
             DecoderResult::InputEmpty => break,
-            DecoderResult::OutputFull => out.reserve(body.len() - pos + 16),
+            DecoderResult::OutputFull => {}
             DecoderResult::Malformed(bad, extra) => {
                 let end = pos.saturating_sub(usize::from(extra));
                 let start = end.saturating_sub(usize::from(bad));
-                let shown: Vec<String> = body[start..end]
-                    .iter()
-                    .map(|b| format!("{b:02X}"))
-                    .collect();
-                sink.push(at(
-                    file,
-                    body,
-                    start,
-                    "encoding.invalid_ms932",
-                    format!(
-                        "bytes {} at byte offset {start} are not valid Shift_JIS (MS932); the file is damaged or in another encoding",
-                        shown.join(" ")
-                    ),
-                ));
+                if found.len() < MALFORMED_REPORTED_MAX {
+                    let shown: Vec<String> = body[start..end]
+                        .iter()
+                        .map(|b| format!("{b:02X}"))
+                        .collect();
+                    found.push(at(
+                        file,
+                        body,
+                        start,
+                        "encoding.invalid_ms932",
+                        format!(
+                            "bytes {} at byte offset {start} are not valid Shift_JIS (MS932); the file is damaged or in another encoding",
+                            shown.join(" ")
+                        ),
+                    ));
+                } else if found.len() == MALFORMED_REPORTED_MAX {
+                    found.push(Finding::file(
+                        file,
+                        "encoding.invalid_ms932",
+                        Severity::Error,
+                        format!(
+                            "more invalid Shift_JIS bytes follow (only the first {MALFORMED_REPORTED_MAX} are located)"
+                        ),
+                    ));
+                }
                 out.push('\u{FFFD}');
             }
         }
     }
-    out
+    found
 }
+
+/// Invalid byte sequences located per file (locating scans from the start of the file).
+pub const MALFORMED_REPORTED_MAX: usize = 20;
 
 /// Reports characters decoded into the Private Use Area: user-defined characters (外字).
 fn report_user_defined(file: &str, text: &[u8], sink: &mut Sink) {
@@ -200,7 +219,8 @@ mod tests {
 
     fn run(bytes: &[u8]) -> (Option<String>, Vec<Finding>) {
         let mut sink = Sink::default();
-        let t = decode("F.CSV", bytes, &mut sink).map(|c| c.into_owned());
+        let mut out = String::new();
+        let t = decode("F.CSV", bytes, &mut sink, &mut out).then_some(out);
         (t, sink.finish("F.CSV"))
     }
 
