@@ -1,5 +1,7 @@
 //! The `renkei` command: the binary edge of Renkei (operators, offices, developers).
 
+mod csv_cmd;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -15,6 +17,11 @@ struct Cli {
 enum Command {
     /// Print the protocol version and limits this build speaks.
     Version,
+    /// Standard-spec CSV files (ケアプラン標準仕様): check them before sending.
+    Csv {
+        #[command(subcommand)]
+        command: csv_cmd::CsvCommand,
+    },
 }
 
 fn main() -> Result<()> {
@@ -31,6 +38,7 @@ fn main() -> Result<()> {
                 renkei_protocol::ENVELOPE_VERSION
             );
         }
+        Command::Csv { command } => std::process::exit(csv_cmd::run(command)?),
     }
     Ok(())
 }
