@@ -439,3 +439,115 @@ fn copies_match_shared_when_present() {
     }
     assert!(n > 30);
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+    use renkei_protocol::csv::parse_file_name;
+
+    const DIRS: &[&str] = &[
+        "valid/d1_kyo_plan",
+        "valid/d2_kyo_riyohyo",
+        "valid/d3_jisseki",
+        "valid/d4_yobo_kihon",
+        "valid/d5_yobo_plan",
+        "valid/deletes",
+    ];
+
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        Flip(usize, u8),
+        Truncate(usize),
+        Insert(usize, Vec<u8>),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        prop_oneof![
+            (any::<usize>(), 1u8..=255).prop_map(|(i, x)| Mutation::Flip(i, x)),
+            any::<usize>().prop_map(Mutation::Truncate),
+            (
+                any::<usize>(),
+                prop::collection::vec(
+                    prop_oneof![
+                        Just(b'"'),
+                        Just(b','),
+                        Just(b'\r'),
+                        Just(b'\n'),
+                        Just(0x81u8),
+                        Just(0xEFu8),
+                        any::<u8>()
+                    ],
+                    1..8
+                )
+            )
+                .prop_map(|(i, v)| Mutation::Insert(i, v)),
+        ]
+    }
+
+    fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
+        if bytes.is_empty() {
+            return;
+        }
+        match m {
+            Mutation::Flip(i, x) => {
+                let i = i % bytes.len();
+                bytes[i] ^= x;
+            }
+            Mutation::Truncate(i) => bytes.truncate(i % bytes.len()),
+            Mutation::Insert(i, v) => {
+                let i = i % (bytes.len() + 1);
+                bytes.splice(i..i, v.iter().copied());
+            }
+        }
+    }
+
+    fn all_valid() -> Vec<(String, Vec<u8>)> {
+        DIRS.iter().flat_map(|d| dir_files(d)).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn random_bytes(bytes in prop::collection::vec(any::<u8>(), 0..2048), which in 0usize..18) {
+            let names = all_valid();
+            let name = &names[which % names.len()].0;
+            let r = check_file(name, &bytes);
+            prop_assert_eq!(&r.name, name);
+            let _ = check_send_unit(&[(name.as_str(), &bytes[..])]);
+        }
+
+        #[test]
+        fn mutated_valid_files(which in 0usize..18, ms in prop::collection::vec(mutation(), 1..6)) {
+            let mut files = all_valid();
+            let k = which % files.len();
+            for m in &ms {
+                apply(&mut files[k].1, m);
+            }
+            let (name, bytes) = &files[k];
+            let _ = check_file(name, bytes);
+            let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), &b[..])).collect();
+            for g in group_send_units(&refs) {
+                let _ = check_send_unit(&g).has_errors();
+            }
+        }
+
+        #[test]
+        fn mutated_names(which in 0usize..18, ms in prop::collection::vec(mutation(), 1..4)) {
+            let files = all_valid();
+            let mut name = files[which % files.len()].0.clone().into_bytes();
+            for m in &ms {
+                apply(&mut name, m);
+            }
+            let name = String::from_utf8_lossy(&name).into_owned();
+            let _ = parse_file_name(&name);
+            let _ = check_file(&name, &files[which % files.len()].1);
+        }
+
+        #[test]
+        fn arbitrary_names(name in "\\PC{0,80}") {
+            let _ = parse_file_name(&name);
+            let _ = check_file(&name, b"202407,136390,3490391694,20250402\r\n");
+        }
+    }
+}

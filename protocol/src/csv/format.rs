@@ -4,7 +4,8 @@
 use crate::ids::{YearMonth, check_date, days_in_month};
 
 fn num(v: &[u8]) -> u32 {
-    v.iter().fold(0, |n, b| n * 10 + u32::from(b - b'0'))
+    v.iter()
+        .fold(0u32, |n, b| n.wrapping_mul(10).wrapping_add(u32::from(b.wrapping_sub(b'0'))))
 }
 
 /// ASCII digits only (and at least one).
@@ -27,12 +28,12 @@ pub(crate) fn yyyymm(v: &[u8]) -> bool {
 
 /// `YYYYMMDD`, a real Gregorian date.
 pub(crate) fn yyyymmdd(v: &[u8]) -> bool {
-    if v.len() != 8 || !yyyymm(&v[..6]) {
+    if v.len() != 8 || !yyyymm(&v[..6]) || !digits(&v[6..]) {
         return false;
     }
     let d = num(&v[6..]);
     let max = days_in_month(num(&v[..4]) as u16, num(&v[4..6]) as u8);
-    v[6..].iter().all(u8::is_ascii_digit) && d >= 1 && d <= u32::from(max)
+    d >= 1 && d <= u32::from(max)
 }
 
 /// `HHMM` 00:00–23:59, `2400` (end of day), or `9999` (no time).
@@ -93,6 +94,9 @@ mod tests {
         assert!(!yyyymmdd(b"20250230"));
         assert!(!yyyymmdd(b"20250400"));
         assert!(!yyyymmdd(b"2025041x"));
+        assert!(!yyyymmdd(b"2025040/"));
+        assert!(!yyyymm(b"2025/1"));
+        assert!(!hhmm(b"12/0"));
         assert!(hhmm(b"0630"));
         assert!(hhmm(b"9999"));
         assert!(hhmm(b"2400"));
