@@ -4,8 +4,10 @@
 use crate::ids::{YearMonth, check_date, days_in_month};
 
 fn num(v: &[u8]) -> u32 {
-    v.iter()
-        .fold(0u32, |n, b| n.wrapping_mul(10).wrapping_add(u32::from(b.wrapping_sub(b'0'))))
+    v.iter().fold(0u32, |n, b| {
+        n.wrapping_mul(10)
+            .wrapping_add(u32::from(b.wrapping_sub(b'0')))
+    })
 }
 
 /// ASCII digits only (and at least one).

@@ -517,3 +517,118 @@ pub fn group_send_units<'a>(files: &[(&'a str, &'a [u8])]) -> Vec<Vec<(&'a str, 
     }
     groups.into_values().chain(loose).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KIHON: &str = "UPKIHON_4009242217_46_4070383858_63_20250425093000.CSV";
+    const KIHON_BYTES: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/valid/d4_yobo_kihon/UPKIHON_4009242217_46_4070383858_63_20250425093000.CSV"
+    ));
+    const IMG1: &str = "UPKIHON_IMAGE_4009242217_46_4070383858_63_20250425093000_0001.jpg";
+    const IMG2: &str = "UPKIHON_IMAGE_4009242217_46_4070383858_63_20250425093000_0002.jpg";
+    const JPEG: &[u8] = b"\xFF\xD8\xFF\xE0";
+    const DLT1: &str = "DLT1KYO_4074478647_43_4071481594_11_20250425164659.CSV";
+    const DLT1_ROW: &[u8] = b"202407,136390,3490391694,20250402\r\n";
+
+    fn rules(r: &UnitReport) -> Vec<&'static str> {
+        r.findings.iter().map(|f| f.rule).collect()
+    }
+
+    #[test]
+    fn images_named_in_kihon_must_travel_with_it() {
+        let r = check_send_unit(&[(KIHON, KIHON_BYTES), (IMG1, JPEG)]);
+        assert!(
+            rules(&r).contains(&"unit.image_missing"),
+            "{:?}",
+            r.findings
+        );
+        assert!(r.has_errors());
+        let extra = "UPKIHON_IMAGE_4009242217_46_4070383858_63_20250425093000_0003.jpg";
+        let r = check_send_unit(&[
+            (KIHON, KIHON_BYTES),
+            (IMG1, JPEG),
+            (IMG2, JPEG),
+            (extra, JPEG),
+        ]);
+        assert!(rules(&r).contains(&"unit.image_unreferenced"));
+        assert!(!rules(&r).contains(&"unit.image_missing"));
+    }
+
+    #[test]
+    fn files_must_share_sender_recipient_and_stamp() {
+        let other = "DLT1KYO_4074478647_43_4071481594_11_20250425164700.CSV";
+        let r = check_send_unit(&[(DLT1, DLT1_ROW), (other, DLT1_ROW)]);
+        assert_eq!(rules(&r), vec!["unit.mismatch"]);
+        assert!(r.unit.is_none());
+    }
+
+    #[test]
+    fn files_of_different_units_do_not_form_one() {
+        let plan = "UPPLAN_202505_4074478647_43_4071481594_11_20250425164659.CSV";
+        let r = check_send_unit(&[(DLT1, DLT1_ROW), (plan, DLT1_ROW)]);
+        assert!(rules(&r).contains(&"unit.composition"));
+        assert!(r.unit.is_none());
+        let groups = group_send_units(&[(DLT1, DLT1_ROW), (plan, DLT1_ROW), ("junk", b"")]);
+        assert_eq!(groups.len(), 3);
+        assert_eq!(groups[2][0].0, "junk");
+    }
+
+    #[test]
+    fn duplicates_missing_primary_and_unmatched_keys() {
+        let r = check_send_unit(&[(DLT1, DLT1_ROW), (DLT1, DLT1_ROW)]);
+        assert_eq!(rules(&r), vec!["unit.duplicate_file"]);
+        let sub1 = "UPKIHON_SUB1_4009242217_46_4070383858_63_20250425093000.CSV";
+        let r = check_send_unit(&[(
+            sub1,
+            b"202407,136028,1366843363,20250511,\"6:00\",\"a\",\"\"\r\n",
+        )]);
+        assert!(rules(&r).contains(&"unit.primary_missing"));
+        let r = check_send_unit(&[
+            (KIHON, KIHON_BYTES),
+            (IMG1, JPEG),
+            (IMG2, JPEG),
+            (
+                sub1,
+                b"202407,136028,1366843363,20250512,\"6:00\",\"a\",\"\"\r\n",
+            ),
+        ]);
+        let got = rules(&r);
+        assert!(got.contains(&"unit.key_unmatched"), "{got:?}");
+        assert!(got.contains(&"unit.key_missing"), "{got:?}");
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.rule == "unit.key_unmatched")
+            .unwrap();
+        assert!(f.message.contains("136028/1366843363/20250512"), "{f}");
+    }
+
+    #[test]
+    fn ver3_names_cannot_be_routed_and_empty_units_fail() {
+        let old = "DLT1KYO_4074478647_4071481594_20250425164659.CSV";
+        let r = check_send_unit(&[(old, b"202208,136390,3490391694,20250402\r\n")]);
+        assert_eq!(rules(&r), vec!["unit.ver3_name"]);
+        assert!(r.unit.is_none() && r.has_errors());
+        let r = check_send_unit(&[]);
+        assert_eq!(rules(&r), vec!["unit.empty"]);
+    }
+
+    #[test]
+    fn yobo_riyohyo_is_d6_and_jsk_back_to_46_is_d7() {
+        let k46: ServiceKind = "46".parse().unwrap();
+        let k15: ServiceKind = "15".parse().unwrap();
+        let k = UnitKind::of_file(FilePrefix::UpPlan, Some("202505"), Some(&k46), Some(&k15));
+        assert_eq!((k, k.doc_kind()), (UnitKind::YoboRiyohyo, DocKind::D6));
+        let k = UnitKind::of_file(FilePrefix::UpJsk, Some("202504"), Some(&k15), Some(&k46));
+        assert_eq!((k, k.doc_kind()), (UnitKind::YoboJsk, DocKind::D7));
+        let k = UnitKind::of_file(FilePrefix::UpHosoku, Some("000000"), Some(&k46), None);
+        assert_eq!(k, UnitKind::KyoPlan);
+        assert_eq!(
+            serde_json::to_value(UnitKind::KyoDltPlan).unwrap(),
+            "KYO_DLTPLAN"
+        );
+    }
+}

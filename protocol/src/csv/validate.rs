@@ -1014,6 +1014,188 @@ fn quote_problem(text: &[u8]) -> Option<u32> {
 mod tests {
     use super::*;
 
+    const DLT1: &str = "DLT1KYO_4074478647_43_4071481594_11_20250425164659.CSV";
+    const PLAN: &str = "UPPLAN_202505_4074478647_43_4071481594_11_20250425164608.CSV";
+    const PLAN_ROW: &str = "202407,136390,3490391694,20250425,202505,4074478647,\"見本　ケア子\",471,,20250502,,1330,1430,1,131111,,,\"\",,4070383858,\"ひばり訪問看護事業所\",,0,4074478647,\r\n";
+
+    fn sjis(s: &str) -> Vec<u8> {
+        encoding_rs::SHIFT_JIS.encode(s).0.into_owned()
+    }
+
+    fn rules(r: &FileReport) -> Vec<(&'static str, Severity, Option<u64>, Option<u32>)> {
+        r.findings
+            .iter()
+            .map(|f| (f.rule, f.severity, f.line, f.column))
+            .collect()
+    }
+
+    #[test]
+    fn a_valid_plan_row_passes() {
+        let r = check_file(PLAN, &sjis(PLAN_ROW));
+        assert!(r.findings.is_empty(), "{:?}", r.findings);
+        assert_eq!((r.rows, r.users), (1, 1));
+        assert_eq!(r.keys[0].subject, "202505");
+    }
+
+    #[test]
+    fn ver3_and_ver40_versions_warn_unknown_versions_fail() {
+        let r = check_file(DLT1, b"202208,136390,3490391694,20250402\r\n");
+        assert_eq!(
+            rules(&r),
+            vec![("version.ver3", Severity::Warning, Some(1), Some(1))]
+        );
+        assert!(r.findings[0].message.contains("202407"));
+        let r = check_file(DLT1, b"202504,136390,3490391694,20250402\r\n");
+        assert_eq!(
+            rules(&r),
+            vec![("version.ver40", Severity::Warning, Some(1), Some(1))]
+        );
+        let r = check_file(DLT1, b"201910,136390,3490391694,20250402\r\n");
+        assert_eq!(
+            rules(&r),
+            vec![("version.unsupported", Severity::Error, Some(1), Some(1))]
+        );
+    }
+
+    #[test]
+    fn lines_count_crlf_lf_and_quoted_breaks() {
+        let text = format!(
+            "{}\n{}\r\n\r\n202407,136390,3490391694,20250425,202505,4074478647,\"a\r\nb\",471,,20250532,,1330,1430,1,131111,,,\"\",,4070383858,\"x\",,0,4074478647,\r\n",
+            PLAN_ROW.trim_end(),
+            PLAN_ROW.trim_end()
+        );
+        let r = check_file(PLAN, &sjis(&text));
+        assert_eq!(
+            rules(&r),
+            vec![("date.calendar", Severity::Error, Some(4), Some(10))]
+        );
+        assert_eq!(r.findings[0].record, Some(3));
+        assert_eq!(r.rows, 3);
+    }
+
+    #[test]
+    fn invalid_ms932_is_located() {
+        let mut bytes = sjis(PLAN_ROW);
+        bytes.extend(sjis(PLAN_ROW));
+        let at = bytes.len() - 20;
+        bytes[at] = 0x85; // not a lead byte in MS932
+        bytes[at + 1] = 0x20;
+        let r = check_file(PLAN, &bytes);
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.rule == "encoding.invalid_ms932")
+            .unwrap();
+        assert_eq!((f.line, f.column), (Some(2), Some(21)));
+    }
+
+    #[test]
+    fn required_code_length_and_office_rules() {
+        let row = PLAN_ROW
+            .replace(",471,", ",,") // 単位数: required but uncertain -> warning
+            .replace(",0,4074478647,\r", ",7,4074478640,\r") // bad code; bad check digit
+            .replace(",1,131111,", ",123,131111,"); // サービス回数 longer than 2
+        let r = check_file(PLAN, &sjis(&row));
+        let got = rules(&r);
+        assert!(
+            got.contains(&("field.required", Severity::Warning, Some(1), Some(8))),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&("format.code", Severity::Error, Some(1), Some(23))),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&("office.check_digit", Severity::Warning, Some(1), Some(24))),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&("field.length", Severity::Error, Some(1), Some(14))),
+            "{got:?}"
+        );
+        let code = r.findings.iter().find(|f| f.rule == "format.code").unwrap();
+        assert!(code.message.contains("1 (該当)"), "{code}");
+    }
+
+    #[test]
+    fn name_month_and_hhmm() {
+        let row = PLAN_ROW
+            .replace(",202505,", ",202506,")
+            .replace(",1330,", ",2560,");
+        let r = check_file(PLAN, &sjis(&row));
+        let got = rules(&r);
+        assert!(
+            got.contains(&("name.month_mismatch", Severity::Error, Some(1), Some(5))),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&("format.hhmm", Severity::Error, Some(1), Some(12))),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn sikyu_needs_a_total_row_per_user() {
+        let name = "UPSIKYU_202505_4074478647_43_4071481594_11_20250425164608.CSV";
+        let detail = |ins: &str| {
+            format!(
+                "202407,136390,{ins},20250425,202505,\"x\",4070383858,,131111,,,\"\",471,,,9,4239,,,,,,,,,,,,,,,,0,,,4074478647,\r\n"
+            )
+        };
+        let total = |ins: &str| {
+            format!(
+                "202407,136390,{ins},20250425,202505,\"\",9999999999,,999999,,,\"\",0,,,0,4239,4239,0,4239,0,4239,,48324,,43491,,4833,0,,,,0,9999999999,,4074478647,\r\n"
+            )
+        };
+        let text = format!(
+            "{}{}{}",
+            detail("3490391694"),
+            detail("1047640335"),
+            total("1047640335")
+        );
+        let r = check_file(name, &sjis(&text));
+        assert_eq!(
+            rules(&r),
+            vec![("sikyu.total_missing", Severity::Error, Some(1), Some(9))]
+        );
+        let text = format!("{}{}", detail("3490391694"), total("3490391694"));
+        assert!(check_file(name, &sjis(&text)).findings.is_empty());
+    }
+
+    #[test]
+    fn many_bad_rows_are_capped() {
+        let row = PLAN_ROW.replace(",20250502,", ",20250532,");
+        let r = check_file(PLAN, &sjis(&row.repeat(200)));
+        assert_eq!(r.rows, 200);
+        let n = r
+            .findings
+            .iter()
+            .filter(|f| f.rule == "date.calendar")
+            .count();
+        assert_eq!(n, super::super::finding::FINDINGS_PER_RULE_MAX);
+        let t = r
+            .findings
+            .iter()
+            .find(|f| f.rule == "findings.truncated")
+            .unwrap();
+        assert_eq!(t.severity, Severity::Error);
+        assert!(t.message.starts_with("150 more"));
+    }
+
+    #[test]
+    fn jpeg_and_ver3_names() {
+        let img = "UPKIHON_IMAGE_4009242217_46_4070383858_63_20250425093000_0001.jpg";
+        assert!(check_file(img, b"\xFF\xD8\xFF\xE0").findings.is_empty());
+        assert_eq!(rules(&check_file(img, b"GIF89a"))[0].0, "image.not_jpeg");
+        let r = check_file(
+            "DLT1KYO_4074478647_4071481594_20250425164659.CSV",
+            b"202208,136390,3490391694,20250402\r\n",
+        );
+        let got: Vec<_> = r.findings.iter().map(|f| f.rule).collect();
+        assert_eq!(got, vec!["name.ver3", "version.ver3"]);
+        assert_eq!(r.doc_kind, Some(DocKind::D1));
+    }
+
     #[test]
     fn real_start_skips_crlf() {
         let t = b"a\r\nb\r\n\r\nc";
