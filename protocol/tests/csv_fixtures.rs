@@ -551,3 +551,37 @@ mod never_panics {
         }
     }
 }
+
+/// Every rule id the code can emit is documented in docs/CSV.md.
+#[test]
+fn every_rule_id_is_documented() {
+    const FAMILIES: &[&str] = &[
+        "name", "file", "image", "encoding", "csv", "version", "field", "format", "date",
+        "insurer", "insured", "office", "month", "sikyu", "kihon", "findings", "spec", "unit",
+    ];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let docs = std::fs::read_to_string(root.join("../docs/CSV.md")).unwrap();
+    let mut found = 0;
+    for e in std::fs::read_dir(root.join("src/csv")).unwrap() {
+        let src = std::fs::read_to_string(e.unwrap().path()).unwrap();
+        let code = src.split("#[cfg(test)]").next().unwrap();
+        for lit in code.split('"').skip(1).step_by(2) {
+            let Some((family, rest)) = lit.split_once('.') else {
+                continue;
+            };
+            let is_rule = FAMILIES.contains(&family)
+                && !rest.is_empty()
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if is_rule {
+                found += 1;
+                assert!(
+                    docs.contains(&format!("`{lit}`")),
+                    "{lit} is not in docs/CSV.md"
+                );
+            }
+        }
+    }
+    assert!(found > 40, "found only {found} rule ids");
+}
