@@ -11,7 +11,7 @@
 //! - [`decode`](mod@decode): Shift_JIS (MS932) decoding, BOM / UTF-8 detection.
 //! - [`format`](mod@format): value formats checked on bytes.
 //! - [`validate`]: one file against its layout ([`check_file`]).
-//! - [`unit`]: send units ([`check_send_unit`], [`group_send_units`]).
+//! - [`unit`](mod@unit): send units ([`check_send_unit`], [`group_send_units`]).
 //! - [`finding`]: findings ([`Finding`], [`Severity`]).
 //!
 //! Rule ids and messages are listed in `docs/CSV.md`.
