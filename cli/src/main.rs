@@ -7,6 +7,8 @@ mod verify_cmd;
 
 use std::path::PathBuf;
 
+mod csv_cmd;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -139,6 +141,11 @@ enum Command {
         #[arg(long)]
         authority: Option<String>,
     },
+    /// Standard-spec CSV files (ケアプラン標準仕様): check them before sending.
+    Csv {
+        #[command(subcommand)]
+        command: csv_cmd::CsvCommand,
+    },
 }
 
 fn main() -> Result<()> {
@@ -191,6 +198,7 @@ fn main() -> Result<()> {
             node_key.as_deref(),
             authority.as_deref(),
         )?,
+        Command::Csv { command } => csv_cmd::run(command)?,
     };
     std::process::exit(code)
 }

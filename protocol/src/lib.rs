@@ -22,8 +22,11 @@
 //! - [`rng`]: the seeded random source handed to the core.
 //! - [`limits`]: every size bound.
 //! - [`error`]: decode, verify and seal errors.
+//! - [`csv`]: the standard-spec CSV files: layouts, names, MS932 decoding, validation,
+//!   send units.
 
 pub mod cbor;
+pub mod csv;
 pub mod envelope;
 pub mod error;
 pub mod ids;

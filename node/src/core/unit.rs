@@ -2,7 +2,7 @@
 //! established by the standard-spec CSV checks of `renkei_protocol::csv`.
 
 use renkei_protocol::envelope::Party;
-use renkei_protocol::ids::{DocKind, FilePrefix, Stamp};
+use renkei_protocol::ids::{DocKind, Stamp};
 use serde::Serialize;
 
 /// One validation finding, as the API reports it.
@@ -114,24 +114,6 @@ impl UnitInfo {
                 }
             })
             .collect()
-    }
-}
-
-pub(crate) fn family_of(prefix: FilePrefix) -> Family {
-    match prefix {
-        FilePrefix::Up1Kyo | FilePrefix::Up2Kyo | FilePrefix::Up3Kyo | FilePrefix::Dlt1Kyo => {
-            Family::KyoPlan
-        }
-        FilePrefix::UpHosoku | FilePrefix::UpPlan | FilePrefix::UpSikyu | FilePrefix::DltPlan => {
-            Family::Riyohyo
-        }
-        FilePrefix::UpJsk | FilePrefix::DltJsk => Family::Jisseki,
-        FilePrefix::UpKihon
-        | FilePrefix::UpKihonSub1
-        | FilePrefix::UpKihonSub2
-        | FilePrefix::UpKihonImage
-        | FilePrefix::DltKihon => Family::YoboKihon,
-        FilePrefix::UpYobo | FilePrefix::UpYoboSub | FilePrefix::DltYobo => Family::YoboPlan,
     }
 }
 

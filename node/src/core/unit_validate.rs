@@ -1,51 +1,109 @@
-//! Interim: file-name checks only, until the standard-spec CSV module lands.
-use super::{UnitFinding, UnitInfo, family_of};
+//! Adapter from the standard-spec CSV checks (`renkei_protocol::csv`) to the core's view.
+
+use std::collections::BTreeMap;
+
+use renkei_protocol::csv::{self, Finding, Severity, UnitKind};
 use renkei_protocol::envelope::Party;
-use renkei_protocol::ids::FilePrefix;
+
+use super::{Family, UnitFinding, UnitInfo, UserKey};
+
+fn finding(f: &Finding) -> UnitFinding {
+    UnitFinding {
+        file: f.file.clone(),
+        line: f.line,
+        column: f.column,
+        column_name: f.column_name.clone(),
+        rule: f.rule.to_owned(),
+        message: f.message.clone(),
+        severity: match f.severity {
+            Severity::Error => "error".into(),
+            Severity::Warning => "warning".into(),
+        },
+    }
+}
+
+fn family(kind: UnitKind) -> Family {
+    match kind {
+        UnitKind::KyoPlan | UnitKind::KyoDlt1 => Family::KyoPlan,
+        UnitKind::KyoRiyohyo
+        | UnitKind::KyoDltPlan
+        | UnitKind::YoboRiyohyo
+        | UnitKind::YoboDltPlan => Family::Riyohyo,
+        UnitKind::Jsk | UnitKind::JskDlt | UnitKind::YoboJsk | UnitKind::YoboJskDlt => {
+            Family::Jisseki
+        }
+        UnitKind::YoboKihon | UnitKind::YoboKihonDlt => Family::YoboKihon,
+        UnitKind::YoboPlan | UnitKind::YoboPlanDlt => Family::YoboPlan,
+    }
+}
 
 pub(super) fn check(files: &[(&str, &[u8])]) -> Result<UnitInfo, Vec<UnitFinding>> {
-    let mut info: Option<UnitInfo> = None;
-    for (name, _) in files {
-        let stem = name
-            .strip_suffix(".CSV")
-            .ok_or_else(|| vec![UnitFinding::unit("name", format!("{name}: not a .CSV"))])?;
-        let prefix = FilePrefix::ALL
-            .into_iter()
-            .find(|p| stem.starts_with(&format!("{}_", p.as_str())))
-            .ok_or_else(|| {
-                vec![UnitFinding::unit(
-                    "name.prefix",
-                    format!("{name}: unknown prefix"),
-                )]
-            })?;
-        let rest: Vec<&str> = stem[prefix.as_str().len() + 1..].split('_').collect();
-        let rest = if prefix.has_yyyymm() {
-            &rest[1..]
-        } else {
-            &rest[..]
-        };
-        let bad = |m: String| vec![UnitFinding::unit("name", format!("{name}: {m}"))];
-        if rest.len() != 5 {
-            return Err(bad("wrong number of parts".into()));
+    let report = csv::check_send_unit(files);
+    let unit = match (&report.unit, report.has_errors()) {
+        (Some(u), false) => u,
+        _ => {
+            let mut out: Vec<UnitFinding> = report
+                .all_findings()
+                .filter(|f| f.is_error())
+                .map(finding)
+                .collect();
+            if out.is_empty() {
+                out.push(UnitFinding::unit(
+                    "unit.invalid",
+                    "the files do not form one send unit".into(),
+                ));
+            }
+            return Err(out);
         }
-        let from = Party {
-            office: rest[0].parse().map_err(|e| bad(format!("{e}")))?,
-            kind: rest[1].parse().map_err(|e| bad(format!("{e}")))?,
+    };
+    let family = family(unit.kind);
+    // One key per user (and month): plan families keep the newest plan date of the user.
+    let mut users: BTreeMap<(String, String, String), String> = BTreeMap::new();
+    for k in &unit.keys {
+        if k.subject.chars().all(|c| c == '0') {
+            continue; // 利用者補足 tied to 1〜3表 (000000) carries no date of its own
+        }
+        let slot_subject = if family.monthly() {
+            k.subject.clone()
+        } else {
+            String::new()
         };
-        let to = Party {
-            office: rest[2].parse().map_err(|e| bad(format!("{e}")))?,
-            kind: rest[3].parse().map_err(|e| bad(format!("{e}")))?,
-        };
-        let stamp = rest[4].parse().map_err(|e| bad(format!("{e}")))?;
-        info.get_or_insert(UnitInfo {
-            doc_kind: prefix.doc_kind_for(None, &from.kind, &to.kind),
-            from,
-            to,
-            stamp,
-            subject: None,
-            family: family_of(prefix),
-            users: vec![],
-        });
+        let e = users
+            .entry((k.insurer.clone(), k.insured.clone(), slot_subject))
+            .or_default();
+        if k.subject > *e {
+            *e = k.subject.clone();
+        }
     }
-    info.ok_or_else(|| vec![UnitFinding::unit("unit.empty", "no files".into())])
+    let users: Vec<UserKey> = users
+        .into_iter()
+        .map(|((insurer, insured, _), subject)| UserKey {
+            insurer,
+            insured,
+            subject,
+        })
+        .collect();
+    let subject = match unit.target_month {
+        Some(m) => Some(m.to_string()),
+        None => {
+            let mut dates: Vec<&str> = users.iter().map(|u| u.subject.as_str()).collect();
+            dates.dedup();
+            (dates.len() == 1 && dates[0].len() == 8).then(|| dates[0].to_owned())
+        }
+    };
+    Ok(UnitInfo {
+        from: Party {
+            office: unit.from_office.clone(),
+            kind: unit.from_kind.clone(),
+        },
+        to: Party {
+            office: unit.to_office.clone(),
+            kind: unit.to_kind.clone(),
+        },
+        doc_kind: unit.doc_kind,
+        stamp: unit.stamp.clone(),
+        subject,
+        family,
+        users,
+    })
 }
