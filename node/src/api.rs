@@ -107,3 +107,23 @@ pub(crate) fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 }
 
 pub use admin::{add_office_command, new_token};
+
+#[cfg(test)]
+mod tests {
+    /// Every route the router serves is documented in openapi.json, and vice versa.
+    #[test]
+    fn openapi_documents_every_route() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).expect("openapi.json parses");
+        let documented: std::collections::BTreeSet<String> =
+            doc["paths"].as_object().expect("paths").keys().cloned().collect();
+        let src = include_str!("api.rs").split("#[cfg(test)]").next().unwrap_or_default();
+        let served: std::collections::BTreeSet<String> = src
+            .split(".route(")
+            .skip(1)
+            .filter_map(|rest| rest.trim_start().strip_prefix('"'))
+            .filter_map(|l| l.split('"').next())
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(served, documented);
+    }
+}
