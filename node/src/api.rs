@@ -113,10 +113,18 @@ mod tests {
     /// Every route the router serves is documented in openapi.json, and vice versa.
     #[test]
     fn openapi_documents_every_route() {
-        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).expect("openapi.json parses");
-        let documented: std::collections::BTreeSet<String> =
-            doc["paths"].as_object().expect("paths").keys().cloned().collect();
-        let src = include_str!("api.rs").split("#[cfg(test)]").next().unwrap_or_default();
+        let doc: serde_json::Value =
+            serde_json::from_str(super::OPENAPI).expect("openapi.json parses");
+        let documented: std::collections::BTreeSet<String> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .keys()
+            .cloned()
+            .collect();
+        let src = include_str!("api.rs")
+            .split("#[cfg(test)]")
+            .next()
+            .unwrap_or_default();
         let served: std::collections::BTreeSet<String> = src
             .split(".route(")
             .skip(1)

@@ -1,4 +1,281 @@
 //! # renkei-tests
 //!
-//! End-to-end tests of real `renkei` processes over loopback sockets live in `tests/it/`.
-//! This library holds helpers shared by those tests.
+//! End-to-end tests of real `renkei` processes over loopback sockets live in `tests/it/`
+//! (one integration binary with modules). This library holds what they share: starting and
+//! stopping node processes in temporary directories, and the fixture send units.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The repository's fixtures directory.
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures");
+
+/// Path of the `renkei` binary built by `cargo test --workspace`.
+pub fn renkei_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir");
+    let bin = dir.join("renkei");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p renkei-cli` (cargo test --workspace builds it)",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs `renkei ARGS` to completion; panics with its output on failure.
+pub fn renkei(args: &[&str]) -> String {
+    let out = Command::new(renkei_bin())
+        .args(args)
+        .output()
+        .expect("run renkei");
+    assert!(
+        out.status.success(),
+        "renkei {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A free loopback TCP port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TempDir {
+    /// A fresh directory.
+    pub fn new(tag: &str) -> TempDir {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let d = std::env::temp_dir().join(format!("renkei-it-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        TempDir(d)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A `renkei run` process on a temporary node directory.
+pub struct NodeProc {
+    /// Node directory.
+    pub dir: TempDir,
+    /// Base URL of the HTTP API.
+    pub url: String,
+    child: Option<Child>,
+}
+
+impl NodeProc {
+    /// `renkei init` with a fresh HTTP port, extra init args, then `renkei run`.
+    pub fn start(name: &str, extra: &[&str]) -> NodeProc {
+        let dir = TempDir::new(name);
+        let port = free_port();
+        let http = format!("127.0.0.1:{port}");
+        let d = dir.0.to_str().unwrap().to_owned();
+        let mut args = vec!["init", "--dir", &d, "--operator", name, "--http", &http];
+        args.extend_from_slice(extra);
+        renkei(&args);
+        let mut n = NodeProc {
+            dir,
+            url: format!("http://{http}"),
+            child: None,
+        };
+        n.run();
+        n
+    }
+
+    /// Starts (or restarts) the node process and waits for `/healthz`.
+    pub fn run(&mut self) {
+        let log = std::fs::File::create(self.dir.0.join("node.log")).unwrap();
+        let child = Command::new(renkei_bin())
+            .args(["run", "--dir", self.dir.0.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn renkei run");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = reqwest::blocking::Client::new();
+        while Instant::now() < deadline {
+            if client
+                .get(format!("{}/healthz", self.url))
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("node did not come up; log:\n{}", self.log());
+    }
+
+    /// The node's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("node.log")).unwrap_or_default()
+    }
+
+    /// `renkei office add`; returns the token.
+    pub fn add_office(&self, office: &str, kinds: &str) -> String {
+        let out = renkei(&[
+            "office",
+            "add",
+            "--dir",
+            self.dir.0.to_str().unwrap(),
+            office,
+            "--kinds",
+            kinds,
+        ]);
+        out.lines()
+            .find_map(|l| l.strip_prefix("token: "))
+            .expect("token line")
+            .trim()
+            .to_owned()
+    }
+
+    /// Sends a signal to the process and waits for it to exit; returns the exit code.
+    pub fn signal(&mut self, sig: &str) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("node ignored {sig}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The node directory as a string.
+    pub fn dir_str(&self) -> &str {
+        self.dir.0.to_str().unwrap()
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Files of a fixture directory, sorted by name.
+pub fn fixture_files(rel: &str) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(Path::new(FIXTURES).join(rel))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| !e.file_name().to_string_lossy().ends_with(".txt"))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// An office-token HTTP client for one node.
+pub struct Office {
+    /// Base URL.
+    pub url: String,
+    /// Token.
+    pub token: String,
+    client: reqwest::blocking::Client,
+}
+
+impl Office {
+    /// A client for `token` at `url`.
+    pub fn new(url: &str, token: &str) -> Office {
+        Office {
+            url: url.to_owned(),
+            token: token.to_owned(),
+            client: reqwest::blocking::Client::new(),
+        }
+    }
+
+    /// `POST /v1/send-units`; returns (status, JSON body).
+    pub fn submit(&self, files: &[(String, Vec<u8>)]) -> (u16, serde_json::Value) {
+        let mut form = reqwest::blocking::multipart::Form::new();
+        for (name, bytes) in files {
+            form = form.part(
+                "file",
+                reqwest::blocking::multipart::Part::bytes(bytes.clone()).file_name(name.clone()),
+            );
+        }
+        let r = self
+            .client
+            .post(format!("{}/v1/send-units", self.url))
+            .bearer_auth(&self.token)
+            .multipart(form)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(serde_json::Value::Null))
+    }
+
+    /// `GET path` with the token; returns (status, body bytes).
+    pub fn get(&self, path: &str) -> (u16, Vec<u8>) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.bytes().unwrap().to_vec())
+    }
+
+    /// `GET path` parsed as JSON (panics unless 200).
+    pub fn json(&self, path: &str) -> serde_json::Value {
+        let (s, b) = self.get(path);
+        assert_eq!(s, 200, "GET {path}: {}", String::from_utf8_lossy(&b));
+        serde_json::from_slice(&b).unwrap()
+    }
+
+    /// Polls `GET /v1/sent/{id}` until its status is one of `want` (bounded).
+    pub fn wait_status(&self, id: &str, want: &[&str]) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let v = self.json(&format!("/v1/sent/{id}"));
+            if want.contains(&v["status"].as_str().unwrap_or("")) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "unit {id} stuck at {}",
+                v["status"]
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

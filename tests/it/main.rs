@@ -1,0 +1,4 @@
+//! End-to-end tests: real `renkei` processes, real sled directories, real HTTP on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod single_node;

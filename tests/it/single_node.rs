@@ -1,0 +1,303 @@
+//! One `renkei run` process, two or more offices homed at it: the HTTP API end to end.
+
+use std::time::Duration;
+
+use renkei_tests::{NodeProc, Office, fixture_files, renkei};
+
+const CM: &str = "4074478647"; // 居宅介護支援 (43)
+const SVC: &str = "4071481594"; // 訪問介護 (11)
+const YOBO: &str = "4009242217"; // 介護予防支援 (46)
+const YOBO_SVC: &str = "4070383858"; // (63)
+
+struct Setup {
+    node: NodeProc,
+    cm: Office,
+    svc: Office,
+    yobo: Office,
+    yobo_svc: Office,
+}
+
+fn setup(name: &str) -> Setup {
+    let node = NodeProc::start(name, &[]);
+    let cm = Office::new(&node.url, &node.add_office(CM, "43"));
+    let svc = Office::new(&node.url, &node.add_office(SVC, "11"));
+    let yobo = Office::new(&node.url, &node.add_office(YOBO, "46"));
+    let yobo_svc = Office::new(&node.url, &node.add_office(YOBO_SVC, "63"));
+    Setup {
+        node,
+        cm,
+        svc,
+        yobo,
+        yobo_svc,
+    }
+}
+
+fn operator_id(node: &NodeProc) -> String {
+    let out = renkei(&["key", "show", "--dir", node.dir_str()]);
+    out.lines()
+        .find_map(|l| l.strip_prefix("operator id:"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn every_fixture_unit_goes_through_byte_exact_with_verified_receipts() {
+    let s = setup("exchange");
+    let node_key = operator_id(&s.node);
+    let units: &[(&str, &Office, &Office)] = &[
+        ("valid/d1_kyo_plan", &s.cm, &s.svc),
+        ("valid/d2_kyo_riyohyo", &s.cm, &s.svc),
+        ("valid/d3_jisseki", &s.svc, &s.cm),
+        ("valid/d4_yobo_kihon", &s.yobo, &s.yobo_svc),
+        ("valid/d5_yobo_plan", &s.yobo, &s.yobo_svc),
+    ];
+    let deletes = fixture_files("valid/deletes");
+    let mut all: Vec<(Vec<(String, Vec<u8>)>, &Office, &Office)> = units
+        .iter()
+        .map(|(d, from, to)| (fixture_files(d), *from, *to))
+        .collect();
+    for (name, bytes) in deletes {
+        let (from, to) = if name.starts_with("DLTJSK") {
+            (&s.svc, &s.cm)
+        } else {
+            (&s.cm, &s.svc)
+        };
+        all.push((vec![(name, bytes)], from, to));
+    }
+    for (files, from, to) in all {
+        let (status, body) = from.submit(&files);
+        assert_eq!(status, 202, "{body}");
+        let id = body["id"].as_str().unwrap().to_owned();
+        from.wait_status(&id, &["delivered"]);
+        for (name, bytes) in &files {
+            let (st, got) = to.get(&format!("/v1/inbox/{id}/files/{name}"));
+            assert_eq!(st, 200);
+            assert_eq!(&got, bytes, "{name} changed in transit");
+        }
+        let sent = from.wait_status(&id, &["retrieved"]);
+        let kinds: Vec<&str> = sent["receipts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["accepted", "delivered", "retrieved"]);
+        let (st, proof) = from.get(&format!("/v1/sent/{id}/proof"));
+        assert_eq!(st, 200);
+        let path = s.node.dir.0.join(format!("proof-{id}.cbor"));
+        std::fs::write(&path, &proof).unwrap();
+        let out = renkei(&["verify", path.to_str().unwrap(), "--node-key", &node_key]);
+        assert!(out.starts_with("VALID"), "{out}");
+        assert!(out.contains("retrieved by operator"), "{out}");
+        // a tampered proof does not verify
+        let mut bad = proof.clone();
+        let n = bad.len();
+        bad[n - 3] ^= 0x01;
+        std::fs::write(&path, &bad).unwrap();
+        let o = std::process::Command::new(renkei_tests::renkei_bin())
+            .args(["verify", path.to_str().unwrap(), "--node-key", &node_key])
+            .output()
+            .unwrap();
+        assert_ne!(o.status.code(), Some(0), "tampered proof verified");
+    }
+    let inbox = s.svc.json("/v1/inbox");
+    assert_eq!(inbox.as_array().unwrap().len(), 4, "{inbox}"); // d1, d2, DLT1KYO, DLTPLAN
+}
+
+#[test]
+fn invalid_fixtures_get_422_with_the_named_finding() {
+    let s = setup("invalid");
+    let cases: &[(&str, &str)] = &[
+        ("bad_date", "date.calendar"),
+        ("bad_month", "format.yyyymm"),
+        ("bom", "encoding.bom"),
+        ("empty", "file.empty"),
+        ("header", "csv.header_row"),
+        ("insured_9digits", "insured.format"),
+        ("insurer_check_digit", "insurer.check_digit"),
+        ("mixed_versions", "version.mixed"),
+        ("no_total", "sikyu.total_missing"),
+        ("nondigit_office", "format.digits"),
+        ("sender_mismatch", "name.sender_mismatch"),
+        ("two_months", "month.multiple"),
+        ("unknown_prefix", "name.prefix"),
+        ("unterminated", "csv.unterminated_quote"),
+        ("utf8", "encoding.utf8"),
+        ("wrong_columns", "csv.column_count"),
+    ];
+    for (dir, rule) in cases {
+        let files = fixture_files(&format!("invalid/{dir}"));
+        let (status, body) = s.cm.submit(&files);
+        assert_eq!(status, 422, "{dir}: {body}");
+        assert_eq!(body["error"], "invalid", "{dir}: {body}");
+        let rules: Vec<&str> = body["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["rule"].as_str().unwrap())
+            .collect();
+        assert!(rules.contains(rule), "{dir}: want {rule}, got {rules:?}");
+    }
+    // nothing was accepted
+    assert_eq!(s.cm.json("/v1/sent").as_array().unwrap().len(), 0);
+    assert_eq!(s.svc.json("/v1/inbox").as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn offices_see_only_their_own_data_and_errors_leak_nothing() {
+    let s = setup("auth");
+    let files = fixture_files("valid/d2_kyo_riyohyo");
+    let (status, body) = s.cm.submit(&files);
+    assert_eq!(status, 202);
+    let id = body["id"].as_str().unwrap().to_owned();
+    s.cm.wait_status(&id, &["delivered"]);
+    let name = &files[0].0;
+
+    // no token, wrong token → 401
+    let anon = Office::new(&s.node.url, "");
+    for path in ["/v1/inbox", "/v1/sent", &format!("/v1/sent/{id}")] {
+        assert_eq!(anon.get(path).0, 401, "{path}");
+        assert_eq!(
+            Office::new(&s.node.url, "not-a-token").get(path).0,
+            401,
+            "{path}"
+        );
+    }
+    // another office's token: not found, and the body names nothing of the unit
+    for (who, path) in [
+        (&s.yobo, format!("/v1/inbox/{id}/files/{name}")),
+        (&s.yobo, format!("/v1/sent/{id}")),
+        (&s.yobo, format!("/v1/sent/{id}/proof")),
+        (&s.svc, format!("/v1/sent/{id}")),
+        (&s.cm, format!("/v1/inbox/{id}/files/{name}")),
+    ] {
+        let (st, b) = who.get(&path);
+        assert!(st == 404 || st == 403, "{path}: {st}");
+        let text = String::from_utf8_lossy(&b);
+        assert!(
+            !text.contains(SVC) && !text.contains("UPPLAN") && !text.contains("202505"),
+            "{path} leaks: {text}"
+        );
+    }
+    // a unit whose file names say it comes from another office → 403
+    let (st, body) = s.svc.submit(&files);
+    assert_eq!(st, 403, "{body}");
+    // inbox of another office stays empty
+    assert_eq!(s.yobo.json("/v1/inbox").as_array().unwrap().len(), 0);
+    // the admin API refuses office tokens
+    let r = reqwest::blocking::Client::new()
+        .get(format!("{}/admin/v1/status", s.node.url))
+        .bearer_auth(&s.cm.token)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+}
+
+#[test]
+fn oversize_upload_is_413_and_openapi_metrics_health_answer() {
+    let s = setup("limits");
+    let big = vec![b'9'; 7 * 1024 * 1024];
+    let (st, body) = s.cm.submit(&[(
+        "UPPLAN_202505_4074478647_43_4071481594_11_20250425164608.CSV".into(),
+        big,
+    )]);
+    assert_eq!(st, 413, "{body}");
+    let c = reqwest::blocking::Client::new();
+    let doc: serde_json::Value = c
+        .get(format!("{}/openapi.json", s.node.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let m = c
+        .get(format!("{}/metrics", s.node.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(m.contains("renkei_offices 4"), "{m}");
+    assert_eq!(
+        c.get(format!("{}/healthz", s.node.url))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    let page = c
+        .get(format!("{}/", s.node.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        page.contains("事業所ポータル") && !page.contains("http://") && !page.contains("https://")
+    );
+}
+
+#[test]
+fn sigterm_mid_load_then_restart_loses_nothing_accepted() {
+    let mut s = setup("restart");
+    let base = fixture_files("valid/d2_kyo_riyohyo");
+    let url = s.node.url.clone();
+    let token = s.cm.token.clone();
+    let sender = std::thread::spawn(move || {
+        let cm = Office::new(&url, &token);
+        let mut accepted = Vec::new();
+        for i in 0..400u32 {
+            let stamp = format!("20250425{:06}", 100000 + i);
+            let files: Vec<(String, Vec<u8>)> = base
+                .iter()
+                .map(|(n, b)| (n.replace("20250425164608", &stamp), b.clone()))
+                .collect();
+            let mut form = reqwest::blocking::multipart::Form::new();
+            for (n, b) in &files {
+                form = form.part(
+                    "file",
+                    reqwest::blocking::multipart::Part::bytes(b.clone()).file_name(n.clone()),
+                );
+            }
+            match reqwest::blocking::Client::new()
+                .post(format!("{}/v1/send-units", cm.url))
+                .bearer_auth(&cm.token)
+                .multipart(form)
+                .send()
+            {
+                Ok(r) if r.status().as_u16() == 202 => {
+                    let v: serde_json::Value = r.json().unwrap();
+                    accepted.push(v["id"].as_str().unwrap().to_owned());
+                }
+                _ => break,
+            }
+        }
+        accepted
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let code = s.node.signal("-TERM");
+    assert_eq!(
+        code,
+        Some(0),
+        "graceful stop exit code; log:\n{}",
+        s.node.log()
+    );
+    let accepted = sender.join().unwrap();
+    assert!(!accepted.is_empty(), "nothing was accepted before SIGTERM");
+    s.node.run();
+    let inbox = s.svc.json("/v1/inbox");
+    let ids: Vec<&str> = inbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    for id in &accepted {
+        assert_eq!(
+            ids.iter().filter(|x| *x == id).count(),
+            1,
+            "accepted {id} not in the inbox exactly once"
+        );
+        s.cm.wait_status(id, &["delivered"]);
+    }
+}
