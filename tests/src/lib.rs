@@ -89,6 +89,21 @@ pub struct NodeProc {
 impl NodeProc {
     /// `renkei init` with a fresh HTTP port, extra init args, then `renkei run`.
     pub fn start(name: &str, extra: &[&str]) -> NodeProc {
+        let mut n = NodeProc::init(name, extra);
+        n.run();
+        n
+    }
+
+    /// Replaces `from` by `to` in the node's renkei.toml (before `run`).
+    pub fn edit_config(&self, from: &str, to: &str) {
+        let path = self.dir.0.join("renkei.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "renkei.toml has no {from:?}:\n{text}");
+        std::fs::write(&path, text.replace(from, to)).unwrap();
+    }
+
+    /// `renkei init` only; call [`NodeProc::run`] to start it.
+    pub fn init(name: &str, extra: &[&str]) -> NodeProc {
         let dir = TempDir::new(name);
         let port = free_port();
         let http = format!("127.0.0.1:{port}");
@@ -96,17 +111,19 @@ impl NodeProc {
         let mut args = vec!["init", "--dir", &d, "--operator", name, "--http", &http];
         args.extend_from_slice(extra);
         renkei(&args);
-        let mut n = NodeProc {
+        NodeProc {
             dir,
             url: format!("http://{http}"),
             child: None,
-        };
-        n.run();
-        n
+        }
     }
 
     /// Starts (or restarts) the node process and waits for `/healthz`.
     pub fn run(&mut self) {
+        if let Some(mut old) = self.child.take() {
+            let _ = old.kill();
+            let _ = old.wait();
+        }
         let log = std::fs::File::create(self.dir.0.join("node.log")).unwrap();
         let child = Command::new(renkei_bin())
             .args(["run", "--dir", self.dir.0.to_str().unwrap()])
@@ -278,4 +295,48 @@ impl Office {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Posts a multipart upload of one file of `size` bytes over a raw socket, reading the
+/// response while still writing: a server that refuses early (413) closes the connection
+/// mid-upload, which HTTP client libraries report as a send error instead of the status.
+pub fn raw_upload_status(url: &str, token: &str, file_name: &str, size: usize) -> Option<u16> {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    let boundary = "renkeiboundary7d1";
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: text/csv\r\n\r\n"
+    );
+    let tail = format!("\r\n--{boundary}--\r\n");
+    let len = head.len() + size + tail.len();
+    let request = format!(
+        "POST /v1/send-units HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n{head}"
+    );
+    let mut writer = stream.try_clone().ok()?;
+    let w = std::thread::spawn(move || {
+        let _ = writer.write_all(request.as_bytes());
+        let chunk = vec![b'9'; 16 * 1024];
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            if writer.write_all(&chunk[..n]).is_err() {
+                return;
+            }
+            left -= n;
+        }
+        let _ = writer.write_all(tail.as_bytes());
+    });
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n") && buf.len() < 64 {
+        match stream.read(&mut byte) {
+            Ok(1) => buf.push(byte[0]),
+            _ => break,
+        }
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let _ = w.join();
+    let line = String::from_utf8_lossy(&buf);
+    line.split_whitespace().nth(1)?.parse().ok()
 }
