@@ -1,0 +1,133 @@
+//! The web page in a real browser (Debian's headless Chromium via chromedriver): sign in,
+//! upload a fixture unit, see it in the other office's inbox, download it byte-exact, and see
+//! the sender's receipt timeline. Screenshots of each page go to `target/screenshots/`
+//! (and to `docs/screenshots/` with `RENKEI_SCREENSHOTS=docs`).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use renkei_tests::webdriver::{self, Browser};
+use renkei_tests::{FIXTURES, NodeProc, TempDir};
+
+fn shots_dir() -> PathBuf {
+    let d = if std::env::var("RENKEI_SCREENSHOTS").as_deref() == Ok("docs") {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/screenshots"))
+    } else {
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../target/screenshots"
+        ))
+    };
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn sign_in(b: &Browser, url: &str, token: &str) {
+    b.goto(url);
+    b.script("sessionStorage.clear()");
+    b.goto(url);
+    b.type_into("#token", token);
+    b.click("#signin");
+    b.wait_text("#whoami", "事業所");
+}
+
+#[test]
+fn sign_in_upload_see_in_inbox_download() {
+    if !webdriver::available() {
+        assert!(
+            std::env::var_os("RENKEI_REQUIRE_BROWSER").is_none(),
+            "chromium/chromedriver missing but RENKEI_REQUIRE_BROWSER is set"
+        );
+        eprintln!(
+            "SKIPPED: install Debian's chromium and chromium-driver to run the browser test (.ci/run does)"
+        );
+        return;
+    }
+    let shots = shots_dir();
+    let node = NodeProc::start("browser", &[]);
+    let cm = node.add_office("4074478647", "43");
+    let svc = node.add_office("4071481594", "11");
+    let downloads = TempDir::new("downloads");
+    let b = Browser::start(&downloads.0);
+
+    // sign-in page
+    b.goto(&node.url);
+    b.find("#token");
+    b.screenshot(&shots.join("1-signin.png"));
+
+    // the care manager uploads the 6表/7表 unit
+    sign_in(&b, &node.url, &cm);
+    let unit = PathBuf::from(FIXTURES).join("valid/d2_kyo_riyohyo");
+    let mut paths: Vec<String> = std::fs::read_dir(&unit)
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .canonicalize()
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    paths.sort();
+    b.type_into("#file-input", &paths.join("\n"));
+    b.wait_text("#picked", "3 件");
+    b.click("#send-btn");
+    let ok = b.wait_text("#send-result", "受け付けました");
+    let id = ok
+        .split("送信ID ")
+        .nth(1)
+        .unwrap()
+        .split('（')
+        .next()
+        .unwrap()
+        .trim()
+        .to_owned();
+    b.screenshot(&shots.join("2-send-accepted.png"));
+
+    // an invalid unit shows its findings inline
+    let bad = PathBuf::from(FIXTURES)
+        .join("invalid/bad_date/UP1KYO_4074478647_43_4071481594_11_20250425164608.CSV");
+    b.type_into(
+        "#file-input",
+        &bad.canonicalize().unwrap().display().to_string(),
+    );
+    b.click("#send-btn");
+    let t = b.wait_text("#send-result", "エラー");
+    assert!(b.text("#findings").contains("date.calendar"), "{t}");
+    b.screenshot(&shots.join("3-send-findings.png"));
+
+    // the service office sees it in its inbox and downloads a file
+    sign_in(&b, &node.url, &svc);
+    b.click("#tab-inbox");
+    b.wait_text("#inbox-table", &id[..0]); // table rendered
+    let row = format!("#inbox-table tr[data-id='{id}']");
+    b.wait_text(&row, "新着");
+    b.screenshot(&shots.join("4-inbox.png"));
+    let name = "UPPLAN_202505_4074478647_43_4071481594_11_20250425164608.CSV";
+    b.click(&format!("{row} a.file[data-name='{name}']"));
+    let target = downloads.0.join(name);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !target.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "download of {name} never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        std::fs::read(unit.join(name)).unwrap(),
+        "downloaded bytes differ"
+    );
+    b.wait_text(&row, "取得済");
+
+    // the care manager sees delivered + retrieved receipts
+    sign_in(&b, &node.url, &cm);
+    b.click("#tab-sent");
+    let sent_row = format!("#sent-table tr[data-id='{id}']");
+    let text = b.wait_text(&sent_row, "取得済");
+    assert!(text.contains("配達") && text.contains("取得"), "{text}");
+    b.screenshot(&shots.join("5-sent-receipts.png"));
+}
