@@ -9,6 +9,9 @@
 //! - [`core`]: the sans-IO delivery state machine (outbox, relay, inbox, dedup, receipts,
 //!   retries, versioning, audit log) driven by both the production runtime and simnet. No
 //!   tokio, libp2p, sled or clock inside.
+//! - [`net`]: the libp2p network actor (TCP + noise + yamux, QUIC, `/renkei/relay/1`) with a
+//!   typed client; its events map 1:1 to the core's inputs.
 
 pub mod core;
+pub mod net;
 pub mod store;
