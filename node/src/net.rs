@@ -189,6 +189,7 @@ pub struct Network;
 impl Network {
     /// Builds the swarm and returns the client, the event receiver and the event loop to
     /// spawn (`tokio::spawn(event_loop.run())`). Must be called within a tokio runtime.
+    #[allow(clippy::new_ret_no_self)] // the file-sharing example's shape: (client, events, loop)
     pub fn new(
         config: Config,
     ) -> Result<(NetClient, mpsc::Receiver<NetEvent>, EventLoop), NetError> {

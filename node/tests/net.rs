@@ -183,10 +183,7 @@ async fn peer_outside_the_roster_is_refused() {
         }
 
         // Once A is in B's roster, the same request goes through.
-        b.client
-            .set_allowed(BTreeSet::from([a.id]))
-            .await
-            .unwrap();
+        b.client.set_allowed(BTreeSet::from([a.id])).await.unwrap();
         a.client.send(b.id, 6, sync_request()).await.unwrap();
         let NetEvent::Inbound { id, from, .. } =
             next(&mut b.events, |e| matches!(e, NetEvent::Inbound { .. })).await
@@ -314,8 +311,7 @@ async fn oversize_requests_are_refused_naming_the_limit() {
             );
         }
 
-        // B answering with more than A accepts: B would send; here B's own limit caps its
-        // answer, so it answers TooLarge instead of a response it may not send.
+        // A response over B's own limit is not sent: B answers TooLarge instead.
         a.client.send(b.id, 3, sync_request()).await.unwrap();
         let NetEvent::Inbound { id, .. } =
             next(&mut b.events, |e| matches!(e, NetEvent::Inbound { .. })).await
@@ -447,7 +443,10 @@ async fn kept_peer_is_redialled_until_it_comes_back() {
             l.local_addr().unwrap().port()
         };
         let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
-        a.client.keep_connected(b_id, vec![addr.clone()]).await.unwrap();
+        a.client
+            .keep_connected(b_id, vec![addr.clone()])
+            .await
+            .unwrap();
 
         // B is not up yet; A keeps trying.
         tokio::time::sleep(Duration::from_millis(800)).await;

@@ -79,7 +79,10 @@ impl NetClient {
             .map_err(|_| NetError::Stopped)
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NetError> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetError> {
         let (reply, answer) = oneshot::channel();
         self.command(make(reply)).await?;
         answer.await.map_err(|_| NetError::Stopped)

@@ -99,10 +99,7 @@ async fn read_body<T: AsyncRead + Unpin + Send>(io: &mut T, len: usize) -> io::R
     if body.len() != len {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
-            format!(
-                "frame ended after {} of {len} announced bytes",
-                body.len()
-            ),
+            format!("frame ended after {} of {len} announced bytes", body.len()),
         ));
     }
     Ok(body)
@@ -297,12 +294,9 @@ mod tests {
         assert!(e.to_string().contains("limit of 10 bytes"), "{e}");
 
         let mut out = Cursor::new(Vec::new());
-        let e = block_on(codec.write_request(
-            &RELAY,
-            &mut out,
-            RequestFrame::Encoded(vec![0u8; 11]),
-        ))
-        .unwrap_err();
+        let e =
+            block_on(codec.write_request(&RELAY, &mut out, RequestFrame::Encoded(vec![0u8; 11])))
+                .unwrap_err();
         assert!(e.to_string().contains("limit of 10 bytes"), "{e}");
         assert!(out.get_ref().is_empty());
     }

@@ -5,12 +5,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use futures::StreamExt;
-use libp2p::request_response::{
-    self, InboundRequestId, OutboundRequestId, ResponseChannel,
-};
+use libp2p::core::transport::ListenerId;
+use libp2p::request_response::{self, InboundRequestId, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{DialError, SwarmEvent};
-use libp2p::core::transport::ListenerId;
 use libp2p::{Multiaddr, PeerId, Swarm};
 use renkei_protocol::ids::OperatorId;
 use renkei_protocol::wire::{RefusalCode, Response};
@@ -34,6 +32,13 @@ struct PendingInbound {
     channel: ResponseChannel<ResponseFrame>,
     from: OperatorId,
     request_id: InboundRequestId,
+}
+
+/// A `listen` waiting for its first address.
+struct PendingListen {
+    listener: ListenerId,
+    addr: Multiaddr,
+    reply: oneshot::Sender<Result<Multiaddr, NetError>>,
 }
 
 /// Redial state of a peer in the keep-connected set.
@@ -61,7 +66,7 @@ pub struct EventLoop {
     up: BTreeSet<OperatorId>,
     keep: BTreeMap<OperatorId, Redial>,
     last_dial_error: BTreeMap<OperatorId, String>,
-    pending_listens: Vec<(ListenerId, Multiaddr, oneshot::Sender<Result<Multiaddr, NetError>>)>,
+    pending_listens: Vec<PendingListen>,
     outbound: BTreeMap<OutboundRequestId, (u64, OperatorId)>,
     inbound: BTreeMap<u64, PendingInbound>,
     inbound_ids: BTreeMap<InboundRequestId, u64>,
@@ -203,7 +208,11 @@ impl EventLoop {
     fn on_command(&mut self, command: Command) -> Flow {
         match command {
             Command::Listen { addr, reply } => match self.swarm.listen_on(addr.clone()) {
-                Ok(listener) => self.pending_listens.push((listener, addr, reply)),
+                Ok(listener) => self.pending_listens.push(PendingListen {
+                    listener,
+                    addr,
+                    reply,
+                }),
                 Err(e) => {
                     let _ = reply.send(Err(NetError::Listen {
                         addr: addr.to_string(),
@@ -264,24 +273,30 @@ impl EventLoop {
         let bytes = request.encode();
         let max = self.config.message_bytes_max;
         if bytes.len() > max {
-            let error = format!("{}; not sent", too_large_message("request", bytes.len(), max));
+            let error = format!(
+                "{}; not sent",
+                too_large_message("request", bytes.len(), max)
+            );
             tracing::warn!(operator = %to, id, %error, "refusing to send");
             self.emit(NetEvent::SendFailed { id, to, error });
             return;
         }
         let addrs = self.addresses.get(&to).cloned().unwrap_or_default();
         tracing::debug!(operator = %to, id, bytes = bytes.len(), "sending request");
-        let request_id = self.swarm.behaviour_mut().relay.send_request_with_addresses(
-            &peer,
-            RequestFrame::Encoded(bytes),
-            addrs,
-        );
+        let request_id = self
+            .swarm
+            .behaviour_mut()
+            .relay
+            .send_request_with_addresses(&peer, RequestFrame::Encoded(bytes), addrs);
         self.outbound.insert(request_id, (id, to));
     }
 
     fn respond(&mut self, id: u64, response: Response) {
         let Some(pending) = self.inbound.remove(&id) else {
-            tracing::warn!(id, "no pending inbound request with this id; response dropped");
+            tracing::warn!(
+                id,
+                "no pending inbound request with this id; response dropped"
+            );
             return;
         };
         self.inbound_ids.remove(&pending.request_id);
@@ -368,9 +383,13 @@ impl EventLoop {
                 address,
             } => {
                 tracing::info!(%address, "listening");
-                if let Some(i) = self.pending_listens.iter().position(|p| p.0 == listener_id) {
-                    let (_, _, reply) = self.pending_listens.swap_remove(i);
-                    let _ = reply.send(Ok(address.clone()));
+                if let Some(i) = self
+                    .pending_listens
+                    .iter()
+                    .position(|p| p.listener == listener_id)
+                {
+                    let pending = self.pending_listens.swap_remove(i);
+                    let _ = pending.reply.send(Ok(address.clone()));
                 }
                 self.emit(NetEvent::Listening(address));
             }
@@ -395,7 +414,11 @@ impl EventLoop {
                 endpoint,
                 num_established,
                 ..
-            } => self.on_connected(peer_id, num_established.get(), endpoint.get_remote_address()),
+            } => self.on_connected(
+                peer_id,
+                num_established.get(),
+                endpoint.get_remote_address(),
+            ),
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established,
@@ -433,8 +456,12 @@ impl EventLoop {
     }
 
     fn fail_listen(&mut self, listener_id: ListenerId, detail: String) {
-        if let Some(i) = self.pending_listens.iter().position(|p| p.0 == listener_id) {
-            let (_, addr, reply) = self.pending_listens.swap_remove(i);
+        if let Some(i) = self
+            .pending_listens
+            .iter()
+            .position(|p| p.listener == listener_id)
+        {
+            let PendingListen { addr, reply, .. } = self.pending_listens.swap_remove(i);
             let _ = reply.send(Err(NetError::Listen {
                 addr: addr.to_string(),
                 detail,
@@ -483,7 +510,9 @@ impl EventLoop {
         if let Some(r) = self.keep.get_mut(&op) {
             let now = Instant::now();
             // A connection that lived long enough resets the backoff.
-            if r.connected_since.is_some_and(|t| now.duration_since(t) >= max) {
+            if r.connected_since
+                .is_some_and(|t| now.duration_since(t) >= max)
+            {
                 r.delay = min;
             }
             r.connected_since = None;
@@ -518,8 +547,9 @@ impl EventLoop {
                 };
                 let decoded = match response {
                     ResponseFrame::Decoded(r) => Ok(r),
-                    ResponseFrame::Encoded(bytes) => Response::decode(&bytes)
-                        .map_err(|e| format!("cannot decode response: {e}")),
+                    ResponseFrame::Encoded(bytes) => {
+                        Response::decode(&bytes).map_err(|e| format!("cannot decode response: {e}"))
+                    }
                 };
                 match decoded {
                     Ok(response) => {
@@ -543,15 +573,11 @@ impl EventLoop {
                     tracing::warn!(%peer, %error, "failure of an unknown request");
                     return;
                 };
-                let mut error = error.to_string();
-                if let Some(dial) = self.last_dial_error.get(&to) {
-                    if matches!(
-                        error.as_str(),
-                        "Failed to dial the requested peer"
-                    ) {
-                        error = format!("{error}: {dial}");
-                    }
-                }
+                let dial_failed = matches!(error, request_response::OutboundFailure::DialFailure);
+                let error = match self.last_dial_error.get(&to) {
+                    Some(dial) if dial_failed => format!("{error}: {dial}"),
+                    _ => error.to_string(),
+                };
                 tracing::info!(operator = %to, id, %error, "request failed");
                 self.emit(NetEvent::SendFailed { id, to, error });
             }
@@ -581,9 +607,8 @@ impl EventLoop {
     }
 
     fn close_if_not_allowed(&mut self, peer: PeerId) {
-        let keep = operator_of(&peer).is_some_and(|op| {
-            self.allowed.contains(&op) || self.keep.contains_key(&op)
-        });
+        let keep = operator_of(&peer)
+            .is_some_and(|op| self.allowed.contains(&op) || self.keep.contains_key(&op));
         if !keep {
             tracing::info!(%peer, "closing the connection of a peer outside the roster");
             let _ = self.swarm.disconnect_peer_id(peer);

@@ -61,17 +61,16 @@ mod tests {
 
     #[test]
     fn invalid_operator_key_is_an_error() {
-        // Not a point on the curve (y = 2 is not a valid encoding).
-        let mut bytes = [0u8; 32];
-        bytes[0] = 2;
-        let bad = OperatorId(bytes);
-        if ed25519_dalek_check(&bad) {
-            return;
-        }
-        assert!(peer_id_of(&bad).is_err());
-    }
-
-    fn ed25519_dalek_check(op: &OperatorId) -> bool {
-        op.verifying_key().is_ok()
+        // Some small y coordinates are not on the curve; find one.
+        let bad = (2u8..=255)
+            .map(|y| {
+                let mut bytes = [0u8; 32];
+                bytes[0] = y;
+                OperatorId(bytes)
+            })
+            .find(|op| op.verifying_key().is_err())
+            .unwrap();
+        let e = peer_id_of(&bad).unwrap_err();
+        assert!(matches!(e, NetError::InvalidOperatorKey { .. }), "{e}");
     }
 }
