@@ -19,7 +19,8 @@
 //! - `codec`: the stream framing and size limits.
 //! - `behaviour`: the behaviour and swarm construction.
 //! - `client`: [`NetClient`] and its commands.
-//! - `event_loop`: [`EventLoop`], the actor owning the swarm.
+//! - `event_loop`: [`EventLoop`], the actor owning the swarm; `event_loop/relay` handles
+//!   `/renkei/relay/1` traffic and `event_loop/peers` connections and redials.
 
 mod behaviour;
 mod client;

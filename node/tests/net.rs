@@ -200,6 +200,36 @@ async fn peer_outside_the_roster_is_refused() {
             matches!(event, NetEvent::Response { id: 6, .. }),
             "{event:?}"
         );
+
+        // Removed from B's roster again: B reports A down and refuses it.
+        b.client.set_allowed(BTreeSet::new()).await.unwrap();
+        assert_eq!(
+            next(&mut b.events, |e| matches!(e, NetEvent::PeerDown(_))).await,
+            NetEvent::PeerDown(a.id)
+        );
+        assert_eq!(
+            next(&mut a.events, |e| matches!(e, NetEvent::PeerDown(_))).await,
+            NetEvent::PeerDown(b.id)
+        );
+        a.client.send(b.id, 7, sync_request()).await.unwrap();
+        let event = next(&mut a.events, |e| {
+            matches!(e, NetEvent::Response { .. } | NetEvent::SendFailed { .. })
+        })
+        .await;
+        assert!(
+            matches!(
+                &event,
+                NetEvent::Response {
+                    id: 7,
+                    response: Response::Refused {
+                        code: RefusalCode::NotInRoster,
+                        ..
+                    },
+                    ..
+                }
+            ),
+            "{event:?}"
+        );
     })
     .await
     .unwrap();

@@ -1,6 +1,9 @@
 //! [`EventLoop`]: the actor that owns the swarm. One `select!` over commands, swarm events,
 //! the event backlog and the redial timer; pending replies and requests in maps keyed by id.
 
+mod peers;
+mod relay;
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
@@ -11,19 +14,21 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{DialError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm};
 use renkei_protocol::ids::OperatorId;
-use renkei_protocol::wire::{RefusalCode, Response};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::behaviour::{NodeBehaviour, NodeBehaviourEvent};
 use super::client::Command;
-use super::codec::{RequestFrame, ResponseFrame, too_large_message};
+use super::codec::{RequestFrame, ResponseFrame};
 use super::{Config, NetError, NetEvent, operator_of, peer_id_of};
 
 /// Addresses remembered per peer (the most recent ones are kept).
 const ADDRESSES_PER_PEER_MAX: usize = 16;
-/// How often kept peers are checked for a redial.
+/// How often kept peers are checked for a redial (and refused peers for closing).
 const REDIAL_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+/// How long the connection of a refused peer outside the roster stays open, so that the
+/// refusal is delivered before the connection closes.
+const REFUSED_PEER_CLOSE_DELAY: Duration = Duration::from_secs(2);
 
 type RelayEvent = request_response::Event<RequestFrame, ResponseFrame>;
 
@@ -71,8 +76,9 @@ pub struct EventLoop {
     inbound: BTreeMap<u64, PendingInbound>,
     inbound_ids: BTreeMap<InboundRequestId, u64>,
     next_inbound: u64,
-    /// Refusals to peers outside the allowed set; their connection closes once sent.
-    refused: BTreeSet<InboundRequestId>,
+    /// Peers outside the allowed set that were refused, and when to close their
+    /// connections (after a grace period, so the refusal reaches them first).
+    closing: BTreeMap<PeerId, Instant>,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -114,7 +120,7 @@ impl EventLoop {
             inbound: BTreeMap::new(),
             inbound_ids: BTreeMap::new(),
             next_inbound: 1,
-            refused: BTreeSet::new(),
+            closing: BTreeMap::new(),
         }
     }
 
@@ -155,7 +161,10 @@ impl EventLoop {
                 event = self.swarm.select_next_some(), if self.backlog.len() < backlog_max => {
                     self.on_swarm_event(event);
                 }
-                _ = redial.tick() => self.redial_due(),
+                _ = redial.tick() => {
+                    self.redial_due();
+                    self.close_refused_due();
+                }
             }
         };
         tracing::info!(operator = %self.local(), "network event loop stopped");
@@ -258,124 +267,6 @@ impl EventLoop {
         Flow::Continue
     }
 
-    fn send(&mut self, to: OperatorId, id: u64, request: renkei_protocol::wire::Request) {
-        let peer = match peer_id_of(&to) {
-            Ok(peer) => peer,
-            Err(e) => {
-                self.emit(NetEvent::SendFailed {
-                    id,
-                    to,
-                    error: e.to_string(),
-                });
-                return;
-            }
-        };
-        let bytes = request.encode();
-        let max = self.config.message_bytes_max;
-        if bytes.len() > max {
-            let error = format!(
-                "{}; not sent",
-                too_large_message("request", bytes.len(), max)
-            );
-            tracing::warn!(operator = %to, id, %error, "refusing to send");
-            self.emit(NetEvent::SendFailed { id, to, error });
-            return;
-        }
-        let addrs = self.addresses.get(&to).cloned().unwrap_or_default();
-        tracing::debug!(operator = %to, id, bytes = bytes.len(), "sending request");
-        let request_id = self
-            .swarm
-            .behaviour_mut()
-            .relay
-            .send_request_with_addresses(&peer, RequestFrame::Encoded(bytes), addrs);
-        self.outbound.insert(request_id, (id, to));
-    }
-
-    fn respond(&mut self, id: u64, response: Response) {
-        let Some(pending) = self.inbound.remove(&id) else {
-            tracing::warn!(
-                id,
-                "no pending inbound request with this id; response dropped"
-            );
-            return;
-        };
-        self.inbound_ids.remove(&pending.request_id);
-        let bytes = response.encode();
-        let max = self.config.message_bytes_max;
-        let frame = if bytes.len() > max {
-            let message = too_large_message("response", bytes.len(), max);
-            tracing::warn!(operator = %pending.from, id, %message, "answering TooLarge instead");
-            ResponseFrame::Decoded(Response::Refused {
-                code: RefusalCode::TooLarge,
-                message,
-            })
-        } else {
-            ResponseFrame::Encoded(bytes)
-        };
-        if self
-            .swarm
-            .behaviour_mut()
-            .relay
-            .send_response(pending.channel, frame)
-            .is_err()
-        {
-            tracing::warn!(
-                operator = %pending.from,
-                id,
-                "response not sent: the request timed out or its connection closed"
-            );
-        }
-    }
-
-    fn set_allowed(&mut self, allowed: BTreeSet<OperatorId>) {
-        tracing::info!(operators = allowed.len(), "allowed set updated");
-        self.allowed = allowed;
-        let removed: Vec<OperatorId> = self
-            .up
-            .iter()
-            .filter(|op| !self.allowed.contains(op))
-            .copied()
-            .collect();
-        for op in removed {
-            self.up.remove(&op);
-            self.emit(NetEvent::PeerDown(op));
-            tracing::info!(operator = %op, "operator no longer allowed; disconnecting");
-            if let Ok(peer) = peer_id_of(&op) {
-                let _ = self.swarm.disconnect_peer_id(peer);
-            }
-        }
-        let added: Vec<OperatorId> = self
-            .connections
-            .keys()
-            .filter(|op| self.allowed.contains(op) && !self.up.contains(op))
-            .copied()
-            .collect();
-        for op in added {
-            self.up.insert(op);
-            self.emit(NetEvent::PeerUp(op));
-        }
-    }
-
-    fn redial_due(&mut self) {
-        let now = Instant::now();
-        let due: Vec<OperatorId> = self
-            .keep
-            .iter()
-            .filter(|(op, r)| !self.connections.contains_key(op) && r.next_at <= now)
-            .map(|(op, _)| *op)
-            .collect();
-        for op in due {
-            if let Err(e) = self.dial(op) {
-                tracing::debug!(operator = %op, error = %e, "redial failed");
-            }
-            let max = self.config.reconnect_delay_max;
-            if let Some(r) = self.keep.get_mut(&op) {
-                r.next_at = now + r.delay;
-                r.delay = (r.delay * 2).min(max);
-            }
-        }
-    }
-
     fn on_swarm_event(&mut self, event: SwarmEvent<NodeBehaviourEvent>) {
         match event {
             SwarmEvent::NewListenAddr {
@@ -466,219 +357,6 @@ impl EventLoop {
                 addr: addr.to_string(),
                 detail,
             }));
-        }
-    }
-
-    fn on_connected(&mut self, peer: PeerId, count: u32, remote: &Multiaddr) {
-        let Some(op) = operator_of(&peer) else {
-            tracing::warn!(%peer, %remote, "peer without an ed25519 identity; disconnecting");
-            let _ = self.swarm.disconnect_peer_id(peer);
-            return;
-        };
-        self.connections.insert(op, count);
-        self.last_dial_error.remove(&op);
-        if count != 1 {
-            return;
-        }
-        let allowed = self.allowed.contains(&op);
-        tracing::info!(operator = %op, %remote, allowed, "peer connected");
-        if let Some(r) = self.keep.get_mut(&op) {
-            r.connected_since = Some(Instant::now());
-        }
-        if allowed && self.up.insert(op) {
-            self.emit(NetEvent::PeerUp(op));
-        }
-    }
-
-    fn on_disconnected(&mut self, peer: PeerId, remaining: u32, cause: &str) {
-        let Some(op) = operator_of(&peer) else {
-            return;
-        };
-        if remaining > 0 {
-            self.connections.insert(op, remaining);
-            return;
-        }
-        self.connections.remove(&op);
-        tracing::info!(operator = %op, %cause, "peer disconnected");
-        if self.up.remove(&op) {
-            self.emit(NetEvent::PeerDown(op));
-        }
-        let (min, max) = (
-            self.config.reconnect_delay_min,
-            self.config.reconnect_delay_max,
-        );
-        if let Some(r) = self.keep.get_mut(&op) {
-            let now = Instant::now();
-            // A connection that lived long enough resets the backoff.
-            if r.connected_since
-                .is_some_and(|t| now.duration_since(t) >= max)
-            {
-                r.delay = min;
-            }
-            r.connected_since = None;
-            r.next_at = now + r.delay;
-        }
-    }
-
-    fn on_relay(&mut self, event: RelayEvent) {
-        match event {
-            request_response::Event::Message {
-                peer,
-                message:
-                    request_response::Message::Request {
-                        request_id,
-                        request,
-                        channel,
-                    },
-                ..
-            } => self.on_request(peer, request_id, request, channel),
-            request_response::Event::Message {
-                peer,
-                message:
-                    request_response::Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } => {
-                let Some((id, to)) = self.outbound.remove(&request_id) else {
-                    tracing::warn!(%peer, "response to an unknown request");
-                    return;
-                };
-                let decoded = match response {
-                    ResponseFrame::Decoded(r) => Ok(r),
-                    ResponseFrame::Encoded(bytes) => {
-                        Response::decode(&bytes).map_err(|e| format!("cannot decode response: {e}"))
-                    }
-                };
-                match decoded {
-                    Ok(response) => {
-                        tracing::debug!(operator = %to, id, "response received");
-                        self.emit(NetEvent::Response {
-                            id,
-                            from: to,
-                            response,
-                        });
-                    }
-                    Err(error) => self.emit(NetEvent::SendFailed { id, to, error }),
-                }
-            }
-            request_response::Event::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                let Some((id, to)) = self.outbound.remove(&request_id) else {
-                    tracing::warn!(%peer, %error, "failure of an unknown request");
-                    return;
-                };
-                let dial_failed = matches!(error, request_response::OutboundFailure::DialFailure);
-                let error = match self.last_dial_error.get(&to) {
-                    Some(dial) if dial_failed => format!("{error}: {dial}"),
-                    _ => error.to_string(),
-                };
-                tracing::info!(operator = %to, id, %error, "request failed");
-                self.emit(NetEvent::SendFailed { id, to, error });
-            }
-            request_response::Event::InboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                tracing::warn!(%peer, %error, "inbound request failed");
-                if let Some(id) = self.inbound_ids.remove(&request_id) {
-                    self.inbound.remove(&id);
-                }
-                if self.refused.remove(&request_id) {
-                    self.close_if_not_allowed(peer);
-                }
-            }
-            request_response::Event::ResponseSent {
-                peer, request_id, ..
-            } => {
-                tracing::debug!(%peer, "response sent");
-                if self.refused.remove(&request_id) {
-                    self.close_if_not_allowed(peer);
-                }
-            }
-        }
-    }
-
-    fn close_if_not_allowed(&mut self, peer: PeerId) {
-        let keep = operator_of(&peer)
-            .is_some_and(|op| self.allowed.contains(&op) || self.keep.contains_key(&op));
-        if !keep {
-            tracing::info!(%peer, "closing the connection of a peer outside the roster");
-            let _ = self.swarm.disconnect_peer_id(peer);
-        }
-    }
-
-    fn refuse(
-        &mut self,
-        channel: ResponseChannel<ResponseFrame>,
-        code: RefusalCode,
-        message: String,
-    ) {
-        let frame = ResponseFrame::Decoded(Response::Refused { code, message });
-        if self
-            .swarm
-            .behaviour_mut()
-            .relay
-            .send_response(channel, frame)
-            .is_err()
-        {
-            tracing::debug!("refusal not sent: the stream is gone");
-        }
-    }
-
-    fn on_request(
-        &mut self,
-        peer: PeerId,
-        request_id: InboundRequestId,
-        request: RequestFrame,
-        channel: ResponseChannel<ResponseFrame>,
-    ) {
-        let from = match operator_of(&peer) {
-            Some(op) if self.allowed.contains(&op) => op,
-            other => {
-                let who = other.map_or_else(|| peer.to_string(), |op| op.to_string());
-                let message = format!("operator {who} is not in this node's roster");
-                tracing::info!(%who, "refusing a request from outside the roster");
-                self.refused.insert(request_id);
-                self.refuse(channel, RefusalCode::NotInRoster, message);
-                return;
-            }
-        };
-        match request {
-            RequestFrame::Decoded(request) => {
-                let id = self.next_inbound;
-                self.next_inbound += 1;
-                tracing::debug!(operator = %from, id, "inbound request");
-                self.inbound.insert(
-                    id,
-                    PendingInbound {
-                        channel,
-                        from,
-                        request_id,
-                    },
-                );
-                self.inbound_ids.insert(request_id, id);
-                self.emit(NetEvent::Inbound { id, from, request });
-            }
-            RequestFrame::Invalid { code, message } => {
-                tracing::info!(operator = %from, ?code, %message, "refusing an invalid request");
-                self.refuse(channel, code, message);
-            }
-            RequestFrame::Encoded(_) => {
-                // The codec never yields encoded inbound requests.
-                self.refuse(
-                    channel,
-                    RefusalCode::Malformed,
-                    "request was not decoded".to_owned(),
-                );
-            }
         }
     }
 }
