@@ -12,10 +12,13 @@
 //! - [`runtime`]: the tokio driver (group-commit loop) around the core.
 //! - [`api`]: the HTTP API and the web page.
 //! - [`config`], [`keyfile`]: the node directory's configuration and operator key.
+//! - [`net`]: the libp2p network actor (TCP + noise + yamux, QUIC, `/renkei/relay/1`) with a
+//!   typed client; its events map 1:1 to the core's inputs.
 
 pub mod api;
 pub mod config;
 pub mod core;
 pub mod keyfile;
+pub mod net;
 pub mod runtime;
 pub mod store;
