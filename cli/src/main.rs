@@ -3,6 +3,8 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod simnet_cmd;
+
 /// Renkei (連携): federated exchange node for standard-spec care plans.
 #[derive(Parser, Debug)]
 #[command(name = "renkei", version, about, long_about = None)]
@@ -15,6 +17,8 @@ struct Cli {
 enum Command {
     /// Print the protocol version and limits this build speaks.
     Version,
+    /// Deterministic simulated federation (scenarios, faults, checkers).
+    Simnet(simnet_cmd::SimnetArgs),
 }
 
 fn main() -> Result<()> {
@@ -30,6 +34,12 @@ fn main() -> Result<()> {
                 env!("CARGO_PKG_VERSION"),
                 renkei_protocol::ENVELOPE_VERSION
             );
+        }
+        Command::Simnet(args) => {
+            let code = simnet_cmd::main(args)?;
+            if code != 0 {
+                std::process::exit(code);
+            }
         }
     }
     Ok(())

@@ -31,8 +31,9 @@ use link::Link;
 
 /// Inputs handled per batch at most (one commit per batch).
 const BATCH_INPUTS_MAX: usize = 64;
-/// A mid-batch crash that finds no batch within this long crashes the node anyway.
-const CRASH_FALLBACK_MS: u64 = 5_000;
+/// A mid-batch crash that finds no batch with writes within this long crashes the node
+/// anyway (between batches).
+const CRASH_FALLBACK_MS: u64 = 60_000;
 
 /// One simulated operator node.
 pub(crate) struct Node {
@@ -378,7 +379,8 @@ impl Sim {
                 return;
             }
         }
-        if self.nodes[n].crash_armed {
+        let uncommitted = self.nodes[n].core.as_ref().is_some_and(|c| c.store().uncommitted() > 0);
+        if self.nodes[n].crash_armed && uncommitted {
             self.stats.mid_batch_crashes += 1;
             self.log.record(self.now, n, "crash_mid_batch", &[]);
             self.crash_now(n);
