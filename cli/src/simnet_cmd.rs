@@ -55,7 +55,10 @@ pub fn main(args: SimnetArgs) -> Result<i32> {
 
 fn parse_seeds(s: &str) -> Result<std::ops::Range<u64>> {
     let (a, b) = s.split_once("..").context("--seeds must look like A..B")?;
-    let (a, b): (u64, u64) = (a.trim().parse().context("--seeds start")?, b.trim().parse().context("--seeds end")?);
+    let (a, b): (u64, u64) = (
+        a.trim().parse().context("--seeds start")?,
+        b.trim().parse().context("--seeds end")?,
+    );
     if b <= a {
         bail!("--seeds {a}..{b} is empty");
     }
@@ -65,7 +68,7 @@ fn parse_seeds(s: &str) -> Result<std::ops::Range<u64>> {
 fn run_cmd(a: RunArgs) -> Result<i32> {
     let mut scenario = Scenario::load(&a.scenario)?;
     if let Some(f) = a.scale {
-        if !(f > 0.0) {
+        if f.is_nan() || f <= 0.0 {
             bail!("--scale must be positive");
         }
         scenario = scenario.scaled(f);
@@ -74,20 +77,26 @@ fn run_cmd(a: RunArgs) -> Result<i32> {
         (Some(s), _) => parse_seeds(s)?,
         (None, Some(n)) => n..n + 1,
         (None, None) => {
-            let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+            let n = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
             n..n + 1
         }
     };
     let replay = |seed: u64| {
         let scale = a.scale.map(|f| format!(" --scale {f}")).unwrap_or_default();
-        format!("renkei simnet run {} --seed {seed}{scale}", a.scenario.display())
+        format!(
+            "renkei simnet run {} --seed {seed}{scale}",
+            a.scenario.display()
+        )
     };
     let multi = seeds.end - seeds.start > 1;
     let mut failed = Vec::new();
     for seed in seeds {
         let mut opts = RunOptions::default();
         if let Some(p) = &a.trace {
-            let f = std::fs::File::create(p).with_context(|| format!("cannot create trace file {}", p.display()))?;
+            let f = std::fs::File::create(p)
+                .with_context(|| format!("cannot create trace file {}", p.display()))?;
             opts.trace = Some(Box::new(std::io::BufWriter::new(f)));
         }
         if std::io::stderr().is_terminal() {
@@ -100,7 +109,8 @@ fn run_cmd(a: RunArgs) -> Result<i32> {
         }
         let report = run(&scenario, seed, opts);
         if let Some(p) = &a.plot {
-            std::fs::write(p, report.svg()).with_context(|| format!("cannot write plot {}", p.display()))?;
+            std::fs::write(p, report.svg())
+                .with_context(|| format!("cannot write plot {}", p.display()))?;
         }
         print_report(&report, a.json, multi)?;
         if !report.passed() {
@@ -113,7 +123,11 @@ fn run_cmd(a: RunArgs) -> Result<i32> {
     if failed.is_empty() {
         return Ok(0);
     }
-    eprintln!("{} seed(s) failed; replay the first with: {}", failed.len(), replay(failed[0]));
+    eprintln!(
+        "{} seed(s) failed; replay the first with: {}",
+        failed.len(),
+        replay(failed[0])
+    );
     Ok(1)
 }
 
@@ -122,7 +136,13 @@ fn print_report(r: &Report, json: bool, multi: bool) -> Result<()> {
         println!("{}", serde_json::to_string(r)?);
     } else if multi {
         let verdict = if r.passed() { "ok" } else { "FAIL" };
-        let failing: Vec<String> = r.checks.all().iter().filter(|(_, c)| c.count > 0).map(|(n, c)| format!("{n}={}", c.count)).collect();
+        let failing: Vec<String> = r
+            .checks
+            .all()
+            .iter()
+            .filter(|(_, c)| c.count > 0)
+            .map(|(n, c)| format!("{n}={}", c.count))
+            .collect();
         println!(
             "seed {:>6} {verdict:<4} submitted {} delivered {} expired {} p99 {} ms faults {} events {} wall {} ms hash {} {}",
             r.seed,

@@ -22,7 +22,15 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let mp = (5 * doy + 2) / 153;
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 /// Parses `YYYY-MM-DDTHH:MM` into epoch milliseconds.
@@ -32,8 +40,19 @@ pub fn parse_start(s: &str) -> Option<u64> {
         return None;
     }
     let num = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<u32>().ok());
-    let (y, mo, d, h, mi) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?);
-    if !(1970..=9999).contains(&y) || !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 {
+    let (y, mo, d, h, mi) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+    );
+    if !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&mo)
+        || !(1..=31).contains(&d)
+        || h > 23
+        || mi > 59
+    {
         return None;
     }
     let days = days_from_civil(i64::from(y), mo, d);
@@ -45,7 +64,12 @@ pub fn stamp(ms: u64) -> String {
     let secs = ms / 1000;
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     let s = secs % 86_400;
-    format!("{y:04}{m:02}{d:02}{:02}{:02}{:02}", s / 3600, (s / 60) % 60, s % 60)
+    format!(
+        "{y:04}{m:02}{d:02}{:02}{:02}{:02}",
+        s / 3600,
+        (s / 60) % 60,
+        s % 60
+    )
 }
 
 #[cfg(test)]
@@ -58,6 +82,11 @@ mod tests {
         assert_eq!(t.map(stamp).as_deref(), Some("20250428090500"));
         assert_eq!(stamp(0), "19700101000000");
         assert_eq!(parse_start("2025-13-01T00:00"), None);
-        assert_eq!(parse_start("2024-03-01T00:00").map(|t| stamp(t - 1000)).as_deref(), Some("20240229235959"));
+        assert_eq!(
+            parse_start("2024-03-01T00:00")
+                .map(|t| stamp(t - 1000))
+                .as_deref(),
+            Some("20240229235959")
+        );
     }
 }

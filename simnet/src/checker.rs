@@ -134,8 +134,12 @@ pub fn inbox_entries(sim: &Sim) -> Vec<Received> {
         let Some(store) = sim.store(n) else { continue };
         let skew = sim.skew_ms(n);
         for v in store.values(Tree::Inbox) {
-            let Ok(rec) = records::decode::<InboxRec>(Tree::Inbox, v) else { continue };
-            let Ok(h) = Header::decode(&rec.header) else { continue };
+            let Ok(rec) = records::decode::<InboxRec>(Tree::Inbox, v) else {
+                continue;
+            };
+            let Ok(h) = Header::decode(&rec.header) else {
+                continue;
+            };
             let names: Vec<&str> = h.files.iter().map(|f| f.name.as_str()).collect();
             out.push(Received {
                 node: n,
@@ -154,7 +158,12 @@ pub fn inbox_entries(sim: &Sim) -> Vec<Received> {
 }
 
 /// Runs every checker.
-pub fn check(sim: &Sim, history: &History, workload: &Workload, plaintext: bool) -> (Findings, Tally, Vec<Received>) {
+pub fn check(
+    sim: &Sim,
+    history: &History,
+    workload: &Workload,
+    plaintext: bool,
+) -> (Findings, Tally, Vec<Received>) {
     let mut f = Findings::default();
     let mut tally = Tally::default();
     let inbox = inbox_entries(sim);
@@ -163,17 +172,36 @@ pub fn check(sim: &Sim, history: &History, workload: &Workload, plaintext: bool)
 
     // lost
     for (i, s) in history.subs.iter().enumerate() {
-        let Outcome::Accepted(id) = &s.outcome else { continue };
-        let rec = sim.store(s.origin).and_then(|st| records::get::<SentRec>(st as &dyn Store, Tree::Sent, id.as_bytes()).ok().flatten());
+        let Outcome::Accepted(id) = &s.outcome else {
+            continue;
+        };
+        let rec = sim.store(s.origin).and_then(|st| {
+            records::get::<SentRec>(st as &dyn Store, Tree::Sent, id.as_bytes())
+                .ok()
+                .flatten()
+        });
         match rec.map(|r| r.status) {
             Some(SentStatus::Delivered | SentStatus::Retrieved) => tally.delivered += 1,
             Some(SentStatus::Expired) => tally.expired += 1,
             Some(SentStatus::Rejected) => {
                 tally.rejected += 1;
-                f.lost.flag(|| format!("submission {i} ({id}) was rejected although the unit is valid"));
+                f.lost.flag(|| {
+                    format!("submission {i} ({id}) was rejected although the unit is valid")
+                });
             }
-            Some(st) => f.lost.flag(|| format!("submission {i} ({id}) is still {} at its origin n{}", st.name(), s.origin)),
-            None => f.lost.flag(|| format!("submission {i} ({id}) was accepted but origin n{} has no record of it", s.origin)),
+            Some(st) => f.lost.flag(|| {
+                format!(
+                    "submission {i} ({id}) is still {} at its origin n{}",
+                    st.name(),
+                    s.origin
+                )
+            }),
+            None => f.lost.flag(|| {
+                format!(
+                    "submission {i} ({id}) was accepted but origin n{} has no record of it",
+                    s.origin
+                )
+            }),
         }
     }
 
@@ -183,25 +211,42 @@ pub fn check(sim: &Sim, history: &History, workload: &Workload, plaintext: bool)
     for r in &inbox {
         *seen_ids.entry(r.id).or_default() += 1;
         *seen_keys.entry(r.key).or_default() += 1;
-        match history.by_key.get(&r.key).map(|i| (*i, &history.subs[*i].outcome)) {
-            None => f.unexpected.flag(|| format!("inbox of n{} holds {} which was never submitted", r.node, r.id)),
-            Some((i, Outcome::Accepted(id))) if *id != r.id => {
-                f.unexpected.flag(|| format!("inbox of n{} holds {} but submission {i} was accepted as {id}", r.node, r.id))
-            }
-            Some((i, Outcome::Refused(why))) => {
-                f.unexpected.flag(|| format!("inbox of n{} holds {} of submission {i}, which the origin refused: {why}", r.node, r.id))
-            }
+        match history
+            .by_key
+            .get(&r.key)
+            .map(|i| (*i, &history.subs[*i].outcome))
+        {
+            None => f.unexpected.flag(|| {
+                format!(
+                    "inbox of n{} holds {} which was never submitted",
+                    r.node, r.id
+                )
+            }),
+            Some((i, Outcome::Accepted(id))) if *id != r.id => f.unexpected.flag(|| {
+                format!(
+                    "inbox of n{} holds {} but submission {i} was accepted as {id}",
+                    r.node, r.id
+                )
+            }),
+            Some((i, Outcome::Refused(why))) => f.unexpected.flag(|| {
+                format!(
+                    "inbox of n{} holds {} of submission {i}, which the origin refused: {why}",
+                    r.node, r.id
+                )
+            }),
             Some(_) => {}
         }
     }
     for (id, c) in &seen_ids {
         if *c > 1 {
-            f.duplicated.flag(|| format!("envelope {id} is in {c} inbox entries"));
+            f.duplicated
+                .flag(|| format!("envelope {id} is in {c} inbox entries"));
         }
     }
     for (k, c) in &seen_keys {
         if *c > 1 {
-            f.duplicated.flag(|| format!("unit {} was delivered {c} times", hex_short(k)));
+            f.duplicated
+                .flag(|| format!("unit {} was delivered {c} times", hex_short(k)));
         }
     }
 
@@ -214,17 +259,29 @@ pub fn check(sim: &Sim, history: &History, workload: &Workload, plaintext: bool)
             let r = match SignedReceipt::decode(v) {
                 Ok(r) => r,
                 Err(e) => {
-                    f.wrong_receipt.flag(|| format!("n{n} stores a receipt that does not decode: {e}"));
+                    f.wrong_receipt
+                        .flag(|| format!("n{n} stores a receipt that does not decode: {e}"));
                     continue;
                 }
             };
             if let Err(e) = r.verify_with_roster(roster) {
-                f.wrong_receipt.flag(|| format!("n{n} stores a receipt for {} that does not verify: {e}", r.receipt().envelope));
+                f.wrong_receipt.flag(|| {
+                    format!(
+                        "n{n} stores a receipt for {} that does not verify: {e}",
+                        r.receipt().envelope
+                    )
+                });
                 continue;
             }
-            if r.receipt().kind == ReceiptKind::Delivered && !inbox_ids.contains(&r.receipt().envelope) {
-                f.wrong_receipt
-                    .flag(|| format!("n{n} stores a Delivered receipt for {}, which is in no inbox", r.receipt().envelope));
+            if r.receipt().kind == ReceiptKind::Delivered
+                && !inbox_ids.contains(&r.receipt().envelope)
+            {
+                f.wrong_receipt.flag(|| {
+                    format!(
+                        "n{n} stores a Delivered receipt for {}, which is in no inbox",
+                        r.receipt().envelope
+                    )
+                });
             }
         }
     }
@@ -248,7 +305,9 @@ fn stale(c: &mut Check, inbox: &[Received], history: &History) {
     }
     for entries in slots.values() {
         let by_id: BTreeMap<EnvelopeId, &Received> = entries.iter().map(|r| (r.id, *r)).collect();
-        let Some(newest) = entries.iter().map(|r| r.stamp.as_str()).max() else { continue };
+        let Some(newest) = entries.iter().map(|r| r.stamp.as_str()).max() else {
+            continue;
+        };
         for r in entries {
             if r.latest && r.stamp.as_str() < newest {
                 let named = entries.iter().any(|o| o.supersedes == Some(r.id));
@@ -256,10 +315,15 @@ fn stale(c: &mut Check, inbox: &[Received], history: &History) {
                     c.flag(|| format!("{} (stamp {}) is shown as latest although stamp {newest} was delivered", r.id, r.stamp));
                 }
             }
-            if let Some(by) = r.superseded_by.and_then(|b| by_id.get(&b)) {
-                if by.stamp < r.stamp {
-                    c.flag(|| format!("{} (stamp {}) is marked superseded by older {} (stamp {})", r.id, r.stamp, by.id, by.stamp));
-                }
+            if let Some(by) = r.superseded_by.and_then(|b| by_id.get(&b))
+                && by.stamp < r.stamp
+            {
+                c.flag(|| {
+                    format!(
+                        "{} (stamp {}) is marked superseded by older {} (stamp {})",
+                        r.id, r.stamp, by.id, by.stamp
+                    )
+                });
             }
         }
     }

@@ -26,7 +26,10 @@ type Files = &'static [(&'static str, &'static [u8])];
 
 macro_rules! fx {
     ($dir:literal, $name:literal) => {
-        ($name, include_bytes!(concat!("../../fixtures/valid/", $dir, "/", $name)) as &'static [u8])
+        (
+            $name,
+            include_bytes!(concat!("../../fixtures/valid/", $dir, "/", $name)) as &'static [u8],
+        )
     };
 }
 
@@ -39,10 +42,22 @@ struct Fixture {
 
 const PLAN: Fixture = Fixture {
     files: &[
-        fx!("d1_kyo_plan", "UP1KYO_4074478647_43_4071481594_11_20250425164608.CSV"),
-        fx!("d1_kyo_plan", "UP2KYO_4074478647_43_4071481594_11_20250425164608.CSV"),
-        fx!("d1_kyo_plan", "UP3KYO_4074478647_43_4071481594_11_20250425164608.CSV"),
-        fx!("d1_kyo_plan", "UPHOSOKU_000000_4074478647_43_4071481594_11_20250425164608.CSV"),
+        fx!(
+            "d1_kyo_plan",
+            "UP1KYO_4074478647_43_4071481594_11_20250425164608.CSV"
+        ),
+        fx!(
+            "d1_kyo_plan",
+            "UP2KYO_4074478647_43_4071481594_11_20250425164608.CSV"
+        ),
+        fx!(
+            "d1_kyo_plan",
+            "UP3KYO_4074478647_43_4071481594_11_20250425164608.CSV"
+        ),
+        fx!(
+            "d1_kyo_plan",
+            "UPHOSOKU_000000_4074478647_43_4071481594_11_20250425164608.CSV"
+        ),
     ],
     from: "4074478647",
     to: "4071481594",
@@ -51,9 +66,18 @@ const PLAN: Fixture = Fixture {
 
 const RIYOHYO: Fixture = Fixture {
     files: &[
-        fx!("d2_kyo_riyohyo", "UPHOSOKU_202505_4074478647_43_4071481594_11_20250425164608.CSV"),
-        fx!("d2_kyo_riyohyo", "UPPLAN_202505_4074478647_43_4071481594_11_20250425164608.CSV"),
-        fx!("d2_kyo_riyohyo", "UPSIKYU_202505_4074478647_43_4071481594_11_20250425164608.CSV"),
+        fx!(
+            "d2_kyo_riyohyo",
+            "UPHOSOKU_202505_4074478647_43_4071481594_11_20250425164608.CSV"
+        ),
+        fx!(
+            "d2_kyo_riyohyo",
+            "UPPLAN_202505_4074478647_43_4071481594_11_20250425164608.CSV"
+        ),
+        fx!(
+            "d2_kyo_riyohyo",
+            "UPSIKYU_202505_4074478647_43_4071481594_11_20250425164608.CSV"
+        ),
     ],
     from: "4074478647",
     to: "4071481594",
@@ -61,7 +85,10 @@ const RIYOHYO: Fixture = Fixture {
 };
 
 const JISSEKI: Fixture = Fixture {
-    files: &[fx!("d3_jisseki", "UPJSK_202504_4071481594_11_4074478647_43_20250428164608.CSV")],
+    files: &[fx!(
+        "d3_jisseki",
+        "UPJSK_202504_4071481594_11_4074478647_43_20250428164608.CSV"
+    )],
     from: "4071481594",
     to: "4074478647",
     stamp: "20250428164608",
@@ -69,9 +96,18 @@ const JISSEKI: Fixture = Fixture {
 
 const YOBO_KIHON: Fixture = Fixture {
     files: &[
-        fx!("d4_yobo_kihon", "UPKIHON_4009242217_46_4070383858_63_20250425093000.CSV"),
-        fx!("d4_yobo_kihon", "UPKIHON_SUB1_4009242217_46_4070383858_63_20250425093000.CSV"),
-        fx!("d4_yobo_kihon", "UPKIHON_SUB2_4009242217_46_4070383858_63_20250425093000.CSV"),
+        fx!(
+            "d4_yobo_kihon",
+            "UPKIHON_4009242217_46_4070383858_63_20250425093000.CSV"
+        ),
+        fx!(
+            "d4_yobo_kihon",
+            "UPKIHON_SUB1_4009242217_46_4070383858_63_20250425093000.CSV"
+        ),
+        fx!(
+            "d4_yobo_kihon",
+            "UPKIHON_SUB2_4009242217_46_4070383858_63_20250425093000.CSV"
+        ),
     ],
     from: "4009242217",
     to: "4070383858",
@@ -80,8 +116,14 @@ const YOBO_KIHON: Fixture = Fixture {
 
 const YOBO_PLAN: Fixture = Fixture {
     files: &[
-        fx!("d5_yobo_plan", "UPYOBO_4009242217_46_4070383858_63_20250425093000.CSV"),
-        fx!("d5_yobo_plan", "UPYOBO_SUB_4009242217_46_4070383858_63_20250425093000.CSV"),
+        fx!(
+            "d5_yobo_plan",
+            "UPYOBO_4009242217_46_4070383858_63_20250425093000.CSV"
+        ),
+        fx!(
+            "d5_yobo_plan",
+            "UPYOBO_SUB_4009242217_46_4070383858_63_20250425093000.CSV"
+        ),
     ],
     from: "4009242217",
     to: "4070383858",
@@ -111,7 +153,10 @@ impl UnitKind {
     /// File names of the unit between two offices under a stamp.
     pub fn names(self, from: &str, to: &str, stamp: &str) -> Vec<String> {
         let fx = self.fixture();
-        fx.files.iter().map(|(n, _)| rename(n, fx, from, to, stamp)).collect()
+        fx.files
+            .iter()
+            .map(|(n, _)| rename(n, fx, from, to, stamp))
+            .collect()
     }
 
     /// The unit's files between two offices under a stamp.
@@ -122,7 +167,13 @@ impl UnitKind {
             .map(|(n, bytes)| {
                 let mut b = bytes.to_vec();
                 if n.ends_with(".CSV") {
-                    swap_digits(&mut b, fx.from.as_bytes(), from.as_bytes(), fx.to.as_bytes(), to.as_bytes());
+                    swap_digits(
+                        &mut b,
+                        fx.from.as_bytes(),
+                        from.as_bytes(),
+                        fx.to.as_bytes(),
+                        to.as_bytes(),
+                    );
                 }
                 (rename(n, fx, from, to, stamp), b)
             })
@@ -185,7 +236,10 @@ pub fn window(bytes: &[u8], from: &str) -> Option<[u8; 32]> {
     if bytes.len() < 32 {
         return None;
     }
-    let pos = bytes.windows(from.len()).position(|w| w == from.as_bytes()).unwrap_or(bytes.len() / 2);
+    let pos = bytes
+        .windows(from.len())
+        .position(|w| w == from.as_bytes())
+        .unwrap_or(bytes.len() / 2);
     let start = pos.saturating_sub(8).min(bytes.len() - 32);
     <[u8; 32]>::try_from(&bytes[start..start + 32]).ok()
 }
@@ -209,14 +263,20 @@ mod tests {
     fn rewrites_names_and_content() {
         let files = UnitKind::Riyohyo.build("0112345671", "0200000012", "20250430120000");
         assert_eq!(files.len(), 3);
-        assert_eq!(files[1].0, "UPPLAN_202505_0112345671_43_0200000012_11_20250430120000.CSV");
+        assert_eq!(
+            files[1].0,
+            "UPPLAN_202505_0112345671_43_0200000012_11_20250430120000.CSV"
+        );
         for (_, b) in &files {
             let s = String::from_utf8_lossy(b);
             assert!(!s.contains("4074478647") && !s.contains("4071481594"));
             assert!(s.contains("0112345671"));
         }
         let k = UnitKind::YoboKihon.build("0112345671", "0200000012", "20250430120000");
-        assert_eq!(k[1].0, "UPKIHON_SUB1_0112345671_46_0200000012_63_20250430120000.CSV");
+        assert_eq!(
+            k[1].0,
+            "UPKIHON_SUB1_0112345671_46_0200000012_63_20250430120000.CSV"
+        );
     }
 
     #[test]

@@ -63,7 +63,7 @@ impl Draw {
 impl Plan {
     /// Derives the plan of `scenario` for `seed`.
     pub fn derive(s: &Scenario, seed: u64) -> Plan {
-        let mut d = Draw(Entropy::from_u64(seed ^ 0x5eed_0f_fa17));
+        let mut d = Draw(Entropy::from_u64(seed ^ 0x005e_ed0f_fa17));
         let k = s.topology.operators;
         let mut nodes = vec!["national".to_string()];
         nodes.extend((1..=k).map(|i| format!("op{i:02}")));
@@ -94,14 +94,29 @@ impl Plan {
             keepalive_ms: n.keepalive_ms,
             reconnect_ms: n.reconnect_ms,
             dial_fail_ms: n.dial_fail_ms,
+            wake_granularity_ms: s.core.wake_granularity_ms.max(1),
         };
         let f = &s.faults;
         let max_skew = d.span_u64(f.skew_ms) as i64;
-        let skews_ms: Vec<i64> =
-            nodes.iter().map(|_| if max_skew == 0 { 0 } else { d.below(2 * max_skew as usize + 1) as i64 - max_skew }).collect();
+        let skews_ms: Vec<i64> = nodes
+            .iter()
+            .map(|_| {
+                if max_skew == 0 {
+                    0
+                } else {
+                    d.below(2 * max_skew as usize + 1) as i64 - max_skew
+                }
+            })
+            .collect();
         let (ws, we) = (f.window_start_ms, f.window_end_ms.max(f.window_start_ms));
         let mut faults: Vec<Timed> = Vec::new();
-        let mut add = |at: u64, fault: Fault| faults.push(Timed { at_ms: at, what: fault.to_string(), fault });
+        let mut add = |at: u64, fault: Fault| {
+            faults.push(Timed {
+                at_ms: at,
+                what: fault.to_string(),
+                fault,
+            })
+        };
         if we > ws {
             let pick_time = |d: &mut Draw| ws + (d.unit() * (we - ws) as f64) as u64;
             for _ in 0..d.span_u64(f.partitions) {
@@ -131,7 +146,13 @@ impl Plan {
                 };
                 let start = pick_time(&mut d);
                 let end = (start + d.span_u64(f.crash_down_ms)).min(we);
-                add(start, Fault::Crash { node, mid_batch: d.chance(f.mid_batch_share) });
+                add(
+                    start,
+                    Fault::Crash {
+                        node,
+                        mid_batch: d.chance(f.mid_batch_share),
+                    },
+                );
                 add(end, Fault::Restart(node));
             }
             if let Some(fl) = &f.flap {
@@ -145,7 +166,13 @@ impl Plan {
                     }
                     let back = (t + down).min(we);
                     if fl.crash && d.chance(0.5) {
-                        add(t, Fault::Crash { node, mid_batch: d.chance(f.mid_batch_share) });
+                        add(
+                            t,
+                            Fault::Crash {
+                                node,
+                                mid_batch: d.chance(f.mid_batch_share),
+                            },
+                        );
                         add(back, Fault::Restart(node));
                     } else {
                         add(t, Fault::Isolate(node));
@@ -156,7 +183,15 @@ impl Plan {
             }
         }
         faults.sort_by_key(|t| t.at_ms);
-        Plan { seed, nodes, links, net, skews_ms, faults, faults_end_ms: we }
+        Plan {
+            seed,
+            nodes,
+            links,
+            net,
+            skews_ms,
+            faults,
+            faults_end_ms: we,
+        }
     }
 
     /// The derived options as text lines (what a run prints).
@@ -164,9 +199,14 @@ impl Plan {
         let n = &self.net;
         let mut out = vec![
             format!("seed {}", self.seed),
-            format!("nodes {} ({} links: {})", self.nodes.len(), self.links.len(), links_text(&self.links)),
             format!(
-                "net latency min {} ms mean {} ms, bandwidth {} B/ms, loss {:.4}, duplicate {:.4}, reorder {:.4} (+{} ms), request timeout {} ms, keepalive {} ms, reconnect {} ms",
+                "nodes {} ({} links: {})",
+                self.nodes.len(),
+                self.links.len(),
+                links_text(&self.links)
+            ),
+            format!(
+                "net latency min {} ms mean {} ms, bandwidth {} B/ms, loss {:.4}, duplicate {:.4}, reorder {:.4} (+{} ms), request timeout {} ms, keepalive {} ms, reconnect {} ms, wake granularity {} ms",
                 n.latency_min_ms,
                 n.latency_mean_ms,
                 n.bandwidth_bytes_per_ms,
@@ -176,16 +216,29 @@ impl Plan {
                 n.reorder_ms,
                 n.request_timeout_ms,
                 n.keepalive_ms,
-                n.reconnect_ms
+                n.reconnect_ms,
+                n.wake_granularity_ms
             ),
             format!("clock skews ms {:?}", self.skews_ms),
-            format!("faults {} (stop at +{} ms)", self.faults.len(), self.faults_end_ms),
+            format!(
+                "faults {} (stop at +{} ms)",
+                self.faults.len(),
+                self.faults_end_ms
+            ),
         ];
-        out.extend(self.faults.iter().map(|t| format!("  +{} ms {}", t.at_ms, t.what)));
+        out.extend(
+            self.faults
+                .iter()
+                .map(|t| format!("  +{} ms {}", t.at_ms, t.what)),
+        );
         out
     }
 }
 
 fn links_text(links: &[(NodeIx, NodeIx)]) -> String {
-    links.iter().map(|(a, b)| format!("{a}-{b}")).collect::<Vec<_>>().join(" ")
+    links
+        .iter()
+        .map(|(a, b)| format!("{a}-{b}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

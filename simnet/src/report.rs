@@ -36,7 +36,13 @@ impl Latency {
             let i = ((v.len() as f64 - 1.0) * p).round() as usize;
             v[i.min(v.len() - 1)]
         };
-        Latency { count: v.len() as u64, p50_ms: at(0.5), p90_ms: at(0.9), p99_ms: at(0.99), max_ms: v.last().copied().unwrap_or(0) }
+        Latency {
+            count: v.len() as u64,
+            p50_ms: at(0.5),
+            p90_ms: at(0.9),
+            p99_ms: at(0.99),
+            max_ms: v.last().copied().unwrap_or(0),
+        }
     }
 }
 
@@ -164,6 +170,10 @@ impl Report {
 
     /// An SVG of delivery latency over simulated time.
     pub fn svg(&self) -> String {
-        plot::svg(&format!("{} seed {}", self.scenario, self.seed), &self.points, &self.plan)
+        plot::svg(
+            &format!("{} seed {}", self.scenario, self.seed),
+            &self.points,
+            &self.plan,
+        )
     }
 }

@@ -33,7 +33,10 @@ pub struct RunOptions {
 
 impl std::fmt::Debug for RunOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunOptions").field("trace", &self.trace.is_some()).field("broken", &self.broken).finish()
+        f.debug_struct("RunOptions")
+            .field("trace", &self.trace.is_some())
+            .field("broken", &self.broken)
+            .finish()
     }
 }
 
@@ -45,15 +48,23 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     let start = calendar::parse_start(&scenario.workload.start).unwrap_or(1_745_830_800_000);
     let t0 = start.saturating_sub(scenario.workload.warmup_ms);
     let c = &scenario.core;
-    let mut b = Sim::builder().seed(seed).start_ms(t0).net(plan.net.clone()).core(CoreConfig {
-        expiry_ms: c.expiry_ms,
-        retry_base_ms: c.retry_base_ms,
-        retry_max_ms: c.retry_max_ms,
-        sync_interval_ms: c.sync_interval_ms,
-        ..CoreConfig::default()
-    });
+    let mut b = Sim::builder()
+        .seed(seed)
+        .start_ms(t0)
+        .net(plan.net.clone())
+        .core(CoreConfig {
+            expiry_ms: c.expiry_ms,
+            retry_base_ms: c.retry_base_ms,
+            retry_max_ms: c.retry_max_ms,
+            sync_interval_ms: c.sync_interval_ms,
+            ..CoreConfig::default()
+        });
     for (i, name) in plan.nodes.iter().enumerate() {
-        b = if i == 0 { b.relay(name) } else { b.operator(name) };
+        b = if i == 0 {
+            b.relay(name)
+        } else {
+            b.operator(name)
+        };
         b = b.skew_ms(i, plan.skews_ms[i]);
     }
     for (a, bb) in &plan.links {
@@ -71,7 +82,10 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     }
 
     // Offices register at their home operators; the directory spreads the bindings.
-    let mut counts = Counts { offices: workload.offices.len() as u64, ..Counts::default() };
+    let mut counts = Counts {
+        offices: workload.offices.len() as u64,
+        ..Counts::default()
+    };
     for o in &workload.offices {
         let cmd = ApiCommand::AddOffice {
             office: match o.number.parse() {
@@ -81,7 +95,12 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
                     continue;
                 }
             },
-            kinds: o.role.kinds().iter().filter_map(|k| k.parse().ok()).collect(),
+            kinds: o
+                .role
+                .kinds()
+                .iter()
+                .filter_map(|k| k.parse().ok())
+                .collect(),
             name: format!("office {}", o.number),
             token_hash: o.token_hash(),
         };
@@ -100,7 +119,8 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
 
     // The workload.
     let mut history = History::default();
-    let mut last_stamp: std::collections::BTreeMap<(usize, usize, crate::payload::UnitKind), u64> = Default::default();
+    let mut last_stamp: std::collections::BTreeMap<(usize, usize, crate::payload::UnitKind), u64> =
+        Default::default();
     let total = workload.planned.len() as u64;
     for (j, p) in workload.planned.iter().enumerate() {
         sim.run_until(start + p.at_ms);
@@ -117,17 +137,34 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         let supersedes: Option<EnvelopeId> = p
             .correction_of
             .and_then(|k| history.accepted(k))
-            .filter(|_| (sim.rng().next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= workload.explicit_supersedes);
+            .filter(|_| {
+                (sim.rng().next_u64() >> 11) as f64 / (1u64 << 53) as f64
+                    <= workload.explicit_supersedes
+            });
         let at = sim.now();
-        let api = sim.api(origin, Auth::Office(from.token_hash()), ApiCommand::Submit { files, supersedes });
+        let api = sim.api(
+            origin,
+            Auth::Office(from.token_hash()),
+            ApiCommand::Submit { files, supersedes },
+        );
         history.submitted(
             api,
-            Submission { at, kind: p.kind, from: p.from, to: p.to, origin, stamp, key, supersedes, outcome: Outcome::Waiting },
+            Submission {
+                at,
+                kind: p.kind,
+                from: p.from,
+                to: p.to,
+                origin,
+                stamp,
+                key,
+                supersedes,
+                outcome: Outcome::Waiting,
+            },
         );
-        if let Some(cb) = opts.progress.as_mut() {
-            if j % 256 == 0 {
-                cb(j as u64, total);
-            }
+        if let Some(cb) = opts.progress.as_mut()
+            && j % 256 == 0
+        {
+            cb(j as u64, total);
         }
     }
     let traffic_end = start + workload.planned.last().map_or(0, |p| p.at_ms);
@@ -147,7 +184,8 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         cb(total, total);
     }
 
-    let (mut checks, tally, inbox) = checker::check(&sim, &history, &workload, scenario.check.plaintext);
+    let (mut checks, tally, inbox) =
+        checker::check(&sim, &history, &workload, scenario.check.plaintext);
     if !sim.settled() {
         let pending = (0..sim.len())
             .filter_map(|n| sim.store(n))
@@ -176,7 +214,12 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         .iter()
         .filter_map(|r| history.by_key.get(&r.key).map(|i| &history.subs[*i]))
         .zip(inbox.iter())
-        .map(|(s, r)| (s.at.saturating_sub(start), r.received_at.saturating_sub(s.at)))
+        .map(|(s, r)| {
+            (
+                s.at.saturating_sub(start),
+                r.received_at.saturating_sub(s.at),
+            )
+        })
         .collect();
     points.sort_unstable();
     let latency = Latency::of(&points.iter().map(|p| p.1).collect::<Vec<_>>());
@@ -218,7 +261,13 @@ fn absorb(sim: &mut Sim, history: &mut History) {
 
 fn refusal(r: &ApiReply) -> String {
     match r {
-        ApiReply::Invalid(f) => format!("invalid: {}", f.iter().map(|x| x.message.as_str()).collect::<Vec<_>>().join("; ")),
+        ApiReply::Invalid(f) => format!(
+            "invalid: {}",
+            f.iter()
+                .map(|x| x.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
         ApiReply::Unroutable(m) => format!("unroutable: {m}"),
         ApiReply::Forbidden(m) => format!("forbidden: {m}"),
         ApiReply::Internal(m) => format!("internal: {m}"),

@@ -177,6 +177,11 @@ pub struct CoreSettings {
     /// Directory sync interval.
     #[serde(default = "d_sync")]
     pub sync_interval_ms: u64,
+    /// Driver: wake-ups are fed at the next multiple of this (the core asks "at or after";
+    /// 1 = exactly when asked). Larger values bound the core's 1 ms wake loop while a peer
+    /// is busy (see docs/SIMNET.md).
+    #[serde(default = "d_granularity")]
+    pub wake_granularity_ms: u64,
 }
 
 /// The simulated network.
@@ -306,10 +311,20 @@ fn d_warmup() -> u64 {
     120_000
 }
 fn d_mix_end() -> Mix {
-    Mix { plan: 2.0, riyohyo: 6.0, jisseki: 0.5, yobo: 1.0 }
+    Mix {
+        plan: 2.0,
+        riyohyo: 6.0,
+        jisseki: 0.5,
+        yobo: 1.0,
+    }
 }
 fn d_mix_start() -> Mix {
-    Mix { plan: 0.5, riyohyo: 1.0, jisseki: 8.0, yobo: 0.5 }
+    Mix {
+        plan: 0.5,
+        riyohyo: 1.0,
+        jisseki: 8.0,
+        yobo: 0.5,
+    }
 }
 fn d_correction() -> f64 {
     0.1
@@ -328,6 +343,9 @@ fn d_retry_max() -> u64 {
 }
 fn d_sync() -> u64 {
     30_000
+}
+fn d_granularity() -> u64 {
+    1
 }
 fn d_lat_min() -> Span {
     Span::One(2.0)
@@ -376,6 +394,7 @@ impl Default for CoreSettings {
             retry_base_ms: d_retry_base(),
             retry_max_ms: d_retry_max(),
             sync_interval_ms: d_sync(),
+            wake_granularity_ms: d_granularity(),
         }
     }
 }
@@ -420,7 +439,10 @@ impl Default for Faults {
 
 impl Default for Check {
     fn default() -> Self {
-        Check { liveness_ms: d_liveness(), plaintext: true }
+        Check {
+            liveness_ms: d_liveness(),
+            plaintext: true,
+        }
     }
 }
 
@@ -428,7 +450,10 @@ impl Scenario {
     /// Reads and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: p.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
+            path: p.clone(),
+            source,
+        })?;
         Scenario::parse(&text).map_err(|e| match e {
             ScenarioError::Toml { source, .. } => ScenarioError::Toml { path: p, source },
             other => other,
@@ -437,14 +462,21 @@ impl Scenario {
 
     /// Parses and validates scenario text.
     pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
-        let s: Scenario =
-            toml::from_str(text).map_err(|e| ScenarioError::Toml { path: "<text>".into(), source: Box::new(e) })?;
+        let s: Scenario = toml::from_str(text).map_err(|e| ScenarioError::Toml {
+            path: "<text>".into(),
+            source: Box::new(e),
+        })?;
         s.validate()?;
         Ok(s)
     }
 
     fn validate(&self) -> Result<(), ScenarioError> {
-        let bad = |why: String| Err(ScenarioError::Invalid { name: self.name.clone(), why });
+        let bad = |why: String| {
+            Err(ScenarioError::Invalid {
+                name: self.name.clone(),
+                why,
+            })
+        };
         if self.topology.operators == 0 {
             return bad("topology.operators must be at least 1".into());
         }
@@ -452,19 +484,35 @@ impl Scenario {
             return bad("workload.offices must be at least 4".into());
         }
         if self.workload.offices > 9_999_999 {
-            return bad("workload.offices must be below 10,000,000 (office numbers have 7 free digits)".into());
+            return bad(
+                "workload.offices must be below 10,000,000 (office numbers have 7 free digits)"
+                    .into(),
+            );
         }
         let shares = self.workload.care_share + self.workload.yobo_share;
         if !(0.0..1.0).contains(&shares) || self.workload.care_share <= 0.0 {
             return bad("workload.care_share must be > 0 and care_share + yobo_share < 1".into());
         }
         if crate::calendar::parse_start(&self.workload.start).is_none() {
-            return bad(format!("workload.start {:?} is not YYYY-MM-DDTHH:MM", self.workload.start));
+            return bad(format!(
+                "workload.start {:?} is not YYYY-MM-DDTHH:MM",
+                self.workload.start
+            ));
         }
-        if !matches!(self.faults.crash_target.as_str(), "relay" | "operators" | "any") {
-            return bad(format!("faults.crash_target {:?} must be relay, operators or any", self.faults.crash_target));
+        if !matches!(
+            self.faults.crash_target.as_str(),
+            "relay" | "operators" | "any"
+        ) {
+            return bad(format!(
+                "faults.crash_target {:?} must be relay, operators or any",
+                self.faults.crash_target
+            ));
         }
-        for (name, v) in [("net.loss", self.net.loss), ("net.duplicate", self.net.duplicate), ("net.reorder", self.net.reorder)] {
+        for (name, v) in [
+            ("net.loss", self.net.loss),
+            ("net.duplicate", self.net.duplicate),
+            ("net.reorder", self.net.reorder),
+        ] {
             let (lo, hi) = v.bounds();
             if lo < 0.0 || hi >= 1.0 {
                 return bad(format!("{name} must be a probability in [0, 1)"));
@@ -513,7 +561,9 @@ loss = [0.01, 0.02]
     #[test]
     fn rejects_unknown_fields_and_bad_values() {
         assert!(Scenario::parse("name='x'\nfoo=1\n[topology]\noperators=1\n[workload]\noffices=9\nenvelopes=1\nduration_ms=1").is_err());
-        let e = Scenario::parse("name='x'\n[topology]\noperators=1\n[workload]\noffices=9\nenvelopes=1\nduration_ms=1\n[net]\nloss=1.5");
+        let e = Scenario::parse(
+            "name='x'\n[topology]\noperators=1\n[workload]\noffices=9\nenvelopes=1\nduration_ms=1\n[net]\nloss=1.5",
+        );
         assert!(matches!(e, Err(ScenarioError::Invalid { .. })), "{e:?}");
     }
 }

@@ -14,7 +14,9 @@ mod log;
 
 use std::collections::BTreeMap;
 
-use renkei_node::core::{ApiCommand, ApiId, ApiReply, Auth, Core, CoreConfig, Effect, Input, OutboundId};
+use renkei_node::core::{
+    ApiCommand, ApiId, ApiReply, Auth, Core, CoreConfig, Effect, Input, OutboundId,
+};
 use renkei_node::store::{MemoryStore, Tree};
 use renkei_protocol::ids::OperatorId;
 use renkei_protocol::keys::OperatorKeys;
@@ -205,7 +207,15 @@ impl Sim {
     pub fn api(&mut self, n: NodeIx, auth: Auth, cmd: ApiCommand) -> ApiId {
         let id = self.next_api;
         self.next_api += 1;
-        self.push(self.now, Event::Api { node: n, id, auth, cmd });
+        self.push(
+            self.now,
+            Event::Api {
+                node: n,
+                id,
+                auth,
+                cmd,
+            },
+        );
         id
     }
 
@@ -235,7 +245,11 @@ impl Sim {
 
     /// Processes every event up to and including time `t`, then sets the clock to `t`.
     pub fn run_until(&mut self, t: u64) {
-        while self.queue.first_key_value().is_some_and(|((at, _), _)| *at <= t) {
+        while self
+            .queue
+            .first_key_value()
+            .is_some_and(|((at, _), _)| *at <= t)
+        {
             self.step();
         }
         self.now = self.now.max(t);
@@ -252,7 +266,9 @@ impl Sim {
         self.nodes.iter().all(|n| {
             n.core.as_ref().is_some_and(|c| {
                 let s = c.store();
-                [Tree::Pending, Tree::Outbox, Tree::ReceiptOutbox].iter().all(|t| s.values(*t).next().is_none())
+                [Tree::Pending, Tree::Outbox, Tree::ReceiptOutbox]
+                    .iter()
+                    .all(|t| s.values(*t).next().is_none())
             })
         })
     }
@@ -265,7 +281,9 @@ impl Sim {
     /// Processes one queue event (and, for node inputs, the inputs queued for the same
     /// node at the same time, as one batch). Returns false when the queue is empty.
     pub fn step(&mut self) -> bool {
-        let Some(((t, _), ev)) = self.queue.pop_first() else { return false };
+        let Some(((t, _), ev)) = self.queue.pop_first() else {
+            return false;
+        };
         self.now = self.now.max(t);
         self.stats.events += 1;
         let Some(node) = ev.input_node() else {
@@ -277,11 +295,16 @@ impl Sim {
             inputs.push(i);
         }
         while inputs.len() < BATCH_INPUTS_MAX {
-            let same = self.queue.first_key_value().is_some_and(|((at, _), e)| *at == t && e.input_node() == Some(node));
+            let same = self
+                .queue
+                .first_key_value()
+                .is_some_and(|((at, _), e)| *at == t && e.input_node() == Some(node));
             if !same {
                 break;
             }
-            let Some((_, ev)) = self.queue.pop_first() else { break };
+            let Some((_, ev)) = self.queue.pop_first() else {
+                break;
+            };
             self.stats.events += 1;
             if let Some(i) = self.resolve(ev) {
                 inputs.push(i);
@@ -298,52 +321,110 @@ impl Sim {
     fn resolve(&mut self, ev: Event) -> Option<Input> {
         let t = self.now;
         match ev {
-            Event::Api { node, id, auth, cmd } => {
+            Event::Api {
+                node,
+                id,
+                auth,
+                cmd,
+            } => {
                 if self.nodes[node].core.is_none() {
-                    self.replies.push((id, t, ApiReply::Internal("node is down".into())));
+                    self.replies
+                        .push((id, t, ApiReply::Internal("node is down".into())));
                     return None;
                 }
                 self.log.record(t, node, "api", &[id]);
                 Some(Input::Api { id, auth, cmd })
             }
-            Event::Request { to, to_life, from, from_life, out, request } => {
+            Event::Request {
+                to,
+                to_life,
+                from,
+                from_life,
+                out,
+                request,
+            } => {
                 if !self.alive(to, to_life) {
                     return None;
                 }
                 let id = self.next_inbound;
                 self.next_inbound += 1;
-                self.inbound.insert((to, id), InboundReq { from, from_life, out });
+                self.inbound.insert(
+                    (to, id),
+                    InboundReq {
+                        from,
+                        from_life,
+                        out,
+                    },
+                );
                 let kind = match &request {
                     Request::Deliver(e) => 1 + 16 * e.len() as u64,
                     Request::Receipts(r) => 2 + 16 * r.len() as u64,
                     Request::DirectorySync { .. } => 3,
                 };
                 self.log.record(t, to, "inbound", &[id, from as u64, kind]);
-                Some(Input::Inbound { id, from: self.id(from), request })
+                Some(Input::Inbound {
+                    id,
+                    from: self.id(from),
+                    request,
+                })
             }
-            Event::Response { to, life, from, out, response } => {
+            Event::Response {
+                to,
+                life,
+                from,
+                out,
+                response,
+            } => {
                 if !self.alive(to, life) || self.pending.remove(&(to, life, out)).is_none() {
                     return None;
                 }
                 self.log.record(t, to, "response", &[out, from as u64]);
-                Some(Input::Response { id: out, from: self.id(from), response })
+                Some(Input::Response {
+                    id: out,
+                    from: self.id(from),
+                    response,
+                })
             }
-            Event::Fail { node, life, out, why } => {
+            Event::Fail {
+                node,
+                life,
+                out,
+                why,
+            } => {
                 if !self.alive(node, life) {
                     return None;
                 }
                 let peer = self.pending.remove(&(node, life, out))?;
                 self.stats.send_failed += 1;
-                self.log.record(t, node, "send_failed", &[out, peer as u64, why as u64]);
-                Some(Input::SendFailed { id: out, to: self.id(peer), error: why.text().into() })
+                self.log
+                    .record(t, node, "send_failed", &[out, peer as u64, why as u64]);
+                Some(Input::SendFailed {
+                    id: out,
+                    to: self.id(peer),
+                    error: why.text().into(),
+                })
             }
-            Event::Peer { node, life, peer, up } => {
+            Event::Peer {
+                node,
+                life,
+                peer,
+                up,
+            } => {
                 if !self.alive(node, life) {
                     return None;
                 }
-                self.log.record(t, node, if up { "peer_up" } else { "peer_down" }, &[peer as u64]);
+                self.log.record(
+                    t,
+                    node,
+                    if up { "peer_up" } else { "peer_down" },
+                    &[peer as u64],
+                );
                 let id = self.id(peer);
-                Some(if up { Input::PeerUp(id) } else { Input::PeerDown(id) })
+                Some(if up {
+                    Input::PeerUp(id)
+                } else {
+                    Input::PeerDown(id)
+                })
             }
             Event::Wake { node, life, at } => {
                 if !self.alive(node, life) || self.nodes[node].wake != Some(at) {
@@ -353,7 +434,10 @@ impl Sim {
                 self.log.record(t, node, "tick", &[]);
                 Some(Input::Tick)
             }
-            Event::Fault(_) | Event::LinkCheck { .. } | Event::Reconnect { .. } | Event::CrashFallback { .. } => None,
+            Event::Fault(_)
+            | Event::LinkCheck { .. }
+            | Event::Reconnect { .. }
+            | Event::CrashFallback { .. } => None,
         }
     }
 
@@ -365,12 +449,29 @@ impl Sim {
         let now = local(self.now, self.nodes[n].skew_ms);
         let risky = self.broken.as_ref().is_some_and(|b| {
             inputs.iter().any(|i| {
-                matches!(i, Input::Api { cmd: ApiCommand::Submit { .. }, .. })
-                    || matches!(i, Input::Inbound { request: Request::Deliver(_), .. })
+                matches!(
+                    i,
+                    Input::Api {
+                        cmd: ApiCommand::Submit { .. },
+                        ..
+                    }
+                ) || matches!(
+                    i,
+                    Input::Inbound {
+                        request: Request::Deliver(_),
+                        ..
+                    }
+                )
             }) && b.hits(self.nodes[n].cfg.relay)
         });
-        let broken_now = risky && self.broken.as_ref().is_some_and(|b| self.rng.below(1_000_000) < b.per_million());
-        let Some(core) = self.nodes[n].core.as_mut() else { return };
+        let broken_now = risky
+            && self
+                .broken
+                .as_ref()
+                .is_some_and(|b| self.rng.below(1_000_000) < b.per_million());
+        let Some(core) = self.nodes[n].core.as_mut() else {
+            return;
+        };
         self.stats.inputs += inputs.len() as u64;
         for input in inputs {
             if let Err(e) = core.handle(now, input) {
@@ -379,14 +480,19 @@ impl Sim {
                 return;
             }
         }
-        let uncommitted = self.nodes[n].core.as_ref().is_some_and(|c| c.store().uncommitted() > 0);
+        let uncommitted = self.nodes[n]
+            .core
+            .as_ref()
+            .is_some_and(|c| c.store().uncommitted() > 0);
         if self.nodes[n].crash_armed && uncommitted {
             self.stats.mid_batch_crashes += 1;
             self.log.record(self.now, n, "crash_mid_batch", &[]);
             self.crash_now(n);
             return;
         }
-        let Some(core) = self.nodes[n].core.as_mut() else { return };
+        let Some(core) = self.nodes[n].core.as_mut() else {
+            return;
+        };
         if broken_now {
             // Deliberately wrong driver: effects escape before the commit, then the node dies.
             let effects = core.drain_effects();
@@ -418,26 +524,75 @@ impl Sim {
             Effect::Send { id, to, request } => {
                 let Some(&j) = self.index.get(&to) else {
                     self.pending.insert((n, life, id), n);
-                    self.push(t + self.net.dial_fail_ms, Event::Fail { node: n, life, out: id, why: FailWhy::NoConnection });
+                    self.push(
+                        t + self.net.dial_fail_ms,
+                        Event::Fail {
+                            node: n,
+                            life,
+                            out: id,
+                            why: FailWhy::NoConnection,
+                        },
+                    );
                     return;
                 };
                 self.log.record(t, n, "send", &[id, j as u64]);
                 self.pending.insert((n, life, id), j);
-                self.push(t + self.net.request_timeout_ms, Event::Fail { node: n, life, out: id, why: FailWhy::Timeout });
+                self.push(
+                    t + self.net.request_timeout_ms,
+                    Event::Fail {
+                        node: n,
+                        life,
+                        out: id,
+                        why: FailWhy::Timeout,
+                    },
+                );
                 if !self.connected(n, j) {
-                    self.push(t + self.net.dial_fail_ms, Event::Fail { node: n, life, out: id, why: FailWhy::NoConnection });
+                    self.push(
+                        t + self.net.dial_fail_ms,
+                        Event::Fail {
+                            node: n,
+                            life,
+                            out: id,
+                            why: FailWhy::NoConnection,
+                        },
+                    );
                     return;
                 }
                 let size = event::request_size(&request);
                 let to_life = self.nodes[j].life;
-                self.transmit(n, j, size, Event::Request { to: j, to_life, from: n, from_life: life, out: id, request });
+                self.transmit(
+                    n,
+                    j,
+                    size,
+                    Event::Request {
+                        to: j,
+                        to_life,
+                        from: n,
+                        from_life: life,
+                        out: id,
+                        request,
+                    },
+                );
             }
             Effect::Respond { id, response } => {
-                let Some(r) = self.inbound.remove(&(n, id)) else { return };
+                let Some(r) = self.inbound.remove(&(n, id)) else {
+                    return;
+                };
                 self.log.record(t, n, "respond", &[id, r.from as u64]);
                 if self.connected(n, r.from) {
                     let size = event::response_size(&response);
-                    self.transmit(n, r.from, size, Event::Response { to: r.from, life: r.from_life, from: n, out: r.out, response });
+                    self.transmit(
+                        n,
+                        r.from,
+                        size,
+                        Event::Response {
+                            to: r.from,
+                            life: r.from_life,
+                            from: n,
+                            out: r.out,
+                            response,
+                        },
+                    );
                 }
             }
             Effect::Reply { id, reply } => {
@@ -445,7 +600,8 @@ impl Sim {
                 self.replies.push((id, t, reply));
             }
             Effect::Wake { at_ms } => {
-                let at = global(at_ms, self.nodes[n].skew_ms).max(t);
+                let g = self.net.wake_granularity_ms.max(1);
+                let at = global(at_ms, self.nodes[n].skew_ms).max(t).div_ceil(g) * g;
                 let node = &mut self.nodes[n];
                 if node.wake.is_none_or(|w| at < w) {
                     node.wake = Some(at);
@@ -470,28 +626,63 @@ impl Sim {
         self.log.record(self.now, n, "crash", &[]);
         let t = self.now;
         // Requests it sent die with it; requests sent to it fail at their senders.
-        let mine: Vec<(NodeIx, u64, OutboundId)> = self.pending.keys().filter(|(i, _, _)| *i == n).copied().collect();
+        let mine: Vec<(NodeIx, u64, OutboundId)> = self
+            .pending
+            .keys()
+            .filter(|(i, _, _)| *i == n)
+            .copied()
+            .collect();
         for k in mine {
             self.pending.remove(&k);
         }
-        let theirs: Vec<(NodeIx, u64, OutboundId)> =
-            self.pending.iter().filter(|(_, p)| **p == n).map(|(k, _)| *k).collect();
+        let theirs: Vec<(NodeIx, u64, OutboundId)> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| **p == n)
+            .map(|(k, _)| *k)
+            .collect();
         for (i, g, out) in theirs {
-            self.push(t + 1, Event::Fail { node: i, life: g, out, why: FailWhy::ConnectionLost });
+            self.push(
+                t + 1,
+                Event::Fail {
+                    node: i,
+                    life: g,
+                    out,
+                    why: FailWhy::ConnectionLost,
+                },
+            );
         }
-        let owed: Vec<(NodeIx, u64)> = self.inbound.keys().filter(|(j, _)| *j == n).copied().collect();
+        let owed: Vec<(NodeIx, u64)> = self
+            .inbound
+            .keys()
+            .filter(|(j, _)| *j == n)
+            .copied()
+            .collect();
         for k in owed {
             self.inbound.remove(&k);
         }
-        let keys: Vec<(NodeIx, NodeIx)> = self.links.keys().filter(|(a, b)| *a == n || *b == n).copied().collect();
+        let keys: Vec<(NodeIx, NodeIx)> = self
+            .links
+            .keys()
+            .filter(|(a, b)| *a == n || *b == n)
+            .copied()
+            .collect();
         for (a, b) in keys {
             let peer = if a == n { b } else { a };
-            if let Some(l) = self.links.get_mut(&(a, b)) {
-                if l.connected {
-                    l.connected = false;
-                    let pg = self.nodes[peer].life;
-                    self.push(t + 1, Event::Peer { node: peer, life: pg, peer: n, up: false });
-                }
+            if let Some(l) = self.links.get_mut(&(a, b))
+                && l.connected
+            {
+                l.connected = false;
+                let pg = self.nodes[peer].life;
+                self.push(
+                    t + 1,
+                    Event::Peer {
+                        node: peer,
+                        life: pg,
+                        peer: n,
+                        up: false,
+                    },
+                );
             }
         }
     }
@@ -500,8 +691,16 @@ impl Sim {
         let seed = self.rng.next_u64();
         let now = self.local_now(n);
         let node = &mut self.nodes[n];
-        let Some(store) = node.down.take() else { return };
-        match Core::open(store, node.keys.clone(), node.cfg.clone(), Entropy::from_u64(seed), now) {
+        let Some(store) = node.down.take() else {
+            return;
+        };
+        match Core::open(
+            store,
+            node.keys.clone(),
+            node.cfg.clone(),
+            Entropy::from_u64(seed),
+            now,
+        ) {
             Ok(mut core) => {
                 let effects = core.drain_effects();
                 node.core = Some(core);
@@ -516,7 +715,12 @@ impl Sim {
                 return;
             }
         }
-        let keys: Vec<(NodeIx, NodeIx)> = self.links.keys().filter(|(a, b)| *a == n || *b == n).copied().collect();
+        let keys: Vec<(NodeIx, NodeIx)> = self
+            .links
+            .keys()
+            .filter(|(a, b)| *a == n || *b == n)
+            .copied()
+            .collect();
         for (a, b) in keys {
             self.schedule_reconnect(a, b);
         }

@@ -96,7 +96,7 @@ impl Workload {
     pub fn generate(s: &Scenario, seed: u64) -> Workload {
         let w = &s.workload;
         let ops = s.topology.operators.max(1);
-        let mut d = Draw(Entropy::from_u64(seed ^ 0x0ff1_ce5));
+        let mut d = Draw(Entropy::from_u64(seed ^ 0x00ff_1ce5));
         let n = w.offices;
         let care = ((n as f64 * w.care_share).round() as usize).clamp(1, n - 2);
         let yobo = ((n as f64 * w.yobo_share).round() as usize).min(n - care - 1);
@@ -124,17 +124,27 @@ impl Workload {
                 }
             }
         }
-        let mut times: Vec<u64> = (0..w.envelopes).map(|_| (d.unit() * w.duration_ms as f64) as u64).collect();
+        let mut times: Vec<u64> = (0..w.envelopes)
+            .map(|_| (d.unit() * w.duration_ms as f64) as u64)
+            .collect();
         times.sort_unstable();
         let mut planned: Vec<Planned> = Vec::with_capacity(times.len());
         for (j, at) in times.into_iter().enumerate() {
             if j > 0 && d.unit() < w.corrections {
                 let k = j - 1 - d.below(j.min(500));
                 let prev = planned[k];
-                planned.push(Planned { at_ms: at, correction_of: Some(k), ..prev });
+                planned.push(Planned {
+                    at_ms: at,
+                    correction_of: Some(k),
+                    ..prev
+                });
                 continue;
             }
-            let mix = if at < w.month_boundary_ms { &w.month_end } else { &w.month_start };
+            let mix = if at < w.month_boundary_ms {
+                &w.month_end
+            } else {
+                &w.month_start
+            };
             let kind = pick(&mut d, mix);
             let (from, to) = match kind {
                 UnitKind::Plan | UnitKind::Riyohyo => {
@@ -146,7 +156,11 @@ impl Workload {
                     (offices[c].partners[d.below(offices[c].partners.len())], c)
                 }
                 UnitKind::YoboKihon | UnitKind::YoboPlan => {
-                    let c = if yobo > 0 { care + d.below(yobo) } else { d.below(care) };
+                    let c = if yobo > 0 {
+                        care + d.below(yobo)
+                    } else {
+                        d.below(care)
+                    };
                     (c, offices[c].partners[d.below(offices[c].partners.len())])
                 }
             };
@@ -154,9 +168,19 @@ impl Workload {
                 UnitKind::YoboKihon | UnitKind::YoboPlan if yobo == 0 => UnitKind::Plan,
                 k => k,
             };
-            planned.push(Planned { at_ms: at, kind, from, to, correction_of: None });
+            planned.push(Planned {
+                at_ms: at,
+                kind,
+                from,
+                to,
+                correction_of: None,
+            });
         }
-        Workload { offices, planned, explicit_supersedes: w.explicit_supersedes }
+        Workload {
+            offices,
+            planned,
+            explicit_supersedes: w.explicit_supersedes,
+        }
     }
 }
 
@@ -166,11 +190,19 @@ fn pick(d: &mut Draw, m: &Mix) -> UnitKind {
         return UnitKind::Riyohyo;
     }
     let mut x = d.unit() * total;
-    for (w, k) in [(m.plan, UnitKind::Plan), (m.riyohyo, UnitKind::Riyohyo), (m.jisseki, UnitKind::Jisseki)] {
+    for (w, k) in [
+        (m.plan, UnitKind::Plan),
+        (m.riyohyo, UnitKind::Riyohyo),
+        (m.jisseki, UnitKind::Jisseki),
+    ] {
         if x < w {
             return k;
         }
         x -= w;
     }
-    if d.unit() < 0.5 { UnitKind::YoboKihon } else { UnitKind::YoboPlan }
+    if d.unit() < 0.5 {
+        UnitKind::YoboKihon
+    } else {
+        UnitKind::YoboPlan
+    }
 }

@@ -25,13 +25,29 @@ fn releasing_effects_before_commit_is_caught() {
     s.workload.envelopes = 30;
     let mut caught = 0;
     for seed in 0..3 {
-        let opts = RunOptions { broken: Some(Broken { probability: 0.3, relays: true }), ..RunOptions::default() };
+        let opts = RunOptions {
+            broken: Some(Broken {
+                probability: 0.3,
+                relays: true,
+            }),
+            ..RunOptions::default()
+        };
         let r = run(&s, seed, opts);
-        assert!(r.stats.broken_releases > 0, "seed {seed}: the broken driver never triggered");
-        assert!(!r.passed(), "seed {seed}: a broken driver went unnoticed\n{}", r.text());
+        assert!(
+            r.stats.broken_releases > 0,
+            "seed {seed}: the broken driver never triggered"
+        );
+        assert!(
+            !r.passed(),
+            "seed {seed}: a broken driver went unnoticed\n{}",
+            r.text()
+        );
         caught += r.checks.lost.count + r.checks.wrong_receipt.count;
     }
-    assert!(caught > 0, "neither lost nor wrong_receipt flagged the broken driver");
+    assert!(
+        caught > 0,
+        "neither lost nor wrong_receipt flagged the broken driver"
+    );
     // The same scenario with the correct driver passes.
     let r = run(&s, 0, RunOptions::default());
     assert!(r.passed(), "{}", r.text());
@@ -41,10 +57,25 @@ fn releasing_effects_before_commit_is_caught() {
 fn plaintext_at_a_relay_is_caught() {
     // A relay that also homes an office opens units for it: its store then holds plaintext,
     // and the checker must say so.
-    let mut sim = Sim::builder().seed(5).relay("national").operator("east").link(0, 1).build();
+    let mut sim = Sim::builder()
+        .seed(5)
+        .relay("national")
+        .operator("east")
+        .link(0, 1)
+        .build();
     let offices = vec![
-        Office { number: office_number(1), role: Role::Care, home: 1, partners: vec![1] },
-        Office { number: office_number(2), role: Role::Provider, home: 0, partners: vec![] },
+        Office {
+            number: office_number(1),
+            role: Role::Care,
+            home: 1,
+            partners: vec![1],
+        },
+        Office {
+            number: office_number(2),
+            role: Role::Provider,
+            home: 0,
+            partners: vec![],
+        },
     ];
     for o in &offices {
         let cmd = ApiCommand::AddOffice {
@@ -53,7 +84,10 @@ fn plaintext_at_a_relay_is_caught() {
             name: o.number.clone(),
             token_hash: o.token_hash(),
         };
-        assert!(matches!(sim.call(o.home, Auth::Operator, cmd), Some(ApiReply::Office(_))));
+        assert!(matches!(
+            sim.call(o.home, Auth::Operator, cmd),
+            Some(ApiReply::Office(_))
+        ));
     }
     sim.run_for(120_000);
     let stamp = "20250430120000";
@@ -62,8 +96,17 @@ fn plaintext_at_a_relay_is_caught() {
     let key = unit_key(&names);
     let auth = Auth::Office(sha256(offices[0].number.as_bytes()));
     let at = sim.now();
-    let reply = sim.call(1, auth, ApiCommand::Submit { files, supersedes: None });
-    let Some(ApiReply::Accepted(v)) = reply else { panic!("{reply:?}") };
+    let reply = sim.call(
+        1,
+        auth,
+        ApiCommand::Submit {
+            files,
+            supersedes: None,
+        },
+    );
+    let Some(ApiReply::Accepted(v)) = reply else {
+        panic!("{reply:?}")
+    };
     sim.run_for(60_000);
     let mut history = History::default();
     history.submitted(
@@ -80,11 +123,19 @@ fn plaintext_at_a_relay_is_caught() {
             outcome: Outcome::Accepted(v.id.parse().unwrap()),
         },
     );
-    let workload = Workload { offices, planned: vec![], explicit_supersedes: 0.0 };
+    let workload = Workload {
+        offices,
+        planned: vec![],
+        explicit_supersedes: 0.0,
+    };
     let (f, tally, _) = checker::check(&sim, &history, &workload, true);
     assert_eq!(tally.delivered, 1, "{f:?}");
     assert!(f.plaintext_at_relay.count > 0, "{f:?}");
-    assert_eq!(f.lost.count + f.duplicated.count + f.unexpected.count + f.wrong_receipt.count, 0, "{f:?}");
+    assert_eq!(
+        f.lost.count + f.duplicated.count + f.unexpected.count + f.wrong_receipt.count,
+        0,
+        "{f:?}"
+    );
 }
 
 #[test]
@@ -107,10 +158,23 @@ fn trace_is_written_and_plot_is_svg() {
     s.workload.envelopes = 10;
     let path = std::env::temp_dir().join(format!("simnet-trace-{}.log", std::process::id()));
     let f = std::fs::File::create(&path).unwrap();
-    let r = run(&s, 9, RunOptions { trace: Some(Box::new(std::io::BufWriter::new(f))), ..RunOptions::default() });
+    let r = run(
+        &s,
+        9,
+        RunOptions {
+            trace: Some(Box::new(std::io::BufWriter::new(f))),
+            ..RunOptions::default()
+        },
+    );
     let trace = std::fs::read_to_string(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
-    assert!(trace.contains(" api ") && trace.contains(" send ") && trace.contains("# traffic starts"), "{}", &trace[..200.min(trace.len())]);
+    assert!(
+        trace.contains(" api ") && trace.contains(" send ") && trace.contains("# traffic starts"),
+        "{}",
+        &trace[..200.min(trace.len())]
+    );
     let svg = r.svg();
-    assert!(svg.starts_with("<svg") && svg.contains("<circle") && svg.trim_end().ends_with("</svg>"));
+    assert!(
+        svg.starts_with("<svg") && svg.contains("<circle") && svg.trim_end().ends_with("</svg>")
+    );
 }

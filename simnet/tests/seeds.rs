@@ -29,8 +29,14 @@ fn sweep(name: &str, seeds: std::ops::Range<u64>) {
             failed.push(seed);
         }
     }
-    assert!(failed.is_empty(), "{name}: seeds {failed:?} failed; replay: renkei simnet run simnet/scenarios/{name}.toml --seed N");
-    assert!(delivered > 0, "{name}: nothing was delivered over seeds {seeds:?}");
+    assert!(
+        failed.is_empty(),
+        "{name}: seeds {failed:?} failed; replay: renkei simnet run simnet/scenarios/{name}.toml --seed N"
+    );
+    assert!(
+        delivered > 0,
+        "{name}: nothing was delivered over seeds {seeds:?}"
+    );
 }
 
 #[test]

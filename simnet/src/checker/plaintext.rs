@@ -26,7 +26,11 @@ fn prefix(b: &[u8]) -> u64 {
 }
 
 pub(super) fn check(c: &mut Check, sim: &Sim, history: &History, workload: &Workload) {
-    let combos: BTreeSet<(UnitKind, usize, usize)> = history.subs.iter().map(|s| (s.kind, s.from, s.to)).collect();
+    let combos: BTreeSet<(UnitKind, usize, usize)> = history
+        .subs
+        .iter()
+        .map(|s| (s.kind, s.from, s.to))
+        .collect();
     let mut windows: BTreeSet<[u8; 32]> = BTreeSet::new();
     for (kind, from, to) in combos {
         let (f, t) = (&workload.offices[from].number, &workload.offices[to].number);
@@ -59,8 +63,16 @@ pub(super) fn check(c: &mut Check, sim: &Sim, history: &History, workload: &Work
                     if bitmap[s / 64] & (1 << (s % 64)) == 0 {
                         continue;
                     }
-                    if v[i..i + 32].try_into().is_ok_and(|w: [u8; 32]| windows.contains(&w)) {
-                        c.flag(|| format!("relay n{n} holds plaintext of a unit in tree {} at offset {i}", tree.name()));
+                    if v[i..i + 32]
+                        .try_into()
+                        .is_ok_and(|w: [u8; 32]| windows.contains(&w))
+                    {
+                        c.flag(|| {
+                            format!(
+                                "relay n{n} holds plaintext of a unit in tree {} at offset {i}",
+                                tree.name()
+                            )
+                        });
                         break;
                     }
                 }

@@ -14,11 +14,19 @@ const DOTS_MAX: usize = 4000;
 const BUCKETS: usize = 60;
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 pub(super) fn svg(title: &str, points: &[(u64, u64)], plan: &Plan) -> String {
-    let t_max = points.iter().map(|p| p.0).max().unwrap_or(1).max(plan.faults_end_ms).max(1) as f64;
+    let t_max = points
+        .iter()
+        .map(|p| p.0)
+        .max()
+        .unwrap_or(1)
+        .max(plan.faults_end_ms)
+        .max(1) as f64;
     let l_max = points.iter().map(|p| p.1).max().unwrap_or(1).max(10) as f64;
     let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
     let x = |t: f64| LEFT + t / t_max * pw;
@@ -57,7 +65,11 @@ pub(super) fn svg(title: &str, points: &[(u64, u64)], plan: &Plan) -> String {
     let mut decade = 1.0;
     while decade <= l_max * 1.0001 {
         let y = ly(decade);
-        let label = if decade >= 1000.0 { format!("{} s", decade / 1000.0) } else { format!("{decade} ms") };
+        let label = if decade >= 1000.0 {
+            format!("{} s", decade / 1000.0)
+        } else {
+            format!("{decade} ms")
+        };
         s.push_str(&format!(
             "<line x1=\"{LEFT}\" x2=\"{0}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/><text x=\"{1}\" y=\"{2:.1}\" text-anchor=\"end\">{label}</text>\n",
             LEFT + pw,
@@ -83,7 +95,11 @@ pub(super) fn svg(title: &str, points: &[(u64, u64)], plan: &Plan) -> String {
     // dots
     let step = points.len().div_ceil(DOTS_MAX).max(1);
     for p in points.iter().step_by(step) {
-        s.push_str(&format!("<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"1.3\" fill=\"#4a7ab7\" fill-opacity=\"0.5\"/>\n", x(p.0 as f64), ly(p.1 as f64)));
+        s.push_str(&format!(
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"1.3\" fill=\"#4a7ab7\" fill-opacity=\"0.5\"/>\n",
+            x(p.0 as f64),
+            ly(p.1 as f64)
+        ));
     }
     // percentile lines
     let mut buckets: Vec<Vec<u64>> = vec![Vec::new(); BUCKETS];
@@ -99,16 +115,34 @@ pub(super) fn svg(title: &str, points: &[(u64, u64)], plan: &Plan) -> String {
             .map(|(i, b)| {
                 b.sort_unstable();
                 let v = b[((b.len() as f64 - 1.0) * q).round() as usize];
-                format!("{:.1},{:.1}", x(t_max * i as f64 / (BUCKETS as f64 - 1.0)), ly(v as f64))
+                format!(
+                    "{:.1},{:.1}",
+                    x(t_max * i as f64 / (BUCKETS as f64 - 1.0)),
+                    ly(v as f64)
+                )
             })
             .collect();
         if !pts.is_empty() {
-            s.push_str(&format!("<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\"/>\n", pts.join(" ")));
+            s.push_str(&format!(
+                "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\"/>\n",
+                pts.join(" ")
+            ));
         }
-        let ly_label = if name == "p50" { TOP + 12.0 } else { TOP + 26.0 };
-        s.push_str(&format!("<text x=\"{:.1}\" y=\"{ly_label}\" fill=\"{color}\">{name}</text>\n", LEFT + pw - 30.0));
+        let ly_label = if name == "p50" {
+            TOP + 12.0
+        } else {
+            TOP + 26.0
+        };
+        s.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{ly_label}\" fill=\"{color}\">{name}</text>\n",
+            LEFT + pw - 30.0
+        ));
     }
-    s.push_str(&format!("<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#c66\">faults</text>\n", LEFT + 4.0, TOP + 12.0));
+    s.push_str(&format!(
+        "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#c66\">faults</text>\n",
+        LEFT + 4.0,
+        TOP + 12.0
+    ));
     s.push_str("</svg>\n");
     s
 }

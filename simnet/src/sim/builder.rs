@@ -46,6 +46,8 @@ pub struct NetParams {
     pub reconnect_ms: u64,
     /// Sends over a down link fail after this long.
     pub dial_fail_ms: u64,
+    /// Wake-ups are fed at the next multiple of this (1 = exactly when asked).
+    pub wake_granularity_ms: u64,
 }
 
 impl Default for NetParams {
@@ -62,6 +64,7 @@ impl Default for NetParams {
             keepalive_ms: 10_000,
             reconnect_ms: 2_000,
             dial_fail_ms: 1_000,
+            wake_granularity_ms: 1,
         }
     }
 }
@@ -190,8 +193,11 @@ impl Builder {
     pub fn build(self) -> Sim {
         let mut rng = Entropy::from_u64(self.seed);
         let authority = SigningIdentity::from_seed(rng.bytes32());
-        let keys: Vec<OperatorKeys> =
-            self.nodes.iter().map(|_| OperatorKeys::from_seeds(rng.bytes32(), rng.bytes32())).collect();
+        let keys: Vec<OperatorKeys> = self
+            .nodes
+            .iter()
+            .map(|_| OperatorKeys::from_seeds(rng.bytes32(), rng.bytes32()))
+            .collect();
         let valid_from = self.start_ms.saturating_sub(86_400_000);
         let roster = Roster {
             serial: 1,
@@ -217,10 +223,21 @@ impl Builder {
         let mut nodes = Vec::new();
         let mut index = BTreeMap::new();
         for (i, ((name, relay), k)) in self.nodes.iter().zip(keys).enumerate() {
-            let cfg = CoreConfig { name: name.clone(), relay: *relay, authority: Some(authority.id()), ..self.core.clone() };
+            let cfg = CoreConfig {
+                name: name.clone(),
+                relay: *relay,
+                authority: Some(authority.id()),
+                ..self.core.clone()
+            };
             let skew = self.skews.get(&i).copied().unwrap_or(0);
             let now = self.start_ms.saturating_add_signed(skew);
-            let core = match Core::open(MemoryStore::new(), k.clone(), cfg.clone(), Entropy::from_u64(rng.next_u64()), now) {
+            let core = match Core::open(
+                MemoryStore::new(),
+                k.clone(),
+                cfg.clone(),
+                Entropy::from_u64(rng.next_u64()),
+                now,
+            ) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     tracing::error!(node = i, error = %e, "opening an empty memory store failed");
@@ -228,11 +245,27 @@ impl Builder {
                 }
             };
             index.insert(k.id(), i);
-            nodes.push(Node { name: name.clone(), keys: k, cfg, down: None, core, life: 0, skew_ms: skew, wake: None, crash_armed: false });
+            nodes.push(Node {
+                name: name.clone(),
+                keys: k,
+                cfg,
+                down: None,
+                core,
+                life: 0,
+                skew_ms: skew,
+                wake: None,
+                crash_armed: false,
+            });
         }
         let mut links = BTreeMap::new();
         for l in &self.links {
-            links.insert(*l, Link { connected: true, ..Link::default() });
+            links.insert(
+                *l,
+                Link {
+                    connected: true,
+                    ..Link::default()
+                },
+            );
         }
         let mut sim = Sim {
             now: self.start_ms,
@@ -255,14 +288,24 @@ impl Builder {
         };
         // Initial effects (wake-ups) of the fresh cores.
         for n in 0..sim.nodes.len() {
-            let effects = sim.nodes[n].core.as_mut().map(|c| c.drain_effects()).unwrap_or_default();
+            let effects = sim.nodes[n]
+                .core
+                .as_mut()
+                .map(|c| c.drain_effects())
+                .unwrap_or_default();
             for e in effects {
                 sim.release(n, e);
             }
         }
         let encoded = sim.roster.encode();
         for n in 0..sim.nodes.len() {
-            let r = sim.call(n, Auth::Operator, ApiCommand::SetRoster { roster: encoded.clone() });
+            let r = sim.call(
+                n,
+                Auth::Operator,
+                ApiCommand::SetRoster {
+                    roster: encoded.clone(),
+                },
+            );
             if !matches!(r, Some(ApiReply::Done)) {
                 tracing::error!(node = n, reply = ?r, "installing the roster failed");
             }
@@ -270,8 +313,24 @@ impl Builder {
         let t = sim.now;
         for (a, b) in self.links {
             let (ga, gb) = (sim.nodes[a].life, sim.nodes[b].life);
-            sim.push(t, Event::Peer { node: a, life: ga, peer: b, up: true });
-            sim.push(t, Event::Peer { node: b, life: gb, peer: a, up: true });
+            sim.push(
+                t,
+                Event::Peer {
+                    node: a,
+                    life: ga,
+                    peer: b,
+                    up: true,
+                },
+            );
+            sim.push(
+                t,
+                Event::Peer {
+                    node: b,
+                    life: gb,
+                    peer: a,
+                    up: true,
+                },
+            );
         }
         sim.run_until(t);
         sim

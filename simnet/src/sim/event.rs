@@ -44,8 +44,14 @@ impl fmt::Display for Fault {
             Fault::Repair(a, b) => write!(f, "repair n{a} <-> n{b}"),
             Fault::Hold(a, b) => write!(f, "hold n{a} <-> n{b}"),
             Fault::Release(a, b) => write!(f, "release n{a} <-> n{b}"),
-            Fault::Crash { node, mid_batch: true } => write!(f, "crash n{node} between handle and commit"),
-            Fault::Crash { node, mid_batch: false } => write!(f, "crash n{node}"),
+            Fault::Crash {
+                node,
+                mid_batch: true,
+            } => write!(f, "crash n{node} between handle and commit"),
+            Fault::Crash {
+                node,
+                mid_batch: false,
+            } => write!(f, "crash n{node}"),
             Fault::Restart(n) => write!(f, "restart n{n}"),
             Fault::Isolate(n) => write!(f, "isolate n{n}"),
             Fault::Rejoin(n) => write!(f, "rejoin n{n}"),
@@ -74,16 +80,59 @@ impl FailWhy {
 /// One entry of the event queue.
 #[derive(Debug, Clone)]
 pub(crate) enum Event {
-    Api { node: NodeIx, id: ApiId, auth: Auth, cmd: ApiCommand },
-    Request { to: NodeIx, to_life: u64, from: NodeIx, from_life: u64, out: OutboundId, request: Request },
-    Response { to: NodeIx, life: u64, from: NodeIx, out: OutboundId, response: Response },
-    Fail { node: NodeIx, life: u64, out: OutboundId, why: FailWhy },
-    Peer { node: NodeIx, life: u64, peer: NodeIx, up: bool },
-    Wake { node: NodeIx, life: u64, at: u64 },
+    Api {
+        node: NodeIx,
+        id: ApiId,
+        auth: Auth,
+        cmd: ApiCommand,
+    },
+    Request {
+        to: NodeIx,
+        to_life: u64,
+        from: NodeIx,
+        from_life: u64,
+        out: OutboundId,
+        request: Request,
+    },
+    Response {
+        to: NodeIx,
+        life: u64,
+        from: NodeIx,
+        out: OutboundId,
+        response: Response,
+    },
+    Fail {
+        node: NodeIx,
+        life: u64,
+        out: OutboundId,
+        why: FailWhy,
+    },
+    Peer {
+        node: NodeIx,
+        life: u64,
+        peer: NodeIx,
+        up: bool,
+    },
+    Wake {
+        node: NodeIx,
+        life: u64,
+        at: u64,
+    },
     Fault(Fault),
-    LinkCheck { a: NodeIx, b: NodeIx, epoch: u64 },
-    Reconnect { a: NodeIx, b: NodeIx, epoch: u64 },
-    CrashFallback { node: NodeIx, life: u64 },
+    LinkCheck {
+        a: NodeIx,
+        b: NodeIx,
+        epoch: u64,
+    },
+    Reconnect {
+        a: NodeIx,
+        b: NodeIx,
+        epoch: u64,
+    },
+    CrashFallback {
+        node: NodeIx,
+        life: u64,
+    },
 }
 
 impl Event {
@@ -96,7 +145,10 @@ impl Event {
             | Event::Wake { node, .. }
             | Event::Request { to: node, .. }
             | Event::Response { to: node, .. } => Some(*node),
-            Event::Fault(_) | Event::LinkCheck { .. } | Event::Reconnect { .. } | Event::CrashFallback { .. } => None,
+            Event::Fault(_)
+            | Event::LinkCheck { .. }
+            | Event::Reconnect { .. }
+            | Event::CrashFallback { .. } => None,
         }
     }
 }
@@ -114,8 +166,12 @@ pub(crate) fn request_size(r: &Request) -> u64 {
 pub(crate) fn response_size(r: &Response) -> u64 {
     match r {
         Response::HopAcks(acks) => acks.len() as u64 * 200 + 16,
-        Response::Directory { bindings, roster, .. } => {
-            bindings.iter().map(|b| b.len() as u64 + 4).sum::<u64>() + roster.as_ref().map_or(0, |r| r.len() as u64) + 32
+        Response::Directory {
+            bindings, roster, ..
+        } => {
+            bindings.iter().map(|b| b.len() as u64 + 4).sum::<u64>()
+                + roster.as_ref().map_or(0, |r| r.len() as u64)
+                + 32
         }
         _ => 64,
     }

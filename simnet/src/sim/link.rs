@@ -47,7 +47,10 @@ impl Sim {
 
     /// One-way delay for a message of `size` bytes.
     fn latency(&mut self, size: u64) -> u64 {
-        let extra = self.net.latency_mean_ms.saturating_sub(self.net.latency_min_ms) as f64;
+        let extra = self
+            .net
+            .latency_mean_ms
+            .saturating_sub(self.net.latency_min_ms) as f64;
         let u = self.uniform().max(1e-12);
         let tail = (-u.ln() * extra).min(extra * 20.0) as u64;
         self.net.latency_min_ms + tail + size / self.net.bandwidth_bytes_per_ms.max(1)
@@ -94,27 +97,48 @@ impl Sim {
         match ev {
             Event::Fault(f) => self.apply_fault(f),
             Event::LinkCheck { a, b, epoch } => {
-                let due = self.links.get(&(a, b)).is_some_and(|l| l.epoch == epoch && l.cut_ab && l.cut_ba && l.connected);
+                let due = self
+                    .links
+                    .get(&(a, b))
+                    .is_some_and(|l| l.epoch == epoch && l.cut_ab && l.cut_ba && l.connected);
                 if due {
                     self.disconnect(a, b);
                 }
             }
             Event::Reconnect { a, b, epoch } => {
                 let ok = self.is_up(a) && self.is_up(b);
-                let Some(l) = self.links.get_mut(&(a, b)) else { return };
+                let Some(l) = self.links.get_mut(&(a, b)) else {
+                    return;
+                };
                 if l.epoch == epoch && !l.connected && !l.cut_ab && !l.cut_ba && ok {
                     l.connected = true;
                     let t = self.now;
                     self.log.record(t, a, "link_up", &[b as u64]);
                     let (ga, gb) = (self.nodes[a].life, self.nodes[b].life);
-                    self.push(t, Event::Peer { node: a, life: ga, peer: b, up: true });
-                    self.push(t, Event::Peer { node: b, life: gb, peer: a, up: true });
+                    self.push(
+                        t,
+                        Event::Peer {
+                            node: a,
+                            life: ga,
+                            peer: b,
+                            up: true,
+                        },
+                    );
+                    self.push(
+                        t,
+                        Event::Peer {
+                            node: b,
+                            life: gb,
+                            peer: a,
+                            up: true,
+                        },
+                    );
                 }
             }
-            Event::CrashFallback { node, life } => {
-                if self.nodes[node].life == life && self.nodes[node].crash_armed {
-                    self.crash_now(node);
-                }
+            Event::CrashFallback { node, life }
+                if self.nodes[node].life == life && self.nodes[node].crash_armed =>
+            {
+                self.crash_now(node);
             }
             _ => {}
         }
@@ -122,7 +146,9 @@ impl Sim {
 
     /// Drops the connection: both sides see PeerDown, requests over it fail.
     fn disconnect(&mut self, a: NodeIx, b: NodeIx) {
-        let Some(l) = self.links.get_mut(&(a, b)) else { return };
+        let Some(l) = self.links.get_mut(&(a, b)) else {
+            return;
+        };
         if !l.connected {
             return;
         }
@@ -130,8 +156,24 @@ impl Sim {
         let t = self.now;
         self.log.record(t, a, "link_down", &[b as u64]);
         let (ga, gb) = (self.nodes[a].life, self.nodes[b].life);
-        self.push(t, Event::Peer { node: a, life: ga, peer: b, up: false });
-        self.push(t, Event::Peer { node: b, life: gb, peer: a, up: false });
+        self.push(
+            t,
+            Event::Peer {
+                node: a,
+                life: ga,
+                peer: b,
+                up: false,
+            },
+        );
+        self.push(
+            t,
+            Event::Peer {
+                node: b,
+                life: gb,
+                peer: a,
+                up: false,
+            },
+        );
         let failing: Vec<(NodeIx, u64, u64)> = self
             .pending
             .iter()
@@ -139,20 +181,34 @@ impl Sim {
             .map(|(k, _)| *k)
             .collect();
         for (i, g, out) in failing {
-            self.push(t, Event::Fail { node: i, life: g, out, why: FailWhy::ConnectionLost });
+            self.push(
+                t,
+                Event::Fail {
+                    node: i,
+                    life: g,
+                    out,
+                    why: FailWhy::ConnectionLost,
+                },
+            );
         }
     }
 
     pub(crate) fn schedule_reconnect(&mut self, a: NodeIx, b: NodeIx) {
         let at = self.now + self.net.reconnect_ms;
-        let Some(l) = self.links.get_mut(&(a, b)) else { return };
+        let Some(l) = self.links.get_mut(&(a, b)) else {
+            return;
+        };
         l.epoch += 1;
         let epoch = l.epoch;
         self.push(at, Event::Reconnect { a, b, epoch });
     }
 
     fn node_links(&self, n: NodeIx) -> Vec<(NodeIx, NodeIx)> {
-        self.links.keys().filter(|(a, b)| *a == n || *b == n).copied().collect()
+        self.links
+            .keys()
+            .filter(|(a, b)| *a == n || *b == n)
+            .copied()
+            .collect()
     }
 
     pub(crate) fn apply_fault(&mut self, f: Fault) {
@@ -196,7 +252,10 @@ impl Sim {
                 if mid_batch {
                     self.nodes[node].crash_armed = true;
                     let life = self.nodes[node].life;
-                    self.push(self.now + CRASH_FALLBACK_MS, Event::CrashFallback { node, life });
+                    self.push(
+                        self.now + CRASH_FALLBACK_MS,
+                        Event::CrashFallback { node, life },
+                    );
                 } else {
                     self.crash_now(node);
                 }
@@ -217,16 +276,27 @@ impl Sim {
 
     fn cut(&mut self, k: (NodeIx, NodeIx)) {
         let at = self.now + self.net.keepalive_ms;
-        let Some(l) = self.links.get_mut(&k) else { return };
+        let Some(l) = self.links.get_mut(&k) else {
+            return;
+        };
         l.cut_ab = true;
         l.cut_ba = true;
         l.epoch += 1;
         let epoch = l.epoch;
-        self.push(at, Event::LinkCheck { a: k.0, b: k.1, epoch });
+        self.push(
+            at,
+            Event::LinkCheck {
+                a: k.0,
+                b: k.1,
+                epoch,
+            },
+        );
     }
 
     fn repair(&mut self, k: (NodeIx, NodeIx)) {
-        let Some(l) = self.links.get_mut(&k) else { return };
+        let Some(l) = self.links.get_mut(&k) else {
+            return;
+        };
         l.cut_ab = false;
         l.cut_ba = false;
         if l.connected {

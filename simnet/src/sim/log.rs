@@ -15,13 +15,21 @@ pub struct EventLog {
 
 impl std::fmt::Debug for EventLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventLog").field("records", &self.records).field("tracing", &self.trace.is_some()).finish()
+        f.debug_struct("EventLog")
+            .field("records", &self.records)
+            .field("tracing", &self.trace.is_some())
+            .finish()
     }
 }
 
 impl EventLog {
     pub(crate) fn new() -> Self {
-        EventLog { hash: Sha256::new(), trace: None, trace_error: None, records: 0 }
+        EventLog {
+            hash: Sha256::new(),
+            trace: None,
+            trace_error: None,
+            records: 0,
+        }
     }
 
     pub(crate) fn set_trace(&mut self, w: Box<dyn Write>) {
@@ -56,11 +64,11 @@ impl EventLog {
         self.records += 1;
         self.hash.update(t.to_le_bytes());
         self.hash.update(text.as_bytes());
-        if let Some(w) = self.trace.as_mut() {
-            if let Err(e) = writeln!(w, "{t} # {text}") {
-                self.trace_error.get_or_insert(e);
-                self.trace = None;
-            }
+        if let Some(w) = self.trace.as_mut()
+            && let Err(e) = writeln!(w, "{t} # {text}")
+        {
+            self.trace_error.get_or_insert(e);
+            self.trace = None;
         }
     }
 
