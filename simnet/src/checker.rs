@@ -332,3 +332,95 @@ fn stale(c: &mut Check, inbox: &[Received], history: &History) {
 fn hex_short(k: &[u8; 32]) -> String {
     k.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Submission;
+
+    fn sub(stamp: &str, key: u8) -> Submission {
+        Submission {
+            at: 0,
+            kind: UnitKind::Riyohyo,
+            from: 0,
+            to: 1,
+            origin: 1,
+            stamp: stamp.into(),
+            key: [key; 32],
+            supersedes: None,
+            outcome: Outcome::Waiting,
+        }
+    }
+
+    fn rx(
+        id: u8,
+        key: u8,
+        stamp: &str,
+        latest: bool,
+        supersedes: Option<u8>,
+        users: u32,
+    ) -> Received {
+        Received {
+            node: 1,
+            id: EnvelopeId([id; 16]),
+            key: [key; 32],
+            stamp: stamp.into(),
+            latest,
+            supersedes: supersedes.map(|s| EnvelopeId([s; 16])),
+            superseded_by: None,
+            users,
+            received_at: 0,
+        }
+    }
+
+    #[test]
+    fn stale_latest_flags_an_explicitly_replaced_unit_shown_as_latest() {
+        let mut h = History::default();
+        h.submitted(1, sub("20250430100000", 1));
+        h.submitted(2, sub("20250430110000", 2));
+        let mut c = Check::default();
+        // Newer names older explicitly, older still shown as latest: stale.
+        stale(
+            &mut c,
+            &[
+                rx(1, 1, "20250430100000", true, None, 0),
+                rx(2, 2, "20250430110000", true, Some(1), 0),
+            ],
+            &h,
+        );
+        assert_eq!(c.count, 1);
+        // Without explicit supersession and without users, the core cannot know: not flagged.
+        let mut c = Check::default();
+        stale(
+            &mut c,
+            &[
+                rx(1, 1, "20250430100000", true, None, 0),
+                rx(2, 2, "20250430110000", true, None, 0),
+            ],
+            &h,
+        );
+        assert_eq!(c.count, 0);
+        // With users (document slots derived), the older one must not be latest.
+        let mut c = Check::default();
+        stale(
+            &mut c,
+            &[
+                rx(1, 1, "20250430100000", true, None, 3),
+                rx(2, 2, "20250430110000", true, None, 3),
+            ],
+            &h,
+        );
+        assert_eq!(c.count, 1);
+        // Correct: older superseded.
+        let mut c = Check::default();
+        stale(
+            &mut c,
+            &[
+                rx(1, 1, "20250430100000", false, None, 3),
+                rx(2, 2, "20250430110000", true, Some(1), 3),
+            ],
+            &h,
+        );
+        assert_eq!(c.count, 0);
+    }
+}
