@@ -12,6 +12,8 @@ mod csv_cmd;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod simnet_cmd;
+
 /// Renkei (連携): federated exchange node for standard-spec care plans.
 #[derive(Parser, Debug)]
 #[command(name = "renkei", version, about, long_about = None)]
@@ -146,6 +148,8 @@ enum Command {
         #[command(subcommand)]
         command: csv_cmd::CsvCommand,
     },
+    /// Deterministic simulated federation (scenarios, faults, checkers).
+    Simnet(simnet_cmd::SimnetArgs),
 }
 
 fn main() -> Result<()> {
@@ -199,6 +203,7 @@ fn main() -> Result<()> {
             authority.as_deref(),
         )?,
         Command::Csv { command } => csv_cmd::run(command)?,
+        Command::Simnet(args) => simnet_cmd::main(args)?,
     };
     std::process::exit(code)
 }

@@ -279,11 +279,18 @@ impl<S: Store> Core<S> {
         self.send_due_envelopes()?;
         self.send_due_receipts()?;
         self.maybe_sync();
+        // Items still due now are waiting for their peer's batch in flight; the response (or
+        // failure) of that batch pumps again, so only future due times need a wake-up.
+        // (Waking at now+1 for them would spin until the flight ends.)
         let mut next = self.next_sync_ms;
-        if let Some((t, _)) = self.schedule.first() {
+        if let Some((t, _)) = self
+            .schedule
+            .range((self.now + 1, EnvelopeId([0; 16]))..)
+            .next()
+        {
             next = next.min(*t);
         }
-        if let Some((t, _)) = self.receipt_schedule.first() {
+        if let Some((t, _)) = self.receipt_schedule.range((self.now + 1, 0)..).next() {
             next = next.min(*t);
         }
         if let Some(t) = self.next_expiry()? {

@@ -1,7 +1,36 @@
 //! # renkei-simnet
 //!
-//! A deterministic simulated federation: one thread, virtual time, one seed. It will run many
-//! `renkei_node` cores over a simulated network with latency, loss, duplication, partitions
-//! and crashes, and check the delivery invariants (lost, duplicated, unexpected).
+//! A deterministic simulated federation: one thread, virtual time, one seed. It runs many
+//! `renkei_node` cores (the production delivery code) with memory stores over a simulated
+//! network with latency, loss, duplication, reordering, partitions, holds, crashes and
+//! clock skew, feeds them a month-start workload of real standard-CSV send units, and
+//! checks the delivery invariants afterwards (Jepsen's queue vocabulary: lost, duplicated,
+//! unexpected; plus wrong receipts, stale "latest" and plaintext at relays) and liveness.
 //!
-//! Nothing is implemented here yet; see the open issues.
+//! # Layout
+//!
+//! - [`sim`]: the simulator (builder, event queue, driver, links and faults, event log).
+//! - [`scenario`]: scenario files (TOML).
+//! - [`plan`]: what a seed derives from a scenario (network draws, fault schedule, skews).
+//! - [`workload`]: offices, partners and the monthly rhythm of submissions.
+//! - [`payload`]: synthetic send units built from the fixture files.
+//! - [`history`]: what the workload submitted and what it was told.
+//! - [`checker`]: invariant checkers over the history and the final stores.
+//! - [`report`]: counts, checker results, latency percentiles, the SVG plot.
+//! - [`run`]: one scenario, one seed, start to finish.
+//! - [`calendar`]: virtual dates and 14-digit stamps.
+
+pub mod calendar;
+pub mod checker;
+pub mod history;
+pub mod payload;
+pub mod plan;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod sim;
+pub mod workload;
+
+pub use report::Report;
+pub use run::{RunOptions, run};
+pub use scenario::Scenario;

@@ -1,0 +1,163 @@
+//! `renkei simnet run SCENARIO.toml [--seed N | --seeds A..B] [--json] [--trace FILE]
+//! [--plot FILE] [--scale F]`: runs a simnet scenario and reports; exits 1 when a checker
+//! fails, printing the command that replays the failing seed.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use renkei_simnet::{Report, RunOptions, Scenario, run};
+
+/// `renkei simnet …`.
+#[derive(Args, Debug)]
+pub struct SimnetArgs {
+    #[command(subcommand)]
+    command: SimnetCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum SimnetCommand {
+    /// Run a scenario for one seed or a range of seeds.
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Scenario file (TOML; see docs/SIMNET.md).
+    scenario: PathBuf,
+    /// The seed (default: drawn from the clock, and printed).
+    #[arg(long, conflicts_with = "seeds")]
+    seed: Option<u64>,
+    /// A range of seeds, `A..B` (B excluded).
+    #[arg(long)]
+    seeds: Option<String>,
+    /// Print the report as JSON (one object per seed, one per line).
+    #[arg(long)]
+    json: bool,
+    /// Write the event log to this file (single seed only).
+    #[arg(long, conflicts_with = "seeds")]
+    trace: Option<PathBuf>,
+    /// Write an SVG of delivery latency over simulated time (single seed only).
+    #[arg(long, conflicts_with = "seeds")]
+    plot: Option<PathBuf>,
+    /// Multiply the scenario's offices and envelopes by this factor.
+    #[arg(long)]
+    scale: Option<f64>,
+}
+
+/// Runs the subcommand; returns the process exit code.
+pub fn main(args: SimnetArgs) -> Result<i32> {
+    match args.command {
+        SimnetCommand::Run(a) => run_cmd(a),
+    }
+}
+
+fn parse_seeds(s: &str) -> Result<std::ops::Range<u64>> {
+    let (a, b) = s.split_once("..").context("--seeds must look like A..B")?;
+    let (a, b): (u64, u64) = (
+        a.trim().parse().context("--seeds start")?,
+        b.trim().parse().context("--seeds end")?,
+    );
+    if b <= a {
+        bail!("--seeds {a}..{b} is empty");
+    }
+    Ok(a..b)
+}
+
+fn run_cmd(a: RunArgs) -> Result<i32> {
+    let mut scenario = Scenario::load(&a.scenario)?;
+    if let Some(f) = a.scale {
+        if f.is_nan() || f <= 0.0 {
+            bail!("--scale must be positive");
+        }
+        scenario = scenario.scaled(f);
+    }
+    let seeds = match (&a.seeds, a.seed) {
+        (Some(s), _) => parse_seeds(s)?,
+        (None, Some(n)) => n..n + 1,
+        (None, None) => {
+            let n = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            n..n + 1
+        }
+    };
+    let replay = |seed: u64| {
+        let scale = a.scale.map(|f| format!(" --scale {f}")).unwrap_or_default();
+        format!(
+            "renkei simnet run {} --seed {seed}{scale}",
+            a.scenario.display()
+        )
+    };
+    let multi = seeds.end - seeds.start > 1;
+    let mut failed = Vec::new();
+    for seed in seeds {
+        let mut opts = RunOptions::default();
+        if let Some(p) = &a.trace {
+            let f = std::fs::File::create(p)
+                .with_context(|| format!("cannot create trace file {}", p.display()))?;
+            opts.trace = Some(Box::new(std::io::BufWriter::new(f)));
+        }
+        if std::io::stderr().is_terminal() {
+            opts.progress = Some(Box::new(move |done, total| {
+                eprint!("\r[simnet] seed {seed}: {done}/{total} submissions");
+                if done == total {
+                    eprintln!();
+                }
+            }));
+        }
+        let report = run(&scenario, seed, opts);
+        if let Some(p) = &a.plot {
+            std::fs::write(p, report.svg())
+                .with_context(|| format!("cannot write plot {}", p.display()))?;
+        }
+        print_report(&report, a.json, multi)?;
+        if !report.passed() {
+            failed.push(report.seed);
+            if !a.json {
+                println!("FAILED; replay with: {}", replay(report.seed));
+            }
+        }
+    }
+    if failed.is_empty() {
+        return Ok(0);
+    }
+    eprintln!(
+        "{} seed(s) failed; replay the first with: {}",
+        failed.len(),
+        replay(failed[0])
+    );
+    Ok(1)
+}
+
+fn print_report(r: &Report, json: bool, multi: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(r)?);
+    } else if multi {
+        let verdict = if r.passed() { "ok" } else { "FAIL" };
+        let failing: Vec<String> = r
+            .checks
+            .all()
+            .iter()
+            .filter(|(_, c)| c.count > 0)
+            .map(|(n, c)| format!("{n}={}", c.count))
+            .collect();
+        println!(
+            "seed {:>6} {verdict:<4} submitted {} delivered {} expired {} p99 {} ms faults {} events {} wall {} ms hash {} {}",
+            r.seed,
+            r.counts.submitted,
+            r.counts.delivered,
+            r.counts.expired,
+            r.latency.p99_ms,
+            r.plan.faults.len(),
+            r.events,
+            r.wall_ms,
+            &r.event_log_hash[..16],
+            failing.join(" ")
+        );
+    } else {
+        print!("{}", r.text());
+    }
+    Ok(())
+}

@@ -1,0 +1,426 @@
+//! Invariant checkers, separate from the workload (TigerBeetle's VOPR, Jepsen's queue
+//! checkers). They read only the workload's [`History`] and the nodes' final stores:
+//!
+//! - **lost**: accepted by the origin, never Delivered nor Expired (including accepted
+//!   replies whose origin has no record of the envelope, and valid units rejected);
+//! - **duplicated**: two inbox entries for one envelope or one submitted unit;
+//! - **unexpected**: an inbox entry never submitted (or one the origin refused);
+//! - **wrong receipt**: a stored receipt that does not verify against the roster, or a
+//!   Delivered receipt for an envelope in no inbox;
+//! - **stale latest**: the inbox shows an older version as latest for a slot where a newer
+//!   one was delivered (explicit supersession always; by document slot when the core
+//!   derived the unit's users);
+//! - **plaintext at relay**: a relay's store holds a 32-byte window of a unit's plaintext;
+//! - **liveness**: after faults stop, envelopes still not final within the bound.
+
+mod plaintext;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use renkei_node::core::records::{self, InboxRec, SentRec, SentStatus};
+use renkei_node::store::{Store, Tree};
+use renkei_protocol::envelope::Header;
+use renkei_protocol::ids::EnvelopeId;
+use renkei_protocol::receipt::{ReceiptKind, SignedReceipt};
+use serde::Serialize;
+
+use crate::history::{History, Outcome, unit_key};
+use crate::payload::UnitKind;
+use crate::sim::{NodeIx, Sim};
+use crate::workload::Workload;
+
+/// Examples kept per checker.
+const EXAMPLES_MAX: usize = 5;
+
+/// One checker's result.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Check {
+    /// Violations found.
+    pub count: u64,
+    /// The first few, described.
+    pub examples: Vec<String>,
+}
+
+impl Check {
+    fn flag(&mut self, what: impl FnOnce() -> String) {
+        self.count += 1;
+        if self.examples.len() < EXAMPLES_MAX {
+            self.examples.push(what());
+        }
+    }
+}
+
+/// All checkers' results.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Findings {
+    /// Accepted, never Delivered nor Expired.
+    pub lost: Check,
+    /// Delivered twice.
+    pub duplicated: Check,
+    /// Delivered, never submitted.
+    pub unexpected: Check,
+    /// Receipts that do not verify or claim a delivery that is not there.
+    pub wrong_receipt: Check,
+    /// An older version shown as latest.
+    pub stale_latest: Check,
+    /// Plaintext in a relay's store.
+    pub plaintext_at_relay: Check,
+    /// Not final within the liveness bound after faults stopped.
+    pub liveness: Check,
+}
+
+impl Findings {
+    /// (name, result) of every checker.
+    pub fn all(&self) -> [(&'static str, &Check); 7] {
+        [
+            ("lost", &self.lost),
+            ("duplicated", &self.duplicated),
+            ("unexpected", &self.unexpected),
+            ("wrong_receipt", &self.wrong_receipt),
+            ("stale_latest", &self.stale_latest),
+            ("plaintext_at_relay", &self.plaintext_at_relay),
+            ("liveness", &self.liveness),
+        ]
+    }
+
+    /// Whether every checker passed.
+    pub fn passed(&self) -> bool {
+        self.all().iter().all(|(_, c)| c.count == 0)
+    }
+}
+
+/// An inbox entry as the checkers see it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Destination node.
+    pub node: NodeIx,
+    /// Envelope id.
+    pub id: EnvelopeId,
+    /// Unit key (hash of its file names).
+    pub key: [u8; 32],
+    /// Stamp.
+    pub stamp: String,
+    /// Shown as latest.
+    pub latest: bool,
+    /// Explicitly replaced envelope.
+    pub supersedes: Option<EnvelopeId>,
+    /// Replacing envelope.
+    pub superseded_by: Option<EnvelopeId>,
+    /// Users the core derived (0 = it could not derive document slots).
+    pub users: u32,
+    /// Arrival, global virtual time.
+    pub received_at: u64,
+}
+
+/// Totals gathered while checking.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Tally {
+    /// Envelopes final as Delivered (or Retrieved) at their origin.
+    pub delivered: u64,
+    /// Envelopes final as Expired at their origin.
+    pub expired: u64,
+    /// Envelopes rejected.
+    pub rejected: u64,
+    /// Inbox entries across all nodes.
+    pub inbox_entries: u64,
+    /// Receipts stored across all nodes.
+    pub receipts: u64,
+}
+
+/// Reads every inbox entry of every node.
+pub fn inbox_entries(sim: &Sim) -> Vec<Received> {
+    let mut out = Vec::new();
+    for n in 0..sim.len() {
+        let Some(store) = sim.store(n) else { continue };
+        let skew = sim.skew_ms(n);
+        for v in store.values(Tree::Inbox) {
+            let Ok(rec) = records::decode::<InboxRec>(Tree::Inbox, v) else {
+                continue;
+            };
+            let Ok(h) = Header::decode(&rec.header) else {
+                continue;
+            };
+            let names: Vec<&str> = h.files.iter().map(|f| f.name.as_str()).collect();
+            out.push(Received {
+                node: n,
+                id: rec.id,
+                key: unit_key(&names),
+                stamp: h.stamp.to_string(),
+                latest: rec.superseded_by.is_none(),
+                supersedes: rec.supersedes,
+                superseded_by: rec.superseded_by,
+                users: rec.users,
+                received_at: rec.received_at_ms.saturating_add_signed(-skew),
+            });
+        }
+    }
+    out
+}
+
+/// Runs every checker.
+pub fn check(
+    sim: &Sim,
+    history: &History,
+    workload: &Workload,
+    plaintext: bool,
+) -> (Findings, Tally, Vec<Received>) {
+    let mut f = Findings::default();
+    let mut tally = Tally::default();
+    let inbox = inbox_entries(sim);
+    tally.inbox_entries = inbox.len() as u64;
+    let inbox_ids: BTreeSet<EnvelopeId> = inbox.iter().map(|r| r.id).collect();
+
+    // lost
+    for (i, s) in history.subs.iter().enumerate() {
+        let Outcome::Accepted(id) = &s.outcome else {
+            continue;
+        };
+        let rec = sim.store(s.origin).and_then(|st| {
+            records::get::<SentRec>(st as &dyn Store, Tree::Sent, id.as_bytes())
+                .ok()
+                .flatten()
+        });
+        match rec.map(|r| r.status) {
+            Some(SentStatus::Delivered | SentStatus::Retrieved) => tally.delivered += 1,
+            Some(SentStatus::Expired) => tally.expired += 1,
+            Some(SentStatus::Rejected) => {
+                tally.rejected += 1;
+                f.lost.flag(|| {
+                    format!("submission {i} ({id}) was rejected although the unit is valid")
+                });
+            }
+            Some(st) => f.lost.flag(|| {
+                format!(
+                    "submission {i} ({id}) is still {} at its origin n{}",
+                    st.name(),
+                    s.origin
+                )
+            }),
+            None => f.lost.flag(|| {
+                format!(
+                    "submission {i} ({id}) was accepted but origin n{} has no record of it",
+                    s.origin
+                )
+            }),
+        }
+    }
+
+    // duplicated, unexpected
+    let mut seen_ids: BTreeMap<EnvelopeId, usize> = BTreeMap::new();
+    let mut seen_keys: BTreeMap<[u8; 32], usize> = BTreeMap::new();
+    for r in &inbox {
+        *seen_ids.entry(r.id).or_default() += 1;
+        *seen_keys.entry(r.key).or_default() += 1;
+        match history
+            .by_key
+            .get(&r.key)
+            .map(|i| (*i, &history.subs[*i].outcome))
+        {
+            None => f.unexpected.flag(|| {
+                format!(
+                    "inbox of n{} holds {} which was never submitted",
+                    r.node, r.id
+                )
+            }),
+            Some((i, Outcome::Accepted(id))) if *id != r.id => f.unexpected.flag(|| {
+                format!(
+                    "inbox of n{} holds {} but submission {i} was accepted as {id}",
+                    r.node, r.id
+                )
+            }),
+            Some((i, Outcome::Refused(why))) => f.unexpected.flag(|| {
+                format!(
+                    "inbox of n{} holds {} of submission {i}, which the origin refused: {why}",
+                    r.node, r.id
+                )
+            }),
+            Some(_) => {}
+        }
+    }
+    for (id, c) in &seen_ids {
+        if *c > 1 {
+            f.duplicated
+                .flag(|| format!("envelope {id} is in {c} inbox entries"));
+        }
+    }
+    for (k, c) in &seen_keys {
+        if *c > 1 {
+            f.duplicated
+                .flag(|| format!("unit {} was delivered {c} times", hex_short(k)));
+        }
+    }
+
+    // wrong receipts
+    let roster = sim.roster().roster();
+    for n in 0..sim.len() {
+        let Some(store) = sim.store(n) else { continue };
+        for v in store.values(Tree::Receipts) {
+            tally.receipts += 1;
+            let r = match SignedReceipt::decode(v) {
+                Ok(r) => r,
+                Err(e) => {
+                    f.wrong_receipt
+                        .flag(|| format!("n{n} stores a receipt that does not decode: {e}"));
+                    continue;
+                }
+            };
+            if let Err(e) = r.verify_with_roster(roster) {
+                f.wrong_receipt.flag(|| {
+                    format!(
+                        "n{n} stores a receipt for {} that does not verify: {e}",
+                        r.receipt().envelope
+                    )
+                });
+                continue;
+            }
+            if r.receipt().kind == ReceiptKind::Delivered
+                && !inbox_ids.contains(&r.receipt().envelope)
+            {
+                f.wrong_receipt.flag(|| {
+                    format!(
+                        "n{n} stores a Delivered receipt for {}, which is in no inbox",
+                        r.receipt().envelope
+                    )
+                });
+            }
+        }
+    }
+
+    stale(&mut f.stale_latest, &inbox, history);
+    if plaintext {
+        plaintext::check(&mut f.plaintext_at_relay, sim, history, workload);
+    }
+    (f, tally, inbox)
+}
+
+/// Stale latest: per document slot (sender, recipient, unit kind), an entry shown as
+/// latest while a newer version is in the inbox and the core was able to know it.
+fn stale(c: &mut Check, inbox: &[Received], history: &History) {
+    let mut slots: BTreeMap<(usize, usize, UnitKind), Vec<&Received>> = BTreeMap::new();
+    for r in inbox {
+        if let Some(&i) = history.by_key.get(&r.key) {
+            let s = &history.subs[i];
+            slots.entry((s.from, s.to, s.kind)).or_default().push(r);
+        }
+    }
+    for entries in slots.values() {
+        let by_id: BTreeMap<EnvelopeId, &Received> = entries.iter().map(|r| (r.id, *r)).collect();
+        let Some(newest) = entries.iter().map(|r| r.stamp.as_str()).max() else {
+            continue;
+        };
+        for r in entries {
+            if r.latest && r.stamp.as_str() < newest {
+                let named = entries.iter().any(|o| o.supersedes == Some(r.id));
+                if named || r.users > 0 {
+                    c.flag(|| format!("{} (stamp {}) is shown as latest although stamp {newest} was delivered", r.id, r.stamp));
+                }
+            }
+            if let Some(by) = r.superseded_by.and_then(|b| by_id.get(&b))
+                && by.stamp < r.stamp
+            {
+                c.flag(|| {
+                    format!(
+                        "{} (stamp {}) is marked superseded by older {} (stamp {})",
+                        r.id, r.stamp, by.id, by.stamp
+                    )
+                });
+            }
+        }
+    }
+}
+
+fn hex_short(k: &[u8; 32]) -> String {
+    k.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Submission;
+
+    fn sub(stamp: &str, key: u8) -> Submission {
+        Submission {
+            at: 0,
+            kind: UnitKind::Riyohyo,
+            from: 0,
+            to: 1,
+            origin: 1,
+            stamp: stamp.into(),
+            key: [key; 32],
+            supersedes: None,
+            outcome: Outcome::Waiting,
+        }
+    }
+
+    fn rx(
+        id: u8,
+        key: u8,
+        stamp: &str,
+        latest: bool,
+        supersedes: Option<u8>,
+        users: u32,
+    ) -> Received {
+        Received {
+            node: 1,
+            id: EnvelopeId([id; 16]),
+            key: [key; 32],
+            stamp: stamp.into(),
+            latest,
+            supersedes: supersedes.map(|s| EnvelopeId([s; 16])),
+            superseded_by: None,
+            users,
+            received_at: 0,
+        }
+    }
+
+    #[test]
+    fn stale_latest_flags_an_explicitly_replaced_unit_shown_as_latest() {
+        let mut h = History::default();
+        h.submitted(1, sub("20250430100000", 1));
+        h.submitted(2, sub("20250430110000", 2));
+        let mut c = Check::default();
+        // Newer names older explicitly, older still shown as latest: stale.
+        stale(
+            &mut c,
+            &[
+                rx(1, 1, "20250430100000", true, None, 0),
+                rx(2, 2, "20250430110000", true, Some(1), 0),
+            ],
+            &h,
+        );
+        assert_eq!(c.count, 1);
+        // Without explicit supersession and without users, the core cannot know: not flagged.
+        let mut c = Check::default();
+        stale(
+            &mut c,
+            &[
+                rx(1, 1, "20250430100000", true, None, 0),
+                rx(2, 2, "20250430110000", true, None, 0),
+            ],
+            &h,
+        );
+        assert_eq!(c.count, 0);
+        // With users (document slots derived), the older one must not be latest.
+        let mut c = Check::default();
+        stale(
+            &mut c,
+            &[
+                rx(1, 1, "20250430100000", true, None, 3),
+                rx(2, 2, "20250430110000", true, None, 3),
+            ],
+            &h,
+        );
+        assert_eq!(c.count, 1);
+        // Correct: older superseded.
+        let mut c = Check::default();
+        stale(
+            &mut c,
+            &[
+                rx(1, 1, "20250430100000", false, None, 3),
+                rx(2, 2, "20250430110000", true, Some(1), 3),
+            ],
+            &h,
+        );
+        assert_eq!(c.count, 0);
+    }
+}

@@ -1,0 +1,276 @@
+//! One scenario, one seed, start to finish: build the federation, register the offices,
+//! let the directory sync, play the workload while the planned faults happen, stop the
+//! faults, wait (bounded) for every envelope to settle, then check.
+
+use std::io::Write;
+use std::time::Instant;
+
+use renkei_node::core::{ApiCommand, ApiReply, Auth, CoreConfig};
+use renkei_protocol::ids::EnvelopeId;
+
+use crate::calendar;
+use crate::checker;
+use crate::history::{History, Outcome, Submission, unit_key};
+use crate::plan::Plan;
+use crate::report::{Counts, Latency, Report};
+use crate::scenario::Scenario;
+use crate::sim::{Broken, Sim};
+use crate::workload::Workload;
+
+/// How often (virtual ms) the liveness phase checks whether everything settled.
+const SETTLE_POLL_MS: u64 = 5_000;
+
+/// Options of a run besides the scenario and seed.
+#[derive(Default)]
+pub struct RunOptions {
+    /// Write the event log here.
+    pub trace: Option<Box<dyn Write>>,
+    /// Break the driver on purpose (to show the checkers fail).
+    pub broken: Option<Broken>,
+    /// Called now and then with (submissions done, total).
+    pub progress: Option<Box<dyn FnMut(u64, u64)>>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("trace", &self.trace.is_some())
+            .field("broken", &self.broken)
+            .finish()
+    }
+}
+
+/// Runs `scenario` with `seed`.
+pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
+    let wall = Instant::now();
+    let plan = Plan::derive(scenario, seed);
+    let workload = Workload::generate(scenario, seed);
+    let start = calendar::parse_start(&scenario.workload.start).unwrap_or(1_745_830_800_000);
+    let t0 = start.saturating_sub(scenario.workload.warmup_ms);
+    let c = &scenario.core;
+    let mut b = Sim::builder()
+        .seed(seed)
+        .start_ms(t0)
+        .net(plan.net.clone())
+        .core(CoreConfig {
+            expiry_ms: c.expiry_ms,
+            retry_base_ms: c.retry_base_ms,
+            retry_max_ms: c.retry_max_ms,
+            sync_interval_ms: c.sync_interval_ms,
+            ..CoreConfig::default()
+        });
+    for (i, name) in plan.nodes.iter().enumerate() {
+        b = if i == 0 {
+            b.relay(name)
+        } else {
+            b.operator(name)
+        };
+        b = b.skew_ms(i, plan.skews_ms[i]);
+    }
+    for (a, bb) in &plan.links {
+        b = b.link(*a, *bb);
+    }
+    if let Some(br) = opts.broken {
+        b = b.broken(br);
+    }
+    let mut sim = b.build();
+    if let Some(w) = opts.trace.take() {
+        sim.trace_to(w);
+    }
+    for l in plan.lines() {
+        sim.note(&l);
+    }
+
+    // Offices register at their home operators; the directory spreads the bindings.
+    let mut counts = Counts {
+        offices: workload.offices.len() as u64,
+        ..Counts::default()
+    };
+    for o in &workload.offices {
+        let cmd = ApiCommand::AddOffice {
+            office: match o.number.parse() {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(office = %o.number, error = %e, "generated office number does not parse");
+                    continue;
+                }
+            },
+            kinds: o
+                .role
+                .kinds()
+                .iter()
+                .filter_map(|k| k.parse().ok())
+                .collect(),
+            name: format!("office {}", o.number),
+            token_hash: o.token_hash(),
+        };
+        sim.api(o.home, Auth::Operator, cmd);
+    }
+    sim.run_until(start);
+    for (_, _, r) in sim.take_replies() {
+        if !matches!(r, ApiReply::Office(_)) {
+            tracing::warn!(reply = ?r, "office registration refused");
+        }
+    }
+    sim.note("traffic starts");
+    for f in &plan.faults {
+        sim.schedule(start + f.at_ms, f.fault.clone());
+    }
+
+    // The workload.
+    let mut history = History::default();
+    let mut last_stamp: std::collections::BTreeMap<(usize, usize, crate::payload::UnitKind), u64> =
+        Default::default();
+    let total = workload.planned.len() as u64;
+    for (j, p) in workload.planned.iter().enumerate() {
+        sim.run_until(start + p.at_ms);
+        absorb(&mut sim, &mut history);
+        let (from, to) = (&workload.offices[p.from], &workload.offices[p.to]);
+        let origin = from.home;
+        let slot = (p.from, p.to, p.kind);
+        let secs = (sim.local_now(origin) / 1000).max(last_stamp.get(&slot).map_or(0, |s| s + 1));
+        last_stamp.insert(slot, secs);
+        let stamp = calendar::stamp(secs * 1000);
+        let files = p.kind.build(&from.number, &to.number, &stamp);
+        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        let key = unit_key(&names);
+        let supersedes: Option<EnvelopeId> = p
+            .correction_of
+            .and_then(|k| history.accepted(k))
+            .filter(|_| {
+                (sim.rng().next_u64() >> 11) as f64 / (1u64 << 53) as f64
+                    <= workload.explicit_supersedes
+            });
+        let at = sim.now();
+        let api = sim.api(
+            origin,
+            Auth::Office(from.token_hash()),
+            ApiCommand::Submit { files, supersedes },
+        );
+        history.submitted(
+            api,
+            Submission {
+                at,
+                kind: p.kind,
+                from: p.from,
+                to: p.to,
+                origin,
+                stamp,
+                key,
+                supersedes,
+                outcome: Outcome::Waiting,
+            },
+        );
+        if let Some(cb) = opts.progress.as_mut()
+            && j % 256 == 0
+        {
+            cb(j as u64, total);
+        }
+    }
+    let traffic_end = start + workload.planned.last().map_or(0, |p| p.at_ms);
+    sim.run_until(traffic_end.max(start + plan.faults_end_ms));
+    absorb(&mut sim, &mut history);
+
+    // Liveness: faults stop; everything must settle within the bound.
+    sim.heal_all();
+    let heal = sim.now();
+    let bound = heal + scenario.check.liveness_ms;
+    while !sim.settled() && sim.now() < bound {
+        sim.run_for(SETTLE_POLL_MS);
+    }
+    let settle_ms = sim.now() - heal;
+    absorb(&mut sim, &mut history);
+    if let Some(cb) = opts.progress.as_mut() {
+        cb(total, total);
+    }
+
+    let (mut checks, tally, inbox) =
+        checker::check(&sim, &history, &workload, scenario.check.plaintext);
+    if !sim.settled() {
+        let pending = (0..sim.len())
+            .filter_map(|n| sim.store(n))
+            .map(|s| s.values(renkei_node::store::Tree::Pending).count() as u64)
+            .sum::<u64>();
+        checks.liveness.count = pending.max(1);
+        checks.liveness.examples.push(format!(
+            "{pending} envelopes still awaiting a final receipt {} ms after faults stopped",
+            scenario.check.liveness_ms
+        ));
+    }
+    counts.absorb(&tally);
+    for s in &history.subs {
+        counts.submitted += 1;
+        match s.outcome {
+            Outcome::Accepted(_) => counts.accepted += 1,
+            Outcome::Refused(ref why) => {
+                counts.refused += 1;
+                let head: String = why.chars().take(60).collect();
+                *counts.refusals.entry(head).or_default() += 1;
+            }
+            Outcome::Waiting => counts.unanswered += 1,
+        }
+    }
+    let mut points: Vec<(u64, u64)> = inbox
+        .iter()
+        .filter_map(|r| history.by_key.get(&r.key).map(|i| &history.subs[*i]))
+        .zip(inbox.iter())
+        .map(|(s, r)| {
+            (
+                s.at.saturating_sub(start),
+                r.received_at.saturating_sub(s.at),
+            )
+        })
+        .collect();
+    points.sort_unstable();
+    let latency = Latency::of(&points.iter().map(|p| p.1).collect::<Vec<_>>());
+    if let Err(e) = sim.log_mut().finish() {
+        tracing::warn!(error = %e, "writing the trace failed");
+    }
+    let wall_ms = wall.elapsed().as_millis() as u64;
+    let events = sim.stats().events;
+    Report {
+        scenario: scenario.name.clone(),
+        seed,
+        plan,
+        counts,
+        checks,
+        latency,
+        settle_ms,
+        simulated_ms: sim.now() - t0,
+        wall_ms,
+        events,
+        events_per_s: events * 1000 / wall_ms.max(1),
+        event_log_hash: sim.log().hash_hex(),
+        stats: sim.stats().clone(),
+        points,
+    }
+}
+
+fn absorb(sim: &mut Sim, history: &mut History) {
+    for (api, _, reply) in sim.take_replies() {
+        let outcome = match reply {
+            ApiReply::Accepted(v) => match v.id.parse::<EnvelopeId>() {
+                Ok(id) => Outcome::Accepted(id),
+                Err(e) => Outcome::Refused(format!("accepted with an unreadable id {}: {e}", v.id)),
+            },
+            other => Outcome::Refused(refusal(&other)),
+        };
+        history.replied(api, outcome);
+    }
+}
+
+fn refusal(r: &ApiReply) -> String {
+    match r {
+        ApiReply::Invalid(f) => format!(
+            "invalid: {}",
+            f.iter()
+                .map(|x| x.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        ApiReply::Unroutable(m) => format!("unroutable: {m}"),
+        ApiReply::Forbidden(m) => format!("forbidden: {m}"),
+        ApiReply::Internal(m) => format!("internal: {m}"),
+        other => format!("{other:?}"),
+    }
+}

@@ -1,0 +1,750 @@
+//! The simulator: one thread, virtual time, one seed. Node cores with memory stores exchange
+//! requests over a simulated network (latency, loss, duplication, reordering, partitions,
+//! holds), crash and restart, and run on skewed clocks. The queue is a `BTreeMap` keyed by
+//! (time, sequence), so a run is a pure function of its seed and inputs.
+//!
+//! Driver rules (the same as production): a batch of inputs is handled, the store is
+//! committed once, and only then are the batch's effects released. Every `Send` ends in
+//! exactly one `Response` or `SendFailed` for the incarnation that sent it.
+
+mod builder;
+mod event;
+mod link;
+mod log;
+
+use std::collections::BTreeMap;
+
+use renkei_node::core::{
+    ApiCommand, ApiId, ApiReply, Auth, Core, CoreConfig, Effect, Input, OutboundId,
+};
+use renkei_node::store::{MemoryStore, Tree};
+use renkei_protocol::ids::OperatorId;
+use renkei_protocol::keys::OperatorKeys;
+use renkei_protocol::rng::Entropy;
+use renkei_protocol::roster::SignedRoster;
+use renkei_protocol::wire::Request;
+
+pub use builder::{Broken, Builder, NetParams};
+pub use event::{Fault, NodeIx};
+pub use log::EventLog;
+
+use event::{Event, FailWhy};
+use link::Link;
+
+/// Inputs handled per batch at most (one commit per batch).
+const BATCH_INPUTS_MAX: usize = 64;
+/// A mid-batch crash that finds no batch with writes within this long crashes the node
+/// anyway (between batches).
+const CRASH_FALLBACK_MS: u64 = 60_000;
+
+/// One simulated operator node.
+pub(crate) struct Node {
+    pub(crate) name: String,
+    pub(crate) keys: OperatorKeys,
+    pub(crate) cfg: CoreConfig,
+    pub(crate) core: Option<Core<MemoryStore>>,
+    /// The store while the node is down.
+    pub(crate) down: Option<MemoryStore>,
+    pub(crate) life: u64,
+    pub(crate) skew_ms: i64,
+    pub(crate) wake: Option<u64>,
+    pub(crate) crash_armed: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct InboundReq {
+    from: NodeIx,
+    from_life: u64,
+    out: OutboundId,
+}
+
+/// Simulator statistics.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SimStats {
+    /// Queue events processed.
+    pub events: u64,
+    /// Core inputs handled.
+    pub inputs: u64,
+    /// Batches committed.
+    pub batches: u64,
+    /// Messages put on the network.
+    pub messages: u64,
+    /// Messages lost (loss, cuts).
+    pub dropped: u64,
+    /// Messages delivered twice.
+    pub duplicated: u64,
+    /// Messages held and later released.
+    pub held: u64,
+    /// Requests that ended in SendFailed.
+    pub send_failed: u64,
+    /// Node crashes.
+    pub crashes: u64,
+    /// Crashes between handle and commit.
+    pub mid_batch_crashes: u64,
+    /// Broken-driver batches (effects released before commit, then crashed).
+    pub broken_releases: u64,
+}
+
+/// The simulated federation.
+pub struct Sim {
+    now: u64,
+    rng: Entropy,
+    queue: BTreeMap<(u64, u64), Event>,
+    seq: u64,
+    pub(crate) nodes: Vec<Node>,
+    index: BTreeMap<OperatorId, NodeIx>,
+    links: BTreeMap<(NodeIx, NodeIx), Link>,
+    pending: BTreeMap<(NodeIx, u64, OutboundId), NodeIx>,
+    inbound: BTreeMap<(NodeIx, u64), InboundReq>,
+    next_inbound: u64,
+    next_api: ApiId,
+    replies: Vec<(ApiId, u64, ApiReply)>,
+    net: NetParams,
+    broken: Option<Broken>,
+    roster: SignedRoster,
+    log: EventLog,
+    stats: SimStats,
+}
+
+impl Sim {
+    /// A builder (turmoil style).
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Current virtual time (ms since the epoch, global clock).
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether there are no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// A node's display name.
+    pub fn name(&self, n: NodeIx) -> &str {
+        &self.nodes[n].name
+    }
+
+    /// A node's operator id.
+    pub fn id(&self, n: NodeIx) -> OperatorId {
+        self.nodes[n].keys.id()
+    }
+
+    /// Whether a node relays.
+    pub fn is_relay(&self, n: NodeIx) -> bool {
+        self.nodes[n].cfg.relay
+    }
+
+    /// A node's clock skew.
+    pub fn skew_ms(&self, n: NodeIx) -> i64 {
+        self.nodes[n].skew_ms
+    }
+
+    /// The node's local clock now.
+    pub fn local_now(&self, n: NodeIx) -> u64 {
+        local(self.now, self.nodes[n].skew_ms)
+    }
+
+    /// The federation roster.
+    pub fn roster(&self) -> &SignedRoster {
+        &self.roster
+    }
+
+    /// A node's store (up or down).
+    pub fn store(&self, n: NodeIx) -> Option<&MemoryStore> {
+        let node = &self.nodes[n];
+        node.core.as_ref().map(|c| c.store()).or(node.down.as_ref())
+    }
+
+    /// A node's core, when up.
+    pub fn core(&self, n: NodeIx) -> Option<&Core<MemoryStore>> {
+        self.nodes[n].core.as_ref()
+    }
+
+    /// Whether a node is up.
+    pub fn is_up(&self, n: NodeIx) -> bool {
+        self.nodes[n].core.is_some()
+    }
+
+    /// Statistics so far.
+    pub fn stats(&self) -> &SimStats {
+        &self.stats
+    }
+
+    /// The event log (fingerprint, trace).
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    /// Mutable event log (to finish the trace).
+    pub fn log_mut(&mut self) -> &mut EventLog {
+        &mut self.log
+    }
+
+    /// Writes the event log as text to `w` from now on.
+    pub fn trace_to(&mut self, w: Box<dyn std::io::Write>) {
+        self.log.set_trace(w);
+    }
+
+    /// Adds a free-text note to the event log (derived options, phases).
+    pub fn note(&mut self, text: &str) {
+        self.log.note(self.now, text);
+    }
+
+    /// The simulator's own random source (workloads draw from it so one seed drives all).
+    pub fn rng(&mut self) -> &mut Entropy {
+        &mut self.rng
+    }
+
+    /// Queues an API command to node `n` now; the reply shows up in [`Sim::take_replies`].
+    pub fn api(&mut self, n: NodeIx, auth: Auth, cmd: ApiCommand) -> ApiId {
+        let id = self.next_api;
+        self.next_api += 1;
+        self.push(
+            self.now,
+            Event::Api {
+                node: n,
+                id,
+                auth,
+                cmd,
+            },
+        );
+        id
+    }
+
+    /// Runs an API command to completion (processing everything due now) and returns its
+    /// reply, if the node answered.
+    pub fn call(&mut self, n: NodeIx, auth: Auth, cmd: ApiCommand) -> Option<ApiReply> {
+        let id = self.api(n, auth, cmd);
+        self.run_until(self.now);
+        let pos = self.replies.iter().position(|(i, _, _)| *i == id)?;
+        Some(self.replies.remove(pos).2)
+    }
+
+    /// Replies released since the last call: (api id, global time, reply).
+    pub fn take_replies(&mut self) -> Vec<(ApiId, u64, ApiReply)> {
+        std::mem::take(&mut self.replies)
+    }
+
+    /// Schedules a fault at a global time (now or later).
+    pub fn schedule(&mut self, at: u64, fault: Fault) {
+        self.push(at.max(self.now), Event::Fault(fault));
+    }
+
+    /// Injects a fault now.
+    pub fn fault(&mut self, fault: Fault) {
+        self.apply_fault(fault);
+    }
+
+    /// Processes every event up to and including time `t`, then sets the clock to `t`.
+    pub fn run_until(&mut self, t: u64) {
+        while self
+            .queue
+            .first_key_value()
+            .is_some_and(|((at, _), _)| *at <= t)
+        {
+            self.step();
+        }
+        self.now = self.now.max(t);
+    }
+
+    /// Runs for `ms` of virtual time.
+    pub fn run_for(&mut self, ms: u64) {
+        self.run_until(self.now + ms);
+    }
+
+    /// Whether every node is up with nothing left to do: no envelope awaiting a final
+    /// receipt, nothing in an outbox or receipt outbox.
+    pub fn settled(&self) -> bool {
+        self.nodes.iter().all(|n| {
+            n.core.as_ref().is_some_and(|c| {
+                let s = c.store();
+                [Tree::Pending, Tree::Outbox, Tree::ReceiptOutbox]
+                    .iter()
+                    .all(|t| s.values(*t).next().is_none())
+            })
+        })
+    }
+
+    fn push(&mut self, at: u64, ev: Event) {
+        self.seq += 1;
+        self.queue.insert((at, self.seq), ev);
+    }
+
+    /// Processes one queue event (and, for node inputs, the inputs queued for the same
+    /// node at the same time, as one batch). Returns false when the queue is empty.
+    pub fn step(&mut self) -> bool {
+        let Some(((t, _), ev)) = self.queue.pop_first() else {
+            return false;
+        };
+        self.now = self.now.max(t);
+        self.stats.events += 1;
+        let Some(node) = ev.input_node() else {
+            self.control(ev);
+            return true;
+        };
+        let mut inputs = Vec::new();
+        if let Some(i) = self.resolve(ev) {
+            inputs.push(i);
+        }
+        while inputs.len() < BATCH_INPUTS_MAX {
+            let same = self
+                .queue
+                .first_key_value()
+                .is_some_and(|((at, _), e)| *at == t && e.input_node() == Some(node));
+            if !same {
+                break;
+            }
+            let Some((_, ev)) = self.queue.pop_first() else {
+                break;
+            };
+            self.stats.events += 1;
+            if let Some(i) = self.resolve(ev) {
+                inputs.push(i);
+            }
+        }
+        if !inputs.is_empty() {
+            self.run_batch(node, inputs);
+        }
+        true
+    }
+
+    /// Turns a node event into a core input, doing the driver's bookkeeping; None when the
+    /// event is stale (an older incarnation, a request already answered, a node down).
+    fn resolve(&mut self, ev: Event) -> Option<Input> {
+        let t = self.now;
+        match ev {
+            Event::Api {
+                node,
+                id,
+                auth,
+                cmd,
+            } => {
+                if self.nodes[node].core.is_none() {
+                    self.replies
+                        .push((id, t, ApiReply::Internal("node is down".into())));
+                    return None;
+                }
+                self.log.record(t, node, "api", &[id]);
+                Some(Input::Api { id, auth, cmd })
+            }
+            Event::Request {
+                to,
+                to_life,
+                from,
+                from_life,
+                out,
+                request,
+            } => {
+                if !self.alive(to, to_life) {
+                    return None;
+                }
+                let id = self.next_inbound;
+                self.next_inbound += 1;
+                self.inbound.insert(
+                    (to, id),
+                    InboundReq {
+                        from,
+                        from_life,
+                        out,
+                    },
+                );
+                let kind = match &request {
+                    Request::Deliver(e) => 1 + 16 * e.len() as u64,
+                    Request::Receipts(r) => 2 + 16 * r.len() as u64,
+                    Request::DirectorySync { .. } => 3,
+                };
+                self.log.record(t, to, "inbound", &[id, from as u64, kind]);
+                Some(Input::Inbound {
+                    id,
+                    from: self.id(from),
+                    request,
+                })
+            }
+            Event::Response {
+                to,
+                life,
+                from,
+                out,
+                response,
+            } => {
+                if !self.alive(to, life) || self.pending.remove(&(to, life, out)).is_none() {
+                    return None;
+                }
+                self.log.record(t, to, "response", &[out, from as u64]);
+                Some(Input::Response {
+                    id: out,
+                    from: self.id(from),
+                    response,
+                })
+            }
+            Event::Fail {
+                node,
+                life,
+                out,
+                why,
+            } => {
+                if !self.alive(node, life) {
+                    return None;
+                }
+                let peer = self.pending.remove(&(node, life, out))?;
+                self.stats.send_failed += 1;
+                self.log
+                    .record(t, node, "send_failed", &[out, peer as u64, why as u64]);
+                Some(Input::SendFailed {
+                    id: out,
+                    to: self.id(peer),
+                    error: why.text().into(),
+                })
+            }
+            Event::Peer {
+                node,
+                life,
+                peer,
+                up,
+            } => {
+                if !self.alive(node, life) {
+                    return None;
+                }
+                self.log.record(
+                    t,
+                    node,
+                    if up { "peer_up" } else { "peer_down" },
+                    &[peer as u64],
+                );
+                let id = self.id(peer);
+                Some(if up {
+                    Input::PeerUp(id)
+                } else {
+                    Input::PeerDown(id)
+                })
+            }
+            Event::Wake { node, life, at } => {
+                if !self.alive(node, life) || self.nodes[node].wake != Some(at) {
+                    return None;
+                }
+                self.nodes[node].wake = None;
+                self.log.record(t, node, "tick", &[]);
+                Some(Input::Tick)
+            }
+            Event::Fault(_)
+            | Event::LinkCheck { .. }
+            | Event::Reconnect { .. }
+            | Event::CrashFallback { .. } => None,
+        }
+    }
+
+    fn alive(&self, n: NodeIx, life: u64) -> bool {
+        self.nodes[n].core.is_some() && self.nodes[n].life == life
+    }
+
+    fn run_batch(&mut self, n: NodeIx, inputs: Vec<Input>) {
+        let now = local(self.now, self.nodes[n].skew_ms);
+        let risky = self.broken.as_ref().is_some_and(|b| {
+            inputs.iter().any(|i| {
+                matches!(
+                    i,
+                    Input::Api {
+                        cmd: ApiCommand::Submit { .. },
+                        ..
+                    }
+                ) || matches!(
+                    i,
+                    Input::Inbound {
+                        request: Request::Deliver(_),
+                        ..
+                    }
+                )
+            }) && b.hits(self.nodes[n].cfg.relay)
+        });
+        let broken_now = risky
+            && self
+                .broken
+                .as_ref()
+                .is_some_and(|b| self.rng.below(1_000_000) < b.per_million());
+        let Some(core) = self.nodes[n].core.as_mut() else {
+            return;
+        };
+        self.stats.inputs += inputs.len() as u64;
+        for input in inputs {
+            if let Err(e) = core.handle(now, input) {
+                tracing::warn!(node = n, error = %e, "store error inside handle; crashing the node");
+                self.crash_now(n);
+                return;
+            }
+        }
+        let uncommitted = self.nodes[n]
+            .core
+            .as_ref()
+            .is_some_and(|c| c.store().uncommitted() > 0);
+        if self.nodes[n].crash_armed && uncommitted {
+            self.stats.mid_batch_crashes += 1;
+            self.log.record(self.now, n, "crash_mid_batch", &[]);
+            self.crash_now(n);
+            return;
+        }
+        let Some(core) = self.nodes[n].core.as_mut() else {
+            return;
+        };
+        if broken_now {
+            // Deliberately wrong driver: effects escape before the commit, then the node dies.
+            let effects = core.drain_effects();
+            self.stats.broken_releases += 1;
+            for e in effects {
+                self.release(n, e);
+            }
+            self.log.record(self.now, n, "broken_crash", &[]);
+            self.crash_now(n);
+            return;
+        }
+        if let Err(e) = core.commit() {
+            tracing::warn!(node = n, error = %e, "commit failed; crashing the node");
+            self.crash_now(n);
+            return;
+        }
+        self.stats.batches += 1;
+        let effects = core.drain_effects();
+        for e in effects {
+            self.release(n, e);
+        }
+    }
+
+    /// Performs one effect of node `n` (after its batch committed).
+    fn release(&mut self, n: NodeIx, e: Effect) {
+        let t = self.now;
+        let life = self.nodes[n].life;
+        match e {
+            Effect::Send { id, to, request } => {
+                let Some(&j) = self.index.get(&to) else {
+                    self.pending.insert((n, life, id), n);
+                    self.push(
+                        t + self.net.dial_fail_ms,
+                        Event::Fail {
+                            node: n,
+                            life,
+                            out: id,
+                            why: FailWhy::NoConnection,
+                        },
+                    );
+                    return;
+                };
+                self.log.record(t, n, "send", &[id, j as u64]);
+                self.pending.insert((n, life, id), j);
+                self.push(
+                    t + self.net.request_timeout_ms,
+                    Event::Fail {
+                        node: n,
+                        life,
+                        out: id,
+                        why: FailWhy::Timeout,
+                    },
+                );
+                if !self.connected(n, j) {
+                    self.push(
+                        t + self.net.dial_fail_ms,
+                        Event::Fail {
+                            node: n,
+                            life,
+                            out: id,
+                            why: FailWhy::NoConnection,
+                        },
+                    );
+                    return;
+                }
+                let size = event::request_size(&request);
+                let to_life = self.nodes[j].life;
+                self.transmit(
+                    n,
+                    j,
+                    size,
+                    Event::Request {
+                        to: j,
+                        to_life,
+                        from: n,
+                        from_life: life,
+                        out: id,
+                        request,
+                    },
+                );
+            }
+            Effect::Respond { id, response } => {
+                let Some(r) = self.inbound.remove(&(n, id)) else {
+                    return;
+                };
+                self.log.record(t, n, "respond", &[id, r.from as u64]);
+                if self.connected(n, r.from) {
+                    let size = event::response_size(&response);
+                    self.transmit(
+                        n,
+                        r.from,
+                        size,
+                        Event::Response {
+                            to: r.from,
+                            life: r.from_life,
+                            from: n,
+                            out: r.out,
+                            response,
+                        },
+                    );
+                }
+            }
+            Effect::Reply { id, reply } => {
+                self.log.record(t, n, "reply", &[id, reply_tag(&reply)]);
+                self.replies.push((id, t, reply));
+            }
+            Effect::Wake { at_ms } => {
+                let g = self.net.wake_granularity_ms.max(1);
+                let at = global(at_ms, self.nodes[n].skew_ms).max(t).div_ceil(g) * g;
+                let node = &mut self.nodes[n];
+                if node.wake.is_none_or(|w| at < w) {
+                    node.wake = Some(at);
+                    self.push(at, Event::Wake { node: n, life, at });
+                }
+            }
+        }
+    }
+
+    /// Crashes node `n` now: uncommitted writes and unreleased effects are lost, its
+    /// connections drop.
+    fn crash_now(&mut self, n: NodeIx) {
+        let node = &mut self.nodes[n];
+        let Some(core) = node.core.take() else { return };
+        let mut store = core.into_store();
+        store.crash();
+        node.down = Some(store);
+        node.life += 1;
+        node.wake = None;
+        node.crash_armed = false;
+        self.stats.crashes += 1;
+        self.log.record(self.now, n, "crash", &[]);
+        let t = self.now;
+        // Requests it sent die with it; requests sent to it fail at their senders.
+        let mine: Vec<(NodeIx, u64, OutboundId)> = self
+            .pending
+            .keys()
+            .filter(|(i, _, _)| *i == n)
+            .copied()
+            .collect();
+        for k in mine {
+            self.pending.remove(&k);
+        }
+        let theirs: Vec<(NodeIx, u64, OutboundId)> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| **p == n)
+            .map(|(k, _)| *k)
+            .collect();
+        for (i, g, out) in theirs {
+            self.push(
+                t + 1,
+                Event::Fail {
+                    node: i,
+                    life: g,
+                    out,
+                    why: FailWhy::ConnectionLost,
+                },
+            );
+        }
+        let owed: Vec<(NodeIx, u64)> = self
+            .inbound
+            .keys()
+            .filter(|(j, _)| *j == n)
+            .copied()
+            .collect();
+        for k in owed {
+            self.inbound.remove(&k);
+        }
+        let keys: Vec<(NodeIx, NodeIx)> = self
+            .links
+            .keys()
+            .filter(|(a, b)| *a == n || *b == n)
+            .copied()
+            .collect();
+        for (a, b) in keys {
+            let peer = if a == n { b } else { a };
+            if let Some(l) = self.links.get_mut(&(a, b))
+                && l.connected
+            {
+                l.connected = false;
+                let pg = self.nodes[peer].life;
+                self.push(
+                    t + 1,
+                    Event::Peer {
+                        node: peer,
+                        life: pg,
+                        peer: n,
+                        up: false,
+                    },
+                );
+            }
+        }
+    }
+
+    fn restart(&mut self, n: NodeIx) {
+        let seed = self.rng.next_u64();
+        let now = self.local_now(n);
+        let node = &mut self.nodes[n];
+        let Some(store) = node.down.take() else {
+            return;
+        };
+        match Core::open(
+            store,
+            node.keys.clone(),
+            node.cfg.clone(),
+            Entropy::from_u64(seed),
+            now,
+        ) {
+            Ok(mut core) => {
+                let effects = core.drain_effects();
+                node.core = Some(core);
+                self.log.record(self.now, n, "restart", &[]);
+                for e in effects {
+                    self.release(n, e);
+                }
+            }
+            Err(e) => {
+                tracing::error!(node = n, error = %e, "node failed to reopen its store");
+                self.log.record(self.now, n, "restart_failed", &[]);
+                return;
+            }
+        }
+        let keys: Vec<(NodeIx, NodeIx)> = self
+            .links
+            .keys()
+            .filter(|(a, b)| *a == n || *b == n)
+            .copied()
+            .collect();
+        for (a, b) in keys {
+            self.schedule_reconnect(a, b);
+        }
+    }
+}
+
+fn local(global: u64, skew: i64) -> u64 {
+    global.saturating_add_signed(skew)
+}
+
+fn global(local: u64, skew: i64) -> u64 {
+    local.saturating_add_signed(-skew)
+}
+
+fn reply_tag(r: &ApiReply) -> u64 {
+    match r {
+        ApiReply::Accepted(_) => 1,
+        ApiReply::Invalid(_) => 2,
+        ApiReply::Unauthorized => 3,
+        ApiReply::Forbidden(_) => 4,
+        ApiReply::NotFound(_) => 5,
+        ApiReply::BadRequest(_) => 6,
+        ApiReply::Unroutable(_) => 7,
+        ApiReply::Internal(_) => 8,
+        _ => 0,
+    }
+}

@@ -1,0 +1,60 @@
+#![allow(clippy::unwrap_used)]
+//! Many seeds across the fault scenarios (CI: 200 seeds in total). Any failure prints the
+//! report and the command that replays it.
+
+use renkei_simnet::{RunOptions, Scenario, run};
+
+fn scenario(name: &str) -> Scenario {
+    let path = format!("{}/scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+    Scenario::load(std::path::Path::new(&path)).unwrap()
+}
+
+/// Smaller than the shipped files, so 200 seeds stay within a few minutes in debug builds.
+fn small(name: &str) -> Scenario {
+    let mut s = scenario(name);
+    s.workload.offices = 24;
+    s.workload.envelopes = 24;
+    s
+}
+
+fn sweep(name: &str, seeds: std::ops::Range<u64>) {
+    let s = small(name);
+    let mut failed = Vec::new();
+    let mut delivered = 0;
+    for seed in seeds.clone() {
+        let r = run(&s, seed, RunOptions::default());
+        delivered += r.counts.delivered;
+        if !r.passed() {
+            eprintln!("{}", r.text());
+            failed.push(seed);
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{name}: seeds {failed:?} failed; replay: renkei simnet run simnet/scenarios/{name}.toml --seed N"
+    );
+    assert!(
+        delivered > 0,
+        "{name}: nothing was delivered over seeds {seeds:?}"
+    );
+}
+
+#[test]
+fn lossy_links_50_seeds() {
+    sweep("lossy-links", 0..50);
+}
+
+#[test]
+fn partition_heal_50_seeds() {
+    sweep("partition-heal", 0..50);
+}
+
+#[test]
+fn relay_crash_restart_50_seeds() {
+    sweep("relay-crash-restart", 0..50);
+}
+
+#[test]
+fn flapping_operator_50_seeds() {
+    sweep("flapping-operator", 0..50);
+}
