@@ -36,7 +36,7 @@ use renkei_protocol::rng::Entropy;
 use renkei_protocol::roster::{SignedBinding, SignedRoster};
 
 pub use audit::verify_chain;
-pub use io::{ApiCommand, ApiId, ApiReply, Auth, Counters, Effect, InboundId, Input, OutboundId};
+pub use io::{ApiCommand, ApiId, ApiReply, Auth, Counters, Effect, InboundId, Input, OutboundId, RosterPeer};
 
 use crate::store::{Store, StoreError};
 use records::OfficeRec;
@@ -177,6 +177,7 @@ impl<S: Store> Core<S> {
         core.load_schedules()?;
         core.audit_head = audit::load_head(&core.store)?;
         core.seq = core.load_seq()?;
+        core.announce_roster();
         core.pump()?;
         Ok(core)
     }

@@ -15,9 +15,15 @@ use renkei_protocol::rng::Entropy;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{ConfigError, NodeConfig};
-use crate::core::{ApiCommand, ApiReply, Auth, Core, Effect, Input};
+use renkei_protocol::ids::OperatorId;
+use renkei_protocol::wire::{Request, Response};
+
+use crate::core::{ApiCommand, ApiReply, Auth, Core, Effect, Input, RosterPeer};
 use crate::keyfile::{self, KeyFileError};
 use crate::store::{SledStore, StoreError};
+
+/// File in the node directory listing the libp2p addresses actually bound.
+pub const LISTEN_FILE: &str = "listen.addrs";
 
 /// Bound of the API command channel.
 pub const API_QUEUE_MAX: usize = 1024;
@@ -150,48 +156,103 @@ pub fn offline_call(dir: &Path, cmd: ApiCommand) -> Result<ApiReply, RuntimeErro
         .unwrap_or(ApiReply::Internal("no reply".into())))
 }
 
-/// Where the core's peer traffic goes.
-pub trait PeerLink: Send {
-    /// Sends a request; the answer comes back as a [`PeerEvent`].
-    fn send(
-        &mut self,
-        id: u64,
-        to: renkei_protocol::ids::OperatorId,
-        request: renkei_protocol::wire::Request,
-    );
-    /// Answers an inbound request.
-    fn respond(&mut self, id: u64, response: renkei_protocol::wire::Response);
+/// Where the core's peer traffic goes: nowhere (a single-operator node, every send fails at
+/// once) or the libp2p network.
+pub enum Peers {
+    /// No network configured.
+    None,
+    /// The libp2p network actor.
+    Net {
+        /// Its client.
+        client: crate::net::NetClient,
+        /// Whether this node is itself a relay (then it does not hold other relays open).
+        relay: bool,
+    },
 }
 
-/// Network events mapped onto core inputs.
-pub type PeerEvent = Input;
-
-/// No network: every send fails at once (a single-operator node).
-pub struct NoPeers {
-    failed: mpsc::UnboundedSender<Input>,
+fn multiaddrs(addrs: &[String]) -> Vec<crate::net::Multiaddr> {
+    addrs
+        .iter()
+        .filter_map(|a| match a.parse() {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!(addr = %a, error = %e, "ignoring an address that is not a multiaddr");
+                None
+            }
+        })
+        .collect()
 }
 
-impl PeerLink for NoPeers {
-    fn send(
-        &mut self,
-        id: u64,
-        to: renkei_protocol::ids::OperatorId,
-        _request: renkei_protocol::wire::Request,
-    ) {
-        let _ = self.failed.send(Input::SendFailed {
-            id,
-            to,
-            error: "this node has no network configured".into(),
-        });
+impl Peers {
+    async fn send(&self, failed: &mpsc::UnboundedSender<Input>, id: u64, to: OperatorId, request: Request) {
+        match self {
+            Peers::None => {
+                let _ = failed.send(Input::SendFailed { id, to, error: "this node has no network configured".into() });
+            }
+            Peers::Net { client, .. } => {
+                if let Err(e) = client.send(to, id, request).await {
+                    let _ = failed.send(Input::SendFailed { id, to, error: e.to_string() });
+                }
+            }
+        }
     }
-    fn respond(&mut self, _id: u64, _response: renkei_protocol::wire::Response) {}
+
+    async fn respond(&self, id: u64, response: Response) {
+        if let Peers::Net { client, .. } = self {
+            if let Err(e) = client.respond(id, response).await {
+                tracing::warn!(error = %e, "could not answer a peer request");
+            }
+        }
+    }
+
+    async fn roster(&self, peers: Vec<RosterPeer>) {
+        let Peers::Net { client, relay } = self else { return };
+        let allowed = peers.iter().map(|p| p.id).collect();
+        if let Err(e) = client.set_allowed(allowed).await {
+            tracing::warn!(error = %e, "network stopped");
+            return;
+        }
+        for p in peers {
+            let addrs = multiaddrs(&p.addrs);
+            if addrs.is_empty() {
+                continue;
+            }
+            let r = if p.relay && !relay {
+                client.keep_connected(p.id, addrs).await
+            } else {
+                client.add_addresses(p.id, addrs).await
+            };
+            if let Err(e) = r {
+                tracing::warn!(peer = %p.name, error = %e, "network stopped");
+            }
+        }
+    }
 }
 
-impl NoPeers {
-    /// A link whose failures come back on the returned receiver.
-    pub fn new() -> (Self, mpsc::UnboundedReceiver<Input>) {
-        let (failed, rx) = mpsc::unbounded_channel();
-        (NoPeers { failed }, rx)
+/// Forwards network events into the core's input queue.
+async fn forward_events(mut events: mpsc::Receiver<crate::net::NetEvent>, to_core: mpsc::UnboundedSender<Input>) {
+    use crate::net::NetEvent;
+    while let Some(ev) = events.recv().await {
+        let input = match ev {
+            NetEvent::Inbound { id, from, request } => Input::Inbound { id, from, request },
+            NetEvent::Response { id, from, response } => Input::Response { id, from, response },
+            NetEvent::SendFailed { id, to, error } => Input::SendFailed { id, to, error },
+            NetEvent::PeerUp(p) => {
+                tracing::info!(peer = %p, "peer up");
+                Input::PeerUp(p)
+            }
+            NetEvent::PeerDown(p) => {
+                tracing::info!(peer = %p, "peer down");
+                Input::PeerDown(p)
+            }
+            NetEvent::Listening(a) => {
+                tracing::info!(addr = %a, "listening (libp2p)");
+                continue;
+            }
+        };
+        if to_core.send(input).is_err() {
+            return;
+        }
     }
 }
 
@@ -201,7 +262,8 @@ pub async fn drive(
     mut core: Core<SledStore>,
     mut api_rx: mpsc::Receiver<ApiCall>,
     mut peer_rx: mpsc::UnboundedReceiver<Input>,
-    mut link: Box<dyn PeerLink>,
+    peer_tx: mpsc::UnboundedSender<Input>,
+    peers: Peers,
     batch_max: usize,
     mut shutdown: oneshot::Receiver<()>,
 ) -> Result<(), RuntimeError> {
@@ -209,10 +271,24 @@ pub async fn drive(
     let mut next_api = 1u64;
     let mut wake: Option<u64> = Some(now_ms());
     let mut batch: Vec<Input> = Vec::with_capacity(batch_max);
+    // Effects produced while opening (e.g. the installed roster) go out first.
+    core.announce_roster();
+    let mut pending: Vec<Effect> = core.drain_effects();
     loop {
-        let delay = wake.map_or(Duration::from_secs(3600), |w| {
-            Duration::from_millis(w.saturating_sub(now_ms()))
-        });
+        for e in pending.drain(..) {
+            match e {
+                Effect::Reply { id, reply } => {
+                    if let Some(tx) = replies.remove(&id) {
+                        let _ = tx.send(reply);
+                    }
+                }
+                Effect::Send { id, to, request } => peers.send(&peer_tx, id, to, request).await,
+                Effect::Respond { id, response } => peers.respond(id, response).await,
+                Effect::Wake { at_ms } => wake = Some(wake.map_or(at_ms, |w| w.min(at_ms))),
+                Effect::Roster { peers: list } => peers.roster(list).await,
+            }
+        }
+        let delay = wake.map_or(Duration::from_secs(3600), |w| Duration::from_millis(w.saturating_sub(now_ms())));
         tokio::select! {
             _ = &mut shutdown => break,
             call = api_rx.recv() => match call {
@@ -225,11 +301,7 @@ pub async fn drive(
         while batch.len() < batch_max {
             if let Ok(c) = api_rx.try_recv() {
                 replies.insert(next_api, c.reply);
-                batch.push(Input::Api {
-                    id: next_api,
-                    auth: c.auth,
-                    cmd: c.cmd,
-                });
+                batch.push(Input::Api { id: next_api, auth: c.auth, cmd: c.cmd });
                 next_api += 1;
             } else if let Ok(ev) = peer_rx.try_recv() {
                 batch.push(ev);
@@ -241,46 +313,63 @@ pub async fn drive(
         for input in batch.drain(..) {
             core.handle(now, input)?;
         }
+        // Group commit: one flush for the batch, then (and only then) its effects.
         tokio::task::block_in_place(|| core.commit())?;
-        for e in core.drain_effects() {
-            match e {
-                Effect::Reply { id, reply } => {
-                    if let Some(tx) = replies.remove(&id) {
-                        let _ = tx.send(reply);
-                    }
-                }
-                Effect::Send { id, to, request } => link.send(id, to, request),
-                Effect::Respond { id, response } => link.respond(id, response),
-                Effect::Wake { at_ms } => wake = Some(wake.map_or(at_ms, |w| w.min(at_ms))),
-            }
-        }
+        pending = core.drain_effects();
     }
     tokio::task::block_in_place(|| core.commit())?;
+    if let Peers::Net { client, .. } = &peers {
+        let _ = client.shutdown().await;
+    }
     tracing::info!("core stopped after its last commit");
     Ok(())
 }
 
-/// Spawns the core task; returns its handle and join handle.
+/// Spawns the core task; returns its handle, stop switch and join handle.
 pub fn spawn_core(
     core: Core<SledStore>,
-    link: Box<dyn PeerLink>,
+    peers: Peers,
     peer_rx: mpsc::UnboundedReceiver<Input>,
+    peer_tx: mpsc::UnboundedSender<Input>,
     batch_max: usize,
-) -> (
-    CoreHandle,
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), RuntimeError>>,
-) {
+) -> (CoreHandle, oneshot::Sender<()>, tokio::task::JoinHandle<Result<(), RuntimeError>>) {
     let (tx, rx) = mpsc::channel(API_QUEUE_MAX);
     let (stop, stop_rx) = oneshot::channel();
-    let join = tokio::spawn(drive(core, rx, peer_rx, link, batch_max, stop_rx));
+    let join = tokio::spawn(drive(core, rx, peer_rx, peer_tx, peers, batch_max, stop_rx));
     (CoreHandle { tx }, stop, join)
+}
+
+/// Starts the libp2p network of a node if its config asks for one.
+async fn start_network(
+    cfg: &NodeConfig,
+    keys: &renkei_protocol::keys::OperatorKeys,
+    to_core: mpsc::UnboundedSender<Input>,
+) -> Result<(Peers, Vec<String>), RuntimeError> {
+    if cfg.listen.is_empty() && cfg.roster.is_none() && cfg.peers.is_empty() {
+        return Ok((Peers::None, vec![]));
+    }
+    let (client, events, ev_loop) =
+        crate::net::Network::new(crate::net::Config::new(keys)).map_err(|e| RuntimeError::Io(format!("network: {e}")))?;
+    tokio::spawn(ev_loop.run());
+    tokio::spawn(forward_events(events, to_core));
+    let mut bound = Vec::new();
+    for a in multiaddrs(&cfg.listen) {
+        let actual = client.listen(a.clone()).await.map_err(|e| RuntimeError::Io(format!("listen on {a}: {e}")))?;
+        bound.push(actual.to_string());
+    }
+    for p in &cfg.peers {
+        let id: OperatorId = p.id.parse().map_err(|e| RuntimeError::Io(format!("peers: {e}")))?;
+        client.keep_connected(id, multiaddrs(&p.addrs)).await.map_err(|e| RuntimeError::Io(e.to_string()))?;
+    }
+    Ok((Peers::Net { client, relay: cfg.relay }, bound))
 }
 
 /// A running node: its HTTP address and a way to stop it.
 pub struct RunningNode {
     /// Where the HTTP API listens.
     pub http: std::net::SocketAddr,
+    /// libp2p addresses actually bound.
+    pub p2p: Vec<String>,
     stop_http: Option<oneshot::Sender<()>>,
     stop_core: Option<oneshot::Sender<()>>,
     http_task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -323,30 +412,24 @@ pub async fn start(dir: &Path) -> Result<RunningNode, RuntimeError> {
     let cfg = NodeConfig::load(dir)?;
     let core = open_core(dir, &cfg)?;
     let admin_hash = admin_hash(dir)?;
-    let (link, peer_rx) = NoPeers::new();
-    let (handle, stop_core, core_task) =
-        spawn_core(core, Box::new(link), peer_rx, cfg.limits.commit_batch_max);
+    let keys = keyfile::load(dir)?;
+    let (peer_tx, peer_rx) = mpsc::unbounded_channel();
+    let (peers, p2p) = start_network(&cfg, &keys, peer_tx.clone()).await?;
+    if !p2p.is_empty() {
+        // For operators and tests: the addresses actually bound (e.g. for port 0).
+        let text: String = p2p.iter().map(|a| format!("{a}\n")).collect();
+        std::fs::write(dir.join(LISTEN_FILE), text).map_err(|e| RuntimeError::Io(e.to_string()))?;
+    }
+    let (handle, stop_core, core_task) = spawn_core(core, peers, peer_rx, peer_tx, cfg.limits.commit_batch_max);
     let listener = tokio::net::TcpListener::bind(cfg.http)
         .await
         .map_err(|e| RuntimeError::Io(format!("cannot listen on {}: {e}", cfg.http)))?;
-    let http = listener
-        .local_addr()
-        .map_err(|e| RuntimeError::Io(e.to_string()))?;
-    let state = crate::api::AppState {
-        core: handle,
-        admin_hash,
-        upload_bytes_max: cfg.limits.upload_bytes_max,
-    };
+    let http = listener.local_addr().map_err(|e| RuntimeError::Io(e.to_string()))?;
+    let state = crate::api::AppState { core: handle, admin_hash, upload_bytes_max: cfg.limits.upload_bytes_max };
     let (stop_http, stop_rx) = oneshot::channel::<()>();
     let http_task = tokio::spawn(crate::api::serve(listener, state, async move {
         let _ = stop_rx.await;
     }));
-    tracing::info!(%http, operator = %keyfile::load(dir)?.id(), "node running");
-    Ok(RunningNode {
-        http,
-        stop_http: Some(stop_http),
-        stop_core: Some(stop_core),
-        http_task,
-        core_task,
-    })
+    tracing::info!(%http, operator = %keys.id(), p2p = ?p2p, "node running");
+    Ok(RunningNode { http, p2p, stop_http: Some(stop_http), stop_core: Some(stop_core), http_task, core_task })
 }

@@ -61,7 +61,8 @@ pub struct OperatorEntry {
 }
 
 impl OperatorEntry {
-    fn valid_at(&self, at_ms: u64) -> bool {
+    /// Whether the operator's current key is valid at `at_ms`.
+    pub fn valid_at(&self, at_ms: u64) -> bool {
         at_ms >= self.valid_from_ms && self.valid_until_ms.is_none_or(|u| at_ms < u)
     }
 }

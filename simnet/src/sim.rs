@@ -608,6 +608,8 @@ impl Sim {
                     self.push(at, Event::Wake { node: n, life, at });
                 }
             }
+            // The simulated network admits every simulated operator already.
+            Effect::Roster { .. } => {}
         }
     }
 

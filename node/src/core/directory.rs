@@ -10,6 +10,7 @@ use renkei_protocol::wire::{Request, Response};
 
 use super::records::{self, OfficeRec, be};
 use super::views::{DirectoryView, OfficeView};
+use super::io::RosterPeer;
 use super::{Core, Effect, Flight};
 use crate::store::{Store, StoreError, Tree};
 
@@ -57,6 +58,22 @@ impl<S: Store> Core<S> {
             self.binding_seq = <[u8; 8]>::try_from(k.as_slice()).map_or(0, u64::from_be_bytes);
         }
         Ok(())
+    }
+
+    /// Tells the driver which operators the transport should admit and dial.
+    pub(crate) fn announce_roster(&mut self) {
+        let Some(r) = self.roster.as_ref() else { return };
+        let me = self.keys.id();
+        let mut peers = Vec::new();
+        for o in &r.roster().operators {
+            if o.id != me && o.valid_at(self.now) {
+                peers.push(RosterPeer { id: o.id, name: o.name.clone(), addrs: o.addrs.clone(), relay: o.relay });
+            }
+            for k in o.old_keys.iter().filter(|k| k.id != me && self.now < k.expires_ms) {
+                peers.push(RosterPeer { id: k.id, name: o.name.clone(), addrs: o.addrs.clone(), relay: o.relay });
+            }
+        }
+        self.effects.push_back(Effect::Roster { peers });
     }
 
     /// Whether `peer` may talk to us: a roster operator (current key, or an old key not yet
@@ -294,6 +311,7 @@ impl<S: Store> Core<S> {
         }
         self.store.put(Tree::Meta, b"roster", bytes)?;
         self.roster = Some(r);
+        self.announce_roster();
         // Operators removed from the roster are disconnected by the transport; forget them.
         let allowed: Vec<OperatorId> = self
             .peers_up

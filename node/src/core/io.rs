@@ -219,6 +219,25 @@ pub enum Effect {
         /// Milliseconds since the Unix epoch.
         at_ms: u64,
     },
+    /// A roster was installed: the transport should admit exactly these operators on the
+    /// relay protocol, know their addresses, and keep the relays connected.
+    Roster {
+        /// Every operator of the roster except this node.
+        peers: Vec<RosterPeer>,
+    },
+}
+
+/// One roster operator as the transport needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterPeer {
+    /// Current key (and old keys still valid are listed as separate entries).
+    pub id: OperatorId,
+    /// Display name.
+    pub name: String,
+    /// libp2p multiaddresses.
+    pub addrs: Vec<String>,
+    /// Whether it relays.
+    pub relay: bool,
 }
 
 /// Counters exposed as metrics.

@@ -256,6 +256,7 @@ impl Net {
                 let w = &mut self.nodes[i].wake;
                 *w = Some(w.map_or(at_ms, |x| x.min(at_ms)));
             }
+            Effect::Roster { .. } => {}
         }
     }
 
