@@ -8,6 +8,7 @@ mod verify_cmd;
 use std::path::PathBuf;
 
 mod csv_cmd;
+mod federation_cmd;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -54,6 +55,35 @@ enum Command {
         /// This node relays for other operators.
         #[arg(long)]
         relay: bool,
+        /// Signed federation roster to join with (copied into the node directory).
+        #[arg(long, requires = "authority")]
+        roster: Option<PathBuf>,
+        /// Federation authority key that signs rosters (base32 or hex).
+        #[arg(long)]
+        authority: Option<String>,
+        /// Peer to keep connected, as OPERATOR_ID@MULTIADDR (repeatable).
+        #[arg(long)]
+        peer: Vec<String>,
+    },
+    /// Federation authority: keys and the signed operator roster.
+    Federation {
+        #[command(subcommand)]
+        cmd: federation_cmd::FederationCmd,
+    },
+    /// Install a newer signed roster on a node (running or not).
+    RosterInstall {
+        /// Node directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The signed roster file.
+        roster: PathBuf,
+    },
+    /// Office: can that office receive electronically, and at which operator?
+    Directory {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// 事業所番号 to look up.
+        office: String,
     },
     /// Run the node in the foreground until SIGTERM or SIGINT.
     Run {
@@ -171,13 +201,12 @@ fn main() -> Result<()> {
             );
             0
         }
-        Command::Init {
-            dir,
-            operator,
-            http,
-            listen,
-            relay,
-        } => node_cmd::init(&dir, &operator, http, listen, relay)?,
+        Command::Init { dir, operator, http, listen, relay, roster, authority, peer } => {
+            node_cmd::init(&dir, &operator, http, listen, relay, roster.as_deref(), authority.as_deref(), &peer)?
+        }
+        Command::Federation { cmd } => federation_cmd::run(cmd)?,
+        Command::RosterInstall { dir, roster } => node_cmd::roster_install(&dir, &roster)?,
+        Command::Directory { node, office } => client::directory(&node, &office)?,
         Command::Run { dir } => node_cmd::run(&dir)?,
         Command::Office { cmd } => node_cmd::office(cmd)?,
         Command::Status { dir } => node_cmd::status(&dir)?,
