@@ -8,6 +8,7 @@ mod verify_cmd;
 use std::path::PathBuf;
 
 mod csv_cmd;
+mod demo;
 mod federation_cmd;
 
 use anyhow::Result;
@@ -38,6 +39,13 @@ pub struct NodeArgs {
 enum Command {
     /// Print the protocol version and limits this build speaks.
     Version,
+    /// Start a local federation (a relay and two regional operators on loopback), send
+    /// every kind of send unit across operators and verify every receipt.
+    Demo {
+        /// Leave the nodes running and print the web page URLs and office tokens.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Create a node directory: operator keys, admin token and renkei.toml.
     Init {
         /// Node directory (created if missing).
@@ -205,6 +213,7 @@ fn main() -> Result<()> {
             node_cmd::init(&dir, &operator, http, listen, relay, roster.as_deref(), authority.as_deref(), &peer)?
         }
         Command::Federation { cmd } => federation_cmd::run(cmd)?,
+        Command::Demo { keep } => demo::run(keep)?,
         Command::RosterInstall { dir, roster } => node_cmd::roster_install(&dir, &roster)?,
         Command::Directory { node, office } => client::directory(&node, &office)?,
         Command::Run { dir } => node_cmd::run(&dir)?,
