@@ -264,18 +264,32 @@ pub fn proof(node: &NodeArgs, id: &str, out: &Path) -> Result<i32> {
 }
 
 pub fn directory(node: &NodeArgs, office: &str) -> Result<i32> {
-    let v: Value = check(client()?.get(url(node, &format!("/v1/directory/{office}"))).bearer_auth(&node.token).send()?)?.json()?;
+    let v: Value = check(
+        client()?
+            .get(url(node, &format!("/v1/directory/{office}")))
+            .bearer_auth(&node.token)
+            .send()?,
+    )?
+    .json()?;
     if v["reachable"].as_bool() == Some(true) {
         println!(
             "office {office} can receive electronically: homed at operator {} ({}) since {} ms, service kinds {}",
-            v["operator_name"].as_str().unwrap_or(if v["homed_here"].as_bool() == Some(true) { "this node" } else { "?" }),
+            v["operator_name"]
+                .as_str()
+                .unwrap_or(if v["homed_here"].as_bool() == Some(true) {
+                    "this node"
+                } else {
+                    "?"
+                }),
             v["operator"].as_str().unwrap_or("this node"),
             v["since_ms"],
             v["kinds"]
         );
         Ok(0)
     } else {
-        println!("office {office} is not bound to any operator of the federation: it cannot receive electronically");
+        println!(
+            "office {office} is not bound to any operator of the federation: it cannot receive electronically"
+        );
         Ok(1)
     }
 }

@@ -26,11 +26,19 @@ struct DemoNode {
 
 impl DemoNode {
     fn url(&self) -> String {
-        self.running.as_ref().map(|r| format!("http://{}", r.http)).unwrap_or_default()
+        self.running
+            .as_ref()
+            .map(|r| format!("http://{}", r.http))
+            .unwrap_or_default()
     }
 }
 
-fn init_node(base: &Path, name: &'static str, relay: bool, authority: &SigningIdentity) -> Result<DemoNode> {
+fn init_node(
+    base: &Path,
+    name: &'static str,
+    relay: bool,
+    authority: &SigningIdentity,
+) -> Result<DemoNode> {
     let dir = base.join(name);
     std::fs::create_dir_all(&dir)?;
     let keys = OperatorKeys::from_seeds(keyfile::random_seed()?, keyfile::random_seed()?);
@@ -45,7 +53,13 @@ fn init_node(base: &Path, name: &'static str, relay: bool, authority: &SigningId
     cfg.roster = Some("roster.cbor".into());
     cfg.delivery.sync_interval_ms = 2_000;
     cfg.save(&dir)?;
-    Ok(DemoNode { name, dir, keys, admin, running: None })
+    Ok(DemoNode {
+        name,
+        dir,
+        keys,
+        admin,
+        running: None,
+    })
 }
 
 fn entry(n: &DemoNode, relay: bool, addrs: Vec<String>) -> OperatorEntry {
@@ -100,8 +114,12 @@ pub fn run(keep: bool) -> Result<i32> {
     let base = std::env::temp_dir().join(format!("renkei-demo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     std::fs::create_dir_all(&base)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let code = rt.block_on(async { Ok::<_, anyhow::Error>(()) }).and_then(|_| demo(&rt, &base, keep));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let code = rt
+        .block_on(async { Ok::<_, anyhow::Error>(()) })
+        .and_then(|_| demo(&rt, &base, keep));
     if !keep {
         let _ = std::fs::remove_dir_all(&base);
     }
@@ -109,7 +127,10 @@ pub fn run(keep: bool) -> Result<i32> {
 }
 
 fn demo(rt: &tokio::runtime::Runtime, base: &Path, keep: bool) -> Result<i32> {
-    println!("Renkei demo: a local federation on 127.0.0.1 in {}", base.display());
+    println!(
+        "Renkei demo: a local federation on 127.0.0.1 in {}",
+        base.display()
+    );
     let authority = SigningIdentity::from_seed(keyfile::random_seed()?);
     let mut relay = init_node(base, "central-relay", true, &authority)?;
     let mut shimane = init_node(base, "shimane", false, &authority)?;
@@ -117,12 +138,20 @@ fn demo(rt: &tokio::runtime::Runtime, base: &Path, keep: bool) -> Result<i32> {
 
     // The relay first: the roster must carry its actual address.
     relay.running = Some(rt.block_on(runtime::start(&relay.dir))?);
-    let relay_addr = relay.running.as_ref().map(|r| r.p2p.clone()).unwrap_or_default();
+    let relay_addr = relay
+        .running
+        .as_ref()
+        .map(|r| r.p2p.clone())
+        .unwrap_or_default();
     let roster = Roster {
         serial: 1,
         issued_at_ms: runtime::now_ms(),
         authority: authority.id(),
-        operators: vec![entry(&relay, true, relay_addr.clone()), entry(&shimane, false, vec![]), entry(&kanamic, false, vec![])],
+        operators: vec![
+            entry(&relay, true, relay_addr.clone()),
+            entry(&shimane, false, vec![]),
+            entry(&kanamic, false, vec![]),
+        ],
     }
     .sign(&authority);
     let roster_bytes = roster.encode();
@@ -130,7 +159,11 @@ fn demo(rt: &tokio::runtime::Runtime, base: &Path, keep: bool) -> Result<i32> {
         std::fs::write(n.dir.join("roster.cbor"), &roster_bytes)?;
     }
     let c = Client::builder().timeout(Duration::from_secs(60)).build()?;
-    let r = c.put(format!("{}/admin/v1/roster", relay.url())).bearer_auth(&relay.admin).body(roster_bytes.clone()).send()?;
+    let r = c
+        .put(format!("{}/admin/v1/roster", relay.url()))
+        .bearer_auth(&relay.admin)
+        .body(roster_bytes.clone())
+        .send()?;
     if !r.status().is_success() {
         bail!("relay refused the roster: {}", r.text()?);
     }
@@ -138,49 +171,132 @@ fn demo(rt: &tokio::runtime::Runtime, base: &Path, keep: bool) -> Result<i32> {
     kanamic.running = Some(rt.block_on(runtime::start(&kanamic.dir))?);
     println!("  federation authority {}", authority.id());
     for n in [&relay, &shimane, &kanamic] {
-        println!("  operator {:<13} {}  http {}  p2p {}", n.name, n.keys.id(), n.url(), n.running.as_ref().map(|r| r.p2p.join(" ")).unwrap_or_default());
+        println!(
+            "  operator {:<13} {}  http {}  p2p {}",
+            n.name,
+            n.keys.id(),
+            n.url(),
+            n.running
+                .as_ref()
+                .map(|r| r.p2p.join(" "))
+                .unwrap_or_default()
+        );
     }
     println!("  shimane and kanamic-like are connected only through central-relay");
 
     let mut offices = vec![
-        Office { number: "4074478647", kind: "43", label: "居宅介護支援 (care manager)", node: &shimane, token: String::new() },
-        Office { number: "4009242217", kind: "46", label: "介護予防支援 (support centre)", node: &shimane, token: String::new() },
-        Office { number: "4071481594", kind: "11", label: "訪問介護 (home help)", node: &kanamic, token: String::new() },
-        Office { number: "4070383858", kind: "63", label: "予防 service office", node: &kanamic, token: String::new() },
+        Office {
+            number: "4074478647",
+            kind: "43",
+            label: "居宅介護支援 (care manager)",
+            node: &shimane,
+            token: String::new(),
+        },
+        Office {
+            number: "4009242217",
+            kind: "46",
+            label: "介護予防支援 (support centre)",
+            node: &shimane,
+            token: String::new(),
+        },
+        Office {
+            number: "4071481594",
+            kind: "11",
+            label: "訪問介護 (home help)",
+            node: &kanamic,
+            token: String::new(),
+        },
+        Office {
+            number: "4070383858",
+            kind: "63",
+            label: "予防 service office",
+            node: &kanamic,
+            token: String::new(),
+        },
     ];
     for o in &mut offices {
         o.token = add_office(&c, o.node, o.number, o.kind, o.label)?;
-        println!("  office {} ({}) {} homed at {}", o.number, o.kind, o.label, o.node.name);
+        println!(
+            "  office {} ({}) {} homed at {}",
+            o.number, o.kind, o.label, o.node.name
+        );
     }
     let find = |n: &str| offices.iter().find(|o| o.number == n).context("office");
     // Directory sync: every sender must see its recipient as reachable.
-    for (from, to) in [("4074478647", "4071481594"), ("4071481594", "4074478647"), ("4009242217", "4070383858")] {
+    for (from, to) in [
+        ("4074478647", "4071481594"),
+        ("4071481594", "4074478647"),
+        ("4009242217", "4070383858"),
+    ] {
         let (f, t) = (find(from)?, find(to)?);
-        wait_for(&format!("the directory to show {to} at {from}'s node"), 60, || {
-            let v: Value = c.get(format!("{}/v1/directory/{}", f.node.url(), t.number)).bearer_auth(&f.token).send()?.json()?;
-            Ok((v["reachable"] == true).then_some(()))
-        })?;
-        println!("  directory: {} sees office {} at operator {}", f.node.name, t.number, t.node.name);
+        wait_for(
+            &format!("the directory to show {to} at {from}'s node"),
+            60,
+            || {
+                let v: Value = c
+                    .get(format!("{}/v1/directory/{}", f.node.url(), t.number))
+                    .bearer_auth(&f.token)
+                    .send()?
+                    .json()?;
+                Ok((v["reachable"] == true).then_some(()))
+            },
+        )?;
+        println!(
+            "  directory: {} sees office {} at operator {}",
+            f.node.name, t.number, t.node.name
+        );
     }
 
     let units = [
-        (UnitKind::Plan, "4074478647", "4071481594", "第1〜3表 + 補足 (D1)"),
-        (UnitKind::Riyohyo, "4074478647", "4071481594", "第6表 + 第7表 + 補足 (D2)"),
+        (
+            UnitKind::Plan,
+            "4074478647",
+            "4071481594",
+            "第1〜3表 + 補足 (D1)",
+        ),
+        (
+            UnitKind::Riyohyo,
+            "4074478647",
+            "4071481594",
+            "第6表 + 第7表 + 補足 (D2)",
+        ),
         (UnitKind::Jisseki, "4071481594", "4074478647", "実績 (D3)"),
-        (UnitKind::YoboKihon, "4009242217", "4070383858", "予防 利用者基本情報 + JPEG (D4)"),
-        (UnitKind::YoboPlan, "4009242217", "4070383858", "予防 サービス・支援計画書 (D5)"),
+        (
+            UnitKind::YoboKihon,
+            "4009242217",
+            "4070383858",
+            "予防 利用者基本情報 + JPEG (D4)",
+        ),
+        (
+            UnitKind::YoboPlan,
+            "4009242217",
+            "4070383858",
+            "予防 サービス・支援計画書 (D5)",
+        ),
     ];
     let mut failures = 0;
     for (i, (kind, from, to, label)) in units.iter().enumerate() {
         let (f, t) = (find(from)?, find(to)?);
         let stamp = format!("2025042516{:04}", 4600 + i);
         let files = kind.build(from, to, &stamp);
-        println!("\n[{}] {label}: office {from} @{} → office {to} @{}", i + 1, f.node.name, t.node.name);
+        println!(
+            "\n[{}] {label}: office {from} @{} → office {to} @{}",
+            i + 1,
+            f.node.name,
+            t.node.name
+        );
         let mut form = multipart::Form::new();
         for (n, b) in &files {
-            form = form.part("file", multipart::Part::bytes(b.clone()).file_name(n.clone()));
+            form = form.part(
+                "file",
+                multipart::Part::bytes(b.clone()).file_name(n.clone()),
+            );
         }
-        let r = c.post(format!("{}/v1/send-units", f.node.url())).bearer_auth(&f.token).multipart(form).send()?;
+        let r = c
+            .post(format!("{}/v1/send-units", f.node.url()))
+            .bearer_auth(&f.token)
+            .multipart(form)
+            .send()?;
         if r.status().as_u16() != 202 {
             println!("    REFUSED: {}", r.text()?);
             failures += 1;
@@ -190,8 +306,16 @@ fn demo(rt: &tokio::runtime::Runtime, base: &Path, keep: bool) -> Result<i32> {
         let id = v["id"].as_str().unwrap_or_default().to_owned();
         println!("    submitted   id {id}, {} file(s)", files.len());
         let sent = wait_for("delivery", 60, || {
-            let v: Value = c.get(format!("{}/v1/sent/{id}", f.node.url())).bearer_auth(&f.token).send()?.json()?;
-            Ok(matches!(v["status"].as_str(), Some("delivered" | "retrieved" | "rejected")).then_some(v))
+            let v: Value = c
+                .get(format!("{}/v1/sent/{id}", f.node.url()))
+                .bearer_auth(&f.token)
+                .send()?
+                .json()?;
+            Ok(matches!(
+                v["status"].as_str(),
+                Some("delivered" | "retrieved" | "rejected")
+            )
+            .then_some(v))
         })?;
         for r in sent["receipts"].as_array().into_iter().flatten() {
             let step = match (r["kind"].as_str(), r["hop"].as_u64()) {
@@ -201,24 +325,48 @@ fn demo(rt: &tokio::runtime::Runtime, base: &Path, keep: bool) -> Result<i32> {
                 (Some(k), _) => k,
                 _ => "?",
             };
-            println!("    {step}  signed by {}", r["node_name"].as_str().unwrap_or("?"));
+            println!(
+                "    {step}  signed by {}",
+                r["node_name"].as_str().unwrap_or("?")
+            );
         }
         for (name, bytes) in &files {
-            let got = c.get(format!("{}/v1/inbox/{id}/files/{name}", t.node.url())).bearer_auth(&t.token).send()?.bytes()?;
+            let got = c
+                .get(format!("{}/v1/inbox/{id}/files/{name}", t.node.url()))
+                .bearer_auth(&t.token)
+                .send()?
+                .bytes()?;
             if got.as_ref() != bytes.as_slice() {
                 println!("    BYTES DIFFER for {name}");
                 failures += 1;
             }
         }
-        println!("    retrieved   {} file(s) byte-identical at office {to}", files.len());
+        println!(
+            "    retrieved   {} file(s) byte-identical at office {to}",
+            files.len()
+        );
         wait_for("the Retrieved receipt", 60, || {
-            let v: Value = c.get(format!("{}/v1/sent/{id}", f.node.url())).bearer_auth(&f.token).send()?.json()?;
+            let v: Value = c
+                .get(format!("{}/v1/sent/{id}", f.node.url()))
+                .bearer_auth(&f.token)
+                .send()?
+                .json()?;
             Ok((v["status"] == "retrieved").then_some(()))
         })?;
-        let proof = c.get(format!("{}/v1/sent/{id}/proof", f.node.url())).bearer_auth(&f.token).send()?.bytes()?;
-        match Proof::decode(&proof).map_err(|e| e.to_string()).and_then(|p| p.verify(roster.roster()).map_err(|e| e.to_string())) {
+        let proof = c
+            .get(format!("{}/v1/sent/{id}/proof", f.node.url()))
+            .bearer_auth(&f.token)
+            .send()?
+            .bytes()?;
+        match Proof::decode(&proof)
+            .map_err(|e| e.to_string())
+            .and_then(|p| p.verify(roster.roster()).map_err(|e| e.to_string()))
+        {
             Ok(lines) => {
-                println!("    proof       VALID offline against roster serial {}:", roster.roster().serial);
+                println!(
+                    "    proof       VALID offline against roster serial {}:",
+                    roster.roster().serial
+                );
                 for l in lines.iter().skip(1) {
                     println!("                  {l}");
                 }
@@ -232,7 +380,9 @@ fn demo(rt: &tokio::runtime::Runtime, base: &Path, keep: bool) -> Result<i32> {
     verify_roster(&roster, &authority)?;
     println!();
     if failures == 0 {
-        println!("demo OK: 5 send units crossed operators through the relay; every receipt verified");
+        println!(
+            "demo OK: 5 send units crossed operators through the relay; every receipt verified"
+        );
     } else {
         println!("demo FAILED: {failures} problem(s)");
     }
@@ -242,7 +392,10 @@ fn demo(rt: &tokio::runtime::Runtime, base: &Path, keep: bool) -> Result<i32> {
             println!("  {:<13} web page {}/", n.name, n.url());
         }
         for o in &offices {
-            println!("  office {} ({}) at {}: token {}", o.number, o.kind, o.node.name, o.token);
+            println!(
+                "  office {} ({}) at {}: token {}",
+                o.number, o.kind, o.node.name, o.token
+            );
         }
         rt.block_on(async {
             let _ = tokio::signal::ctrl_c().await;
@@ -257,5 +410,6 @@ fn demo(rt: &tokio::runtime::Runtime, base: &Path, keep: bool) -> Result<i32> {
 }
 
 fn verify_roster(r: &SignedRoster, authority: &SigningIdentity) -> Result<()> {
-    r.verify(&authority.id()).context("the demo roster does not verify")
+    r.verify(&authority.id())
+        .context("the demo roster does not verify")
 }

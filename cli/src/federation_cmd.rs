@@ -72,7 +72,10 @@ pub enum FederationCmd {
 fn load_authority(dir: &Path) -> Result<SigningIdentity> {
     let text = std::fs::read_to_string(dir.join(AUTHORITY_KEY)).context("reading authority.key")?;
     let bytes = hex::decode(text.trim()).context("authority.key must be 64 hex digits")?;
-    let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| anyhow::anyhow!("authority.key must be 64 hex digits"))?;
+    let seed: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("authority.key must be 64 hex digits"))?;
     Ok(SigningIdentity::from_seed(seed))
 }
 
@@ -88,7 +91,11 @@ fn save_roster(dir: &Path, authority: &SigningIdentity, mut roster: Roster) -> R
     let tmp = dir.join(format!("{ROSTER_FILE}.tmp"));
     std::fs::write(&tmp, signed.encode())?;
     std::fs::rename(&tmp, dir.join(ROSTER_FILE))?;
-    println!("roster serial {} written to {}", signed.roster().serial, dir.join(ROSTER_FILE).display());
+    println!(
+        "roster serial {} written to {}",
+        signed.roster().serial,
+        dir.join(ROSTER_FILE).display()
+    );
     Ok(())
 }
 
@@ -98,7 +105,8 @@ fn date_ms(date: &str) -> Result<u64> {
         bail!("--valid-until must be YYYY-MM-DD");
     }
     let (y, m, d): (i64, i64, i64) = (parts[0].parse()?, parts[1].parse()?, parts[2].parse()?);
-    renkei_protocol::ids::check_date("valid-until", &format!("{y:04}{m:02}{d:02}")).map_err(|e| anyhow::anyhow!("{e}"))?;
+    renkei_protocol::ids::check_date("valid-until", &format!("{y:04}{m:02}{d:02}"))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     // days from civil (Howard Hinnant), end of that day
     let y2 = if m <= 2 { y - 1 } else { y };
     let era = y2.div_euclid(400);
@@ -115,18 +123,35 @@ pub fn run(cmd: FederationCmd) -> Result<i32> {
             std::fs::create_dir_all(&dir)?;
             let path = dir.join(AUTHORITY_KEY);
             if path.exists() {
-                bail!("{} exists; refusing to overwrite the federation authority key", path.display());
+                bail!(
+                    "{} exists; refusing to overwrite the federation authority key",
+                    path.display()
+                );
             }
             let authority = SigningIdentity::from_seed(keyfile::random_seed()?);
             std::fs::write(&path, format!("{}\n", hex::encode(authority.seed())))?;
             #[cfg(unix)]
             std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-            let roster = Roster { serial: 0, issued_at_ms: 0, authority: authority.id(), operators: vec![] };
+            let roster = Roster {
+                serial: 0,
+                issued_at_ms: 0,
+                authority: authority.id(),
+                operators: vec![],
+            };
             save_roster(&dir, &authority, roster)?;
             println!("federation authority key: {}", authority.id());
             Ok(0)
         }
-        FederationCmd::AddOperator { dir, name, key, seal_key, node_dir, relay, addr, valid_until } => {
+        FederationCmd::AddOperator {
+            dir,
+            name,
+            key,
+            seal_key,
+            node_dir,
+            relay,
+            addr,
+            valid_until,
+        } => {
             let authority = load_authority(&dir)?;
             let mut roster = load_roster(&dir)?;
             let (id, enc_key) = match node_dir {
@@ -135,9 +160,16 @@ pub fn run(cmd: FederationCmd) -> Result<i32> {
                     (k.id(), k.seal.public())
                 }
                 None => {
-                    let id: OperatorId = key.unwrap_or_default().parse().map_err(|e| anyhow::anyhow!("--key: {e}"))?;
-                    let sk = hex::decode(seal_key.unwrap_or_default()).context("--seal-key must be 64 hex digits")?;
-                    let enc: [u8; 32] = sk.as_slice().try_into().map_err(|_| anyhow::anyhow!("--seal-key must be 64 hex digits"))?;
+                    let id: OperatorId = key
+                        .unwrap_or_default()
+                        .parse()
+                        .map_err(|e| anyhow::anyhow!("--key: {e}"))?;
+                    let sk = hex::decode(seal_key.unwrap_or_default())
+                        .context("--seal-key must be 64 hex digits")?;
+                    let enc: [u8; 32] = sk
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| anyhow::anyhow!("--seal-key must be 64 hex digits"))?;
                     (id, enc)
                 }
             };
@@ -163,14 +195,19 @@ pub fn run(cmd: FederationCmd) -> Result<i32> {
                 old_keys: vec![],
             });
             save_roster(&dir, &authority, roster)?;
-            println!("operator {name} ({id}) added{}", if relay { " as a relay" } else { "" });
+            println!(
+                "operator {name} ({id}) added{}",
+                if relay { " as a relay" } else { "" }
+            );
             Ok(0)
         }
         FederationCmd::RemoveOperator { dir, operator } => {
             let authority = load_authority(&dir)?;
             let mut roster = load_roster(&dir)?;
             let before = roster.operators.len();
-            roster.operators.retain(|o| o.name != operator && o.id.to_string() != operator && o.id.to_hex() != operator);
+            roster.operators.retain(|o| {
+                o.name != operator && o.id.to_string() != operator && o.id.to_hex() != operator
+            });
             if roster.operators.len() == before {
                 bail!("no operator {operator:?} in the roster");
             }
@@ -179,7 +216,8 @@ pub fn run(cmd: FederationCmd) -> Result<i32> {
             Ok(0)
         }
         FederationCmd::Show { roster, authority } => {
-            let bytes = std::fs::read(&roster).with_context(|| format!("reading {}", roster.display()))?;
+            let bytes =
+                std::fs::read(&roster).with_context(|| format!("reading {}", roster.display()))?;
             let signed = SignedRoster::decode(&bytes)?;
             let r = signed.roster();
             let want: OperatorId = match authority {
@@ -190,7 +228,10 @@ pub fn run(cmd: FederationCmd) -> Result<i32> {
                 Ok(()) => "signature OK".to_owned(),
                 Err(e) => format!("SIGNATURE INVALID: {e}"),
             };
-            println!("roster serial {} issued {} ms, authority {} — {verdict}", r.serial, r.issued_at_ms, r.authority);
+            println!(
+                "roster serial {} issued {} ms, authority {} — {verdict}",
+                r.serial, r.issued_at_ms, r.authority
+            );
             for o in &r.operators {
                 println!(
                     "  {:<16} {}{}  addrs {:?}{}",
@@ -198,7 +239,9 @@ pub fn run(cmd: FederationCmd) -> Result<i32> {
                     o.id,
                     if o.relay { "  RELAY" } else { "" },
                     o.addrs,
-                    o.valid_until_ms.map(|u| format!("  until {u} ms")).unwrap_or_default()
+                    o.valid_until_ms
+                        .map(|u| format!("  until {u} ms"))
+                        .unwrap_or_default()
                 );
             }
             Ok(if verdict == "signature OK" { 0 } else { 1 })

@@ -209,9 +209,25 @@ fn main() -> Result<()> {
             );
             0
         }
-        Command::Init { dir, operator, http, listen, relay, roster, authority, peer } => {
-            node_cmd::init(&dir, &operator, http, listen, relay, roster.as_deref(), authority.as_deref(), &peer)?
-        }
+        Command::Init {
+            dir,
+            operator,
+            http,
+            listen,
+            relay,
+            roster,
+            authority,
+            peer,
+        } => node_cmd::init(
+            &dir,
+            &operator,
+            http,
+            listen,
+            relay,
+            roster.as_deref(),
+            authority.as_deref(),
+            &peer,
+        )?,
         Command::Federation { cmd } => federation_cmd::run(cmd)?,
         Command::Demo { keep } => demo::run(keep)?,
         Command::RosterInstall { dir, roster } => node_cmd::roster_install(&dir, &roster)?,

@@ -71,35 +71,49 @@ pub fn init(
     let token = api::new_token()?;
     std::fs::write(dir.join(ADMIN_TOKEN_FILE), format!("{token}\n"))?;
     #[cfg(unix)]
-    std::fs::set_permissions(dir.join(ADMIN_TOKEN_FILE), std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    std::fs::set_permissions(
+        dir.join(ADMIN_TOKEN_FILE),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )?;
     let mut cfg = NodeConfig::new(name);
     cfg.http = http;
     cfg.listen = listen;
     cfg.relay = relay;
     if let Some(a) = authority {
-        let id: renkei_protocol::ids::OperatorId = a.parse().map_err(|e| anyhow::anyhow!("--authority: {e}"))?;
+        let id: renkei_protocol::ids::OperatorId =
+            a.parse().map_err(|e| anyhow::anyhow!("--authority: {e}"))?;
         cfg.authority = Some(id.to_string());
     }
     if let Some(r) = roster {
-        std::fs::copy(r, dir.join("roster.cbor")).with_context(|| format!("copying {}", r.display()))?;
+        std::fs::copy(r, dir.join("roster.cbor"))
+            .with_context(|| format!("copying {}", r.display()))?;
         cfg.roster = Some("roster.cbor".into());
     }
     for p in peers {
-        let Some((id, addr)) = p.split_once('@') else { bail!("--peer must be OPERATOR_ID@MULTIADDR, got {p:?}") };
-        cfg.peers.push(renkei_node::config::PeerConfig { id: id.to_owned(), addrs: vec![addr.to_owned()] });
+        let Some((id, addr)) = p.split_once('@') else {
+            bail!("--peer must be OPERATOR_ID@MULTIADDR, got {p:?}")
+        };
+        cfg.peers.push(renkei_node::config::PeerConfig {
+            id: id.to_owned(),
+            addrs: vec![addr.to_owned()],
+        });
     }
     cfg.save(dir)?;
     println!("initialised node {name:?} in {}", dir.display());
     println!("operator id:  {}", keys.id());
     println!("sealing key:  {}", hex::encode(keys.seal.public()));
-    println!("config:       {}", dir.join(renkei_node::config::CONFIG_FILE).display());
+    println!(
+        "config:       {}",
+        dir.join(renkei_node::config::CONFIG_FILE).display()
+    );
     Ok(0)
 }
 
 pub fn roster_install(dir: &Path, roster: &Path) -> Result<i32> {
     let bytes = std::fs::read(roster).with_context(|| format!("reading {}", roster.display()))?;
     let cfg = NodeConfig::load(dir)?;
-    let token = std::fs::read_to_string(dir.join(ADMIN_TOKEN_FILE)).context("reading the admin token")?;
+    let token =
+        std::fs::read_to_string(dir.join(ADMIN_TOKEN_FILE)).context("reading the admin token")?;
     let resp = reqwest::blocking::Client::new()
         .put(format!("http://{}/admin/v1/roster", cfg.http))
         .bearer_auth(token.trim())
@@ -108,10 +122,12 @@ pub fn roster_install(dir: &Path, roster: &Path) -> Result<i32> {
     match resp {
         Ok(r) if r.status().is_success() => println!("roster installed on the running node"),
         Ok(r) => bail!("node refused the roster: {}", r.text().unwrap_or_default()),
-        Err(e) if e.is_connect() => match runtime::offline_call(dir, ApiCommand::SetRoster { roster: bytes })? {
-            ApiReply::Done => println!("roster installed"),
-            other => bail!("{}", describe(other)),
-        },
+        Err(e) if e.is_connect() => {
+            match runtime::offline_call(dir, ApiCommand::SetRoster { roster: bytes })? {
+                ApiReply::Done => println!("roster installed"),
+                other => bail!("{}", describe(other)),
+            }
+        }
         Err(e) => return Err(e.into()),
     }
     Ok(0)

@@ -36,7 +36,9 @@ use renkei_protocol::rng::Entropy;
 use renkei_protocol::roster::{SignedBinding, SignedRoster};
 
 pub use audit::verify_chain;
-pub use io::{ApiCommand, ApiId, ApiReply, Auth, Counters, Effect, InboundId, Input, OutboundId, RosterPeer};
+pub use io::{
+    ApiCommand, ApiId, ApiReply, Auth, Counters, Effect, InboundId, Input, OutboundId, RosterPeer,
+};
 
 use crate::store::{Store, StoreError};
 use records::OfficeRec;

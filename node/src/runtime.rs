@@ -184,14 +184,28 @@ fn multiaddrs(addrs: &[String]) -> Vec<crate::net::Multiaddr> {
 }
 
 impl Peers {
-    async fn send(&self, failed: &mpsc::UnboundedSender<Input>, id: u64, to: OperatorId, request: Request) {
+    async fn send(
+        &self,
+        failed: &mpsc::UnboundedSender<Input>,
+        id: u64,
+        to: OperatorId,
+        request: Request,
+    ) {
         match self {
             Peers::None => {
-                let _ = failed.send(Input::SendFailed { id, to, error: "this node has no network configured".into() });
+                let _ = failed.send(Input::SendFailed {
+                    id,
+                    to,
+                    error: "this node has no network configured".into(),
+                });
             }
             Peers::Net { client, .. } => {
                 if let Err(e) = client.send(to, id, request).await {
-                    let _ = failed.send(Input::SendFailed { id, to, error: e.to_string() });
+                    let _ = failed.send(Input::SendFailed {
+                        id,
+                        to,
+                        error: e.to_string(),
+                    });
                 }
             }
         }
@@ -206,7 +220,9 @@ impl Peers {
     }
 
     async fn roster(&self, peers: Vec<RosterPeer>) {
-        let Peers::Net { client, relay } = self else { return };
+        let Peers::Net { client, relay } = self else {
+            return;
+        };
         let allowed = peers.iter().map(|p| p.id).collect();
         if let Err(e) = client.set_allowed(allowed).await {
             tracing::warn!(error = %e, "network stopped");
@@ -230,7 +246,10 @@ impl Peers {
 }
 
 /// Forwards network events into the core's input queue.
-async fn forward_events(mut events: mpsc::Receiver<crate::net::NetEvent>, to_core: mpsc::UnboundedSender<Input>) {
+async fn forward_events(
+    mut events: mpsc::Receiver<crate::net::NetEvent>,
+    to_core: mpsc::UnboundedSender<Input>,
+) {
     use crate::net::NetEvent;
     while let Some(ev) = events.recv().await {
         let input = match ev {
@@ -288,7 +307,9 @@ pub async fn drive(
                 Effect::Roster { peers: list } => peers.roster(list).await,
             }
         }
-        let delay = wake.map_or(Duration::from_secs(3600), |w| Duration::from_millis(w.saturating_sub(now_ms())));
+        let delay = wake.map_or(Duration::from_secs(3600), |w| {
+            Duration::from_millis(w.saturating_sub(now_ms()))
+        });
         tokio::select! {
             _ = &mut shutdown => break,
             call = api_rx.recv() => match call {
@@ -301,7 +322,11 @@ pub async fn drive(
         while batch.len() < batch_max {
             if let Ok(c) = api_rx.try_recv() {
                 replies.insert(next_api, c.reply);
-                batch.push(Input::Api { id: next_api, auth: c.auth, cmd: c.cmd });
+                batch.push(Input::Api {
+                    id: next_api,
+                    auth: c.auth,
+                    cmd: c.cmd,
+                });
                 next_api += 1;
             } else if let Ok(ev) = peer_rx.try_recv() {
                 batch.push(ev);
@@ -332,7 +357,11 @@ pub fn spawn_core(
     peer_rx: mpsc::UnboundedReceiver<Input>,
     peer_tx: mpsc::UnboundedSender<Input>,
     batch_max: usize,
-) -> (CoreHandle, oneshot::Sender<()>, tokio::task::JoinHandle<Result<(), RuntimeError>>) {
+) -> (
+    CoreHandle,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), RuntimeError>>,
+) {
     let (tx, rx) = mpsc::channel(API_QUEUE_MAX);
     let (stop, stop_rx) = oneshot::channel();
     let join = tokio::spawn(drive(core, rx, peer_rx, peer_tx, peers, batch_max, stop_rx));
@@ -348,20 +377,34 @@ async fn start_network(
     if cfg.listen.is_empty() && cfg.roster.is_none() && cfg.peers.is_empty() {
         return Ok((Peers::None, vec![]));
     }
-    let (client, events, ev_loop) =
-        crate::net::Network::new(crate::net::Config::new(keys)).map_err(|e| RuntimeError::Io(format!("network: {e}")))?;
+    let (client, events, ev_loop) = crate::net::Network::new(crate::net::Config::new(keys))
+        .map_err(|e| RuntimeError::Io(format!("network: {e}")))?;
     tokio::spawn(ev_loop.run());
     tokio::spawn(forward_events(events, to_core));
     let mut bound = Vec::new();
     for a in multiaddrs(&cfg.listen) {
-        let actual = client.listen(a.clone()).await.map_err(|e| RuntimeError::Io(format!("listen on {a}: {e}")))?;
+        let actual = client
+            .listen(a.clone())
+            .await
+            .map_err(|e| RuntimeError::Io(format!("listen on {a}: {e}")))?;
         bound.push(actual.to_string());
     }
     for p in &cfg.peers {
-        let id: OperatorId = p.id.parse().map_err(|e| RuntimeError::Io(format!("peers: {e}")))?;
-        client.keep_connected(id, multiaddrs(&p.addrs)).await.map_err(|e| RuntimeError::Io(e.to_string()))?;
+        let id: OperatorId =
+            p.id.parse()
+                .map_err(|e| RuntimeError::Io(format!("peers: {e}")))?;
+        client
+            .keep_connected(id, multiaddrs(&p.addrs))
+            .await
+            .map_err(|e| RuntimeError::Io(e.to_string()))?;
     }
-    Ok((Peers::Net { client, relay: cfg.relay }, bound))
+    Ok((
+        Peers::Net {
+            client,
+            relay: cfg.relay,
+        },
+        bound,
+    ))
 }
 
 /// A running node: its HTTP address and a way to stop it.
@@ -420,16 +463,30 @@ pub async fn start(dir: &Path) -> Result<RunningNode, RuntimeError> {
         let text: String = p2p.iter().map(|a| format!("{a}\n")).collect();
         std::fs::write(dir.join(LISTEN_FILE), text).map_err(|e| RuntimeError::Io(e.to_string()))?;
     }
-    let (handle, stop_core, core_task) = spawn_core(core, peers, peer_rx, peer_tx, cfg.limits.commit_batch_max);
+    let (handle, stop_core, core_task) =
+        spawn_core(core, peers, peer_rx, peer_tx, cfg.limits.commit_batch_max);
     let listener = tokio::net::TcpListener::bind(cfg.http)
         .await
         .map_err(|e| RuntimeError::Io(format!("cannot listen on {}: {e}", cfg.http)))?;
-    let http = listener.local_addr().map_err(|e| RuntimeError::Io(e.to_string()))?;
-    let state = crate::api::AppState { core: handle, admin_hash, upload_bytes_max: cfg.limits.upload_bytes_max };
+    let http = listener
+        .local_addr()
+        .map_err(|e| RuntimeError::Io(e.to_string()))?;
+    let state = crate::api::AppState {
+        core: handle,
+        admin_hash,
+        upload_bytes_max: cfg.limits.upload_bytes_max,
+    };
     let (stop_http, stop_rx) = oneshot::channel::<()>();
     let http_task = tokio::spawn(crate::api::serve(listener, state, async move {
         let _ = stop_rx.await;
     }));
     tracing::info!(%http, operator = %keys.id(), p2p = ?p2p, "node running");
-    Ok(RunningNode { http, p2p, stop_http: Some(stop_http), stop_core: Some(stop_core), http_task, core_task })
+    Ok(RunningNode {
+        http,
+        p2p,
+        stop_http: Some(stop_http),
+        stop_core: Some(stop_core),
+        http_task,
+        core_task,
+    })
 }

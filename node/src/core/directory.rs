@@ -8,9 +8,9 @@ use renkei_protocol::limits::BINDINGS_PER_MESSAGE_MAX;
 use renkei_protocol::roster::{OfficeBinding, SignedBinding, SignedRoster};
 use renkei_protocol::wire::{Request, Response};
 
+use super::io::RosterPeer;
 use super::records::{self, OfficeRec, be};
 use super::views::{DirectoryView, OfficeView};
-use super::io::RosterPeer;
 use super::{Core, Effect, Flight};
 use crate::store::{Store, StoreError, Tree};
 
@@ -62,15 +62,31 @@ impl<S: Store> Core<S> {
 
     /// Tells the driver which operators the transport should admit and dial.
     pub(crate) fn announce_roster(&mut self) {
-        let Some(r) = self.roster.as_ref() else { return };
+        let Some(r) = self.roster.as_ref() else {
+            return;
+        };
         let me = self.keys.id();
         let mut peers = Vec::new();
         for o in &r.roster().operators {
             if o.id != me && o.valid_at(self.now) {
-                peers.push(RosterPeer { id: o.id, name: o.name.clone(), addrs: o.addrs.clone(), relay: o.relay });
+                peers.push(RosterPeer {
+                    id: o.id,
+                    name: o.name.clone(),
+                    addrs: o.addrs.clone(),
+                    relay: o.relay,
+                });
             }
-            for k in o.old_keys.iter().filter(|k| k.id != me && self.now < k.expires_ms) {
-                peers.push(RosterPeer { id: k.id, name: o.name.clone(), addrs: o.addrs.clone(), relay: o.relay });
+            for k in o
+                .old_keys
+                .iter()
+                .filter(|k| k.id != me && self.now < k.expires_ms)
+            {
+                peers.push(RosterPeer {
+                    id: k.id,
+                    name: o.name.clone(),
+                    addrs: o.addrs.clone(),
+                    relay: o.relay,
+                });
             }
         }
         self.effects.push_back(Effect::Roster { peers });
