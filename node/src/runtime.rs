@@ -212,10 +212,10 @@ impl Peers {
     }
 
     async fn respond(&self, id: u64, response: Response) {
-        if let Peers::Net { client, .. } = self {
-            if let Err(e) = client.respond(id, response).await {
-                tracing::warn!(error = %e, "could not answer a peer request");
-            }
+        if let Peers::Net { client, .. } = self
+            && let Err(e) = client.respond(id, response).await
+        {
+            tracing::warn!(error = %e, "could not answer a peer request");
         }
     }
 
