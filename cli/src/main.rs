@@ -1,6 +1,7 @@
 //! The `renkei` command: the binary edge of Renkei for operators (init, run, offices,
 //! keys), offices (send, inbox, fetch, sent, proof), auditors (verify) and developers.
 
+mod bench;
 mod client;
 mod node_cmd;
 mod verify_cmd;
@@ -33,6 +34,12 @@ pub struct NodeArgs {
     /// The office's API token.
     #[arg(long, env = "RENKEI_TOKEN", hide_env_values = true)]
     pub token: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCmd {
+    /// End-to-end A → B (or A → relay → B) throughput and latency with real nodes.
+    Relay(bench::RelayArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -72,6 +79,11 @@ enum Command {
         /// Peer to keep connected, as OPERATOR_ID@MULTIADDR (repeatable).
         #[arg(long)]
         peer: Vec<String>,
+    },
+    /// Benchmarks that print figures (see docs/PERFORMANCE.md).
+    Bench {
+        #[command(subcommand)]
+        cmd: BenchCmd,
     },
     /// Federation authority: keys and the signed operator roster.
     Federation {
@@ -230,6 +242,7 @@ fn main() -> Result<()> {
         )?,
         Command::Federation { cmd } => federation_cmd::run(cmd)?,
         Command::Demo { keep } => demo::run(keep)?,
+        Command::Bench { cmd: BenchCmd::Relay(a) } => bench::relay(a)?,
         Command::RosterInstall { dir, roster } => node_cmd::roster_install(&dir, &roster)?,
         Command::Directory { node, office } => client::directory(&node, &office)?,
         Command::Run { dir } => node_cmd::run(&dir)?,

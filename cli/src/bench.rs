@@ -1,0 +1,364 @@
+//! `renkei bench relay`: end-to-end throughput and latency between real nodes (separate
+//! processes, sled on disk, libp2p on loopback), driven through the HTTP API.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use renkei_node::config::{ADMIN_TOKEN_FILE, NodeConfig};
+use renkei_node::keyfile;
+use renkei_node::runtime::now_ms;
+use renkei_protocol::keys::{OperatorKeys, SigningIdentity};
+use renkei_protocol::roster::{OperatorEntry, Roster};
+use reqwest::blocking::{Client, multipart};
+use serde_json::{Value, json};
+
+const CM: &str = "4074478647";
+const SVC: &str = "4071481594";
+const UPPLAN: &[u8] = include_bytes!("../../fixtures/valid/d2_kyo_riyohyo/UPPLAN_202505_4074478647_43_4071481594_11_20250425164608.CSV");
+
+/// Options of `renkei bench relay`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RelayArgs {
+    /// Send units to submit.
+    #[arg(long, default_value_t = 2000)]
+    pub envelopes: usize,
+    /// Approximate size of each unit's file, bytes.
+    #[arg(long, default_value_t = 4096)]
+    pub size: usize,
+    /// Concurrent HTTP clients.
+    #[arg(long, default_value_t = 20)]
+    pub concurrency: usize,
+    /// Route through a relay node (A → relay → B).
+    #[arg(long)]
+    pub via_relay: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct Proc {
+    name: &'static str,
+    dir: PathBuf,
+    keys: OperatorKeys,
+    http: String,
+    p2p: String,
+    child: Option<Child>,
+    admin: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn make(base: &Path, name: &'static str, relay: bool, authority: &SigningIdentity) -> Result<Proc> {
+    let dir = base.join(name);
+    std::fs::create_dir_all(&dir)?;
+    let keys = OperatorKeys::from_seeds(keyfile::random_seed()?, keyfile::random_seed()?);
+    keyfile::create(&dir, &keys)?;
+    let admin = renkei_node::api::new_token()?;
+    std::fs::write(dir.join(ADMIN_TOKEN_FILE), &admin)?;
+    let http = format!("127.0.0.1:{}", free_port()?);
+    let p2p = format!("/ip4/127.0.0.1/tcp/{}", free_port()?);
+    let mut cfg = NodeConfig::new(name);
+    cfg.http = http.parse()?;
+    cfg.listen = vec![p2p.clone()];
+    cfg.relay = relay;
+    cfg.authority = Some(authority.id().to_string());
+    cfg.roster = Some("roster.cbor".into());
+    cfg.delivery.sync_interval_ms = 1000;
+    cfg.save(&dir)?;
+    Ok(Proc { name, dir, keys, http: format!("http://{http}"), p2p, child: None, admin })
+}
+
+fn start(p: &mut Proc) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    let log = std::fs::File::create(p.dir.join("node.log"))?;
+    p.child = Some(
+        Command::new(exe)
+            .args(["run", "--dir", p.dir.to_str().unwrap_or_default()])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?,
+    );
+    let c = Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !c.get(format!("{}/healthz", p.http)).send().is_ok_and(|r| r.status().is_success()) {
+        if Instant::now() > deadline {
+            bail!("node {} did not start; see {}", p.name, p.dir.join("node.log").display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// A 14-digit stamp `i` seconds after 2025-01-01 00:00:00.
+fn stamp(i: usize) -> String {
+    let (mut day, secs) = (i / 86_400, i % 86_400);
+    let (mut y, mut m) = (2025u16, 1u8);
+    loop {
+        let dim = usize::from(renkei_protocol::ids::days_in_month(y, m));
+        if day < dim {
+            break;
+        }
+        day -= dim;
+        m += 1;
+        if m > 12 {
+            m = 1;
+            y += 1;
+        }
+    }
+    format!("{y:04}{m:02}{:02}{:02}{:02}{:02}", day + 1, secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// A valid UPPLAN of about `size` bytes (whole records of the fixture, repeated as needed).
+fn payload(size: usize) -> Vec<u8> {
+    let records: Vec<&[u8]> = UPPLAN.split_inclusive(|b| *b == b'\n').collect();
+    let mut out = Vec::with_capacity(size + 256);
+    let mut i = 0;
+    while out.len() < size || out.is_empty() {
+        out.extend_from_slice(records[i % records.len()]);
+        i += 1;
+    }
+    out
+}
+
+fn status(p: &Proc) -> Result<Value> {
+    Ok(Client::new().get(format!("{}/admin/v1/status", p.http)).bearer_auth(&p.admin).send()?.json()?)
+}
+
+fn proc_stats(child: &Option<Child>) -> (u64, f64) {
+    let Some(c) = child else { return (0, 0.0) };
+    let pid = c.id();
+    let rss_kb = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0);
+    let cpu = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
+            let ut: f64 = rest.get(11)?.parse().ok()?;
+            let st: f64 = rest.get(12)?.parse().ok()?;
+            Some((ut + st) / 100.0)
+        })
+        .unwrap_or(0.0);
+    (rss_kb, cpu)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+pub fn relay(args: RelayArgs) -> Result<i32> {
+    let base = std::env::temp_dir().join(format!("renkei-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base)?;
+    let result = run_relay(&base, &args);
+    let _ = std::fs::remove_dir_all(&base);
+    result
+}
+
+fn run_relay(base: &Path, args: &RelayArgs) -> Result<i32> {
+    let authority = SigningIdentity::from_seed(keyfile::random_seed()?);
+    let mut a = make(base, "a", false, &authority)?;
+    let mut b = make(base, "b", false, &authority)?;
+    let mut r = if args.via_relay { Some(make(base, "relay", true, &authority)?) } else { None };
+    let entry = |p: &Proc, relay: bool, addrs: Vec<String>| OperatorEntry {
+        name: p.name.into(),
+        id: p.keys.id(),
+        enc_key: p.keys.seal.public(),
+        relay,
+        addrs,
+        valid_from_ms: now_ms().saturating_sub(60_000),
+        valid_until_ms: None,
+        old_keys: vec![],
+    };
+    // Direct: A dials B. Via relay: A and B know only the relay's address.
+    let mut ops = vec![entry(&a, false, vec![]), entry(&b, false, if args.via_relay { vec![] } else { vec![b.p2p.clone()] })];
+    if let Some(rp) = &r {
+        ops.push(entry(rp, true, vec![rp.p2p.clone()]));
+    }
+    let roster = Roster { serial: 1, issued_at_ms: now_ms(), authority: authority.id(), operators: ops }.sign(&authority);
+    for p in [Some(&a), Some(&b), r.as_ref()].into_iter().flatten() {
+        std::fs::write(p.dir.join("roster.cbor"), roster.encode())?;
+    }
+    if let Some(rp) = r.as_mut() {
+        start(rp)?;
+    }
+    start(&mut b)?;
+    start(&mut a)?;
+    let c = Client::builder().timeout(Duration::from_secs(120)).pool_max_idle_per_host(args.concurrency).build()?;
+    let add = |p: &Proc, office: &str, kind: &str| -> Result<String> {
+        let v: Value = c
+            .post(format!("{}/admin/v1/offices", p.http))
+            .bearer_auth(&p.admin)
+            .json(&json!({"office": office, "kinds": [kind], "name": office}))
+            .send()?
+            .json()?;
+        v["token"].as_str().map(str::to_owned).context("no token")
+    };
+    let cm = add(&a, CM, "43")?;
+    add(&b, SVC, "11")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v: Value = c.get(format!("{}/v1/directory/{SVC}", a.http)).bearer_auth(&cm).send()?.json()?;
+        if v["reachable"] == true {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("directory sync did not complete");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let file = payload(args.size);
+    eprintln!(
+        "bench relay: {} units of {} bytes, {} clients, {}",
+        args.envelopes,
+        file.len(),
+        args.concurrency,
+        if args.via_relay { "A → relay → B" } else { "A → B" }
+    );
+    let next = Arc::new(Mutex::new(0usize));
+    let submits: Arc<Mutex<Vec<(String, u64)>>> = Arc::new(Mutex::new(Vec::with_capacity(args.envelopes)));
+    let t0 = Instant::now();
+    let t0_ms = now_ms();
+    let mut handles = Vec::new();
+    for _ in 0..args.concurrency {
+        let (next, submits, c, url, cm, file, n) =
+            (next.clone(), submits.clone(), c.clone(), a.http.clone(), cm.clone(), file.clone(), args.envelopes);
+        handles.push(std::thread::spawn(move || -> Result<()> {
+            loop {
+                let i = {
+                    let mut g = next.lock().map_err(|_| anyhow::anyhow!("lock"))?;
+                    if *g >= n {
+                        return Ok(());
+                    }
+                    *g += 1;
+                    *g - 1
+                };
+                let name = format!("UPPLAN_202505_{CM}_43_{SVC}_11_{}.CSV", stamp(i));
+                let form = multipart::Form::new().part("file", multipart::Part::bytes(file.clone()).file_name(name));
+                let start = now_ms();
+                let resp = c.post(format!("{url}/v1/send-units")).bearer_auth(&cm).multipart(form).send()?;
+                if resp.status().as_u16() != 202 {
+                    bail!("unit {i} refused: {}", resp.text()?);
+                }
+                let v: Value = resp.json()?;
+                submits.lock().map_err(|_| anyhow::anyhow!("lock"))?.push((v["id"].as_str().unwrap_or_default().to_owned(), start));
+            }
+        }));
+    }
+    for h in handles {
+        h.join().map_err(|_| anyhow::anyhow!("client thread panicked"))??;
+    }
+    let accepted_s = t0.elapsed().as_secs_f64();
+    // Wait until the origin holds a Delivered receipt for every unit.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let sent: Vec<Value> = loop {
+        let st = status(&b)?;
+        if st["counters"]["delivered"].as_u64().unwrap_or(0) >= args.envelopes as u64 {
+            let list: Vec<Value> = c.get(format!("{}/v1/sent", a.http)).bearer_auth(&cm).send()?.json()?;
+            if list.iter().filter(|s| s["status"] == "delivered").count() >= args.envelopes {
+                break list;
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("not every unit was delivered within 10 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let delivered_s = t0.elapsed().as_secs_f64();
+    let submits = submits.lock().map_err(|_| anyhow::anyhow!("lock"))?.clone();
+    let starts: std::collections::BTreeMap<String, u64> = submits.into_iter().collect();
+    let mut lat: Vec<f64> = Vec::new();
+    let mut last_delivery = t0_ms;
+    for s in &sent {
+        let Some(id) = s["id"].as_str() else { continue };
+        let Some(start) = starts.get(id) else { continue };
+        if let Some(d) = s["receipts"].as_array().into_iter().flatten().find(|r| r["kind"] == "delivered") {
+            let at = d["at_ms"].as_u64().unwrap_or(0);
+            last_delivery = last_delivery.max(at);
+            lat.push(at.saturating_sub(*start) as f64);
+        }
+    }
+    lat.sort_by(f64::total_cmp);
+    let (a_rss, a_cpu) = proc_stats(&a.child);
+    let (b_rss, b_cpu) = proc_stats(&b.child);
+    let (r_rss, r_cpu) = r.as_ref().map_or((0, 0.0), |p| proc_stats(&p.child));
+    let n = args.envelopes as f64;
+    let report = json!({
+        "envelopes": args.envelopes, "size": file.len(), "concurrency": args.concurrency, "via_relay": args.via_relay,
+        "accepted_per_s": n / accepted_s,
+        "delivered_per_s": n / delivered_s,
+        "delivered_per_s_by_receipts": n / ((last_delivery.saturating_sub(t0_ms)).max(1) as f64 / 1000.0),
+        "latency_ms": {"p50": percentile(&lat, 0.50), "p95": percentile(&lat, 0.95), "p99": percentile(&lat, 0.99), "max": lat.last().copied().unwrap_or(0.0)},
+        "nodes": {
+            "a": {"peak_rss_kib": a_rss, "cpu_s": a_cpu},
+            "b": {"peak_rss_kib": b_rss, "cpu_s": b_cpu},
+            "relay": {"peak_rss_kib": r_rss, "cpu_s": r_cpu},
+        }
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "renkei: accepted={:.0}/s delivered={:.0}/s (by receipt time {:.0}/s) latency p50={} p95={} p99={} ms  rss a={}KiB b={}KiB{} cpu a={:.1}s b={:.1}s{}  n={} size={} conc={}{}",
+            n / accepted_s,
+            n / delivered_s,
+            report["delivered_per_s_by_receipts"].as_f64().unwrap_or(0.0),
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.95),
+            percentile(&lat, 0.99),
+            a_rss,
+            b_rss,
+            if args.via_relay { format!(" relay={r_rss}KiB") } else { String::new() },
+            a_cpu,
+            b_cpu,
+            if args.via_relay { format!(" relay={r_cpu:.1}s") } else { String::new() },
+            args.envelopes,
+            file.len(),
+            args.concurrency,
+            if args.via_relay { " via-relay" } else { "" },
+        );
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_are_valid_and_distinct() {
+        assert_eq!(stamp(0), "20250101000000");
+        assert_eq!(stamp(86_400 * 31 + 3661), "20250201010101");
+        for i in [0, 59, 86_399, 86_400 * 400] {
+            assert!(stamp(i).parse::<renkei_protocol::ids::Stamp>().is_ok(), "{}", stamp(i));
+        }
+    }
+
+    #[test]
+    fn payload_is_a_valid_upplan_of_the_size() {
+        let p = payload(4096);
+        assert!(p.len() >= 4096 && p.len() < 4096 + 400);
+        let name = format!("UPPLAN_202505_{CM}_43_{SVC}_11_{}.CSV", stamp(5));
+        let r = renkei_protocol::csv::check_file(&name, &p);
+        assert!(!r.findings.iter().any(|f| f.is_error()), "{:?}", r.findings);
+    }
+}
