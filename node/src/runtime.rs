@@ -233,7 +233,10 @@ impl Peers {
             if addrs.is_empty() {
                 continue;
             }
-            let r = if p.relay && !relay {
+            // Every operator the roster gives an address for is kept connected: directory
+            // sync runs over connected peers, and a federation has tens of operators, not
+            // thousands. (A relay does not hold other relays open: they dial it.)
+            let r = if !(*relay && p.relay) {
                 client.keep_connected(p.id, addrs).await
             } else {
                 client.add_addresses(p.id, addrs).await
