@@ -17,7 +17,9 @@ use serde_json::{Value, json};
 
 const CM: &str = "4074478647";
 const SVC: &str = "4071481594";
-const UPPLAN: &[u8] = include_bytes!("../../fixtures/valid/d2_kyo_riyohyo/UPPLAN_202505_4074478647_43_4071481594_11_20250425164608.CSV");
+const UPPLAN: &[u8] = include_bytes!(
+    "../../fixtures/valid/d2_kyo_riyohyo/UPPLAN_202505_4074478647_43_4071481594_11_20250425164608.CSV"
+);
 
 /// Options of `renkei bench relay`.
 #[derive(clap::Args, Debug, Clone)]
@@ -59,7 +61,9 @@ impl Drop for Proc {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn make(base: &Path, name: &'static str, relay: bool, authority: &SigningIdentity) -> Result<Proc> {
@@ -79,7 +83,15 @@ fn make(base: &Path, name: &'static str, relay: bool, authority: &SigningIdentit
     cfg.roster = Some("roster.cbor".into());
     cfg.delivery.sync_interval_ms = 1000;
     cfg.save(&dir)?;
-    Ok(Proc { name, dir, keys, http: format!("http://{http}"), p2p, child: None, admin })
+    Ok(Proc {
+        name,
+        dir,
+        keys,
+        http: format!("http://{http}"),
+        p2p,
+        child: None,
+        admin,
+    })
 }
 
 fn start(p: &mut Proc) -> Result<()> {
@@ -95,9 +107,17 @@ fn start(p: &mut Proc) -> Result<()> {
     );
     let c = Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !c.get(format!("{}/healthz", p.http)).send().is_ok_and(|r| r.status().is_success()) {
+    while !c
+        .get(format!("{}/healthz", p.http))
+        .send()
+        .is_ok_and(|r| r.status().is_success())
+    {
         if Instant::now() > deadline {
-            bail!("node {} did not start; see {}", p.name, p.dir.join("node.log").display());
+            bail!(
+                "node {} did not start; see {}",
+                p.name,
+                p.dir.join("node.log").display()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -120,7 +140,13 @@ fn stamp(i: usize) -> String {
             y += 1;
         }
     }
-    format!("{y:04}{m:02}{:02}{:02}{:02}{:02}", day + 1, secs / 3600, secs / 60 % 60, secs % 60)
+    format!(
+        "{y:04}{m:02}{:02}{:02}{:02}{:02}",
+        day + 1,
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 /// A valid UPPLAN of about `size` bytes (whole records of the fixture, repeated as needed).
@@ -136,7 +162,11 @@ fn payload(size: usize) -> Vec<u8> {
 }
 
 fn status(p: &Proc) -> Result<Value> {
-    Ok(Client::new().get(format!("{}/admin/v1/status", p.http)).bearer_auth(&p.admin).send()?.json()?)
+    Ok(Client::new()
+        .get(format!("{}/admin/v1/status", p.http))
+        .bearer_auth(&p.admin)
+        .send()?
+        .json()?)
 }
 
 fn proc_stats(child: &Option<Child>) -> (u64, f64) {
@@ -144,7 +174,11 @@ fn proc_stats(child: &Option<Child>) -> (u64, f64) {
     let pid = c.id();
     let rss_kb = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0);
     let cpu = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
@@ -178,7 +212,11 @@ fn run_relay(base: &Path, args: &RelayArgs) -> Result<i32> {
     let authority = SigningIdentity::from_seed(keyfile::random_seed()?);
     let mut a = make(base, "a", false, &authority)?;
     let mut b = make(base, "b", false, &authority)?;
-    let mut r = if args.via_relay { Some(make(base, "relay", true, &authority)?) } else { None };
+    let mut r = if args.via_relay {
+        Some(make(base, "relay", true, &authority)?)
+    } else {
+        None
+    };
     let entry = |p: &Proc, relay: bool, addrs: Vec<String>| OperatorEntry {
         name: p.name.into(),
         id: p.keys.id(),
@@ -190,11 +228,28 @@ fn run_relay(base: &Path, args: &RelayArgs) -> Result<i32> {
         old_keys: vec![],
     };
     // Direct: A dials B. Via relay: A and B know only the relay's address.
-    let mut ops = vec![entry(&a, false, vec![]), entry(&b, false, if args.via_relay { vec![] } else { vec![b.p2p.clone()] })];
+    let mut ops = vec![
+        entry(&a, false, vec![]),
+        entry(
+            &b,
+            false,
+            if args.via_relay {
+                vec![]
+            } else {
+                vec![b.p2p.clone()]
+            },
+        ),
+    ];
     if let Some(rp) = &r {
         ops.push(entry(rp, true, vec![rp.p2p.clone()]));
     }
-    let roster = Roster { serial: 1, issued_at_ms: now_ms(), authority: authority.id(), operators: ops }.sign(&authority);
+    let roster = Roster {
+        serial: 1,
+        issued_at_ms: now_ms(),
+        authority: authority.id(),
+        operators: ops,
+    }
+    .sign(&authority);
     for p in [Some(&a), Some(&b), r.as_ref()].into_iter().flatten() {
         std::fs::write(p.dir.join("roster.cbor"), roster.encode())?;
     }
@@ -203,7 +258,10 @@ fn run_relay(base: &Path, args: &RelayArgs) -> Result<i32> {
     }
     start(&mut b)?;
     start(&mut a)?;
-    let c = Client::builder().timeout(Duration::from_secs(120)).pool_max_idle_per_host(args.concurrency).build()?;
+    let c = Client::builder()
+        .timeout(Duration::from_secs(120))
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
     let add = |p: &Proc, office: &str, kind: &str| -> Result<String> {
         let v: Value = c
             .post(format!("{}/admin/v1/offices", p.http))
@@ -217,7 +275,11 @@ fn run_relay(base: &Path, args: &RelayArgs) -> Result<i32> {
     add(&b, SVC, "11")?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let v: Value = c.get(format!("{}/v1/directory/{SVC}", a.http)).bearer_auth(&cm).send()?.json()?;
+        let v: Value = c
+            .get(format!("{}/v1/directory/{SVC}", a.http))
+            .bearer_auth(&cm)
+            .send()?
+            .json()?;
         if v["reachable"] == true {
             break;
         }
@@ -232,16 +294,28 @@ fn run_relay(base: &Path, args: &RelayArgs) -> Result<i32> {
         args.envelopes,
         file.len(),
         args.concurrency,
-        if args.via_relay { "A → relay → B" } else { "A → B" }
+        if args.via_relay {
+            "A → relay → B"
+        } else {
+            "A → B"
+        }
     );
     let next = Arc::new(Mutex::new(0usize));
-    let submits: Arc<Mutex<Vec<(String, u64)>>> = Arc::new(Mutex::new(Vec::with_capacity(args.envelopes)));
+    let submits: Arc<Mutex<Vec<(String, u64)>>> =
+        Arc::new(Mutex::new(Vec::with_capacity(args.envelopes)));
     let t0 = Instant::now();
     let t0_ms = now_ms();
     let mut handles = Vec::new();
     for _ in 0..args.concurrency {
-        let (next, submits, c, url, cm, file, n) =
-            (next.clone(), submits.clone(), c.clone(), a.http.clone(), cm.clone(), file.clone(), args.envelopes);
+        let (next, submits, c, url, cm, file, n) = (
+            next.clone(),
+            submits.clone(),
+            c.clone(),
+            a.http.clone(),
+            cm.clone(),
+            file.clone(),
+            args.envelopes,
+        );
         handles.push(std::thread::spawn(move || -> Result<()> {
             loop {
                 let i = {
@@ -253,54 +327,73 @@ fn run_relay(base: &Path, args: &RelayArgs) -> Result<i32> {
                     *g - 1
                 };
                 let name = format!("UPPLAN_202505_{CM}_43_{SVC}_11_{}.CSV", stamp(i));
-                let form = multipart::Form::new().part("file", multipart::Part::bytes(file.clone()).file_name(name));
+                let form = multipart::Form::new()
+                    .part("file", multipart::Part::bytes(file.clone()).file_name(name));
                 let start = now_ms();
-                let resp = c.post(format!("{url}/v1/send-units")).bearer_auth(&cm).multipart(form).send()?;
+                let resp = c
+                    .post(format!("{url}/v1/send-units"))
+                    .bearer_auth(&cm)
+                    .multipart(form)
+                    .send()?;
                 if resp.status().as_u16() != 202 {
                     bail!("unit {i} refused: {}", resp.text()?);
                 }
                 let v: Value = resp.json()?;
-                submits.lock().map_err(|_| anyhow::anyhow!("lock"))?.push((v["id"].as_str().unwrap_or_default().to_owned(), start));
+                submits
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("lock"))?
+                    .push((v["id"].as_str().unwrap_or_default().to_owned(), start));
             }
         }));
     }
     for h in handles {
-        h.join().map_err(|_| anyhow::anyhow!("client thread panicked"))??;
+        h.join()
+            .map_err(|_| anyhow::anyhow!("client thread panicked"))??;
     }
     let accepted_s = t0.elapsed().as_secs_f64();
     // Wait until the origin holds a Delivered receipt for every unit.
     let deadline = Instant::now() + Duration::from_secs(600);
-    let sent: Vec<Value> = loop {
-        let st = status(&b)?;
-        if st["counters"]["delivered"].as_u64().unwrap_or(0) >= args.envelopes as u64 {
-            let list: Vec<Value> = c.get(format!("{}/v1/sent", a.http)).bearer_auth(&cm).send()?.json()?;
-            if list.iter().filter(|s| s["status"] == "delivered").count() >= args.envelopes {
-                break list;
-            }
+    loop {
+        let st = status(&a)?;
+        if st["counters"]["sent_delivered"].as_u64().unwrap_or(0) >= args.envelopes as u64 {
+            break;
         }
         if Instant::now() > deadline {
             bail!("not every unit was delivered within 10 minutes");
         }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let delivered_s = t0.elapsed().as_secs_f64();
+    let (a_rss, a_cpu) = proc_stats(&a.child);
+    let (b_rss, b_cpu) = proc_stats(&b.child);
+    let (r_rss, r_cpu) = r.as_ref().map_or((0, 0.0), |p| proc_stats(&p.child));
+    // Outside the timed window: every unit's receipts, for latencies.
+    let sent: Vec<Value> = c
+        .get(format!("{}/v1/sent", a.http))
+        .bearer_auth(&cm)
+        .send()?
+        .json()?;
     let submits = submits.lock().map_err(|_| anyhow::anyhow!("lock"))?.clone();
     let starts: std::collections::BTreeMap<String, u64> = submits.into_iter().collect();
     let mut lat: Vec<f64> = Vec::new();
     let mut last_delivery = t0_ms;
     for s in &sent {
         let Some(id) = s["id"].as_str() else { continue };
-        let Some(start) = starts.get(id) else { continue };
-        if let Some(d) = s["receipts"].as_array().into_iter().flatten().find(|r| r["kind"] == "delivered") {
+        let Some(start) = starts.get(id) else {
+            continue;
+        };
+        if let Some(d) = s["receipts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["kind"] == "delivered")
+        {
             let at = d["at_ms"].as_u64().unwrap_or(0);
             last_delivery = last_delivery.max(at);
             lat.push(at.saturating_sub(*start) as f64);
         }
     }
     lat.sort_by(f64::total_cmp);
-    let (a_rss, a_cpu) = proc_stats(&a.child);
-    let (b_rss, b_cpu) = proc_stats(&b.child);
-    let (r_rss, r_cpu) = r.as_ref().map_or((0, 0.0), |p| proc_stats(&p.child));
     let n = args.envelopes as f64;
     let report = json!({
         "envelopes": args.envelopes, "size": file.len(), "concurrency": args.concurrency, "via_relay": args.via_relay,
@@ -321,16 +414,26 @@ fn run_relay(base: &Path, args: &RelayArgs) -> Result<i32> {
             "renkei: accepted={:.0}/s delivered={:.0}/s (by receipt time {:.0}/s) latency p50={} p95={} p99={} ms  rss a={}KiB b={}KiB{} cpu a={:.1}s b={:.1}s{}  n={} size={} conc={}{}",
             n / accepted_s,
             n / delivered_s,
-            report["delivered_per_s_by_receipts"].as_f64().unwrap_or(0.0),
+            report["delivered_per_s_by_receipts"]
+                .as_f64()
+                .unwrap_or(0.0),
             percentile(&lat, 0.5),
             percentile(&lat, 0.95),
             percentile(&lat, 0.99),
             a_rss,
             b_rss,
-            if args.via_relay { format!(" relay={r_rss}KiB") } else { String::new() },
+            if args.via_relay {
+                format!(" relay={r_rss}KiB")
+            } else {
+                String::new()
+            },
             a_cpu,
             b_cpu,
-            if args.via_relay { format!(" relay={r_cpu:.1}s") } else { String::new() },
+            if args.via_relay {
+                format!(" relay={r_cpu:.1}s")
+            } else {
+                String::new()
+            },
             args.envelopes,
             file.len(),
             args.concurrency,
@@ -349,7 +452,11 @@ mod tests {
         assert_eq!(stamp(0), "20250101000000");
         assert_eq!(stamp(86_400 * 31 + 3661), "20250201010101");
         for i in [0, 59, 86_399, 86_400 * 400] {
-            assert!(stamp(i).parse::<renkei_protocol::ids::Stamp>().is_ok(), "{}", stamp(i));
+            assert!(
+                stamp(i).parse::<renkei_protocol::ids::Stamp>().is_ok(),
+                "{}",
+                stamp(i)
+            );
         }
     }
 

@@ -242,7 +242,9 @@ fn main() -> Result<()> {
         )?,
         Command::Federation { cmd } => federation_cmd::run(cmd)?,
         Command::Demo { keep } => demo::run(keep)?,
-        Command::Bench { cmd: BenchCmd::Relay(a) } => bench::relay(a)?,
+        Command::Bench {
+            cmd: BenchCmd::Relay(a),
+        } => bench::relay(a)?,
         Command::RosterInstall { dir, roster } => node_cmd::roster_install(&dir, &roster)?,
         Command::Directory { node, office } => client::directory(&node, &office)?,
         Command::Run { dir } => node_cmd::run(&dir)?,

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! for input in batch { core.handle(now, input)?; }
-//! core.commit()?;                 // one flush for the batch (group commit)
+//! core.commit()?;                 // send what is due, then one flush for the batch (group commit)
 //! for effect in core.drain_effects() { perform(effect) }   // only after the commit
 //! ```
 //!
@@ -122,6 +122,7 @@ pub struct Core<S: Store> {
     schedule: BTreeSet<(u64, EnvelopeId)>,
     due_of: BTreeMap<EnvelopeId, u64>,
     attempts: BTreeMap<EnvelopeId, u32>,
+    outbox_cache: BTreeMap<EnvelopeId, records::OutboxRec>,
     receipt_schedule: BTreeSet<(u64, u64)>,
     receipt_due: BTreeMap<u64, u64>,
     flights: BTreeMap<OutboundId, Flight>,
@@ -162,6 +163,7 @@ impl<S: Store> Core<S> {
             schedule: BTreeSet::new(),
             due_of: BTreeMap::new(),
             attempts: BTreeMap::new(),
+            outbox_cache: BTreeMap::new(),
             receipt_schedule: BTreeSet::new(),
             receipt_due: BTreeMap::new(),
             flights: BTreeMap::new(),
@@ -208,11 +210,14 @@ impl<S: Store> Core<S> {
             }
             Input::Tick => {}
         }
-        self.pump()
+        Ok(())
     }
 
-    /// Makes the batch's writes durable (one flush).
+    /// Ends a batch: sends what became due (one pass for the whole batch, so due envelopes
+    /// waiting for a busy peer are looked at once per batch, not once per input), asks for
+    /// the next wake-up, and makes the batch's writes durable (one flush).
     pub fn commit(&mut self) -> Result<(), StoreError> {
+        self.pump()?;
         self.store.commit()
     }
 

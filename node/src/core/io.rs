@@ -261,6 +261,8 @@ pub struct Counters {
     pub retries: u64,
     /// Receipts received and stored.
     pub receipts_in: u64,
+    /// Sent units that reached `delivered` (origin side).
+    pub sent_delivered: u64,
     /// Binding conflicts seen.
     pub binding_conflicts: u64,
     /// Inbound requests refused as a whole.

@@ -224,6 +224,9 @@ impl<S: Store> Core<S> {
             _ => old,
         };
         if new != old {
+            if new == SentStatus::Delivered {
+                self.counters.sent_delivered += 1;
+            }
             rec.status = new;
             records::put(&mut self.store, Tree::Sent, rec.id.as_bytes(), &rec)?;
             if new.is_final() {

@@ -58,6 +58,21 @@ impl<S: Store> Core<S> {
             self.schedule.remove(&(old, *id));
         }
         self.attempts.remove(id);
+        self.outbox_cache.remove(id);
+    }
+
+    /// The outbox record of a scheduled envelope, from memory (the store is read once).
+    /// Due envelopes waiting for a busy peer are looked at on every pump, so this must be
+    /// cheap.
+    fn outbox_rec(&mut self, id: &EnvelopeId) -> Result<Option<OutboxRec>, StoreError> {
+        if let Some(r) = self.outbox_cache.get(id) {
+            return Ok(Some(r.clone()));
+        }
+        let rec = records::get::<OutboxRec>(&self.store, Tree::Outbox, id.as_bytes())?;
+        if let Some(r) = &rec {
+            self.outbox_cache.insert(*id, r.clone());
+        }
+        Ok(rec)
     }
 
     pub(super) fn schedule_receipt(&mut self, seq: u64, at: u64) {
@@ -136,9 +151,9 @@ impl<S: Store> Core<S> {
             .map(|(_, id)| *id)
             .collect();
         let mut batches: BTreeMap<OperatorId, Batch> = BTreeMap::new();
+        let mut routes: BTreeMap<OperatorId, Route> = BTreeMap::new();
         for id in due {
-            let Some(rec) = records::get::<OutboxRec>(&self.store, Tree::Outbox, id.as_bytes())?
-            else {
+            let Some(rec) = self.outbox_rec(&id)? else {
                 self.unschedule_envelope(&id);
                 continue;
             };
@@ -153,7 +168,15 @@ impl<S: Store> Core<S> {
                 )?;
                 continue;
             }
-            let peer = match self.route(&rec.destination) {
+            let route = match routes.get(&rec.destination) {
+                Some(r) => r.clone(),
+                None => {
+                    let r = self.route(&rec.destination);
+                    routes.insert(rec.destination, r.clone());
+                    r
+                }
+            };
+            let peer = match route {
                 Route::Peer(p) => p,
                 Route::Local | Route::None(_) => {
                     self.retry_envelope(id);
@@ -338,8 +361,7 @@ impl<S: Store> Core<S> {
     }
 
     fn on_hop_ack(&mut self, peer: OperatorId, ack: HopAck) -> Result<(), StoreError> {
-        let Some(rec) = records::get::<OutboxRec>(&self.store, Tree::Outbox, ack.id.as_bytes())?
-        else {
+        let Some(rec) = self.outbox_rec(&ack.id)? else {
             return Ok(());
         };
         let bytes = match ack.outcome {
