@@ -77,6 +77,13 @@ fn unit_key(name: &str) -> String {
     tail.join("_")
 }
 
+fn say(bar: &Option<indicatif::ProgressBar>, line: String) {
+    match bar {
+        Some(b) => b.println(line),
+        None => println!("{line}"),
+    }
+}
+
 pub fn send(node: &NodeArgs, paths: &[PathBuf], supersedes: Option<&str>) -> Result<i32> {
     let mut files = Vec::new();
     collect(paths, &mut files)?;
@@ -91,7 +98,13 @@ pub fn send(node: &NodeArgs, paths: &[PathBuf], supersedes: Option<&str>) -> Res
     let c = client()?;
     let mut failures = 0;
     let total = units.len();
+    // A progress bar when sending many units from a terminal; plain lines otherwise.
+    let bar = (total > 1 && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .then(|| indicatif::ProgressBar::new(total as u64));
     for (i, (key, files)) in units.into_iter().enumerate() {
+        if let Some(b) = &bar {
+            b.set_position(i as u64);
+        }
         let mut form = multipart::Form::new();
         for f in &files {
             let name = f
@@ -112,20 +125,26 @@ pub fn send(node: &NodeArgs, paths: &[PathBuf], supersedes: Option<&str>) -> Res
         match check(resp) {
             Ok(r) => {
                 let v: Value = r.json()?;
-                println!(
-                    "[{}/{total}] accepted {} → {} {} id {}",
-                    i + 1,
-                    key,
-                    v["to"].as_str().unwrap_or(""),
-                    v["kind"].as_str().unwrap_or(""),
-                    v["id"].as_str().unwrap_or("")
+                say(
+                    &bar,
+                    format!(
+                        "[{}/{total}] accepted {} → {} {} id {}",
+                        i + 1,
+                        key,
+                        v["to"].as_str().unwrap_or(""),
+                        v["kind"].as_str().unwrap_or(""),
+                        v["id"].as_str().unwrap_or("")
+                    ),
                 );
             }
             Err(e) => {
                 failures += 1;
-                eprintln!("[{}/{total}] refused {key}: {e}", i + 1);
+                say(&bar, format!("[{}/{total}] refused {key}: {e}", i + 1));
             }
         }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
     }
     Ok(if failures > 0 { 1 } else { 0 })
 }
