@@ -23,6 +23,7 @@ mod inbox;
 pub mod io;
 mod origin;
 mod outbox;
+mod receipt_role;
 pub mod records;
 pub mod unit;
 pub mod views;
