@@ -25,6 +25,9 @@ pub struct Node {
     generation: u64,
 }
 
+/// Rewrites node `i`'s response in place.
+pub type Tamper = Box<dyn FnMut(usize, &mut Response)>;
+
 pub struct Net {
     nodes: Vec<Node>,
     pub now: u64,
@@ -38,7 +41,7 @@ pub struct Net {
     pub expiry_ms: u64,
     crash_plan: Option<(usize, usize)>,
     /// Rewrites node `i`'s responses before they reach the requester (adversarial tests).
-    pub tamper: Option<Box<dyn FnMut(usize, &mut Response)>>,
+    pub tamper: Option<Tamper>,
 }
 
 /// The files of a fixture send unit directory, sorted by name.
