@@ -17,6 +17,7 @@
 
 mod api;
 mod audit;
+mod audit_export;
 mod directory;
 mod inbound;
 mod inbox;

@@ -339,3 +339,88 @@ fn envelope_id_reused_with_different_content_is_rejected() {
     // The original still gets its first answer.
     assert_eq!(net.deliver_raw(0, 1, env), first);
 }
+
+#[test]
+fn audit_export_holds_every_unit_of_the_month_and_verifies() {
+    use renkei_protocol::export::{AuditExport, Direction};
+    let (mut net, id, _) = pending_unit();
+    net.heal(0, 1);
+    net.run_for(5_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
+    let export = |net: &mut Net, node: usize, office: &str, month: &str| -> AuditExport {
+        match net.operator(
+            node,
+            ApiCommand::AuditExport {
+                office: office.parse().unwrap(),
+                month: month.into(),
+            },
+        ) {
+            ApiReply::AuditExport(b) => AuditExport::decode(&b).unwrap(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let roster = net.roster.roster().clone();
+    // The fixture unit is about 202505 (subject); the harness clock is in 202506.
+    let sent = export(&mut net, 0, CM, "202505");
+    assert_eq!(sent.entries.len(), 1);
+    assert_eq!(sent.entries[0].direction, Direction::Sent);
+    assert_eq!(sent.entries[0].proof.header().id, id);
+    let lines = sent.verify(&roster);
+    assert!(lines.iter().all(Result::is_ok), "{lines:?}");
+    let lines = lines[0].as_ref().unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("delivered by operator b")),
+        "{lines:?}"
+    );
+    let received = export(&mut net, 1, SVC, "202505");
+    assert_eq!(received.entries.len(), 1);
+    assert_eq!(received.entries[0].direction, Direction::Received);
+    assert!(received.verify(&roster).iter().all(Result::is_ok));
+    // Created this month (June 2025, Japan time) counts too; another month is empty.
+    assert_eq!(export(&mut net, 0, CM, "202506").entries.len(), 1);
+    assert!(export(&mut net, 0, CM, "202401").entries.is_empty());
+    // A bundle relabelled for another office does not verify.
+    let mut forged = sent.clone();
+    forged.office = SVC.parse().unwrap();
+    let r = forged.verify(&roster);
+    assert!(
+        r[0].as_ref()
+            .is_err_and(|e| e.to_string().contains("not sent by office")),
+        "{r:?}"
+    );
+    // Bad month and offices not homed here are refused.
+    assert!(matches!(
+        net.operator(
+            0,
+            ApiCommand::AuditExport {
+                office: CM.parse().unwrap(),
+                month: "2025-5".into()
+            }
+        ),
+        ApiReply::BadRequest(_)
+    ));
+    assert!(matches!(
+        net.operator(
+            0,
+            ApiCommand::AuditExport {
+                office: SVC.parse().unwrap(),
+                month: "202505".into()
+            }
+        ),
+        ApiReply::NotFound(_)
+    ));
+    // Offices cannot ask for it.
+    assert!(matches!(
+        net.api(
+            0,
+            CM,
+            ApiCommand::AuditExport {
+                office: CM.parse().unwrap(),
+                month: "202505".into()
+            }
+        ),
+        ApiReply::Forbidden(_)
+    ));
+}
