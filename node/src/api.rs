@@ -5,6 +5,7 @@
 //! `/admin/v1` need the node's admin token and a loopback client. See `docs/API.md`.
 
 mod admin;
+mod audit;
 mod error;
 mod metrics;
 mod office;
@@ -77,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/v1/offices/{office}", delete(admin::remove_office))
         .route("/admin/v1/status", get(admin::status))
         .route("/admin/v1/roster", put(admin::set_roster))
+        .route("/admin/v1/audit-export", get(audit::export))
         .fallback(|| async {
             error::json_error(
                 axum::http::StatusCode::NOT_FOUND,
