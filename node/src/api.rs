@@ -6,9 +6,11 @@
 
 mod admin;
 mod audit;
+mod body_timeout;
 mod error;
 mod metrics;
 mod office;
+mod ratelimit;
 
 use std::net::SocketAddr;
 
@@ -63,7 +65,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/me", get(office::me))
         .route(
             "/v1/send-units",
-            post(office::submit).layer(DefaultBodyLimit::max(upload_max)),
+            post(office::submit)
+                .layer(DefaultBodyLimit::max(upload_max))
+                .layer(axum::middleware::from_fn_with_state(
+                    upload_max,
+                    body_timeout::read_body_in_time,
+                )),
         )
         .route("/v1/inbox", get(office::inbox))
         .route("/v1/inbox/{id}/files/{name}", get(office::fetch))
@@ -86,6 +93,10 @@ pub fn router(state: AppState) -> Router {
                 "no such endpoint".into(),
             )
         })
+        .layer(axum::middleware::from_fn_with_state(
+            ratelimit::AuthFailures::default(),
+            ratelimit::limit_failed_auth,
+        ))
         .with_state(state)
 }
 
