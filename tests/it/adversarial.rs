@@ -215,3 +215,68 @@ fn slow_body_is_cut_by_the_request_timeout() {
     let sent: serde_json::Value = cm.json("/v1/sent");
     assert_eq!(sent.as_array().map(Vec::len), Some(0));
 }
+
+#[test]
+fn audit_export_and_chain_verify_end_to_end() {
+    let mut node = NodeProc::start("advaudit", &[]);
+    let cm = Office::new(&node.url, &node.add_office(CM, "43"));
+    let _svc = Office::new(&node.url, &node.add_office(SVC, "11"));
+    let (status, body) = cm.submit(&fixture_files("valid/d2_kyo_riyohyo"));
+    assert_eq!(status, 202, "{body}");
+    cm.wait_status(body["id"].as_str().unwrap(), &["delivered"]);
+    let key = renkei_tests::renkei(&["key", "show", "--dir", node.dir_str()])
+        .lines()
+        .find_map(|l| l.strip_prefix("operator id:").map(|k| k.trim().to_owned()))
+        .unwrap();
+    let out = node.dir.0.join("export-cm.cbor");
+    let out_s = out.to_str().unwrap().to_owned();
+    // Through the running node's admin endpoint.
+    let wrote = renkei_tests::renkei(&[
+        "audit",
+        "export",
+        "--dir",
+        node.dir_str(),
+        "--office",
+        CM,
+        "--month",
+        "202505",
+        "-o",
+        &out_s,
+    ]);
+    assert!(wrote.contains("1 unit(s) (1 sent, 0 received)"), "{wrote}");
+    let verified = renkei_tests::renkei(&["verify", &out_s, "--node-key", &key]);
+    assert!(
+        verified.contains("VALID audit export: 1 unit(s)"),
+        "{verified}"
+    );
+    assert!(verified.contains("VALID   sent"), "{verified}");
+    // A bundle with one byte changed does not verify.
+    let mut bytes = std::fs::read(&out).unwrap();
+    let n = bytes.len();
+    bytes[n - 70] ^= 1; // inside the last receipt's signature
+    std::fs::write(&out, &bytes).unwrap();
+    let bad = Command::new(renkei_bin())
+        .args(["verify", &out_s, "--node-key", &key])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    // Offline, on the stopped node's store: the receiving side, and the audit chain.
+    assert_eq!(node.signal("-TERM"), Some(0));
+    let wrote = renkei_tests::renkei(&[
+        "audit",
+        "export",
+        "--dir",
+        node.dir_str(),
+        "--office",
+        SVC,
+        "--month",
+        "202505",
+        "-o",
+        &out_s,
+    ]);
+    assert!(wrote.contains("(0 sent, 1 received)"), "{wrote}");
+    let verified = renkei_tests::renkei(&["verify", &out_s, "--node-key", &key]);
+    assert!(verified.contains("VALID   received"), "{verified}");
+    let chain = renkei_tests::renkei(&["audit", "verify", "--dir", node.dir_str()]);
+    assert!(chain.starts_with("audit chain OK: "), "{chain}");
+}
