@@ -17,6 +17,8 @@ use clap::{Parser, Subcommand};
 
 mod simnet_cmd;
 
+mod audit_cmd;
+
 /// Renkei (連携): federated exchange node for standard-spec care plans.
 #[derive(Parser, Debug)]
 #[command(name = "renkei", version, about, long_about = None)]
@@ -179,9 +181,9 @@ enum Command {
         #[arg(short = 'o', long)]
         out: PathBuf,
     },
-    /// Verify a proof bundle offline and print what it proves.
+    /// Verify a proof bundle or an audit export offline and print what it proves.
     Verify {
-        /// The proof file (CBOR).
+        /// The proof bundle or audit export file (CBOR).
         proof: PathBuf,
         /// The federation roster that was in force.
         #[arg(long, conflicts_with = "node_key")]
@@ -200,6 +202,11 @@ enum Command {
     },
     /// Deterministic simulated federation (scenarios, faults, checkers).
     Simnet(simnet_cmd::SimnetArgs),
+    /// Audit: an office's monthly export for the auditor (運営指導), the node's audit chain.
+    Audit {
+        #[command(subcommand)]
+        cmd: audit_cmd::AuditCmd,
+    },
 }
 
 fn main() -> Result<()> {
@@ -273,6 +280,7 @@ fn main() -> Result<()> {
         )?,
         Command::Csv { command } => csv_cmd::run(command)?,
         Command::Simnet(args) => simnet_cmd::main(args)?,
+        Command::Audit { cmd } => audit_cmd::run(cmd)?,
     };
     std::process::exit(code)
 }

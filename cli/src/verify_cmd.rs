@@ -1,8 +1,9 @@
-//! `renkei verify`: check a proof bundle offline.
+//! `renkei verify`: check a proof bundle, or an office's audit export, offline.
 
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use renkei_protocol::export::AuditExport;
 use renkei_protocol::ids::OperatorId;
 use renkei_protocol::proof::Proof;
 use renkei_protocol::roster::{OperatorEntry, Roster, SignedRoster};
@@ -14,9 +15,94 @@ pub fn verify(
     authority: Option<&str>,
 ) -> Result<i32> {
     let bytes = std::fs::read(proof).with_context(|| format!("reading {}", proof.display()))?;
-    let proof = Proof::decode(&bytes)
-        .with_context(|| format!("{} is not a Renkei proof bundle", proof.display()))?;
-    let roster = match (roster, node_key) {
+    let export = match Proof::decode(&bytes) {
+        Ok(p) => Err(p),
+        Err(pe) => Ok(AuditExport::decode(&bytes).map_err(|ee| {
+            anyhow::anyhow!(
+                "{} is neither a Renkei proof bundle ({pe}) nor an audit export ({ee})",
+                proof.display()
+            )
+        })?),
+    };
+    let roster = load_roster(roster, node_key, authority)?;
+    match export {
+        Ok(export) => Ok(verify_export(&export, &roster)),
+        Err(proof) => Ok(verify_proof(&proof, &roster)),
+    }
+}
+
+/// Prints one line per unit; exit code 0 when every unit verifies.
+fn verify_export(export: &AuditExport, roster: &Roster) -> i32 {
+    println!(
+        "audit export of office {} for {} ({} unit(s)), produced by operator {} at {} ms",
+        export.office,
+        export.month,
+        export.entries.len(),
+        roster
+            .signer_valid_at(&export.node, export.generated_at_ms)
+            .map_or_else(|| export.node.to_string(), |o| o.name.clone()),
+        export.generated_at_ms
+    );
+    let mut bad = 0;
+    for (entry, result) in export.entries.iter().zip(export.verify(roster)) {
+        let h = entry.proof.header();
+        match result {
+            Ok(lines) => {
+                let last = lines
+                    .last()
+                    .filter(|_| lines.len() > 1)
+                    .map_or("no receipts", String::as_str);
+                println!(
+                    "VALID   {} {} {} {} → {} subject {} ({} receipt(s); last: {last})",
+                    entry.direction.name(),
+                    h.id,
+                    h.doc_kind,
+                    h.from.office,
+                    h.to.office,
+                    h.subject.as_deref().unwrap_or("-"),
+                    entry.proof.receipts.len(),
+                );
+            }
+            Err(e) => {
+                bad += 1;
+                println!("INVALID {} {}: {e}", entry.direction.name(), h.id);
+            }
+        }
+    }
+    if bad == 0 {
+        println!("VALID audit export: {} unit(s)", export.entries.len());
+        0
+    } else {
+        println!(
+            "INVALID audit export: {bad} of {} unit(s) fail",
+            export.entries.len()
+        );
+        1
+    }
+}
+
+fn verify_proof(proof: &Proof, roster: &Roster) -> i32 {
+    match proof.verify(roster) {
+        Ok(lines) => {
+            println!("VALID proof");
+            for l in lines {
+                println!("  {l}");
+            }
+            0
+        }
+        Err(e) => {
+            println!("INVALID proof: {e}");
+            1
+        }
+    }
+}
+
+fn load_roster(
+    roster: Option<&Path>,
+    node_key: Option<&str>,
+    authority: Option<&str>,
+) -> Result<Roster> {
+    Ok(match (roster, node_key) {
         (Some(path), _) => {
             let r = SignedRoster::decode(&std::fs::read(path)?)
                 .with_context(|| format!("{} is not a signed roster", path.display()))?;
@@ -52,18 +138,5 @@ pub fn verify(
             }
         }
         (None, None) => bail!("give --roster ROSTER (federation) or --node-key KEY (single node)"),
-    };
-    match proof.verify(&roster) {
-        Ok(lines) => {
-            println!("VALID proof");
-            for l in lines {
-                println!("  {l}");
-            }
-            Ok(0)
-        }
-        Err(e) => {
-            println!("INVALID proof: {e}");
-            Ok(1)
-        }
-    }
+    })
 }

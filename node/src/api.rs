@@ -5,9 +5,12 @@
 //! `/admin/v1` need the node's admin token and a loopback client. See `docs/API.md`.
 
 mod admin;
+mod audit;
+mod body_timeout;
 mod error;
 mod metrics;
 mod office;
+mod ratelimit;
 
 use std::net::SocketAddr;
 
@@ -62,7 +65,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/me", get(office::me))
         .route(
             "/v1/send-units",
-            post(office::submit).layer(DefaultBodyLimit::max(upload_max)),
+            post(office::submit)
+                .layer(DefaultBodyLimit::max(upload_max))
+                .layer(axum::middleware::from_fn_with_state(
+                    upload_max,
+                    body_timeout::read_body_in_time,
+                )),
         )
         .route("/v1/inbox", get(office::inbox))
         .route("/v1/inbox/{id}/files/{name}", get(office::fetch))
@@ -77,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/v1/offices/{office}", delete(admin::remove_office))
         .route("/admin/v1/status", get(admin::status))
         .route("/admin/v1/roster", put(admin::set_roster))
+        .route("/admin/v1/audit-export", get(audit::export))
         .fallback(|| async {
             error::json_error(
                 axum::http::StatusCode::NOT_FOUND,
@@ -84,6 +93,10 @@ pub fn router(state: AppState) -> Router {
                 "no such endpoint".into(),
             )
         })
+        .layer(axum::middleware::from_fn_with_state(
+            ratelimit::AuthFailures::default(),
+            ratelimit::limit_failed_auth,
+        ))
         .with_state(state)
 }
 

@@ -17,12 +17,14 @@
 
 mod api;
 mod audit;
+mod audit_export;
 mod directory;
 mod inbound;
 mod inbox;
 pub mod io;
 mod origin;
 mod outbox;
+mod receipt_role;
 pub mod records;
 pub mod unit;
 pub mod views;

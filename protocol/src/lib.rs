@@ -18,6 +18,7 @@
 //! - [`receipt`]: signed statements about envelopes.
 //! - [`roster`]: the federation roster and office bindings.
 //! - [`proof`]: proof bundles for auditors.
+//! - [`export`]: an office's monthly audit export (proof bundles of every unit).
 //! - [`wire`]: node-to-node request/response messages.
 //! - [`rng`]: the seeded random source handed to the core.
 //! - [`limits`]: every size bound.
@@ -29,6 +30,7 @@ pub mod cbor;
 pub mod csv;
 pub mod envelope;
 pub mod error;
+pub mod export;
 pub mod ids;
 pub mod keys;
 pub mod limits;

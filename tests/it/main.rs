@@ -1,6 +1,7 @@
 //! End-to-end tests: real `renkei` processes, real sled directories, real HTTP on loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod adversarial;
 mod browser;
 mod federation;
 mod single_node;

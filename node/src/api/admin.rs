@@ -16,7 +16,11 @@ use super::error::{json_error, unexpected};
 use super::{AppState, bearer};
 use crate::core::{ApiCommand, ApiReply, Auth};
 
-fn check(state: &AppState, peer: &SocketAddr, headers: &HeaderMap) -> Result<(), Response> {
+pub(super) fn check(
+    state: &AppState,
+    peer: &SocketAddr,
+    headers: &HeaderMap,
+) -> Result<(), Response> {
     if !peer.ip().is_loopback() {
         return Err(json_error(
             StatusCode::FORBIDDEN,

@@ -89,7 +89,11 @@ impl<S: Store> Core<S> {
                 binding_conflicts: self.conflict_notes(),
                 counters: self.counters.clone(),
             }),
+            ApiCommand::AuditExport { office: o, month } if operator => {
+                self.audit_export(&o, &month)?
+            }
             ApiCommand::AddOffice { .. }
+            | ApiCommand::AuditExport { .. }
             | ApiCommand::RemoveOffice { .. }
             | ApiCommand::ListOffices
             | ApiCommand::SetRoster { .. }

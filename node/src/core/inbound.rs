@@ -167,7 +167,22 @@ impl<S: Store> Core<S> {
                 true,
             )
         };
-        self.remember_answer(&env, &receipt, rejected)?;
+        // An envelope that fails authentication (bad signature, origin not in the roster)
+        // is refused but not remembered: its id is not the signer's to take, and
+        // remembering it would let anyone block the genuine envelope of that id.
+        let authentic = !matches!(
+            receipt.receipt().kind,
+            ReceiptKind::Rejected {
+                code: RejectCode::BadSignature | RejectCode::UnknownOperator,
+                ..
+            }
+        );
+        if authentic {
+            self.remember_answer(&env, &receipt, rejected)?;
+        } else {
+            self.counters.rejected += 1;
+            tracing::warn!(%id, peer = %from, "refused an envelope that fails authentication");
+        }
         let bytes = receipt.encode();
         Ok(HopAck {
             id,
@@ -286,7 +301,14 @@ impl<S: Store> Core<S> {
             return Ok(false);
         }
         let id = r.receipt().envelope;
-        if records::get::<SentRec>(&self.store, Tree::Sent, id.as_bytes())?.is_some() {
+        if let Some(sent) = records::get::<SentRec>(&self.store, Tree::Sent, id.as_bytes())? {
+            let role_ok = renkei_protocol::envelope::Header::decode(&sent.header)
+                .is_ok_and(|h| self.receipt_role_ok_for(&h, &r));
+            if !role_ok {
+                tracing::warn!(%id, signer = %r.receipt().node, kind = r.receipt().kind.name(),
+                    "ignoring receipt signed by a node that cannot make that statement");
+                return Ok(false);
+            }
             self.apply_receipt_at_origin(&r)?;
             return Ok(true);
         }
@@ -294,7 +316,7 @@ impl<S: Store> Core<S> {
             let Ok(env) = Envelope::decode(&env) else {
                 return Ok(false);
             };
-            if env.digest() != r.receipt().digest {
+            if env.digest() != r.receipt().digest || !self.receipt_role_ok_for(env.header(), &r) {
                 return Ok(false);
             }
             if self.store_receipt(id, bytes)? {

@@ -135,6 +135,13 @@ pub enum ApiCommand {
     },
     /// Operator: node status.
     Status,
+    /// Operator: an office's audit export for one month (運営指導).
+    AuditExport {
+        /// The office (homed here).
+        office: OfficeNumber,
+        /// `YYYYMM`.
+        month: String,
+    },
 }
 
 /// A file returned by [`ApiCommand::Fetch`].
@@ -184,6 +191,8 @@ pub enum ApiReply {
     Done,
     /// The node failed internally (store error); nothing was promised.
     Internal(String),
+    /// An audit export (canonical CBOR, `renkei_protocol::export::AuditExport`).
+    AuditExport(Vec<u8>),
 }
 
 #[allow(clippy::large_enum_variant)]

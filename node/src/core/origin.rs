@@ -196,7 +196,10 @@ impl<S: Store> Core<S> {
         else {
             return Ok(());
         };
-        if renkei_protocol::envelope::sha256(&rec.header) != rc.digest || !self.receipt_trusted(r) {
+        if renkei_protocol::envelope::sha256(&rec.header) != rc.digest
+            || !self.receipt_trusted(r)
+            || !Header::decode(&rec.header).is_ok_and(|h| self.receipt_role_ok_for(&h, r))
+        {
             tracing::warn!(id = %rc.envelope, "ignoring receipt that does not verify or names another digest");
             return Ok(());
         }

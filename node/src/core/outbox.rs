@@ -372,10 +372,18 @@ impl<S: Store> Core<S> {
                 return Ok(());
             }
         };
+        let origin = match self.store.get(Tree::Envelopes, ack.id.as_bytes())? {
+            Some(b) => renkei_protocol::envelope::Envelope::decode(&b)
+                .ok()
+                .map(|e| e.header().origin),
+            None => None,
+        };
         let valid = SignedReceipt::decode(&bytes).ok().filter(|r| {
             r.receipt().envelope == ack.id
                 && r.receipt().digest == rec.digest
                 && self.receipt_trusted(r)
+                && self.same_operator(&r.receipt().node, &peer)
+                && origin.is_some_and(|o| self.receipt_role_ok(&o, &rec.destination, r))
         });
         let Some(receipt) = valid else {
             tracing::warn!(%peer, id = %ack.id, "hop acknowledgement carries no valid receipt; retrying");
@@ -388,12 +396,6 @@ impl<S: Store> Core<S> {
             self.apply_receipt_at_origin(&receipt)?;
         } else {
             self.store_receipt(ack.id, &bytes)?;
-            let origin = match self.store.get(Tree::Envelopes, ack.id.as_bytes())? {
-                Some(b) => renkei_protocol::envelope::Envelope::decode(&b)
-                    .ok()
-                    .map(|e| e.header().origin),
-                None => None,
-            };
             if let Some(origin) = origin {
                 self.forward_receipt(origin, bytes)?;
             }

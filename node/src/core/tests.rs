@@ -1,6 +1,7 @@
 //! Unit tests of the core on the memory store: a tiny deterministic network of cores.
 #![allow(clippy::unwrap_used)]
 
+mod adversarial;
 mod net;
 
 use net::{Net, fixture_unit, rename_stamp};

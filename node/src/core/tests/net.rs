@@ -25,6 +25,9 @@ pub struct Node {
     generation: u64,
 }
 
+/// Rewrites node `i`'s response in place.
+pub type Tamper = Box<dyn FnMut(usize, &mut Response)>;
+
 pub struct Net {
     nodes: Vec<Node>,
     pub now: u64,
@@ -37,6 +40,8 @@ pub struct Net {
     pub roster: SignedRoster,
     pub expiry_ms: u64,
     crash_plan: Option<(usize, usize)>,
+    /// Rewrites node `i`'s responses before they reach the requester (adversarial tests).
+    pub tamper: Option<Tamper>,
 }
 
 /// The files of a fixture send unit directory, sorted by name.
@@ -117,6 +122,7 @@ impl Net {
             roster,
             expiry_ms,
             crash_plan: None,
+            tamper: None,
         };
         for ((name, relay), k) in spec.iter().zip(keys) {
             let cfg = CoreConfig {
@@ -225,7 +231,10 @@ impl Net {
                     )),
                 }
             }
-            Effect::Respond { id, response } => {
+            Effect::Respond { id, mut response } => {
+                if let Some(t) = self.tamper.as_mut() {
+                    t(i, &mut response);
+                }
                 if let Some((req, out)) = self.inbound.remove(&(i, id)) {
                     let from = self.id(i);
                     if self.links.contains(&link(i, req)) {

@@ -1,0 +1,26 @@
+//! Fixed inputs shared by the fuzz targets, copied from `docs/test-vectors/v1.json`.
+
+#![allow(dead_code)]
+
+/// The signed test-vector roster (authority seed 0xA0…, operators "origin" and "destination").
+pub const SIGNED_ROSTER_HEX: &str = "825901168501011b000001952014f8005820b533d8ad9fcfbdde0b481c1b334ddc3c53412fd614564e7e5afd020368d382c38288666f726967696e5820d04ab232742bb4ab3a1368bd4615e4e6d0224ab71a016baf8520a332c97787375820ef318102dece03b0f25a53f513652ad349cf01a7d4134bb44f10b8774ba65a34f481772f6970342f3132372e302e302e312f7463702f373030311b0000018bcfe56800f680886b64657374696e6174696f6e5820884b8857f4eaa1613c61504db34d4beaf346517a0e31de3cddd4d9b4201d9d0b5820e3b9708aaa21a7f1e62a95ee28d1e5d60b0fceed6c68599013a54b318e9e0b15f581772f6970342f3132372e302e302e312f7463702f373030311b0000018bcfe56800f6805840c8fa67d1f255a1f989269793bc5408155fcb190af4a452e397da267bff55d024c022791f485254288923b42f8f92e9275ac99ff444e8249fcbd7cf4f041f5209";
+/// The test-vector envelope header (origin → destination, two files).
+pub const HEADER_HEX: &str = "8f01505a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a6a343037343437383634376234336a343037313438313539346231315820d04ab232742bb4ab3a1368bd4615e4e6d0224ab71a016baf8520a332c97787375820884b8857f4eaa1613c61504db34d4beaf346517a0e31de3cddd4d9b4201d9d0b5820e3b9708aaa21a7f1e62a95ee28d1e5d60b0fceed6c68599013a54b318e9e0b1502663230323530356e3230323530343235313634363038f61b000001966be936008283783c5550504c414e5f3230323530355f343037343437383634375f34335f343037313438313539345f31315f32303235303432353136343630382e435356182358207fa37b29096ad83d61f94d2cef19d8a75754837d86604ad1db35a246aafa93a083783d555053494b59555f3230323530355f343037343437383634375f34335f343037313438313539345f31315f32303235303432353136343630382e435356182358207ebdf5a86cffeac9663ef8d4cf5aadbe88db0f09f59547048ade9974930ace5e";
+/// The destination operator's signing seed.
+pub const DESTINATION_SIGN_SEED: [u8; 32] = [0x21; 32];
+/// The destination operator's sealing seed.
+pub const DESTINATION_SEAL_SEED: [u8; 32] = [0x22; 32];
+/// The origin operator's signing seed.
+pub const ORIGIN_SIGN_SEED: [u8; 32] = [0x11; 32];
+/// The origin operator's sealing seed.
+pub const ORIGIN_SEAL_SEED: [u8; 32] = [0x12; 32];
+/// The authority's public key.
+pub const AUTHORITY_PUBLIC_HEX: &str = "b533d8ad9fcfbdde0b481c1b334ddc3c53412fd614564e7e5afd020368d382c3";
+
+/// Decodes a hex constant (panics only on a bad constant, which is a bug in this file).
+pub fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
