@@ -3,5 +3,6 @@
 
 mod adversarial;
 mod browser;
+mod crash_loop;
 mod federation;
 mod single_node;

@@ -342,3 +342,140 @@ pub fn raw_upload_status(url: &str, token: &str, file_name: &str, size: usize) -
     let line = String::from_utf8_lossy(&buf);
     line.split_whitespace().nth(1)?.parse().ok()
 }
+
+/// The operator id printed by `renkei key show --dir DIR`.
+pub fn operator_id(dir: &str) -> String {
+    let out = renkei(&["key", "show", "--dir", dir]);
+    out.lines()
+        .find_map(|l| l.strip_prefix("operator id:"))
+        .expect("operator id line")
+        .trim()
+        .to_owned()
+}
+
+/// A federation of real processes on loopback: an authority directory with the signed
+/// roster, one relay (listening on a fixed port given in the roster) and regional operators
+/// listening on ephemeral ports, which reach each other through the relay.
+pub struct Federation {
+    /// The federation authority's directory (`roster.cbor` inside).
+    pub auth: TempDir,
+    /// The authority public key.
+    pub authority: String,
+    /// The relay node.
+    pub relay: NodeProc,
+    /// The regional operators, in the order of their names.
+    pub nodes: Vec<NodeProc>,
+}
+
+impl Federation {
+    /// `renkei federation init`, one relay and one operator per name, all in the roster,
+    /// each node's `renkei.toml` edited by `tune` (from, to) pairs, then every node run.
+    pub fn start(tag: &str, names: &[&str], tune: &[(&str, &str)]) -> Federation {
+        let mut f = Federation::init(tag, names);
+        for n in std::iter::once(&f.relay).chain(&f.nodes) {
+            for (from, to) in tune {
+                n.edit_config(from, to);
+            }
+        }
+        f.relay.run();
+        for n in &mut f.nodes {
+            n.run();
+        }
+        f
+    }
+
+    /// Like [`Federation::start`] without tuning and without running any node.
+    pub fn init(tag: &str, names: &[&str]) -> Federation {
+        let auth = TempDir::new(&format!("{tag}-auth"));
+        let ad = auth.0.to_str().unwrap().to_owned();
+        let out = renkei(&["federation", "init", "--dir", &ad]);
+        let authority = out
+            .lines()
+            .find_map(|l| l.strip_prefix("federation authority key: "))
+            .unwrap()
+            .trim()
+            .to_owned();
+        let relay_addr = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+        let relay = NodeProc::init(
+            &format!("{tag}-relay"),
+            &[
+                "--listen",
+                &relay_addr,
+                "--relay",
+                "--authority",
+                &authority,
+            ],
+        );
+        renkei(&[
+            "federation",
+            "add-operator",
+            "--dir",
+            &ad,
+            "--name",
+            "central-relay",
+            "--node-dir",
+            relay.dir_str(),
+            "--relay",
+            "--addr",
+            &relay_addr,
+        ]);
+        let mut nodes = Vec::new();
+        for name in names {
+            let n = NodeProc::init(
+                &format!("{tag}-{name}"),
+                &[
+                    "--listen",
+                    "/ip4/127.0.0.1/tcp/0",
+                    "--authority",
+                    &authority,
+                ],
+            );
+            renkei(&[
+                "federation",
+                "add-operator",
+                "--dir",
+                &ad,
+                "--name",
+                name,
+                "--node-dir",
+                n.dir_str(),
+            ]);
+            nodes.push(n);
+        }
+        let f = Federation {
+            auth,
+            authority,
+            relay,
+            nodes,
+        };
+        let roster = f.roster();
+        for n in std::iter::once(&f.relay).chain(&f.nodes) {
+            renkei(&[
+                "roster-install",
+                "--dir",
+                n.dir_str(),
+                roster.to_str().unwrap(),
+            ]);
+            n.edit_config("sync_interval_ms = 30000", "sync_interval_ms = 1000");
+        }
+        f
+    }
+
+    /// Path of the signed roster.
+    pub fn roster(&self) -> PathBuf {
+        self.auth.0.join("roster.cbor")
+    }
+}
+
+/// Waits until `from`'s directory shows `office` as reachable (bounded).
+pub fn wait_reachable(from: &Office, office: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = from.json(&format!("/v1/directory/{office}"));
+        if v["reachable"] == true {
+            return;
+        }
+        assert!(Instant::now() < deadline, "directory never showed {office}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
