@@ -18,6 +18,7 @@ use clap::{Parser, Subcommand};
 mod simnet_cmd;
 
 mod audit_cmd;
+mod conformance_cmd;
 
 /// Renkei (連携): federated exchange node for standard-spec care plans.
 #[derive(Parser, Debug)]
@@ -202,6 +203,9 @@ enum Command {
     },
     /// Deterministic simulated federation (scenarios, faults, checkers).
     Simnet(simnet_cmd::SimnetArgs),
+    /// Operator: check another operator's node over libp2p before federating with it
+    /// (delivery, dedup, receipt signatures, refusal of bad input); exit code 1 on a FAIL.
+    Conformance(conformance_cmd::ConformanceArgs),
     /// Audit: an office's monthly export for the auditor (運営指導), the node's audit chain.
     Audit {
         #[command(subcommand)]
@@ -281,6 +285,7 @@ fn main() -> Result<()> {
         Command::Csv { command } => csv_cmd::run(command)?,
         Command::Simnet(args) => simnet_cmd::main(args)?,
         Command::Audit { cmd } => audit_cmd::run(cmd)?,
+        Command::Conformance(args) => conformance_cmd::run(args)?,
     };
     std::process::exit(code)
 }

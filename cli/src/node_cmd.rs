@@ -284,6 +284,11 @@ pub fn key(cmd: KeyCmd) -> Result<i32> {
             let keys = keyfile::load(&dir)?;
             println!("operator id:  {}", keys.id());
             println!("operator hex: {}", keys.id().to_hex());
+            // The libp2p peer id, for addresses like …/tcp/PORT/p2p/PEER_ID.
+            println!(
+                "peer id:      {}",
+                renkei_node::net::peer_id_of(&keys.id())?
+            );
             println!("sealing key:  {}", hex::encode(keys.seal.public()));
             Ok(0)
         }

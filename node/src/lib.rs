@@ -14,9 +14,12 @@
 //! - [`config`], [`keyfile`]: the node directory's configuration and operator key.
 //! - [`net`]: the libp2p network actor (TCP + noise + yamux, QUIC, `/renkei/relay/1`) with a
 //!   typed client; its events map 1:1 to the core's inputs.
+//! - [`conformance`]: the conformance kit, black-box checks of another operator's node over
+//!   libp2p (`renkei conformance`).
 
 pub mod api;
 pub mod config;
+pub mod conformance;
 pub mod core;
 pub mod keyfile;
 pub mod net;

@@ -15,7 +15,8 @@
 //!
 //! # Layout
 //!
-//! - `peer_ids`: [`peer_id_of`] / [`operator_of`], the exact PeerId ↔ OperatorId mapping.
+//! - `peer_ids`: [`peer_id_of`] / [`operator_of`], the exact PeerId ↔ OperatorId mapping
+//!   (and [`operator_of_multiaddr`] for `…/p2p/PEER_ID` addresses).
 //! - `codec`: the stream framing and size limits.
 //! - `behaviour`: the behaviour and swarm construction.
 //! - `client`: [`NetClient`] and its commands.
@@ -41,7 +42,7 @@ use tokio::sync::mpsc;
 pub use client::NetClient;
 pub use event_loop::EventLoop;
 pub use libp2p::Multiaddr;
-pub use peer_ids::{operator_of, peer_id_of};
+pub use peer_ids::{operator_of, operator_of_multiaddr, peer_id_of};
 
 /// Default time a request may take from sending to its response.
 pub const REQUEST_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);

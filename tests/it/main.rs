@@ -3,6 +3,7 @@
 
 mod adversarial;
 mod browser;
+mod conformance;
 mod crash_loop;
 mod federation;
 mod single_node;

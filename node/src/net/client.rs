@@ -39,6 +39,11 @@ pub(crate) enum Command {
         id: u64,
         request: Request,
     },
+    SendRaw {
+        to: OperatorId,
+        id: u64,
+        body: Vec<u8>,
+    },
     Respond {
         id: u64,
         response: Response,
@@ -133,6 +138,14 @@ impl NetClient {
     /// [`super::NetEvent::SendFailed`].
     pub async fn send(&self, to: OperatorId, id: u64, request: Request) -> Result<(), NetError> {
         self.command(Command::Send { to, id, request }).await
+    }
+
+    /// Sends `body` as the frame of a `/renkei/relay/1` request exactly as given, without
+    /// encoding or checking it: for conformance checks that must send undecodable or
+    /// oversize requests (see [`crate::conformance`]). It still must fit this client's
+    /// `message_bytes_max`. The answer comes back like [`NetClient::send`]'s.
+    pub async fn send_raw(&self, to: OperatorId, id: u64, body: Vec<u8>) -> Result<(), NetError> {
+        self.command(Command::SendRaw { to, id, body }).await
     }
 
     /// Answers the [`super::NetEvent::Inbound`] with this `id` (the core's `InboundId`). A

@@ -256,7 +256,8 @@ impl EventLoop {
             Command::StopKeeping { peer } => {
                 self.keep.remove(&peer);
             }
-            Command::Send { to, id, request } => self.send(to, id, request),
+            Command::Send { to, id, request } => self.send(to, id, request.encode()),
+            Command::SendRaw { to, id, body } => self.send(to, id, body),
             Command::Respond { id, response } => self.respond(id, response),
             Command::SetAllowed { allowed } => self.set_allowed(allowed),
             Command::Connected { reply } => {

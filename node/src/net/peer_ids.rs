@@ -4,8 +4,9 @@
 //! key. libp2p encodes small public keys (ed25519 ones included) inline in the peer id
 //! with the identity multihash, so the mapping is exact in both directions.
 
-use libp2p::PeerId;
 use libp2p::identity::{self, ed25519};
+use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, PeerId};
 use renkei_protocol::ids::OperatorId;
 
 use super::NetError;
@@ -37,6 +38,15 @@ pub fn operator_of(peer: &PeerId) -> Option<OperatorId> {
     Some(OperatorId(key.to_bytes()))
 }
 
+/// The operator of an address ending in `/p2p/PEER_ID`, if that peer id is an operator's
+/// (ed25519) key.
+pub fn operator_of_multiaddr(addr: &Multiaddr) -> Option<OperatorId> {
+    match addr.iter().last()? {
+        Protocol::P2p(peer) => operator_of(&peer),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,6 +61,18 @@ mod tests {
 
         let keypair = identity::Keypair::ed25519_from_bytes(keys.identity.seed()).unwrap();
         assert_eq!(keypair.public().to_peer_id(), peer);
+    }
+
+    #[test]
+    fn operator_of_a_multiaddr_is_its_p2p_suffix() {
+        let keys = OperatorKeys::from_seeds([7; 32], [8; 32]);
+        let peer = peer_id_of(&keys.id()).unwrap();
+        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/4001/p2p/{peer}")
+            .parse()
+            .unwrap();
+        assert_eq!(operator_of_multiaddr(&addr), Some(keys.id()));
+        let bare: Multiaddr = "/ip4/127.0.0.1/tcp/4001".parse().unwrap();
+        assert_eq!(operator_of_multiaddr(&bare), None);
     }
 
     #[test]

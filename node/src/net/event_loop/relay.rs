@@ -4,7 +4,7 @@
 use libp2p::PeerId;
 use libp2p::request_response::{self, InboundRequestId, ResponseChannel};
 use renkei_protocol::ids::OperatorId;
-use renkei_protocol::wire::{RefusalCode, Request, Response};
+use renkei_protocol::wire::{RefusalCode, Response};
 
 use tokio::time::Instant;
 
@@ -13,7 +13,8 @@ use crate::net::codec::{RequestFrame, ResponseFrame, too_large_message};
 use crate::net::{NetEvent, operator_of, peer_id_of};
 
 impl EventLoop {
-    pub(super) fn send(&mut self, to: OperatorId, id: u64, request: Request) {
+    /// Sends the encoded request `bytes` (refused here when over the frame limit).
+    pub(super) fn send(&mut self, to: OperatorId, id: u64, bytes: Vec<u8>) {
         let peer = match peer_id_of(&to) {
             Ok(peer) => peer,
             Err(e) => {
@@ -25,7 +26,6 @@ impl EventLoop {
                 return;
             }
         };
-        let bytes = request.encode();
         let max = self.config.message_bytes_max;
         if bytes.len() > max {
             let error = format!(

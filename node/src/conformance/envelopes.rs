@@ -1,0 +1,97 @@
+//! The envelopes the checks send: the test unit sealed to the target and signed by the
+//! tester (or by an operator outside the roster), each with a fresh id.
+
+use renkei_protocol::envelope::{Envelope, Header};
+use renkei_protocol::ids::{EnvelopeId, OperatorId};
+use renkei_protocol::keys::OperatorKeys;
+use renkei_protocol::roster::Roster;
+
+use super::ConformanceError;
+use crate::core::unit::check_unit;
+use crate::keyfile::random_seed;
+
+/// Builds envelopes of one unit for one target.
+pub(super) struct Builder {
+    unit: Vec<(String, Vec<u8>)>,
+    header: Header,
+}
+
+fn random() -> Result<[u8; 32], ConformanceError> {
+    random_seed().map_err(|e| ConformanceError::Random(e.to_string()))
+}
+
+impl Builder {
+    /// Checks the unit and prepares a header for `target` (its sealing key from the roster).
+    pub(super) fn new(
+        unit: &[(String, Vec<u8>)],
+        roster: &Roster,
+        target: &OperatorId,
+        now_ms: u64,
+    ) -> Result<Builder, ConformanceError> {
+        let refs: Vec<(&str, &[u8])> = unit
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        let info = check_unit(&refs).map_err(|findings| {
+            ConformanceError::Unit(
+                findings
+                    .iter()
+                    .take(3)
+                    .map(|f| format!("{} {}: {}", f.file, f.rule, f.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        let entry = roster
+            .operator(target)
+            .ok_or(ConformanceError::TargetNotInRoster(*target))?;
+        let header = Header {
+            id: EnvelopeId([0; 16]),
+            from: info.from,
+            to: info.to,
+            origin: *target,
+            destination: *target,
+            sealed_to: entry.enc_key,
+            doc_kind: info.doc_kind,
+            subject: info.subject,
+            stamp: info.stamp,
+            supersedes: None,
+            created_at_ms: now_ms,
+            files: Envelope::file_entries(&refs),
+        };
+        Ok(Builder {
+            unit: unit.to_vec(),
+            header,
+        })
+    }
+
+    /// The office the unit is for.
+    pub(super) fn office(&self) -> String {
+        format!("{} ({})", self.header.to.office, self.header.to.kind)
+    }
+
+    /// A fresh envelope of the unit signed by `origin`.
+    pub(super) fn envelope(&self, origin: &OperatorKeys) -> Result<Envelope, ConformanceError> {
+        let mut header = self.header.clone();
+        let id = random()?;
+        header.id = EnvelopeId(id[..16].try_into().unwrap_or([1; 16]));
+        header.origin = origin.id();
+        let files: Vec<&[u8]> = self.unit.iter().map(|(_, b)| b.as_slice()).collect();
+        Envelope::seal_and_sign(header, &files, origin, random()?)
+            .map_err(|e| ConformanceError::Unit(e.to_string()))
+    }
+
+    /// A fresh operator identity that no roster knows.
+    pub(super) fn outsider() -> Result<OperatorKeys, ConformanceError> {
+        Ok(OperatorKeys::from_seeds(random()?, random()?))
+    }
+}
+
+/// `bytes` with the last byte flipped: for an encoded envelope, a corrupted origin
+/// signature (the signature is the last field).
+pub(super) fn corrupt_signature(mut bytes: Vec<u8>) -> Vec<u8> {
+    if let Some(last) = bytes.last_mut() {
+        *last ^= 0x01;
+    }
+    bytes
+}
