@@ -64,7 +64,7 @@ pub fn run(args: ConformanceArgs) -> Result<i32> {
     let keys = keyfile::load(&args.dir)?;
     let roster_path = &args.roster;
     let signed = SignedRoster::decode(
-        &std::fs::read(&roster_path)
+        &std::fs::read(roster_path)
             .with_context(|| format!("reading {}", roster_path.display()))?,
     )
     .with_context(|| format!("{} is not a signed roster", roster_path.display()))?;
