@@ -95,3 +95,67 @@ pub(super) fn corrupt_signature(mut bytes: Vec<u8>) -> Vec<u8> {
     }
     bytes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use renkei_protocol::roster::OperatorEntry;
+
+    const NAME: &str = "UPJSK_202504_4071481594_11_4074478647_43_20250428164608.CSV";
+    const FILE: &[u8] = include_bytes!(
+        "../../../fixtures/valid/d3_jisseki/UPJSK_202504_4071481594_11_4074478647_43_20250428164608.CSV"
+    );
+
+    fn roster(target: &OperatorKeys) -> Roster {
+        Roster {
+            serial: 1,
+            issued_at_ms: 0,
+            authority: target.id(),
+            operators: vec![OperatorEntry {
+                name: "target".into(),
+                id: target.id(),
+                enc_key: target.seal.public(),
+                relay: false,
+                addrs: Vec::new(),
+                valid_from_ms: 0,
+                valid_until_ms: None,
+                old_keys: Vec::new(),
+            }],
+        }
+    }
+
+    #[test]
+    fn envelopes_open_at_the_target_and_a_corrupted_one_fails_only_its_signature() {
+        let target = OperatorKeys::from_seeds([1; 32], [2; 32]);
+        let tester = OperatorKeys::from_seeds([3; 32], [4; 32]);
+        let b = Builder::new(
+            &[(NAME.into(), FILE.to_vec())],
+            &roster(&target),
+            &target.id(),
+            5,
+        )
+        .unwrap();
+        assert_eq!(b.office(), "4074478647 (43)");
+        let env = b.envelope(&tester).unwrap();
+        assert_ne!(env.id(), b.envelope(&tester).unwrap().id(), "ids are fresh");
+        env.verify().unwrap();
+        assert_eq!(env.header().origin, tester.id());
+        assert_eq!(env.open(&target).unwrap(), vec![FILE.to_vec()]);
+
+        let forged = Envelope::decode(&corrupt_signature(env.encode())).unwrap();
+        assert_eq!(forged.header(), env.header());
+        assert!(forged.verify().is_err());
+    }
+
+    #[test]
+    fn an_invalid_unit_is_refused_before_any_check() {
+        let target = OperatorKeys::from_seeds([1; 32], [2; 32]);
+        let e = Builder::new(
+            &[("notes.txt".into(), b"hello".to_vec())],
+            &roster(&target),
+            &target.id(),
+            5,
+        );
+        assert!(matches!(e, Err(ConformanceError::Unit(_))));
+    }
+}
