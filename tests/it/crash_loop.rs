@@ -467,6 +467,22 @@ fn crash_loop_of_sigkills_loses_nothing_duplicates_nothing_and_keeps_every_proof
                 "seed {seed}: {id} in the export of {office}"
             );
             assert_eq!(delivered[0].receipt().node, b_id);
+            // No statement twice (a redelivery after a crash is answered from dedup, and
+            // the origin keeps one copy of each receipt).
+            let mut statements = BTreeSet::new();
+            for r in &entry.proof.receipts {
+                let rc = r.receipt();
+                let hop = match rc.kind {
+                    ReceiptKind::Accepted { hop } => Some(hop),
+                    _ => None,
+                };
+                assert!(
+                    statements.insert((rc.kind.name(), rc.node, hop)),
+                    "seed {seed}: {id} in the export of {office}: {} by {} twice",
+                    rc.kind.name(),
+                    rc.node
+                );
+            }
             ids.insert(id);
         }
         assert_eq!(ids.len(), by_id.len());
