@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use renkei_tests::{NodeProc, Office, TempDir, fixture_files, free_port, renkei};
+use renkei_tests::{
+    Federation, NodeProc, Office, TempDir, fixture_files, operator_id, renkei, wait_reachable,
+};
 
 const CM: &str = "4074478647"; // at a (43)
 const SVC: &str = "4071481594"; // at b (11)
@@ -19,106 +21,18 @@ struct Fed {
     c: NodeProc,
 }
 
-fn operator(dir: &str) -> String {
-    let out = renkei(&["key", "show", "--dir", dir]);
-    out.lines()
-        .find_map(|l| l.strip_prefix("operator id:"))
-        .unwrap()
-        .trim()
-        .to_owned()
-}
-
 fn fed(tag: &str) -> Fed {
-    let auth = TempDir::new(&format!("{tag}-auth"));
-    let ad = auth.0.to_str().unwrap().to_owned();
-    let out = renkei(&["federation", "init", "--dir", &ad]);
-    let authority = out
-        .lines()
-        .find_map(|l| l.strip_prefix("federation authority key: "))
-        .unwrap()
-        .trim()
-        .to_owned();
-    let relay_addr = format!("/ip4/127.0.0.1/tcp/{}", free_port());
-    let relay = NodeProc::init(
-        &format!("{tag}-relay"),
-        &[
-            "--listen",
-            &relay_addr,
-            "--relay",
-            "--authority",
-            &authority,
-        ],
-    );
-    let mk = |n: &str| {
-        NodeProc::init(
-            &format!("{tag}-{n}"),
-            &[
-                "--listen",
-                "/ip4/127.0.0.1/tcp/0",
-                "--authority",
-                &authority,
-            ],
-        )
-    };
-    let (a, b, c) = (mk("a"), mk("b"), mk("c"));
-    renkei(&[
-        "federation",
-        "add-operator",
-        "--dir",
-        &ad,
-        "--name",
-        "central-relay",
-        "--node-dir",
-        relay.dir_str(),
-        "--relay",
-        "--addr",
-        &relay_addr,
-    ]);
-    for (name, n) in [("a", &a), ("b", &b), ("c", &c)] {
-        renkei(&[
-            "federation",
-            "add-operator",
-            "--dir",
-            &ad,
-            "--name",
-            name,
-            "--node-dir",
-            n.dir_str(),
-        ]);
-    }
-    let roster = auth.0.join("roster.cbor");
-    for n in [&relay, &a, &b, &c] {
-        renkei(&[
-            "roster-install",
-            "--dir",
-            n.dir_str(),
-            roster.to_str().unwrap(),
-        ]);
-        n.edit_config("sync_interval_ms = 30000", "sync_interval_ms = 1000");
-    }
-    let mut f = Fed {
-        auth,
-        authority,
-        relay,
+    let mut f = Federation::start(tag, &["a", "b", "c"], &[]);
+    let c = f.nodes.pop().unwrap();
+    let b = f.nodes.pop().unwrap();
+    let a = f.nodes.pop().unwrap();
+    Fed {
+        auth: f.auth,
+        authority: f.authority,
+        relay: f.relay,
         a,
         b,
         c,
-    };
-    for n in [&mut f.relay, &mut f.a, &mut f.b, &mut f.c] {
-        n.run();
-    }
-    f
-}
-
-fn wait_reachable(from: &Office, office: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let v = from.json(&format!("/v1/directory/{office}"));
-        if v["reachable"] == true {
-            return;
-        }
-        assert!(Instant::now() < deadline, "directory never showed {office}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -293,7 +207,7 @@ fn operators_outside_the_roster_are_refused() {
         f.relay.dir_str(),
         f.auth.0.join("roster.cbor").to_str().unwrap(),
     ]);
-    let c_id = operator(f.c.dir_str());
+    let c_id = operator_id(f.c.dir_str());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let s = renkei(&["status", "--dir", f.b.dir_str()]);
