@@ -448,9 +448,10 @@ impl<S: Store> Core<S> {
     }
 
     pub(super) fn send_sync(&mut self, to: OperatorId) {
-        if !self.busy.insert((BUSY_SYNC, to)) {
+        if self.free_slots(BUSY_SYNC, to) == 0 {
             return;
         }
+        self.occupy(BUSY_SYNC, to);
         let id = self.new_outbound();
         let cursor = self.sync_cursor.get(&to).copied().unwrap_or(0);
         let roster_serial = self.roster.as_ref().map_or(0, |r| r.roster().serial);

@@ -139,6 +139,7 @@ impl<S: Store> Core<S> {
                 .saturating_add(self.cfg.expiry_ms)
                 .saturating_add(self.cfg.relay_grace_ms);
             let out = OutboxRec {
+                origin: h.origin,
                 destination: h.destination,
                 digest,
                 expires_at_ms,
@@ -146,6 +147,7 @@ impl<S: Store> Core<S> {
             };
             records::put(&mut self.store, Tree::Outbox, id.as_bytes(), &out)?;
             self.schedule_envelope(id, self.now);
+            self.cache_for_sending(id, bytes.to_vec());
             self.counters.relayed_in += 1;
             self.audit(
                 "relay_accept",
