@@ -83,6 +83,8 @@ impl<S: Store> Core<S> {
                     relay: o.relay,
                 });
             }
+            // A retired key is admitted until its expiry (the operator may still run under
+            // it until it restarts) but not dialled: its addresses answer with the new key.
             for k in o
                 .old_keys
                 .iter()
@@ -91,7 +93,7 @@ impl<S: Store> Core<S> {
                 peers.push(RosterPeer {
                     id: k.id,
                     name: o.name.clone(),
-                    addrs: o.addrs.clone(),
+                    addrs: vec![],
                     relay: o.relay,
                 });
             }
