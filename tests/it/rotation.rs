@@ -162,6 +162,21 @@ fn rotated_operator_keeps_old_units_and_proofs_and_receives_under_its_new_key() 
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Even when its API is not where the config says, the store lock gives it away.
+    let b_http = b.url.trim_start_matches("http://").to_owned();
+    let elsewhere = format!("127.0.0.1:{}", free_port());
+    b.edit_config(&b_http, &elsewhere);
+    let out = Command::new(renkei_bin())
+        .args(["key", "rotate", "--dir", b.dir_str()])
+        .output()
+        .unwrap();
+    b.edit_config(&elsewhere, &b_http);
+    assert!(!out.status.success(), "key rotate ran on a locked store");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot lock the store"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         line_value(
             &renkei(&["key", "show", "--dir", b.dir_str()]),

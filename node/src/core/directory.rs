@@ -116,6 +116,8 @@ impl<S: Store> Core<S> {
         self.roster.as_ref().and_then(|r| {
             r.roster()
                 .signer_valid_at(id, self.now)
+                // A key retired (and expired) since it signed still names its operator.
+                .or_else(|| r.roster().operator_with_key(id))
                 .map(|o| o.name.clone())
         })
     }
