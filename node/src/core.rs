@@ -187,6 +187,7 @@ impl<S: Store> Core<S> {
         core.load_schedules()?;
         core.audit_head = audit::load_head(&core.store)?;
         core.seq = core.load_seq()?;
+        core.rebind_after_rotation()?;
         core.announce_roster();
         core.pump()?;
         Ok(core)
@@ -235,6 +236,12 @@ impl<S: Store> Core<S> {
     /// This node's operator id.
     pub fn id(&self) -> OperatorId {
         self.keys.id()
+    }
+
+    /// Whether `id` designates this node: its current operator id or a retired one kept in
+    /// its key file (after a key rotation).
+    pub fn is_me(&self, id: &OperatorId) -> bool {
+        self.keys.is_own_id(id)
     }
 
     /// The store (read access for checkers and tools).

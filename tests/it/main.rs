@@ -4,4 +4,5 @@
 mod adversarial;
 mod browser;
 mod federation;
+mod rotation;
 mod single_node;

@@ -117,7 +117,7 @@ impl<S: Store> Core<S> {
                 ),
                 true,
             )
-        } else if h.origin != self.keys.id()
+        } else if !self.is_me(&h.origin)
             && self.roster.as_ref().is_none_or(|r| {
                 r.roster()
                     .signer_valid_at(&h.origin, h.created_at_ms)
@@ -129,7 +129,7 @@ impl<S: Store> Core<S> {
                 self.sign_receipt(id, digest, reject(RejectCode::UnknownOperator, text)),
                 true,
             )
-        } else if h.destination == self.keys.id() {
+        } else if self.is_me(&h.destination) {
             self.deliver_here(&env)?
         } else if self.cfg.relay {
             let hop = if from == h.origin { 1 } else { 2 };
@@ -219,7 +219,7 @@ impl<S: Store> Core<S> {
                 receipt.receipt().kind.name().into(),
             )?;
         }
-        if env.header().origin != self.keys.id() {
+        if !self.is_me(&env.header().origin) {
             self.store_receipt(env.id(), &bytes)?;
         }
         Ok(())
@@ -335,7 +335,7 @@ impl<S: Store> Core<S> {
         to: OperatorId,
         receipt: Vec<u8>,
     ) -> Result<(), StoreError> {
-        if to == self.keys.id() {
+        if self.is_me(&to) {
             if let Ok(r) = SignedReceipt::decode(&receipt) {
                 self.apply_receipt_at_origin(&r)?;
             }
