@@ -368,12 +368,17 @@ fn run_relay(base: &Path, args: &RelayArgs) -> Result<i32> {
     let (b_rss, b_cpu) = proc_stats(&b.child);
     let (r_rss, r_cpu) = r.as_ref().map_or((0, 0.0), |p| proc_stats(&p.child));
     // Outside the timed window: every unit's receipts, for latencies.
-    let sent: Vec<Value> = c
-        .get(format!("{}/v1/sent", a.http))
-        .bearer_auth(&cm)
-        .send()?
-        .json()?;
+    // One request per unit: the list endpoint is capped at 10,000 entries.
     let submits = submits.lock().map_err(|_| anyhow::anyhow!("lock"))?.clone();
+    let mut sent: Vec<Value> = Vec::with_capacity(submits.len());
+    for (id, _) in &submits {
+        sent.push(
+            c.get(format!("{}/v1/sent/{id}", a.http))
+                .bearer_auth(&cm)
+                .send()?
+                .json()?,
+        );
+    }
     let starts: std::collections::BTreeMap<String, u64> = submits.into_iter().collect();
     let mut lat: Vec<f64> = Vec::new();
     let mut last_delivery = t0_ms;
@@ -394,6 +399,13 @@ fn run_relay(base: &Path, args: &RelayArgs) -> Result<i32> {
         }
     }
     lat.sort_by(f64::total_cmp);
+    if lat.len() != args.envelopes {
+        bail!(
+            "{} of {} units show a Delivered receipt at the origin",
+            lat.len(),
+            args.envelopes
+        );
+    }
     let n = args.envelopes as f64;
     let report = json!({
         "envelopes": args.envelopes, "size": file.len(), "concurrency": args.concurrency, "via_relay": args.via_relay,

@@ -7,8 +7,12 @@ use clap::Subcommand;
 use renkei_node::keyfile;
 use renkei_node::runtime::now_ms;
 use renkei_protocol::ids::OperatorId;
+use renkei_protocol::keys::EncPublicKey;
 use renkei_protocol::keys::SigningIdentity;
-use renkei_protocol::roster::{OperatorEntry, Roster, SignedRoster};
+use renkei_protocol::roster::{OldKey, OperatorEntry, Roster, SignedRoster};
+
+/// Default overlap of a rotated key: how long the old key stays valid.
+pub const OVERLAP_DAYS_DEFAULT: u64 = 30;
 
 /// Authority key file inside the authority directory.
 pub const AUTHORITY_KEY: &str = "authority.key";
@@ -50,6 +54,29 @@ pub enum FederationCmd {
         /// Last day of validity (YYYY-MM-DD, UTC).
         #[arg(long)]
         valid_until: Option<String>,
+    },
+    /// Key rotation: give an operator its new key (from `renkei key rotate`), keep its old
+    /// key in the roster's retired keys until the end of the overlap, and re-sign. The
+    /// entry keeps its name, addresses, relay role and validity.
+    RotateOperator {
+        /// Authority directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The operator: its name, or its current (old) id.
+        #[arg(long)]
+        operator: String,
+        /// New operator id (base32 or hex), printed by `renkei key rotate`.
+        #[arg(long, required_unless_present = "node_dir")]
+        key: Option<String>,
+        /// New sealing key (64 hex digits), printed by `renkei key rotate`.
+        #[arg(long, required_unless_present = "node_dir")]
+        seal_key: Option<String>,
+        /// Read both new keys from a local node directory instead.
+        #[arg(long)]
+        node_dir: Option<PathBuf>,
+        /// Days the old key stays valid for signatures made (and envelopes sealed) with it.
+        #[arg(long, default_value_t = OVERLAP_DAYS_DEFAULT)]
+        overlap_days: u64,
     },
     /// Remove an operator from the roster and re-sign it.
     RemoveOperator {
@@ -154,28 +181,16 @@ pub fn run(cmd: FederationCmd) -> Result<i32> {
         } => {
             let authority = load_authority(&dir)?;
             let mut roster = load_roster(&dir)?;
-            let (id, enc_key) = match node_dir {
-                Some(nd) => {
-                    let k = keyfile::load(&nd)?;
-                    (k.id(), k.seal.public())
-                }
-                None => {
-                    let id: OperatorId = key
-                        .unwrap_or_default()
-                        .parse()
-                        .map_err(|e| anyhow::anyhow!("--key: {e}"))?;
-                    let sk = hex::decode(seal_key.unwrap_or_default())
-                        .context("--seal-key must be 64 hex digits")?;
-                    let enc: [u8; 32] = sk
-                        .as_slice()
-                        .try_into()
-                        .map_err(|_| anyhow::anyhow!("--seal-key must be 64 hex digits"))?;
-                    (id, enc)
-                }
-            };
-            id.verifying_key().map_err(|e| anyhow::anyhow!("{e}"))?;
-            if !renkei_protocol::keys::check_enc_key(&enc_key) {
-                bail!("--seal-key is not a valid X25519 public key");
+            let (id, enc_key) = operator_keys(key, seal_key, node_dir.as_deref())?;
+            if let Some(o) = roster
+                .operators
+                .iter()
+                .find(|o| o.name != name && o.old_keys.iter().any(|k| k.id == id))
+            {
+                bail!(
+                    "{id} is a retired key of operator {}; a key is never reused",
+                    o.name
+                );
             }
             for a in &addr {
                 if !a.starts_with('/') {
@@ -183,6 +198,17 @@ pub fn run(cmd: FederationCmd) -> Result<i32> {
                 }
             }
             let valid_until_ms = valid_until.as_deref().map(date_ms).transpose()?;
+            // Updating an operator keeps its start of validity and its retired keys: the
+            // receipts it signed before stay verifiable.
+            let previous = roster.operators.iter().find(|o| o.name == name).cloned();
+            if let Some(p) = previous.as_ref().filter(|p| p.id != id) {
+                eprintln!(
+                    "warning: operator {name}'s key changes from {} to {id} without an overlap: \
+                     envelopes sealed to the old key will not open and its signatures stop \
+                     verifying; use `renkei federation rotate-operator` to rotate with an overlap",
+                    p.id
+                );
+            }
             roster.operators.retain(|o| o.name != name && o.id != id);
             roster.operators.push(OperatorEntry {
                 name: name.clone(),
@@ -190,14 +216,35 @@ pub fn run(cmd: FederationCmd) -> Result<i32> {
                 enc_key,
                 relay,
                 addrs: addr,
-                valid_from_ms: now_ms().saturating_sub(60_000),
+                valid_from_ms: previous
+                    .as_ref()
+                    .map_or_else(|| now_ms().saturating_sub(60_000), |p| p.valid_from_ms),
                 valid_until_ms,
-                old_keys: vec![],
+                old_keys: previous.map(|p| p.old_keys).unwrap_or_default(),
             });
             save_roster(&dir, &authority, roster)?;
             println!(
                 "operator {name} ({id}) added{}",
                 if relay { " as a relay" } else { "" }
+            );
+            Ok(0)
+        }
+        FederationCmd::RotateOperator {
+            dir,
+            operator,
+            key,
+            seal_key,
+            node_dir,
+            overlap_days,
+        } => {
+            let authority = load_authority(&dir)?;
+            let mut roster = load_roster(&dir)?;
+            let (id, enc_key) = operator_keys(key, seal_key, node_dir.as_deref())?;
+            let expires_ms = now_ms().saturating_add(overlap_days.saturating_mul(86_400_000));
+            let name = rotate_entry(&mut roster, &operator, id, enc_key, expires_ms)?;
+            save_roster(&dir, &authority, roster)?;
+            println!(
+                "operator {name} rotated to {id}; its old key stays valid until {expires_ms} ms ({overlap_days} days)"
             );
             Ok(0)
         }
@@ -243,15 +290,156 @@ pub fn run(cmd: FederationCmd) -> Result<i32> {
                         .map(|u| format!("  until {u} ms"))
                         .unwrap_or_default()
                 );
+                for k in &o.old_keys {
+                    println!(
+                        "  {:<16} retired {}  valid until {} ms",
+                        "", k.id, k.expires_ms
+                    );
+                }
             }
             Ok(if verdict == "signature OK" { 0 } else { 1 })
         }
     }
 }
 
+/// The new keys of an operator: from `--key` and `--seal-key`, or a node directory.
+fn operator_keys(
+    key: Option<String>,
+    seal_key: Option<String>,
+    node_dir: Option<&Path>,
+) -> Result<(OperatorId, EncPublicKey)> {
+    let (id, enc_key) = match node_dir {
+        Some(nd) => {
+            let k = keyfile::load(nd)?;
+            (k.id(), k.seal.public())
+        }
+        None => {
+            let id: OperatorId = key
+                .unwrap_or_default()
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--key: {e}"))?;
+            let sk = hex::decode(seal_key.unwrap_or_default())
+                .context("--seal-key must be 64 hex digits")?;
+            let enc: [u8; 32] = sk
+                .as_slice()
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("--seal-key must be 64 hex digits"))?;
+            (id, enc)
+        }
+    };
+    id.verifying_key().map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !renkei_protocol::keys::check_enc_key(&enc_key) {
+        bail!("--seal-key is not a valid X25519 public key");
+    }
+    Ok((id, enc_key))
+}
+
+/// Rotates the entry named `operator` (name, or current id in base32 or hex) to the new
+/// keys, retiring its current ones until `expires_ms`. Returns the operator's name.
+fn rotate_entry(
+    roster: &mut Roster,
+    operator: &str,
+    id: OperatorId,
+    enc_key: EncPublicKey,
+    expires_ms: u64,
+) -> Result<String> {
+    let used = roster.operators.iter().find(|o| {
+        o.id == id
+            || o.enc_key == enc_key
+            || o.old_keys
+                .iter()
+                .any(|k| k.id == id || k.enc_key == enc_key)
+    });
+    if let Some(o) = used {
+        bail!(
+            "the new key is already in the roster (operator {}): `renkei key rotate` makes fresh keys, and a key is never reused",
+            o.name
+        );
+    }
+    let Some(entry) = roster
+        .operators
+        .iter_mut()
+        .find(|o| o.name == operator || o.id.to_string() == operator || o.id.to_hex() == operator)
+    else {
+        bail!("no operator {operator:?} in the roster (give its name or its current id)");
+    };
+    if entry.old_keys.len() >= 16 {
+        bail!(
+            "operator {} already has 16 retired keys, the most a roster entry holds",
+            entry.name
+        );
+    }
+    entry.old_keys.push(OldKey {
+        id: entry.id,
+        enc_key: entry.enc_key,
+        expires_ms,
+    });
+    entry.id = id;
+    entry.enc_key = enc_key;
+    Ok(entry.name.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use renkei_protocol::keys::OperatorKeys;
+
+    fn entry(name: &str, k: &OperatorKeys) -> OperatorEntry {
+        OperatorEntry {
+            name: name.into(),
+            id: k.id(),
+            enc_key: k.seal.public(),
+            relay: false,
+            addrs: vec!["/ip4/127.0.0.1/tcp/7000".into()],
+            valid_from_ms: 1_000,
+            valid_until_ms: None,
+            old_keys: vec![],
+        }
+    }
+
+    #[test]
+    fn rotate_entry_retires_the_old_key_and_keeps_the_rest() {
+        let (a, b) = (
+            OperatorKeys::from_seeds([1; 32], [2; 32]),
+            OperatorKeys::from_seeds([3; 32], [4; 32]),
+        );
+        let mut r = Roster {
+            serial: 1,
+            issued_at_ms: 0,
+            authority: a.id(),
+            operators: vec![entry("a", &a), entry("b", &b)],
+        };
+        let b2 = b.clone().rotate([5; 32], [6; 32]);
+        let name = rotate_entry(
+            &mut r,
+            &b.id().to_string(),
+            b2.id(),
+            b2.seal.public(),
+            9_000,
+        )
+        .unwrap();
+        assert_eq!(name, "b");
+        let e = &r.operators[1];
+        assert_eq!((e.id, e.enc_key), (b2.id(), b2.seal.public()));
+        assert_eq!(
+            e.old_keys,
+            vec![OldKey {
+                id: b.id(),
+                enc_key: b.seal.public(),
+                expires_ms: 9_000
+            }]
+        );
+        assert_eq!((e.valid_from_ms, e.addrs.len()), (1_000, 1));
+        // A key already in the roster (current, or retired) is refused.
+        assert!(rotate_entry(&mut r, "b", a.id(), b2.seal.public(), 9_000).is_err());
+        assert!(rotate_entry(&mut r, "a", b.id(), b.seal.public(), 9_000).is_err());
+        assert!(rotate_entry(&mut r, "nobody", b.id(), b.seal.public(), 9_000).is_err());
+        // By name, a second time.
+        let b3 = b2.rotate([7; 32], [8; 32]);
+        rotate_entry(&mut r, "b", b3.id(), b3.seal.public(), 10_000).unwrap();
+        assert_eq!(r.operators[1].old_keys.len(), 2);
+        assert!(r.same_operator(&b.id(), &b3.id()));
+    }
 
     #[test]
     fn dates_to_end_of_day_ms() {

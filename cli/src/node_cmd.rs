@@ -52,6 +52,15 @@ pub enum KeyCmd {
         #[arg(long)]
         dir: std::path::PathBuf,
     },
+    /// Replace the operator key with a new one (the node must be stopped). The old operator
+    /// id and sealing key are kept to receive envelopes addressed and sealed to them; the
+    /// old signing key is discarded. The federation authority must then publish a roster
+    /// with the new key (`renkei federation rotate-operator`); see docs/FEDERATION.md.
+    Rotate {
+        /// Node directory.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+    },
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -290,9 +299,60 @@ pub fn key(cmd: KeyCmd) -> Result<i32> {
                 renkei_node::net::peer_id_of(&keys.id())?
             );
             println!("sealing key:  {}", hex::encode(keys.seal.public()));
+            for id in &keys.old_ids {
+                println!("retired id:   {id}");
+            }
             Ok(0)
         }
+        KeyCmd::Rotate { dir } => key_rotate(&dir),
     }
+}
+
+/// `renkei key rotate`: refuses while the node runs (its HTTP API answers, or its store is
+/// locked), and keeps the store locked while the key file is replaced so the node cannot
+/// start half-way.
+fn key_rotate(dir: &Path) -> Result<i32> {
+    let cfg = NodeConfig::load(dir)?;
+    let before = keyfile::load(dir)?;
+    let probe = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()?
+        .get(format!("http://{}/healthz", cfg.http))
+        .send();
+    if probe.is_ok() {
+        bail!(
+            "the node of {} is running (its API answers at {}): stop it before rotating its key",
+            dir.display(),
+            cfg.http
+        );
+    }
+    let store = runtime::open_store(dir, &cfg).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot lock the store of {} (is the node running?): {e}",
+            dir.display()
+        )
+    })?;
+    let keys = keyfile::rotate(dir, keyfile::random_seed()?, keyfile::random_seed()?)?;
+    drop(store);
+    tracing::info!(old = %before.id(), new = %keys.id(), "operator key rotated");
+    println!("operator key rotated for {:?}", cfg.name);
+    println!("old operator id: {}", before.id());
+    println!("operator id:     {}", keys.id());
+    println!("operator hex:    {}", keys.id().to_hex());
+    println!("sealing key:     {}", hex::encode(keys.seal.public()));
+    println!();
+    println!("next: the federation authority publishes a roster with the new key, e.g.");
+    println!(
+        "  renkei federation rotate-operator --dir AUTHORITY_DIR --operator {} --key {} --seal-key {}",
+        before.id(),
+        keys.id(),
+        hex::encode(keys.seal.public())
+    );
+    println!(
+        "then install it here (renkei roster-install --dir {} ROSTER) and start the node.",
+        dir.display()
+    );
+    Ok(0)
 }
 
 pub fn describe(reply: ApiReply) -> String {

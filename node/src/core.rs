@@ -125,10 +125,12 @@ pub struct Core<S: Store> {
     due_of: BTreeMap<EnvelopeId, u64>,
     attempts: BTreeMap<EnvelopeId, u32>,
     outbox_cache: BTreeMap<EnvelopeId, records::OutboxRec>,
+    send_cache: BTreeMap<EnvelopeId, Vec<u8>>,
+    send_cache_bytes: usize,
     receipt_schedule: BTreeSet<(u64, u64)>,
     receipt_due: BTreeMap<u64, u64>,
     flights: BTreeMap<OutboundId, Flight>,
-    busy: BTreeSet<(u8, OperatorId)>,
+    busy: BTreeMap<(u8, OperatorId), usize>,
     peers_up: BTreeSet<OperatorId>,
     sync_cursor: BTreeMap<OperatorId, u64>,
     next_sync_ms: u64,
@@ -166,10 +168,12 @@ impl<S: Store> Core<S> {
             due_of: BTreeMap::new(),
             attempts: BTreeMap::new(),
             outbox_cache: BTreeMap::new(),
+            send_cache: BTreeMap::new(),
+            send_cache_bytes: 0,
             receipt_schedule: BTreeSet::new(),
             receipt_due: BTreeMap::new(),
             flights: BTreeMap::new(),
-            busy: BTreeSet::new(),
+            busy: BTreeMap::new(),
             peers_up: BTreeSet::new(),
             sync_cursor: BTreeMap::new(),
             next_sync_ms: now_ms,
@@ -183,6 +187,7 @@ impl<S: Store> Core<S> {
         core.load_schedules()?;
         core.audit_head = audit::load_head(&core.store)?;
         core.seq = core.load_seq()?;
+        core.rebind_after_rotation()?;
         core.announce_roster();
         core.pump()?;
         Ok(core)
@@ -231,6 +236,12 @@ impl<S: Store> Core<S> {
     /// This node's operator id.
     pub fn id(&self) -> OperatorId {
         self.keys.id()
+    }
+
+    /// Whether `id` designates this node: its current operator id or a retired one kept in
+    /// its key file (after a key rotation).
+    pub fn is_me(&self, id: &OperatorId) -> bool {
+        self.keys.is_own_id(id)
     }
 
     /// The store (read access for checkers and tools).

@@ -93,6 +93,23 @@ pub enum VerifyError {
         /// Key expected.
         want: String,
     },
+    /// A receipt signed by an operator that cannot make its statement (e.g. `Delivered`
+    /// signed by someone other than the destination operator).
+    #[error(
+        "receipt {receipt} about envelope {envelope} is signed by {signer}, but only the {role} operator {expected} may make that statement"
+    )]
+    WrongSigner {
+        /// The receipt kind.
+        receipt: &'static str,
+        /// The envelope it is about.
+        envelope: String,
+        /// Who signed it.
+        signer: String,
+        /// The role that must sign it ("destination" or "origin").
+        role: &'static str,
+        /// The key of the operator in that role (as named in the envelope header).
+        expected: String,
+    },
     /// Stated facts that do not agree (e.g. a proof whose receipts name another envelope).
     #[error("{0}")]
     Mismatch(String),

@@ -127,8 +127,11 @@ pub fn check_enc_key(pk: &EncPublicKey) -> bool {
     <SealKem as hpke::Kem>::PublicKey::from_bytes(pk).is_ok()
 }
 
-/// An operator's full key material: signing identity plus sealing key pair, and any older
-/// sealing keys kept to open envelopes sealed to them during a rotation overlap.
+/// An operator's full key material: signing identity plus sealing key pair, and what is
+/// kept of retired keys after a rotation: their sealing key pairs (to open envelopes sealed
+/// to them during the overlap) and the public halves of their signing keys (to recognise
+/// envelopes addressed to the old id). Retired signing *secrets* are not kept: nothing is
+/// signed with an old key after a rotation.
 #[derive(Clone, Debug)]
 pub struct OperatorKeys {
     /// The signing identity.
@@ -137,6 +140,9 @@ pub struct OperatorKeys {
     pub seal: SealKeyPair,
     /// Older sealing key pairs still accepted for opening.
     pub old_seals: Vec<SealKeyPair>,
+    /// Older operator ids (retired signing keys, public half) that still designate this
+    /// operator, oldest first.
+    pub old_ids: Vec<OperatorId>,
 }
 
 impl OperatorKeys {
@@ -146,12 +152,34 @@ impl OperatorKeys {
             identity: SigningIdentity::from_seed(sign_seed),
             seal: SealKeyPair::from_seed(seal_seed),
             old_seals: Vec::new(),
+            old_ids: Vec::new(),
         }
     }
 
     /// The operator id (ed25519 public key).
     pub fn id(&self) -> OperatorId {
         self.identity.id()
+    }
+
+    /// Whether `id` is this operator: its current id or a retired one.
+    pub fn is_own_id(&self, id: &OperatorId) -> bool {
+        *id == self.id() || self.old_ids.contains(id)
+    }
+
+    /// Key rotation: new seeds become current; the current id and sealing key pair are
+    /// retired (kept for recognition and opening), the current signing secret is dropped.
+    pub fn rotate(self, sign_seed: [u8; 32], seal_seed: [u8; 32]) -> Self {
+        let old_id = self.id();
+        let mut old_ids = self.old_ids;
+        old_ids.push(old_id);
+        let mut old_seals = self.old_seals;
+        old_seals.push(self.seal);
+        OperatorKeys {
+            identity: SigningIdentity::from_seed(sign_seed),
+            seal: SealKeyPair::from_seed(seal_seed),
+            old_seals,
+            old_ids,
+        }
     }
 
     /// The seal key pair whose public key is `pk` (current or old).
@@ -180,6 +208,22 @@ mod tests {
                 .starts_with("receipt: signature does not verify"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn rotation_keeps_old_ids_and_seals() {
+        let k = OperatorKeys::from_seeds([1; 32], [2; 32]);
+        let (old_id, old_pk) = (k.id(), k.seal.public());
+        let r = k.rotate([3; 32], [4; 32]);
+        assert_ne!(r.id(), old_id);
+        assert!(r.is_own_id(&old_id) && r.is_own_id(&r.id()));
+        assert!(!r.is_own_id(&SigningIdentity::from_seed([5; 32]).id()));
+        assert_eq!(r.seal_for(&old_pk).map(SealKeyPair::public), Some(old_pk));
+        let new_pk = r.seal.public();
+        assert_eq!(r.seal_for(&new_pk).map(SealKeyPair::public), Some(new_pk));
+        let r2 = r.rotate([6; 32], [7; 32]);
+        assert_eq!(r2.old_ids.len(), 2);
+        assert!(r2.seal_for(&old_pk).is_some() && r2.seal_for(&new_pk).is_some());
     }
 
     #[test]

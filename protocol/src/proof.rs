@@ -96,8 +96,9 @@ impl Proof {
 
     /// Verifies everything: the origin signature over the header (the origin a roster
     /// operator at creation time), and each receipt (signature, signer in the roster at its
-    /// time, naming this envelope's id and digest). Returns one line per verified
-    /// statement, for `renkei verify`.
+    /// time, naming this envelope's id and digest, and signed by the operator whose
+    /// statement it is: [`crate::receipt::Receipt::check_role`]). Returns one line per
+    /// verified statement, for `renkei verify`.
     pub fn verify(&self, roster: &Roster) -> Result<Vec<String>, VerifyError> {
         let h = &self.header;
         let mut msg = Vec::with_capacity(32 + self.header_bytes.len());
@@ -140,6 +141,7 @@ impl Proof {
                     h.id
                 )));
             }
+            rc.check_role(Some(roster), &h.origin, &h.destination)?;
             let who = roster
                 .signer_valid_at(&rc.node, rc.at_ms)
                 .map_or("?", |o| o.name.as_str());

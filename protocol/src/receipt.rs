@@ -115,12 +115,43 @@ impl ReceiptKind {
             ReceiptKind::Expired => "expired",
         }
     }
+    /// Who may make this statement about an envelope.
+    pub fn signer_role(&self) -> SignerRole {
+        match self {
+            ReceiptKind::Delivered | ReceiptKind::Retrieved => SignerRole::Destination,
+            ReceiptKind::Expired | ReceiptKind::Accepted { hop: 0 } => SignerRole::Origin,
+            ReceiptKind::Accepted { .. } | ReceiptKind::Rejected { .. } => SignerRole::Any,
+        }
+    }
+
     /// Whether the envelope's journey ended (delivered, rejected or expired).
     pub fn is_final(&self) -> bool {
         matches!(
             self,
             ReceiptKind::Delivered | ReceiptKind::Rejected { .. } | ReceiptKind::Expired
         )
+    }
+}
+
+/// Which operator may sign a receipt of a given kind about an envelope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignerRole {
+    /// The destination operator named in the envelope header (`Delivered`, `Retrieved`).
+    Destination,
+    /// The origin operator named in the envelope header (`Expired`, `Accepted{hop 0}`).
+    Origin,
+    /// Any roster operator (`Accepted{hop > 0}` by relays, `Rejected` by any hop).
+    Any,
+}
+
+impl SignerRole {
+    /// Stable name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            SignerRole::Destination => "destination",
+            SignerRole::Origin => "origin",
+            SignerRole::Any => "any roster",
+        }
     }
 }
 
@@ -216,6 +247,43 @@ impl Receipt {
             node,
             at_ms,
         })
+    }
+
+    /// The receipt-role rule: a receipt that verifies under a roster key is not enough, it
+    /// must come from the operator whose statement it is (see [`ReceiptKind::signer_role`])
+    /// about the envelope whose header names `origin` and `destination`. "The same
+    /// operator" admits the operator's current key and its retired keys listed in the
+    /// roster (key rotation); without a roster, only the very key named in the header.
+    ///
+    /// Signature and roster membership are checked separately
+    /// ([`SignedReceipt::verify_with_roster`]).
+    pub fn check_role(
+        &self,
+        roster: Option<&Roster>,
+        origin: &OperatorId,
+        destination: &OperatorId,
+    ) -> Result<(), VerifyError> {
+        let role = self.kind.signer_role();
+        let expected = match role {
+            SignerRole::Destination => destination,
+            SignerRole::Origin => origin,
+            SignerRole::Any => return Ok(()),
+        };
+        let same = match roster {
+            Some(r) => r.same_operator(&self.node, expected),
+            None => self.node == *expected,
+        };
+        if same {
+            Ok(())
+        } else {
+            Err(VerifyError::WrongSigner {
+                receipt: self.kind.name(),
+                envelope: self.envelope.to_string(),
+                signer: self.node.to_string(),
+                role: role.name(),
+                expected: expected.to_string(),
+            })
+        }
     }
 
     /// Signs this receipt as `node` (whose id must be `self.node`).

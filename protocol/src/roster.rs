@@ -97,6 +97,27 @@ impl Roster {
         })
     }
 
+    /// The entry that lists `key` as its current key or, failing that, as one of its
+    /// retired keys (whatever their expiry): the operator an envelope addressed to an old
+    /// key, or a binding signed by one, belongs to now.
+    pub fn operator_with_key(&self, key: &OperatorId) -> Option<&OperatorEntry> {
+        self.operator(key).or_else(|| {
+            self.operators
+                .iter()
+                .find(|o| o.old_keys.iter().any(|k| k.id == *key))
+        })
+    }
+
+    /// Whether `a` and `b` are keys of the same operator: equal, or both the current or a
+    /// retired key of one roster entry (key rotation).
+    pub fn same_operator(&self, a: &OperatorId, b: &OperatorId) -> bool {
+        a == b
+            || self.operators.iter().any(|o| {
+                let has = |k: &OperatorId| o.id == *k || o.old_keys.iter().any(|x| x.id == *k);
+                has(a) && has(b)
+            })
+    }
+
     /// Operators that relay.
     pub fn relays(&self) -> impl Iterator<Item = &OperatorEntry> {
         self.operators.iter().filter(|o| o.relay)

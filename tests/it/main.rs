@@ -6,4 +6,5 @@ mod browser;
 mod conformance;
 mod crash_loop;
 mod federation;
+mod rotation;
 mod single_node;

@@ -65,10 +65,17 @@ impl<S: Store> Core<S> {
         let Some(r) = self.roster.as_ref() else {
             return;
         };
-        let me = self.keys.id();
+        if r.roster().operator(&self.keys.id()).is_none() {
+            tracing::warn!(
+                operator = %self.keys.id(),
+                serial = r.roster().serial,
+                "this node's operator key is not the current key of any roster operator: \
+                 other operators will refuse it until the authority publishes a roster with it"
+            );
+        }
         let mut peers = Vec::new();
         for o in &r.roster().operators {
-            if o.id != me && o.valid_at(self.now) {
+            if !self.is_me(&o.id) && o.valid_at(self.now) {
                 peers.push(RosterPeer {
                     id: o.id,
                     name: o.name.clone(),
@@ -76,15 +83,17 @@ impl<S: Store> Core<S> {
                     relay: o.relay,
                 });
             }
+            // A retired key is admitted until its expiry (the operator may still run under
+            // it until it restarts) but not dialled: its addresses answer with the new key.
             for k in o
                 .old_keys
                 .iter()
-                .filter(|k| k.id != me && self.now < k.expires_ms)
+                .filter(|k| !self.is_me(&k.id) && self.now < k.expires_ms)
             {
                 peers.push(RosterPeer {
                     id: k.id,
                     name: o.name.clone(),
-                    addrs: o.addrs.clone(),
+                    addrs: vec![],
                     relay: o.relay,
                 });
             }
@@ -101,17 +110,21 @@ impl<S: Store> Core<S> {
     }
 
     pub(crate) fn operator_name(&self, id: &OperatorId) -> Option<String> {
-        if *id == self.keys.id() {
+        if self.is_me(id) {
             return Some(self.cfg.name.clone());
         }
         self.roster.as_ref().and_then(|r| {
             r.roster()
                 .signer_valid_at(id, self.now)
+                // A key retired (and expired) since it signed still names its operator.
+                .or_else(|| r.roster().operator_with_key(id))
                 .map(|o| o.name.clone())
         })
     }
 
-    /// The home operator of an office, if bound (and not released).
+    /// The home operator of an office, if bound (and not released), by its current key: a
+    /// binding signed with a key the operator has since retired names the operator that now
+    /// holds a newer key (key rotation), and new envelopes go to that key.
     pub(crate) fn home_of(&self, office: &OfficeNumber) -> Option<OperatorId> {
         if self.offices.contains_key(office) {
             return Some(self.keys.id());
@@ -119,45 +132,65 @@ impl<S: Store> Core<S> {
         self.bindings
             .get(office)
             .filter(|b| !b.binding().released)
-            .map(|b| b.binding().operator)
+            .map(|b| self.current_key_of(&b.binding().operator))
     }
 
-    /// The key to seal to for `operator`.
+    /// The current key of the operator that `key` designates (itself unless the roster lists
+    /// it as a retired key of an operator).
+    pub(crate) fn current_key_of(&self, key: &OperatorId) -> OperatorId {
+        if self.is_me(key) {
+            return self.keys.id();
+        }
+        self.roster
+            .as_ref()
+            .and_then(|r| r.roster().operator_with_key(key))
+            .map_or(*key, |o| o.id)
+    }
+
+    /// The key to seal to for `operator` (the current sealing key of the operator it
+    /// designates).
     pub(crate) fn seal_key_of(&self, operator: &OperatorId) -> Option<EncPublicKey> {
-        if *operator == self.keys.id() {
+        if self.is_me(operator) {
             return Some(self.keys.seal.public());
         }
         self.roster
             .as_ref()
-            .and_then(|r| r.roster().operator(operator).map(|o| o.enc_key))
+            .and_then(|r| r.roster().operator_with_key(operator).map(|o| o.enc_key))
     }
 
     /// Next hop toward `dest`: itself if connected; else a connected relay; else itself if
     /// the roster lists addresses to dial; else any relay (to be dialled).
+    ///
+    /// `dest` may be a key its operator has retired (an envelope sealed and addressed before
+    /// a key rotation): it is then delivered to the operator's current key, unless the
+    /// operator is still connected under the old one.
     pub(crate) fn route(&self, dest: &OperatorId) -> Route {
-        let me = self.keys.id();
-        if *dest == me {
+        if self.is_me(dest) {
             return Route::Local;
         }
         let Some(roster) = self.roster.as_ref().map(|r| r.roster()) else {
             return Route::None("no roster installed: this node only delivers locally".into());
         };
-        let Some(entry) = roster.operator(dest) else {
+        let Some(entry) = roster.operator_with_key(dest) else {
             return Route::None(format!("operator {dest} is not in the roster"));
         };
         if self.peers_up.contains(dest) {
             return Route::Peer(*dest);
         }
+        let target = entry.id;
+        if self.peers_up.contains(&target) {
+            return Route::Peer(target);
+        }
         let relays: Vec<OperatorId> = roster
             .relays()
             .map(|o| o.id)
-            .filter(|r| *r != me && r != dest)
+            .filter(|r| !self.is_me(r) && *r != target)
             .collect();
         if let Some(r) = relays.iter().find(|r| self.peers_up.contains(r)) {
             return Route::Peer(*r);
         }
         if !entry.addrs.is_empty() || relays.is_empty() {
-            return Route::Peer(*dest);
+            return Route::Peer(target);
         }
         Route::Peer(relays[0])
     }
@@ -170,7 +203,7 @@ impl<S: Store> Core<S> {
         token_hash: [u8; 32],
     ) -> Result<Result<OfficeView, String>, StoreError> {
         if let Some(other) = self.bindings.get(&office).filter(|b| !b.binding().released)
-            && other.binding().operator != self.keys.id()
+            && !self.is_me(&other.binding().operator)
         {
             let holder = self
                 .operator_name(&other.binding().operator)
@@ -230,6 +263,42 @@ impl<S: Store> Core<S> {
         Ok(true)
     }
 
+    /// After a key rotation, re-signs the bindings of the offices homed here that are still
+    /// signed with a retired key of this node, under the current key (since now), so the
+    /// federation learns the new id by directory sync and routes to it.
+    pub(super) fn rebind_after_rotation(&mut self) -> Result<(), StoreError> {
+        let me = self.keys.id();
+        let stale: Vec<OfficeRec> = self
+            .offices
+            .values()
+            .filter(|o| {
+                self.bindings.get(&o.office).is_some_and(|b| {
+                    b.binding().operator != me && self.keys.is_own_id(&b.binding().operator)
+                })
+            })
+            .cloned()
+            .collect();
+        for rec in stale {
+            let binding = OfficeBinding {
+                office: rec.office.clone(),
+                kinds: rec.kinds.clone(),
+                operator: me,
+                since_ms: self.now,
+                released: false,
+            }
+            .sign(&self.keys.identity);
+            self.store_binding(binding)?;
+            tracing::info!(office = %rec.office, operator = %me, "office binding re-signed under the rotated key");
+            self.audit(
+                "office_rebound",
+                None,
+                Some(&rec.office),
+                format!("key rotation: now operator {me}"),
+            )?;
+        }
+        Ok(())
+    }
+
     fn store_binding(&mut self, b: SignedBinding) -> Result<(), StoreError> {
         let office = b.binding().office.clone();
         self.store
@@ -257,12 +326,13 @@ impl<S: Store> Core<S> {
             return Ok(());
         }
         let nb = b.binding();
-        if nb.operator == self.keys.id() {
-            return Ok(()); // our own bindings are authoritative locally
+        if self.is_me(&nb.operator) {
+            return Ok(()); // our own bindings (old keys' too) are authoritative locally
         }
         match self.bindings.get(&nb.office) {
             Some(cur) if cur.binding() == nb => Ok(()),
-            Some(cur) if cur.binding().operator == nb.operator => {
+            // The same operator, possibly re-signing under a rotated key: the newer holds.
+            Some(cur) if self.same_operator(&cur.binding().operator, &nb.operator) => {
                 if nb.since_ms >= cur.binding().since_ms {
                     self.store_binding(b)?;
                 }
@@ -448,9 +518,10 @@ impl<S: Store> Core<S> {
     }
 
     pub(super) fn send_sync(&mut self, to: OperatorId) {
-        if !self.busy.insert((BUSY_SYNC, to)) {
+        if self.free_slots(BUSY_SYNC, to) == 0 {
             return;
         }
+        self.occupy(BUSY_SYNC, to);
         let id = self.new_outbound();
         let cursor = self.sync_cursor.get(&to).copied().unwrap_or(0);
         let roster_serial = self.roster.as_ref().map_or(0, |r| r.roster().serial);

@@ -117,7 +117,7 @@ impl<S: Store> Core<S> {
                 ),
                 true,
             )
-        } else if h.origin != self.keys.id()
+        } else if !self.is_me(&h.origin)
             && self.roster.as_ref().is_none_or(|r| {
                 r.roster()
                     .signer_valid_at(&h.origin, h.created_at_ms)
@@ -129,7 +129,7 @@ impl<S: Store> Core<S> {
                 self.sign_receipt(id, digest, reject(RejectCode::UnknownOperator, text)),
                 true,
             )
-        } else if h.destination == self.keys.id() {
+        } else if self.is_me(&h.destination) {
             self.deliver_here(&env)?
         } else if self.cfg.relay {
             let hop = if from == h.origin { 1 } else { 2 };
@@ -139,6 +139,7 @@ impl<S: Store> Core<S> {
                 .saturating_add(self.cfg.expiry_ms)
                 .saturating_add(self.cfg.relay_grace_ms);
             let out = OutboxRec {
+                origin: h.origin,
                 destination: h.destination,
                 digest,
                 expires_at_ms,
@@ -146,6 +147,7 @@ impl<S: Store> Core<S> {
             };
             records::put(&mut self.store, Tree::Outbox, id.as_bytes(), &out)?;
             self.schedule_envelope(id, self.now);
+            self.cache_for_sending(id, bytes.to_vec());
             self.counters.relayed_in += 1;
             self.audit(
                 "relay_accept",
@@ -217,7 +219,7 @@ impl<S: Store> Core<S> {
                 receipt.receipt().kind.name().into(),
             )?;
         }
-        if env.header().origin != self.keys.id() {
+        if !self.is_me(&env.header().origin) {
             self.store_receipt(env.id(), &bytes)?;
         }
         Ok(())
@@ -333,7 +335,7 @@ impl<S: Store> Core<S> {
         to: OperatorId,
         receipt: Vec<u8>,
     ) -> Result<(), StoreError> {
-        if to == self.keys.id() {
+        if self.is_me(&to) {
             if let Ok(r) = SignedReceipt::decode(&receipt) {
                 self.apply_receipt_at_origin(&r)?;
             }

@@ -205,7 +205,7 @@ impl<S: Store> Core<S> {
             );
             let encoded = r.encode();
             self.audit("retrieve", Some(id), Some(office), name.to_owned())?;
-            if h.origin == self.keys.id() {
+            if self.is_me(&h.origin) {
                 self.apply_receipt_at_origin(&r)?;
             } else {
                 self.store_receipt(id, &encoded)?;

@@ -243,7 +243,7 @@ pub struct RosterPeer {
     pub id: OperatorId,
     /// Display name.
     pub name: String,
-    /// libp2p multiaddresses.
+    /// libp2p multiaddresses (none for an old key: admitted, not dialled).
     pub addrs: Vec<String>,
     /// Whether it relays.
     pub relay: bool,

@@ -1,5 +1,5 @@
-//! Outbound delivery: the schedule of due envelopes and receipts, per-peer batches (one
-//! delivery batch and one receipt batch in flight per peer), hop acknowledgements, capped
+//! Outbound delivery: the schedule of due envelopes and receipts, per-peer batches (up to
+//! [`DELIVER_WINDOW`] delivery batches and one receipt batch in flight per peer), hop acknowledgements, capped
 //! exponential backoff with jitter, and the catch-up schedule rebuilt on start.
 
 use std::collections::BTreeMap;
@@ -17,8 +17,17 @@ use crate::store::{Store, StoreError, Tree};
 /// A delivery batch being assembled: ids, encoded envelopes, total bytes.
 type Batch = (Vec<EnvelopeId>, Vec<Vec<u8>>, usize);
 
+/// Delivery batches in flight per peer. More than one keeps the receiving node busy while
+/// an answer travels back (and lets it commit several batches with one flush); one batch
+/// in flight bounded throughput by the round trip (docs/PERFORMANCE.md).
+pub(super) const DELIVER_WINDOW: usize = 4;
+
 /// Envelopes considered per pump (bounds the work of one input).
 const DUE_SCAN_MAX: usize = 4096;
+
+/// Bytes of encoded envelopes kept in memory for their first send, so a busy node does not
+/// read back from disk what it wrote a moment ago. Beyond this they are read from the store.
+pub(super) const SEND_CACHE_BYTES_MAX: usize = 32 * 1024 * 1024;
 
 impl<S: Store> Core<S> {
     pub(super) fn load_schedules(&mut self) -> Result<(), StoreError> {
@@ -59,6 +68,23 @@ impl<S: Store> Core<S> {
         }
         self.attempts.remove(id);
         self.outbox_cache.remove(id);
+        self.take_cached_bytes(id);
+    }
+
+    /// Keeps an envelope's encoding in memory for its first send, within the cap.
+    pub(super) fn cache_for_sending(&mut self, id: EnvelopeId, bytes: Vec<u8>) {
+        if self.send_cache_bytes + bytes.len() <= SEND_CACHE_BYTES_MAX {
+            self.send_cache_bytes += bytes.len();
+            if let Some(old) = self.send_cache.insert(id, bytes) {
+                self.send_cache_bytes -= old.len();
+            }
+        }
+    }
+
+    fn take_cached_bytes(&mut self, id: &EnvelopeId) -> Option<Vec<u8>> {
+        let b = self.send_cache.remove(id)?;
+        self.send_cache_bytes -= b.len();
+        Some(b)
     }
 
     /// The outbox record of a scheduled envelope, from memory (the store is read once).
@@ -150,7 +176,7 @@ impl<S: Store> Core<S> {
             .take(DUE_SCAN_MAX)
             .map(|(_, id)| *id)
             .collect();
-        let mut batches: BTreeMap<OperatorId, Batch> = BTreeMap::new();
+        let mut batches: BTreeMap<OperatorId, Vec<Batch>> = BTreeMap::new();
         let mut routes: BTreeMap<OperatorId, Route> = BTreeMap::new();
         for id in due {
             let Some(rec) = self.outbox_rec(&id)? else {
@@ -183,41 +209,92 @@ impl<S: Store> Core<S> {
                     continue;
                 }
             };
-            if self.busy.contains(&(BUSY_DELIVER, peer)) {
-                continue;
-            }
-            let Some(bytes) = self.store.get(Tree::Envelopes, id.as_bytes())? else {
-                self.store.delete(Tree::Outbox, id.as_bytes())?;
-                self.unschedule_envelope(&id);
-                continue;
+            let free = self.free_slots(BUSY_DELIVER, peer);
+            let list = batches.entry(peer).or_default();
+            let full = |b: &Batch, len: usize, cfg: &super::CoreConfig| {
+                b.0.len() >= cfg.batch_envelopes_max
+                    || (b.2 + len > cfg.batch_bytes_max && !b.0.is_empty())
             };
-            let b = batches.entry(peer).or_default();
-            if b.0.len() >= self.cfg.batch_envelopes_max
-                || (b.2 + bytes.len() > self.cfg.batch_bytes_max && !b.0.is_empty())
-            {
+            if list.is_empty() {
+                if free == 0 {
+                    continue;
+                }
+                list.push(Batch::default());
+            }
+            if list.len() >= free && list.last().is_some_and(|b| full(b, 0, &self.cfg)) {
                 continue;
             }
-            b.2 += bytes.len();
-            b.0.push(id);
-            b.1.push(bytes);
-        }
-        for (peer, (ids, envs, _)) in batches {
-            for id in &ids {
-                if let Some(old) = self.due_of.remove(id) {
-                    self.schedule.remove(&(old, *id));
+            let bytes = match self.take_cached_bytes(&id) {
+                Some(bytes) => bytes,
+                None => match self.store.get(Tree::Envelopes, id.as_bytes())? {
+                    Some(bytes) => bytes,
+                    None => {
+                        self.store.delete(Tree::Outbox, id.as_bytes())?;
+                        self.unschedule_envelope(&id);
+                        continue;
+                    }
+                },
+            };
+            if list.last().is_some_and(|b| full(b, bytes.len(), &self.cfg)) {
+                if list.len() >= free {
+                    self.cache_for_sending(id, bytes);
+                    continue;
                 }
+                list.push(Batch::default());
             }
-            let fid = self.new_outbound();
-            self.busy.insert((BUSY_DELIVER, peer));
-            self.flights.insert(fid, Flight::Deliver { to: peer, ids });
-            self.counters.batches_sent += 1;
-            self.effects.push_back(Effect::Send {
-                id: fid,
-                to: peer,
-                request: Request::Deliver(envs),
-            });
+            if let Some(b) = list.last_mut() {
+                b.2 += bytes.len();
+                b.0.push(id);
+                b.1.push(bytes);
+            }
+        }
+        for (peer, list) in batches {
+            for (ids, envs, _) in list {
+                if ids.is_empty() {
+                    continue;
+                }
+                for id in &ids {
+                    if let Some(old) = self.due_of.remove(id) {
+                        self.schedule.remove(&(old, *id));
+                    }
+                }
+                let fid = self.new_outbound();
+                self.occupy(BUSY_DELIVER, peer);
+                self.flights.insert(fid, Flight::Deliver { to: peer, ids });
+                self.counters.batches_sent += 1;
+                self.effects.push_back(Effect::Send {
+                    id: fid,
+                    to: peer,
+                    request: Request::Deliver(envs),
+                });
+            }
         }
         Ok(())
+    }
+
+    /// How many more requests of `kind` may be in flight to `peer`.
+    pub(super) fn free_slots(&self, kind: u8, peer: OperatorId) -> usize {
+        let window = if kind == BUSY_DELIVER {
+            DELIVER_WINDOW
+        } else {
+            1
+        };
+        window.saturating_sub(self.busy.get(&(kind, peer)).copied().unwrap_or(0))
+    }
+
+    /// One more request of `kind` in flight to `peer`.
+    pub(super) fn occupy(&mut self, kind: u8, peer: OperatorId) {
+        *self.busy.entry((kind, peer)).or_insert(0) += 1;
+    }
+
+    /// A request of `kind` to `peer` came back (answered or failed).
+    pub(super) fn release(&mut self, kind: u8, peer: OperatorId) {
+        if let Some(n) = self.busy.get_mut(&(kind, peer)) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.busy.remove(&(kind, peer));
+            }
+        }
     }
 
     pub(super) fn send_due_receipts(&mut self) -> Result<(), StoreError> {
@@ -247,7 +324,7 @@ impl<S: Store> Core<S> {
                     continue;
                 }
             };
-            if self.busy.contains(&(BUSY_RECEIPTS, peer)) {
+            if self.free_slots(BUSY_RECEIPTS, peer) == 0 {
                 continue;
             }
             let b = batches.entry(peer).or_default();
@@ -264,7 +341,7 @@ impl<S: Store> Core<S> {
                 }
             }
             let fid = self.new_outbound();
-            self.busy.insert((BUSY_RECEIPTS, peer));
+            self.occupy(BUSY_RECEIPTS, peer);
             self.flights
                 .insert(fid, Flight::Receipts { to: peer, seqs });
             self.effects.push_back(Effect::Send {
@@ -287,7 +364,7 @@ impl<S: Store> Core<S> {
         };
         match flight {
             Flight::Deliver { to, ids } => {
-                self.busy.remove(&(BUSY_DELIVER, to));
+                self.release(BUSY_DELIVER, to);
                 let mut pending: BTreeMap<EnvelopeId, ()> = ids.iter().map(|i| (*i, ())).collect();
                 match response {
                     Response::HopAcks(acks) => {
@@ -309,7 +386,7 @@ impl<S: Store> Core<S> {
                 }
             }
             Flight::Receipts { to, seqs } => {
-                self.busy.remove(&(BUSY_RECEIPTS, to));
+                self.release(BUSY_RECEIPTS, to);
                 if let Response::ReceiptsTaken(_) = response {
                     for s in seqs {
                         self.store.delete(Tree::ReceiptOutbox, &be(s))?;
@@ -322,7 +399,7 @@ impl<S: Store> Core<S> {
                 }
             }
             Flight::Sync { to } => {
-                self.busy.remove(&(super::directory::BUSY_SYNC, to));
+                self.release(super::directory::BUSY_SYNC, to);
                 self.on_sync_answer(from, response)?;
             }
         }
@@ -341,20 +418,20 @@ impl<S: Store> Core<S> {
         tracing::debug!(peer = %to, %error, "send failed; will retry");
         match flight {
             Flight::Deliver { to, ids } => {
-                self.busy.remove(&(BUSY_DELIVER, to));
+                self.release(BUSY_DELIVER, to);
                 for i in ids {
                     self.retry_envelope(i);
                 }
             }
             Flight::Receipts { to, seqs } => {
-                self.busy.remove(&(BUSY_RECEIPTS, to));
+                self.release(BUSY_RECEIPTS, to);
                 for s in seqs {
                     let at = self.now + self.backoff(2);
                     self.schedule_receipt(s, at);
                 }
             }
             Flight::Sync { to } => {
-                self.busy.remove(&(super::directory::BUSY_SYNC, to));
+                self.release(super::directory::BUSY_SYNC, to);
             }
         }
         Ok(())
@@ -372,18 +449,13 @@ impl<S: Store> Core<S> {
                 return Ok(());
             }
         };
-        let origin = match self.store.get(Tree::Envelopes, ack.id.as_bytes())? {
-            Some(b) => renkei_protocol::envelope::Envelope::decode(&b)
-                .ok()
-                .map(|e| e.header().origin),
-            None => None,
-        };
+        let origin = rec.origin;
         let valid = SignedReceipt::decode(&bytes).ok().filter(|r| {
             r.receipt().envelope == ack.id
                 && r.receipt().digest == rec.digest
                 && self.receipt_trusted(r)
                 && self.same_operator(&r.receipt().node, &peer)
-                && origin.is_some_and(|o| self.receipt_role_ok(&o, &rec.destination, r))
+                && self.receipt_role_ok(&origin, &rec.destination, r)
         });
         let Some(receipt) = valid else {
             tracing::warn!(%peer, id = %ack.id, "hop acknowledgement carries no valid receipt; retrying");
@@ -396,9 +468,7 @@ impl<S: Store> Core<S> {
             self.apply_receipt_at_origin(&receipt)?;
         } else {
             self.store_receipt(ack.id, &bytes)?;
-            if let Some(origin) = origin {
-                self.forward_receipt(origin, bytes)?;
-            }
+            self.forward_receipt(origin, bytes)?;
             self.audit(
                 "forwarded",
                 Some(ack.id),

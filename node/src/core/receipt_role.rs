@@ -1,18 +1,23 @@
 //! Who may sign which receipt. A receipt that verifies under a roster key is not enough:
 //! it must come from the node whose statement it is.
 //!
+//! The rule for envelope statements is the protocol's
+//! ([`renkei_protocol::receipt::Receipt::check_role`], shared with offline proof
+//! verification):
+//!
 //! - `Delivered` and `Retrieved`: the destination operator named in the envelope header.
 //! - `Expired` and `Accepted{hop 0}`: the origin operator.
 //! - `Accepted{hop > 0}` and `Rejected`: any roster operator (relays accept and refuse).
-//! - A hop acknowledgement's receipt: the peer that answered, since it is that peer's
-//!   statement about the envelope it was handed.
+//!
+//! The node adds one of its own for hop acknowledgements: the receipt in an answer must be
+//! the statement of the peer that answered (see `on_hop_ack`).
 //!
 //! "The same operator" allows the operator's current key and its retired keys still listed
 //! in the roster (key rotation).
 
 use renkei_protocol::envelope::Header;
 use renkei_protocol::ids::OperatorId;
-use renkei_protocol::receipt::{ReceiptKind, SignedReceipt};
+use renkei_protocol::receipt::SignedReceipt;
 
 use super::Core;
 use crate::store::Store;
@@ -21,17 +26,10 @@ impl<S: Store> Core<S> {
     /// Whether `signer` is a key of the operator `operator` (its current key or a retired
     /// one listed in the roster).
     pub(super) fn same_operator(&self, signer: &OperatorId, operator: &OperatorId) -> bool {
-        if signer == operator {
-            return true;
+        match self.roster.as_ref() {
+            Some(r) => r.roster().same_operator(signer, operator),
+            None => signer == operator,
         }
-        self.roster.as_ref().is_some_and(|r| {
-            r.roster().operators.iter().any(|o| {
-                let keys: Vec<&OperatorId> = std::iter::once(&o.id)
-                    .chain(o.old_keys.iter().map(|k| &k.id))
-                    .collect();
-                keys.contains(&signer) && keys.contains(&operator)
-            })
-        })
     }
 
     /// Whether the receipt's signer may make its statement about the envelope whose origin
@@ -42,16 +40,13 @@ impl<S: Store> Core<S> {
         destination: &OperatorId,
         r: &SignedReceipt,
     ) -> bool {
-        let rc = r.receipt();
-        match rc.kind {
-            ReceiptKind::Delivered | ReceiptKind::Retrieved => {
-                self.same_operator(&rc.node, destination)
-            }
-            ReceiptKind::Expired | ReceiptKind::Accepted { hop: 0 } => {
-                self.same_operator(&rc.node, origin)
-            }
-            ReceiptKind::Accepted { .. } | ReceiptKind::Rejected { .. } => true,
-        }
+        r.receipt()
+            .check_role(
+                self.roster.as_ref().map(|r| r.roster()),
+                origin,
+                destination,
+            )
+            .is_ok()
     }
 
     /// [`Core::receipt_role_ok`] for an envelope header.

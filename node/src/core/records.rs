@@ -56,6 +56,8 @@ pub fn put<T: Serialize>(
 /// An envelope awaiting a hop acknowledgement.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OutboxRec {
+    /// The operator that created the envelope (receipts travel back to it).
+    pub origin: OperatorId,
     /// The destination operator.
     pub destination: OperatorId,
     /// The envelope digest (receipts must name it).

@@ -3,6 +3,7 @@
 
 mod adversarial;
 mod net;
+mod rotation;
 
 use net::{Net, fixture_unit, rename_stamp};
 use renkei_protocol::ids::EnvelopeId;

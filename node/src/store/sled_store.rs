@@ -1,26 +1,52 @@
-//! The production store: sled on disk, one sled tree per concern.
+//! The production store: sled on disk, every concern in one sled tree under a one-byte
+//! prefix (the concern's [`Tree`] index).
 //!
 //! Writes between commits are held in an overlay (reads see them); `commit()` applies the
-//! whole overlay in one sled transaction across all trees and then flushes to disk, so a
-//! group is atomic and durable when `commit()` returns. Background flushing is off: nothing
-//! reaches disk except through `commit()`.
+//! whole overlay as one atomic sled batch and then flushes to disk, so a group is atomic and
+//! durable when `commit()` returns. Background flushing is off: nothing reaches disk except
+//! through `commit()`.
+//!
+//! One tree rather than one per concern: a group then commits with `apply_batch` (atomic
+//! within a tree) instead of a transaction across 17 trees, which cost a fifth of a busy
+//! node's CPU in profiles (docs/PERFORMANCE.md).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use sled::Transactional;
-
 use super::{Pair, Pairs, Store, StoreError, Tree};
+
+/// The layout marker kept in the store, so a store written in another layout is refused
+/// with a clear error instead of being misread.
+const LAYOUT_KEY: &[u8] = b"renkei.layout";
+const LAYOUT: &[u8] = b"prefixed-v1";
 
 /// sled-backed [`Store`].
 pub struct SledStore {
     db: sled::Db,
-    trees: Vec<sled::Tree>,
-    overlay: BTreeMap<(Tree, Vec<u8>), Option<Vec<u8>>>,
+    /// Prefixed key → value, or a tombstone.
+    overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
+}
+
+fn index(t: Tree) -> u8 {
+    // Tree::ALL has 17 entries, so the position always fits a byte.
+    Tree::ALL.iter().position(|x| *x == t).unwrap_or(0) as u8
+}
+
+fn prefixed(t: Tree, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 1);
+    k.push(index(t));
+    k.extend_from_slice(key);
+    k
+}
+
+/// The exclusive end of a tree's range: the next tree's prefix (the layout key sorts after
+/// every tree: its first byte is b'r' = 114 > 17).
+fn tree_end(t: Tree) -> Vec<u8> {
+    vec![index(t) + 1]
 }
 
 impl SledStore {
@@ -32,22 +58,38 @@ impl SledStore {
             .flush_every_ms(None)
             .open()
             .map_err(backend)?;
-        let trees = Tree::ALL
-            .iter()
-            .map(|t| db.open_tree(t.name()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(backend)?;
+        match db.get(LAYOUT_KEY).map_err(backend)? {
+            Some(v) if v.as_ref() == LAYOUT => {}
+            Some(v) => {
+                return Err(backend(format!(
+                    "{}: store layout {:?} is not {:?}; this version cannot read it",
+                    dir.display(),
+                    String::from_utf8_lossy(&v),
+                    String::from_utf8_lossy(LAYOUT)
+                )));
+            }
+            None => {
+                if db.tree_names().iter().any(|n| n.as_ref() == b"envelopes") {
+                    return Err(backend(format!(
+                        "{}: store written by an earlier development version (one sled tree \
+                         per concern); start from an empty store directory",
+                        dir.display()
+                    )));
+                }
+                if !db.is_empty() {
+                    return Err(backend(format!(
+                        "{}: store has data but no layout marker",
+                        dir.display()
+                    )));
+                }
+                db.insert(LAYOUT_KEY, LAYOUT).map_err(backend)?;
+                db.flush().map_err(backend)?;
+            }
+        }
         Ok(SledStore {
             db,
-            trees,
             overlay: BTreeMap::new(),
         })
-    }
-
-    fn tree(&self, t: Tree) -> &sled::Tree {
-        // Tree::ALL order is the index order of `trees`.
-        let i = Tree::ALL.iter().position(|x| *x == t).unwrap_or(0);
-        &self.trees[i]
     }
 
     /// Bytes on disk as sled reports them.
@@ -58,24 +100,21 @@ impl SledStore {
 
 impl Store for SledStore {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(v) = self.overlay.get(&(tree, key.to_vec())) {
+        let k = prefixed(tree, key);
+        if let Some(v) = self.overlay.get(&k) {
             return Ok(v.clone());
         }
-        Ok(self
-            .tree(tree)
-            .get(key)
-            .map_err(backend)?
-            .map(|v| v.to_vec()))
+        Ok(self.db.get(&k).map_err(backend)?.map(|v| v.to_vec()))
     }
 
     fn put(&mut self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         self.overlay
-            .insert((tree, key.to_vec()), Some(value.to_vec()));
+            .insert(prefixed(tree, key), Some(value.to_vec()));
         Ok(())
     }
 
     fn delete(&mut self, tree: Tree, key: &[u8]) -> Result<(), StoreError> {
-        self.overlay.insert((tree, key.to_vec()), None);
+        self.overlay.insert(prefixed(tree, key), None);
         Ok(())
     }
 
@@ -87,23 +126,17 @@ impl Store for SledStore {
         limit: usize,
     ) -> Result<Pairs, StoreError> {
         // Merge the on-disk range with the overlay; the overlay wins, tombstones hide.
-        let lo = (tree, start.to_vec());
-        let over: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = self
-            .overlay
-            .range(lo..)
-            .take_while(|((t, k), _)| *t == tree && end.is_none_or(|e| k.as_slice() < e))
-            .map(|((_, k), v)| (k, v))
-            .collect();
-        let disk: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = match end {
-            Some(e) => Box::new(self.tree(tree).range(start..e)),
-            None => Box::new(self.tree(tree).range(start..)),
-        };
+        let lo = prefixed(tree, start);
+        let hi = end.map_or_else(|| tree_end(tree), |e| prefixed(tree, e));
+        if lo >= hi {
+            return Ok(Vec::new());
+        }
+        let mut oi = self.overlay.range(lo.clone()..hi.clone()).peekable();
+        let mut di = self.db.range(lo..hi).peekable();
         let mut out = Vec::new();
-        let mut oi = over.into_iter().peekable();
-        let mut di = disk.peekable();
         while out.len() < limit {
             let next_disk = match di.peek() {
-                Some(Ok((k, _))) => Some(k.to_vec()),
+                Some(Ok((k, _))) => Some(k.clone()),
                 Some(Err(_)) => {
                     return Err(backend(
                         di.next()
@@ -113,27 +146,23 @@ impl Store for SledStore {
                 }
                 None => None,
             };
-            let next_over = oi.peek().map(|(k, _)| (*k).clone());
-            match (next_disk, next_over) {
+            let take_overlay = match (&next_disk, oi.peek()) {
                 (None, None) => break,
-                (Some(d), Some(o)) if o <= d => {
-                    if o == d {
+                (Some(d), Some((o, _))) => {
+                    if o.as_slice() == d.as_ref() {
                         di.next();
                     }
-                    if let Some((k, Some(v))) = oi.next() {
-                        out.push((k.clone(), v.clone()));
-                    }
+                    o.as_slice() <= d.as_ref()
                 }
-                (Some(_), _) => {
-                    if let Some(Ok((k, v))) = di.next() {
-                        out.push((k.to_vec(), v.to_vec()));
-                    }
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+            };
+            if take_overlay {
+                if let Some((k, Some(v))) = oi.next() {
+                    out.push((k[1..].to_vec(), v.clone()));
                 }
-                (None, Some(_)) => {
-                    if let Some((k, Some(v))) = oi.next() {
-                        out.push((k.clone(), v.clone()));
-                    }
-                }
+            } else if let Some(Ok((k, v))) = di.next() {
+                out.push((k[1..].to_vec(), v.to_vec()));
             }
         }
         Ok(out)
@@ -142,11 +171,13 @@ impl Store for SledStore {
     fn last(&self, tree: Tree) -> Result<Option<Pair>, StoreError> {
         // The last live key is the larger of the overlay's last live key and the disk's
         // last key not hidden by a tombstone.
-        let mut disk = self.tree(tree).iter().rev();
+        let lo = prefixed(tree, b"");
+        let hi = tree_end(tree);
+        let mut disk = self.db.range(lo.clone()..hi.clone()).rev();
         let disk_last = loop {
             match disk.next() {
                 Some(Ok((k, v))) => {
-                    if let Some(None) = self.overlay.get(&(tree, k.to_vec())) {
+                    if let Some(None) = self.overlay.get(k.as_ref()) {
                         continue;
                     }
                     break Some((k.to_vec(), v.to_vec()));
@@ -157,38 +188,26 @@ impl Store for SledStore {
         };
         let over_last = self
             .overlay
-            .iter()
+            .range(lo..hi)
             .rev()
-            .filter(|((t, _), v)| *t == tree && v.is_some())
-            .map(|((_, k), v)| (k.clone(), v.clone().unwrap_or_default()))
-            .next();
-        Ok(match (disk_last, over_last) {
+            .find_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())));
+        let last = match (disk_last, over_last) {
             (Some(d), Some(o)) => Some(if o.0 >= d.0 { o } else { d }),
             (d, o) => d.or(o),
-        })
+        };
+        Ok(last.map(|(k, v)| (k[1..].to_vec(), v)))
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
         if !self.overlay.is_empty() {
-            let mut batches: Vec<sled::Batch> = (0..Tree::ALL.len())
-                .map(|_| sled::Batch::default())
-                .collect();
-            for ((t, k), v) in std::mem::take(&mut self.overlay) {
-                let i = Tree::ALL.iter().position(|x| *x == t).unwrap_or(0);
+            let mut batch = sled::Batch::default();
+            for (k, v) in std::mem::take(&mut self.overlay) {
                 match v {
-                    Some(v) => batches[i].insert(k, v),
-                    None => batches[i].remove(k),
+                    Some(v) => batch.insert(k, v),
+                    None => batch.remove(k),
                 }
             }
-            let refs: Vec<&sled::Tree> = self.trees.iter().collect();
-            refs.as_slice()
-                .transaction(|tx| {
-                    for (t, b) in tx.iter().zip(&batches) {
-                        t.apply_batch(b)?;
-                    }
-                    Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
-                })
-                .map_err(|e| backend(format!("{e:?}")))?;
+            self.db.apply_batch(batch).map_err(backend)?;
         }
         self.db.flush().map_err(backend)?;
         Ok(())
@@ -256,6 +275,52 @@ mod tests {
         );
         assert_eq!(s.last(Tree::Outbox).unwrap().unwrap().0, b"c");
         drop(s);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn trees_do_not_bleed_into_each_other() {
+        let d = tmp("bleed");
+        let mut s = SledStore::open(&d, 8 << 20).unwrap();
+        s.put(Tree::Envelopes, b"\xff\xff", b"env").unwrap();
+        s.put(Tree::Outbox, b"\x00", b"out").unwrap();
+        s.put(Tree::Audit, b"z", b"last tree").unwrap();
+        for commit in [false, true] {
+            if commit {
+                s.commit().unwrap();
+            }
+            let env = s.range(Tree::Envelopes, b"", None, 10).unwrap();
+            assert_eq!(env, vec![(b"\xff\xff".to_vec(), b"env".to_vec())]);
+            assert_eq!(s.last(Tree::Envelopes).unwrap().unwrap().1, b"env");
+            assert_eq!(s.last(Tree::Meta).unwrap(), None);
+            assert_eq!(s.range(Tree::Meta, b"", None, 10).unwrap(), vec![]);
+            assert_eq!(s.last(Tree::Audit).unwrap().unwrap().0, b"z");
+        }
+        drop(s);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_store_in_another_layout_is_refused_by_name() {
+        let d = tmp("layout");
+        {
+            let db = sled::open(&d).unwrap();
+            db.open_tree("envelopes")
+                .unwrap()
+                .insert(b"k", b"v")
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let e = SledStore::open(&d, 8 << 20).err().unwrap().to_string();
+        assert!(e.contains("earlier development version"), "{e}");
+        let _ = std::fs::remove_dir_all(&d);
+        {
+            let db = sled::open(&d).unwrap();
+            db.insert(LAYOUT_KEY, b"other").unwrap();
+            db.flush().unwrap();
+        }
+        let e = SledStore::open(&d, 8 << 20).err().unwrap().to_string();
+        assert!(e.contains("layout \"other\""), "{e}");
         let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -8,7 +8,7 @@ use renkei_protocol::envelope::sha256;
 use renkei_protocol::ids::OperatorId;
 use renkei_protocol::keys::{OperatorKeys, SigningIdentity};
 use renkei_protocol::rng::Entropy;
-use renkei_protocol::roster::{OperatorEntry, Roster, SignedRoster};
+use renkei_protocol::roster::{OldKey, OperatorEntry, Roster, SignedRoster};
 use renkei_protocol::wire::{HopOutcome, Request, Response};
 
 use crate::core::io::{ApiCommand, ApiReply, Auth, Effect, Input};
@@ -38,6 +38,7 @@ pub struct Net {
     next_inbound: u64,
     inbound: BTreeMap<(usize, u64), (usize, u64)>,
     pub roster: SignedRoster,
+    authority: SigningIdentity,
     pub expiry_ms: u64,
     crash_plan: Option<(usize, usize)>,
     /// Rewrites node `i`'s responses before they reach the requester (adversarial tests).
@@ -120,6 +121,7 @@ impl Net {
             next_inbound: 1,
             inbound: BTreeMap::new(),
             roster,
+            authority: authority.clone(),
             expiry_ms,
             crash_plan: None,
             tamper: None,
@@ -426,6 +428,66 @@ impl Net {
         for e in core.drain_effects() {
             self.effect(i, e);
         }
+    }
+
+    /// Key rotation of node `i`: it stops cleanly, its keys rotate to the given seeds, and it
+    /// restarts under the new key (its links re-announced under the new id). The
+    /// authority's roster gets the new key with the old one retired until `expires_ms`;
+    /// it is installed on no node (see [`Net::install_roster`]). Returns the old id.
+    pub fn rotate(&mut self, i: usize, seeds: ([u8; 32], [u8; 32]), expires_ms: u64) -> OperatorId {
+        let old = self.id(i);
+        let mut r = self.roster.roster().clone();
+        r.serial += 1;
+        let node = &mut self.nodes[i];
+        node.keys = node.keys.clone().rotate(seeds.0, seeds.1);
+        let e = r.operators.iter_mut().find(|o| o.id == old).unwrap();
+        e.old_keys.push(OldKey {
+            id: e.id,
+            enc_key: e.enc_key,
+            expires_ms,
+        });
+        e.id = node.keys.id();
+        e.enc_key = node.keys.seal.public();
+        self.roster = r.sign(&self.authority);
+        let store = node.core.take().unwrap().into_store();
+        node.generation += 1;
+        node.wake = None;
+        let seed = 1000 * node.generation + i as u64;
+        node.core = Some(
+            Core::open(
+                store,
+                node.keys.clone(),
+                node.cfg.clone(),
+                Entropy::from_u64(seed),
+                self.now,
+            )
+            .unwrap(),
+        );
+        let core = self.nodes[i].core.as_mut().unwrap();
+        for e in core.drain_effects() {
+            self.effect(i, e);
+        }
+        let peers: Vec<usize> = self
+            .links
+            .iter()
+            .filter_map(|&(a, b)| (a == i).then_some(b).or((b == i).then_some(a)))
+            .collect();
+        let new = self.id(i);
+        for p in peers {
+            let pid = self.id(p);
+            self.queue.push_back((p, Input::PeerDown(old)));
+            self.queue.push_back((p, Input::PeerUp(new)));
+            self.queue.push_back((i, Input::PeerUp(pid)));
+        }
+        self.drain();
+        old
+    }
+
+    /// Installs the authority's current roster on node `i`.
+    pub fn install_roster(&mut self, i: usize) {
+        let roster = self.roster.encode();
+        let r = self.operator(i, ApiCommand::SetRoster { roster });
+        assert!(matches!(r, ApiReply::Done), "{r:?}");
     }
 
     /// Node `i` crashes (before committing) on its `k`-th input from now.
