@@ -26,6 +26,7 @@ mod origin;
 mod outbox;
 mod receipt_role;
 pub mod records;
+mod submissions;
 pub mod unit;
 pub mod views;
 

@@ -49,11 +49,14 @@ pub enum Tree {
     BindingLog,
     /// Hash-chained audit log: seq.
     Audit,
+    /// Units submitted by offices, for idempotent resubmission: SHA-256 of (office,
+    /// supersedes, every file's name and SHA-256) → envelope id.
+    Submissions,
 }
 
 impl Tree {
     /// Every tree.
-    pub const ALL: [Tree; 17] = [
+    pub const ALL: [Tree; 18] = [
         Tree::Meta,
         Tree::Envelopes,
         Tree::Outbox,
@@ -71,6 +74,7 @@ impl Tree {
         Tree::Bindings,
         Tree::BindingLog,
         Tree::Audit,
+        Tree::Submissions,
     ];
 
     /// Stable name (the sled tree name).
@@ -93,6 +97,7 @@ impl Tree {
             Tree::Bindings => "bindings",
             Tree::BindingLog => "binding_log",
             Tree::Audit => "audit",
+            Tree::Submissions => "submissions",
         }
     }
 }

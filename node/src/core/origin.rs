@@ -11,6 +11,7 @@ use super::io::ApiReply;
 use super::records::{
     self, OutboxRec, SentRec, SentStatus, be, id_n_key, office_time_id_key, time_id_key,
 };
+use super::submissions::submission_key;
 use super::unit::{UnitFinding, check_unit};
 use super::views::{FileView, ReceiptView, SentView};
 use crate::store::{Store, StoreError, Tree, scan_prefix};
@@ -88,6 +89,11 @@ impl<S: Store> Core<S> {
                 )]));
             }
         }
+        let submission = submission_key(&office, supersedes, &refs);
+        if let Some(rec) = self.earlier_submission(&submission)? {
+            tracing::info!(id = %rec.id, %office, "identical resubmission: answering with the unit already sent");
+            return Ok(ApiReply::Accepted(self.sent_view(&rec)?));
+        }
         let id = EnvelopeId(self.rng.bytes16());
         let header = Header {
             id,
@@ -123,6 +129,7 @@ impl<S: Store> Core<S> {
             expires_at_ms,
         };
         records::put(&mut self.store, Tree::Sent, id.as_bytes(), &rec)?;
+        self.record_submission(&submission, id)?;
         self.store.put(
             Tree::SentIndex,
             &office_time_id_key(&office, self.now, &id),

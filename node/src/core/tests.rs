@@ -235,6 +235,119 @@ fn rejection_is_definitive_and_repeated_for_duplicates() {
     ));
 }
 
+/// Regression (found by the crash-loop test, tests/it/crash_loop.rs): an office that
+/// resubmitted a unit because the answer to its first submission was lost (the origin was
+/// killed after its commit) created a second envelope of the same files, and the recipient
+/// got the unit twice. Identical resubmission now returns the unit already sent.
+#[test]
+fn identical_resubmission_returns_the_unit_already_sent() {
+    let mut net = Net::new(&[("a", false), ("b", false)]);
+    net.connect(0, 1);
+    net.add_office(0, CM, "43");
+    net.add_office(1, SVC, "11");
+    net.run_for(100);
+    let files = fixture_unit("d2_kyo_riyohyo");
+    let submit = |net: &mut Net, files: Vec<(String, Vec<u8>)>| {
+        accepted_id(&net.api(
+            0,
+            CM,
+            ApiCommand::Submit {
+                files,
+                supersedes: None,
+            },
+        ))
+    };
+    net.partition(0, 1);
+    let id = submit(&mut net, files.clone());
+    // The answer is lost with a crash after the commit; the office sends the same files
+    // again, in another order.
+    net.crash(0);
+    let mut reordered = files.clone();
+    reordered.reverse();
+    assert_eq!(submit(&mut net, reordered), id);
+    net.heal(0, 1);
+    net.run_for(5_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
+    // After delivery too, with the current status.
+    match net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            files: files.clone(),
+            supersedes: None,
+        },
+    ) {
+        ApiReply::Accepted(v) => {
+            assert_eq!(v.id, id.to_string());
+            assert_eq!(v.status, "delivered");
+        }
+        other => panic!("{other:?}"),
+    }
+    let inb = inbox(&mut net, 1, SVC, false);
+    assert_eq!(inb.len(), 1, "{inb:?}");
+    match net.api(0, CM, ApiCommand::Sent { id: None }) {
+        ApiReply::Sent(v) => assert_eq!(v.len(), 1),
+        other => panic!("{other:?}"),
+    }
+    // Other files (another stamp) or another `supersedes` make a new unit.
+    let other = submit(&mut net, rename_stamp(&files, "20250426090000"));
+    assert_ne!(other, id);
+    let replacing = accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            files: files.clone(),
+            supersedes: Some(id),
+        },
+    ));
+    assert_ne!(replacing, id);
+    assert_ne!(replacing, other);
+}
+
+/// A unit that ended rejected is not the answer to a resubmission: the same files become a
+/// new unit.
+#[test]
+fn resubmission_after_a_rejection_is_a_new_unit() {
+    let mut net = Net::new(&[("a", false), ("b", false)]);
+    net.connect(0, 1);
+    net.add_office(0, CM, "43");
+    net.add_office(1, SVC, "11");
+    net.run_for(100);
+    net.partition(0, 1);
+    let files = fixture_unit("d2_kyo_riyohyo");
+    let id = accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            files: files.clone(),
+            supersedes: None,
+        },
+    ));
+    net.operator(
+        1,
+        ApiCommand::RemoveOffice {
+            office: SVC.parse().unwrap(),
+        },
+    );
+    net.heal(0, 1);
+    net.run_for(5_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "rejected");
+    // The office is registered again; the same files go out as a new unit.
+    net.add_office(1, SVC, "11");
+    net.run_for(1_000);
+    let again = accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            files,
+            supersedes: None,
+        },
+    ));
+    assert_ne!(again, id);
+    net.run_for(5_000);
+    assert_eq!(sent_status(&mut net, 0, CM, again), "delivered");
+}
+
 #[test]
 fn unreachable_destination_expires() {
     let mut net = Net::new(&[("a", false), ("b", false)]);

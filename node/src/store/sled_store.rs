@@ -32,7 +32,7 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 }
 
 fn index(t: Tree) -> u8 {
-    // Tree::ALL has 17 entries, so the position always fits a byte.
+    // Tree::ALL has 18 entries, so the position always fits a byte.
     Tree::ALL.iter().position(|x| *x == t).unwrap_or(0) as u8
 }
 
@@ -44,7 +44,7 @@ fn prefixed(t: Tree, key: &[u8]) -> Vec<u8> {
 }
 
 /// The exclusive end of a tree's range: the next tree's prefix (the layout key sorts after
-/// every tree: its first byte is b'r' = 114 > 17).
+/// every tree: its first byte is b'r' = 114 > 18).
 fn tree_end(t: Tree) -> Vec<u8> {
     vec![index(t) + 1]
 }
