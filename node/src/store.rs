@@ -8,6 +8,7 @@
 
 mod memory;
 mod sled_store;
+pub mod vlog;
 
 pub use memory::MemoryStore;
 pub use sled_store::SledStore;

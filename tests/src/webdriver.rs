@@ -149,10 +149,33 @@ impl Browser {
         self.post(&format!("/element/{id}/value"), json!({ "text": text }));
     }
 
-    /// Clicks an element.
+    /// Clicks an element, waiting up to 15 s for it to become clickable (a page still
+    /// rendering on a loaded machine answers "element not interactable").
     pub fn click(&self, css: &str) {
-        let id = self.find(css);
-        self.post(&format!("/element/{id}/click"), json!({}));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let id = self.find(css);
+            let v: Value = self
+                .client
+                .post(self.url(&format!("/element/{id}/click")))
+                .json(&json!({}))
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            let err = v["value"]["error"].as_str().unwrap_or_default();
+            if err.is_empty() {
+                return;
+            }
+            let transient = err == "element not interactable"
+                || err == "stale element reference"
+                || err == "element click intercepted";
+            assert!(
+                transient && Instant::now() < deadline,
+                "webdriver click {css}: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Visible text of an element.

@@ -1,28 +1,43 @@
-//! The production store: sled on disk, every concern in one sled tree under a one-byte
-//! prefix (the concern's [`Tree`] index).
+//! The production store: an index in sled and a write-ahead value log beside it.
 //!
-//! Writes between commits are held in an overlay (reads see them); `commit()` applies the
-//! whole overlay as one atomic sled batch and then flushes to disk, so a group is atomic and
-//! durable when `commit()` returns. Background flushing is off: nothing reaches disk except
-//! through `commit()`.
+//! Every concern lives in one sled tree under a one-byte prefix (the concern's [`Tree`]
+//! index). Writes between commits are held in an overlay (reads see them). `commit()`
+//! writes the group to the log ([`super::vlog`]): large values as blobs, then one record
+//! with every key operation; one `fdatasync` makes the group durable. Only then is the group
+//! applied to sled, as one atomic batch carrying the group's sequence number, with small
+//! values inline and large ones as pointers into the log. sled flushes in the background;
+//! on open, groups sled had not yet persisted are replayed from the log.
 //!
-//! One tree rather than one per concern: a group then commits with `apply_batch` (atomic
-//! within a tree) instead of a transaction across 17 trees, which cost a fifth of a busy
-//! node's CPU in profiles (docs/PERFORMANCE.md).
+//! Why not sled alone (the first design, docs/PERFORMANCE.md): sled's own flush per group
+//! and its handling of 4–9 KiB values cost a third of a busy node's CPU, its memory grew
+//! past 200 MiB and its files to ~22 KiB per envelope as the store filled. Here sled
+//! holds only small records and pointers; payloads are written once, sequentially.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::vlog::{self, KIND_BLOB, KIND_GROUP, Log, Pos, Ptr};
 use super::{Pair, Pairs, Store, StoreError, Tree};
 
 /// The layout marker kept in the store, so a store written in another layout is refused
 /// with a clear error instead of being misread.
 const LAYOUT_KEY: &[u8] = b"renkei.layout";
-const LAYOUT: &[u8] = b"prefixed-v1";
+const LAYOUT: &[u8] = b"vlog-v1";
+/// Sequence number and log position of the last group applied to sled.
+const APPLIED_KEY: &[u8] = b"renkei.applied";
+/// Values at least this large go to the log; smaller ones stay inline in sled.
+const BLOB_MIN: usize = 512;
+/// sled value tags.
+const INLINE: u8 = 0;
+const POINTER: u8 = 1;
+/// How often sled writes its state out in the background (the log has it already).
+const SLED_FLUSH_MS: u64 = 1000;
 
-/// sled-backed [`Store`].
+/// sled-backed [`Store`] with a value log.
 pub struct SledStore {
     db: sled::Db,
+    log: Log,
+    seq: u64,
     /// Prefixed key → value, or a tombstone.
     overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
@@ -43,19 +58,75 @@ fn prefixed(t: Tree, key: &[u8]) -> Vec<u8> {
     k
 }
 
-/// The exclusive end of a tree's range: the next tree's prefix (the layout key sorts after
-/// every tree: its first byte is b'r' = 114 > 18).
+/// The exclusive end of a tree's range: the next tree's prefix (the marker keys sort after
+/// every tree: their first byte is b'r' = 114 > 18).
 fn tree_end(t: Tree) -> Vec<u8> {
     vec![index(t) + 1]
 }
 
+fn applied_value(seq: u64, end: Pos) -> Vec<u8> {
+    let mut v = Vec::with_capacity(20);
+    v.extend_from_slice(&seq.to_be_bytes());
+    v.extend_from_slice(&end.seg.to_be_bytes());
+    v.extend_from_slice(&end.off.to_be_bytes());
+    v
+}
+
+fn parse_applied(v: &[u8]) -> Option<(u64, Pos)> {
+    Some((
+        u64::from_be_bytes(v.get(..8)?.try_into().ok()?),
+        Pos {
+            seg: u32::from_be_bytes(v.get(8..12)?.try_into().ok()?),
+            off: u64::from_be_bytes(v.get(12..20)?.try_into().ok()?),
+        },
+    ))
+}
+
+/// A group record's payload: seq, then per operation `0 ‖ klen ‖ key` (delete) or
+/// `1 ‖ klen ‖ key ‖ vlen ‖ sled value` (put).
+fn parse_group(p: &[u8]) -> Option<(u64, sled::Batch)> {
+    fn take<'a>(p: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        if p.len() < n {
+            return None;
+        }
+        let (a, b) = p.split_at(n);
+        *p = b;
+        Some(a)
+    }
+    fn len(p: &mut &[u8]) -> Option<usize> {
+        Some(u32::from_be_bytes(take(p, 4)?.try_into().ok()?) as usize)
+    }
+    let mut p = p;
+    let seq = u64::from_be_bytes(take(&mut p, 8)?.try_into().ok()?);
+    let mut batch = sled::Batch::default();
+    while !p.is_empty() {
+        let op = take(&mut p, 1)?[0];
+        let n = len(&mut p)?;
+        let k = take(&mut p, n)?;
+        match op {
+            0 => batch.remove(k),
+            1 => {
+                let n = len(&mut p)?;
+                batch.insert(k, take(&mut p, n)?);
+            }
+            _ => return None,
+        }
+    }
+    Some((seq, batch))
+}
+
+fn push_len(out: &mut Vec<u8>, n: usize) {
+    out.extend_from_slice(&(n as u32).to_be_bytes());
+}
+
 impl SledStore {
-    /// Opens (creating if needed) the store in `dir`, with a page cache of `cache_bytes`.
+    /// Opens (creating if needed) the store in `dir`, with a sled page cache of
+    /// `cache_bytes`, and replays from the log whatever sled had not persisted.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
-            .flush_every_ms(None)
+            .flush_every_ms(Some(SLED_FLUSH_MS))
             .open()
             .map_err(backend)?;
         match db.get(LAYOUT_KEY).map_err(backend)? {
@@ -86,15 +157,64 @@ impl SledStore {
                 db.flush().map_err(backend)?;
             }
         }
+        let mut log = Log::open(&dir.join("log"))?;
+        let (mut seq, from) = match db.get(APPLIED_KEY).map_err(backend)? {
+            Some(v) => parse_applied(&v).ok_or_else(|| StoreError::Corrupt {
+                tree: "meta",
+                detail: "applied-group marker".into(),
+            })?,
+            None => (0, Pos { seg: 1, off: 0 }),
+        };
+        let mut replayed = 0u64;
+        for (kind, payload, end) in log.replay(from)? {
+            if kind != KIND_GROUP {
+                continue;
+            }
+            let (gseq, mut batch) = parse_group(&payload).ok_or_else(|| StoreError::Corrupt {
+                tree: "log",
+                detail: format!("group record ending at {end:?} does not parse"),
+            })?;
+            if gseq <= seq {
+                continue;
+            }
+            batch.insert(APPLIED_KEY, applied_value(gseq, end));
+            db.apply_batch(batch).map_err(backend)?;
+            seq = gseq;
+            replayed += 1;
+        }
+        if replayed > 0 {
+            db.flush().map_err(backend)?;
+            tracing::info!(groups = replayed, "replayed commit groups from the log");
+        }
         Ok(SledStore {
             db,
+            log,
+            seq,
             overlay: BTreeMap::new(),
         })
     }
 
-    /// Bytes on disk as sled reports them.
+    /// Bytes on disk: sled's files and the log.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        self.db.size_on_disk().map_err(backend)
+        Ok(self.db.size_on_disk().map_err(backend)? + self.log.size())
+    }
+
+    /// A stored sled value resolved to the value the core wrote.
+    fn resolve(&self, v: &[u8]) -> Result<Vec<u8>, StoreError> {
+        match v.split_first() {
+            Some((&INLINE, rest)) => Ok(rest.to_vec()),
+            Some((&POINTER, rest)) => {
+                let ptr = Ptr::decode(rest).ok_or_else(|| StoreError::Corrupt {
+                    tree: "index",
+                    detail: "bad log pointer".into(),
+                })?;
+                self.log.read(ptr)
+            }
+            _ => Err(StoreError::Corrupt {
+                tree: "index",
+                detail: "untagged value".into(),
+            }),
+        }
     }
 }
 
@@ -104,7 +224,10 @@ impl Store for SledStore {
         if let Some(v) = self.overlay.get(&k) {
             return Ok(v.clone());
         }
-        Ok(self.db.get(&k).map_err(backend)?.map(|v| v.to_vec()))
+        match self.db.get(&k).map_err(backend)? {
+            Some(v) => Ok(Some(self.resolve(&v)?)),
+            None => Ok(None),
+        }
     }
 
     fn put(&mut self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
@@ -162,7 +285,7 @@ impl Store for SledStore {
                     out.push((k[1..].to_vec(), v.clone()));
                 }
             } else if let Some(Ok((k, v))) = di.next() {
-                out.push((k[1..].to_vec(), v.to_vec()));
+                out.push((k[1..].to_vec(), self.resolve(&v)?));
             }
         }
         Ok(out)
@@ -180,7 +303,7 @@ impl Store for SledStore {
                     if let Some(None) = self.overlay.get(k.as_ref()) {
                         continue;
                     }
-                    break Some((k.to_vec(), v.to_vec()));
+                    break Some((k.to_vec(), self.resolve(&v)?));
                 }
                 Some(Err(e)) => return Err(backend(e)),
                 None => break None,
@@ -199,17 +322,49 @@ impl Store for SledStore {
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
-        if !self.overlay.is_empty() {
-            let mut batch = sled::Batch::default();
-            for (k, v) in std::mem::take(&mut self.overlay) {
-                match v {
-                    Some(v) => batch.insert(k, v),
-                    None => batch.remove(k),
+        if self.overlay.is_empty() {
+            return Ok(());
+        }
+        self.log.roll_if_full()?;
+        let seq = self.seq + 1;
+        let mut buf = Vec::new();
+        let mut group = Vec::with_capacity(4096);
+        group.extend_from_slice(&seq.to_be_bytes());
+        let mut batch = sled::Batch::default();
+        for (k, v) in std::mem::take(&mut self.overlay) {
+            match v {
+                None => {
+                    group.push(0);
+                    push_len(&mut group, k.len());
+                    group.extend_from_slice(&k);
+                    batch.remove(k);
+                }
+                Some(v) => {
+                    let mut stored = Vec::with_capacity(1 + v.len().min(vlog::PTR_BYTES));
+                    if v.len() >= BLOB_MIN {
+                        stored.push(POINTER);
+                        stored
+                            .extend_from_slice(&self.log.append(&mut buf, KIND_BLOB, &v).encode());
+                    } else {
+                        stored.push(INLINE);
+                        stored.extend_from_slice(&v);
+                    }
+                    group.push(1);
+                    push_len(&mut group, k.len());
+                    group.extend_from_slice(&k);
+                    push_len(&mut group, stored.len());
+                    group.extend_from_slice(&stored);
+                    batch.insert(k, stored);
                 }
             }
-            self.db.apply_batch(batch).map_err(backend)?;
         }
-        self.db.flush().map_err(backend)?;
+        self.log.append(&mut buf, KIND_GROUP, &group);
+        let end = self.log.end_after(&buf);
+        // The durability point: nothing of the group is in sled before this returns.
+        self.log.write_and_sync(&buf)?;
+        batch.insert(APPLIED_KEY, applied_value(seq, end));
+        self.db.apply_batch(batch).map_err(backend)?;
+        self.seq = seq;
         Ok(())
     }
 }
@@ -321,6 +476,40 @@ mod tests {
         }
         let e = SledStore::open(&d, 8 << 20).err().unwrap().to_string();
         assert!(e.contains("layout \"other\""), "{e}");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn groups_sled_lost_are_replayed_from_the_log() {
+        let d = tmp("replay");
+        let big = vec![9u8; 5000];
+        {
+            let mut s = SledStore::open(&d, 8 << 20).unwrap();
+            s.put(Tree::Envelopes, b"e1", &big).unwrap();
+            s.put(Tree::Inbox, b"i1", b"small").unwrap();
+            s.commit().unwrap();
+            s.put(Tree::Envelopes, b"e2", &big).unwrap();
+            s.delete(Tree::Inbox, b"i1").unwrap();
+            s.commit().unwrap();
+        }
+        // sled loses everything after the first group (as if its background flush had not
+        // run before a crash): roll its state back by hand.
+        {
+            let db = sled::open(&d).unwrap();
+            let applied = parse_applied(&db.get(APPLIED_KEY).unwrap().unwrap()).unwrap();
+            assert_eq!(applied.0, 2);
+            db.remove(prefixed(Tree::Envelopes, b"e2")).unwrap();
+            db.insert(prefixed(Tree::Inbox, b"i1"), &[INLINE, b'x'][..])
+                .unwrap();
+            db.remove(APPLIED_KEY).unwrap();
+            db.flush().unwrap();
+        }
+        let s = SledStore::open(&d, 8 << 20).unwrap();
+        assert_eq!(s.get(Tree::Envelopes, b"e1").unwrap().unwrap(), big);
+        assert_eq!(s.get(Tree::Envelopes, b"e2").unwrap().unwrap(), big);
+        assert_eq!(s.get(Tree::Inbox, b"i1").unwrap(), None);
+        assert_eq!(s.seq, 2);
+        drop(s);
         let _ = std::fs::remove_dir_all(&d);
     }
 }
