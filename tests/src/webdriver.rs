@@ -145,20 +145,24 @@ impl Browser {
 
     /// Types into an element (for a file input: absolute paths separated by newlines).
     pub fn type_into(&self, css: &str, text: &str) {
-        let id = self.find(css);
-        self.post(&format!("/element/{id}/value"), json!({ "text": text }));
+        self.element_action(css, "value", json!({ "text": text }));
     }
 
-    /// Clicks an element, waiting up to 15 s for it to become clickable (a page still
-    /// rendering on a loaded machine answers "element not interactable").
+    /// Clicks an element, waiting up to 15 s for it to become clickable.
     pub fn click(&self, css: &str) {
+        self.element_action(css, "click", json!({}));
+    }
+
+    /// Performs an element action, waiting up to 15 s for the element to accept it (a page
+    /// still rendering on a loaded machine answers "element not interactable").
+    fn element_action(&self, css: &str, action: &str, body: Value) {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let id = self.find(css);
             let v: Value = self
                 .client
-                .post(self.url(&format!("/element/{id}/click")))
-                .json(&json!({}))
+                .post(self.url(&format!("/element/{id}/{action}")))
+                .json(&body)
                 .send()
                 .unwrap()
                 .json()
@@ -172,7 +176,7 @@ impl Browser {
                 || err == "element click intercepted";
             assert!(
                 transient && Instant::now() < deadline,
-                "webdriver click {css}: {v}"
+                "webdriver {action} {css}: {v}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
