@@ -1,6 +1,8 @@
 //! `renkei bench relay`: end-to-end throughput and latency between real nodes (separate
 //! processes, sled on disk, libp2p on loopback), driven through the HTTP API.
 
+mod loadgen;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -12,7 +14,7 @@ use renkei_node::keyfile;
 use renkei_node::runtime::now_ms;
 use renkei_protocol::keys::{OperatorKeys, SigningIdentity};
 use renkei_protocol::roster::{OperatorEntry, Roster};
-use reqwest::blocking::{Client, multipart};
+use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
 const CM: &str = "4074478647";
@@ -307,16 +309,16 @@ fn run_relay(base: &Path, args: &RelayArgs) -> Result<i32> {
     let t0_ms = now_ms();
     let mut handles = Vec::new();
     for _ in 0..args.concurrency {
-        let (next, submits, c, url, cm, file, n) = (
+        let (next, submits, url, cm, file, n) = (
             next.clone(),
             submits.clone(),
-            c.clone(),
             a.http.clone(),
             cm.clone(),
             file.clone(),
             args.envelopes,
         );
         handles.push(std::thread::spawn(move || -> Result<()> {
+            let mut conn = loadgen::Conn::new(&url, &cm)?;
             loop {
                 let i = {
                     let mut g = next.lock().map_err(|_| anyhow::anyhow!("lock"))?;
@@ -327,18 +329,15 @@ fn run_relay(base: &Path, args: &RelayArgs) -> Result<i32> {
                     *g - 1
                 };
                 let name = format!("UPPLAN_202505_{CM}_43_{SVC}_11_{}.CSV", stamp(i));
-                let form = multipart::Form::new()
-                    .part("file", multipart::Part::bytes(file.clone()).file_name(name));
                 let start = now_ms();
-                let resp = c
-                    .post(format!("{url}/v1/send-units"))
-                    .bearer_auth(&cm)
-                    .multipart(form)
-                    .send()?;
-                if resp.status().as_u16() != 202 {
-                    bail!("unit {i} refused: {}", resp.text()?);
+                let (status, body) = conn.submit(&name, &file)?;
+                if status != 202 {
+                    bail!(
+                        "unit {i} refused: {status} {}",
+                        String::from_utf8_lossy(&body)
+                    );
                 }
-                let v: Value = resp.json()?;
+                let v: Value = serde_json::from_slice(&body)?;
                 submits
                     .lock()
                     .map_err(|_| anyhow::anyhow!("lock"))?

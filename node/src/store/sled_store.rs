@@ -26,7 +26,7 @@ const LAYOUT: &[u8] = b"vlog-v1";
 /// Sequence number and log position of the last group applied to sled.
 const APPLIED_KEY: &[u8] = b"renkei.applied";
 /// Values at least this large go to the log; smaller ones stay inline in sled.
-const BLOB_MIN: usize = 512;
+const BLOB_MIN: usize = 128;
 /// sled value tags.
 const INLINE: u8 = 0;
 const POINTER: u8 = 1;

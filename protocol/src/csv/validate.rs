@@ -223,6 +223,37 @@ fn single_month(prefix: FilePrefix) -> bool {
 const SIKYU_TOTAL: &[u8] = b"999999";
 /// Buffer of the CSV reader.
 const READ_BUFFER_BYTES: usize = 256 * 1024;
+
+type CsvReader = csv::Reader<std::io::Cursor<Vec<u8>>>;
+
+thread_local! {
+    /// One CSV reader per thread, reused: building one (csv_core compiles its parser
+    /// tables) cost as much as validating a 4 KiB file.
+    static READER: std::cell::RefCell<Option<CsvReader>> = const { std::cell::RefCell::new(None) };
+}
+
+/// This thread's reader, reset to read `text` from the start.
+fn take_reader(text: &[u8]) -> CsvReader {
+    let mut rdr = READER.with(|r| r.borrow_mut().take()).unwrap_or_else(|| {
+        csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .buffer_capacity(READ_BUFFER_BYTES)
+            .from_reader(std::io::Cursor::new(Vec::new()))
+    });
+    let cursor = rdr.get_mut();
+    let mut buf = std::mem::take(cursor.get_mut());
+    buf.clear();
+    buf.extend_from_slice(text);
+    *cursor = std::io::Cursor::new(buf);
+    // Seeking a cursor cannot fail; seeking resets the parser and the position.
+    let _ = rdr.seek(csv::Position::new());
+    rdr
+}
+
+fn give_back_reader(rdr: CsvReader) {
+    READER.with(|r| *r.borrow_mut() = Some(rdr));
+}
 const SIKYU_SERVICE_CODE: usize = 8;
 const KIHON_IMAGE: usize = 61;
 
@@ -277,13 +308,7 @@ impl<'a> Check<'a> {
     }
 
     fn run(&mut self, current: &'a Spec, text: &'a [u8], sink: &mut Sink) {
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            // A small file gets a small buffer: zeroing 256 KiB for a 4 KiB file cost more
-            // than validating it.
-            .buffer_capacity(text.len().clamp(64, READ_BUFFER_BYTES))
-            .from_reader(text);
+        let mut rdr = take_reader(text);
         let mut rec = csv::ByteRecord::new();
         let mut record_no = 0u64;
         let mut layout: Option<&FileLayout> = current.layout(self.prefix);
@@ -370,6 +395,7 @@ impl<'a> Check<'a> {
             }
             prev_at = Some(at);
         }
+        give_back_reader(rdr);
         let Some((last_at, last_start)) = last else {
             sink.push(Finding::file(
                 self.file,
