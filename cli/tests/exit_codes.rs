@@ -27,3 +27,33 @@ fn csv_check_exit_codes() {
     let usage = renkei(&["csv", "check", "/nonexistent/renkei"]);
     assert_eq!(usage.status.code(), Some(2));
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly_without_a_panic() {
+    use std::io::Read;
+    use std::process::Stdio;
+    // Read one byte of the report, then close the pipe while it is still being written.
+    // The invalid fixtures, 30 times over: a report far larger than a pipe's buffer.
+    let dir = format!("{FIXTURES}/invalid");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_renkei"))
+        .args(["csv", "check"])
+        .args(std::iter::repeat_n(&dir, 30))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut one = [0u8; 1];
+    out.read_exact(&mut one).unwrap();
+    drop(out);
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(status.code(), Some(141), "{err}");
+}

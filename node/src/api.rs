@@ -6,7 +6,7 @@
 
 mod admin;
 mod audit;
-mod body_timeout;
+pub(crate) mod body_timeout;
 mod error;
 mod metrics;
 mod office;
@@ -38,6 +38,8 @@ pub struct AppState {
     pub admin_hash: [u8; 32],
     /// Largest accepted upload.
     pub upload_bytes_max: usize,
+    /// Deadline for an upload's body.
+    pub request_timeout: std::time::Duration,
 }
 
 /// The office identity from a bearer token.
@@ -54,6 +56,7 @@ pub(crate) fn office_auth(headers: &HeaderMap) -> Option<Auth> {
 /// The router.
 pub fn router(state: AppState) -> Router {
     let upload_max = state.upload_bytes_max;
+    let deadline = state.request_timeout;
     Router::new()
         .route("/", get(|| async { Html(PAGE) }))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -68,7 +71,7 @@ pub fn router(state: AppState) -> Router {
             post(office::submit)
                 .layer(DefaultBodyLimit::max(upload_max))
                 .layer(axum::middleware::from_fn_with_state(
-                    upload_max,
+                    (upload_max, deadline),
                     body_timeout::read_body_in_time,
                 )),
         )

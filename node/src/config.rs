@@ -84,6 +84,9 @@ pub struct LimitsConfig {
     pub store_cache_bytes: u64,
     /// Inputs folded into one group commit. Default 256.
     pub commit_batch_max: usize,
+    /// An upload's body must arrive within this many milliseconds, or `408`. Default
+    /// 30 000. The environment variable `RENKEI_REQUEST_TIMEOUT_MS` overrides it.
+    pub request_timeout_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -92,6 +95,7 @@ impl Default for LimitsConfig {
             upload_bytes_max: 6 * 1024 * 1024,
             store_cache_bytes: 64 * 1024 * 1024,
             commit_batch_max: 256,
+            request_timeout_ms: 30_000,
         }
     }
 }

@@ -478,6 +478,7 @@ pub async fn start(dir: &Path) -> Result<RunningNode, RuntimeError> {
         core: handle,
         admin_hash,
         upload_bytes_max: cfg.limits.upload_bytes_max,
+        request_timeout: crate::api::body_timeout::request_timeout(cfg.limits.request_timeout_ms),
     };
     let (stop_http, stop_rx) = oneshot::channel::<()>();
     let http_task = tokio::spawn(crate::api::serve(listener, state, async move {

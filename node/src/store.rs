@@ -140,6 +140,14 @@ pub trait Store {
         end: Option<&[u8]>,
         limit: usize,
     ) -> Result<Pairs, StoreError>;
+    /// Like [`Store::range`], but the `limit` largest keys of the range, largest first.
+    fn range_rev(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StoreError>;
     /// The last pair of a tree, if any.
     fn last(&self, tree: Tree) -> Result<Option<Pair>, StoreError>;
     /// Makes every write since the last commit durable, atomically.
@@ -199,6 +207,17 @@ pub(crate) mod conformance {
             s.range(Tree::Inbox, b"a2", Some(b"c"), 10).unwrap().len(),
             2
         );
+        s.put(Tree::Inbox, b"b2", b"v").unwrap();
+        s.delete(Tree::Inbox, b"b1").unwrap();
+        let rev: Vec<Vec<u8>> = s
+            .range_rev(Tree::Inbox, b"a", Some(b"c"), 10)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(rev, vec![b"b2".to_vec(), b"a2".to_vec()]);
+        assert_eq!(s.range_rev(Tree::Inbox, b"", None, 1).unwrap()[0].0, b"c");
+        assert_eq!(s.range_rev(Tree::Outbox, b"", None, 10).unwrap().len(), 1);
     }
 
     #[test]

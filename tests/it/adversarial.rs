@@ -173,11 +173,12 @@ impl Drop for Running {
 #[test]
 fn slow_body_is_cut_by_the_request_timeout() {
     let node = NodeProc::init("advslow", &[]);
+    node.edit_config("request_timeout_ms = 30000", "request_timeout_ms = 1000");
     let log = std::fs::File::create(node.dir.0.join("node.log")).unwrap();
     let _run = Running(
         Command::new(renkei_bin())
             .args(["run", "--dir", node.dir_str()])
-            .env("RENKEI_REQUEST_TIMEOUT_MS", "1000")
+            .env_remove("RENKEI_REQUEST_TIMEOUT_MS")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

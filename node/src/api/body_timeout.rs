@@ -4,7 +4,8 @@
 //! is timed: once the core has a unit, its answer is always awaited (a `202` promises
 //! durability; cutting it off would invite a duplicate resubmission).
 //!
-//! The deadline is `RENKEI_REQUEST_TIMEOUT_MS` milliseconds (default 30 000).
+//! The deadline is the config key `limits.request_timeout_ms` (default 30 000); the
+//! environment variable `RENKEI_REQUEST_TIMEOUT_MS` overrides it.
 
 use std::time::Duration;
 
@@ -16,30 +17,30 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::json_error;
 
-/// Environment variable setting the body deadline in milliseconds.
+/// Environment variable overriding the body deadline, in milliseconds.
 pub const TIMEOUT_ENV: &str = "RENKEI_REQUEST_TIMEOUT_MS";
-/// Default body deadline.
-pub const TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
 /// Room for multipart framing on top of the upload limit.
 const FRAMING_BYTES: usize = 1024 * 1024;
 
-/// The configured deadline.
-pub fn request_timeout() -> Duration {
+/// The deadline: the environment override if set, else `configured_ms` (at least 1 ms).
+pub fn request_timeout(configured_ms: u64) -> Duration {
     std::env::var(TIMEOUT_ENV)
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
         .filter(|ms| *ms > 0)
-        .map_or(TIMEOUT_DEFAULT, Duration::from_millis)
+        .map_or(
+            Duration::from_millis(configured_ms.max(1)),
+            Duration::from_millis,
+        )
 }
 
 /// Middleware: reads the body (at most `upload_max` plus framing) within the deadline.
 pub async fn read_body_in_time(
-    State(upload_max): State<usize>,
+    State((upload_max, deadline)): State<(usize, Duration)>,
     req: Request,
     next: Next,
 ) -> Response {
     let limit = upload_max.saturating_add(FRAMING_BYTES);
-    let deadline = request_timeout();
     let (parts, body) = req.into_parts();
     match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
         Ok(Ok(bytes)) => {

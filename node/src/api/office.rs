@@ -176,8 +176,27 @@ pub(super) async fn fetch(
     }
 }
 
-pub(super) async fn sent_list(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match call(&state, &headers, ApiCommand::Sent { id: None }).await {
+/// `GET /v1/sent?limit=N&before=ID`.
+#[derive(Deserialize)]
+pub(super) struct SentQuery {
+    limit: Option<usize>,
+    before: Option<String>,
+}
+
+pub(super) async fn sent_list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<SentQuery>,
+) -> Response {
+    let before = match q.before.as_deref().map(parse_id).transpose() {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let cmd = ApiCommand::SentPage {
+        before,
+        limit: q.limit.unwrap_or(crate::core::io::SENT_PAGE_MAX),
+    };
+    match call(&state, &headers, cmd).await {
         Ok(ApiReply::Sent(v)) => Json(v).into_response(),
         Ok(other) => unexpected(other),
         Err(r) => r,

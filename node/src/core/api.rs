@@ -39,6 +39,10 @@ impl<S: Store> Core<S> {
                 Some(o) => self.sent_list(&o, id)?,
                 None => need_office(),
             },
+            ApiCommand::SentPage { before, limit } => match office {
+                Some(o) => self.sent_page(&o, before, limit)?,
+                None => need_office(),
+            },
             ApiCommand::Proof { id } => match office {
                 Some(o) => self.proof(&o, id)?,
                 None => need_office(),

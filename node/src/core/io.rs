@@ -7,6 +7,9 @@ use serde::Serialize;
 use super::unit::UnitFinding;
 use super::views::{DirectoryView, InboxView, OfficeView, SentView, StatusView};
 
+/// Most sent units listed in one answer.
+pub const SENT_PAGE_MAX: usize = 10_000;
+
 /// Correlates an API command with its reply.
 pub type ApiId = u64;
 /// Correlates an inbound peer request with its response.
@@ -93,10 +96,17 @@ pub enum ApiCommand {
         /// The file name.
         name: String,
     },
-    /// Sent units (all, or one).
+    /// Sent units (one, or the newest [`SENT_PAGE_MAX`] newest first).
     Sent {
         /// One envelope, or all.
         id: Option<EnvelopeId>,
+    },
+    /// A page of sent units, newest first.
+    SentPage {
+        /// Only units sent before this one (the last id of the previous page).
+        before: Option<EnvelopeId>,
+        /// At most this many (capped at [`SENT_PAGE_MAX`]).
+        limit: usize,
     },
     /// The proof bundle of a sent (or received) envelope.
     Proof {

@@ -366,13 +366,37 @@ impl<S: Store> Core<S> {
                 },
             );
         }
+        self.sent_page(office, None, super::io::SENT_PAGE_MAX)
+    }
+
+    /// An office's sent units, newest first: at most `limit` (capped), and only those sent
+    /// before `before` when given.
+    pub(super) fn sent_page(
+        &self,
+        office: &OfficeNumber,
+        before: Option<EnvelopeId>,
+        limit: usize,
+    ) -> Result<ApiReply, StoreError> {
+        let start = office.as_str().as_bytes().to_vec();
+        let end = match before {
+            None => crate::store::prefix_end(&start),
+            Some(id) => match records::get::<SentRec>(&self.store, Tree::Sent, id.as_bytes())? {
+                Some(rec) if &rec.from == office => {
+                    Some(office_time_id_key(office, rec.created_at_ms, &id))
+                }
+                _ => {
+                    return Ok(ApiReply::NotFound(format!(
+                        "before: no sent unit {id} for this office"
+                    )));
+                }
+            },
+        };
+        let limit = limit.min(super::io::SENT_PAGE_MAX);
         let mut out = Vec::new();
-        for (k, _) in scan_prefix(
-            &self.store,
-            Tree::SentIndex,
-            office.as_str().as_bytes(),
-            10_000,
-        )? {
+        for (k, _) in self
+            .store
+            .range_rev(Tree::SentIndex, &start, end.as_deref(), limit)?
+        {
             let Some(id) = k.get(18..34).and_then(|b| EnvelopeId::from_slice(b).ok()) else {
                 continue;
             };
@@ -380,7 +404,6 @@ impl<S: Store> Core<S> {
                 out.push(self.sent_view(&rec)?);
             }
         }
-        out.reverse();
         Ok(ApiReply::Sent(out))
     }
 

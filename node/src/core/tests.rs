@@ -807,3 +807,51 @@ fn sled_core_loses_only_uncommitted_work() {
     drop(core);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn sent_list_is_newest_first_and_pages_back_with_before() {
+    let mut net = Net::new(&[("a", false)]);
+    net.add_office(0, CM, "43");
+    net.add_office(0, SVC, "11");
+    net.add_office(0, "4071480000", "43");
+    let mut ids = Vec::new();
+    for i in 0..5u64 {
+        let files = rename_stamp(
+            &fixture_unit("d2_kyo_riyohyo"),
+            &format!("2025042516460{i}"),
+        );
+        ids.push(accepted_id(&net.api(
+            0,
+            CM,
+            ApiCommand::Submit {
+                files,
+                supersedes: None,
+            },
+        )));
+        net.run_for(10);
+    }
+    let page = |net: &mut Net, before: Option<EnvelopeId>, limit: usize| -> Vec<String> {
+        match net.api(0, CM, ApiCommand::SentPage { before, limit }) {
+            ApiReply::Sent(v) => v.into_iter().map(|s| s.id).collect(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let want = |i: &[usize]| -> Vec<String> { i.iter().map(|&i| ids[i].to_string()).collect() };
+    assert_eq!(page(&mut net, None, 2), want(&[4, 3]));
+    assert_eq!(page(&mut net, Some(ids[3]), 2), want(&[2, 1]));
+    assert_eq!(page(&mut net, Some(ids[1]), 2), want(&[0]));
+    assert_eq!(page(&mut net, Some(ids[0]), 2), Vec::<String>::new());
+    assert_eq!(page(&mut net, None, 100), want(&[4, 3, 2, 1, 0]));
+    // Another office cannot page with this office's ids.
+    match net.api(
+        0,
+        "4071480000",
+        ApiCommand::SentPage {
+            before: Some(ids[2]),
+            limit: 10,
+        },
+    ) {
+        ApiReply::NotFound(m) => assert!(m.contains("before"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -93,6 +93,28 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    fn range_rev(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StoreError> {
+        let lo = (tree, start.to_vec());
+        let iter: Box<dyn DoubleEndedIterator<Item = (&Key, &Vec<u8>)>> = match end {
+            Some(e) => Box::new(self.data.range(lo..(tree, e.to_vec()))),
+            None => match Tree::ALL.iter().find(|t| **t > tree) {
+                Some(next) => Box::new(self.data.range(lo..(*next, Vec::new()))),
+                None => Box::new(self.data.range(lo..)),
+            },
+        };
+        Ok(iter
+            .rev()
+            .take(limit)
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
     fn last(&self, tree: Tree) -> Result<Option<Pair>, StoreError> {
         let lo = (tree, Vec::new());
         let found = match Tree::ALL.iter().find(|t| **t > tree) {

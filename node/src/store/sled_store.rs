@@ -291,6 +291,56 @@ impl Store for SledStore {
         Ok(out)
     }
 
+    fn range_rev(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StoreError> {
+        // The mirror of `range`: both sources walked from the top, the overlay wins.
+        let lo = prefixed(tree, start);
+        let hi = end.map_or_else(|| tree_end(tree), |e| prefixed(tree, e));
+        if lo >= hi {
+            return Ok(Vec::new());
+        }
+        let mut oi = self.overlay.range(lo.clone()..hi.clone()).rev().peekable();
+        let mut di = self.db.range(lo..hi).rev().peekable();
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let next_disk = match di.peek() {
+                Some(Ok((k, _))) => Some(k.clone()),
+                Some(Err(_)) => {
+                    return Err(backend(
+                        di.next()
+                            .and_then(|r| r.err())
+                            .map_or("sled".into(), |e| e.to_string()),
+                    ));
+                }
+                None => None,
+            };
+            let take_overlay = match (&next_disk, oi.peek()) {
+                (None, None) => break,
+                (Some(d), Some((o, _))) => {
+                    if o.as_slice() == d.as_ref() {
+                        di.next();
+                    }
+                    o.as_slice() >= d.as_ref()
+                }
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+            };
+            if take_overlay {
+                if let Some((k, Some(v))) = oi.next() {
+                    out.push((k[1..].to_vec(), v.clone()));
+                }
+            } else if let Some(Ok((k, v))) = di.next() {
+                out.push((k[1..].to_vec(), self.resolve(&v)?));
+            }
+        }
+        Ok(out)
+    }
+
     fn last(&self, tree: Tree) -> Result<Option<Pair>, StoreError> {
         // The last live key is the larger of the overlay's last live key and the disk's
         // last key not hidden by a tombstone.
