@@ -74,6 +74,8 @@ pub struct CoreConfig {
     pub batch_envelopes_max: usize,
     /// Bytes per delivery batch.
     pub batch_bytes_max: usize,
+    /// Due envelopes looked at per pass (bounds the work of one commit).
+    pub due_scan_max: usize,
 }
 
 impl Default for CoreConfig {
@@ -89,6 +91,7 @@ impl Default for CoreConfig {
             sync_interval_ms: 30_000,
             batch_envelopes_max: BATCH_ENVELOPES_MAX,
             batch_bytes_max: BATCH_BYTES_MAX,
+            due_scan_max: 4096,
         }
     }
 }
@@ -123,7 +126,8 @@ pub struct Core<S: Store> {
     binding_seq: u64,
     conflicts: BTreeMap<OfficeNumber, String>,
     schedule: BTreeSet<(u64, EnvelopeId)>,
-    due_of: BTreeMap<EnvelopeId, u64>,
+    due_of: BTreeMap<EnvelopeId, (u64, OperatorId)>,
+    by_dest: BTreeMap<OperatorId, BTreeSet<(u64, EnvelopeId)>>,
     attempts: BTreeMap<EnvelopeId, u32>,
     outbox_cache: BTreeMap<EnvelopeId, records::OutboxRec>,
     send_cache: BTreeMap<EnvelopeId, Vec<u8>>,
@@ -167,6 +171,7 @@ impl<S: Store> Core<S> {
             conflicts: BTreeMap::new(),
             schedule: BTreeSet::new(),
             due_of: BTreeMap::new(),
+            by_dest: BTreeMap::new(),
             attempts: BTreeMap::new(),
             outbox_cache: BTreeMap::new(),
             send_cache: BTreeMap::new(),

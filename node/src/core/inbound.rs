@@ -146,7 +146,7 @@ impl<S: Store> Core<S> {
                 hop,
             };
             records::put(&mut self.store, Tree::Outbox, id.as_bytes(), &out)?;
-            self.schedule_envelope(id, self.now);
+            self.schedule_envelope(id, h.destination, self.now);
             self.cache_for_sending(id, bytes.to_vec());
             self.counters.relayed_in += 1;
             self.audit(

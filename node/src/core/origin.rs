@@ -159,7 +159,7 @@ impl<S: Store> Core<S> {
                 hop: 0,
             };
             records::put(&mut self.store, Tree::Outbox, id.as_bytes(), &out)?;
-            self.schedule_envelope(id, self.now);
+            self.schedule_envelope(id, dest, self.now);
             self.cache_for_sending(id, encoded);
         }
         let mut view = self.sent_view(&rec)?;

@@ -22,9 +22,6 @@ type Batch = (Vec<EnvelopeId>, Vec<Vec<u8>>, usize);
 /// in flight bounded throughput by the round trip (docs/PERFORMANCE.md).
 pub(super) const DELIVER_WINDOW: usize = 4;
 
-/// Envelopes considered per pump (bounds the work of one input).
-const DUE_SCAN_MAX: usize = 4096;
-
 /// Bytes of encoded envelopes kept in memory for their first send, so a busy node does not
 /// read back from disk what it wrote a moment ago. Beyond this they are read from the store.
 pub(super) const SEND_CACHE_BYTES_MAX: usize = 32 * 1024 * 1024;
@@ -38,10 +35,12 @@ impl<S: Store> Core<S> {
             let Some((last, _)) = rows.last() else { break };
             start = last.clone();
             start.push(0);
-            for (k, _) in &rows {
-                if let Ok(id) = EnvelopeId::from_slice(k) {
-                    self.schedule_envelope(id, now);
-                }
+            for (k, v) in &rows {
+                let Ok(id) = EnvelopeId::from_slice(k) else {
+                    continue;
+                };
+                let rec: OutboxRec = records::decode(Tree::Outbox, v)?;
+                self.schedule_envelope(id, rec.destination, now);
             }
         }
         for (k, _) in self
@@ -55,17 +54,44 @@ impl<S: Store> Core<S> {
         Ok(())
     }
 
-    pub(super) fn schedule_envelope(&mut self, id: EnvelopeId, at: u64) {
-        if let Some(old) = self.due_of.insert(id, at) {
-            self.schedule.remove(&(old, id));
-        }
+    /// Schedules an envelope for `destination` at `at` (replacing an earlier time).
+    pub(super) fn schedule_envelope(&mut self, id: EnvelopeId, destination: OperatorId, at: u64) {
+        self.unschedule_time(&id);
+        self.due_of.insert(id, (at, destination));
         self.schedule.insert((at, id));
+        self.by_dest
+            .entry(destination)
+            .or_default()
+            .insert((at, id));
+    }
+
+    /// Moves a scheduled or in-flight envelope to `at`.
+    fn reschedule_envelope(&mut self, id: EnvelopeId, at: u64) -> Result<(), StoreError> {
+        let dest = match self.due_of.get(&id) {
+            Some((_, d)) => Some(*d),
+            None => self.outbox_rec(&id)?.map(|r| r.destination),
+        };
+        if let Some(dest) = dest {
+            self.schedule_envelope(id, dest, at);
+        }
+        Ok(())
+    }
+
+    /// Takes an envelope off the time indexes (in flight, or gone).
+    fn unschedule_time(&mut self, id: &EnvelopeId) {
+        if let Some((old, dest)) = self.due_of.remove(id) {
+            self.schedule.remove(&(old, *id));
+            if let Some(set) = self.by_dest.get_mut(&dest) {
+                set.remove(&(old, *id));
+                if set.is_empty() {
+                    self.by_dest.remove(&dest);
+                }
+            }
+        }
     }
 
     pub(super) fn unschedule_envelope(&mut self, id: &EnvelopeId) {
-        if let Some(old) = self.due_of.remove(id) {
-            self.schedule.remove(&(old, *id));
-        }
+        self.unschedule_time(id);
         self.attempts.remove(id);
         self.outbox_cache.remove(id);
         self.take_cached_bytes(id);
@@ -137,14 +163,14 @@ impl<S: Store> Core<S> {
     /// A peer came up: whatever waits on backoff is due now.
     pub(super) fn expedite_all(&mut self) {
         let now = self.now;
-        let later: Vec<EnvelopeId> = self
-            .schedule
+        let later: Vec<(EnvelopeId, OperatorId)> = self
+            .due_of
             .iter()
-            .filter(|(t, _)| *t > now)
-            .map(|(_, id)| *id)
+            .filter(|(_, (t, _))| *t > now)
+            .map(|(id, (_, d))| (*id, *d))
             .collect();
-        for id in later {
-            self.schedule_envelope(id, now);
+        for (id, dest) in later {
+            self.schedule_envelope(id, dest, now);
         }
         let later: Vec<u64> = self
             .receipt_schedule
@@ -157,95 +183,107 @@ impl<S: Store> Core<S> {
         }
     }
 
-    fn retry_envelope(&mut self, id: EnvelopeId) {
+    fn retry_envelope(&mut self, id: EnvelopeId) -> Result<(), StoreError> {
         let n = self.attempts.entry(id).or_insert(0);
         *n += 1;
         let n = *n;
         let at = self.now + self.backoff(n);
         self.counters.retries += 1;
-        self.schedule_envelope(id, at);
+        self.reschedule_envelope(id, at)?;
         self.attempts.insert(id, n);
+        Ok(())
     }
 
+    /// Sends what is due, destination by destination: a destination whose peer has no free
+    /// delivery slot is skipped as a whole, so a backlog for one slow peer never holds up
+    /// envelopes for the others, and a pass costs the number of destinations plus the
+    /// envelopes it sends.
     pub(super) fn send_due_envelopes(&mut self) -> Result<(), StoreError> {
         let now = self.now;
-        let due: Vec<EnvelopeId> = self
-            .schedule
+        let dests: Vec<OperatorId> = self
+            .by_dest
             .iter()
-            .take_while(|(t, _)| *t <= now)
-            .take(DUE_SCAN_MAX)
-            .map(|(_, id)| *id)
+            .filter(|(_, set)| set.first().is_some_and(|(t, _)| *t <= now))
+            .map(|(d, _)| *d)
             .collect();
         let mut batches: BTreeMap<OperatorId, Vec<Batch>> = BTreeMap::new();
-        let mut routes: BTreeMap<OperatorId, Route> = BTreeMap::new();
-        for id in due {
-            let Some(rec) = self.outbox_rec(&id)? else {
-                self.unschedule_envelope(&id);
-                continue;
-            };
-            if rec.hop > 0 && now >= rec.expires_at_ms {
-                self.store.delete(Tree::Outbox, id.as_bytes())?;
-                self.unschedule_envelope(&id);
-                self.audit(
-                    "relay_drop_expired",
-                    Some(id),
-                    None,
-                    format!("for {}", rec.destination),
-                )?;
-                continue;
+        let mut budget = self.cfg.due_scan_max;
+        for dest in dests {
+            if budget == 0 {
+                break;
             }
-            let route = match routes.get(&rec.destination) {
-                Some(r) => r.clone(),
-                None => {
-                    let r = self.route(&rec.destination);
-                    routes.insert(rec.destination, r.clone());
-                    r
-                }
+            let peer = match self.route(&dest) {
+                Route::Peer(p) => Some(p),
+                Route::Local | Route::None(_) => None,
             };
-            let peer = match route {
-                Route::Peer(p) => p,
-                Route::Local | Route::None(_) => {
-                    self.retry_envelope(id);
+            let due: Vec<EnvelopeId> = self
+                .by_dest
+                .get(&dest)
+                .into_iter()
+                .flatten()
+                .take_while(|(t, _)| *t <= now)
+                .take(budget)
+                .map(|(_, id)| *id)
+                .collect();
+            for id in due {
+                budget = budget.saturating_sub(1);
+                let Some(rec) = self.outbox_rec(&id)? else {
+                    self.unschedule_envelope(&id);
+                    continue;
+                };
+                if rec.hop > 0 && now >= rec.expires_at_ms {
+                    self.store.delete(Tree::Outbox, id.as_bytes())?;
+                    self.unschedule_envelope(&id);
+                    self.audit(
+                        "relay_drop_expired",
+                        Some(id),
+                        None,
+                        format!("for {}", rec.destination),
+                    )?;
                     continue;
                 }
-            };
-            let free = self.free_slots(BUSY_DELIVER, peer);
-            let list = batches.entry(peer).or_default();
-            let full = |b: &Batch, len: usize, cfg: &super::CoreConfig| {
-                b.0.len() >= cfg.batch_envelopes_max
-                    || (b.2 + len > cfg.batch_bytes_max && !b.0.is_empty())
-            };
-            if list.is_empty() {
-                if free == 0 {
+                let Some(peer) = peer else {
+                    self.retry_envelope(id)?;
                     continue;
-                }
-                list.push(Batch::default());
-            }
-            if list.len() >= free && list.last().is_some_and(|b| full(b, 0, &self.cfg)) {
-                continue;
-            }
-            let bytes = match self.take_cached_bytes(&id) {
-                Some(bytes) => bytes,
-                None => match self.store.get(Tree::Envelopes, id.as_bytes())? {
-                    Some(bytes) => bytes,
-                    None => {
-                        self.store.delete(Tree::Outbox, id.as_bytes())?;
-                        self.unschedule_envelope(&id);
-                        continue;
+                };
+                let free = self.free_slots(BUSY_DELIVER, peer);
+                let list = batches.entry(peer).or_default();
+                let full = |b: &Batch, len: usize, cfg: &super::CoreConfig| {
+                    b.0.len() >= cfg.batch_envelopes_max
+                        || (b.2 + len > cfg.batch_bytes_max && !b.0.is_empty())
+                };
+                if list.is_empty() {
+                    if free == 0 {
+                        break;
                     }
-                },
-            };
-            if list.last().is_some_and(|b| full(b, bytes.len(), &self.cfg)) {
-                if list.len() >= free {
-                    self.cache_for_sending(id, bytes);
-                    continue;
+                    list.push(Batch::default());
                 }
-                list.push(Batch::default());
-            }
-            if let Some(b) = list.last_mut() {
-                b.2 += bytes.len();
-                b.0.push(id);
-                b.1.push(bytes);
+                if list.len() >= free && list.last().is_some_and(|b| full(b, 0, &self.cfg)) {
+                    break;
+                }
+                let bytes = match self.take_cached_bytes(&id) {
+                    Some(bytes) => bytes,
+                    None => match self.store.get(Tree::Envelopes, id.as_bytes())? {
+                        Some(bytes) => bytes,
+                        None => {
+                            self.store.delete(Tree::Outbox, id.as_bytes())?;
+                            self.unschedule_envelope(&id);
+                            continue;
+                        }
+                    },
+                };
+                if list.last().is_some_and(|b| full(b, bytes.len(), &self.cfg)) {
+                    if list.len() >= free {
+                        self.cache_for_sending(id, bytes);
+                        break;
+                    }
+                    list.push(Batch::default());
+                }
+                if let Some(b) = list.last_mut() {
+                    b.2 += bytes.len();
+                    b.0.push(id);
+                    b.1.push(bytes);
+                }
             }
         }
         for (peer, list) in batches {
@@ -254,9 +292,7 @@ impl<S: Store> Core<S> {
                     continue;
                 }
                 for id in &ids {
-                    if let Some(old) = self.due_of.remove(id) {
-                        self.schedule.remove(&(old, *id));
-                    }
+                    self.unschedule_time(id);
                 }
                 let fid = self.new_outbound();
                 self.occupy(BUSY_DELIVER, peer);
@@ -303,7 +339,7 @@ impl<S: Store> Core<S> {
             .receipt_schedule
             .iter()
             .take_while(|(t, _)| *t <= now)
-            .take(DUE_SCAN_MAX)
+            .take(self.cfg.due_scan_max)
             .map(|(_, s)| *s)
             .collect();
         let mut batches: BTreeMap<OperatorId, (Vec<u64>, Vec<Vec<u8>>)> = BTreeMap::new();
@@ -382,7 +418,7 @@ impl<S: Store> Core<S> {
                     }
                 }
                 for (id, ()) in pending {
-                    self.retry_envelope(id);
+                    self.retry_envelope(id)?;
                 }
             }
             Flight::Receipts { to, seqs } => {
@@ -420,7 +456,7 @@ impl<S: Store> Core<S> {
             Flight::Deliver { to, ids } => {
                 self.release(BUSY_DELIVER, to);
                 for i in ids {
-                    self.retry_envelope(i);
+                    self.retry_envelope(i)?;
                 }
             }
             Flight::Receipts { to, seqs } => {
@@ -445,7 +481,7 @@ impl<S: Store> Core<S> {
             HopOutcome::Accepted(b) | HopOutcome::Rejected(b) => b,
             HopOutcome::RetryLater(why) => {
                 tracing::debug!(%peer, id = %ack.id, %why, "peer asked to retry later");
-                self.retry_envelope(ack.id);
+                self.retry_envelope(ack.id)?;
                 return Ok(());
             }
         };
@@ -459,7 +495,7 @@ impl<S: Store> Core<S> {
         });
         let Some(receipt) = valid else {
             tracing::warn!(%peer, id = %ack.id, "hop acknowledgement carries no valid receipt; retrying");
-            self.retry_envelope(ack.id);
+            self.retry_envelope(ack.id)?;
             return Ok(());
         };
         self.store.delete(Tree::Outbox, ack.id.as_bytes())?;

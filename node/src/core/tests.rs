@@ -855,3 +855,51 @@ fn sent_list_is_newest_first_and_pages_back_with_before() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_stuck_peer_does_not_hold_up_envelopes_for_others() {
+    // A sends to B (which takes requests and never answers) and to C. The scan budget is
+    // tiny, so B's blocked backlog alone would fill every pass of a single global scan.
+    let mut net = Net::new_with(&[("a", false), ("b", false), ("c", false)], |cfg| {
+        cfg.due_scan_max = 4;
+        cfg.batch_envelopes_max = 1;
+    });
+    net.connect(0, 1);
+    net.connect(0, 2);
+    net.add_office(0, CM, "43");
+    net.add_office(1, SVC, "11");
+    net.add_office(2, "4071480000", "11");
+    net.run_for(100);
+    net.stuck.insert(1);
+    let base = fixture_unit("d2_kyo_riyohyo");
+    // Window (4 batches of 1) plus a backlog of 8 for B.
+    for i in 0..12u64 {
+        let files = rename_stamp(&base, &format!("202504251646{i:02}"));
+        accepted_id(&net.api(
+            0,
+            CM,
+            ApiCommand::Submit {
+                files,
+                supersedes: None,
+            },
+        ));
+    }
+    net.run_for(50);
+    let to_c: Vec<(String, Vec<u8>)> = rename_stamp(&base, "20250425164659")
+        .into_iter()
+        .map(|(n, b)| {
+            let n = n.replace(SVC, "4071480000");
+            (n, b)
+        })
+        .collect();
+    let id = accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            files: to_c,
+            supersedes: None,
+        },
+    ));
+    net.run_for(200);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
+}

@@ -43,6 +43,8 @@ pub struct Net {
     crash_plan: Option<(usize, usize)>,
     /// Rewrites node `i`'s responses before they reach the requester (adversarial tests).
     pub tamper: Option<Tamper>,
+    /// Nodes that take requests and never answer (a stuck peer: no failure, no response).
+    pub stuck: BTreeSet<usize>,
 }
 
 /// The files of a fixture send unit directory, sorted by name.
@@ -86,6 +88,11 @@ fn link(a: usize, b: usize) -> (usize, usize) {
 
 impl Net {
     pub fn new(spec: &[(&str, bool)]) -> Net {
+        Net::new_with(spec, |_| {})
+    }
+
+    /// Like [`Net::new`], with every node's core config adjusted by `tweak`.
+    pub fn new_with(spec: &[(&str, bool)], tweak: fn(&mut CoreConfig)) -> Net {
         let authority = SigningIdentity::from_seed([0xAA; 32]);
         let keys: Vec<OperatorKeys> = (0..spec.len())
             .map(|i| OperatorKeys::from_seeds([i as u8 + 1; 32], [i as u8 + 101; 32]))
@@ -125,15 +132,17 @@ impl Net {
             expiry_ms,
             crash_plan: None,
             tamper: None,
+            stuck: BTreeSet::new(),
         };
         for ((name, relay), k) in spec.iter().zip(keys) {
-            let cfg = CoreConfig {
+            let mut cfg = CoreConfig {
                 name: (*name).into(),
                 relay: *relay,
                 authority: Some(authority.id()),
                 expiry_ms,
                 ..CoreConfig::default()
             };
+            tweak(&mut cfg);
             let i = net.nodes.len() as u64;
             let core = Core::open(
                 MemoryStore::new(),
@@ -209,6 +218,7 @@ impl Net {
             Effect::Send { id, to, request } => {
                 let j = self.nodes.iter().position(|n| n.keys.id() == to);
                 match j.filter(|j| self.links.contains(&link(i, *j))) {
+                    Some(j) if self.stuck.contains(&j) => {}
                     Some(j) => {
                         let inb = self.next_inbound;
                         self.next_inbound += 1;
