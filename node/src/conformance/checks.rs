@@ -58,7 +58,18 @@ pub(super) async fn run(opts: &Options) -> Result<Vec<CheckResult>, ConformanceE
     r.record("directory-sync", directory_sync(&mut s).await);
 
     let envelope = builder.envelope(&opts.keys)?;
-    let delivered = deliver(&mut s, &envelope).await;
+    // A forged copy of the very envelope goes first: it must be refused without taking
+    // the id, so the genuine one after it is still delivered (not answered from dedup).
+    let forged = corrupt_signature(envelope.encode());
+    let outcome = rejected(&mut s, forged, RejectCode::BadSignature, &target, opts).await;
+    r.record("refuse-forged-signature", stays_up(&mut s, outcome).await);
+
+    let delivered = deliver(&mut s, &envelope).await.map(|(bytes, d)| {
+        (
+            bytes,
+            format!("{d}, after a forged copy with the same id was refused"),
+        )
+    });
     r.record(
         "delivery",
         delivered
@@ -89,10 +100,6 @@ pub(super) async fn run(opts: &Options) -> Result<Vec<CheckResult>, ConformanceE
     )
     .await;
     r.record("refuse-garbage", stays_up(&mut s, garbage).await);
-
-    let forged = corrupt_signature(builder.envelope(&opts.keys)?.encode());
-    let outcome = rejected(&mut s, forged, RejectCode::BadSignature, &target, opts).await;
-    r.record("refuse-forged-signature", stays_up(&mut s, outcome).await);
 
     let stranger = Builder::outsider()?;
     let unknown = builder.envelope(&stranger)?.encode();
