@@ -7,6 +7,7 @@
 //! leaves a node before the data behind it is on disk.
 
 mod memory;
+pub mod runs;
 mod sled_store;
 pub mod vlog;
 

@@ -215,24 +215,29 @@ impl Log {
         Ok(out)
     }
 
-    /// Every record from `from` on, in order: `(kind, payload, end position)`. A torn or
-    /// corrupt tail of the last segment is cut off (nothing in it was acknowledged).
-    pub fn replay(&mut self, from: Pos) -> Result<Vec<(u8, Vec<u8>, Pos)>, StoreError> {
-        let mut out = Vec::new();
+    /// Calls `f(kind, payload, end position)` for every record from `from` on, in order.
+    /// A torn or corrupt tail of the last segment is cut off (nothing in it was
+    /// acknowledged). Records are read one at a time, so replay memory does not grow with
+    /// the log.
+    pub fn replay(
+        &mut self,
+        from: Pos,
+        mut f: impl FnMut(u8, &[u8], Pos) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let last = self.cur_seg();
         let mut seg = from.seg.max(self.first);
         let mut off = if seg == from.seg { from.off } else { 0 };
         while seg <= last {
-            let f = &self.segments[(seg - self.first) as usize];
-            let len = f.metadata().map_err(|e| io(&self.dir, e))?.len();
+            let file = &self.segments[(seg - self.first) as usize];
+            let len = file.metadata().map_err(|e| io(&self.dir, e))?.len();
             loop {
                 if off == len {
                     break;
                 }
-                match read_record(f, off, len) {
+                match read_record(file, off, len) {
                     Some((kind, payload, next)) => {
                         off = next;
-                        out.push((kind, payload, Pos { seg, off }));
+                        f(kind, &payload, Pos { seg, off })?;
                     }
                     None if seg == last => {
                         tracing::warn!(
@@ -241,8 +246,8 @@ impl Log {
                             bytes = len - off,
                             "cutting off a torn record at the end of the log"
                         );
-                        f.set_len(off).map_err(|e| io(&self.dir, e))?;
-                        f.sync_all().map_err(|e| io(&self.dir, e))?;
+                        file.set_len(off).map_err(|e| io(&self.dir, e))?;
+                        file.sync_all().map_err(|e| io(&self.dir, e))?;
                         self.cur_len = off;
                         break;
                     }
@@ -257,7 +262,7 @@ impl Log {
             seg += 1;
             off = 0;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Bytes in all segments.
@@ -319,7 +324,12 @@ mod tests {
         log.write_and_sync(&torn[..torn.len() / 2]).unwrap();
         drop(log);
         let mut log = Log::open(&d).unwrap();
-        let recs = log.replay(Pos { seg: 1, off: 0 }).unwrap();
+        let mut recs = Vec::new();
+        log.replay(Pos { seg: 1, off: 0 }, |k, p, end| {
+            recs.push((k, p.to_vec(), end));
+            Ok(())
+        })
+        .unwrap();
         assert_eq!(recs.len(), 2);
         assert_eq!(recs[1].1, b"group");
         assert_eq!(log.size(), recs[1].2.off);
@@ -346,7 +356,10 @@ mod tests {
         bytes[HEADER] ^= 1;
         std::fs::write(&p, bytes).unwrap();
         let mut log = Log::open(&d).unwrap();
-        let e = log.replay(Pos { seg: 1, off: 0 }).unwrap_err().to_string();
+        let e = log
+            .replay(Pos { seg: 1, off: 0 }, |_, _, _| Ok(()))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("segment 1: bad record at offset 0"), "{e}");
         let _ = std::fs::remove_dir_all(&d);
     }
