@@ -80,8 +80,11 @@ impl Default for DeliveryConfig {
 pub struct LimitsConfig {
     /// Largest accepted upload (all files of one send unit), bytes. Default 6 MiB.
     pub upload_bytes_max: usize,
-    /// sled page cache, bytes. Default 64 MiB.
+    /// sled page cache (meta, offices, bindings), bytes. Default 16 MiB.
     pub store_cache_bytes: u64,
+    /// The store's memory table for the trees that grow with every envelope: once this is
+    /// full it is written out as a sorted run. Default 8 MiB.
+    pub store_memtable_bytes: usize,
     /// Inputs folded into one group commit. Default 256.
     pub commit_batch_max: usize,
     /// An upload's body must arrive within this many milliseconds, or `408`. Default
@@ -93,7 +96,8 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             upload_bytes_max: 6 * 1024 * 1024,
-            store_cache_bytes: 64 * 1024 * 1024,
+            store_cache_bytes: 16 * 1024 * 1024,
+            store_memtable_bytes: crate::store::MEMTABLE_BYTES_DEFAULT,
             commit_batch_max: 256,
             request_timeout_ms: 30_000,
         }

@@ -82,7 +82,11 @@ impl CoreHandle {
 
 /// Opens the store of a node directory.
 pub fn open_store(dir: &Path, cfg: &NodeConfig) -> Result<SledStore, StoreError> {
-    SledStore::open(&store_dir(dir), cfg.limits.store_cache_bytes)
+    SledStore::open_with(
+        &store_dir(dir),
+        cfg.limits.store_cache_bytes,
+        cfg.limits.store_memtable_bytes,
+    )
 }
 
 /// `DIR/store`.

@@ -1,5 +1,6 @@
-//! Durable storage behind a small trait, with a sled backend for production and an
-//! in-memory backend with crash semantics for simnet and tests.
+//! Durable storage behind a small trait, with the production backend (a write-ahead value
+//! log, sorted runs for the per-envelope trees and sled for the small ones: [`SledStore`])
+//! and an in-memory backend with crash semantics for simnet and tests.
 //!
 //! Every write between two `commit()` calls forms one atomic group: after a crash either all
 //! of it is there or none of it. Drivers call `commit()` once per batch of inputs and only
@@ -12,7 +13,7 @@ mod sled_store;
 pub mod vlog;
 
 pub use memory::MemoryStore;
-pub use sled_store::SledStore;
+pub use sled_store::{MEMTABLE_BYTES_DEFAULT, SledStore};
 
 /// One concern's key space. Keys within a tree are designed for range scans.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -6,8 +6,9 @@
 //! manifest naming the runs and the last log group they cover is replaced atomically.
 //! Reads look at the memory table, then the runs newest first. A background thread merges
 //! a run into the next older one whenever the newer holds at least half as many bytes
-//! (a binary counter: about log₂(size / mem_limit) runs), dropping deletions once the
-//! merge reaches the oldest run.
+//! (a binary counter: about log₂(size / mem_limit) runs). A deletion is kept only while
+//! an older run may hold a live value for its key: a delete of a key no run holds just
+//! drops it from the memory table, and merges drop deletions nothing below them needs.
 //!
 //! Memory: the memory table, plus one key per 4 KiB block of each run (the sparse
 //! index) — about 4 MiB per million envelopes. Blocks are read with `pread`, so they
@@ -504,6 +505,22 @@ impl Iterator for Merge<'_> {
     }
 }
 
+/// Memory-table bytes charged for an entry (key, value and map overhead).
+fn entry_cost(k: &[u8], v: Option<&[u8]>) -> usize {
+    k.len() + v.map_or(0, <[u8]>::len) + 48
+}
+
+/// Whether `tables` (newest first) hold a live value for `key`: the newest that has the
+/// key decides.
+fn live_on_disk(tables: &[Arc<Table>], key: &[u8]) -> Result<bool, StoreError> {
+    for t in tables {
+        if let Some(v) = t.get(key)? {
+            return Ok(v.is_some());
+        }
+    }
+    Ok(false)
+}
+
 /// A merge running on a background thread.
 struct Merging {
     inputs: Vec<u64>,
@@ -622,8 +639,20 @@ impl Runs {
         end: Pos,
     ) -> Result<(), StoreError> {
         for (k, v) in ops {
-            self.mem_bytes += k.len() + v.as_ref().map_or(0, Vec::len) + 48;
-            self.mem.insert(k, v);
+            let cost = entry_cost(&k, v.as_deref());
+            let old = if v.is_none() && !live_on_disk(&self.tables, &k)? {
+                // Nothing on disk to hide: forget the key instead of keeping a deletion.
+                // Queue-like trees (outbox, pending) insert and delete each key within
+                // moments; without this their deletions would pile up and every scan
+                // from the queue's head would walk them.
+                self.mem.remove_entry(&k)
+            } else {
+                self.mem_bytes += cost;
+                self.mem.insert(k.clone(), v).map(|o| (k, o))
+            };
+            if let Some((k, o)) = old {
+                self.mem_bytes = self.mem_bytes.saturating_sub(entry_cost(&k, o.as_deref()));
+            }
         }
         self.finish_merge()?;
         if self.mem_bytes >= self.mem_limit {
@@ -661,7 +690,8 @@ impl Runs {
         };
         let newer = self.tables[i].clone();
         let older = self.tables[i + 1].clone();
-        let bottom = i + 2 == self.tables.len();
+        let below: Vec<Arc<Table>> = self.tables[i + 2..].to_vec();
+        let bottom = below.is_empty();
         let num = self.next_num;
         self.next_num += 1;
         let dir = self.dir.clone();
@@ -676,8 +706,12 @@ impl Runs {
                     Box::new(Cursor::new(newer, b"", None, false)),
                     Box::new(Cursor::new(older, b"", None, false)),
                 ];
-                let merged = Merge::new(sources, false)
-                    .filter(|e| !bottom || e.as_ref().map_or(true, |(_, v)| v.is_some()));
+                // A deletion survives the merge only if a run below still holds a live
+                // value for its key (at the bottom, never).
+                let merged = Merge::new(sources, false).filter(|e| match e {
+                    Ok((k, None)) => live_on_disk(&below, k).unwrap_or(true),
+                    _ => true,
+                });
                 Table::write(&dir, num, merged, &c)
             });
         match handle {
@@ -873,6 +907,67 @@ mod tests {
         let e = r.get(b"key000001").unwrap_err().to_string();
         assert!(e.contains("checksum mismatch"), "{e}");
         assert!(e.contains(&run_name(1)), "{e}");
+        drop(r);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn queue_churn_leaves_no_deletions_behind() {
+        let d = tmp("churn");
+        let mut r = Runs::open(&d, 4096).unwrap();
+        let mut seq = 0;
+        // Keys inserted and deleted a little later, as an outbox does; some straddle a
+        // memory-table flush.
+        for i in 0..20_000u64 {
+            seq += 1;
+            let k = format!("q{i:08}").into_bytes();
+            r.apply([(k, Some(vec![3u8; 20]))], seq, Pos { seg: 1, off: seq })
+                .unwrap();
+            if i >= 10 {
+                seq += 1;
+                let old = format!("q{:08}", i - 10).into_bytes();
+                r.apply([(old, None)], seq, Pos { seg: 1, off: seq })
+                    .unwrap();
+            }
+        }
+        for _ in 0..200 {
+            if r.merging.is_none() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            r.apply([], seq, Pos { seg: 1, off: seq }).unwrap();
+        }
+        let all: Vec<_> = Merge::new(r.sources(b"", b"\xff", false), false)
+            .map(|e| e.unwrap())
+            .collect();
+        let dead = all.iter().filter(|(_, v)| v.is_none()).count();
+        assert_eq!(all.len() - dead, 10, "the ten newest keys are live");
+        // Without dropping, ~20,000 deletions would remain for every scan to walk.
+        assert!(dead < 500, "{dead} deletions left");
+        drop(r);
+        let _ = std::fs::remove_dir_all(&d);
+        // Within one memory table, a deleted key that no run holds leaves nothing.
+        let mut r = Runs::open(&d, 64 << 20).unwrap();
+        for i in 0..1000u64 {
+            let k = format!("q{i:08}").into_bytes();
+            r.apply(
+                [(k.clone(), Some(vec![3u8; 20]))],
+                2 * i,
+                Pos { seg: 1, off: 2 * i },
+            )
+            .unwrap();
+            r.apply(
+                [(k, None)],
+                2 * i + 1,
+                Pos {
+                    seg: 1,
+                    off: 2 * i + 1,
+                },
+            )
+            .unwrap();
+        }
+        assert!(r.mem.is_empty(), "{} entries left in memory", r.mem.len());
+        assert_eq!(r.mem_bytes, 0);
         drop(r);
         let _ = std::fs::remove_dir_all(&d);
     }
