@@ -3,7 +3,8 @@
 //! twenty times, and restarted; the destination office downloads units as they arrive.
 //! Afterwards every accepted unit must be delivered and retrieved exactly once, every
 //! receipt must verify and be backed by a stored envelope, and every node's audit chain
-//! must verify.
+//! must verify. Each node's store memory table is tiny, so kills also land while sorted
+//! runs are being written and merged.
 //!
 //! The victims and the timing come from a seed printed at the start; replay a failure with
 //! `RENKEI_CRASH_SEED=N`. `RENKEI_CRASH_UNITS=N` changes the number of units (default
@@ -338,6 +339,9 @@ fn crash_loop_of_sigkills_loses_nothing_duplicates_nothing_and_keeps_every_proof
             // Redeliveries after a crash should not wait minutes in a bounded test.
             ("retry_max_ms = 300000", "retry_max_ms = 2000"),
             ("retry_base_ms = 500", "retry_base_ms = 200"),
+            // A tiny memory table: sorted runs are written and merged all the time, so
+            // kills land mid-flush and mid-merge too.
+            ("store_memtable_bytes = 8388608", "store_memtable_bytes = 16384"),
         ],
     );
     let (roster_path, auth_dir, authority) = (f.roster(), f.auth.0.clone(), f.authority.clone());
