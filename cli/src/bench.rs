@@ -366,17 +366,32 @@ fn run_relay(base: &Path, args: &RelayArgs) -> Result<i32> {
     let (a_rss, a_cpu) = proc_stats(&a.child);
     let (b_rss, b_cpu) = proc_stats(&b.child);
     let (r_rss, r_cpu) = r.as_ref().map_or((0, 0.0), |p| proc_stats(&p.child));
-    // Outside the timed window: every unit's receipts, for latencies.
-    // One request per unit: the list endpoint is capped at 10,000 entries.
+    // Outside the timed window: every unit's receipts, for latencies, paged newest first
+    // through the list endpoint (10,000 units per request).
     let submits = submits.lock().map_err(|_| anyhow::anyhow!("lock"))?.clone();
     let mut sent: Vec<Value> = Vec::with_capacity(submits.len());
-    for (id, _) in &submits {
-        sent.push(
-            c.get(format!("{}/v1/sent/{id}", a.http))
-                .bearer_auth(&cm)
-                .send()?
-                .json()?,
-        );
+    let mut before: Option<String> = None;
+    loop {
+        let mut url = format!("{}/v1/sent?limit=10000", a.http);
+        if let Some(b) = &before {
+            url.push_str("&before=");
+            url.push_str(b);
+        }
+        let page: Vec<Value> = c
+            .get(url)
+            .bearer_auth(&cm)
+            .send()?
+            .error_for_status()?
+            .json()?;
+        let Some(last) = page
+            .last()
+            .and_then(|v| v["id"].as_str())
+            .map(str::to_owned)
+        else {
+            break;
+        };
+        sent.extend(page);
+        before = Some(last);
     }
     let starts: std::collections::BTreeMap<String, u64> = submits.into_iter().collect();
     let mut lat: Vec<f64> = Vec::new();

@@ -341,7 +341,10 @@ fn crash_loop_of_sigkills_loses_nothing_duplicates_nothing_and_keeps_every_proof
             ("retry_base_ms = 500", "retry_base_ms = 200"),
             // A tiny memory table: sorted runs are written and merged all the time, so
             // kills land mid-flush and mid-merge too.
-            ("store_memtable_bytes = 8388608", "store_memtable_bytes = 16384"),
+            (
+                "store_memtable_bytes = 8388608",
+                "store_memtable_bytes = 16384",
+            ),
         ],
     );
     let (roster_path, auth_dir, authority) = (f.roster(), f.auth.0.clone(), f.authority.clone());
