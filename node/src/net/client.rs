@@ -50,6 +50,7 @@ pub(crate) enum Command {
     },
     SetAllowed {
         allowed: BTreeSet<OperatorId>,
+        reply: oneshot::Sender<()>,
     },
     Connected {
         reply: oneshot::Sender<Vec<OperatorId>>,
@@ -156,9 +157,11 @@ impl NetClient {
 
     /// Replaces the set of operators allowed to use `/renkei/relay/1` (the roster's).
     /// Connected peers that become allowed are reported `PeerUp`; allowed peers that are
-    /// removed are reported `PeerDown` and disconnected.
+    /// removed are reported `PeerDown` and disconnected. Returns once the new set is in
+    /// force: a request that arrives afterwards is judged by it.
     pub async fn set_allowed(&self, allowed: BTreeSet<OperatorId>) -> Result<(), NetError> {
-        self.command(Command::SetAllowed { allowed }).await
+        self.ask(|reply| Command::SetAllowed { allowed, reply })
+            .await
     }
 
     /// The operators with at least one open connection (allowed or not), in id order.

@@ -259,7 +259,10 @@ impl EventLoop {
             Command::Send { to, id, request } => self.send(to, id, request.encode()),
             Command::SendRaw { to, id, body } => self.send(to, id, body),
             Command::Respond { id, response } => self.respond(id, response),
-            Command::SetAllowed { allowed } => self.set_allowed(allowed),
+            Command::SetAllowed { allowed, reply } => {
+                self.set_allowed(allowed);
+                let _ = reply.send(());
+            }
             Command::Connected { reply } => {
                 let _ = reply.send(self.connections.keys().copied().collect());
             }
