@@ -85,7 +85,7 @@ pub fn verify_labelled(
     {
         return Ok(());
     }
-    let vk = VerifyingKey::from_bytes(key.as_bytes()).map_err(|_| bad())?;
+    let vk = verifying_key(key).ok_or_else(bad)?;
     vk.verify_strict(&labelled(label, msg), &Signature::from_bytes(sig))
         .map_err(|_| bad())?;
     if let Some(d) = memo {
@@ -99,6 +99,33 @@ pub fn verify_labelled(
         });
     }
     Ok(())
+}
+
+/// Decompressed verifying keys, per thread: operators are few and sign everything, and
+/// decompressing a key costs about a quarter of a verification.
+const KEY_CACHE_MAX: usize = 1024;
+
+thread_local! {
+    static KEYS: std::cell::RefCell<std::collections::BTreeMap<[u8; 32], VerifyingKey>> =
+        const { std::cell::RefCell::new(std::collections::BTreeMap::new()) };
+}
+
+/// The verifying key for `key`, decompressed once per thread; `None` if the bytes are not
+/// a valid point.
+fn verifying_key(key: &OperatorId) -> Option<VerifyingKey> {
+    let bytes = *key.as_bytes();
+    if let Some(vk) = KEYS.with(|k| k.borrow().get(&bytes).copied()) {
+        return Some(vk);
+    }
+    let vk = VerifyingKey::from_bytes(&bytes).ok()?;
+    KEYS.with(|k| {
+        let mut k = k.borrow_mut();
+        if k.len() >= KEY_CACHE_MAX {
+            k.clear();
+        }
+        k.insert(bytes, vk);
+    });
+    Some(vk)
 }
 
 /// Signatures that verified on this thread (see [`remember_verified_signatures`]).
@@ -296,6 +323,32 @@ mod tests {
         VERIFIED.with(|c| assert_eq!(c.borrow().as_ref().map(|m| m.set.len()), Some(1)));
         remember_verified_signatures(0);
         VERIFIED.with(|c| assert!(c.borrow().is_none()));
+    }
+
+    #[test]
+    fn cached_keys_verify_like_fresh_ones() {
+        let id = SigningIdentity::from_seed([7; 32]);
+        let sig = id.sign(b"a", b"msg");
+        // Past the cache's capacity and back: answers do not change.
+        for n in 0..(KEY_CACHE_MAX + 10) {
+            let mut seed = [1u8; 32];
+            seed[..8].copy_from_slice(&(n as u64).to_le_bytes());
+            let other = SigningIdentity::from_seed(seed).id();
+            assert!(verify_labelled("t", &other, b"a", b"msg", &sig).is_err());
+            assert!(verify_labelled("t", &id.id(), b"a", b"msg", &sig).is_ok());
+        }
+        // Bytes that are not a curve point are refused, every time.
+        let not_a_point = (0u8..=255)
+            .map(|b| {
+                let mut k = [b; 32];
+                k[31] &= 0x7f;
+                OperatorId(k)
+            })
+            .find(|k| VerifyingKey::from_bytes(k.as_bytes()).is_err())
+            .unwrap();
+        for _ in 0..2 {
+            assert!(verify_labelled("t", &not_a_point, b"a", b"msg", &sig).is_err());
+        }
     }
 
     #[test]
