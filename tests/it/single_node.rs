@@ -247,6 +247,21 @@ fn oversize_upload_is_413_and_openapi_metrics_health_answer() {
 }
 
 #[test]
+fn the_node_runs_with_its_allocator_committing_on_demand() {
+    // Without the setting mimalloc commits whole arenas and a node's RSS doubles
+    // (docs/PERFORMANCE.md); the binary re-executes itself with it, keeping its pid.
+    let node = NodeProc::start("alloc", &[]);
+    let pid = node.pid().unwrap();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(
+        environ
+            .split(|b| *b == 0)
+            .any(|v| v == b"MIMALLOC_ARENA_EAGER_COMMIT=0"),
+        "node {pid} runs without MIMALLOC_ARENA_EAGER_COMMIT=0"
+    );
+}
+
+#[test]
 fn sigterm_mid_load_then_restart_loses_nothing_accepted() {
     let mut s = setup("restart");
     let base = fixture_files("valid/d2_kyo_riyohyo");

@@ -130,6 +130,8 @@ impl NodeProc {
         let child = Command::new(renkei_bin())
             .args(["run", "--dir", self.dir.0.to_str().unwrap()])
             .env("RUST_LOG", "info")
+            // The binary sets it for itself (cli/src/main.rs): test that path.
+            .env_remove("MIMALLOC_ARENA_EAGER_COMMIT")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -190,6 +192,11 @@ impl NodeProc {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The node process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The node directory as a string.
