@@ -2,7 +2,7 @@
 //! envelope) and prints RSS, disk use and rate every 50,000 envelopes:
 //! `cargo run --release -p renkei-node --example store_fill -- [ENVELOPES] [CACHE_BYTES]`.
 #![allow(clippy::unwrap_used, missing_docs)]
-use renkei_node::store::{SledStore, Store, Tree};
+use renkei_node::store::{DiskStore, Store, Tree};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -26,7 +26,7 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(64 << 20);
     let dir = std::env::temp_dir().join(format!("renkei-store-fill-{}", std::process::id()));
-    let mut s = SledStore::open(&dir, cache).unwrap();
+    let mut s = DiskStore::open(&dir, cache).unwrap();
     let env = vec![0x5au8; 4500];
     let files = vec![0x33u8; 4100];
     let small = vec![7u8; 200];

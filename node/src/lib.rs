@@ -4,8 +4,9 @@
 //!
 //! # Layout
 //!
-//! - [`store`]: the `Store` trait with its sled (production) and in-memory (simnet, tests)
-//!   backends; group commit.
+//! - [`store`]: the `Store` trait with its production backend (write-ahead value log,
+//!   sorted runs, sled for the small trees) and in-memory backend (simnet, tests); group
+//!   commit.
 //! - [`core`]: the sans-IO delivery state machine (outbox, relay, inbox, dedup, receipts,
 //!   retries, versioning, audit log) driven by both the production runtime and simnet. No
 //!   tokio, libp2p, sled or clock inside.

@@ -20,7 +20,7 @@ use renkei_protocol::wire::{Request, Response};
 
 use crate::core::{ApiCommand, ApiReply, Auth, Core, Effect, Input, RosterPeer};
 use crate::keyfile::{self, KeyFileError};
-use crate::store::{SledStore, StoreError};
+use crate::store::{DiskStore, StoreError};
 
 /// File in the node directory listing the libp2p addresses actually bound.
 pub const LISTEN_FILE: &str = "listen.addrs";
@@ -81,8 +81,8 @@ impl CoreHandle {
 }
 
 /// Opens the store of a node directory.
-pub fn open_store(dir: &Path, cfg: &NodeConfig) -> Result<SledStore, StoreError> {
-    SledStore::open_with(
+pub fn open_store(dir: &Path, cfg: &NodeConfig) -> Result<DiskStore, StoreError> {
+    DiskStore::open_with(
         &store_dir(dir),
         cfg.limits.store_cache_bytes,
         cfg.limits.store_memtable_bytes,
@@ -95,7 +95,7 @@ pub fn store_dir(dir: &Path) -> PathBuf {
 }
 
 /// Opens the core of a node directory (store, keys, config, roster file).
-pub fn open_core(dir: &Path, cfg: &NodeConfig) -> Result<Core<SledStore>, RuntimeError> {
+pub fn open_core(dir: &Path, cfg: &NodeConfig) -> Result<Core<DiskStore>, RuntimeError> {
     let keys = keyfile::load(dir)?;
     let store = open_store(dir, cfg)?;
     let seed = keyfile::random_seed()?;
@@ -285,7 +285,7 @@ async fn forward_events(
 /// The core task: group-commit loop. Returns when `shutdown` resolves (after finishing and
 /// committing the current batch) or on a fatal store error.
 pub async fn drive(
-    mut core: Core<SledStore>,
+    mut core: Core<DiskStore>,
     mut api_rx: mpsc::Receiver<ApiCall>,
     mut peer_rx: mpsc::UnboundedReceiver<Input>,
     peer_tx: mpsc::UnboundedSender<Input>,
@@ -359,7 +359,7 @@ pub async fn drive(
 
 /// Spawns the core task; returns its handle, stop switch and join handle.
 pub fn spawn_core(
-    core: Core<SledStore>,
+    core: Core<DiskStore>,
     peers: Peers,
     peer_rx: mpsc::UnboundedReceiver<Input>,
     peer_tx: mpsc::UnboundedSender<Input>,

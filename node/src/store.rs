@@ -1,5 +1,5 @@
 //! Durable storage behind a small trait, with the production backend (a write-ahead value
-//! log, sorted runs for the per-envelope trees and sled for the small ones: [`SledStore`])
+//! log, sorted runs for the per-envelope trees and sled for the small ones: [`DiskStore`])
 //! and an in-memory backend with crash semantics for simnet and tests.
 //!
 //! Every write between two `commit()` calls forms one atomic group: after a crash either all
@@ -7,13 +7,13 @@
 //! then release the batch's effects (group commit), so nothing that promises durability
 //! leaves a node before the data behind it is on disk.
 
+mod disk;
 mod memory;
 pub mod runs;
-mod sled_store;
 pub mod vlog;
 
+pub use disk::{DiskStore, MEMTABLE_BYTES_DEFAULT};
 pub use memory::MemoryStore;
-pub use sled_store::{MEMTABLE_BYTES_DEFAULT, SledStore};
 
 /// One concern's key space. Keys within a tree are designed for range scans.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -712,7 +712,7 @@ mod interleavings {
 fn sled_core_loses_only_uncommitted_work() {
     use crate::core::io::{Auth, Effect, Input};
     use crate::core::{Core, CoreConfig};
-    use crate::store::SledStore;
+    use crate::store::DiskStore;
     use renkei_protocol::envelope::sha256;
     use renkei_protocol::keys::OperatorKeys;
     use renkei_protocol::rng::Entropy;
@@ -723,7 +723,7 @@ fn sled_core_loses_only_uncommitted_work() {
     let t0 = 1_750_000_000_000;
     let open = |now| {
         Core::open(
-            SledStore::open(&dir, 16 << 20).unwrap(),
+            DiskStore::open(&dir, 16 << 20).unwrap(),
             keys.clone(),
             CoreConfig::default(),
             Entropy::from_u64(now),
@@ -731,7 +731,7 @@ fn sled_core_loses_only_uncommitted_work() {
         )
         .unwrap()
     };
-    let submit = |core: &mut Core<SledStore>, now, stamp: &str| {
+    let submit = |core: &mut Core<DiskStore>, now, stamp: &str| {
         let files = rename_stamp(&fixture_unit("d2_kyo_riyohyo"), stamp);
         core.handle(
             now,

@@ -44,7 +44,7 @@ const SLED_FLUSH_MS: u64 = 1000;
 pub const MEMTABLE_BYTES_DEFAULT: usize = 8 * 1024 * 1024;
 
 /// The production [`Store`]: value log, sorted runs and sled.
-pub struct SledStore {
+pub struct DiskStore {
     db: sled::Db,
     runs: Runs,
     log: Log,
@@ -164,7 +164,7 @@ fn split(ops: Vec<Entry>, seq: u64, end: Pos) -> (sled::Batch, Vec<Entry>) {
     (batch, rest)
 }
 
-impl SledStore {
+impl DiskStore {
     /// Opens (creating if needed) the store in `dir`, with a sled page cache of
     /// `cache_bytes` and the default memory table, and replays from the log whatever the
     /// indexes had not persisted.
@@ -172,7 +172,7 @@ impl SledStore {
         Self::open_with(dir, cache_bytes, MEMTABLE_BYTES_DEFAULT)
     }
 
-    /// [`SledStore::open`] with a memory table of `memtable_bytes`.
+    /// [`DiskStore::open`] with a memory table of `memtable_bytes`.
     pub fn open_with(
         dir: &Path,
         cache_bytes: u64,
@@ -255,7 +255,7 @@ impl SledStore {
         if replayed > 0 {
             tracing::info!(groups = replayed, "replayed commit groups from the log");
         }
-        Ok(SledStore {
+        Ok(DiskStore {
             db,
             runs,
             log,
@@ -346,7 +346,7 @@ impl SledStore {
     }
 }
 
-impl Store for SledStore {
+impl Store for DiskStore {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let k = prefixed(tree, key);
         if let Some(v) = self.overlay.get(&k) {
@@ -457,7 +457,7 @@ mod tests {
     #[test]
     fn conformance() {
         let d = tmp("conf");
-        crate::store::conformance::basic(&mut SledStore::open(&d, 8 << 20).unwrap());
+        crate::store::conformance::basic(&mut DiskStore::open(&d, 8 << 20).unwrap());
         let _ = std::fs::remove_dir_all(&d);
     }
 
@@ -465,14 +465,14 @@ mod tests {
     fn uncommitted_writes_are_lost_on_drop_committed_survive() {
         let d = tmp("drop");
         {
-            let mut s = SledStore::open(&d, 8 << 20).unwrap();
+            let mut s = DiskStore::open(&d, 8 << 20).unwrap();
             s.put(Tree::Inbox, b"kept", b"1").unwrap();
             s.commit().unwrap();
             s.put(Tree::Inbox, b"lost", b"2").unwrap();
             s.delete(Tree::Inbox, b"kept").unwrap();
             // dropped without commit
         }
-        let s = SledStore::open(&d, 8 << 20).unwrap();
+        let s = DiskStore::open(&d, 8 << 20).unwrap();
         assert_eq!(
             s.get(Tree::Inbox, b"kept").unwrap().as_deref(),
             Some(&b"1"[..])
@@ -485,7 +485,7 @@ mod tests {
     #[test]
     fn overlay_merges_with_disk_in_scans() {
         let d = tmp("merge");
-        let mut s = SledStore::open(&d, 8 << 20).unwrap();
+        let mut s = DiskStore::open(&d, 8 << 20).unwrap();
         for k in [b"a", b"c", b"e"] {
             s.put(Tree::Outbox, k, b"disk").unwrap();
         }
@@ -511,7 +511,7 @@ mod tests {
     #[test]
     fn trees_do_not_bleed_into_each_other() {
         let d = tmp("bleed");
-        let mut s = SledStore::open(&d, 8 << 20).unwrap();
+        let mut s = DiskStore::open(&d, 8 << 20).unwrap();
         s.put(Tree::Envelopes, b"\xff\xff", b"env").unwrap();
         s.put(Tree::Outbox, b"\x00", b"out").unwrap();
         s.put(Tree::Audit, b"z", b"last tree").unwrap();
@@ -541,7 +541,7 @@ mod tests {
                 .unwrap();
             db.flush().unwrap();
         }
-        let e = SledStore::open(&d, 8 << 20).err().unwrap().to_string();
+        let e = DiskStore::open(&d, 8 << 20).err().unwrap().to_string();
         assert!(e.contains("earlier development version"), "{e}");
         let _ = std::fs::remove_dir_all(&d);
         {
@@ -549,7 +549,7 @@ mod tests {
             db.insert(LAYOUT_KEY, b"other").unwrap();
             db.flush().unwrap();
         }
-        let e = SledStore::open(&d, 8 << 20).err().unwrap().to_string();
+        let e = DiskStore::open(&d, 8 << 20).err().unwrap().to_string();
         assert!(e.contains("layout \"other\""), "{e}");
         let _ = std::fs::remove_dir_all(&d);
     }
@@ -559,7 +559,7 @@ mod tests {
         let d = tmp("replay");
         let big = vec![9u8; 5000];
         {
-            let mut s = SledStore::open(&d, 8 << 20).unwrap();
+            let mut s = DiskStore::open(&d, 8 << 20).unwrap();
             s.put(Tree::Envelopes, b"e1", &big).unwrap();
             s.put(Tree::Offices, b"o1", b"small").unwrap();
             s.commit().unwrap();
@@ -579,7 +579,7 @@ mod tests {
             db.remove(APPLIED_KEY).unwrap();
             db.flush().unwrap();
         }
-        let s = SledStore::open(&d, 8 << 20).unwrap();
+        let s = DiskStore::open(&d, 8 << 20).unwrap();
         assert_eq!(s.get(Tree::Envelopes, b"e1").unwrap().unwrap(), big);
         assert_eq!(s.get(Tree::Envelopes, b"e2").unwrap().unwrap(), big);
         assert_eq!(s.get(Tree::Offices, b"o1").unwrap(), None);
@@ -608,7 +608,7 @@ mod tests {
         let trees = [Tree::Inbox, Tree::Envelopes, Tree::Offices, Tree::Outbox];
         let mut model: BTreeMap<(u8, Vec<u8>), Vec<u8>> = BTreeMap::new();
         let mut rng = Lcg(7);
-        let mut s = SledStore::open_with(&d, 8 << 20, 2048).unwrap();
+        let mut s = DiskStore::open_with(&d, 8 << 20, 2048).unwrap();
         let key = |rng: &mut Lcg| format!("k{:03}", rng.next() % 300).into_bytes();
         for round in 0..400u32 {
             for _ in 0..(1 + rng.next() % 12) {
@@ -631,7 +631,7 @@ mod tests {
             s.commit().unwrap();
             if round % 97 == 96 {
                 drop(s);
-                s = SledStore::open_with(&d, 8 << 20, 2048).unwrap();
+                s = DiskStore::open_with(&d, 8 << 20, 2048).unwrap();
             }
             // Point reads, forward and reverse ranges with random bounds and limits.
             for (ti, t) in trees.iter().enumerate() {
