@@ -33,11 +33,13 @@ fn a_closed_stdout_ends_quietly_without_a_panic() {
     use std::io::Read;
     use std::process::Stdio;
     // Read one byte of the report, then close the pipe while it is still being written.
-    // The invalid fixtures, 30 times over: a report far larger than a pipe's buffer.
+    // The invalid fixtures, 300 times over: a report (~165 KB) far larger than a pipe's
+    // buffer (64 KiB), so the writer is still writing when the pipe closes. (30 times,
+    // ~16 KB, fitted in the buffer: the command could finish first and exit 1.)
     let dir = format!("{FIXTURES}/invalid");
     let mut child = Command::new(env!("CARGO_BIN_EXE_renkei"))
         .args(["csv", "check"])
-        .args(std::iter::repeat_n(&dir, 30))
+        .args(std::iter::repeat_n(&dir, 300))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
