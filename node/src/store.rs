@@ -13,7 +13,7 @@ pub mod runs;
 pub mod vlog;
 
 pub use disk::{DiskStore, MEMTABLE_BYTES_DEFAULT};
-pub use memory::MemoryStore;
+pub use memory::{MemoryStore, SharedValues};
 
 /// One concern's key space. Keys within a tree are designed for range scans.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

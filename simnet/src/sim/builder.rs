@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use renkei_node::core::{ApiCommand, ApiReply, Auth, Core, CoreConfig};
-use renkei_node::store::MemoryStore;
+use renkei_node::store::{MemoryStore, SharedValues};
 use renkei_protocol::keys::{OperatorKeys, SigningIdentity};
 use renkei_protocol::rng::Entropy;
 use renkei_protocol::roster::{OperatorEntry, Roster};
@@ -222,6 +222,8 @@ impl Builder {
         .sign(&authority);
         let mut nodes = Vec::new();
         let mut index = BTreeMap::new();
+        // Origin, relays and destination hold the same envelope bytes; keep one copy.
+        let shared = SharedValues::new();
         for (i, ((name, relay), k)) in self.nodes.iter().zip(keys).enumerate() {
             let cfg = CoreConfig {
                 name: name.clone(),
@@ -232,7 +234,7 @@ impl Builder {
             let skew = self.skews.get(&i).copied().unwrap_or(0);
             let now = self.start_ms.saturating_add_signed(skew);
             let core = match Core::open(
-                MemoryStore::new(),
+                MemoryStore::with_shared(shared.clone()),
                 k.clone(),
                 cfg.clone(),
                 Entropy::from_u64(rng.next_u64()),
