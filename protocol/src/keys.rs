@@ -45,7 +45,16 @@ impl SigningIdentity {
     /// Signs `msg` under a domain-separation label: the signed bytes are
     /// `label || 0x00 || msg`.
     pub fn sign(&self, label: &[u8], msg: &[u8]) -> [u8; 64] {
-        self.key.sign(&labelled(label, msg)).to_bytes()
+        let sig = self.key.sign(&labelled(label, msg)).to_bytes();
+        if crate::memo::active() {
+            crate::memo::remember_verified(crate::memo::verified_digest(
+                self.key.verifying_key().as_bytes(),
+                label,
+                msg,
+                &sig,
+            ));
+        }
+        sig
     }
 }
 
@@ -75,28 +84,18 @@ pub fn verify_labelled(
         what,
         key: key.to_string(),
     };
-    let memo = VERIFIED.with(|c| {
-        c.borrow()
-            .as_ref()
-            .map(|_| verified_digest(key, label, msg, sig))
-    });
-    if let Some(d) = &memo
-        && VERIFIED.with(|c| c.borrow().as_ref().is_some_and(|m| m.set.contains(d)))
+    let digest = crate::memo::active()
+        .then(|| crate::memo::verified_digest(key.as_bytes(), label, msg, sig));
+    if let Some(d) = &digest
+        && crate::memo::is_verified(d)
     {
         return Ok(());
     }
     let vk = verifying_key(key).ok_or_else(bad)?;
     vk.verify_strict(&labelled(label, msg), &Signature::from_bytes(sig))
         .map_err(|_| bad())?;
-    if let Some(d) = memo {
-        VERIFIED.with(|c| {
-            if let Some(m) = c.borrow_mut().as_mut() {
-                if m.set.len() >= m.capacity {
-                    m.set.clear();
-                }
-                m.set.insert(d);
-            }
-        });
+    if let Some(d) = digest {
+        crate::memo::remember_verified(d);
     }
     Ok(())
 }
@@ -128,43 +127,12 @@ fn verifying_key(key: &OperatorId) -> Option<VerifyingKey> {
     Some(vk)
 }
 
-/// Signatures that verified on this thread (see [`remember_verified_signatures`]).
-struct Verified {
-    capacity: usize,
-    set: std::collections::BTreeSet<[u8; 32]>,
-}
-
-thread_local! {
-    static VERIFIED: std::cell::RefCell<Option<Verified>> = const { std::cell::RefCell::new(None) };
-}
-
-/// SHA-256 of everything a verification depends on: key, label, message and signature.
-fn verified_digest(key: &OperatorId, label: &[u8], msg: &[u8], sig: &[u8; 64]) -> [u8; 32] {
-    use sha2::Digest;
-    let mut h = sha2::Sha256::new();
-    h.update(key.as_bytes());
-    h.update((label.len() as u64).to_le_bytes());
-    h.update(label);
-    h.update(sig);
-    h.update(msg);
-    h.finalize().into()
-}
-
 /// From now on, this thread remembers (up to `capacity`, then starts over) every
-/// signature that verified, so verifying the same key, label, message and signature again
-/// costs one SHA-256 instead of a curve operation; `0` turns it off.
-///
-/// For simnet, where fifty simulated operators in one thread verify the very same office
-/// bindings, envelopes and receipts. Verification is a pure function, so a remembered
-/// answer is the answer; failures are never remembered. Production nodes do not turn it
-/// on: each verifies a given signature about once.
+/// signature that verified, in a memo of its own; `0` turns it off. A shorthand for
+/// [`crate::memo::use_on_this_thread`] with a new [`crate::memo::CryptoMemo`]; production
+/// nodes do not use one (each verifies a given signature about once).
 pub fn remember_verified_signatures(capacity: usize) {
-    VERIFIED.with(|c| {
-        *c.borrow_mut() = (capacity > 0).then(|| Verified {
-            capacity,
-            set: std::collections::BTreeSet::new(),
-        })
-    });
+    crate::memo::use_on_this_thread((capacity > 0).then(|| crate::memo::CryptoMemo::new(capacity)));
 }
 
 /// An X25519 key pair for opening sealed payloads.
@@ -300,14 +268,15 @@ mod tests {
     #[test]
     fn remembered_signatures_still_refuse_every_variation() {
         // Each test runs on its own thread, so the memo is this test's alone.
-        remember_verified_signatures(2);
+        let memo = crate::memo::CryptoMemo::new(2);
+        crate::memo::use_on_this_thread(Some(memo.clone()));
         let id = SigningIdentity::from_seed([1; 32]);
         let other = SigningIdentity::from_seed([2; 32]);
         let sig = id.sign(b"a", b"msg");
         for _ in 0..2 {
             assert!(verify_labelled("t", &id.id(), b"a", b"msg", &sig).is_ok());
         }
-        VERIFIED.with(|c| assert_eq!(c.borrow().as_ref().map(|m| m.set.len()), Some(1)));
+        assert_eq!(memo.verified_len(), 1);
         let mut forged = sig;
         forged[5] ^= 1;
         assert!(verify_labelled("t", &id.id(), b"a", b"msg", &forged).is_err());
@@ -315,14 +284,14 @@ mod tests {
         assert!(verify_labelled("t", &id.id(), b"a", b"msh", &sig).is_err());
         assert!(verify_labelled("t", &other.id(), b"a", b"msg", &sig).is_err());
         // Failures are not remembered; past the capacity the memo starts over.
-        VERIFIED.with(|c| assert_eq!(c.borrow().as_ref().map(|m| m.set.len()), Some(1)));
+        assert_eq!(memo.verified_len(), 1);
         for m in [&b"m2"[..], b"m3"] {
             let s = id.sign(b"a", m);
             assert!(verify_labelled("t", &id.id(), b"a", m, &s).is_ok());
         }
-        VERIFIED.with(|c| assert_eq!(c.borrow().as_ref().map(|m| m.set.len()), Some(1)));
+        assert_eq!(memo.verified_len(), 1);
         remember_verified_signatures(0);
-        VERIFIED.with(|c| assert!(c.borrow().is_none()));
+        assert!(!crate::memo::active());
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub mod export;
 pub mod ids;
 pub mod keys;
 pub mod limits;
+pub mod memo;
 pub mod proof;
 pub mod receipt;
 pub mod rng;

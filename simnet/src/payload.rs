@@ -220,17 +220,23 @@ fn fixture_kinds(fx: &Fixture) -> (&'static str, &'static str) {
 /// pass (all four are equal-length ASCII digit strings).
 fn swap_digits(data: &mut [u8], a: &[u8], a2: &[u8], b: &[u8], b2: &[u8]) {
     let n = a.len();
+    let (fa, fb) = (
+        memchr::memmem::Finder::new(a),
+        memchr::memmem::Finder::new(b),
+    );
     let mut i = 0;
     while i + n <= data.len() {
-        if &data[i..i + n] == a {
-            data[i..i + n].copy_from_slice(a2);
-            i += n;
-        } else if &data[i..i + n] == b {
-            data[i..i + n].copy_from_slice(b2);
-            i += n;
-        } else {
-            i += 1;
-        }
+        // The next match of either string; `a` first at a tie, as a byte-by-byte scan would.
+        let next_a = fa.find(&data[i..]).map(|p| (i + p, a2));
+        let next_b = fb.find(&data[i..]).map(|p| (i + p, b2));
+        let Some((at, with)) = (match (next_a, next_b) {
+            (Some(x), Some(y)) => Some(if y.0 < x.0 { y } else { x }),
+            (x, y) => x.or(y),
+        }) else {
+            return;
+        };
+        data[at..at + n].copy_from_slice(with);
+        i = at + n;
     }
 }
 
@@ -310,5 +316,13 @@ mod tests {
         let mut d = b"1111,2222,1111".to_vec();
         swap_digits(&mut d, b"1111", b"2222", b"2222", b"1111");
         assert_eq!(&d, b"2222,1111,2222");
+        // Left to right, a match consumes its bytes: in "1111122221" the "1111" at 0 wins
+        // over the "1111" at 1, then "1222" matches at 4.
+        let mut d = b"1111122221".to_vec();
+        swap_digits(&mut d, b"1111", b"3333", b"1222", b"4444");
+        assert_eq!(&d, b"3333444421");
+        let mut d = b"x1222".to_vec();
+        swap_digits(&mut d, b"1111", b"3333", b"1222", b"4444");
+        assert_eq!(&d, b"x4444");
     }
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use renkei_node::core::{ApiCommand, ApiReply, Auth, CoreConfig};
 use renkei_protocol::ids::EnvelopeId;
+use renkei_protocol::memo::{self, CryptoMemo};
 
 use crate::calendar;
 use crate::checker;
@@ -46,9 +47,11 @@ const VERIFIED_MEMO: usize = 1 << 20;
 /// Runs `scenario` with `seed`.
 pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     let wall = Instant::now();
-    // Fifty simulated operators verify the same bindings, envelopes and receipts: verify
-    // each once per run (a pure function's answer, remembered; docs/SIMNET.md).
-    renkei_protocol::keys::remember_verified_signatures(VERIFIED_MEMO);
+    // Fifty simulated operators verify the same bindings, envelopes and receipts, and
+    // destinations open what origins sealed on this very thread: each such answer is known
+    // once (pure functions, remembered; renkei_protocol::memo, docs/SIMNET.md).
+    let memo = CryptoMemo::new(VERIFIED_MEMO);
+    memo::use_on_this_thread(Some(memo));
     let plan = Plan::derive(scenario, seed);
     let workload = Workload::generate(scenario, seed);
     let start = calendar::parse_start(&scenario.workload.start).unwrap_or(1_745_830_800_000);
@@ -234,7 +237,7 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     }
     let wall_ms = wall.elapsed().as_millis() as u64;
     let events = sim.stats().events;
-    renkei_protocol::keys::remember_verified_signatures(0);
+    memo::use_on_this_thread(None);
     Report {
         scenario: scenario.name.clone(),
         seed,

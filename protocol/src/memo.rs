@@ -1,0 +1,216 @@
+//! Remembered answers of pure cryptographic functions, for simulation.
+//!
+//! In simnet fifty simulated operators share one thread: the relay and the destination
+//! verify the very same envelope signature, every operator verifies the same bindings and
+//! receipts, and the destination opens what the origin sealed a moment before. Verifying a
+//! signature and opening a sealed payload are pure functions of their inputs, so an answer
+//! known once is the answer. A [`CryptoMemo`] holds such answers; a thread uses one after
+//! [`use_on_this_thread`]. A thread without a memo (every production thread) computes
+//! everything itself.
+//!
+//! Two kinds of answer, each keyed by SHA-256 of *every* input:
+//! - *verified*: (key, label, message, signature) verifies. Remembered when a verification
+//!   succeeds, and when this thread *signs*: a signature made with the secret key of `key`
+//!   over exactly these bytes verifies under `key` (Ed25519's correctness; `verify_strict`
+//!   refuses only non-canonical or small-order values, which signing does not produce).
+//!   Failures are never remembered. Kept up to a capacity, then the set starts over.
+//! - *opened*: the plaintext of a sealed payload for (recipient public key, associated
+//!   data, sealed bytes), remembered when this thread *seals* (HPKE's correctness: the
+//!   recipient's open of exactly these bytes returns the plaintext) and handed out once.
+//!
+//! Any altered byte — a forged signature, a tampered payload, another header, another
+//! key — changes the digest, so the real computation runs and refuses it as in production.
+//! What a memo skips is only the curve arithmetic whose answer is known; the protocol's
+//! unit tests, which run without one, check that arithmetic.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use sha2::Digest;
+
+/// Plaintexts sealed and not yet opened, at most (then the map starts over; later opens of
+/// the forgotten ones compute).
+const OPENED_MAX: usize = 16_384;
+
+/// Shared, remembered answers (see the module docs). Cloning shares the same memo.
+#[derive(Clone, Debug)]
+pub struct CryptoMemo(Arc<Mutex<Inner>>);
+
+#[derive(Debug)]
+struct Inner {
+    capacity: usize,
+    verified: BTreeSet<[u8; 32]>,
+    opened: BTreeMap<[u8; 32], Vec<u8>>,
+    opened_taken: u64,
+}
+
+impl CryptoMemo {
+    /// A memo remembering up to `capacity` verified signatures (≈ 50 bytes each).
+    pub fn new(capacity: usize) -> Self {
+        CryptoMemo(Arc::new(Mutex::new(Inner {
+            capacity: capacity.max(1),
+            verified: BTreeSet::new(),
+            opened: BTreeMap::new(),
+            opened_taken: 0,
+        })))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic elsewhere cannot leave a set or map half-updated in a way that matters:
+        // every entry is a complete answer.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of verified signatures remembered.
+    pub fn verified_len(&self) -> usize {
+        self.lock().verified.len()
+    }
+
+    /// Opens answered from the memo (each saved a key agreement and a decryption).
+    pub fn opened_taken(&self) -> u64 {
+        self.lock().opened_taken
+    }
+}
+
+thread_local! {
+    static CURRENT: std::cell::RefCell<Option<CryptoMemo>> = const { std::cell::RefCell::new(None) };
+}
+
+/// This thread uses `memo` from now on (`None`: none, as in production).
+pub fn use_on_this_thread(memo: Option<CryptoMemo>) {
+    CURRENT.with(|c| *c.borrow_mut() = memo);
+}
+
+fn current() -> Option<CryptoMemo> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+/// Whether this thread uses a memo.
+pub(crate) fn active() -> bool {
+    CURRENT.with(|c| c.borrow().is_some())
+}
+
+/// SHA-256 of everything a verification depends on: key, label, message and signature.
+pub(crate) fn verified_digest(key: &[u8], label: &[u8], msg: &[u8], sig: &[u8; 64]) -> [u8; 32] {
+    let mut h = sha2::Sha256::new();
+    h.update(b"verified");
+    h.update(key);
+    h.update((label.len() as u64).to_le_bytes());
+    h.update(label);
+    h.update(sig);
+    h.update(msg);
+    h.finalize().into()
+}
+
+/// SHA-256 of everything an open depends on: the recipient key pair (by its public key),
+/// the associated data and the sealed bytes.
+pub(crate) fn opened_digest(public: &[u8], aad: &[u8], sealed: &[u8]) -> [u8; 32] {
+    let mut h = sha2::Sha256::new();
+    h.update(b"opened");
+    h.update(public);
+    h.update((aad.len() as u64).to_le_bytes());
+    h.update(aad);
+    h.update(sealed);
+    h.finalize().into()
+}
+
+/// Whether this thread's memo holds `digest` as verified.
+pub(crate) fn is_verified(digest: &[u8; 32]) -> bool {
+    current().is_some_and(|m| m.lock().verified.contains(digest))
+}
+
+/// Remembers a verification that succeeded.
+pub(crate) fn remember_verified(digest: [u8; 32]) {
+    if let Some(m) = current() {
+        let mut m = m.lock();
+        if m.verified.len() >= m.capacity {
+            m.verified.clear();
+        }
+        m.verified.insert(digest);
+    }
+}
+
+/// Takes the remembered plaintext of a sealed payload, if any.
+pub(crate) fn take_opened(digest: &[u8; 32]) -> Option<Vec<u8>> {
+    let m = current()?;
+    let mut m = m.lock();
+    let p = m.opened.remove(digest)?;
+    m.opened_taken += 1;
+    Some(p)
+}
+
+/// Remembers the plaintext of a payload just sealed.
+pub(crate) fn remember_opened(digest: [u8; 32], plaintext: Vec<u8>) {
+    if let Some(m) = current() {
+        let mut m = m.lock();
+        if m.opened.len() >= OPENED_MAX {
+            m.opened.clear();
+        }
+        m.opened.insert(digest, plaintext);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::SealError;
+    use crate::keys::{SealKeyPair, SigningIdentity, verify_labelled};
+    use crate::seal::{open, seal};
+
+    // Each test runs on its own thread, so the memo it installs is its alone.
+
+    #[test]
+    fn a_signature_made_here_is_known_and_every_variation_still_refused() {
+        let memo = CryptoMemo::new(16);
+        use_on_this_thread(Some(memo.clone()));
+        let id = SigningIdentity::from_seed([3; 32]);
+        let other = SigningIdentity::from_seed([4; 32]);
+        let sig = id.sign(b"a", b"msg");
+        assert_eq!(memo.verified_len(), 1, "signing remembers the signature");
+        assert!(verify_labelled("t", &id.id(), b"a", b"msg", &sig).is_ok());
+        assert_eq!(memo.verified_len(), 1, "verifying it found it");
+        let mut forged = sig;
+        forged[9] ^= 1;
+        assert!(verify_labelled("t", &id.id(), b"a", b"msg", &forged).is_err());
+        assert!(verify_labelled("t", &id.id(), b"b", b"msg", &sig).is_err());
+        assert!(verify_labelled("t", &id.id(), b"a", b"msG", &sig).is_err());
+        assert!(verify_labelled("t", &other.id(), b"a", b"msg", &sig).is_err());
+        assert_eq!(memo.verified_len(), 1, "failures are not remembered");
+        use_on_this_thread(None);
+    }
+
+    #[test]
+    fn a_payload_sealed_here_opens_from_the_memo_once_and_alterations_still_fail() {
+        let memo = CryptoMemo::new(16);
+        use_on_this_thread(Some(memo.clone()));
+        let k = SealKeyPair::from_seed([9; 32]);
+        let sealed = seal(&k.public(), b"hdr", b"care plan", [1; 32]).unwrap();
+        assert_eq!(open(&k, b"hdr", &sealed).unwrap(), b"care plan");
+        assert_eq!(memo.opened_taken(), 1, "the open was answered by the memo");
+        // Taken, not copied: a second open computes, with the same answer.
+        assert_eq!(open(&k, b"hdr", &sealed).unwrap(), b"care plan");
+        assert_eq!(memo.opened_taken(), 1);
+        let sealed = seal(&k.public(), b"hdr", b"care plan", [2; 32]).unwrap();
+        assert_eq!(open(&k, b"hdR", &sealed), Err(SealError::Open));
+        let wrong = SealKeyPair::from_seed([8; 32]);
+        assert_eq!(open(&wrong, b"hdr", &sealed), Err(SealError::Open));
+        let mut bad = sealed.clone();
+        bad[40] ^= 1;
+        assert_eq!(open(&k, b"hdr", &bad), Err(SealError::Open));
+        assert_eq!(memo.opened_taken(), 1, "no altered input was answered");
+        assert_eq!(open(&k, b"hdr", &sealed).unwrap(), b"care plan");
+        assert_eq!(memo.opened_taken(), 2);
+        use_on_this_thread(None);
+    }
+
+    #[test]
+    fn without_a_memo_nothing_is_remembered() {
+        use_on_this_thread(None);
+        let memo = CryptoMemo::new(16);
+        let id = SigningIdentity::from_seed([5; 32]);
+        let sig = id.sign(b"a", b"msg");
+        assert!(verify_labelled("t", &id.id(), b"a", b"msg", &sig).is_ok());
+        assert_eq!(memo.verified_len(), 0);
+        assert!(!active());
+    }
+}
