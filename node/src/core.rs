@@ -36,7 +36,7 @@ use renkei_protocol::ids::{EnvelopeId, OfficeNumber, OperatorId};
 use renkei_protocol::keys::OperatorKeys;
 use renkei_protocol::limits::{BATCH_BYTES_MAX, BATCH_ENVELOPES_MAX};
 use renkei_protocol::rng::Entropy;
-use renkei_protocol::roster::{SignedBinding, SignedRoster};
+use renkei_protocol::roster::{OfficeBinding, SignedRoster};
 
 pub use audit::verify_chain;
 pub use io::{
@@ -122,7 +122,8 @@ pub struct Core<S: Store> {
     roster: Option<SignedRoster>,
     offices: BTreeMap<OfficeNumber, OfficeRec>,
     tokens: BTreeMap<[u8; 32], OfficeNumber>,
-    bindings: BTreeMap<OfficeNumber, SignedBinding>,
+    /// Office → binding, as learnt (the signed form is in the store's bindings tree).
+    bindings: BTreeMap<OfficeNumber, OfficeBinding>,
     binding_seq: u64,
     conflicts: BTreeMap<OfficeNumber, String>,
     schedule: BTreeSet<(u64, EnvelopeId)>,

@@ -104,17 +104,65 @@ macro_rules! string_id {
     };
 }
 
-string_id!(
+/// An identifier of exactly `N` ASCII characters, kept inline (no allocation: a national
+/// directory holds hundreds of thousands of office numbers per node). Built only through
+/// `FromStr`, which checks it.
+macro_rules! ascii_id {
+    ($(#[$m:meta])* $name:ident, $n:literal) => {
+        $(#[$m])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name([u8; $n]);
+
+        impl $name {
+            /// The identifier as written.
+            pub fn as_str(&self) -> &str {
+                // ASCII by construction (`FromStr` checks it).
+                std::str::from_utf8(&self.0).unwrap_or("")
+            }
+
+            /// From characters `FromStr` has checked.
+            fn from_checked(s: &str) -> Result<Self, IdError> {
+                <[u8; $n]>::try_from(s.as_bytes())
+                    .map($name)
+                    .map_err(|_| IdError::new(stringify!($name), format!("must be {} characters", $n), s))
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.as_str())
+            }
+        }
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                s.parse()
+            }
+        }
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.as_str().to_owned()
+            }
+        }
+    };
+}
+
+ascii_id!(
     /// 事業所番号: a care office's 10-digit number
     /// (prefecture 2 + office kind 1 + district 2 + serial 4 + check 1).
-    OfficeNumber
+    OfficeNumber, 10
 );
 
 impl FromStr for OfficeNumber {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, IdError> {
         digits_rule("office number", s, 10)?;
-        Ok(OfficeNumber(s.to_owned()))
+        OfficeNumber::from_checked(s)
     }
 }
 
@@ -122,14 +170,14 @@ impl OfficeNumber {
     /// Whether the last digit matches the modulus-10 (2,1) rule. The algorithm is not
     /// officially confirmed for office numbers: callers warn, never reject, on `false`.
     pub fn check_digit_ok(&self) -> bool {
-        let (body, check) = self.0.split_at(9);
+        let (body, check) = self.as_str().split_at(9);
         mod10_check_digit(body) == check.as_bytes()[0] - b'0'
     }
 }
 
-string_id!(
+ascii_id!(
     /// サービス種類コード: 2 characters, digits or upper-case letters (11, 43, A1, …).
-    ServiceKind
+    ServiceKind, 2
 );
 
 impl FromStr for ServiceKind {
@@ -152,7 +200,7 @@ impl FromStr for ServiceKind {
                 s,
             ));
         }
-        Ok(ServiceKind(s.to_owned()))
+        ServiceKind::from_checked(s)
     }
 }
 

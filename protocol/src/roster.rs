@@ -373,6 +373,10 @@ impl SignedBinding {
     pub fn binding(&self) -> &OfficeBinding {
         &self.binding
     }
+    /// The binding, without its signature.
+    pub fn into_binding(self) -> OfficeBinding {
+        self.binding
+    }
     /// Canonical `[binding bytes, signature]`.
     pub fn encode(&self) -> Vec<u8> {
         cbor::encode(&Value::Array(vec![

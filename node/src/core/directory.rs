@@ -52,7 +52,8 @@ impl<S: Store> Core<S> {
                 tree: "bindings",
                 detail: e.to_string(),
             })?;
-            self.bindings.insert(b.binding().office.clone(), b);
+            let b = b.into_binding();
+            self.bindings.insert(b.office.clone(), b);
         }
         if let Some((k, _)) = self.store.last(Tree::BindingLog)? {
             self.binding_seq = <[u8; 8]>::try_from(k.as_slice()).map_or(0, u64::from_be_bytes);
@@ -131,8 +132,8 @@ impl<S: Store> Core<S> {
         }
         self.bindings
             .get(office)
-            .filter(|b| !b.binding().released)
-            .map(|b| self.current_key_of(&b.binding().operator))
+            .filter(|b| !b.released)
+            .map(|b| self.current_key_of(&b.operator))
     }
 
     /// The current key of the operator that `key` designates (itself unless the roster lists
@@ -202,12 +203,12 @@ impl<S: Store> Core<S> {
         name: String,
         token_hash: [u8; 32],
     ) -> Result<Result<OfficeView, String>, StoreError> {
-        if let Some(other) = self.bindings.get(&office).filter(|b| !b.binding().released)
-            && !self.is_me(&other.binding().operator)
+        if let Some(other) = self.bindings.get(&office).filter(|b| !b.released)
+            && !self.is_me(&other.operator)
         {
             let holder = self
-                .operator_name(&other.binding().operator)
-                .unwrap_or_else(|| other.binding().operator.to_string());
+                .operator_name(&other.operator)
+                .unwrap_or_else(|| other.operator.to_string());
             return Ok(Err(format!(
                 "office {office} is already homed at operator {holder}; it must be released there first"
             )));
@@ -272,9 +273,9 @@ impl<S: Store> Core<S> {
             .offices
             .values()
             .filter(|o| {
-                self.bindings.get(&o.office).is_some_and(|b| {
-                    b.binding().operator != me && self.keys.is_own_id(&b.binding().operator)
-                })
+                self.bindings
+                    .get(&o.office)
+                    .is_some_and(|b| b.operator != me && self.keys.is_own_id(&b.operator))
             })
             .cloned()
             .collect();
@@ -309,7 +310,7 @@ impl<S: Store> Core<S> {
             &be(self.binding_seq),
             office.as_str().as_bytes(),
         )?;
-        self.bindings.insert(office, b);
+        self.bindings.insert(office, b.into_binding());
         // Tell the federation soon: a sync request makes each peer pull from us in turn.
         self.next_sync_ms = self.now;
         Ok(())
@@ -330,24 +331,20 @@ impl<S: Store> Core<S> {
             return Ok(()); // our own bindings (old keys' too) are authoritative locally
         }
         match self.bindings.get(&nb.office) {
-            Some(cur) if cur.binding() == nb => Ok(()),
+            Some(cur) if cur == nb => Ok(()),
             // The same operator, possibly re-signing under a rotated key: the newer holds.
-            Some(cur) if self.same_operator(&cur.binding().operator, &nb.operator) => {
-                if nb.since_ms >= cur.binding().since_ms {
+            Some(cur) if self.same_operator(&cur.operator, &nb.operator) => {
+                if nb.since_ms >= cur.since_ms {
                     self.store_binding(b)?;
                 }
                 Ok(())
             }
-            Some(cur) if !cur.binding().released => {
+            Some(cur) if !cur.released => {
                 if !nb.released {
-                    let holder = cur.binding().operator;
+                    let holder = cur.operator;
                     let note = format!(
                         "office {} held by {} since {}, claimed by {} since {}",
-                        nb.office,
-                        holder,
-                        cur.binding().since_ms,
-                        nb.operator,
-                        nb.since_ms
+                        nb.office, holder, cur.since_ms, nb.operator, nb.since_ms
                     );
                     if self
                         .conflicts
@@ -412,15 +409,15 @@ impl<S: Store> Core<S> {
 
     pub(super) fn lookup(&self, office: &OfficeNumber) -> DirectoryView {
         let homed_here = self.offices.contains_key(office);
-        let b = self.bindings.get(office).filter(|b| !b.binding().released);
+        let b = self.bindings.get(office).filter(|b| !b.released);
         DirectoryView {
             office: office.to_string(),
             reachable: homed_here || b.is_some(),
-            operator_name: b.and_then(|b| self.operator_name(&b.binding().operator)),
-            operator: b.map(|b| b.binding().operator.to_string()),
-            since_ms: b.map(|b| b.binding().since_ms),
+            operator_name: b.and_then(|b| self.operator_name(&b.operator)),
+            operator: b.map(|b| b.operator.to_string()),
+            since_ms: b.map(|b| b.since_ms),
             kinds: b
-                .map(|b| b.binding().kinds.iter().map(|k| k.to_string()).collect())
+                .map(|b| b.kinds.iter().map(|k| k.to_string()).collect())
                 .unwrap_or_default(),
             homed_here,
         }
