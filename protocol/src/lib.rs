@@ -14,6 +14,8 @@
 //! - [`cbor`]: canonical CBOR encoding and strict decoding.
 //! - [`keys`]: operator signing identity and sealing key pair.
 //! - [`seal`]: HPKE sealing of payloads.
+//! - [`memo`]: remembered answers of verification and opening, for simulation (a thread
+//!   without one — every production thread — computes everything).
 //! - [`envelope`]: signed, sealed send units.
 //! - [`receipt`]: signed statements about envelopes.
 //! - [`roster`]: the federation roster and office bindings.

@@ -41,8 +41,13 @@ impl std::fmt::Debug for RunOptions {
     }
 }
 
-/// Signatures remembered per run (≈ 50 bytes each).
-const VERIFIED_MEMO: usize = 1 << 20;
+/// Signatures remembered per run (≈ 50 bytes each), at least.
+const VERIFIED_MEMO_MIN: usize = 1 << 20;
+/// Signatures remembered per envelope: the envelope's and its receipts' (hop 0, each relay
+/// hop, delivered), with room to spare. The checkers verify every stored receipt at the
+/// end; a memo that had started over would make them compute each again (at 1.2 M
+/// envelopes: minutes of curve arithmetic).
+const VERIFIED_PER_ENVELOPE: usize = 6;
 
 /// Runs `scenario` with `seed`.
 pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
@@ -50,10 +55,13 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     // Fifty simulated operators verify the same bindings, envelopes and receipts, and
     // destinations open what origins sealed on this very thread: each such answer is known
     // once (pure functions, remembered; renkei_protocol::memo, docs/SIMNET.md).
-    let memo = CryptoMemo::new(VERIFIED_MEMO);
-    memo::use_on_this_thread(Some(memo));
     let plan = Plan::derive(scenario, seed);
     let workload = Workload::generate(scenario, seed);
+    let memo = CryptoMemo::new(
+        (workload.planned.len() * VERIFIED_PER_ENVELOPE + workload.offices.len())
+            .max(VERIFIED_MEMO_MIN),
+    );
+    memo::use_on_this_thread(Some(memo));
     let start = calendar::parse_start(&scenario.workload.start).unwrap_or(1_745_830_800_000);
     let t0 = start.saturating_sub(scenario.workload.warmup_ms);
     let c = &scenario.core;

@@ -304,6 +304,24 @@ mod tests {
     }
 
     #[test]
+    fn the_pool_forgets_values_no_store_holds() {
+        let pool = SharedValues::new();
+        let mut a = MemoryStore::with_shared(pool.clone());
+        for i in 0u32..10_000 {
+            let mut v = vec![1u8; 200];
+            v[..4].copy_from_slice(&i.to_be_bytes());
+            a.put(Tree::Receipts, b"k", &v).unwrap(); // overwrites: one live value at a time
+            a.commit().unwrap();
+        }
+        // Dead entries are swept as the pool grows: it stays near the live count, not 10,000.
+        assert!(pool.len() <= 4096 + 2, "pool holds {} entries", pool.len());
+        assert_eq!(
+            a.get(Tree::Receipts, b"k").unwrap().map(|v| v[3]),
+            Some((9_999u32 & 0xff) as u8)
+        );
+    }
+
+    #[test]
     fn an_empty_or_inverted_range_is_empty() {
         let mut s = MemoryStore::new();
         s.put(Tree::Inbox, b"a", b"1").unwrap();
