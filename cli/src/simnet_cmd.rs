@@ -65,6 +65,30 @@ fn parse_seeds(s: &str) -> Result<std::ops::Range<u64>> {
     Ok(a..b)
 }
 
+/// Memory the system can give a new process (Linux `MemAvailable`), in bytes.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// A warning when a run is likely to need more memory than is available, with the scale
+/// that would fit (runs are linear in envelopes: docs/PERFORMANCE.md).
+fn memory_warning(estimate: u64, available: u64, scale: f64) -> Option<String> {
+    if estimate <= available {
+        return None;
+    }
+    let fits = scale * available as f64 / estimate as f64 * 0.9;
+    Some(format!(
+        "warning: this run needs about {:.1} GB of memory (about 14 KB per envelope), and \
+         {:.1} GB is available: it may be killed for lack of memory; --scale {:.2} would fit",
+        estimate as f64 / 1e9,
+        available as f64 / 1e9,
+        fits
+    ))
+}
+
 fn run_cmd(a: RunArgs) -> Result<i32> {
     let mut scenario = Scenario::load(&a.scenario)?;
     if let Some(f) = a.scale {
@@ -72,6 +96,15 @@ fn run_cmd(a: RunArgs) -> Result<i32> {
             bail!("--scale must be positive");
         }
         scenario = scenario.scaled(f);
+    }
+    if let Some(w) = available_memory().and_then(|avail| {
+        memory_warning(
+            scenario.memory_estimate_bytes(),
+            avail,
+            a.scale.unwrap_or(1.0),
+        )
+    }) {
+        eprintln!("{w}");
     }
     let seeds = match (&a.seeds, a.seed) {
         (Some(s), _) => parse_seeds(s)?,
@@ -160,4 +193,24 @@ fn print_report(r: &Report, json: bool, multi: bool) -> Result<()> {
         print!("{}", r.text());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_larger_than_memory_is_warned_with_a_scale_that_fits() {
+        assert_eq!(memory_warning(10, 20, 1.0), None);
+        let Some(w) = memory_warning(40_000_000_000, 20_000_000_000, 1.0) else {
+            panic!("no warning for a run twice the memory");
+        };
+        assert!(w.contains("40.0 GB"), "{w}");
+        assert!(w.contains("--scale 0.45"), "{w}");
+        // Relative to the scale asked for.
+        let Some(w) = memory_warning(40_000_000_000, 20_000_000_000, 0.5) else {
+            panic!("no warning");
+        };
+        assert!(w.contains("--scale 0.23"), "{w}");
+    }
 }

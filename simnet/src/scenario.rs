@@ -524,6 +524,19 @@ impl Scenario {
         Ok(())
     }
 
+    /// Memory a run needs, roughly, in bytes: per envelope ≈ 14 KB (each node's store holds
+    /// its envelopes, receipts, inbox, files and audit entries; measured 14.8–14.9 KB per
+    /// envelope in docs/PERFORMANCE.md) and per office and node ≈ 250 B (every node learns
+    /// every office binding).
+    pub fn memory_estimate_bytes(&self) -> u64 {
+        const PER_ENVELOPE: u64 = 14 * 1024;
+        const PER_OFFICE_NODE: u64 = 250;
+        const BASE: u64 = 64 * 1024 * 1024;
+        let nodes = self.topology.operators as u64 + 1;
+        BASE + self.workload.envelopes as u64 * PER_ENVELOPE
+            + self.workload.offices as u64 * nodes * PER_OFFICE_NODE
+    }
+
     /// The same scenario with offices and envelopes multiplied by `factor` (scale runs).
     pub fn scaled(&self, factor: f64) -> Scenario {
         let mut s = self.clone();
@@ -537,6 +550,29 @@ impl Scenario {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_estimate_tracks_the_measured_runs() {
+        let Ok(national) = Scenario::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scenarios/month-start-national.toml"
+        ))) else {
+            panic!("national scenario loads");
+        };
+        // Measured (docs/PERFORMANCE.md): 3.6 GB at scale 0.1, 17.9 GB at 0.5.
+        let gb = |s: &Scenario| s.memory_estimate_bytes() as f64 / 1e9;
+        assert!(
+            (3.0..4.5).contains(&gb(&national.scaled(0.1))),
+            "{}",
+            gb(&national.scaled(0.1))
+        );
+        assert!(
+            (15.0..21.0).contains(&gb(&national.scaled(0.5))),
+            "{}",
+            gb(&national.scaled(0.5))
+        );
+        assert!(gb(&national) > 30.0);
+    }
 
     #[test]
     fn ranges_and_defaults() {
