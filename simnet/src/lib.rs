@@ -17,7 +17,7 @@
 //! - [`history`]: what the workload submitted and what it was told.
 //! - [`checker`]: invariant checkers over the history and the final stores.
 //! - [`report`]: counts, checker results, latency percentiles, the SVG plot.
-//! - [`run`]: one scenario, one seed, start to finish.
+//! - [`run`](mod@run): one scenario, one seed, start to finish.
 //! - [`calendar`]: virtual dates and 14-digit stamps.
 
 pub mod calendar;
