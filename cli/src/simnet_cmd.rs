@@ -1,9 +1,11 @@
-//! `renkei simnet run SCENARIO.toml [--seed N | --seeds A..B] [--json] [--trace FILE]
-//! [--plot FILE] [--scale F]`: runs a simnet scenario and reports; exits 1 when a checker
+//! `renkei simnet run SCENARIO.toml [--seed N | --seeds A..B [--jobs N]] [--json]
+//! [--trace FILE] [--plot FILE] [--scale F]`: runs a simnet scenario and reports; exits 1 when a checker
 //! fails, printing the command that replays the failing seed.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
@@ -44,6 +46,10 @@ struct RunArgs {
     /// Multiply the scenario's offices and envelopes by this factor.
     #[arg(long)]
     scale: Option<f64>,
+    /// Seeds run at once with `--seeds` (default: one per core, as many as fit in memory).
+    /// Reports still come in seed order, and each seed's run is the same as alone.
+    #[arg(long, requires = "seeds")]
+    jobs: Option<usize>,
 }
 
 /// Runs the subcommand; returns the process exit code.
@@ -63,6 +69,49 @@ fn parse_seeds(s: &str) -> Result<std::ops::Range<u64>> {
         bail!("--seeds {a}..{b} is empty");
     }
     Ok(a..b)
+}
+
+/// Seeds run at once by default: one per core, as many as fit in the available memory.
+fn default_jobs(cores: usize, available: Option<u64>, estimate: u64) -> usize {
+    let by_memory = available.map_or(cores, |m| (m / estimate.max(1)) as usize);
+    cores.min(by_memory).max(1)
+}
+
+/// Runs every seed of `seeds`, `jobs` at a time (each run is a pure function of its seed
+/// and owns its thread, memo included), and hands the reports to `each` in seed order.
+fn run_seeds(
+    scenario: &Scenario,
+    seeds: std::ops::Range<u64>,
+    jobs: usize,
+    each: &mut dyn FnMut(Report) -> Result<()>,
+) -> Result<()> {
+    let next = AtomicU64::new(seeds.start);
+    let end = seeds.end;
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel::<Report>();
+        for _ in 0..jobs {
+            let (tx, next) = (tx.clone(), &next);
+            s.spawn(move || {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= end || tx.send(run(scenario, seed, RunOptions::default())).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut waiting = BTreeMap::new();
+        let mut want = seeds.start;
+        for r in rx {
+            waiting.insert(r.seed, r);
+            while let Some(r) = waiting.remove(&want) {
+                each(r)?;
+                want += 1;
+            }
+        }
+        Ok(())
+    })
 }
 
 /// Memory the system can give a new process (Linux `MemAvailable`), in bytes.
@@ -125,7 +174,27 @@ fn run_cmd(a: RunArgs) -> Result<i32> {
     };
     let multi = seeds.end - seeds.start > 1;
     let mut failed = Vec::new();
-    for seed in seeds {
+    let mut report_one = |report: Report| -> Result<()> {
+        print_report(&report, a.json, multi)?;
+        if !report.passed() {
+            failed.push(report.seed);
+            if !a.json {
+                println!("FAILED; replay with: {}", replay(report.seed));
+            }
+        }
+        Ok(())
+    };
+    if multi {
+        let jobs = a.jobs.unwrap_or_else(|| {
+            default_jobs(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+                available_memory(),
+                scenario.memory_estimate_bytes(),
+            )
+        });
+        run_seeds(&scenario, seeds, jobs.max(1), &mut report_one)?;
+    } else {
+        let seed = seeds.start;
         let mut opts = RunOptions::default();
         if let Some(p) = &a.trace {
             let f = std::fs::File::create(p)
@@ -145,13 +214,7 @@ fn run_cmd(a: RunArgs) -> Result<i32> {
             std::fs::write(p, report.svg())
                 .with_context(|| format!("cannot write plot {}", p.display()))?;
         }
-        print_report(&report, a.json, multi)?;
-        if !report.passed() {
-            failed.push(report.seed);
-            if !a.json {
-                println!("FAILED; replay with: {}", replay(report.seed));
-            }
-        }
+        report_one(report)?;
     }
     if failed.is_empty() {
         return Ok(0);
@@ -198,6 +261,36 @@ fn print_report(r: &Report, json: bool, multi: bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seeds_run_in_parallel_report_in_seed_order_as_alone() {
+        let Ok(sc) = Scenario::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../simnet/scenarios/smoke.toml"
+        ))) else {
+            panic!("smoke scenario loads");
+        };
+        let mut got = Vec::new();
+        let mut each = |r: Report| -> Result<()> {
+            got.push((r.seed, r.event_log_hash));
+            Ok(())
+        };
+        run_seeds(&sc, 5..9, 3, &mut each).unwrap_or_else(|e| panic!("{e}"));
+        let seeds: Vec<u64> = got.iter().map(|g| g.0).collect();
+        assert_eq!(seeds, vec![5, 6, 7, 8]);
+        // Each seed's run is the one it gives alone.
+        for (seed, hash) in &got {
+            assert_eq!(*hash, run(&sc, *seed, RunOptions::default()).event_log_hash);
+        }
+    }
+
+    #[test]
+    fn default_jobs_fit_cores_and_memory() {
+        assert_eq!(default_jobs(2, Some(100), 10), 2);
+        assert_eq!(default_jobs(8, Some(30), 10), 3);
+        assert_eq!(default_jobs(8, Some(5), 10), 1);
+        assert_eq!(default_jobs(4, None, 10), 4);
+    }
 
     #[test]
     fn a_run_larger_than_memory_is_warned_with_a_scale_that_fits() {
