@@ -55,11 +55,15 @@ pub enum Tree {
     /// Units submitted by offices, for idempotent resubmission: SHA-256 of (office,
     /// supersedes, every file's name and SHA-256) → envelope id.
     Submissions,
+    /// Envelopes relayed for others: id → origin, destination and digest, kept to route
+    /// their receipts back once the body is gone (a relay drops the body when the next
+    /// hop holds it). Last, so existing trees keep their key prefixes on disk.
+    Relayed,
 }
 
 impl Tree {
     /// Every tree.
-    pub const ALL: [Tree; 18] = [
+    pub const ALL: [Tree; 19] = [
         Tree::Meta,
         Tree::Envelopes,
         Tree::Outbox,
@@ -78,6 +82,7 @@ impl Tree {
         Tree::BindingLog,
         Tree::Audit,
         Tree::Submissions,
+        Tree::Relayed,
     ];
 
     /// Stable name (the sled tree name).
@@ -101,6 +106,7 @@ impl Tree {
             Tree::BindingLog => "binding_log",
             Tree::Audit => "audit",
             Tree::Submissions => "submissions",
+            Tree::Relayed => "relayed",
         }
     }
 }

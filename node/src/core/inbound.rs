@@ -9,7 +9,7 @@ use renkei_protocol::wire::{HopAck, HopOutcome, RefusalCode, Request, Response};
 
 use super::Core;
 use super::origin::party;
-use super::records::{self, DedupRec, OutboxRec, ReceiptOutRec, SentRec};
+use super::records::{self, DedupRec, OutboxRec, ReceiptOutRec, RelayedRec, SentRec};
 use super::unit::check_unit;
 use crate::store::{Store, StoreError, Tree};
 
@@ -146,6 +146,12 @@ impl<S: Store> Core<S> {
                 hop,
             };
             records::put(&mut self.store, Tree::Outbox, id.as_bytes(), &out)?;
+            let routing = RelayedRec {
+                origin: h.origin,
+                destination: h.destination,
+                digest,
+            };
+            records::put(&mut self.store, Tree::Relayed, id.as_bytes(), &routing)?;
             self.schedule_envelope(id, h.destination, self.now);
             self.cache_for_sending(id, bytes.to_vec());
             self.counters.relayed_in += 1;
@@ -314,6 +320,18 @@ impl<S: Store> Core<S> {
             self.apply_receipt_at_origin(&r)?;
             return Ok(true);
         }
+        if let Some(rec) = records::get::<RelayedRec>(&self.store, Tree::Relayed, id.as_bytes())? {
+            if rec.digest != r.receipt().digest
+                || !self.receipt_role_ok(&rec.origin, &rec.destination, &r)
+            {
+                return Ok(false);
+            }
+            if self.store_receipt(id, bytes)? {
+                self.forward_receipt(rec.origin, bytes.to_vec())?;
+            }
+            return Ok(true);
+        }
+        // Relayed before relays kept a routing record: the body is still there.
         if let Some(env) = self.store.get(Tree::Envelopes, id.as_bytes())? {
             let Ok(env) = Envelope::decode(&env) else {
                 return Ok(false);

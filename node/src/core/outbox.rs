@@ -233,6 +233,7 @@ impl<S: Store> Core<S> {
                 };
                 if rec.hop > 0 && now >= rec.expires_at_ms {
                     self.store.delete(Tree::Outbox, id.as_bytes())?;
+                    self.store.delete(Tree::Envelopes, id.as_bytes())?;
                     self.unschedule_envelope(&id);
                     self.audit(
                         "relay_drop_expired",
@@ -503,6 +504,9 @@ impl<S: Store> Core<S> {
         if rec.hop == 0 {
             self.apply_receipt_at_origin(&receipt)?;
         } else {
+            // The next hop holds the envelope now (or refused it for good): a relay keeps
+            // only what routes its receipts back (the relayed tree), not the body.
+            self.store.delete(Tree::Envelopes, ack.id.as_bytes())?;
             self.store_receipt(ack.id, &bytes)?;
             self.forward_receipt(origin, bytes)?;
             self.audit(

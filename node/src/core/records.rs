@@ -68,6 +68,18 @@ pub struct OutboxRec {
     pub hop: u8,
 }
 
+/// An envelope relayed for others: what routing its receipts back needs once its body
+/// is gone.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RelayedRec {
+    /// The operator that created the envelope (receipts travel back to it).
+    pub origin: OperatorId,
+    /// The destination operator.
+    pub destination: OperatorId,
+    /// The envelope digest (receipts must name it).
+    pub digest: Digest32,
+}
+
 /// Status of a sent unit at its origin.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SentStatus {

@@ -165,6 +165,62 @@ fn relay_routes_without_reading_and_receipts_come_back() {
 }
 
 #[test]
+fn a_relay_drops_the_body_once_the_next_hop_holds_it_and_still_routes_receipts() {
+    let mut net = Net::new(&[("a", false), ("relay", true), ("b", false)]);
+    net.connect(0, 1);
+    net.connect(1, 2);
+    net.add_office(0, CM, "43");
+    net.add_office(2, SVC, "11");
+    net.run_for(1_000);
+    let files = fixture_unit("d2_kyo_riyohyo");
+    let id = accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            files: files.clone(),
+            supersedes: None,
+        },
+    ));
+    net.run_for(5_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
+    assert!(
+        net.memory(1)
+            .get_raw(Tree::Envelopes, id.as_bytes())
+            .is_none(),
+        "the relay still holds the body after the destination took it"
+    );
+    assert!(
+        net.memory(1)
+            .get_raw(Tree::Relayed, id.as_bytes())
+            .is_some()
+    );
+    assert!(net.memory(1).get_raw(Tree::Outbox, id.as_bytes()).is_none());
+    // The origin and the destination keep theirs.
+    assert!(
+        net.memory(0)
+            .get_raw(Tree::Envelopes, id.as_bytes())
+            .is_some()
+    );
+    assert!(
+        net.memory(2)
+            .get_raw(Tree::Envelopes, id.as_bytes())
+            .is_some()
+    );
+    // A receipt made later (the office downloads) still finds its way back through the
+    // relay, by the routing record.
+    net.api(
+        2,
+        SVC,
+        ApiCommand::Fetch {
+            id,
+            name: files[0].0.clone(),
+        },
+    );
+    net.run_for(5_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "retrieved");
+}
+
+#[test]
 fn duplicates_get_the_first_answer_forever() {
     let mut net = Net::new(&[("a", false), ("b", false)]);
     net.connect(0, 1);

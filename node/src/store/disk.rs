@@ -58,7 +58,7 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 }
 
 fn index(t: Tree) -> u8 {
-    // Tree::ALL has 18 entries, so the position always fits a byte.
+    // Tree::ALL has 19 entries, so the position always fits a byte.
     Tree::ALL.iter().position(|x| *x == t).unwrap_or(0) as u8
 }
 
@@ -85,7 +85,7 @@ fn prefixed(t: Tree, key: &[u8]) -> Vec<u8> {
 }
 
 /// The exclusive end of a tree's range: the next tree's prefix (the marker keys sort after
-/// every tree: their first byte is b'r' = 114 > 18).
+/// every tree: their first byte is b'r' = 114 > 19).
 fn tree_end(t: Tree) -> Vec<u8> {
     vec![index(t) + 1]
 }
