@@ -123,8 +123,8 @@ fn direct_delivery_between_two_operators() {
     assert_eq!(sent_status(&mut net, 0, CM, id), "retrieved");
 }
 
-#[test]
-fn relay_routes_without_reading_and_receipts_come_back() {
+/// Operators a and b linked only through a relay; one unit sent from a to b and settled.
+fn unit_through_a_relay() -> (Net, EnvelopeId, Vec<(String, Vec<u8>)>) {
     let mut net = Net::new(&[("a", false), ("relay", true), ("b", false)]);
     net.connect(0, 1);
     net.connect(1, 2);
@@ -141,6 +141,12 @@ fn relay_routes_without_reading_and_receipts_come_back() {
         },
     ));
     net.run_for(5_000);
+    (net, id, files)
+}
+
+#[test]
+fn relay_routes_without_reading_and_receipts_come_back() {
+    let (mut net, id, files) = unit_through_a_relay();
     assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
     let ApiReply::Sent(v) = net.api(0, CM, ApiCommand::Sent { id: Some(id) }) else {
         panic!()
@@ -166,22 +172,7 @@ fn relay_routes_without_reading_and_receipts_come_back() {
 
 #[test]
 fn a_relay_drops_the_body_once_the_next_hop_holds_it_and_still_routes_receipts() {
-    let mut net = Net::new(&[("a", false), ("relay", true), ("b", false)]);
-    net.connect(0, 1);
-    net.connect(1, 2);
-    net.add_office(0, CM, "43");
-    net.add_office(2, SVC, "11");
-    net.run_for(1_000);
-    let files = fixture_unit("d2_kyo_riyohyo");
-    let id = accepted_id(&net.api(
-        0,
-        CM,
-        ApiCommand::Submit {
-            files: files.clone(),
-            supersedes: None,
-        },
-    ));
-    net.run_for(5_000);
+    let (mut net, id, files) = unit_through_a_relay();
     assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
     assert!(
         net.memory(1)
