@@ -143,6 +143,16 @@ enum Command {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Give back the disk space of old store log segments (node stopped): rewrites the few
+    /// values still in use from each oldest segment and deletes it.
+    Compact {
+        /// Node directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Compact a segment only if at most this percentage of it is still in use.
+        #[arg(long, default_value_t = 50)]
+        max_live: u64,
+    },
     /// Offices homed at this node.
     Office {
         #[command(subcommand)]
@@ -309,6 +319,7 @@ fn main() -> Result<()> {
         Command::RosterInstall { dir, roster } => node_cmd::roster_install(&dir, &roster)?,
         Command::Directory { node, office } => client::directory(&node, &office)?,
         Command::Run { dir } => node_cmd::run(&dir)?,
+        Command::Compact { dir, max_live } => node_cmd::compact(&dir, max_live)?,
         Command::Office { cmd } => node_cmd::office(cmd)?,
         Command::Status { dir } => node_cmd::status(&dir)?,
         Command::Key { cmd } => node_cmd::key(cmd)?,

@@ -142,6 +142,28 @@ pub fn roster_install(dir: &Path, roster: &Path) -> Result<i32> {
     Ok(0)
 }
 
+/// `renkei compact`: value-log compaction of a stopped node's store.
+pub fn compact(dir: &Path, max_live: u64) -> Result<i32> {
+    if max_live > 100 {
+        bail!("--max-live is a percentage (0–100), got {max_live}");
+    }
+    let cfg = NodeConfig::load(dir)?;
+    let mut store = runtime::open_store(dir, &cfg).with_context(|| {
+        format!(
+            "cannot open the store of {} (is the node still running? stop it first)",
+            dir.display()
+        )
+    })?;
+    let before = store.size_on_disk()?;
+    let c = store.compact(max_live)?;
+    let after = store.size_on_disk()?;
+    println!(
+        "compacted {} log segment(s): moved {} values ({} bytes), freed {} bytes; store {} → {} bytes",
+        c.segments, c.moved_values, c.moved_bytes, c.freed_bytes, before, after
+    );
+    Ok(0)
+}
+
 pub fn run(dir: &Path) -> Result<i32> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

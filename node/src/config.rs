@@ -85,6 +85,9 @@ pub struct LimitsConfig {
     /// The store's memory table for the trees that grow with every envelope: once this is
     /// full it is written out as a sorted run. Default 8 MiB.
     pub store_memtable_bytes: usize,
+    /// The store's log is written in segments of this size; `renkei compact` deletes old
+    /// segments whole. Default 256 MiB.
+    pub store_segment_bytes: u64,
     /// Inputs folded into one group commit. Default 256.
     pub commit_batch_max: usize,
     /// An upload's body must arrive within this many milliseconds, or `408`. Default
@@ -98,6 +101,7 @@ impl Default for LimitsConfig {
             upload_bytes_max: 6 * 1024 * 1024,
             store_cache_bytes: 16 * 1024 * 1024,
             store_memtable_bytes: crate::store::MEMTABLE_BYTES_DEFAULT,
+            store_segment_bytes: crate::store::vlog::SEGMENT_BYTES_MAX,
             commit_batch_max: 256,
             request_timeout_ms: 30_000,
         }

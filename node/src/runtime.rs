@@ -82,10 +82,11 @@ impl CoreHandle {
 
 /// Opens the store of a node directory.
 pub fn open_store(dir: &Path, cfg: &NodeConfig) -> Result<DiskStore, StoreError> {
-    DiskStore::open_with(
+    DiskStore::open_tuned(
         &store_dir(dir),
         cfg.limits.store_cache_bytes,
         cfg.limits.store_memtable_bytes,
+        cfg.limits.store_segment_bytes,
     )
 }
 

@@ -12,7 +12,7 @@ mod memory;
 pub mod runs;
 pub mod vlog;
 
-pub use disk::{DiskStore, MEMTABLE_BYTES_DEFAULT};
+pub use disk::{Compaction, DiskStore, MEMTABLE_BYTES_DEFAULT};
 pub use memory::{MemoryStore, SharedValues};
 
 /// One concern's key space. Keys within a tree are designed for range scans.

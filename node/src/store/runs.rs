@@ -662,6 +662,14 @@ impl Runs {
         Ok(())
     }
 
+    /// Writes the memory table out now (even empty) and records that every log group up to
+    /// `seq`, ending at `end`, is in the runs on disk (value-log compaction needs replay to
+    /// start past the segment it deletes).
+    pub fn persist(&mut self, seq: u64, end: Pos) -> Result<(), StoreError> {
+        self.finish_merge()?;
+        self.flush(seq, end)
+    }
+
     /// Writes the memory table out as the newest run, covering log groups up to `seq`.
     fn flush(&mut self, seq: u64, end: Pos) -> Result<(), StoreError> {
         let num = self.next_num;

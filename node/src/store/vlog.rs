@@ -73,6 +73,8 @@ pub struct Pos {
 /// The log.
 pub struct Log {
     dir: PathBuf,
+    /// A segment is closed once it is this large.
+    segment_bytes: u64,
     /// Open segments by number (index = segment number - first).
     segments: Vec<File>,
     first: u32,
@@ -90,6 +92,11 @@ fn seg_name(n: u32) -> String {
 impl Log {
     /// Opens (creating if needed) the log in `dir`. The caller then [`Log::replay`]s.
     pub fn open(dir: &Path) -> Result<Log, StoreError> {
+        Self::open_with(dir, SEGMENT_BYTES_MAX)
+    }
+
+    /// [`Log::open`] with segments closed at `segment_bytes` (tests use small ones).
+    pub fn open_with(dir: &Path, segment_bytes: u64) -> Result<Log, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let mut nums: Vec<u32> = std::fs::read_dir(dir)
             .map_err(|e| io(dir, e))?
@@ -132,19 +139,53 @@ impl Log {
         let cur_len = last.map_err(|e| io(dir, e))?;
         Ok(Log {
             dir: dir.to_path_buf(),
+            segment_bytes: segment_bytes.max(1),
             segments,
             first: nums[0],
             cur_len,
         })
     }
 
-    fn cur_seg(&self) -> u32 {
+    /// The segment being written.
+    pub fn cur_seg(&self) -> u32 {
         self.first + self.segments.len() as u32 - 1
+    }
+
+    /// The oldest segment.
+    pub fn first_seg(&self) -> u32 {
+        self.first
+    }
+
+    /// Bytes in segment `seg` (0 if it is not there).
+    pub fn seg_len(&self, seg: u32) -> u64 {
+        seg.checked_sub(self.first)
+            .and_then(|i| self.segments.get(i as usize))
+            .and_then(|f| f.metadata().ok())
+            .map_or(0, |m| m.len())
+    }
+
+    /// Deletes the oldest segment. The caller has made sure no index points into it and no
+    /// replay starts in it; segments stay contiguous, so a crash before or after the
+    /// removal opens either way.
+    pub fn drop_first(&mut self) -> Result<(), StoreError> {
+        if self.segments.len() < 2 {
+            return Err(StoreError::Backend(
+                "the log's only segment cannot be dropped".into(),
+            ));
+        }
+        let p = self.dir.join(seg_name(self.first));
+        std::fs::remove_file(&p).map_err(|e| io(&p, e))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io(&self.dir, e))?;
+        self.segments.remove(0);
+        self.first += 1;
+        Ok(())
     }
 
     /// Starts a new segment if the current one is full. Call before building a group.
     pub fn roll_if_full(&mut self) -> Result<(), StoreError> {
-        if self.cur_len < SEGMENT_BYTES_MAX {
+        if self.cur_len < self.segment_bytes {
             return Ok(());
         }
         let n = self.cur_seg() + 1;
