@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use renkei_node::store::SharedValues;
 use renkei_simnet::{Report, RunOptions, Scenario, run};
 
 /// `renkei simnet …`.
@@ -50,6 +51,14 @@ struct RunArgs {
     /// Reports still come in seed order, and each seed's run is the same as alone.
     #[arg(long, requires = "seeds")]
     jobs: Option<usize>,
+    /// Keep the simulated stores' bulky values (envelopes, files, audit, receipts) in an
+    /// unlinked file in DIR instead of memory (single seed only). Without it, a run whose
+    /// memory estimate exceeds what is available spills to the temporary directory.
+    #[arg(long, conflicts_with_all = ["seeds", "no_spill"])]
+    spill_dir: Option<PathBuf>,
+    /// Never spill store values to a file (single seed only).
+    #[arg(long, conflicts_with = "seeds")]
+    no_spill: bool,
 }
 
 /// Runs the subcommand; returns the process exit code.
@@ -130,12 +139,26 @@ fn memory_warning(estimate: u64, available: u64, scale: f64) -> Option<String> {
     }
     let fits = scale * available as f64 / estimate as f64 * 0.9;
     Some(format!(
-        "warning: this run needs about {:.1} GB of memory (about 14 KB per envelope), and \
+        "warning: this run needs about {:.1} GB of memory, and \
          {:.1} GB is available: it may be killed for lack of memory; --scale {:.2} would fit",
         estimate as f64 / 1e9,
         available as f64 / 1e9,
         fits
     ))
+}
+
+/// Where a single-seed run spills its store values: `--spill-dir`, or the temporary
+/// directory when the in-memory estimate exceeds three quarters of what is available, or
+/// nowhere.
+fn spill_dir(a: &RunArgs, scenario: &Scenario, available: Option<u64>) -> Option<PathBuf> {
+    if a.no_spill {
+        return None;
+    }
+    if let Some(d) = &a.spill_dir {
+        return Some(d.clone());
+    }
+    let too_big = available.is_some_and(|m| scenario.memory_estimate_bytes(false) > m / 4 * 3);
+    too_big.then(std::env::temp_dir)
 }
 
 fn run_cmd(a: RunArgs) -> Result<i32> {
@@ -146,14 +169,23 @@ fn run_cmd(a: RunArgs) -> Result<i32> {
         }
         scenario = scenario.scaled(f);
     }
-    if let Some(w) = available_memory().and_then(|avail| {
-        memory_warning(
-            scenario.memory_estimate_bytes(),
-            avail,
-            a.scale.unwrap_or(1.0),
-        )
-    }) {
+    let spill = if a.seeds.is_some() {
+        None
+    } else {
+        spill_dir(&a, &scenario, available_memory())
+    };
+    let estimate = scenario.memory_estimate_bytes(spill.is_some());
+    if let Some(w) =
+        available_memory().and_then(|avail| memory_warning(estimate, avail, a.scale.unwrap_or(1.0)))
+    {
         eprintln!("{w}");
+    }
+    if let Some(d) = &spill {
+        eprintln!(
+            "[simnet] keeping store values in a spill file in {} (about {:.1} GB in memory)",
+            d.display(),
+            estimate as f64 / 1e9
+        );
     }
     let seeds = match (&a.seeds, a.seed) {
         (Some(s), _) => parse_seeds(s)?,
@@ -189,13 +221,19 @@ fn run_cmd(a: RunArgs) -> Result<i32> {
             default_jobs(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
                 available_memory(),
-                scenario.memory_estimate_bytes(),
+                scenario.memory_estimate_bytes(false),
             )
         });
         run_seeds(&scenario, seeds, jobs.max(1), &mut report_one)?;
     } else {
         let seed = seeds.start;
         let mut opts = RunOptions::default();
+        if let Some(dir) = &spill {
+            opts.values = Some(
+                SharedValues::spilling_to(dir)
+                    .with_context(|| format!("cannot create a spill file in {}", dir.display()))?,
+            );
+        }
         if let Some(p) = &a.trace {
             let f = std::fs::File::create(p)
                 .with_context(|| format!("cannot create trace file {}", p.display()))?;

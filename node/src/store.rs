@@ -10,6 +10,7 @@
 mod disk;
 mod memory;
 pub mod runs;
+mod spill;
 pub mod vlog;
 
 pub use disk::{Compaction, DiskStore, MEMTABLE_BYTES_DEFAULT};

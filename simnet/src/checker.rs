@@ -134,7 +134,7 @@ pub fn inbox_entries(sim: &Sim) -> Vec<Received> {
         let Some(store) = sim.store(n) else { continue };
         let skew = sim.skew_ms(n);
         for v in store.values(Tree::Inbox) {
-            let Ok(rec) = records::decode::<InboxRec>(Tree::Inbox, v) else {
+            let Ok(rec) = records::decode::<InboxRec>(Tree::Inbox, &v) else {
                 continue;
             };
             let Ok(h) = Header::decode(&rec.header) else {
@@ -256,7 +256,7 @@ pub fn check(
         let Some(store) = sim.store(n) else { continue };
         for v in store.values(Tree::Receipts) {
             tally.receipts += 1;
-            let r = match SignedReceipt::decode(v) {
+            let r = match SignedReceipt::decode(&v) {
                 Ok(r) => r,
                 Err(e) => {
                     f.wrong_receipt

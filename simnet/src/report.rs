@@ -108,6 +108,8 @@ pub struct Report {
     pub events: u64,
     /// Events per wall-clock second.
     pub events_per_s: u64,
+    /// Store values kept in a spill file instead of memory (0: none).
+    pub spilled_bytes: u64,
     /// SHA-256 of the event log (same seed ⇒ same hash).
     pub event_log_hash: String,
     /// Simulator statistics.
@@ -164,6 +166,12 @@ impl Report {
             self.events_per_s,
             s.batches
         ));
+        if self.spilled_bytes > 0 {
+            out.push_str(&format!(
+                "memory: {:.2} GB of store values kept in a spill file\n",
+                self.spilled_bytes as f64 / 1e9
+            ));
+        }
         out.push_str(&format!("event log sha256 {}\n", self.event_log_hash));
         out
     }

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use renkei_node::core::{ApiCommand, ApiReply, Auth, CoreConfig};
+use renkei_node::store::SharedValues;
 use renkei_protocol::ids::EnvelopeId;
 use renkei_protocol::memo::{self, CryptoMemo};
 
@@ -30,6 +31,9 @@ pub struct RunOptions {
     pub broken: Option<Broken>,
     /// Called now and then with (submissions done, total).
     pub progress: Option<Box<dyn FnMut(u64, u64)>>,
+    /// The value pool of the nodes' stores (default: a heap pool); see
+    /// [`SharedValues::spilling_to`]. The run is the same either way.
+    pub values: Option<SharedValues>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -37,6 +41,7 @@ impl std::fmt::Debug for RunOptions {
         f.debug_struct("RunOptions")
             .field("trace", &self.trace.is_some())
             .field("broken", &self.broken)
+            .field("values", &self.values)
             .finish()
     }
 }
@@ -90,6 +95,8 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     if let Some(br) = opts.broken {
         b = b.broken(br);
     }
+    let values = opts.values.take().unwrap_or_default();
+    b = b.values(values.clone());
     let mut sim = b.build();
     if let Some(w) = opts.trace.take() {
         sim.trace_to(w);
@@ -258,6 +265,7 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         wall_ms,
         events,
         events_per_s: events * 1000 / wall_ms.max(1),
+        spilled_bytes: values.spilled_bytes(),
         event_log_hash: sim.log().hash_hex(),
         stats: sim.stats().clone(),
         points,

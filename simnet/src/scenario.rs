@@ -526,14 +526,21 @@ impl Scenario {
 
     /// Memory a run needs, roughly, in bytes: per envelope ≈ 14 KB (each node's store holds
     /// its envelopes, receipts, inbox, files and audit entries; measured 14.8–14.9 KB per
-    /// envelope in docs/PERFORMANCE.md) and per office and node ≈ 250 B (every node learns
+    /// envelope in docs/PERFORMANCE.md), or ≈ 6 KB when the stores keep their bulky values
+    /// in a spill file (`spilling`), and per office and node ≈ 250 B (every node learns
     /// every office binding).
-    pub fn memory_estimate_bytes(&self) -> u64 {
+    pub fn memory_estimate_bytes(&self, spilling: bool) -> u64 {
         const PER_ENVELOPE: u64 = 14 * 1024;
+        const PER_ENVELOPE_SPILLING: u64 = 6 * 1024;
         const PER_OFFICE_NODE: u64 = 250;
         const BASE: u64 = 64 * 1024 * 1024;
         let nodes = self.topology.operators as u64 + 1;
-        BASE + self.workload.envelopes as u64 * PER_ENVELOPE
+        let per_envelope = if spilling {
+            PER_ENVELOPE_SPILLING
+        } else {
+            PER_ENVELOPE
+        };
+        BASE + self.workload.envelopes as u64 * per_envelope
             + self.workload.offices as u64 * nodes * PER_OFFICE_NODE
     }
 
@@ -560,7 +567,7 @@ mod tests {
             panic!("national scenario loads");
         };
         // Measured (docs/PERFORMANCE.md): 3.6 GB at scale 0.1, 17.9 GB at 0.5.
-        let gb = |s: &Scenario| s.memory_estimate_bytes() as f64 / 1e9;
+        let gb = |s: &Scenario| s.memory_estimate_bytes(false) as f64 / 1e9;
         assert!(
             (3.0..4.5).contains(&gb(&national.scaled(0.1))),
             "{}",

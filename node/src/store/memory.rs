@@ -6,15 +6,38 @@
 //! simulated federation the origin, the relay and the destination hold the very same
 //! envelope bytes under the same id, and every node holds the same signed bindings and
 //! receipts. Values are immutable once stored, so sharing changes nothing a store does.
+//!
+//! A pool made with [`SharedValues::spilling_to`] keeps the bulky values (envelopes, opened
+//! files, audit records, receipts, dedup answers) in an unlinked spill file instead of the
+//! heap: the maps then hold a file position per value. What a store answers is the same
+//! byte for byte; only where the bytes wait differs.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::ops::Bound;
-use std::sync::{Arc, Mutex, Weak};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+use super::spill::{Arena, Spill};
 use super::{Pair, Pairs, Store, StoreError, Tree};
 
-type Val = Arc<[u8]>;
+/// A stored value: on the heap, or in the pool's spill file.
+#[derive(Debug, Clone)]
+enum Val {
+    Heap(Arc<[u8]>),
+    Spilled(Spill),
+}
+
+impl Val {
+    fn len(&self) -> usize {
+        match self {
+            Val::Heap(v) => v.len(),
+            Val::Spilled(s) => s.len(),
+        }
+    }
+}
+
 type Map = BTreeMap<Box<[u8]>, Val>;
 type Range<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
 
@@ -23,17 +46,54 @@ type Range<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
 const SHARED_TREES: [Tree; 3] = [Tree::Envelopes, Tree::Bindings, Tree::Receipts];
 /// Values shorter than this are not worth a pool entry.
 const SHARE_MIN: usize = 96;
+/// Trees whose values a spilling pool writes to its file: the bulk of a node's bytes,
+/// written once and seldom read.
+const SPILL_TREES: [Tree; 8] = [
+    Tree::Sent,
+    Tree::Inbox,
+    Tree::Relayed,
+    Tree::Envelopes,
+    Tree::Files,
+    Tree::Audit,
+    Tree::Receipts,
+    Tree::Dedup,
+];
+/// Values shorter than this stay on the heap (a file position costs 16 bytes too).
+const SPILL_MIN: usize = 48;
+/// A spilled value is worth a pool entry (kept for the whole run) from this size: an
+/// envelope is, a receipt is cheaper written twice.
+const SHARE_SPILLED_MIN: usize = 1024;
 
 /// A pool of values shared by the stores made with it (see the module docs).
 #[derive(Debug, Clone, Default)]
 pub struct SharedValues(Arc<Mutex<Pool>>);
 
+#[derive(Debug)]
+enum Pooled {
+    /// While some store holds it.
+    Heap(Weak<[u8]>),
+    /// For the whole run (the spill file never forgets).
+    Spilled(Spill),
+}
+
 #[derive(Debug, Default)]
 struct Pool {
-    /// (length, hash) → the value, while some store holds it.
-    map: BTreeMap<(usize, u64), Weak<[u8]>>,
+    /// (length, hash) → the value.
+    map: BTreeMap<(usize, u64), Pooled>,
     /// Pool size after the last sweep of dead entries.
     swept_len: usize,
+    /// Where bulky values go, if spilling.
+    arena: Option<Arena>,
+}
+
+fn hash_of(value: &[u8]) -> (usize, u64) {
+    let mut h = std::hash::DefaultHasher::new();
+    value.hash(&mut h);
+    (value.len(), h.finish())
+}
+
+fn backend(e: std::io::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
 }
 
 impl SharedValues {
@@ -42,35 +102,105 @@ impl SharedValues {
         Self::default()
     }
 
-    /// The shared copy of `value` (a new one if no store holds it).
-    fn intern(&self, value: &[u8]) -> Val {
-        let mut h = std::hash::DefaultHasher::new();
-        value.hash(&mut h);
-        let key = (value.len(), h.finish());
+    /// An empty pool whose stores keep their bulky values in a spill file created (and at
+    /// once unlinked) in `dir`.
+    ///
+    /// # Errors
+    /// The file cannot be created in `dir`.
+    pub fn spilling_to(dir: &Path) -> std::io::Result<Self> {
+        let pool = Pool {
+            arena: Some(Arena::create(dir)?),
+            ..Pool::default()
+        };
+        Ok(Self(Arc::new(Mutex::new(pool))))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Pool> {
         // A poisoned pool only means another store panicked mid-insert; its map is intact.
-        let mut pool = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(v) = pool.map.get(&key).and_then(Weak::upgrade)
-            && *v == *value
-        {
-            return v;
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The value to store for `value` in `tree`: spilled, shared or a fresh heap copy.
+    fn store(&self, tree: Tree, value: &[u8]) -> Result<Val, StoreError> {
+        let mut pool = self.lock();
+        let share = SHARED_TREES.contains(&tree) && value.len() >= SHARE_MIN;
+        let spill = pool.arena.is_some() && SPILL_TREES.contains(&tree) && value.len() >= SPILL_MIN;
+        match (spill, share) {
+            (true, true) if value.len() >= SHARE_SPILLED_MIN => pool.intern_spilled(value),
+            (true, _) => {
+                let arena = pool.arena.as_mut().expect("spilling pools have an arena");
+                arena.append(value).map(Val::Spilled).map_err(backend)
+            }
+            (false, true) => Ok(pool.intern(value)),
+            (false, false) => Ok(Val::Heap(Arc::from(value))),
         }
-        let v: Val = Arc::from(value);
-        pool.map.insert(key, Arc::downgrade(&v));
-        if pool.map.len() > 2 * pool.swept_len + 4096 {
-            pool.map.retain(|_, w| w.strong_count() > 0);
-            pool.swept_len = pool.map.len();
+    }
+
+    /// The bytes of `v`.
+    fn load<'a>(&self, v: &'a Val) -> Result<Cow<'a, [u8]>, StoreError> {
+        match v {
+            Val::Heap(b) => Ok(Cow::Borrowed(&b[..])),
+            Val::Spilled(s) => {
+                let pool = self.lock();
+                let arena = pool
+                    .arena
+                    .as_ref()
+                    .expect("spilled values come from an arena");
+                arena.read(*s).map(Cow::Owned).map_err(backend)
+            }
         }
-        v
     }
 
     /// Number of values in the pool (live or not yet swept).
     pub fn len(&self) -> usize {
-        self.0.lock().map_or(0, |p| p.map.len())
+        self.lock().map.len()
     }
 
     /// Whether the pool is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Bytes in the spill file (0 when not spilling).
+    pub fn spilled_bytes(&self) -> u64 {
+        self.lock().arena.as_ref().map_or(0, Arena::len)
+    }
+}
+
+impl Pool {
+    /// The shared heap copy of `value` (a new one if no store holds it).
+    fn intern(&mut self, value: &[u8]) -> Val {
+        let key = hash_of(value);
+        if let Some(Pooled::Heap(w)) = self.map.get(&key)
+            && let Some(v) = w.upgrade()
+            && *v == *value
+        {
+            return Val::Heap(v);
+        }
+        let v: Arc<[u8]> = Arc::from(value);
+        self.map.insert(key, Pooled::Heap(Arc::downgrade(&v)));
+        if self.map.len() > 2 * self.swept_len + 4096 {
+            self.map.retain(|_, p| match p {
+                Pooled::Heap(w) => w.strong_count() > 0,
+                Pooled::Spilled(_) => true,
+            });
+            self.swept_len = self.map.len();
+        }
+        Val::Heap(v)
+    }
+
+    /// The shared spilled copy of `value` (appended if the file has none yet).
+    fn intern_spilled(&mut self, value: &[u8]) -> Result<Val, StoreError> {
+        let key = hash_of(value);
+        let arena = self.arena.as_mut().expect("spilling pools have an arena");
+        if let Some(Pooled::Spilled(s)) = self.map.get(&key)
+            && arena.read(*s).map_err(backend)? == value
+        {
+            return Ok(Val::Spilled(*s));
+        }
+        let s = arena.append(value).map_err(backend)?;
+        self.map.insert(key, Pooled::Spilled(s));
+        Ok(Val::Spilled(s))
     }
 }
 
@@ -138,13 +268,22 @@ impl MemoryStore {
     }
 
     /// Every value of a tree (for checkers, e.g. "no plaintext at a relay").
-    pub fn values(&self, tree: Tree) -> impl Iterator<Item = &[u8]> {
-        self.tree(tree).values().map(|v| &v[..])
+    ///
+    /// # Panics
+    /// A spilled value cannot be read back from the spill file (the simulation has lost
+    /// its own state and cannot go on).
+    pub fn values(&self, tree: Tree) -> impl Iterator<Item = Cow<'_, [u8]>> {
+        self.tree(tree).values().map(|v| self.load_or_panic(v))
     }
 
     /// Every (key, value) of a tree.
-    pub fn pairs(&self, tree: Tree) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.tree(tree).iter().map(|(k, v)| (&k[..], &v[..]))
+    ///
+    /// # Panics
+    /// As [`MemoryStore::values`].
+    pub fn pairs(&self, tree: Tree) -> impl Iterator<Item = (&[u8], Cow<'_, [u8]>)> {
+        self.tree(tree)
+            .iter()
+            .map(|(k, v)| (&k[..], self.load_or_panic(v)))
     }
 
     /// Total bytes held (keys and values; a shared value counts in every store holding it).
@@ -156,6 +295,26 @@ impl MemoryStore {
             .sum()
     }
 
+    fn load<'a>(&self, v: &'a Val) -> Result<Cow<'a, [u8]>, StoreError> {
+        match (v, &self.shared) {
+            (Val::Heap(b), _) => Ok(Cow::Borrowed(&b[..])),
+            (Val::Spilled(_), Some(pool)) => pool.load(v),
+            (Val::Spilled(_), None) => Err(StoreError::Backend(
+                "a spilled value in a store without a pool".into(),
+            )),
+        }
+    }
+
+    fn load_or_panic<'a>(&self, v: &'a Val) -> Cow<'a, [u8]> {
+        self.load(v)
+            .unwrap_or_else(|e| panic!("reading back a simulated store: {e}"))
+    }
+
+    #[allow(clippy::borrowed_box)] // the shape `BTreeMap::iter` yields
+    fn pair(&self, (k, v): (&Box<[u8]>, &Val)) -> Result<Pair, StoreError> {
+        Ok((k.to_vec(), self.load(v)?.into_owned()))
+    }
+
     fn bounds<'a>(start: &'a [u8], end: Option<&'a [u8]>) -> Option<Range<'a>> {
         match end {
             Some(e) if e <= start => None,
@@ -165,22 +324,18 @@ impl MemoryStore {
     }
 }
 
-#[allow(clippy::borrowed_box)] // the shape `BTreeMap::iter` yields
-fn pair((k, v): (&Box<[u8]>, &Val)) -> Pair {
-    (k.to_vec(), v.to_vec())
-}
-
 impl Store for MemoryStore {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree(tree).get(key).map(|v| v.to_vec()))
+        self.tree(tree)
+            .get(key)
+            .map(|v| self.load(v).map(Cow::into_owned))
+            .transpose()
     }
 
     fn put(&mut self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         let v = match &self.shared {
-            Some(pool) if value.len() >= SHARE_MIN && SHARED_TREES.contains(&tree) => {
-                pool.intern(value)
-            }
-            _ => Arc::from(value),
+            Some(pool) => pool.store(tree, value)?,
+            None => Val::Heap(Arc::from(value)),
         };
         let k: Box<[u8]> = key.into();
         let old = self.tree_mut(tree).insert(k.clone(), v);
@@ -205,12 +360,11 @@ impl Store for MemoryStore {
         let Some(b) = Self::bounds(start, end) else {
             return Ok(Vec::new());
         };
-        Ok(self
-            .tree(tree)
+        self.tree(tree)
             .range::<[u8], _>(b)
             .take(limit)
-            .map(pair)
-            .collect())
+            .map(|e| self.pair(e))
+            .collect()
     }
 
     fn range_rev(
@@ -223,17 +377,20 @@ impl Store for MemoryStore {
         let Some(b) = Self::bounds(start, end) else {
             return Ok(Vec::new());
         };
-        Ok(self
-            .tree(tree)
+        self.tree(tree)
             .range::<[u8], _>(b)
             .rev()
             .take(limit)
-            .map(pair)
-            .collect())
+            .map(|e| self.pair(e))
+            .collect()
     }
 
     fn last(&self, tree: Tree) -> Result<Option<Pair>, StoreError> {
-        Ok(self.tree(tree).iter().next_back().map(pair))
+        self.tree(tree)
+            .iter()
+            .next_back()
+            .map(|e| self.pair(e))
+            .transpose()
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
@@ -246,6 +403,84 @@ impl Store for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn heap(v: &Val) -> &Arc<[u8]> {
+        match v {
+            Val::Heap(b) => b,
+            Val::Spilled(s) => panic!("expected a heap value, found {s:?}"),
+        }
+    }
+
+    fn spilled(v: &Val) -> Spill {
+        match v {
+            Val::Spilled(s) => *s,
+            Val::Heap(b) => panic!("expected a spilled value, found {} heap bytes", b.len()),
+        }
+    }
+
+    #[test]
+    fn conformance_spilling() {
+        let pool = SharedValues::spilling_to(&std::env::temp_dir()).unwrap();
+        crate::store::conformance::basic(&mut MemoryStore::with_shared(pool));
+    }
+
+    #[test]
+    fn a_spilling_pool_keeps_bulky_values_in_its_file_and_answers_the_same() {
+        let pool = SharedValues::spilling_to(&std::env::temp_dir()).unwrap();
+        let (mut a, mut b) = (
+            MemoryStore::with_shared(pool.clone()),
+            MemoryStore::with_shared(pool.clone()),
+        );
+        let envelope: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
+        let receipt = vec![5u8; 200];
+        let file = vec![9u8; 2000];
+        a.put(Tree::Envelopes, b"e", &envelope).unwrap();
+        b.put(Tree::Envelopes, b"e", &envelope).unwrap();
+        a.put(Tree::Receipts, b"r", &receipt).unwrap();
+        b.put(Tree::Receipts, b"r", &receipt).unwrap();
+        a.put(Tree::Files, b"f", &file).unwrap();
+        a.put(Tree::Files, b"small", b"tiny").unwrap();
+        a.put(Tree::Slots, b"s", &file).unwrap();
+        // Bulky values of the spill trees are in the file; the envelope once (shared), the
+        // receipt once per store (cheaper than a pool entry kept for the run).
+        let se = spilled(&a.tree(Tree::Envelopes)[&b"e"[..]]);
+        assert_eq!(se, spilled(&b.tree(Tree::Envelopes)[&b"e"[..]]));
+        assert_ne!(
+            spilled(&a.tree(Tree::Receipts)[&b"r"[..]]),
+            spilled(&b.tree(Tree::Receipts)[&b"r"[..]])
+        );
+        spilled(&a.tree(Tree::Files)[&b"f"[..]]);
+        heap(&a.tree(Tree::Files)[&b"small"[..]]);
+        heap(&a.tree(Tree::Slots)[&b"s"[..]]);
+        assert_eq!(
+            pool.spilled_bytes(),
+            (envelope.len() + 2 * receipt.len() + file.len()) as u64
+        );
+        // Reads answer the same bytes, whichever way they ask.
+        assert_eq!(
+            a.get(Tree::Envelopes, b"e").unwrap(),
+            Some(envelope.clone())
+        );
+        assert_eq!(b.get(Tree::Receipts, b"r").unwrap(), Some(receipt.clone()));
+        assert_eq!(a.range(Tree::Files, b"", None, 10).unwrap()[0].1, file);
+        assert_eq!(a.last(Tree::Files).unwrap().unwrap().1, b"tiny");
+        assert_eq!(&*a.values(Tree::Envelopes).next().unwrap(), &envelope[..]);
+        // Crash semantics are the same: the uncommitted overwrite is undone.
+        a.commit().unwrap();
+        a.put(Tree::Envelopes, b"e", &file).unwrap();
+        a.crash();
+        assert_eq!(a.get(Tree::Envelopes, b"e").unwrap(), Some(envelope));
+        // Values read back across many tail flushes.
+        for i in 0u32..2000 {
+            let mut v = vec![3u8; 1500];
+            v[..4].copy_from_slice(&i.to_be_bytes());
+            a.put(Tree::Audit, &i.to_be_bytes(), &v).unwrap();
+        }
+        for i in (0u32..2000).step_by(97) {
+            let v = a.get(Tree::Audit, &i.to_be_bytes()).unwrap().unwrap();
+            assert_eq!(v[..4], i.to_be_bytes());
+        }
+    }
 
     #[test]
     fn conformance() {
@@ -280,8 +515,8 @@ mod tests {
         a.put(Tree::Envelopes, b"id", &big).unwrap();
         b.put(Tree::Envelopes, b"id", &big).unwrap();
         let (va, vb) = (
-            &a.tree(Tree::Envelopes)[&b"id"[..]],
-            &b.tree(Tree::Envelopes)[&b"id"[..]],
+            heap(&a.tree(Tree::Envelopes)[&b"id"[..]]),
+            heap(&b.tree(Tree::Envelopes)[&b"id"[..]]),
         );
         assert!(Arc::ptr_eq(va, vb), "identical envelope bytes are one copy");
         // A different value of the same length is its own copy; each store reads its own.
@@ -294,8 +529,8 @@ mod tests {
         a.put(Tree::Files, b"f", &big).unwrap();
         b.put(Tree::Files, b"f", &big).unwrap();
         assert!(!Arc::ptr_eq(
-            &a.tree(Tree::Files)[&b"f"[..]],
-            &b.tree(Tree::Files)[&b"f"[..]]
+            heap(&a.tree(Tree::Files)[&b"f"[..]]),
+            heap(&b.tree(Tree::Files)[&b"f"[..]])
         ));
         // Crash and delete in one store leave the other's copy intact.
         a.crash();

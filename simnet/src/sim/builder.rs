@@ -100,6 +100,7 @@ pub struct Builder {
     skews: BTreeMap<NodeIx, i64>,
     core: CoreConfig,
     broken: Option<Broken>,
+    values: Option<SharedValues>,
 }
 
 impl Default for Builder {
@@ -113,11 +114,18 @@ impl Default for Builder {
             skews: BTreeMap::new(),
             core: CoreConfig::default(),
             broken: None,
+            values: None,
         }
     }
 }
 
 impl Builder {
+    /// The value pool the nodes' stores share (default: a new heap pool); a pool made with
+    /// [`SharedValues::spilling_to`] keeps bulky values in a file instead of memory.
+    pub fn values(mut self, pool: SharedValues) -> Self {
+        self.values = Some(pool);
+        self
+    }
     /// The seed: keys, core randomness, network and workload draws all derive from it.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
@@ -223,7 +231,7 @@ impl Builder {
         let mut nodes = Vec::new();
         let mut index = BTreeMap::new();
         // Origin, relays and destination hold the same envelope bytes; keep one copy.
-        let shared = SharedValues::new();
+        let shared = self.values.clone().unwrap_or_default();
         for (i, ((name, relay), k)) in self.nodes.iter().zip(keys).enumerate() {
             let cfg = CoreConfig {
                 name: name.clone(),

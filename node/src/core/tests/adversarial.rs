@@ -29,7 +29,7 @@ fn delivery_state(m: &MemoryStore) -> Vec<Vec<Vec<u8>>> {
         Tree::Dedup,
     ]
     .iter()
-    .map(|t| m.values(*t).map(<[u8]>::to_vec).collect())
+    .map(|t| m.values(*t).map(std::borrow::Cow::into_owned).collect())
     .collect()
 }
 
