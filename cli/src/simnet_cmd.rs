@@ -51,8 +51,8 @@ struct RunArgs {
     /// Reports still come in seed order, and each seed's run is the same as alone.
     #[arg(long, requires = "seeds")]
     jobs: Option<usize>,
-    /// Keep the simulated stores' bulky values (envelopes, files, audit, receipts) in an
-    /// unlinked file in DIR instead of memory (single seed only). Without it, a run whose
+    /// Keep the simulated stores' bulky values (envelopes, files, audit records) in
+    /// unlinked files in DIR instead of memory (single seed only). Without it, a run whose
     /// memory estimate exceeds what is available spills to the temporary directory.
     #[arg(long, conflicts_with_all = ["seeds", "no_spill"])]
     spill_dir: Option<PathBuf>,

@@ -11,9 +11,15 @@ use ciborium::value::Value;
 use crate::error::DecodeError;
 use crate::ids::IdError;
 
+mod direct;
+
 /// Encodes a value in canonical form.
 pub fn encode(v: &Value) -> Vec<u8> {
     let mut out = Vec::new();
+    if direct::encode(v, &mut out) {
+        return out;
+    }
+    out.clear();
     // Writing into a Vec cannot fail, and every Value we build is encodable.
     if let Err(e) = ciborium::into_writer(v, &mut out) {
         unreachable!("CBOR encoding into memory failed: {e}");
@@ -34,6 +40,16 @@ pub fn decode_canonical(
             max,
         });
     }
+    // The protocol's own values take the direct reader; anything else (and every fault)
+    // goes the general way, which names what is wrong.
+    match direct::decode(bytes) {
+        Some(v) => Ok(v),
+        None => decode_general(bytes, what),
+    }
+}
+
+/// Decodes with ciborium and insists that re-encoding gives back `bytes`.
+fn decode_general(bytes: &[u8], what: &'static str) -> Result<Value, DecodeError> {
     let v: Value = ciborium::from_reader(bytes).map_err(|e| DecodeError::Malformed {
         what,
         detail: e.to_string(),

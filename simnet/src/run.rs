@@ -6,7 +6,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use renkei_node::core::{ApiCommand, ApiReply, Auth, CoreConfig};
-use renkei_node::store::SharedValues;
+use renkei_node::store::{MemoryStore, SharedValues};
 use renkei_protocol::ids::EnvelopeId;
 use renkei_protocol::memo::{self, CryptoMemo};
 
@@ -265,7 +265,11 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         wall_ms,
         events,
         events_per_s: events * 1000 / wall_ms.max(1),
-        spilled_bytes: values.spilled_bytes(),
+        spilled_bytes: values.spilled_bytes()
+            + (0..sim.len())
+                .filter_map(|n| sim.store(n))
+                .map(MemoryStore::spilled_bytes)
+                .sum::<u64>(),
         event_log_hash: sim.log().hash_hex(),
         stats: sim.stats().clone(),
         points,

@@ -8,34 +8,45 @@
 //! receipts. Values are immutable once stored, so sharing changes nothing a store does.
 //!
 //! A pool made with [`SharedValues::spilling_to`] keeps the bulky values (envelopes, opened
-//! files, audit records, receipts, dedup answers) in an unlinked spill file instead of the
-//! heap: the maps then hold a file position per value. What a store answers is the same
-//! byte for byte; only where the bytes wait differs.
+//! files, audit records, dedup answers, relay records) in unlinked spill files instead of
+//! the heap: the maps then hold a file position per value. Each store has its own file (so
+//! what one node holds can be read back without reading every node's), and the pool one
+//! for the envelopes several stores share. What a store answers is the same byte for byte;
+//! only where the bytes wait differs.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::ops::Bound;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use super::spill::{Arena, Spill};
 use super::{Pair, Pairs, Store, StoreError, Tree};
 
-/// A stored value: on the heap, or in the pool's spill file.
+/// A stored value: on the heap, in the store's own spill file, or in the pool's.
 #[derive(Debug, Clone)]
 enum Val {
     Heap(Arc<[u8]>),
     Spilled(Spill),
+    Pooled(Spill),
 }
 
 impl Val {
     fn len(&self) -> usize {
         match self {
             Val::Heap(v) => v.len(),
-            Val::Spilled(s) => s.len(),
+            Val::Spilled(s) | Val::Pooled(s) => s.len(),
         }
     }
+}
+
+/// Where a value goes.
+enum Place {
+    Heap,
+    SharedHeap,
+    SharedSpill,
+    OwnSpill,
 }
 
 type Map = BTreeMap<Box<[u8]>, Val>;
@@ -46,17 +57,18 @@ type Range<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
 const SHARED_TREES: [Tree; 3] = [Tree::Envelopes, Tree::Bindings, Tree::Receipts];
 /// Values shorter than this are not worth a pool entry.
 const SHARE_MIN: usize = 96;
-/// Trees whose values a spilling pool writes to its file: the bulk of a node's bytes,
-/// written once and seldom read.
-const SPILL_TREES: [Tree; 8] = [
-    Tree::Sent,
-    Tree::Inbox,
-    Tree::Relayed,
+/// Trees whose values a spilling pool writes to files: the bulk of a node's bytes, written
+/// once (or a few times) and seldom read. Receipts and inbox records stay on the heap: the
+/// checkers read every one of them at the end of a run in key order, which from files
+/// larger than memory would be random reads (sent records they read in submission order,
+/// close to the order they were written).
+const SPILL_TREES: [Tree; 6] = [
     Tree::Envelopes,
     Tree::Files,
     Tree::Audit,
-    Tree::Receipts,
     Tree::Dedup,
+    Tree::Relayed,
+    Tree::Sent,
 ];
 /// Values shorter than this stay on the heap (a file position costs 16 bytes too).
 const SPILL_MIN: usize = 48;
@@ -82,8 +94,10 @@ struct Pool {
     map: BTreeMap<(usize, u64), Pooled>,
     /// Pool size after the last sweep of dead entries.
     swept_len: usize,
-    /// Where bulky values go, if spilling.
+    /// Where shared bulky values go, if spilling.
     arena: Option<Arena>,
+    /// Where each store's own spill file is made, if spilling.
+    spill_dir: Option<PathBuf>,
 }
 
 fn hash_of(value: &[u8]) -> (usize, u64) {
@@ -109,6 +123,7 @@ impl SharedValues {
     /// The file cannot be created in `dir`.
     pub fn spilling_to(dir: &Path) -> std::io::Result<Self> {
         let pool = Pool {
+            spill_dir: Some(dir.to_path_buf()),
             arena: Some(Arena::create(dir)?),
             ..Pool::default()
         };
@@ -120,34 +135,33 @@ impl SharedValues {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The value to store for `value` in `tree`: spilled, shared or a fresh heap copy.
-    fn store(&self, tree: Tree, value: &[u8]) -> Result<Val, StoreError> {
-        let mut pool = self.lock();
-        let share = SHARED_TREES.contains(&tree) && value.len() >= SHARE_MIN;
-        let spill = pool.arena.is_some() && SPILL_TREES.contains(&tree) && value.len() >= SPILL_MIN;
+    /// Where a value of `len` bytes in `tree` goes.
+    fn place(&self, tree: Tree, len: usize) -> Place {
+        let spills = self.lock().arena.is_some();
+        let share = SHARED_TREES.contains(&tree) && len >= SHARE_MIN;
+        let spill = spills && SPILL_TREES.contains(&tree) && len >= SPILL_MIN;
         match (spill, share) {
-            (true, true) if value.len() >= SHARE_SPILLED_MIN => pool.intern_spilled(value),
-            (true, _) => {
-                let arena = pool.arena.as_mut().expect("spilling pools have an arena");
-                arena.append(value).map(Val::Spilled).map_err(backend)
-            }
-            (false, true) => Ok(pool.intern(value)),
-            (false, false) => Ok(Val::Heap(Arc::from(value))),
+            (true, true) if len >= SHARE_SPILLED_MIN => Place::SharedSpill,
+            (true, _) => Place::OwnSpill,
+            (false, true) => Place::SharedHeap,
+            (false, false) => Place::Heap,
         }
     }
 
-    /// The bytes of `v`.
-    fn load<'a>(&self, v: &'a Val) -> Result<Cow<'a, [u8]>, StoreError> {
-        match v {
-            Val::Heap(b) => Ok(Cow::Borrowed(&b[..])),
-            Val::Spilled(s) => {
-                let pool = self.lock();
-                let arena = pool
-                    .arena
-                    .as_ref()
-                    .expect("spilled values come from an arena");
-                arena.read(*s).map(Cow::Owned).map_err(backend)
-            }
+    /// A new spill file for one store (`None` if the pool does not spill).
+    fn own_arena(&self) -> Result<Option<Arena>, StoreError> {
+        let dir = self.lock().spill_dir.clone();
+        dir.map(|d| Arena::create(&d).map_err(backend)).transpose()
+    }
+
+    /// The bytes of a value in the pool's spill file.
+    fn load_pooled(&self, s: Spill) -> Result<Vec<u8>, StoreError> {
+        let pool = self.lock();
+        match pool.arena.as_ref() {
+            Some(arena) => arena.read(s).map_err(backend),
+            None => Err(StoreError::Backend(
+                "a pooled spilled value in a pool without a spill file".into(),
+            )),
         }
     }
 
@@ -161,7 +175,8 @@ impl SharedValues {
         self.len() == 0
     }
 
-    /// Bytes in the spill file (0 when not spilling).
+    /// Bytes in the pool's own spill file, of values several stores share (0 when not
+    /// spilling).
     pub fn spilled_bytes(&self) -> u64 {
         self.lock().arena.as_ref().map_or(0, Arena::len)
     }
@@ -196,22 +211,24 @@ impl Pool {
         if let Some(Pooled::Spilled(s)) = self.map.get(&key)
             && arena.read(*s).map_err(backend)? == value
         {
-            return Ok(Val::Spilled(*s));
+            return Ok(Val::Pooled(*s));
         }
         let s = arena.append(value).map_err(backend)?;
         self.map.insert(key, Pooled::Spilled(s));
-        Ok(Val::Spilled(s))
+        Ok(Val::Pooled(s))
     }
 }
 
 /// An in-memory [`Store`] for simnet and tests.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct MemoryStore {
     trees: Vec<Map>,
     /// Undo log since the last commit: key and its previous value.
     undo: Vec<(Tree, Box<[u8]>, Option<Val>)>,
     commits: u64,
     shared: Option<SharedValues>,
+    /// This store's spill file, made at its first spilled value.
+    own: Option<Arena>,
 }
 
 impl Default for MemoryStore {
@@ -228,6 +245,7 @@ impl MemoryStore {
             undo: Vec::new(),
             commits: 0,
             shared: None,
+            own: None,
         }
     }
 
@@ -267,13 +285,29 @@ impl MemoryStore {
         self.undo.len()
     }
 
-    /// Every value of a tree (for checkers, e.g. "no plaintext at a relay").
+    /// Every value of a tree, in key order (for checkers).
     ///
     /// # Panics
     /// A spilled value cannot be read back from the spill file (the simulation has lost
     /// its own state and cannot go on).
     pub fn values(&self, tree: Tree) -> impl Iterator<Item = Cow<'_, [u8]>> {
         self.tree(tree).values().map(|v| self.load_or_panic(v))
+    }
+
+    /// Every value of a tree in the order cheapest to read: heap values first, then
+    /// spilled values in file order (for checkers that look at every value, e.g. "no
+    /// plaintext at a relay").
+    ///
+    /// # Panics
+    /// As [`MemoryStore::values`].
+    pub fn values_unordered(&self, tree: Tree) -> impl Iterator<Item = Cow<'_, [u8]>> {
+        let mut vals: Vec<&Val> = self.tree(tree).values().collect();
+        vals.sort_by_key(|v| match v {
+            Val::Heap(_) => (0, 0),
+            Val::Spilled(s) => (1, s.offset()),
+            Val::Pooled(s) => (2, s.offset()),
+        });
+        vals.into_iter().map(|v| self.load_or_panic(v))
     }
 
     /// Every (key, value) of a tree.
@@ -286,6 +320,11 @@ impl MemoryStore {
             .map(|(k, v)| (&k[..], self.load_or_panic(v)))
     }
 
+    /// Bytes in this store's own spill file.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.own.as_ref().map_or(0, Arena::len)
+    }
+
     /// Total bytes held (keys and values; a shared value counts in every store holding it).
     pub fn bytes(&self) -> usize {
         self.trees
@@ -296,12 +335,14 @@ impl MemoryStore {
     }
 
     fn load<'a>(&self, v: &'a Val) -> Result<Cow<'a, [u8]>, StoreError> {
-        match (v, &self.shared) {
-            (Val::Heap(b), _) => Ok(Cow::Borrowed(&b[..])),
-            (Val::Spilled(_), Some(pool)) => pool.load(v),
-            (Val::Spilled(_), None) => Err(StoreError::Backend(
-                "a spilled value in a store without a pool".into(),
-            )),
+        match (v, &self.shared, &self.own) {
+            (Val::Heap(b), _, _) => Ok(Cow::Borrowed(&b[..])),
+            (Val::Spilled(s), _, Some(own)) => own.read(*s).map(Cow::Owned).map_err(backend),
+            (Val::Pooled(s), Some(pool), _) => pool.load_pooled(*s).map(Cow::Owned),
+            _ => Err(StoreError::Backend(format!(
+                "a spilled value ({} bytes) without its spill file",
+                v.len()
+            ))),
         }
     }
 
@@ -334,8 +375,21 @@ impl Store for MemoryStore {
 
     fn put(&mut self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         let v = match &self.shared {
-            Some(pool) => pool.store(tree, value)?,
             None => Val::Heap(Arc::from(value)),
+            Some(pool) => match pool.place(tree, value.len()) {
+                Place::Heap => Val::Heap(Arc::from(value)),
+                Place::SharedHeap => pool.lock().intern(value),
+                Place::SharedSpill => pool.lock().intern_spilled(value)?,
+                Place::OwnSpill => {
+                    if self.own.is_none() {
+                        self.own = pool.own_arena()?;
+                    }
+                    match self.own.as_mut() {
+                        Some(own) => Val::Spilled(own.append(value).map_err(backend)?),
+                        None => Val::Heap(Arc::from(value)),
+                    }
+                }
+            },
         };
         let k: Box<[u8]> = key.into();
         let old = self.tree_mut(tree).insert(k.clone(), v);
@@ -407,13 +461,14 @@ mod tests {
     fn heap(v: &Val) -> &Arc<[u8]> {
         match v {
             Val::Heap(b) => b,
-            Val::Spilled(s) => panic!("expected a heap value, found {s:?}"),
+            Val::Spilled(s) | Val::Pooled(s) => panic!("expected a heap value, found {s:?}"),
         }
     }
 
-    fn spilled(v: &Val) -> Spill {
+    fn spilled(v: &Val) -> (bool, Spill) {
         match v {
-            Val::Spilled(s) => *s,
+            Val::Spilled(s) => (false, *s),
+            Val::Pooled(s) => (true, *s),
             Val::Heap(b) => panic!("expected a spilled value, found {} heap bytes", b.len()),
         }
     }
@@ -441,21 +496,24 @@ mod tests {
         a.put(Tree::Files, b"f", &file).unwrap();
         a.put(Tree::Files, b"small", b"tiny").unwrap();
         a.put(Tree::Slots, b"s", &file).unwrap();
-        // Bulky values of the spill trees are in the file; the envelope once (shared), the
-        // receipt once per store (cheaper than a pool entry kept for the run).
-        let se = spilled(&a.tree(Tree::Envelopes)[&b"e"[..]]);
-        assert_eq!(se, spilled(&b.tree(Tree::Envelopes)[&b"e"[..]]));
-        assert_ne!(
-            spilled(&a.tree(Tree::Receipts)[&b"r"[..]]),
-            spilled(&b.tree(Tree::Receipts)[&b"r"[..]])
-        );
-        spilled(&a.tree(Tree::Files)[&b"f"[..]]);
+        a.put(Tree::Inbox, b"i", &file).unwrap();
+        // Bulky values of the spill trees are in files: the envelope once, in the pool's
+        // file (several stores hold it); the opened file in the store's own. Receipts stay
+        // on the heap (shared), as do small values and other trees.
+        let (pooled, se) = spilled(&a.tree(Tree::Envelopes)[&b"e"[..]]);
+        assert!(pooled);
+        assert_eq!((true, se), spilled(&b.tree(Tree::Envelopes)[&b"e"[..]]));
+        assert!(Arc::ptr_eq(
+            heap(&a.tree(Tree::Receipts)[&b"r"[..]]),
+            heap(&b.tree(Tree::Receipts)[&b"r"[..]])
+        ));
+        assert!(!spilled(&a.tree(Tree::Files)[&b"f"[..]]).0);
         heap(&a.tree(Tree::Files)[&b"small"[..]]);
         heap(&a.tree(Tree::Slots)[&b"s"[..]]);
-        assert_eq!(
-            pool.spilled_bytes(),
-            (envelope.len() + 2 * receipt.len() + file.len()) as u64
-        );
+        heap(&a.tree(Tree::Inbox)[&b"i"[..]]);
+        assert_eq!(pool.spilled_bytes(), envelope.len() as u64);
+        assert_eq!(a.spilled_bytes(), file.len() as u64);
+        assert_eq!(b.spilled_bytes(), 0, "b spilled nothing of its own");
         // Reads answer the same bytes, whichever way they ask.
         assert_eq!(
             a.get(Tree::Envelopes, b"e").unwrap(),
@@ -465,6 +523,12 @@ mod tests {
         assert_eq!(a.range(Tree::Files, b"", None, 10).unwrap()[0].1, file);
         assert_eq!(a.last(Tree::Files).unwrap().unwrap().1, b"tiny");
         assert_eq!(&*a.values(Tree::Envelopes).next().unwrap(), &envelope[..]);
+        a.put(Tree::Files, b"g", &envelope).unwrap();
+        let all: Vec<Vec<u8>> = a
+            .values_unordered(Tree::Files)
+            .map(Cow::into_owned)
+            .collect();
+        assert_eq!(all, [b"tiny".to_vec(), file.clone(), envelope.clone()]);
         // Crash semantics are the same: the uncommitted overwrite is undone.
         a.commit().unwrap();
         a.put(Tree::Envelopes, b"e", &file).unwrap();

@@ -28,6 +28,11 @@ impl Spill {
     pub(crate) fn len(self) -> usize {
         self.len as usize
     }
+
+    /// The value's position in its file.
+    pub(crate) fn offset(self) -> u64 {
+        self.off
+    }
 }
 
 /// The spill file of one pool.

@@ -54,7 +54,7 @@ pub(super) fn check(c: &mut Check, sim: &Sim, history: &History, workload: &Work
         }
         let Some(store) = sim.store(n) else { continue };
         for tree in Tree::ALL {
-            for v in store.values(tree) {
+            for v in store.values_unordered(tree) {
                 if v.len() < 32 {
                     continue;
                 }
