@@ -161,6 +161,25 @@ fn spill_dir(a: &RunArgs, scenario: &Scenario, available: Option<u64>) -> Option
     too_big.then(std::env::temp_dir)
 }
 
+/// Refuses to start a run whose spill files would not fit in `dir` (a run that fills the
+/// disk half way would crash its simulated nodes one after another and report nonsense).
+fn check_spill_room(dir: &std::path::Path, need: u64, free: Option<u64>) -> Result<()> {
+    match free {
+        Some(free) if free < need => bail!(
+            "this run spills about {:.1} GB of store values to {} and only {:.1} GB is free \
+             there: give --spill-dir a directory with room, or a smaller --scale",
+            need as f64 / 1e9,
+            dir.display(),
+            free as f64 / 1e9
+        ),
+        Some(_) => Ok(()),
+        None => bail!(
+            "cannot spill to {}: not a directory we can read",
+            dir.display()
+        ),
+    }
+}
+
 fn run_cmd(a: RunArgs) -> Result<i32> {
     let mut scenario = Scenario::load(&a.scenario)?;
     if let Some(f) = a.scale {
@@ -181,6 +200,11 @@ fn run_cmd(a: RunArgs) -> Result<i32> {
         eprintln!("{w}");
     }
     if let Some(d) = &spill {
+        check_spill_room(
+            d,
+            scenario.spill_estimate_bytes(),
+            fs2::available_space(d).ok(),
+        )?;
         eprintln!(
             "[simnet] keeping store values in a spill file in {} (about {:.1} GB in memory)",
             d.display(),
@@ -320,6 +344,19 @@ mod tests {
         for (seed, hash) in &got {
             assert_eq!(*hash, run(&sc, *seed, RunOptions::default()).event_log_hash);
         }
+    }
+
+    #[test]
+    fn a_spill_without_room_is_refused_naming_the_directory() {
+        let dir = std::path::Path::new("/some/dir");
+        let e = check_spill_room(dir, 22_000_000_000, Some(5_000_000_000)).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("22.0 GB") && msg.contains("/some/dir") && msg.contains("5.0 GB"),
+            "{msg}"
+        );
+        assert!(check_spill_room(dir, 1, Some(2)).is_ok());
+        assert!(check_spill_room(dir, 1, None).is_err());
     }
 
     #[test]

@@ -168,8 +168,8 @@ impl Report {
         ));
         if self.spilled_bytes > 0 {
             out.push_str(&format!(
-                "memory: {:.2} GB of store values kept in a spill file\n",
-                self.spilled_bytes as f64 / 1e9
+                "memory: {:.1} MB of store values kept in spill files\n",
+                self.spilled_bytes as f64 / 1e6
             ));
         }
         out.push_str(&format!("event log sha256 {}\n", self.event_log_hash));

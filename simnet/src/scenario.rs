@@ -544,6 +544,13 @@ impl Scenario {
             + self.workload.offices as u64 * nodes * PER_OFFICE_NODE
     }
 
+    /// Disk a run's spill files take, roughly, in bytes (when it spills): ≈ 9.5 KB per
+    /// envelope (the full national day wrote 22.0 GB for 2.4 M envelopes).
+    pub fn spill_estimate_bytes(&self) -> u64 {
+        const PER_ENVELOPE: u64 = 9728;
+        self.workload.envelopes as u64 * PER_ENVELOPE
+    }
+
     /// The same scenario with offices and envelopes multiplied by `factor` (scale runs).
     pub fn scaled(&self, factor: f64) -> Scenario {
         let mut s = self.clone();
