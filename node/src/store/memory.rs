@@ -116,11 +116,12 @@ impl SharedValues {
         Self::default()
     }
 
-    /// An empty pool whose stores keep their bulky values in a spill file created (and at
-    /// once unlinked) in `dir`.
+    /// An empty pool whose stores keep their bulky values in spill files made (and at once
+    /// unlinked) in `dir`: the pool's own, for values several stores share, now; each
+    /// store's at its first spilled value.
     ///
     /// # Errors
-    /// The file cannot be created in `dir`.
+    /// The pool's file cannot be created in `dir`.
     pub fn spilling_to(dir: &Path) -> std::io::Result<Self> {
         let pool = Pool {
             spill_dir: Some(dir.to_path_buf()),
