@@ -208,7 +208,11 @@ impl Pool {
     /// The shared spilled copy of `value` (appended if the file has none yet).
     fn intern_spilled(&mut self, value: &[u8]) -> Result<Val, StoreError> {
         let key = hash_of(value);
-        let arena = self.arena.as_mut().expect("spilling pools have an arena");
+        let Some(arena) = self.arena.as_mut() else {
+            return Err(StoreError::Backend(
+                "a pool without a spill file cannot spill".into(),
+            ));
+        };
         if let Some(Pooled::Spilled(s)) = self.map.get(&key)
             && arena.read(*s).map_err(backend)? == value
         {
