@@ -232,6 +232,13 @@ fn run_cmd(a: RunArgs) -> Result<i32> {
     let mut failed = Vec::new();
     let mut report_one = |report: Report| -> Result<()> {
         print_report(&report, a.json, multi)?;
+        if let Some(why) = &report.stopped {
+            anyhow::bail!(
+                "seed {} could not finish, so it has no verdict: {why}; once that is fixed, replay with: {}",
+                report.seed,
+                replay(report.seed)
+            );
+        }
         if !report.passed() {
             failed.push(report.seed);
             if !a.json {

@@ -112,6 +112,10 @@ pub struct Report {
     pub spilled_bytes: u64,
     /// SHA-256 of the event log (same seed ⇒ same hash).
     pub event_log_hash: String,
+    /// Why the run stopped before its end, if it did (a node's store failed: the host's
+    /// spill disk, or a bug). Such a run has no verdict: the checkers did not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
     /// Simulator statistics.
     pub stats: SimStats,
     /// (submission offset from traffic start, latency) per delivery, for the plot.
@@ -122,7 +126,7 @@ pub struct Report {
 impl Report {
     /// Whether every checker passed.
     pub fn passed(&self) -> bool {
-        self.checks.passed()
+        self.stopped.is_none() && self.checks.passed()
     }
 
     /// The human-readable report.
@@ -140,12 +144,18 @@ impl Report {
         for (why, n) in &c.refusals {
             out.push_str(&format!("  refused {n}x: {why}\n"));
         }
-        out.push_str("checkers:\n");
-        for (name, check) in self.checks.all() {
-            let verdict = if check.count == 0 { "ok" } else { "FAIL" };
-            out.push_str(&format!("  {name:<20} {:>6}  {verdict}\n", check.count));
-            for e in &check.examples {
-                out.push_str(&format!("      {e}\n"));
+        if let Some(why) = &self.stopped {
+            out.push_str(&format!(
+                "STOPPED: {why}\n  the run could not finish, so it has no verdict\ncheckers: not run\n"
+            ));
+        } else {
+            out.push_str("checkers:\n");
+            for (name, check) in self.checks.all() {
+                let verdict = if check.count == 0 { "ok" } else { "FAIL" };
+                out.push_str(&format!("  {name:<20} {:>6}  {verdict}\n", check.count));
+                for e in &check.examples {
+                    out.push_str(&format!("      {e}\n"));
+                }
             }
         }
         let l = &self.latency;

@@ -147,6 +147,9 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         Default::default();
     let total = workload.planned.len() as u64;
     for (j, p) in workload.planned.iter().enumerate() {
+        if sim.host_failure().is_some() {
+            break;
+        }
         sim.run_until(start + p.at_ms);
         absorb(&mut sim, &mut history);
         let (from, to) = (&workload.offices[p.from], &workload.offices[p.to]);
@@ -199,7 +202,7 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     sim.heal_all();
     let heal = sim.now();
     let bound = heal + scenario.check.liveness_ms;
-    while !sim.settled() && sim.now() < bound {
+    while !sim.settled() && sim.now() < bound && sim.host_failure().is_none() {
         sim.run_for(SETTLE_POLL_MS);
     }
     let settle_ms = sim.now() - heal;
@@ -208,9 +211,13 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         cb(total, total);
     }
 
-    let (mut checks, tally, inbox) =
-        checker::check(&sim, &history, &workload, scenario.check.plaintext);
-    if !sim.settled() {
+    let stopped = sim.host_failure().map(str::to_string);
+    let (mut checks, tally, inbox) = if stopped.is_some() {
+        Default::default()
+    } else {
+        checker::check(&sim, &history, &workload, scenario.check.plaintext)
+    };
+    if stopped.is_none() && !sim.settled() {
         let pending = (0..sim.len())
             .filter_map(|n| sim.store(n))
             .map(|s| s.values(renkei_node::store::Tree::Pending).count() as u64)
@@ -271,6 +278,7 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
                 .map(MemoryStore::spilled_bytes)
                 .sum::<u64>(),
         event_log_hash: sim.log().hash_hex(),
+        stopped,
         stats: sim.stats().clone(),
         points,
     }

@@ -104,6 +104,8 @@ pub struct Sim {
     roster: SignedRoster,
     log: EventLog,
     stats: SimStats,
+    /// Set when a node's store fails: the run cannot go on (see [`Sim::host_failure`]).
+    host_failure: Option<String>,
 }
 
 impl Sim {
@@ -250,7 +252,9 @@ impl Sim {
             .first_key_value()
             .is_some_and(|((at, _), _)| *at <= t)
         {
-            self.step();
+            if !self.step() {
+                break;
+            }
         }
         self.now = self.now.max(t);
     }
@@ -281,6 +285,9 @@ impl Sim {
     /// Processes one queue event (and, for node inputs, the inputs queued for the same
     /// node at the same time, as one batch). Returns false when the queue is empty.
     pub fn step(&mut self) -> bool {
+        if self.host_failure.is_some() {
+            return false;
+        }
         let Some(((t, _), ev)) = self.queue.pop_first() else {
             return false;
         };
@@ -475,8 +482,7 @@ impl Sim {
         self.stats.inputs += inputs.len() as u64;
         for input in inputs {
             if let Err(e) = core.handle(now, input) {
-                tracing::warn!(node = n, error = %e, "store error inside handle; crashing the node");
-                self.crash_now(n);
+                self.store_failed(n, &e);
                 return;
             }
         }
@@ -505,8 +511,7 @@ impl Sim {
             return;
         }
         if let Err(e) = core.commit() {
-            tracing::warn!(node = n, error = %e, "commit failed; crashing the node");
-            self.crash_now(n);
+            self.store_failed(n, &e);
             return;
         }
         self.stats.batches += 1;
@@ -611,6 +616,26 @@ impl Sim {
             // The simulated network admits every simulated operator already.
             Effect::Roster { .. } => {}
         }
+    }
+
+    /// Node `n`'s store failed. A memory store fails only when the host does (a spill file
+    /// that cannot be written or read: disk full, I/O error) or when a stored record does
+    /// not decode (a bug): neither is a fault of the simulated federation, so the run stops
+    /// here and says why, rather than crash the node and let the checkers report the
+    /// consequences as if the federation had lost something.
+    fn store_failed(&mut self, n: NodeIx, e: &renkei_node::store::StoreError) {
+        let why = format!(
+            "the store of node {n} ({}) failed at virtual time {} ms: {e}",
+            self.nodes[n].name, self.now
+        );
+        tracing::error!("{why}");
+        self.host_failure.get_or_insert(why);
+    }
+
+    /// Why the run had to stop (a node's store failed), if it did: no event is processed
+    /// after that, and the run's counts and checkers say nothing about the federation.
+    pub fn host_failure(&self) -> Option<&str> {
+        self.host_failure.as_deref()
     }
 
     /// Crashes node `n` now: uncommitted writes and unreleased effects are lost, its

@@ -295,6 +295,7 @@ impl Builder {
             roster,
             log: EventLog::new(),
             stats: SimStats::default(),
+            host_failure: None,
         };
         // Initial effects (wake-ups) of the fresh cores.
         for n in 0..sim.nodes.len() {
