@@ -18,12 +18,24 @@
 //!   data, sealed bytes), remembered when this thread *seals* (HPKE's correctness: the
 //!   recipient's open of exactly these bytes returns the plaintext) and handed out once.
 //!
+//! - *answers*: the result of some other pure, deterministic function of bytes (e.g. the
+//!   node's CSV checks of a send unit, which the destination repeats on exactly the bytes
+//!   the origin checked), remembered by whoever computed it under a digest of a label and
+//!   every input, and handed out once ([`remember_answer`], [`take_answer`]).
+//!
 //! Any altered byte — a forged signature, a tampered payload, another header, another
 //! key — changes the digest, so the real computation runs and refuses it as in production.
 //! What a memo skips is only the curve arithmetic whose answer is known; the protocol's
 //! unit tests, which run without one, check that arithmetic.
 
-use std::collections::{BTreeMap, BTreeSet};
+// Hash sets and maps here are only ever looked up, inserted into, removed from and
+// cleared, never iterated: no order is observable, so determinism does not need B-trees
+// (and a national run looks up millions of digests).
+#![allow(clippy::disallowed_types)]
+
+use std::any::Any;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use sha2::Digest;
@@ -31,17 +43,53 @@ use sha2::Digest;
 /// Plaintexts sealed and not yet opened, at most (then the map starts over; later opens of
 /// the forgotten ones compute).
 const OPENED_MAX: usize = 16_384;
+/// Other answers kept, at most (then the map starts over).
+const ANSWERS_MAX: usize = 16_384;
 
 /// Shared, remembered answers (see the module docs). Cloning shares the same memo.
 #[derive(Clone, Debug)]
 pub struct CryptoMemo(Arc<Mutex<Inner>>);
 
-#[derive(Debug)]
+/// Hashes a SHA-256 digest by its first eight bytes: they are already uniformly
+/// distributed, and a set of millions of digests (one per signature of a national run) is
+/// looked up once per verification.
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut w = [0u8; 8];
+        let n = bytes.len().min(8);
+        w[..n].copy_from_slice(&bytes[..n]);
+        self.0 ^= u64::from_le_bytes(w);
+    }
+    // The length prefix a slice hashes first says nothing: every key is 32 bytes.
+    fn write_usize(&mut self, _: usize) {}
+}
+
+type DigestBuild = BuildHasherDefault<DigestHasher>;
+
 struct Inner {
     capacity: usize,
-    verified: BTreeSet<[u8; 32]>,
-    opened: BTreeMap<[u8; 32], Vec<u8>>,
+    verified: HashSet<[u8; 32], DigestBuild>,
+    opened: HashMap<[u8; 32], Vec<u8>, DigestBuild>,
     opened_taken: u64,
+    answers: HashMap<[u8; 32], Box<dyn Any + Send>, DigestBuild>,
+    answers_taken: u64,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("capacity", &self.capacity)
+            .field("verified", &self.verified.len())
+            .field("opened", &self.opened.len())
+            .field("answers", &self.answers.len())
+            .finish()
+    }
 }
 
 impl CryptoMemo {
@@ -49,9 +97,11 @@ impl CryptoMemo {
     pub fn new(capacity: usize) -> Self {
         CryptoMemo(Arc::new(Mutex::new(Inner {
             capacity: capacity.max(1),
-            verified: BTreeSet::new(),
-            opened: BTreeMap::new(),
+            verified: HashSet::with_capacity_and_hasher(capacity.max(1), DigestBuild::default()),
+            opened: HashMap::default(),
             opened_taken: 0,
+            answers: HashMap::default(),
+            answers_taken: 0,
         })))
     }
 
@@ -70,6 +120,11 @@ impl CryptoMemo {
     pub fn opened_taken(&self) -> u64 {
         self.lock().opened_taken
     }
+
+    /// Other answers handed out from the memo.
+    pub fn answers_taken(&self) -> u64 {
+        self.lock().answers_taken
+    }
 }
 
 thread_local! {
@@ -86,7 +141,7 @@ fn current() -> Option<CryptoMemo> {
 }
 
 /// Whether this thread uses a memo.
-pub(crate) fn active() -> bool {
+pub fn active() -> bool {
     CURRENT.with(|c| c.borrow().is_some())
 }
 
@@ -148,6 +203,28 @@ pub(crate) fn remember_opened(digest: [u8; 32], plaintext: Vec<u8>) {
         }
         m.opened.insert(digest, plaintext);
     }
+}
+
+/// Remembers `value`, the answer of a pure function whose label and every input
+/// `digest` covers (nothing without a memo).
+pub fn remember_answer<T: Any + Send>(digest: [u8; 32], value: T) {
+    if let Some(m) = current() {
+        let mut m = m.lock();
+        if m.answers.len() >= ANSWERS_MAX {
+            m.answers.clear();
+        }
+        m.answers.insert(digest, Box::new(value));
+    }
+}
+
+/// Takes the answer remembered under `digest`, if there is one of type `T`.
+pub fn take_answer<T: Any + Send>(digest: &[u8; 32]) -> Option<T> {
+    let m = current()?;
+    let mut m = m.lock();
+    let a = m.answers.remove(digest)?;
+    let a = a.downcast::<T>().ok()?;
+    m.answers_taken += 1;
+    Some(*a)
 }
 
 #[cfg(test)]

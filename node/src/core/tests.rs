@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod adversarial;
-mod net;
+pub(super) mod net;
 mod rotation;
 
 use net::{Net, fixture_unit, rename_stamp};

@@ -3,6 +3,7 @@
 
 use renkei_protocol::envelope::Party;
 use renkei_protocol::ids::{DocKind, Stamp};
+use renkei_protocol::memo;
 use serde::Serialize;
 
 /// One validation finding, as the API reports it.
@@ -118,9 +119,87 @@ impl UnitInfo {
 }
 
 /// Validates a unit (standard-spec CSV checks) and extracts what the core needs.
+///
+/// The checks are a pure function of the names and bytes: on a thread with a
+/// [`renkei_protocol::memo`] (simnet), a unit that passed is remembered under a digest of
+/// every name and byte, and the next check of exactly those files (the destination's, of
+/// what the origin checked) takes that answer instead of parsing again. Production
+/// threads have no memo and always check.
 pub fn check_unit(files: &[(&str, &[u8])]) -> Result<UnitInfo, Vec<UnitFinding>> {
-    validate::check(files)
+    if !memo::active() {
+        return validate::check(files);
+    }
+    let digest = unit_digest(files);
+    if let Some(info) = memo::take_answer::<UnitInfo>(&digest) {
+        return Ok(info);
+    }
+    let checked = validate::check(files);
+    if let Ok(info) = &checked {
+        memo::remember_answer(digest, info.clone());
+    }
+    checked
+}
+
+/// SHA-256 of a label and every file name and byte, each length-prefixed.
+fn unit_digest(files: &[(&str, &[u8])]) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"renkei/check_unit/v1");
+    for (name, bytes) in files {
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    }
+    h.finalize().into()
 }
 
 #[path = "unit_validate.rs"]
 mod validate;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::core::tests::net::fixture_unit;
+    use renkei_protocol::memo::{CryptoMemo, use_on_this_thread};
+
+    fn refs(files: &[(String, Vec<u8>)]) -> Vec<(&str, &[u8])> {
+        files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect()
+    }
+
+    #[test]
+    fn with_a_memo_a_checked_unit_is_answered_once_and_any_change_is_checked_again() {
+        let memo = CryptoMemo::new(16);
+        use_on_this_thread(Some(memo.clone()));
+        let files = fixture_unit("d2_kyo_riyohyo");
+        let first = check_unit(&refs(&files)).unwrap();
+        assert_eq!(memo.answers_taken(), 0);
+        let second = check_unit(&refs(&files)).unwrap();
+        assert_eq!(memo.answers_taken(), 1, "the second check was answered");
+        assert_eq!(format!("{first:?}"), format!("{second:?}"));
+        // Handed out once: a third check computes (and remembers) again.
+        check_unit(&refs(&files)).unwrap();
+        assert_eq!(memo.answers_taken(), 1);
+
+        // One byte changed in a file (the last digit turned into a letter) or a file
+        // renamed: checked for real, and refused as without a memo.
+        let mut broken = files.clone();
+        let at = broken[0].1.iter().rposition(u8::is_ascii_digit).unwrap();
+        broken[0].1[at] = b'X';
+        let with = check_unit(&refs(&broken)).unwrap_err();
+        use_on_this_thread(None);
+        let without = check_unit(&refs(&broken)).unwrap_err();
+        assert_eq!(with, without);
+        use_on_this_thread(Some(memo.clone()));
+        let mut renamed = files.clone();
+        renamed[0].0 = renamed[0].0.replace(".CSV", ".TXT").replace(".csv", ".txt");
+        assert_ne!(renamed[0].0, files[0].0);
+        assert!(check_unit(&refs(&renamed)).is_err());
+        assert_eq!(memo.answers_taken(), 1, "no changed unit was answered");
+        use_on_this_thread(None);
+    }
+}

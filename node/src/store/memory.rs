@@ -16,6 +16,8 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+#[allow(clippy::disallowed_types)] // the pool's map only (see `Pool`)
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -84,14 +86,18 @@ pub struct SharedValues(Arc<Mutex<Pool>>);
 enum Pooled {
     /// While some store holds it.
     Heap(Weak<[u8]>),
-    /// For the whole run (the spill file never forgets).
-    Spilled(Spill),
+    /// For the whole run (the spill file never forgets), with a second, independent hash
+    /// of the value ([`check_of`]) so that a hit needs no read back from the file.
+    Spilled(Spill, u64),
 }
 
+// The pool's map is looked up, inserted into and swept (`retain`), never iterated in an
+// order anything can observe: a hash map keeps determinism.
+#[allow(clippy::disallowed_types)]
 #[derive(Debug, Default)]
 struct Pool {
     /// (length, hash) → the value.
-    map: BTreeMap<(usize, u64), Pooled>,
+    map: HashMap<(usize, u64), Pooled>,
     /// Pool size after the last sweep of dead entries.
     swept_len: usize,
     /// Where shared bulky values go, if spilling.
@@ -104,6 +110,16 @@ fn hash_of(value: &[u8]) -> (usize, u64) {
     let mut h = std::hash::DefaultHasher::new();
     value.hash(&mut h);
     (value.len(), h.finish())
+}
+
+/// A second 64-bit hash of a value, independent of [`hash_of`]'s (another prefix): a
+/// spilled value whose length and both hashes match is taken to be the same value (128
+/// bits of SipHash over a few million values of one run) without reading it back.
+fn check_of(value: &[u8]) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    h.write_u64(0x5eed_c0de_5eed_c0de);
+    value.hash(&mut h);
+    h.finish()
 }
 
 fn backend(e: std::io::Error) -> StoreError {
@@ -198,7 +214,7 @@ impl Pool {
         if self.map.len() > 2 * self.swept_len + 4096 {
             self.map.retain(|_, p| match p {
                 Pooled::Heap(w) => w.strong_count() > 0,
-                Pooled::Spilled(_) => true,
+                Pooled::Spilled(..) => true,
             });
             self.swept_len = self.map.len();
         }
@@ -213,13 +229,14 @@ impl Pool {
                 "a pool without a spill file cannot spill".into(),
             ));
         };
-        if let Some(Pooled::Spilled(s)) = self.map.get(&key)
-            && arena.read(*s).map_err(backend)? == value
+        let check = check_of(value);
+        if let Some(Pooled::Spilled(s, c)) = self.map.get(&key)
+            && *c == check
         {
             return Ok(Val::Pooled(*s));
         }
         let s = arena.append(value).map_err(backend)?;
-        self.map.insert(key, Pooled::Spilled(s));
+        self.map.insert(key, Pooled::Spilled(s, check));
         Ok(Val::Pooled(s))
     }
 }
