@@ -7,9 +7,7 @@
 //! 32 bytes the caller hands in (the core draws them from its seeded source; production
 //! seeds that from the OS).
 
-use chacha20::ChaCha20Rng;
-use hpke::rand_core::SeedableRng;
-use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
+use hpke::{Deserializable, OpModeR};
 
 use crate::error::SealError;
 use crate::keys::{EncPublicKey, SealKem, SealKeyPair};
@@ -21,6 +19,8 @@ pub const ENC_LEN: usize = 32;
 /// Length of the AEAD tag.
 pub const TAG_LEN: usize = 16;
 
+mod sender;
+
 type Aead = hpke::aead::ChaCha20Poly1305;
 type Kdf = hpke::kdf::HkdfSha256;
 
@@ -31,21 +31,7 @@ pub fn seal(
     plaintext: &[u8],
     ephemeral_seed: [u8; 32],
 ) -> Result<Vec<u8>, SealError> {
-    let pk = <SealKem as hpke::Kem>::PublicKey::from_bytes(recipient)
-        .map_err(|e| SealError::Seal(e.to_string()))?;
-    let mut rng = ChaCha20Rng::from_seed(ephemeral_seed);
-    let (enc, ct) = hpke::single_shot_seal_with_rng::<Aead, Kdf, SealKem>(
-        &OpModeS::Base,
-        &pk,
-        SEAL_INFO,
-        plaintext,
-        aad,
-        &mut rng,
-    )
-    .map_err(|e| SealError::Seal(e.to_string()))?;
-    let mut out = Vec::with_capacity(ENC_LEN + ct.len());
-    out.extend_from_slice(&enc.to_bytes());
-    out.extend_from_slice(&ct);
+    let out = sender::seal(recipient, SEAL_INFO, aad, plaintext, ephemeral_seed)?;
     if crate::memo::active() {
         crate::memo::remember_opened(
             crate::memo::opened_digest(recipient, aad, &out),
