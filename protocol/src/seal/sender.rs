@@ -26,6 +26,7 @@ use curve25519_dalek::scalar::{Scalar, clamp_integer};
 use curve25519_dalek::traits::BasepointTable;
 use hpke::rand_core::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
+use zeroize::Zeroize;
 
 use crate::error::SealError;
 use crate::keys::EncPublicKey;
@@ -53,13 +54,17 @@ pub(crate) fn seal(
     plaintext: &[u8],
     ephemeral_seed: [u8; 32],
 ) -> Result<Vec<u8>, SealError> {
-    // Encap (RFC 9180 §4.1), with DeriveKeyPair (§7.1.3) of fresh ikm.
+    // Encap (RFC 9180 §4.1), with DeriveKeyPair (§7.1.3) of fresh ikm. Every secret
+    // intermediate is wiped before returning, as the `hpke` crate does.
     let mut ikm = [0u8; 32];
     ChaCha20Rng::from_seed(ephemeral_seed).fill_bytes(&mut ikm);
-    let dkp_prk = labeled_extract(&[], KEM_SUITE, b"dkp_prk", &ikm);
-    let sk: [u8; 32] = labeled_expand(&dkp_prk, KEM_SUITE, b"sk", &[]);
+    let mut dkp_prk = labeled_extract(&[], KEM_SUITE, b"dkp_prk", &ikm);
+    ikm.zeroize();
+    let mut sk: [u8; 32] = labeled_expand(&dkp_prk, KEM_SUITE, b"sk", &[]);
+    dkp_prk.zeroize();
     let enc = MontgomeryPoint::mul_base_clamped(sk).to_bytes();
-    let dh = diffie_hellman(sk, recipient);
+    let mut dh = diffie_hellman(sk, recipient);
+    sk.zeroize();
     if dh == [0u8; 32] {
         return Err(SealError::Seal(
             "the recipient key gives an all-zero shared secret (a small-order point)".into(),
@@ -68,8 +73,10 @@ pub(crate) fn seal(
     let mut kem_context = [0u8; 64];
     kem_context[..32].copy_from_slice(&enc);
     kem_context[32..].copy_from_slice(recipient);
-    let eae_prk = labeled_extract(&[], KEM_SUITE, b"eae_prk", &dh);
-    let shared: [u8; 32] = labeled_expand(&eae_prk, KEM_SUITE, b"shared_secret", &kem_context);
+    let mut eae_prk = labeled_extract(&[], KEM_SUITE, b"eae_prk", &dh);
+    dh.zeroize();
+    let mut shared: [u8; 32] = labeled_expand(&eae_prk, KEM_SUITE, b"shared_secret", &kem_context);
+    eae_prk.zeroize();
 
     // KeySchedule (§5.1), base mode: no PSK.
     let psk_id_hash = labeled_extract(&[], HPKE_SUITE, b"psk_id_hash", &[]);
@@ -77,17 +84,23 @@ pub(crate) fn seal(
     let mut context = [0u8; 65];
     context[1..33].copy_from_slice(&psk_id_hash);
     context[33..].copy_from_slice(&info_hash);
-    let secret = labeled_extract(&shared, HPKE_SUITE, b"secret", &[]);
-    let key: [u8; 32] = labeled_expand(&secret, HPKE_SUITE, b"key", &context);
+    let mut secret = labeled_extract(&shared, HPKE_SUITE, b"secret", &[]);
+    shared.zeroize();
+    let mut key: [u8; 32] = labeled_expand(&secret, HPKE_SUITE, b"key", &context);
     let nonce: [u8; 12] = labeled_expand(&secret, HPKE_SUITE, b"base_nonce", &context);
+    secret.zeroize();
 
     // Seal with sequence number 0: the base nonce itself.
     let mut out = Vec::with_capacity(enc.len() + plaintext.len() + 16);
     out.extend_from_slice(&enc);
     out.extend_from_slice(plaintext);
-    let tag = ChaCha20Poly1305::new(&key.into())
-        .encrypt_inout_detached(&nonce.into(), aad, out[32..].as_mut().into())
-        .map_err(|e| SealError::Seal(format!("ChaCha20-Poly1305: {e}")))?;
+    let sealed = ChaCha20Poly1305::new(&key.into()).encrypt_inout_detached(
+        &nonce.into(),
+        aad,
+        out[32..].as_mut().into(),
+    );
+    key.zeroize();
+    let tag = sealed.map_err(|e| SealError::Seal(format!("ChaCha20-Poly1305: {e}")))?;
     out.extend_from_slice(&tag);
     Ok(out)
 }
@@ -97,8 +110,10 @@ fn diffie_hellman(sk: [u8; 32], public: &EncPublicKey) -> [u8; 32] {
     let via_table = TABLES.with(|t| {
         let mut t = t.borrow_mut();
         t.entry(public).map(|table| {
-            let s = Scalar::from_bytes_mod_order(clamp_integer(sk));
-            table.mul_base(&s).to_montgomery().to_bytes()
+            let mut s = Scalar::from_bytes_mod_order(clamp_integer(sk));
+            let u = table.mul_base(&s).to_montgomery().to_bytes();
+            s.zeroize();
+            u
         })
     });
     via_table.unwrap_or_else(|| MontgomeryPoint(*public).mul_clamped(sk).to_bytes())
@@ -175,13 +190,17 @@ fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     } else {
         k0[..key.len()].copy_from_slice(key);
     }
+    let mut pad = k0.map(|b| b ^ 0x36);
     let mut inner = Sha256::new();
-    inner.update(k0.map(|b| b ^ 0x36));
+    inner.update(pad);
     for p in parts {
         inner.update(p);
     }
+    pad = k0.map(|b| b ^ 0x5c);
+    k0.zeroize();
     let mut outer = Sha256::new();
-    outer.update(k0.map(|b| b ^ 0x5c));
+    outer.update(pad);
+    pad.zeroize();
     outer.update(inner.finalize());
     outer.finalize().into()
 }
