@@ -104,6 +104,8 @@ pub struct Report {
     pub simulated_ms: u64,
     /// Wall-clock time of the run.
     pub wall_ms: u64,
+    /// Where the wall-clock time went.
+    pub phases: Phases,
     /// Queue events processed.
     pub events: u64,
     /// Events per wall-clock second.
@@ -121,6 +123,19 @@ pub struct Report {
     /// (submission offset from traffic start, latency) per delivery, for the plot.
     #[serde(skip)]
     pub points: Vec<(u64, u64)>,
+}
+
+/// Wall-clock time of a run's phases (they add up to its wall time).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Phases {
+    /// Building the federation, registering the offices, the directory's first sync.
+    pub setup_ms: u64,
+    /// The workload, with the planned faults.
+    pub traffic_ms: u64,
+    /// Faults healed, waiting (bounded) for every envelope to settle.
+    pub settle_ms: u64,
+    /// The checkers, and the report's latency figures.
+    pub check_ms: u64,
 }
 
 impl Report {
@@ -175,6 +190,14 @@ impl Report {
             self.events,
             self.events_per_s,
             s.batches
+        ));
+        let p = &self.phases;
+        out.push_str(&format!(
+            "wall: setup {:.1} s, traffic {:.1} s, settle {:.1} s, checkers {:.1} s\n",
+            p.setup_ms as f64 / 1000.0,
+            p.traffic_ms as f64 / 1000.0,
+            p.settle_ms as f64 / 1000.0,
+            p.check_ms as f64 / 1000.0
         ));
         if self.spilled_bytes > 0 {
             out.push_str(&format!(

@@ -14,7 +14,7 @@ use crate::calendar;
 use crate::checker;
 use crate::history::{History, Outcome, Submission, unit_key};
 use crate::plan::Plan;
-use crate::report::{Counts, Latency, Report};
+use crate::report::{Counts, Latency, Phases, Report};
 use crate::scenario::Scenario;
 use crate::sim::{Broken, Sim};
 use crate::workload::Workload;
@@ -136,6 +136,7 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
             tracing::warn!(reply = ?r, "office registration refused");
         }
     }
+    let setup_done = wall.elapsed();
     sim.note("traffic starts");
     for f in &plan.faults {
         sim.schedule(start + f.at_ms, f.fault.clone());
@@ -200,6 +201,7 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
 
     // Liveness: faults stop; everything must settle within the bound.
     sim.heal_all();
+    let traffic_done = wall.elapsed();
     let heal = sim.now();
     let bound = heal + scenario.check.liveness_ms;
     while !sim.settled() && sim.now() < bound && sim.host_failure().is_none() {
@@ -211,6 +213,7 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         cb(total, total);
     }
 
+    let settle_done = wall.elapsed();
     let stopped = sim.host_failure().map(str::to_string);
     let (mut checks, tally, inbox) = if stopped.is_some() {
         Default::default()
@@ -257,7 +260,15 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     if let Err(e) = sim.log_mut().finish() {
         tracing::warn!(error = %e, "writing the trace failed");
     }
-    let wall_ms = wall.elapsed().as_millis() as u64;
+    let end = wall.elapsed();
+    let wall_ms = end.as_millis() as u64;
+    let ms = |d: std::time::Duration| d.as_millis() as u64;
+    let phases = Phases {
+        setup_ms: ms(setup_done),
+        traffic_ms: ms(traffic_done - setup_done),
+        settle_ms: ms(settle_done - traffic_done),
+        check_ms: ms(end - settle_done),
+    };
     let events = sim.stats().events;
     memo::use_on_this_thread(None);
     Report {
@@ -270,6 +281,7 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         settle_ms,
         simulated_ms: sim.now() - t0,
         wall_ms,
+        phases,
         events,
         events_per_s: events * 1000 / wall_ms.max(1),
         spilled_bytes: values.spilled_bytes()
