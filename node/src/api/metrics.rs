@@ -72,6 +72,11 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         "Office binding conflicts seen.",
         c.binding_conflicts,
     );
+    counter(
+        "bindings_refused_total",
+        "Office bindings ignored because their signature does not verify.",
+        c.bindings_refused,
+    );
     let mut gauge = |name: &str, help: &str, v: usize| {
         let _ = writeln!(
             out,

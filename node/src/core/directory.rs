@@ -322,7 +322,14 @@ impl<S: Store> Core<S> {
         let Some(roster) = self.roster.as_ref() else {
             return Ok(());
         };
+        // A binding equal to the one held (which verified when it was stored) changes
+        // nothing whatever its signature: answered before the signature is checked, so
+        // that the same bindings arriving again over several links cost no verification.
+        if self.bindings.get(&b.binding().office) == Some(b.binding()) {
+            return Ok(());
+        }
         if let Err(e) = b.verify(roster.roster()) {
+            self.counters.bindings_refused += 1;
             tracing::warn!(error = %e, "ignoring binding that does not verify");
             return Ok(());
         }

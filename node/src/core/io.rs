@@ -284,6 +284,9 @@ pub struct Counters {
     pub sent_delivered: u64,
     /// Binding conflicts seen.
     pub binding_conflicts: u64,
+    /// Office bindings ignored because their signature does not verify (a binding equal
+    /// to the one held is ignored before any check, whatever its signature).
+    pub bindings_refused: u64,
     /// Inbound requests refused as a whole.
     pub refused: u64,
 }

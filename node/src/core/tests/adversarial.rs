@@ -424,3 +424,45 @@ fn audit_export_holds_every_unit_of_the_month_and_verifies() {
         ApiReply::Forbidden(_)
     ));
 }
+
+#[test]
+fn a_forged_binding_is_refused_and_counted_unless_it_equals_the_one_held() {
+    use renkei_protocol::roster::SignedBinding;
+    let mut net = Net::new(&[("a", false), ("b", false), ("c", false)]);
+    net.connect(0, 1);
+    net.add_office(1, SVC, "11");
+    net.run_for(60_000);
+    let held = net
+        .memory(0)
+        .get_raw(Tree::Bindings, SVC.as_bytes())
+        .expect("a learnt b's binding");
+    let genuine = SignedBinding::decode(&held).unwrap();
+    let forger = keys_of(2);
+
+    // b's very binding, signed by c: equal to what a holds, so it changes nothing and is
+    // not even checked.
+    let same = genuine.binding().clone().sign(&forger.identity);
+    net.core_mut(0).learn_binding(same).unwrap();
+    assert_eq!(net.core(0).counters().bindings_refused, 0);
+
+    // A newer binding for b's office, signed by c: refused, counted, nothing changes.
+    let mut newer = genuine.binding().clone();
+    newer.since_ms += 1;
+    net.core_mut(0)
+        .learn_binding(newer.clone().sign(&forger.identity))
+        .unwrap();
+    assert_eq!(net.core(0).counters().bindings_refused, 1);
+    assert_eq!(
+        net.memory(0).get_raw(Tree::Bindings, SVC.as_bytes()),
+        Some(held.clone())
+    );
+    // The same newer binding signed by b itself is learnt.
+    net.core_mut(0)
+        .learn_binding(newer.sign(&keys_of(1).identity))
+        .unwrap();
+    assert_eq!(net.core(0).counters().bindings_refused, 1);
+    assert_ne!(
+        net.memory(0).get_raw(Tree::Bindings, SVC.as_bytes()),
+        Some(held)
+    );
+}

@@ -180,6 +180,10 @@ impl Net {
         self.nodes[i].core.as_ref().unwrap()
     }
 
+    pub fn core_mut(&mut self, i: usize) -> &mut Core<MemoryStore> {
+        self.nodes[i].core.as_mut().unwrap()
+    }
+
     pub fn memory(&self, i: usize) -> &MemoryStore {
         self.core(i).store()
     }
