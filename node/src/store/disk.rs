@@ -182,6 +182,38 @@ fn split(ops: Vec<Entry>, seq: u64, end: Pos) -> (sled::Batch, Vec<Entry>) {
     (batch, rest)
 }
 
+/// How long [`open_sled`] waits for the directory's lock: a store of this process that was
+/// just dropped releases it when sled's background flusher stops, a moment later.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens the sled index in `dir`, waiting up to [`LOCK_WAIT`] while its lock is held; a
+/// lock still held after that is named as such (another process, e.g. a node already
+/// running on this directory).
+fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .flush_every_ms(Some(SLED_FLUSH_MS))
+            .open()
+        {
+            // sled reports a held lock as an `Other` I/O error with this text.
+            Err(sled::Error::Io(e)) if e.to_string().starts_with("could not acquire lock") => {
+                if started.elapsed() >= LOCK_WAIT {
+                    return Err(backend(format!(
+                        "{}: the store is locked by another process (is a node already \
+                         running on this directory?): {e}",
+                        dir.display()
+                    )));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other.map_err(backend),
+        }
+    }
+}
+
 impl DiskStore {
     /// Opens (creating if needed) the store in `dir`, with a sled page cache of
     /// `cache_bytes` and the default memory table, and replays from the log whatever the
@@ -207,12 +239,7 @@ impl DiskStore {
         memtable_bytes: usize,
         segment_bytes: u64,
     ) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .flush_every_ms(Some(SLED_FLUSH_MS))
-            .open()
-            .map_err(backend)?;
+        let db = open_sled(dir, cache_bytes)?;
         match db.get(LAYOUT_KEY).map_err(backend)? {
             Some(v) if v.as_ref() == LAYOUT => {}
             Some(v) => {
@@ -881,6 +908,28 @@ mod tests {
         let s = open(&d);
         check(&s, &model, "final reopen");
         drop(s);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_store_held_open_is_named_locked_and_one_just_dropped_opens_again() {
+        let d = tmp("lock");
+        let held = DiskStore::open(&d, 1 << 20).unwrap();
+        let Err(e) = DiskStore::open(&d, 1 << 20) else {
+            panic!("a second store opened a directory another store holds");
+        };
+        let e = e.to_string();
+        assert!(
+            e.contains("locked by another process") && e.contains(&*d.to_string_lossy()),
+            "{e}"
+        );
+        // Dropped and opened again at once (a restart in the same process): sled lets go
+        // of the lock a moment after the drop; the open waits for it.
+        drop(held);
+        for _ in 0..3 {
+            let s = DiskStore::open(&d, 1 << 20).unwrap();
+            drop(s);
+        }
         let _ = std::fs::remove_dir_all(&d);
     }
 }
