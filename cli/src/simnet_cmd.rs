@@ -59,6 +59,10 @@ struct RunArgs {
     /// Never spill store values to a file (single seed only).
     #[arg(long, conflicts_with = "seeds")]
     no_spill: bool,
+    /// Compute everything on the run's own thread: no helper thread signing, sealing and
+    /// checking ahead on a second core (the run is the same either way; docs/SIMNET.md).
+    #[arg(long)]
+    no_ahead: bool,
 }
 
 /// Runs the subcommand; returns the process exit code.
@@ -92,6 +96,7 @@ fn run_seeds(
     scenario: &Scenario,
     seeds: std::ops::Range<u64>,
     jobs: usize,
+    ahead: bool,
     each: &mut dyn FnMut(Report) -> Result<()>,
 ) -> Result<()> {
     let next = AtomicU64::new(seeds.start);
@@ -103,7 +108,11 @@ fn run_seeds(
             s.spawn(move || {
                 loop {
                     let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= end || tx.send(run(scenario, seed, RunOptions::default())).is_err() {
+                    let opts = RunOptions {
+                        ahead,
+                        ..RunOptions::default()
+                    };
+                    if seed >= end || tx.send(run(scenario, seed, opts)).is_err() {
                         break;
                     }
                 }
@@ -247,18 +256,24 @@ fn run_cmd(a: RunArgs) -> Result<i32> {
         }
         Ok(())
     };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if multi {
         let jobs = a.jobs.unwrap_or_else(|| {
             default_jobs(
-                std::thread::available_parallelism().map_or(1, |n| n.get()),
+                cores,
                 available_memory(),
                 scenario.memory_estimate_bytes(false),
             )
         });
-        run_seeds(&scenario, seeds, jobs.max(1), &mut report_one)?;
+        // A helper thread per run only while cores are left over.
+        let ahead = !a.no_ahead && jobs.max(1) < cores;
+        run_seeds(&scenario, seeds, jobs.max(1), ahead, &mut report_one)?;
     } else {
         let seed = seeds.start;
-        let mut opts = RunOptions::default();
+        let mut opts = RunOptions {
+            ahead: !a.no_ahead && cores > 1,
+            ..RunOptions::default()
+        };
         if let Some(dir) = &spill {
             opts.values = Some(
                 SharedValues::spilling_to(dir)
@@ -344,7 +359,7 @@ mod tests {
             got.push((r.seed, r.event_log_hash));
             Ok(())
         };
-        run_seeds(&sc, 5..9, 3, &mut each).unwrap_or_else(|e| panic!("{e}"));
+        run_seeds(&sc, 5..9, 3, true, &mut each).unwrap_or_else(|e| panic!("{e}"));
         let seeds: Vec<u64> = got.iter().map(|g| g.0).collect();
         assert_eq!(seeds, vec![5, 6, 7, 8]);
         // Each seed's run is the one it gives alone.

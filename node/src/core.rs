@@ -116,7 +116,14 @@ pub struct Core<S: Store> {
     store: S,
     keys: OperatorKeys,
     cfg: CoreConfig,
+    /// Retry jitter.
     rng: Entropy,
+    /// Envelope ids and ephemeral sealing seeds: a stream of its own (drawn from `rng` at
+    /// open), so that the k-th unit sealed since open takes the k-th pair whatever retries
+    /// happened in between (simnet computes seals ahead on its second core; docs/SIMNET.md).
+    unit_rng: Entropy,
+    /// Pairs drawn from `unit_rng` since open.
+    unit_draws: u64,
     effects: VecDeque<Effect>,
     now: u64,
     roster: Option<SignedRoster>,
@@ -154,14 +161,17 @@ impl<S: Store> Core<S> {
         store: S,
         keys: OperatorKeys,
         cfg: CoreConfig,
-        rng: Entropy,
+        mut rng: Entropy,
         now_ms: u64,
     ) -> Result<Self, StoreError> {
+        let unit_rng = Entropy::from_seed(rng.bytes32());
         let mut core = Core {
             store,
             keys,
             cfg,
             rng,
+            unit_rng,
+            unit_draws: 0,
             effects: VecDeque::new(),
             now: now_ms,
             roster: None,
@@ -261,6 +271,14 @@ impl<S: Store> Core<S> {
         self.store
     }
 
+    /// Envelope ids drawn since open (each with an ephemeral sealing seed): the k-th unit
+    /// sealed after open takes the k-th (id, seed) pair of the unit stream, whose seed is
+    /// the first 32 bytes drawn from the [`Entropy`] handed to [`Core::open`]
+    /// ([`unit_stream`]).
+    pub fn unit_draws(&self) -> u64 {
+        self.unit_draws
+    }
+
     /// Counters.
     pub fn counters(&self) -> &Counters {
         &self.counters
@@ -334,6 +352,18 @@ impl<S: Store> Core<S> {
         }
         Ok(())
     }
+}
+
+/// The unit stream of a core opened with `rng` (see [`Core::unit_draws`]): a caller that
+/// handed the core this source can tell the (id, ephemeral seed) pairs it will draw.
+pub fn unit_stream(mut rng: Entropy) -> Entropy {
+    Entropy::from_seed(rng.bytes32())
+}
+
+/// The next (envelope id, ephemeral seed) pair of a unit stream.
+pub fn next_unit_pair(stream: &mut Entropy) -> (EnvelopeId, [u8; 32]) {
+    let id = EnvelopeId(stream.bytes16());
+    (id, stream.bytes32())
 }
 
 #[cfg(test)]

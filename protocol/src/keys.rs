@@ -45,10 +45,15 @@ impl SigningIdentity {
     /// Signs `msg` under a domain-separation label: the signed bytes are
     /// `label || 0x00 || msg`.
     pub fn sign(&self, label: &[u8], msg: &[u8]) -> [u8; 64] {
-        let sig = self.key.sign(&labelled(label, msg)).to_bytes();
-        if crate::memo::active() {
+        let public = self.key.verifying_key();
+        let (sig, taken) = crate::memo::signed_ahead(
+            || crate::memo::signed_digest(public.as_bytes(), label, msg),
+            || self.key.sign(&labelled(label, msg)).to_bytes(),
+        );
+        // A signature made ahead was remembered as verified by the thread that made it.
+        if crate::memo::active() && !taken {
             crate::memo::remember_verified(crate::memo::verified_digest(
-                self.key.verifying_key().as_bytes(),
+                public.as_bytes(),
                 label,
                 msg,
                 &sig,

@@ -23,6 +23,15 @@
 //!   the origin checked), remembered by whoever computed it under a digest of a label and
 //!   every input, and handed out once ([`remember_answer`], [`take_answer`]).
 //!
+//! - *made ahead*: a signature or a sealed payload that a helper thread computed before the
+//!   thread that needs it asked ([`use_ahead_on_this_thread`]): Ed25519 signing is
+//!   deterministic (RFC 8032: the same key over the same bytes gives the same signature),
+//!   and sealing is deterministic given its ephemeral seed, so a signature keyed by (public
+//!   key, label, message) and a sealed payload keyed by (recipient, associated data,
+//!   plaintext, ephemeral seed) are the very bytes the asking thread would compute. Handed
+//!   out once; at most [`AHEAD_MAX`] wait (then the maps start over: a guess that was
+//!   never asked for is dropped).
+//!
 //! Any altered byte — a forged signature, a tampered payload, another header, another
 //! key — changes the digest, so the real computation runs and refuses it as in production.
 //! What a memo skips is only the curve arithmetic whose answer is known; the protocol's
@@ -45,10 +54,33 @@ use sha2::Digest;
 const OPENED_MAX: usize = 16_384;
 /// Other answers kept, at most (then the map starts over).
 const ANSWERS_MAX: usize = 16_384;
+/// Signatures or sealed payloads made ahead and not yet asked for, at most each (then that
+/// map starts over).
+pub const AHEAD_MAX: usize = 65_536;
 
 /// Shared, remembered answers (see the module docs). Cloning shares the same memo.
 #[derive(Clone, Debug)]
-pub struct CryptoMemo(Arc<Mutex<Inner>>);
+pub struct CryptoMemo(Arc<Mutex<Inner>>, Arc<Mutex<Ahead>>);
+
+/// What a helper thread made ahead (its own lock: the helper fills it while the asking
+/// thread looks up verified signatures).
+#[derive(Default)]
+struct Ahead {
+    /// `None` while the helper is making it.
+    signed: HashMap<[u8; 32], Option<[u8; 64]>, DigestBuild>,
+    sealed: HashMap<[u8; 32], Option<Vec<u8>>, DigestBuild>,
+    signed_taken: u64,
+    sealed_taken: u64,
+}
+
+impl std::fmt::Debug for Ahead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ahead")
+            .field("signed", &self.signed.len())
+            .field("sealed", &self.sealed.len())
+            .finish()
+    }
+}
 
 /// Hashes a SHA-256 digest by its first eight bytes: they are already uniformly
 /// distributed, and a set of millions of digests (one per signature of a national run) is
@@ -77,7 +109,8 @@ struct Inner {
     verified: HashSet<[u8; 32], DigestBuild>,
     opened: HashMap<[u8; 32], Vec<u8>, DigestBuild>,
     opened_taken: u64,
-    answers: HashMap<[u8; 32], Box<dyn Any + Send>, DigestBuild>,
+    /// Answer and how many more times it may be handed out.
+    answers: HashMap<[u8; 32], (Box<dyn Any + Send>, u32), DigestBuild>,
     answers_taken: u64,
 }
 
@@ -95,14 +128,32 @@ impl std::fmt::Debug for Inner {
 impl CryptoMemo {
     /// A memo remembering up to `capacity` verified signatures (≈ 50 bytes each).
     pub fn new(capacity: usize) -> Self {
-        CryptoMemo(Arc::new(Mutex::new(Inner {
-            capacity: capacity.max(1),
-            verified: HashSet::with_capacity_and_hasher(capacity.max(1), DigestBuild::default()),
-            opened: HashMap::default(),
-            opened_taken: 0,
-            answers: HashMap::default(),
-            answers_taken: 0,
-        })))
+        CryptoMemo(
+            Arc::new(Mutex::new(Inner {
+                capacity: capacity.max(1),
+                verified: HashSet::with_capacity_and_hasher(
+                    capacity.max(1),
+                    DigestBuild::default(),
+                ),
+                opened: HashMap::default(),
+                opened_taken: 0,
+                answers: HashMap::default(),
+                answers_taken: 0,
+            })),
+            Arc::new(Mutex::new(Ahead::default())),
+        )
+    }
+
+    fn ahead(&self) -> MutexGuard<'_, Ahead> {
+        // Every entry is a complete answer (see `lock`).
+        self.1.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Signatures and sealed payloads made ahead and handed out (each saved the asking
+    /// thread a signing or a sealing).
+    pub fn ahead_taken(&self) -> (u64, u64) {
+        let a = self.ahead();
+        (a.signed_taken, a.sealed_taken)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -129,11 +180,26 @@ impl CryptoMemo {
 
 thread_local! {
     static CURRENT: std::cell::RefCell<Option<CryptoMemo>> = const { std::cell::RefCell::new(None) };
+    static MAKES_AHEAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// This thread uses `memo` from now on (`None`: none, as in production).
 pub fn use_on_this_thread(memo: Option<CryptoMemo>) {
     CURRENT.with(|c| *c.borrow_mut() = memo);
+    MAKES_AHEAD.with(|a| a.set(false));
+}
+
+/// This thread works *ahead* for the threads sharing `memo`: every signature it makes and
+/// every payload it seals is kept for them (handed out once, see the module docs), besides
+/// what any memo remembers. A helper thread calls this, then signs and seals what it
+/// expects another thread to sign and seal soon.
+pub fn use_ahead_on_this_thread(memo: CryptoMemo) {
+    CURRENT.with(|c| *c.borrow_mut() = Some(memo));
+    MAKES_AHEAD.with(|a| a.set(true));
+}
+
+fn makes_ahead() -> bool {
+    MAKES_AHEAD.with(std::cell::Cell::get)
 }
 
 fn current() -> Option<CryptoMemo> {
@@ -206,25 +272,160 @@ pub(crate) fn remember_opened(digest: [u8; 32], plaintext: Vec<u8>) {
 }
 
 /// Remembers `value`, the answer of a pure function whose label and every input
-/// `digest` covers (nothing without a memo).
+/// `digest` covers, to be handed out once (nothing without a memo).
 pub fn remember_answer<T: Any + Send>(digest: [u8; 32], value: T) {
+    remember_answer_for(digest, value, 1);
+}
+
+/// Remembers `value` as [`remember_answer`] does, to be handed out `uses` times (a helper
+/// thread that checked ahead what two threads of a simulation will both check).
+pub fn remember_answer_for<T: Any + Send>(digest: [u8; 32], value: T, uses: u32) {
     if let Some(m) = current() {
         let mut m = m.lock();
         if m.answers.len() >= ANSWERS_MAX {
             m.answers.clear();
         }
-        m.answers.insert(digest, Box::new(value));
+        m.answers.insert(digest, (Box::new(value), uses.max(1)));
     }
 }
 
-/// Takes the answer remembered under `digest`, if there is one of type `T`.
-pub fn take_answer<T: Any + Send>(digest: &[u8; 32]) -> Option<T> {
+/// Takes the answer remembered under `digest`, if there is one of type `T` (a copy while it
+/// may be handed out again).
+pub fn take_answer<T: Any + Send + Clone>(digest: &[u8; 32]) -> Option<T> {
     let m = current()?;
     let mut m = m.lock();
-    let a = m.answers.remove(digest)?;
-    let a = a.downcast::<T>().ok()?;
+    let (a, uses) = m.answers.get_mut(digest)?;
+    let value = if *uses > 1 {
+        *uses -= 1;
+        a.downcast_ref::<T>()?.clone()
+    } else {
+        let (a, _) = m.answers.remove(digest)?;
+        *a.downcast::<T>().ok()?
+    };
     m.answers_taken += 1;
-    Some(*a)
+    Some(value)
+}
+
+/// SHA-256 of everything a signature depends on: the signer's public key, label and
+/// message (Ed25519 signing is deterministic).
+pub(crate) fn signed_digest(key: &[u8], label: &[u8], msg: &[u8]) -> [u8; 32] {
+    let mut h = sha2::Sha256::new();
+    h.update(b"signed");
+    h.update(key);
+    h.update((label.len() as u64).to_le_bytes());
+    h.update(label);
+    h.update(msg);
+    h.finalize().into()
+}
+
+/// SHA-256 of everything a sealing depends on: recipient, associated data, plaintext and
+/// ephemeral seed.
+pub(crate) fn sealed_digest(
+    recipient: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+    seed: &[u8; 32],
+) -> [u8; 32] {
+    let mut h = sha2::Sha256::new();
+    h.update(b"sealed");
+    h.update(recipient);
+    h.update(seed);
+    h.update((aad.len() as u64).to_le_bytes());
+    h.update(aad);
+    h.update(plaintext);
+    h.finalize().into()
+}
+
+/// How long a thread waits for an answer the helper is making before it makes it itself
+/// (making one takes tens of microseconds).
+const AHEAD_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
+
+type AheadMap<T> = HashMap<[u8; 32], Option<T>, DigestBuild>;
+
+/// The one protocol of answers made ahead, over either map of [`Ahead`].
+fn made_ahead<T: Clone, E>(
+    memo: &CryptoMemo,
+    map: fn(&mut Ahead) -> (&mut AheadMap<T>, &mut u64),
+    d: [u8; 32],
+    make: impl FnOnce() -> Result<T, E>,
+) -> Result<(T, bool), E> {
+    if makes_ahead() {
+        {
+            let mut a = memo.ahead();
+            let (m, _) = map(&mut a);
+            if m.len() >= AHEAD_MAX {
+                m.clear();
+            }
+            m.insert(d, None);
+        }
+        let made = make();
+        let mut a = memo.ahead();
+        let (m, _) = map(&mut a);
+        match &made {
+            Ok(v) => {
+                m.insert(d, Some(v.clone()));
+            }
+            Err(_) => {
+                m.remove(&d);
+            }
+        }
+        return made.map(|v| (v, false));
+    }
+    let waiting = std::time::Instant::now();
+    loop {
+        let mut a = memo.ahead();
+        let (m, taken) = map(&mut a);
+        match m.get(&d) {
+            // Being made: waiting is shorter than making it again.
+            Some(None) if waiting.elapsed() < AHEAD_WAIT => {}
+            Some(Some(_)) => {
+                if let Some(Some(v)) = m.remove(&d) {
+                    *taken += 1;
+                    return Ok((v, true));
+                }
+            }
+            _ => break,
+        }
+        drop(a);
+        std::hint::spin_loop();
+    }
+    make().map(|v| (v, false))
+}
+
+/// With a memo: on a thread working ahead, `make()`'s signature is kept under `digest` for
+/// the others; on any other thread, a signature made ahead under `digest` is taken instead
+/// of calling `make` (waiting for it while the helper is making it). Without a memo:
+/// `make()`. Also says whether the signature was taken (made on another thread, which
+/// remembered it as verified).
+pub(crate) fn signed_ahead(
+    digest: impl FnOnce() -> [u8; 32],
+    make: impl FnOnce() -> [u8; 64],
+) -> ([u8; 64], bool) {
+    let Some(m) = current() else {
+        return (make(), false);
+    };
+    let made: Result<_, std::convert::Infallible> = made_ahead(
+        &m,
+        |a| (&mut a.signed, &mut a.signed_taken),
+        digest(),
+        || Ok(make()),
+    );
+    match made {
+        Ok(v) => v,
+        Err(never) => match never {},
+    }
+}
+
+/// [`signed_ahead`] for sealed payloads (a payload taken was remembered as opened by the
+/// thread that sealed it).
+pub(crate) fn sealed_ahead<E>(
+    digest: impl FnOnce() -> [u8; 32],
+    make: impl FnOnce() -> Result<Vec<u8>, E>,
+) -> Result<(Vec<u8>, bool), E> {
+    let Some(m) = current() else {
+        return Ok((make()?, false));
+    };
+    made_ahead(&m, |a| (&mut a.sealed, &mut a.sealed_taken), digest(), make)
 }
 
 #[cfg(test)]
@@ -277,6 +478,69 @@ mod tests {
         assert_eq!(memo.opened_taken(), 1, "no altered input was answered");
         assert_eq!(open(&k, b"hdr", &sealed).unwrap(), b"care plan");
         assert_eq!(memo.opened_taken(), 2);
+        use_on_this_thread(None);
+    }
+
+    #[test]
+    fn what_a_helper_made_ahead_is_taken_once_byte_for_byte_and_nothing_else_is() {
+        let memo = CryptoMemo::new(64);
+        let id = SigningIdentity::from_seed([3; 32]);
+        let k = SealKeyPair::from_seed([9; 32]);
+        // What a thread without any memo computes.
+        use_on_this_thread(None);
+        let sig_plain = id.sign(b"a", b"msg");
+        let sealed_plain = seal(&k.public(), b"hdr", b"care plan", [7; 32]).unwrap();
+        // A helper thread makes them ahead.
+        let (m, i) = (memo.clone(), id.clone());
+        let pk = k.public();
+        std::thread::spawn(move || {
+            use_ahead_on_this_thread(m);
+            i.sign(b"a", b"msg");
+            seal(&pk, b"hdr", b"care plan", [7; 32]).unwrap();
+        })
+        .join()
+        .unwrap();
+        use_on_this_thread(Some(memo.clone()));
+        // A different message, label, key or seed is computed, not taken.
+        assert_eq!(id.sign(b"a", b"msG"), {
+            use_on_this_thread(None);
+            let s = id.sign(b"a", b"msG");
+            use_on_this_thread(Some(memo.clone()));
+            s
+        });
+        let other = SigningIdentity::from_seed([4; 32]);
+        other.sign(b"a", b"msg");
+        seal(&k.public(), b"hdr", b"care plan", [8; 32]).unwrap();
+        assert_eq!(memo.ahead_taken(), (0, 0));
+        // The same inputs are taken, and are what computing gives.
+        assert_eq!(id.sign(b"a", b"msg"), sig_plain);
+        assert_eq!(
+            seal(&k.public(), b"hdr", b"care plan", [7; 32]).unwrap(),
+            sealed_plain
+        );
+        assert_eq!(memo.ahead_taken(), (1, 1));
+        // Once: the next asks compute (the same bytes).
+        assert_eq!(id.sign(b"a", b"msg"), sig_plain);
+        assert_eq!(
+            seal(&k.public(), b"hdr", b"care plan", [7; 32]).unwrap(),
+            sealed_plain
+        );
+        assert_eq!(memo.ahead_taken(), (1, 1));
+        // What the helper made is known verified and sealed-to-open as if made here.
+        assert!(verify_labelled("t", &id.id(), b"a", b"msg", &sig_plain).is_ok());
+        assert_eq!(open(&k, b"hdr", &sealed_plain).unwrap(), b"care plan");
+        use_on_this_thread(None);
+    }
+
+    #[test]
+    fn an_answer_remembered_for_two_uses_is_handed_out_twice() {
+        let memo = CryptoMemo::new(16);
+        use_on_this_thread(Some(memo.clone()));
+        remember_answer_for([1; 32], String::from("checked"), 2);
+        assert_eq!(take_answer::<String>(&[1; 32]).as_deref(), Some("checked"));
+        assert_eq!(take_answer::<String>(&[1; 32]).as_deref(), Some("checked"));
+        assert_eq!(take_answer::<String>(&[1; 32]), None);
+        assert_eq!(memo.answers_taken(), 2);
         use_on_this_thread(None);
     }
 

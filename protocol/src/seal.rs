@@ -31,8 +31,11 @@ pub fn seal(
     plaintext: &[u8],
     ephemeral_seed: [u8; 32],
 ) -> Result<Vec<u8>, SealError> {
-    let out = sender::seal(recipient, SEAL_INFO, aad, plaintext, ephemeral_seed)?;
-    if crate::memo::active() {
+    let (out, taken) = crate::memo::sealed_ahead(
+        || crate::memo::sealed_digest(recipient, aad, plaintext, &ephemeral_seed),
+        || sender::seal(recipient, SEAL_INFO, aad, plaintext, ephemeral_seed),
+    )?;
+    if crate::memo::active() && !taken {
         crate::memo::remember_opened(
             crate::memo::opened_digest(recipient, aad, &out),
             plaintext.to_vec(),

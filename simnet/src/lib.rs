@@ -19,7 +19,10 @@
 //! - [`report`]: counts, checker results, latency percentiles, the SVG plot.
 //! - [`run`](mod@run): one scenario, one seed, start to finish.
 //! - [`calendar`]: virtual dates and 14-digit stamps.
+//! - `ahead`: the helper thread that signs, seals and checks ahead of the simulation on the
+//!   second core (the run is the same without it).
 
+mod ahead;
 pub mod calendar;
 pub mod checker;
 pub mod history;

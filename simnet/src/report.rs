@@ -136,6 +136,11 @@ pub struct Phases {
     pub settle_ms: u64,
     /// The checkers, and the report's latency figures.
     pub check_ms: u64,
+    /// Signatures the helper thread made ahead and the run took (0 without a helper;
+    /// depends on timing, unlike everything the run computes).
+    pub ahead_signatures: u64,
+    /// Sealed payloads the helper made ahead and the run took.
+    pub ahead_seals: u64,
 }
 
 impl Report {
@@ -199,6 +204,12 @@ impl Report {
             p.settle_ms as f64 / 1000.0,
             p.check_ms as f64 / 1000.0
         ));
+        if p.ahead_signatures + p.ahead_seals > 0 {
+            out.push_str(&format!(
+                "ahead: {} signatures and {} sealed payloads made by the helper thread\n",
+                p.ahead_signatures, p.ahead_seals
+            ));
+        }
         if self.spilled_bytes > 0 {
             out.push_str(&format!(
                 "memory: {:.1} MB of store values kept in spill files\n",

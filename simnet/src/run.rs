@@ -34,6 +34,9 @@ pub struct RunOptions {
     /// The value pool of the nodes' stores (default: a heap pool); see
     /// [`SharedValues::spilling_to`]. The run is the same either way.
     pub values: Option<SharedValues>,
+    /// Sign, seal and check ahead on a helper thread (the second core); the run is the
+    /// same either way, only faster when a core is free (one seed at a time).
+    pub ahead: bool,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -42,6 +45,7 @@ impl std::fmt::Debug for RunOptions {
             .field("trace", &self.trace.is_some())
             .field("broken", &self.broken)
             .field("values", &self.values)
+            .field("ahead", &self.ahead)
             .finish()
     }
 }
@@ -66,7 +70,7 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         (workload.planned.len() * VERIFIED_PER_ENVELOPE + workload.offices.len())
             .max(VERIFIED_MEMO_MIN),
     );
-    memo::use_on_this_thread(Some(memo));
+    memo::use_on_this_thread(Some(memo.clone()));
     let start = calendar::parse_start(&scenario.workload.start).unwrap_or(1_745_830_800_000);
     let t0 = start.saturating_sub(scenario.workload.warmup_ms);
     let c = &scenario.core;
@@ -98,6 +102,11 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     let values = opts.values.take().unwrap_or_default();
     b = b.values(values.clone());
     let mut sim = b.build();
+    if opts.ahead
+        && let Err(e) = sim.work_ahead(memo.clone())
+    {
+        tracing::warn!(error = %e, "no helper thread: the run computes everything itself");
+    }
     if let Some(w) = opts.trace.take() {
         sim.trace_to(w);
     }
@@ -147,19 +156,23 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     let mut last_stamp: std::collections::BTreeMap<(usize, usize, crate::payload::UnitKind), u64> =
         Default::default();
     let total = workload.planned.len() as u64;
+    let mut ready = Ready::default();
     for (j, p) in workload.planned.iter().enumerate() {
         if sim.host_failure().is_some() {
             break;
         }
         sim.run_until(start + p.at_ms);
         absorb(&mut sim, &mut history);
-        let (from, to) = (&workload.offices[p.from], &workload.offices[p.to]);
+        // Units are built a window ahead, so that the helper thread (if any) can sign and
+        // seal them before the origin asks.
+        while ready.next < workload.planned.len() && ready.next < j + AHEAD_UNITS {
+            ready.prepare(&mut sim, &workload, &history, start, &mut last_stamp);
+        }
+        let Some(Unit { files, stamp }) = ready.units.pop_front() else {
+            break;
+        };
+        let from = &workload.offices[p.from];
         let origin = from.home;
-        let slot = (p.from, p.to, p.kind);
-        let secs = (sim.local_now(origin) / 1000).max(last_stamp.get(&slot).map_or(0, |s| s + 1));
-        last_stamp.insert(slot, secs);
-        let stamp = calendar::stamp(secs * 1000);
-        let files = p.kind.build(&from.number, &to.number, &stamp);
         let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
         let key = unit_key(&names);
         let supersedes: Option<EnvelopeId> = p
@@ -209,6 +222,7 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     }
     let settle_ms = sim.now() - heal;
     absorb(&mut sim, &mut history);
+    sim.stop_ahead();
     if let Some(cb) = opts.progress.as_mut() {
         cb(total, total);
     }
@@ -263,11 +277,14 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     let end = wall.elapsed();
     let wall_ms = end.as_millis() as u64;
     let ms = |d: std::time::Duration| d.as_millis() as u64;
+    let (ahead_signatures, ahead_seals) = memo.ahead_taken();
     let phases = Phases {
         setup_ms: ms(setup_done),
         traffic_ms: ms(traffic_done - setup_done),
         settle_ms: ms(settle_done - traffic_done),
         check_ms: ms(end - settle_done),
+        ahead_signatures,
+        ahead_seals,
     };
     let events = sim.stats().events;
     memo::use_on_this_thread(None);
@@ -293,6 +310,78 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         stopped,
         stats: sim.stats().clone(),
         points,
+    }
+}
+
+/// Units built ahead of their submission (at most this many).
+const AHEAD_UNITS: usize = 64;
+
+/// A unit built ahead.
+struct Unit {
+    files: Vec<(String, Vec<u8>)>,
+    stamp: String,
+}
+
+/// The workload's next units, built in submission order (the stamps of one slot increase
+/// strictly, so they are drawn in order), and the envelope ids the helper guessed for them.
+#[derive(Default)]
+struct Ready {
+    /// Units `next - units.len() .. next`.
+    units: std::collections::VecDeque<Unit>,
+    /// Their origins, in the same order.
+    origins: std::collections::VecDeque<usize>,
+    next: usize,
+    /// Guessed envelope id of each submission (for corrections that name it).
+    guessed: std::collections::BTreeMap<usize, EnvelopeId>,
+}
+
+impl Ready {
+    fn prepare(
+        &mut self,
+        sim: &mut Sim,
+        workload: &Workload,
+        history: &History,
+        start: u64,
+        last_stamp: &mut std::collections::BTreeMap<(usize, usize, crate::payload::UnitKind), u64>,
+    ) {
+        let i = self.next;
+        self.next += 1;
+        let p = &workload.planned[i];
+        let (from, to) = (&workload.offices[p.from], &workload.offices[p.to]);
+        let origin = from.home;
+        let due = start + p.at_ms;
+        let slot = (p.from, p.to, p.kind);
+        let secs =
+            (sim.local_at(origin, due) / 1000).max(last_stamp.get(&slot).map_or(0, |s| s + 1));
+        last_stamp.insert(slot, secs);
+        let stamp = calendar::stamp(secs * 1000);
+        let files = p.kind.build(&from.number, &to.number, &stamp);
+        // The guesses are only for the helper: nothing the run does depends on them.
+        if sim.works_ahead() {
+            while self.origins.len() > self.units.len() {
+                self.origins.pop_front();
+            }
+            let before = self.origins.iter().filter(|o| **o == origin).count() as u64;
+            let mut supersedes = vec![None];
+            if let Some(k) = p.correction_of
+                && let Some(id) = history
+                    .accepted(k)
+                    .or_else(|| self.guessed.get(&k).copied())
+            {
+                supersedes.push(Some(id));
+            }
+            if let Some(id) =
+                sim.submit_ahead(origin, to.home, due, before, files.clone(), supersedes)
+            {
+                self.guessed.insert(i, id);
+            }
+            if self.guessed.len() > 4 * AHEAD_UNITS {
+                let keep = i.saturating_sub(2 * AHEAD_UNITS);
+                self.guessed.retain(|k, _| *k >= keep);
+            }
+        }
+        self.origins.push_back(origin);
+        self.units.push_back(Unit { files, stamp });
     }
 }
 

@@ -5,7 +5,6 @@ use renkei_protocol::envelope::{Envelope, Header, Party};
 use renkei_protocol::ids::{EnvelopeId, OfficeNumber};
 use renkei_protocol::receipt::{Receipt, ReceiptKind, SignedReceipt};
 
-use super::Core;
 use super::directory::Route;
 use super::io::ApiReply;
 use super::records::{
@@ -14,6 +13,7 @@ use super::records::{
 use super::submissions::submission_key;
 use super::unit::{UnitFinding, check_unit};
 use super::views::{FileView, ReceiptView, SentView};
+use super::{Core, next_unit_pair};
 use crate::store::{Store, StoreError, Tree, scan_prefix};
 
 impl<S: Store> Core<S> {
@@ -94,7 +94,8 @@ impl<S: Store> Core<S> {
             tracing::info!(id = %rec.id, %office, "identical resubmission: answering with the unit already sent");
             return Ok(ApiReply::Accepted(self.sent_view(&rec)?));
         }
-        let id = EnvelopeId(self.rng.bytes16());
+        let (id, ephemeral_seed) = next_unit_pair(&mut self.unit_rng);
+        self.unit_draws += 1;
         let header = Header {
             id,
             from: info.from.clone(),
@@ -110,7 +111,7 @@ impl<S: Store> Core<S> {
             files: Envelope::file_entries(&refs),
         };
         let bytes: Vec<&[u8]> = files.iter().map(|(_, b)| b.as_slice()).collect();
-        let env = match Envelope::seal_and_sign(header, &bytes, &self.keys, self.rng.bytes32()) {
+        let env = match Envelope::seal_and_sign(header, &bytes, &self.keys, ephemeral_seed) {
             Ok(e) => e,
             Err(e) => return Ok(ApiReply::Internal(format!("sealing failed: {e}"))),
         };

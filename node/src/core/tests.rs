@@ -123,6 +123,55 @@ fn direct_delivery_between_two_operators() {
     assert_eq!(sent_status(&mut net, 0, CM, id), "retrieved");
 }
 
+#[test]
+fn the_kth_unit_sealed_takes_the_kth_pair_of_the_unit_stream_whatever_the_retries() {
+    use crate::core::{next_unit_pair, unit_stream};
+    use renkei_protocol::rng::Entropy;
+    let mut net = Net::new(&[("a", false), ("b", false)]);
+    net.connect(0, 1);
+    net.add_office(0, CM, "43");
+    net.add_office(1, SVC, "11");
+    net.run_for(100);
+    // Node 0 was opened with Entropy::from_u64(0) (tests/net.rs).
+    let mut stream = unit_stream(Entropy::from_u64(0));
+    let submit = |net: &mut Net, stamp: &str| {
+        let files = rename_stamp(&fixture_unit("d2_kyo_riyohyo"), stamp);
+        accepted_id(&net.api(
+            0,
+            CM,
+            ApiCommand::Submit {
+                files,
+                supersedes: None,
+            },
+        ))
+    };
+    // Cut off: the first unit is retried with jittered back-off (draws from the core's other
+    // stream) before the second is sealed.
+    net.partition(0, 1);
+    let first = submit(&mut net, "20250501090000");
+    assert_eq!(first, next_unit_pair(&mut stream).0);
+    net.run_for(60_000);
+    assert_eq!(sent_status(&mut net, 0, CM, first), "accepted");
+    let second = submit(&mut net, "20250501090100");
+    assert_eq!(second, next_unit_pair(&mut stream).0);
+    assert_eq!(net.core(0).unit_draws(), 2);
+    // A refused unit draws nothing.
+    let refused = net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            files: vec![("X.CSV".into(), b"junk".to_vec())],
+            supersedes: None,
+        },
+    );
+    assert!(matches!(refused, ApiReply::Invalid(_)), "{refused:?}");
+    assert_eq!(net.core(0).unit_draws(), 2);
+    net.heal(0, 1);
+    net.run_for(600_000);
+    assert_eq!(sent_status(&mut net, 0, CM, first), "delivered");
+    assert_ne!(first, second);
+}
+
 /// Operators a and b linked only through a relay; one unit sent from a to b and settled.
 fn unit_through_a_relay() -> (Net, EnvelopeId, Vec<(String, Vec<u8>)>) {
     let mut net = Net::new(&[("a", false), ("relay", true), ("b", false)]);

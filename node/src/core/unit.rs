@@ -140,6 +140,19 @@ pub fn check_unit(files: &[(&str, &[u8])]) -> Result<UnitInfo, Vec<UnitFinding>>
     checked
 }
 
+/// [`check_unit`] on a helper thread, ahead of a simulated submission: the answer is
+/// remembered for the `uses` checks to come (the origin's and the destination's). Without
+/// a memo it only checks.
+pub fn check_unit_ahead(files: &[(&str, &[u8])], uses: u32) -> Result<UnitInfo, Vec<UnitFinding>> {
+    let checked = validate::check(files);
+    if memo::active()
+        && let Ok(info) = &checked
+    {
+        memo::remember_answer_for(unit_digest(files), info.clone(), uses);
+    }
+    checked
+}
+
 /// SHA-256 of a label and every file name and byte, each length-prefixed.
 fn unit_digest(files: &[(&str, &[u8])]) -> [u8; 32] {
     use sha2::Digest;

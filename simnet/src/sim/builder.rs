@@ -241,11 +241,12 @@ impl Builder {
             };
             let skew = self.skews.get(&i).copied().unwrap_or(0);
             let now = self.start_ms.saturating_add_signed(skew);
+            let entropy_seed = rng.next_u64();
             let core = match Core::open(
                 MemoryStore::with_shared(shared.clone()),
                 k.clone(),
                 cfg.clone(),
-                Entropy::from_u64(rng.next_u64()),
+                Entropy::from_u64(entropy_seed),
                 now,
             ) {
                 Ok(c) => Some(c),
@@ -265,6 +266,8 @@ impl Builder {
                 skew_ms: skew,
                 wake: None,
                 crash_armed: false,
+                entropy_seed,
+                unit_mirror: None,
             });
         }
         let mut links = BTreeMap::new();
@@ -296,6 +299,7 @@ impl Builder {
             log: EventLog::new(),
             stats: SimStats::default(),
             host_failure: None,
+            ahead: None,
         };
         // Initial effects (wake-ups) of the fresh cores.
         for n in 0..sim.nodes.len() {

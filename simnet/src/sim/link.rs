@@ -3,7 +3,7 @@
 //! reconnection after repair or restart.
 
 use super::event::{Event, FailWhy, Fault, NodeIx};
-use super::{CRASH_FALLBACK_MS, Sim};
+use super::{CRASH_FALLBACK_MS, Sim, local};
 
 /// One undirected link `(a, b)` with `a < b`.
 #[derive(Debug, Default)]
@@ -57,7 +57,17 @@ impl Sim {
     }
 
     /// Puts a message from `from` to `to` on the network.
-    pub(crate) fn transmit(&mut self, from: NodeIx, to: NodeIx, size: u64, ev: Event) {
+    ///
+    /// `hint`: the envelopes of a Deliver request, for the helper working ahead (the
+    /// receipts the receiving node will sign on arrival).
+    pub(crate) fn transmit(
+        &mut self,
+        from: NodeIx,
+        to: NodeIx,
+        size: u64,
+        ev: Event,
+        hint: Option<Vec<Vec<u8>>>,
+    ) {
         self.stats.messages += 1;
         let k = key(from, to);
         let Some(l) = self.links.get(&k) else {
@@ -89,7 +99,19 @@ impl Sim {
         if self.net.reorder > 0.0 && self.uniform() < self.net.reorder {
             d += self.net.reorder_ms;
         }
-        self.push(self.now + d, ev);
+        let due = self.now + d;
+        if let (Some(a), Some(envelopes)) = (&self.ahead, hint) {
+            a.arrival(
+                due,
+                crate::ahead::ArrivalJob {
+                    node: to,
+                    from: self.nodes[from].keys.id(),
+                    at_ms: local(due, self.nodes[to].skew_ms),
+                    envelopes,
+                },
+            );
+        }
+        self.push(due, ev);
     }
 
     /// Handles a queue event that is not a node input.
