@@ -203,14 +203,35 @@ fn work(shared: &Shared, nodes: &[NodeKeys]) {
             continue;
         }
         match job {
-            Job::Submit(j) => submit(nodes, &j),
+            Job::Submit(j) => submit(nodes, &j, &mut || arrivals_now(shared, nodes)),
             Job::Arrival(j) => arrival(nodes, &j),
         }
     }
 }
 
+/// Makes the arrivals queued meanwhile: they are needed within microseconds of wall time,
+/// a unit's seal only later (a unit takes ~150 µs; it stops for arrivals between steps).
+fn arrivals_now(shared: &Shared, nodes: &[NodeKeys]) {
+    while shared.queued.load(Ordering::SeqCst) > 0 {
+        let next = {
+            let mut q = shared.lock();
+            let j = q.soon.pop_front();
+            if j.is_some() {
+                shared.queued.fetch_sub(1, Ordering::SeqCst);
+            }
+            j
+        };
+        let Some((due, Job::Arrival(j))) = next else {
+            return;
+        };
+        if due >= shared.now.load(Ordering::Relaxed) {
+            arrival(nodes, &j);
+        }
+    }
+}
+
 /// What `Core::submit` signs and seals for this unit, if the guesses hold.
-fn submit(nodes: &[NodeKeys], j: &SubmitJob) {
+fn submit(nodes: &[NodeKeys], j: &SubmitJob, between: &mut dyn FnMut()) {
     let (Some(origin), Some(dest)) = (nodes.get(j.node), nodes.get(j.dest)) else {
         return;
     };
@@ -223,6 +244,7 @@ fn submit(nodes: &[NodeKeys], j: &SubmitJob) {
     let Ok(info) = check_unit_ahead(&refs, if local { 3 } else { 2 }) else {
         return;
     };
+    between();
     let bytes: Vec<&[u8]> = refs.iter().map(|(_, b)| *b).collect();
     for supersedes in &j.supersedes {
         let header = Header {
@@ -242,6 +264,7 @@ fn submit(nodes: &[NodeKeys], j: &SubmitJob) {
         let Ok(env) = Envelope::seal_and_sign(header, &bytes, &origin.keys, j.seed) else {
             continue;
         };
+        between();
         let digest = env.digest();
         sign(
             origin,

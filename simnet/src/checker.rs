@@ -168,9 +168,36 @@ pub fn check(
     let mut tally = Tally::default();
     let inbox = inbox_entries(sim);
     tally.inbox_entries = inbox.len() as u64;
-    let inbox_ids: BTreeSet<EnvelopeId> = inbox.iter().map(|r| r.id).collect();
 
-    // lost
+    // The plaintext scan and the lost check read other stores than the rest (relays' spill
+    // files, origins' sent records) and need no memo: they run on a second thread, while
+    // this one checks inboxes and receipts.
+    let (lost_found, plain) = std::thread::scope(|scope| {
+        let side = scope.spawn(|| {
+            let mut plain = Check::default();
+            if plaintext {
+                plaintext::check(&mut plain, sim, history, workload);
+            }
+            (lost(sim, history), plain)
+        });
+        let (dup, unexpected, receipts, stale_latest) = inbox_checks(sim, history, &inbox);
+        f.duplicated = dup;
+        f.unexpected = unexpected;
+        f.stale_latest = stale_latest;
+        tally.receipts = receipts.1;
+        f.wrong_receipt = receipts.0;
+        side.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+    });
+    (f.lost, tally.delivered, tally.expired, tally.rejected) = lost_found;
+    f.plaintext_at_relay = plain;
+    (f, tally, inbox)
+}
+
+/// Lost: every accepted submission is final at its origin as Delivered, Retrieved or
+/// Expired. Returns the check and the (delivered, expired, rejected) tally.
+fn lost(sim: &Sim, history: &History) -> (Check, u64, u64, u64) {
+    let mut c = Check::default();
+    let (mut delivered, mut expired, mut rejected) = (0, 0, 0);
     for (i, s) in history.subs.iter().enumerate() {
         let Outcome::Accepted(id) = &s.outcome else {
             continue;
@@ -181,22 +208,20 @@ pub fn check(
                 .flatten()
         });
         match rec.map(|r| r.status) {
-            Some(SentStatus::Delivered | SentStatus::Retrieved) => tally.delivered += 1,
-            Some(SentStatus::Expired) => tally.expired += 1,
+            Some(SentStatus::Delivered | SentStatus::Retrieved) => delivered += 1,
+            Some(SentStatus::Expired) => expired += 1,
             Some(SentStatus::Rejected) => {
-                tally.rejected += 1;
-                f.lost.flag(|| {
-                    format!("submission {i} ({id}) was rejected although the unit is valid")
-                });
+                rejected += 1;
+                c.flag(|| format!("submission {i} ({id}) was rejected although the unit is valid"));
             }
-            Some(st) => f.lost.flag(|| {
+            Some(st) => c.flag(|| {
                 format!(
                     "submission {i} ({id}) is still {} at its origin n{}",
                     st.name(),
                     s.origin
                 )
             }),
-            None => f.lost.flag(|| {
+            None => c.flag(|| {
                 format!(
                     "submission {i} ({id}) was accepted but origin n{} has no record of it",
                     s.origin
@@ -205,10 +230,22 @@ pub fn check(
         }
     }
 
+    (c, delivered, expired, rejected)
+}
+
+/// Duplicated, unexpected, wrong receipts (with the number of receipts) and stale latest.
+fn inbox_checks(
+    sim: &Sim,
+    history: &History,
+    inbox: &[Received],
+) -> (Check, Check, (Check, u64), Check) {
+    let mut f = Findings::default();
+    let mut receipts = 0;
+    let inbox_ids: BTreeSet<EnvelopeId> = inbox.iter().map(|r| r.id).collect();
     // duplicated, unexpected
     let mut seen_ids: BTreeMap<EnvelopeId, usize> = BTreeMap::new();
     let mut seen_keys: BTreeMap<[u8; 32], usize> = BTreeMap::new();
-    for r in &inbox {
+    for r in inbox {
         *seen_ids.entry(r.id).or_default() += 1;
         *seen_keys.entry(r.key).or_default() += 1;
         match history
@@ -255,7 +292,7 @@ pub fn check(
     for n in 0..sim.len() {
         let Some(store) = sim.store(n) else { continue };
         for v in store.values(Tree::Receipts) {
-            tally.receipts += 1;
+            receipts += 1;
             let r = match SignedReceipt::decode(&v) {
                 Ok(r) => r,
                 Err(e) => {
@@ -286,11 +323,13 @@ pub fn check(
         }
     }
 
-    stale(&mut f.stale_latest, &inbox, history);
-    if plaintext {
-        plaintext::check(&mut f.plaintext_at_relay, sim, history, workload);
-    }
-    (f, tally, inbox)
+    stale(&mut f.stale_latest, inbox, history);
+    (
+        f.duplicated,
+        f.unexpected,
+        (f.wrong_receipt, receipts),
+        f.stale_latest,
+    )
 }
 
 /// Stale latest: per document slot (sender, recipient, unit kind), an entry shown as

@@ -26,7 +26,7 @@ const SETTLE_POLL_MS: u64 = 5_000;
 #[derive(Default)]
 pub struct RunOptions {
     /// Write the event log here.
-    pub trace: Option<Box<dyn Write>>,
+    pub trace: Option<Box<dyn Write + Send + Sync>>,
     /// Break the driver on purpose (to show the checkers fail).
     pub broken: Option<Broken>,
     /// Called now and then with (submissions done, total).

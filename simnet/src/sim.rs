@@ -291,7 +291,7 @@ impl Sim {
     }
 
     /// Writes the event log as text to `w` from now on.
-    pub fn trace_to(&mut self, w: Box<dyn std::io::Write>) {
+    pub fn trace_to(&mut self, w: Box<dyn std::io::Write + Send + Sync>) {
         self.log.set_trace(w);
     }
 

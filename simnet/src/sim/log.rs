@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 /// Event-log fingerprint and optional trace sink.
 pub struct EventLog {
     hash: Sha256,
-    trace: Option<Box<dyn Write>>,
+    trace: Option<Box<dyn Write + Send + Sync>>,
     trace_error: Option<std::io::Error>,
     records: u64,
 }
@@ -32,7 +32,7 @@ impl EventLog {
         }
     }
 
-    pub(crate) fn set_trace(&mut self, w: Box<dyn Write>) {
+    pub(crate) fn set_trace(&mut self, w: Box<dyn Write + Send + Sync>) {
         self.trace = Some(w);
     }
 
