@@ -16,6 +16,17 @@ use crate::store::Tree;
 const CM: &str = "4074478647"; // 居宅 (43)
 const SVC: &str = "4071481594"; // 訪問介護 (11)
 
+/// Two connected operators: a care-management office "43" at node 0, a service office
+/// "11" at node 1, each knowing the other's binding (directory sync has run).
+pub(super) fn two_operators() -> Net {
+    let mut net = Net::new(&[("a", false), ("b", false)]);
+    net.connect(0, 1);
+    net.add_office(0, CM, "43");
+    net.add_office(1, SVC, "11");
+    net.run_for(100);
+    net
+}
+
 fn accepted_id(r: &ApiReply) -> EnvelopeId {
     match r {
         ApiReply::Accepted(v) => v.id.parse().unwrap(),
@@ -93,11 +104,7 @@ fn local_delivery_fetch_retrieved_and_proof() {
 
 #[test]
 fn direct_delivery_between_two_operators() {
-    let mut net = Net::new(&[("a", false), ("b", false)]);
-    net.connect(0, 1);
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
-    net.run_for(100); // directory sync spreads the bindings
+    let mut net = two_operators();
     let files = fixture_unit("d2_kyo_riyohyo");
     let id = accepted_id(&net.api(
         0,
@@ -127,11 +134,7 @@ fn direct_delivery_between_two_operators() {
 fn the_kth_unit_sealed_takes_the_kth_pair_of_the_unit_stream_whatever_the_retries() {
     use crate::core::{next_unit_pair, unit_stream};
     use renkei_protocol::rng::Entropy;
-    let mut net = Net::new(&[("a", false), ("b", false)]);
-    net.connect(0, 1);
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
-    net.run_for(100);
+    let mut net = two_operators();
     // Node 0 was opened with Entropy::from_u64(0) (tests/net.rs).
     let mut stream = unit_stream(Entropy::from_u64(0));
     let submit = |net: &mut Net, stamp: &str| {
@@ -262,11 +265,7 @@ fn a_relay_drops_the_body_once_the_next_hop_holds_it_and_still_routes_receipts()
 
 #[test]
 fn duplicates_get_the_first_answer_forever() {
-    let mut net = Net::new(&[("a", false), ("b", false)]);
-    net.connect(0, 1);
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
-    net.run_for(100);
+    let mut net = two_operators();
     let id = accepted_id(&net.api(
         0,
         CM,
@@ -290,11 +289,7 @@ fn duplicates_get_the_first_answer_forever() {
 
 #[test]
 fn rejection_is_definitive_and_repeated_for_duplicates() {
-    let mut net = Net::new(&[("a", false), ("b", false)]);
-    net.connect(0, 1);
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
-    net.run_for(100);
+    let mut net = two_operators();
     // B releases the office after A learnt the binding: A still routes there.
     let id = {
         net.partition(0, 1);
@@ -337,11 +332,7 @@ fn rejection_is_definitive_and_repeated_for_duplicates() {
 /// got the unit twice. Identical resubmission now returns the unit already sent.
 #[test]
 fn identical_resubmission_returns_the_unit_already_sent() {
-    let mut net = Net::new(&[("a", false), ("b", false)]);
-    net.connect(0, 1);
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
-    net.run_for(100);
+    let mut net = two_operators();
     let files = fixture_unit("d2_kyo_riyohyo");
     let submit = |net: &mut Net, files: Vec<(String, Vec<u8>)>| {
         accepted_id(&net.api(
@@ -404,11 +395,7 @@ fn identical_resubmission_returns_the_unit_already_sent() {
 /// new unit.
 #[test]
 fn resubmission_after_a_rejection_is_a_new_unit() {
-    let mut net = Net::new(&[("a", false), ("b", false)]);
-    net.connect(0, 1);
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
-    net.run_for(100);
+    let mut net = two_operators();
     net.partition(0, 1);
     let files = fixture_unit("d2_kyo_riyohyo");
     let id = accepted_id(&net.api(
@@ -446,11 +433,7 @@ fn resubmission_after_a_rejection_is_a_new_unit() {
 
 #[test]
 fn unreachable_destination_expires() {
-    let mut net = Net::new(&[("a", false), ("b", false)]);
-    net.connect(0, 1);
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
-    net.run_for(100);
+    let mut net = two_operators();
     net.partition(0, 1);
     let id = accepted_id(&net.api(
         0,
@@ -468,11 +451,7 @@ fn unreachable_destination_expires() {
 
 #[test]
 fn restart_resumes_pending_envelopes() {
-    let mut net = Net::new(&[("a", false), ("b", false)]);
-    net.connect(0, 1);
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
-    net.run_for(100);
+    let mut net = two_operators();
     net.partition(0, 1);
     let id = accepted_id(&net.api(
         0,

@@ -8,7 +8,7 @@ use renkei_protocol::receipt::{Receipt, ReceiptKind, RejectCode, SignedReceipt};
 use renkei_protocol::wire::{HopOutcome, RefusalCode, Request, Response};
 
 use super::net::{Net, fixture_unit};
-use super::{CM, SVC, accepted_id, inbox, sent_status};
+use super::{CM, SVC, accepted_id, inbox, sent_status, two_operators};
 use crate::core::io::{ApiCommand, ApiReply};
 use crate::store::{MemoryStore, Tree};
 
@@ -37,11 +37,7 @@ fn delivery_state(m: &MemoryStore) -> Vec<Vec<Vec<u8>>> {
 /// unit for SVC while the link is cut, so the envelope sits in A's outbox. Returns the
 /// envelope id and bytes.
 fn pending_unit() -> (Net, EnvelopeId, Vec<u8>) {
-    let mut net = Net::new(&[("a", false), ("b", false)]);
-    net.connect(0, 1);
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
-    net.run_for(100);
+    let mut net = two_operators();
     net.partition(0, 1);
     let id = accepted_id(&net.api(
         0,
