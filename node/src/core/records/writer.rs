@@ -1,0 +1,593 @@
+//! A direct serde serializer for stored records: ciborium's bytes, written straight into a
+//! `Vec<u8>`.
+//!
+//! ciborium goes through its low-level encoder for every item (a header value converted to
+//! a title, then written through an I/O trait), which made it a tenth of the simulation
+//! thread at national scale: a record holds 32-byte digests, which serde writes as arrays
+//! of 32 integers. This writer gives the same bytes (every record's format is ciborium's,
+//! and audit hashes are taken over them) for what records use: integers up to 64 bits,
+//! booleans, text and byte strings, options, unit and enum variants, sequences, tuples,
+//! maps and structs. Anything else (floats, 128-bit integers, ciborium's tag wrapper)
+//! answers [`Unsupported`], and [`super::encode`] hands the record to ciborium instead.
+//! Tests compare the two byte for byte.
+
+use serde::ser::{self, Serialize};
+
+/// What this writer does not write (the caller falls back to ciborium).
+#[derive(Debug, thiserror::Error)]
+#[error("not written directly: {0}")]
+pub struct Unsupported(String);
+
+impl ser::Error for Unsupported {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        Unsupported(msg.to_string())
+    }
+}
+
+/// Writes `value` as ciborium would, appending to `out`.
+pub fn write<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Unsupported> {
+    value.serialize(&mut Writer(out))
+}
+
+struct Writer<'a>(&'a mut Vec<u8>);
+
+const ARRAY: u8 = 4 << 5;
+const MAP: u8 = 5 << 5;
+
+impl Writer<'_> {
+    /// A header with the shortest argument (what ciborium writes).
+    #[inline]
+    fn head(&mut self, major: u8, n: u64) {
+        let out = &mut *self.0;
+        if n < 24 {
+            out.push(major | n as u8);
+        } else if n <= u64::from(u8::MAX) {
+            out.extend_from_slice(&[major | 24, n as u8]);
+        } else if n <= u64::from(u16::MAX) {
+            out.push(major | 25);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        } else if n <= u64::from(u32::MAX) {
+            out.push(major | 26);
+            out.extend_from_slice(&(n as u32).to_be_bytes());
+        } else {
+            out.push(major | 27);
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+    }
+
+    #[inline]
+    fn text(&mut self, s: &str) {
+        self.head(3 << 5, s.len() as u64);
+        self.0.extend_from_slice(s.as_bytes());
+    }
+
+    /// ciborium's wrapper for an enum variant with content: a one-entry map from the
+    /// variant's name.
+    fn variant(&mut self, variant: &str) {
+        self.head(MAP, 1);
+        self.text(variant);
+    }
+}
+
+/// An array or map: definite when the length is known, else indefinite (closed by a break
+/// in `end`).
+fn open<'a, 'b>(w: &'a mut Writer<'b>, major: u8, len: Option<usize>) -> Coll<'a, 'b> {
+    match len {
+        Some(n) => w.head(major, n as u64),
+        None => w.0.push(major | 31),
+    }
+    Coll {
+        w,
+        indefinite: len.is_none(),
+    }
+}
+
+/// The tag wrapper ciborium recognises by these names (records never use it).
+fn is_tag_wrapper(name: &str) -> bool {
+    name == "@@TAG@@"
+}
+
+impl<'a, 'b> ser::Serializer for &'a mut Writer<'b> {
+    type Ok = ();
+    type Error = Unsupported;
+    type SerializeSeq = Coll<'a, 'b>;
+    type SerializeTuple = Coll<'a, 'b>;
+    type SerializeTupleStruct = Coll<'a, 'b>;
+    type SerializeTupleVariant = Coll<'a, 'b>;
+    type SerializeMap = Coll<'a, 'b>;
+    type SerializeStruct = Coll<'a, 'b>;
+    type SerializeStructVariant = Coll<'a, 'b>;
+
+    fn serialize_bool(self, v: bool) -> Result<(), Unsupported> {
+        self.0.push(if v { 0xf5 } else { 0xf4 });
+        Ok(())
+    }
+    fn serialize_i8(self, v: i8) -> Result<(), Unsupported> {
+        self.serialize_i64(v.into())
+    }
+    fn serialize_i16(self, v: i16) -> Result<(), Unsupported> {
+        self.serialize_i64(v.into())
+    }
+    fn serialize_i32(self, v: i32) -> Result<(), Unsupported> {
+        self.serialize_i64(v.into())
+    }
+    fn serialize_i64(self, v: i64) -> Result<(), Unsupported> {
+        if v < 0 {
+            self.head(1 << 5, (v as u64) ^ !0);
+        } else {
+            self.head(0, v as u64);
+        }
+        Ok(())
+    }
+    fn serialize_u8(self, v: u8) -> Result<(), Unsupported> {
+        self.head(0, v.into());
+        Ok(())
+    }
+    fn serialize_u16(self, v: u16) -> Result<(), Unsupported> {
+        self.head(0, v.into());
+        Ok(())
+    }
+    fn serialize_u32(self, v: u32) -> Result<(), Unsupported> {
+        self.head(0, v.into());
+        Ok(())
+    }
+    fn serialize_u64(self, v: u64) -> Result<(), Unsupported> {
+        self.head(0, v);
+        Ok(())
+    }
+    fn serialize_f32(self, _: f32) -> Result<(), Unsupported> {
+        Err(Unsupported("a float".into()))
+    }
+    fn serialize_f64(self, _: f64) -> Result<(), Unsupported> {
+        Err(Unsupported("a float".into()))
+    }
+    fn serialize_char(self, v: char) -> Result<(), Unsupported> {
+        self.text(v.encode_utf8(&mut [0; 4]));
+        Ok(())
+    }
+    fn serialize_str(self, v: &str) -> Result<(), Unsupported> {
+        self.text(v);
+        Ok(())
+    }
+    fn serialize_bytes(self, v: &[u8]) -> Result<(), Unsupported> {
+        self.head(2 << 5, v.len() as u64);
+        self.0.extend_from_slice(v);
+        Ok(())
+    }
+    fn serialize_none(self) -> Result<(), Unsupported> {
+        self.0.push(0xf6);
+        Ok(())
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Unsupported> {
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<(), Unsupported> {
+        self.serialize_none()
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Unsupported> {
+        self.serialize_none()
+    }
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+    ) -> Result<(), Unsupported> {
+        self.text(variant);
+        Ok(())
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), Unsupported> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        name: &'static str,
+        _: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<(), Unsupported> {
+        if is_tag_wrapper(name) {
+            return Err(Unsupported("a CBOR tag".into()));
+        }
+        self.variant(variant);
+        value.serialize(self)
+    }
+    fn serialize_seq(self, len: Option<usize>) -> Result<Coll<'a, 'b>, Unsupported> {
+        Ok(open(self, ARRAY, len))
+    }
+    fn serialize_tuple(self, len: usize) -> Result<Coll<'a, 'b>, Unsupported> {
+        Ok(open(self, ARRAY, Some(len)))
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        len: usize,
+    ) -> Result<Coll<'a, 'b>, Unsupported> {
+        Ok(open(self, ARRAY, Some(len)))
+    }
+    fn serialize_tuple_variant(
+        self,
+        name: &'static str,
+        _: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> Result<Coll<'a, 'b>, Unsupported> {
+        if is_tag_wrapper(name) {
+            return Err(Unsupported("a CBOR tag".into()));
+        }
+        self.variant(variant);
+        Ok(open(self, ARRAY, Some(len)))
+    }
+    fn serialize_map(self, len: Option<usize>) -> Result<Coll<'a, 'b>, Unsupported> {
+        Ok(open(self, MAP, len))
+    }
+    fn serialize_struct(self, _: &'static str, len: usize) -> Result<Coll<'a, 'b>, Unsupported> {
+        Ok(open(self, MAP, Some(len)))
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> Result<Coll<'a, 'b>, Unsupported> {
+        self.variant(variant);
+        Ok(open(self, MAP, Some(len)))
+    }
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+}
+
+/// An open array or map.
+pub struct Coll<'a, 'b> {
+    w: &'a mut Writer<'b>,
+    indefinite: bool,
+}
+
+impl Coll<'_, '_> {
+    fn item<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        value.serialize(&mut *self.w)
+    }
+    fn close(self) -> Result<(), Unsupported> {
+        if self.indefinite {
+            self.w.0.push(0xff);
+        }
+        Ok(())
+    }
+}
+
+impl ser::SerializeSeq for Coll<'_, '_> {
+    type Ok = ();
+    type Error = Unsupported;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        self.item(value)
+    }
+    fn end(self) -> Result<(), Unsupported> {
+        self.close()
+    }
+}
+
+impl ser::SerializeTuple for Coll<'_, '_> {
+    type Ok = ();
+    type Error = Unsupported;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        self.item(value)
+    }
+    fn end(self) -> Result<(), Unsupported> {
+        self.close()
+    }
+}
+
+impl ser::SerializeTupleStruct for Coll<'_, '_> {
+    type Ok = ();
+    type Error = Unsupported;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        self.item(value)
+    }
+    fn end(self) -> Result<(), Unsupported> {
+        self.close()
+    }
+}
+
+impl ser::SerializeTupleVariant for Coll<'_, '_> {
+    type Ok = ();
+    type Error = Unsupported;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        self.item(value)
+    }
+    fn end(self) -> Result<(), Unsupported> {
+        self.close()
+    }
+}
+
+impl ser::SerializeMap for Coll<'_, '_> {
+    type Ok = ();
+    type Error = Unsupported;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Unsupported> {
+        self.item(key)
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        self.item(value)
+    }
+    fn end(self) -> Result<(), Unsupported> {
+        self.close()
+    }
+}
+
+impl ser::SerializeStruct for Coll<'_, '_> {
+    type Ok = ();
+    type Error = Unsupported;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), Unsupported> {
+        self.w.text(key);
+        self.item(value)
+    }
+    fn end(self) -> Result<(), Unsupported> {
+        self.close()
+    }
+}
+
+impl ser::SerializeStructVariant for Coll<'_, '_> {
+    type Ok = ();
+    type Error = Unsupported;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), Unsupported> {
+        self.w.text(key);
+        self.item(value)
+    }
+    fn end(self) -> Result<(), Unsupported> {
+        self.close()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use renkei_protocol::ids::{EnvelopeId, OfficeNumber, OperatorId, ServiceKind};
+    use serde::Serialize;
+
+    use super::super::{
+        AuditRec, DedupRec, InboxRec, OfficeRec, OutboxRec, ReceiptOutRec, RelayedRec, SentRec,
+        SentStatus, SlotRec, encode,
+    };
+    use super::write;
+
+    fn ciborium<T: Serialize>(v: &T) -> Vec<u8> {
+        let mut out = Vec::new();
+        ciborium::into_writer(v, &mut out).expect("ciborium writes into memory");
+        out
+    }
+
+    /// The direct writer's bytes, which must be ciborium's.
+    fn same<T: Serialize + std::fmt::Debug>(v: &T) {
+        let mut out = Vec::new();
+        write(v, &mut out).unwrap_or_else(|e| panic!("{v:?}: {e}"));
+        assert_eq!(out, ciborium(v), "{v:?}");
+        let mut rec = vec![super::super::RECORD_VERSION];
+        rec.extend_from_slice(&out);
+        assert_eq!(encode(v), rec, "{v:?}");
+    }
+
+    /// Integers at every boundary of CBOR's argument sizes, both signs.
+    const EDGES: [u64; 12] = [
+        0,
+        1,
+        23,
+        24,
+        255,
+        256,
+        65_535,
+        65_536,
+        4_294_967_295,
+        4_294_967_296,
+        u64::MAX - 1,
+        u64::MAX,
+    ];
+
+    fn text(n: usize) -> String {
+        "介護".repeat(n / 6) + &"x".repeat(n % 6)
+    }
+
+    #[test]
+    fn integers_strings_and_bytes_of_every_header_size_are_ciboriums_bytes() {
+        for n in EDGES {
+            same(&n);
+            same(&(n as u32));
+            same(&(n as u16));
+            same(&(n as u8));
+            same(&(n as i64));
+            same(&(-(n as i64)));
+            same(&(n as i8));
+            same(&(n as i32));
+            same(&i64::MIN);
+        }
+        for len in [0, 1, 23, 24, 255, 256, 300, 65_536] {
+            same(&text(len));
+            same(&serde_bytes::ByteBuf::from(vec![7u8; len]));
+            same(&vec![200u8; len.min(300)]);
+        }
+        same(&'k');
+        same(&'護');
+        same(&true);
+        same(&false);
+        same(&());
+        same(&Some(5u8));
+        same(&None::<u8>);
+        same(&[9u8; 32]);
+        same(&(String::from("a"), 1u64, [0u8; 3]));
+    }
+
+    #[derive(Debug, Serialize)]
+    struct Unit;
+    #[derive(Debug, Serialize)]
+    struct Newtype(u32);
+    #[derive(Debug, Serialize)]
+    struct Tuple(u8, String);
+    #[derive(Debug, Serialize)]
+    enum Every {
+        Unit,
+        Newtype(u64),
+        Tuple(u8, i16),
+        Struct {
+            a: u8,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            b: Option<String>,
+        },
+    }
+    /// A sequence and a map of unknown length (ciborium writes them indefinite).
+    #[derive(Debug)]
+    struct Unsized;
+    impl Serialize for Unsized {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeSeq;
+            let mut seq = s.serialize_seq(None)?;
+            seq.serialize_element(&1u8)?;
+            seq.serialize_element(&Every::Unit)?;
+            seq.serialize_element(&UnsizedMap)?;
+            seq.end()
+        }
+    }
+    #[derive(Debug)]
+    struct UnsizedMap;
+    impl Serialize for UnsizedMap {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut m = s.serialize_map(None)?;
+            m.serialize_entry("k", &-3i8)?;
+            m.end()
+        }
+    }
+
+    #[test]
+    fn every_serde_shape_records_may_use_is_ciboriums_bytes() {
+        same(&Unit);
+        same(&Newtype(70_000));
+        same(&Tuple(24, "t".into()));
+        same(&Every::Unit);
+        same(&Every::Newtype(u64::MAX));
+        same(&Every::Tuple(255, -300));
+        same(&Every::Struct { a: 1, b: None });
+        same(&Every::Struct {
+            a: 2,
+            b: Some(text(40)),
+        });
+        same(&vec![Every::Unit, Every::Newtype(3)]);
+        same(&BTreeMap::from([
+            ("x".to_string(), 1u8),
+            ("y".to_string(), 2),
+        ]));
+        same(&Unsized);
+    }
+
+    #[test]
+    fn a_float_is_left_to_ciborium_and_the_record_is_still_ciboriums() {
+        #[derive(Debug, Serialize)]
+        struct WithFloat {
+            n: u8,
+            f: f64,
+        }
+        let v = WithFloat { n: 1, f: 0.5 };
+        let mut out = Vec::new();
+        let err = write(&v, &mut out).expect_err("floats are not written directly");
+        assert!(err.to_string().contains("float"), "{err}");
+        let mut rec = vec![super::super::RECORD_VERSION];
+        rec.extend_from_slice(&ciborium(&v));
+        assert_eq!(encode(&v), rec);
+    }
+
+    #[test]
+    fn every_stored_record_is_ciboriums_bytes() {
+        let id = EnvelopeId([0xA5; 16]);
+        let op = OperatorId([0x11; 32]);
+        let office: OfficeNumber = "4074478647".parse().expect("office number");
+        let kind: ServiceKind = "43".parse().expect("service kind");
+        for (i, n) in EDGES.into_iter().enumerate() {
+            let hop = n as u8;
+            same(&OutboxRec {
+                origin: op,
+                destination: OperatorId([i as u8; 32]),
+                digest: [n as u8; 32],
+                expires_at_ms: n,
+                hop,
+            });
+            same(&RelayedRec {
+                origin: op,
+                destination: op,
+                digest: [0xFF; 32],
+            });
+            for status in [
+                SentStatus::Accepted,
+                SentStatus::Relayed,
+                SentStatus::Delivered,
+                SentStatus::Retrieved,
+                SentStatus::Rejected,
+                SentStatus::Expired,
+            ] {
+                same(&SentRec {
+                    id,
+                    header: vec![i as u8; i * 40],
+                    from: office.clone(),
+                    to: office.clone(),
+                    destination: op,
+                    status,
+                    created_at_ms: n,
+                    expires_at_ms: n / 3,
+                });
+            }
+            same(&DedupRec {
+                digest: [i as u8; 32],
+                rejected: i % 2 == 0,
+                receipt: vec![0x5A; i * 30],
+            });
+            same(&InboxRec {
+                id,
+                header: vec![1; 200],
+                office: office.clone(),
+                received_at_ms: n,
+                supersedes: (i % 2 == 0).then_some(id),
+                superseded_by: (i % 3 == 0).then_some(EnvelopeId([i as u8; 16])),
+                retrieved_at_ms: (i % 2 == 1).then_some(n),
+                slots: vec![vec![i as u8; i * 3]; i],
+                live_slots: n as u32,
+                users: (n >> 7) as u32,
+            });
+            same(&SlotRec {
+                order: (text(i * 3), text(14), n, id),
+                office: office.clone(),
+            });
+            same(&OfficeRec {
+                office: office.clone(),
+                kinds: vec![kind.clone(); i],
+                name: text(i * 5),
+                token_hash: [i as u8; 32],
+                since_ms: n,
+            });
+            same(&ReceiptOutRec {
+                to: op,
+                receipt: vec![i as u8; 180],
+            });
+            same(&AuditRec {
+                seq: n,
+                at_ms: n.rotate_left(7),
+                event: "delivered".into(),
+                envelope: (i % 2 == 0).then_some(id),
+                office: (i % 3 != 0).then(|| office.clone()),
+                detail: text(i * 11),
+                prev: [0; 32],
+                hash: [i as u8; 32],
+            });
+        }
+    }
+}
