@@ -33,13 +33,25 @@ fn a_closed_stdout_ends_quietly_without_a_panic() {
     use std::io::Read;
     use std::process::Stdio;
     // Read one byte of the report, then close the pipe while it is still being written.
-    // The invalid fixtures, 300 times over: a report (~165 KB) far larger than a pipe's
-    // buffer (64 KiB), so the writer is still writing when the pipe closes. (30 times,
-    // ~16 KB, fitted in the buffer: the command could finish first and exit 1.)
-    let dir = format!("{FIXTURES}/invalid");
+    // The report must be far larger than a pipe's buffer (64 KiB), so that the writer is
+    // still writing when the pipe closes. The command reads each file once whatever the
+    // number of times a path names it, so the invalid fixtures are named 17 different ways
+    // (`invalid/a/..`, which `Path` keeps apart): ~280 KB. (Naming the same directory 300
+    // times gave one 16 KB report, which could fit in the buffer: the command finished
+    // first and exited 1, about 1 run in 30 under load.)
+    let invalid = format!("{FIXTURES}/invalid");
+    let subdirs: Vec<String> = std::fs::read_dir(&invalid)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let spellings: Vec<String> = std::iter::once(invalid.clone())
+        .chain(subdirs.iter().map(|d| format!("{invalid}/{d}/..")))
+        .take(20)
+        .collect();
+    assert!(spellings.len() >= 10, "{spellings:?}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_renkei"))
         .args(["csv", "check"])
-        .args(std::iter::repeat_n(&dir, 300))
+        .args(&spellings)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
