@@ -8,6 +8,7 @@
 //! leaves a node before the data behind it is on disk.
 
 mod disk;
+mod inline_key;
 mod memory;
 pub mod runs;
 mod spill;

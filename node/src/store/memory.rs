@@ -23,6 +23,7 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+use super::inline_key::Key;
 use super::spill::{Arena, Spill};
 use super::{Pair, Pairs, Store, StoreError, Tree};
 
@@ -51,7 +52,7 @@ enum Place {
     OwnSpill,
 }
 
-type Map = BTreeMap<Box<[u8]>, Val>;
+type Map = BTreeMap<Key, Val>;
 type Range<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
 
 /// Trees whose values several nodes hold byte for byte: envelope bytes (origin, relays,
@@ -246,7 +247,7 @@ impl Pool {
 pub struct MemoryStore {
     trees: Vec<Map>,
     /// Undo log since the last commit: key and its previous value.
-    undo: Vec<(Tree, Box<[u8]>, Option<Val>)>,
+    undo: Vec<(Tree, Key, Option<Val>)>,
     commits: u64,
     shared: Option<SharedValues>,
     /// This store's spill file, made at its first spilled value.
@@ -339,7 +340,7 @@ impl MemoryStore {
     pub fn pairs(&self, tree: Tree) -> impl Iterator<Item = (&[u8], Cow<'_, [u8]>)> {
         self.tree(tree)
             .iter()
-            .map(|(k, v)| (&k[..], self.load_or_panic(v)))
+            .map(|(k, v)| (k.as_slice(), self.load_or_panic(v)))
     }
 
     /// Bytes in this store's own spill file.
@@ -352,7 +353,7 @@ impl MemoryStore {
         self.trees
             .iter()
             .flat_map(|m| m.iter())
-            .map(|(k, v)| k.len() + v.len())
+            .map(|(k, v)| k.as_slice().len() + v.len())
             .sum()
     }
 
@@ -373,9 +374,8 @@ impl MemoryStore {
             .unwrap_or_else(|e| panic!("reading back a simulated store: {e}"))
     }
 
-    #[allow(clippy::borrowed_box)] // the shape `BTreeMap::iter` yields
-    fn pair(&self, (k, v): (&Box<[u8]>, &Val)) -> Result<Pair, StoreError> {
-        Ok((k.to_vec(), self.load(v)?.into_owned()))
+    fn pair(&self, (k, v): (&Key, &Val)) -> Result<Pair, StoreError> {
+        Ok((k.as_slice().to_vec(), self.load(v)?.into_owned()))
     }
 
     fn bounds<'a>(start: &'a [u8], end: Option<&'a [u8]>) -> Option<Range<'a>> {
@@ -413,7 +413,7 @@ impl Store for MemoryStore {
                 }
             },
         };
-        let k: Box<[u8]> = key.into();
+        let k = Key::from(key);
         let old = self.tree_mut(tree).insert(k.clone(), v);
         self.undo.push((tree, k, old));
         Ok(())
