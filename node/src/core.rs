@@ -149,6 +149,12 @@ pub struct Core<S: Store> {
     next_sync_ms: u64,
     next_outbound: u64,
     wake_requested: Option<u64>,
+    /// A lower bound of the earliest expiry in [`Tree::Pending`] (`Some(None)`: the tree
+    /// is empty), or `None` when it must be looked up: `pump` asks after every batch, and
+    /// at national scale that lookup was millions of range scans.
+    ///
+    /// [`Tree::Pending`]: crate::store::Tree::Pending
+    pending_first: Option<Option<u64>>,
     audit_head: (u64, [u8; 32]),
     seq: u64,
     counters: Counters,
@@ -196,6 +202,7 @@ impl<S: Store> Core<S> {
             next_sync_ms: now_ms,
             next_outbound: 1,
             wake_requested: None,
+            pending_first: None,
             audit_head: (0, [0; 32]),
             seq: 0,
             counters: Counters::default(),

@@ -138,6 +138,9 @@ impl<S: Store> Core<S> {
         )?;
         self.store
             .put(Tree::Pending, &time_id_key(expires_at_ms, &id), b"")?;
+        if let Some(first) = self.pending_first {
+            self.pending_first = Some(Some(first.map_or(expires_at_ms, |t| t.min(expires_at_ms))));
+        }
         let accepted = self.sign_receipt(id, digest, ReceiptKind::Accepted { hop: 0 });
         self.store_receipt(id, &accepted.encode())?;
         self.audit(
@@ -250,6 +253,7 @@ impl<S: Store> Core<S> {
             if new.is_final() {
                 self.store
                     .delete(Tree::Pending, &time_id_key(rec.expires_at_ms, &rec.id))?;
+                self.pending_deleted(rec.expires_at_ms);
             }
         }
         self.audit(
@@ -263,6 +267,13 @@ impl<S: Store> Core<S> {
 
     /// Issues Expired receipts for sent items past their window.
     pub(super) fn expire_due(&mut self) -> Result<(), StoreError> {
+        if let Some(first) = self.pending_first
+            && first.is_none_or(|t| t > self.now)
+        {
+            return Ok(());
+        }
+        // Something may be due: look, and look up the earliest expiry afresh afterwards.
+        self.pending_first = None;
         let due = self.store.range(
             Tree::Pending,
             b"",
@@ -295,13 +306,29 @@ impl<S: Store> Core<S> {
         Ok(())
     }
 
-    pub(super) fn next_expiry(&self) -> Result<Option<u64>, StoreError> {
-        Ok(self
+    /// The earliest expiry of a sent item still pending (a lower bound after a failed
+    /// batch: waking early only finds nothing due).
+    pub(super) fn next_expiry(&mut self) -> Result<Option<u64>, StoreError> {
+        if let Some(first) = self.pending_first {
+            return Ok(first);
+        }
+        let first = self
             .store
             .range(Tree::Pending, b"", None, 1)?
             .first()
             .and_then(|(k, _)| k.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()))
-            .map(u64::from_be_bytes))
+            .map(u64::from_be_bytes);
+        self.pending_first = Some(first);
+        Ok(first)
+    }
+
+    /// A pending item expiring at `t` was removed: the earliest expiry is unknown if it
+    /// was that one. (Writes undone by a failed batch only remove items or restore ones
+    /// removed, so the bound stays a lower bound.)
+    fn pending_deleted(&mut self, t: u64) {
+        if self.pending_first.is_some_and(|first| first.is_none_or(|f| f >= t)) {
+            self.pending_first = None;
+        }
     }
 
     pub(super) fn receipt_views(&self, id: &EnvelopeId) -> Result<Vec<ReceiptView>, StoreError> {
