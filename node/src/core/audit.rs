@@ -18,7 +18,9 @@ fn entry_hash(rec: &AuditRec) -> [u8; 32] {
         &rec.detail,
         rec.prev,
     );
-    sha256(&records::encode(&body))
+    // Version 1's bytes, whatever version records are written in: the chain's hashes
+    // must not change under entries already written.
+    sha256(&records::encode_as(1, &body))
 }
 
 pub(super) fn load_head(store: &dyn Store) -> Result<(u64, [u8; 32]), StoreError> {

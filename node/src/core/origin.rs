@@ -326,7 +326,10 @@ impl<S: Store> Core<S> {
     /// was that one. (Writes undone by a failed batch only remove items or restore ones
     /// removed, so the bound stays a lower bound.)
     fn pending_deleted(&mut self, t: u64) {
-        if self.pending_first.is_some_and(|first| first.is_none_or(|f| f >= t)) {
+        if self
+            .pending_first
+            .is_some_and(|first| first.is_none_or(|f| f >= t))
+        {
             self.pending_first = None;
         }
     }

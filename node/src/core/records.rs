@@ -15,12 +15,24 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::{Store, StoreError, Tree};
 
-const RECORD_VERSION: u8 = 1;
+/// The version written. Version 2 writes digests and slot keys as CBOR byte strings where
+/// version 1 wrote them as arrays of integers (serde's default for `[u8; 32]` and
+/// `Vec<u8>`): a third of the bytes, and read at once instead of integer by integer. Both
+/// readers take either form for a byte field, so a version 1 record reads the same.
+const RECORD_VERSION: u8 = 2;
+/// The versions read.
+const RECORD_VERSIONS: [u8; 2] = [1, 2];
 
 /// Encodes a record.
 pub fn encode<T: Serialize>(rec: &T) -> Vec<u8> {
+    encode_as(RECORD_VERSION, rec)
+}
+
+/// Encodes a value after the version byte `version` (its serde encoding does not depend
+/// on the version: the fields' attributes say how they are written).
+pub fn encode_as<T: Serialize>(version: u8, rec: &T) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
-    out.push(RECORD_VERSION);
+    out.push(version);
     if writer::write(rec, &mut out).is_err() {
         // Something the direct writer leaves to ciborium (a float, say): same format.
         out.truncate(1);
@@ -38,7 +50,7 @@ pub fn decode<T: DeserializeOwned>(tree: Tree, bytes: &[u8]) -> Result<T, StoreE
         detail,
     };
     match bytes.split_first() {
-        Some((&RECORD_VERSION, rest)) => match reader::read(rest) {
+        Some((v, rest)) if RECORD_VERSIONS.contains(v) => match reader::read(rest) {
             Some(v) => Ok(v),
             // What the direct reader leaves (and every damaged record): ciborium's answer.
             None => ciborium::from_reader(rest).map_err(|e| corrupt(e.to_string())),
@@ -75,6 +87,7 @@ pub struct OutboxRec {
     /// The destination operator.
     pub destination: OperatorId,
     /// The envelope digest (receipts must name it).
+    #[serde(with = "serde_bytes")]
     pub digest: Digest32,
     /// Give up (origin: Expired receipt; relay: drop) at this time.
     pub expires_at_ms: u64,
@@ -91,6 +104,7 @@ pub struct RelayedRec {
     /// The destination operator.
     pub destination: OperatorId,
     /// The envelope digest (receipts must name it).
+    #[serde(with = "serde_bytes")]
     pub digest: Digest32,
 }
 
@@ -161,6 +175,7 @@ pub struct SentRec {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DedupRec {
     /// Digest of the envelope answered.
+    #[serde(with = "serde_bytes")]
     pub digest: Digest32,
     /// Whether the answer was a rejection.
     pub rejected: bool,
@@ -188,6 +203,7 @@ pub struct InboxRec {
     /// First download.
     pub retrieved_at_ms: Option<u64>,
     /// Document slots this unit fills.
+    #[serde(with = "byte_strings")]
     pub slots: Vec<Vec<u8>>,
     /// Slots where this unit is still the latest.
     pub live_slots: u32,
@@ -214,6 +230,7 @@ pub struct OfficeRec {
     /// Name.
     pub name: String,
     /// SHA-256 of the API token.
+    #[serde(with = "serde_bytes")]
     pub token_hash: [u8; 32],
     /// Registration time.
     pub since_ms: u64,
@@ -245,9 +262,27 @@ pub struct AuditRec {
     /// Detail.
     pub detail: String,
     /// Hash of the previous entry (zeros for the first).
+    #[serde(with = "serde_bytes")]
     pub prev: [u8; 32],
-    /// SHA-256 over the canonical encoding of all fields above.
+    /// SHA-256 over the version 1 encoding of all fields above (`audit::entry_hash`).
+    #[serde(with = "serde_bytes")]
     pub hash: [u8; 32],
+}
+
+/// `Vec<Vec<u8>>` as an array of CBOR byte strings (reads arrays of integers too).
+mod byte_strings {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_bytes::{ByteBuf, Bytes};
+
+    pub fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        let list: Vec<&Bytes> = v.iter().map(|b| Bytes::new(b)).collect();
+        list.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        let list = Vec::<ByteBuf>::deserialize(d)?;
+        Ok(list.into_iter().map(ByteBuf::into_vec).collect())
+    }
 }
 
 /// Big-endian u64 key part.

@@ -49,7 +49,10 @@ struct Head {
 
 impl<'de> Reader<'de> {
     fn peek(&self) -> Result<u8, Miss> {
-        self.b.first().copied().ok_or_else(|| Miss("end of input".into()))
+        self.b
+            .first()
+            .copied()
+            .ok_or_else(|| Miss("end of input".into()))
     }
 
     fn take(&mut self, n: usize) -> Result<&'de [u8], Miss> {
