@@ -12,6 +12,7 @@ mod inline_key;
 mod memory;
 pub mod runs;
 mod spill;
+mod tree_map;
 pub mod vlog;
 
 pub use disk::{Compaction, DiskStore, MEMTABLE_BYTES_DEFAULT};

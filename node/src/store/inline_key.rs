@@ -3,11 +3,13 @@
 //! office ‖ time ‖ id 34). A B-tree searches a node by comparing keys in turn; with boxed
 //! keys each comparison first loads the key from elsewhere in memory, which at national
 //! scale (tens of millions of keys) is a cache miss per comparison. Inline, a node's keys
-//! are read in a row. Longer keys are boxed, as before; both compare as their bytes.
+//! are read in a row. Longer keys are boxed, as before; both compare and hash as their
+//! bytes.
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
 /// Key bytes kept inline: with the length byte and the tag, a key is 32 bytes.
 const INLINE: usize = 30;
@@ -67,6 +69,13 @@ impl PartialOrd for Key {
 impl Ord for Key {
     fn cmp(&self, other: &Self) -> Ordering {
         self.as_slice().cmp(other.as_slice())
+    }
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        // As the bytes hash, so that a map of keys can be asked with a byte slice.
+        self.as_slice().hash(h);
     }
 }
 

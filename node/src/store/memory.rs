@@ -15,7 +15,6 @@
 //! only where the bytes wait differs.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 #[allow(clippy::disallowed_types)] // the pool's map only (see `Pool`)
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -25,6 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use super::inline_key::Key;
 use super::spill::{Arena, Spill};
+use super::tree_map::TreeMap;
 use super::{Pair, Pairs, Store, StoreError, Tree};
 
 /// A stored value: on the heap, in the store's own spill file, or in the pool's.
@@ -52,7 +52,7 @@ enum Place {
     OwnSpill,
 }
 
-type Map = BTreeMap<Key, Val>;
+type Map = TreeMap<Val>;
 type Range<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
 
 /// Trees whose values several nodes hold byte for byte: envelope bytes (origin, relays,
@@ -264,7 +264,7 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self {
-            trees: Tree::ALL.iter().map(|_| Map::new()).collect(),
+            trees: Tree::ALL.iter().map(|t| Map::for_tree(*t)).collect(),
             undo: Vec::new(),
             commits: 0,
             shared: None,
@@ -292,9 +292,13 @@ impl MemoryStore {
     pub fn crash(&mut self) {
         while let Some((t, k, old)) = self.undo.pop() {
             match old {
-                Some(v) => self.tree_mut(t).insert(k, v),
-                None => self.tree_mut(t).remove(&k),
-            };
+                Some(v) => {
+                    self.tree_mut(t).insert(k, v);
+                }
+                None => {
+                    self.tree_mut(t).remove_entry(k.as_slice());
+                }
+            }
         }
     }
 
@@ -314,7 +318,7 @@ impl MemoryStore {
     /// A spilled value cannot be read back from the spill file (the simulation has lost
     /// its own state and cannot go on).
     pub fn values(&self, tree: Tree) -> impl Iterator<Item = Cow<'_, [u8]>> {
-        self.tree(tree).values().map(|v| self.load_or_panic(v))
+        self.tree(tree).iter().map(|(_, v)| self.load_or_panic(v))
     }
 
     /// Every value of a tree in the order cheapest to read: heap values first, then
@@ -324,7 +328,7 @@ impl MemoryStore {
     /// # Panics
     /// As [`MemoryStore::values`].
     pub fn values_unordered(&self, tree: Tree) -> impl Iterator<Item = Cow<'_, [u8]>> {
-        let mut vals: Vec<&Val> = self.tree(tree).values().collect();
+        let mut vals: Vec<&Val> = self.tree(tree).values_any_order().collect();
         vals.sort_by_key(|v| match v {
             Val::Heap(_) => (0, 0),
             Val::Spilled(s) => (1, s.offset()),
@@ -352,7 +356,7 @@ impl MemoryStore {
     pub fn bytes(&self) -> usize {
         self.trees
             .iter()
-            .flat_map(|m| m.iter())
+            .flat_map(TreeMap::iter)
             .map(|(k, v)| k.as_slice().len() + v.len())
             .sum()
     }
@@ -437,7 +441,7 @@ impl Store for MemoryStore {
             return Ok(Vec::new());
         };
         self.tree(tree)
-            .range::<[u8], _>(b)
+            .range(b)
             .take(limit)
             .map(|e| self.pair(e))
             .collect()
@@ -454,7 +458,7 @@ impl Store for MemoryStore {
             return Ok(Vec::new());
         };
         self.tree(tree)
-            .range::<[u8], _>(b)
+            .range(b)
             .rev()
             .take(limit)
             .map(|e| self.pair(e))
@@ -522,17 +526,20 @@ mod tests {
         // Bulky values of the spill trees are in files: the envelope once, in the pool's
         // file (several stores hold it); the opened file in the store's own. Receipts stay
         // on the heap (shared), as do small values and other trees.
-        let (pooled, se) = spilled(&a.tree(Tree::Envelopes)[&b"e"[..]]);
+        let (pooled, se) = spilled(a.tree(Tree::Envelopes).get(b"e").unwrap());
         assert!(pooled);
-        assert_eq!((true, se), spilled(&b.tree(Tree::Envelopes)[&b"e"[..]]));
+        assert_eq!(
+            (true, se),
+            spilled(b.tree(Tree::Envelopes).get(b"e").unwrap())
+        );
         assert!(Arc::ptr_eq(
-            heap(&a.tree(Tree::Receipts)[&b"r"[..]]),
-            heap(&b.tree(Tree::Receipts)[&b"r"[..]])
+            heap(a.tree(Tree::Receipts).get(b"r").unwrap()),
+            heap(b.tree(Tree::Receipts).get(b"r").unwrap())
         ));
-        assert!(!spilled(&a.tree(Tree::Files)[&b"f"[..]]).0);
-        heap(&a.tree(Tree::Files)[&b"small"[..]]);
-        heap(&a.tree(Tree::Slots)[&b"s"[..]]);
-        heap(&a.tree(Tree::Inbox)[&b"i"[..]]);
+        assert!(!spilled(a.tree(Tree::Files).get(b"f").unwrap()).0);
+        heap(a.tree(Tree::Files).get(b"small").unwrap());
+        heap(a.tree(Tree::Slots).get(b"s").unwrap());
+        heap(a.tree(Tree::Inbox).get(b"i").unwrap());
         assert_eq!(pool.spilled_bytes(), envelope.len() as u64);
         assert_eq!(a.spilled_bytes(), file.len() as u64);
         assert_eq!(b.spilled_bytes(), 0, "b spilled nothing of its own");
@@ -601,8 +608,8 @@ mod tests {
         a.put(Tree::Envelopes, b"id", &big).unwrap();
         b.put(Tree::Envelopes, b"id", &big).unwrap();
         let (va, vb) = (
-            heap(&a.tree(Tree::Envelopes)[&b"id"[..]]),
-            heap(&b.tree(Tree::Envelopes)[&b"id"[..]]),
+            heap(a.tree(Tree::Envelopes).get(b"id").unwrap()),
+            heap(b.tree(Tree::Envelopes).get(b"id").unwrap()),
         );
         assert!(Arc::ptr_eq(va, vb), "identical envelope bytes are one copy");
         // A different value of the same length is its own copy; each store reads its own.
@@ -615,8 +622,8 @@ mod tests {
         a.put(Tree::Files, b"f", &big).unwrap();
         b.put(Tree::Files, b"f", &big).unwrap();
         assert!(!Arc::ptr_eq(
-            heap(&a.tree(Tree::Files)[&b"f"[..]]),
-            heap(&b.tree(Tree::Files)[&b"f"[..]])
+            heap(a.tree(Tree::Files).get(b"f").unwrap()),
+            heap(b.tree(Tree::Files).get(b"f").unwrap())
         ));
         // Crash and delete in one store leave the other's copy intact.
         a.crash();
