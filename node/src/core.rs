@@ -22,6 +22,7 @@ mod directory;
 mod inbound;
 mod inbox;
 pub mod io;
+mod lookup_map;
 mod origin;
 mod outbox;
 mod receipt_role;
@@ -130,7 +131,7 @@ pub struct Core<S: Store> {
     offices: BTreeMap<OfficeNumber, OfficeRec>,
     tokens: BTreeMap<[u8; 32], OfficeNumber>,
     /// Office → binding, as learnt (the signed form is in the store's bindings tree).
-    bindings: BTreeMap<OfficeNumber, OfficeBinding>,
+    bindings: lookup_map::LookupMap<OfficeNumber, OfficeBinding>,
     binding_seq: u64,
     conflicts: BTreeMap<OfficeNumber, String>,
     schedule: BTreeSet<(u64, EnvelopeId)>,
@@ -183,7 +184,7 @@ impl<S: Store> Core<S> {
             roster: None,
             offices: BTreeMap::new(),
             tokens: BTreeMap::new(),
-            bindings: BTreeMap::new(),
+            bindings: lookup_map::LookupMap::default(),
             binding_seq: 0,
             conflicts: BTreeMap::new(),
             schedule: BTreeSet::new(),

@@ -202,7 +202,14 @@ fn makes_ahead() -> bool {
     MAKES_AHEAD.with(std::cell::Cell::get)
 }
 
-fn current() -> Option<CryptoMemo> {
+/// Calls `f` with this thread's memo, if it uses one (borrowed: cloning it would touch the
+/// shared reference counts, which the helper thread touches too, on every lookup).
+fn with_current<R>(f: impl FnOnce(&CryptoMemo) -> R) -> Option<R> {
+    CURRENT.with(|c| c.borrow().as_ref().map(f))
+}
+
+/// The memo this thread uses, if any (to share it with another thread of the same run).
+pub fn this_thread() -> Option<CryptoMemo> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
@@ -237,38 +244,40 @@ pub(crate) fn opened_digest(public: &[u8], aad: &[u8], sealed: &[u8]) -> [u8; 32
 
 /// Whether this thread's memo holds `digest` as verified.
 pub(crate) fn is_verified(digest: &[u8; 32]) -> bool {
-    current().is_some_and(|m| m.lock().verified.contains(digest))
+    with_current(|m| m.lock().verified.contains(digest)).unwrap_or(false)
 }
 
 /// Remembers a verification that succeeded.
 pub(crate) fn remember_verified(digest: [u8; 32]) {
-    if let Some(m) = current() {
+    with_current(|m| {
         let mut m = m.lock();
         if m.verified.len() >= m.capacity {
             m.verified.clear();
         }
         m.verified.insert(digest);
-    }
+    });
 }
 
 /// Takes the remembered plaintext of a sealed payload, if any.
 pub(crate) fn take_opened(digest: &[u8; 32]) -> Option<Vec<u8>> {
-    let m = current()?;
-    let mut m = m.lock();
-    let p = m.opened.remove(digest)?;
-    m.opened_taken += 1;
-    Some(p)
+    with_current(|m| {
+        let mut m = m.lock();
+        let p = m.opened.remove(digest)?;
+        m.opened_taken += 1;
+        Some(p)
+    })
+    .flatten()
 }
 
 /// Remembers the plaintext of a payload just sealed.
 pub(crate) fn remember_opened(digest: [u8; 32], plaintext: Vec<u8>) {
-    if let Some(m) = current() {
+    with_current(|m| {
         let mut m = m.lock();
         if m.opened.len() >= OPENED_MAX {
             m.opened.clear();
         }
         m.opened.insert(digest, plaintext);
-    }
+    });
 }
 
 /// Remembers `value`, the answer of a pure function whose label and every input
@@ -280,30 +289,32 @@ pub fn remember_answer<T: Any + Send>(digest: [u8; 32], value: T) {
 /// Remembers `value` as [`remember_answer`] does, to be handed out `uses` times (a helper
 /// thread that checked ahead what two threads of a simulation will both check).
 pub fn remember_answer_for<T: Any + Send>(digest: [u8; 32], value: T, uses: u32) {
-    if let Some(m) = current() {
+    with_current(|m| {
         let mut m = m.lock();
         if m.answers.len() >= ANSWERS_MAX {
             m.answers.clear();
         }
         m.answers.insert(digest, (Box::new(value), uses.max(1)));
-    }
+    });
 }
 
 /// Takes the answer remembered under `digest`, if there is one of type `T` (a copy while it
 /// may be handed out again).
 pub fn take_answer<T: Any + Send + Clone>(digest: &[u8; 32]) -> Option<T> {
-    let m = current()?;
-    let mut m = m.lock();
-    let (a, uses) = m.answers.get_mut(digest)?;
-    let value = if *uses > 1 {
-        *uses -= 1;
-        a.downcast_ref::<T>()?.clone()
-    } else {
-        let (a, _) = m.answers.remove(digest)?;
-        *a.downcast::<T>().ok()?
-    };
-    m.answers_taken += 1;
-    Some(value)
+    with_current(|m| {
+        let mut m = m.lock();
+        let (a, uses) = m.answers.get_mut(digest)?;
+        let value = if *uses > 1 {
+            *uses -= 1;
+            a.downcast_ref::<T>()?.clone()
+        } else {
+            let (a, _) = m.answers.remove(digest)?;
+            *a.downcast::<T>().ok()?
+        };
+        m.answers_taken += 1;
+        Some(value)
+    })
+    .flatten()
 }
 
 /// SHA-256 of everything a signature depends on: the signer's public key, label and
@@ -401,7 +412,7 @@ pub(crate) fn signed_ahead(
     digest: impl FnOnce() -> [u8; 32],
     make: impl FnOnce() -> [u8; 64],
 ) -> ([u8; 64], bool) {
-    let Some(m) = current() else {
+    let Some(m) = this_thread() else {
         return (make(), false);
     };
     let made: Result<_, std::convert::Infallible> = made_ahead(
@@ -422,7 +433,7 @@ pub(crate) fn sealed_ahead<E>(
     digest: impl FnOnce() -> [u8; 32],
     make: impl FnOnce() -> Result<Vec<u8>, E>,
 ) -> Result<(Vec<u8>, bool), E> {
-    let Some(m) = current() else {
+    let Some(m) = this_thread() else {
         return Ok((make()?, false));
     };
     made_ahead(&m, |a| (&mut a.sealed, &mut a.sealed_taken), digest(), make)

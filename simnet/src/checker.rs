@@ -16,11 +16,13 @@
 mod plaintext;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use renkei_node::core::records::{self, InboxRec, SentRec, SentStatus};
 use renkei_node::store::{Store, Tree};
 use renkei_protocol::envelope::Header;
 use renkei_protocol::ids::EnvelopeId;
+use renkei_protocol::memo;
 use renkei_protocol::receipt::{ReceiptKind, SignedReceipt};
 use serde::Serialize;
 
@@ -42,6 +44,13 @@ pub struct Check {
 }
 
 impl Check {
+    /// Adds `other`'s violations after this one's.
+    fn merge(&mut self, other: Check) {
+        self.count += other.count;
+        let room = EXAMPLES_MAX.saturating_sub(self.examples.len());
+        self.examples.extend(other.examples.into_iter().take(room));
+    }
+
     fn flag(&mut self, what: impl FnOnce() -> String) {
         self.count += 1;
         if self.examples.len() < EXAMPLES_MAX {
@@ -168,26 +177,41 @@ pub fn check(
     let mut tally = Tally::default();
     let inbox = inbox_entries(sim);
     tally.inbox_entries = inbox.len() as u64;
+    let inbox_ids: BTreeSet<EnvelopeId> = inbox.iter().map(|r| r.id).collect();
 
-    // The plaintext scan and the lost check read other stores than the rest (relays' spill
-    // files, origins' sent records) and need no memo: they run on a second thread, while
-    // this one checks inboxes and receipts.
-    let (lost_found, plain) = std::thread::scope(|scope| {
+    // Two threads. The plaintext scan and the lost check (relays' spill files, origins'
+    // sent records; no memo needed) run on the second, the inbox checks on this one; then
+    // both take nodes one at a time for the receipt checks (most of the work: 14 M receipts
+    // in the national day), sharing the run's memo. Receipts' findings are put together
+    // in node order, so the examples do not depend on which thread took which node.
+    let next = AtomicUsize::new(0);
+    let memo = memo::this_thread();
+    let (mut rx, (lost_found, plain, side_rx)) = std::thread::scope(|scope| {
         let side = scope.spawn(|| {
+            memo::use_on_this_thread(memo.clone());
             let mut plain = Check::default();
             if plaintext {
                 plaintext::check(&mut plain, sim, history, workload);
             }
-            (lost(sim, history), plain)
+            let lost = lost(sim, history);
+            let rx = receipt_checks(sim, &inbox_ids, &next);
+            memo::use_on_this_thread(None);
+            (lost, plain, rx)
         });
-        let (dup, unexpected, receipts, stale_latest) = inbox_checks(sim, history, &inbox);
+        let (dup, unexpected, stale_latest) = inbox_checks(history, &inbox);
         f.duplicated = dup;
         f.unexpected = unexpected;
         f.stale_latest = stale_latest;
-        tally.receipts = receipts.1;
-        f.wrong_receipt = receipts.0;
-        side.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+        let rx = receipt_checks(sim, &inbox_ids, &next);
+        let side = side.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (rx, side)
     });
+    rx.extend(side_rx);
+    rx.sort_by_key(|(n, _, _)| *n);
+    for (_, c, count) in rx {
+        tally.receipts += count;
+        f.wrong_receipt.merge(c);
+    }
     (f.lost, tally.delivered, tally.expired, tally.rejected) = lost_found;
     f.plaintext_at_relay = plain;
     (f, tally, inbox)
@@ -233,15 +257,9 @@ fn lost(sim: &Sim, history: &History) -> (Check, u64, u64, u64) {
     (c, delivered, expired, rejected)
 }
 
-/// Duplicated, unexpected, wrong receipts (with the number of receipts) and stale latest.
-fn inbox_checks(
-    sim: &Sim,
-    history: &History,
-    inbox: &[Received],
-) -> (Check, Check, (Check, u64), Check) {
+/// Duplicated, unexpected and stale latest.
+fn inbox_checks(history: &History, inbox: &[Received]) -> (Check, Check, Check) {
     let mut f = Findings::default();
-    let mut receipts = 0;
-    let inbox_ids: BTreeSet<EnvelopeId> = inbox.iter().map(|r| r.id).collect();
     // duplicated, unexpected
     let mut seen_ids: BTreeMap<EnvelopeId, usize> = BTreeMap::new();
     let mut seen_keys: BTreeMap<[u8; 32], usize> = BTreeMap::new();
@@ -287,22 +305,38 @@ fn inbox_checks(
         }
     }
 
-    // wrong receipts
+    stale(&mut f.stale_latest, inbox, history);
+    (f.duplicated, f.unexpected, f.stale_latest)
+}
+
+/// Wrong receipts, per node taken from `next` (shared by the threads checking): for each
+/// node, its findings and the number of receipts it stores.
+fn receipt_checks(
+    sim: &Sim,
+    inbox_ids: &BTreeSet<EnvelopeId>,
+    next: &AtomicUsize,
+) -> Vec<(NodeIx, Check, u64)> {
     let roster = sim.roster().roster();
-    for n in 0..sim.len() {
+    let mut out = Vec::new();
+    loop {
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        if n >= sim.len() {
+            return out;
+        }
         let Some(store) = sim.store(n) else { continue };
+        let mut c = Check::default();
+        let mut receipts = 0;
         for v in store.values(Tree::Receipts) {
             receipts += 1;
             let r = match SignedReceipt::decode(&v) {
                 Ok(r) => r,
                 Err(e) => {
-                    f.wrong_receipt
-                        .flag(|| format!("n{n} stores a receipt that does not decode: {e}"));
+                    c.flag(|| format!("n{n} stores a receipt that does not decode: {e}"));
                     continue;
                 }
             };
             if let Err(e) = r.verify_with_roster(roster) {
-                f.wrong_receipt.flag(|| {
+                c.flag(|| {
                     format!(
                         "n{n} stores a receipt for {} that does not verify: {e}",
                         r.receipt().envelope
@@ -313,7 +347,7 @@ fn inbox_checks(
             if r.receipt().kind == ReceiptKind::Delivered
                 && !inbox_ids.contains(&r.receipt().envelope)
             {
-                f.wrong_receipt.flag(|| {
+                c.flag(|| {
                     format!(
                         "n{n} stores a Delivered receipt for {}, which is in no inbox",
                         r.receipt().envelope
@@ -321,15 +355,8 @@ fn inbox_checks(
                 });
             }
         }
+        out.push((n, c, receipts));
     }
-
-    stale(&mut f.stale_latest, inbox, history);
-    (
-        f.duplicated,
-        f.unexpected,
-        (f.wrong_receipt, receipts),
-        f.stale_latest,
-    )
 }
 
 /// Stale latest: per document slot (sender, recipient, unit kind), an entry shown as
