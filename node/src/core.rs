@@ -143,6 +143,9 @@ pub struct Core<S: Store> {
     send_cache_bytes: usize,
     receipt_schedule: BTreeSet<(u64, u64)>,
     receipt_due: BTreeMap<u64, u64>,
+    /// The operator each queued receipt goes to (learnt when queued or first read): a
+    /// receipt whose peer is busy is passed over without reading its record again.
+    receipt_to: BTreeMap<u64, OperatorId>,
     flights: BTreeMap<OutboundId, Flight>,
     busy: BTreeMap<(u8, OperatorId), usize>,
     peers_up: BTreeSet<OperatorId>,
@@ -196,6 +199,7 @@ impl<S: Store> Core<S> {
             send_cache_bytes: 0,
             receipt_schedule: BTreeSet::new(),
             receipt_due: BTreeMap::new(),
+            receipt_to: BTreeMap::new(),
             flights: BTreeMap::new(),
             busy: BTreeMap::new(),
             peers_up: BTreeSet::new(),

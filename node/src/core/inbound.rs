@@ -366,6 +366,7 @@ impl<S: Store> Core<S> {
             &records::be(seq),
             &ReceiptOutRec { to, receipt },
         )?;
+        self.receipt_to.insert(seq, to);
         self.schedule_receipt(seq, self.now);
         Ok(())
     }

@@ -334,6 +334,18 @@ impl<S: Store> Core<S> {
         }
     }
 
+    /// A queued receipt's record; if it is gone, the receipt leaves the schedule.
+    fn queued_receipt(&mut self, seq: u64) -> Result<Option<ReceiptOutRec>, StoreError> {
+        let rec = records::get::<ReceiptOutRec>(&self.store, Tree::ReceiptOutbox, &be(seq))?;
+        if rec.is_none() {
+            if let Some(old) = self.receipt_due.remove(&seq) {
+                self.receipt_schedule.remove(&(old, seq));
+            }
+            self.receipt_to.remove(&seq);
+        }
+        Ok(rec)
+    }
+
     pub(super) fn send_due_receipts(&mut self) -> Result<(), StoreError> {
         let now = self.now;
         let due: Vec<u64> = self
@@ -345,15 +357,20 @@ impl<S: Store> Core<S> {
             .collect();
         let mut batches: BTreeMap<OperatorId, (Vec<u64>, Vec<Vec<u8>>)> = BTreeMap::new();
         for seq in due {
-            let Some(rec) =
-                records::get::<ReceiptOutRec>(&self.store, Tree::ReceiptOutbox, &be(seq))?
-            else {
-                if let Some(old) = self.receipt_due.remove(&seq) {
-                    self.receipt_schedule.remove(&(old, seq));
+            let mut read = None;
+            let to = match self.receipt_to.get(&seq) {
+                Some(to) => *to,
+                None => {
+                    let Some(rec) = self.queued_receipt(seq)? else {
+                        continue;
+                    };
+                    self.receipt_to.insert(seq, rec.to);
+                    let to = rec.to;
+                    read = Some(rec);
+                    to
                 }
-                continue;
             };
-            let peer = match self.route(&rec.to) {
+            let peer = match self.route(&to) {
                 Route::Peer(p) => p,
                 Route::Local | Route::None(_) => {
                     let at = now + self.backoff(3);
@@ -364,10 +381,20 @@ impl<S: Store> Core<S> {
             if self.free_slots(BUSY_RECEIPTS, peer) == 0 {
                 continue;
             }
-            let b = batches.entry(peer).or_default();
-            if b.0.len() >= RECEIPTS_PER_MESSAGE_MAX {
+            if batches
+                .get(&peer)
+                .is_some_and(|b| b.0.len() >= RECEIPTS_PER_MESSAGE_MAX)
+            {
                 continue;
             }
+            let rec = match read {
+                Some(rec) => rec,
+                None => match self.queued_receipt(seq)? {
+                    Some(rec) => rec,
+                    None => continue,
+                },
+            };
+            let b = batches.entry(peer).or_default();
             b.0.push(seq);
             b.1.push(rec.receipt);
         }
@@ -427,6 +454,7 @@ impl<S: Store> Core<S> {
                 if let Response::ReceiptsTaken(_) = response {
                     for s in seqs {
                         self.store.delete(Tree::ReceiptOutbox, &be(s))?;
+                        self.receipt_to.remove(&s);
                     }
                 } else {
                     for s in seqs {
