@@ -13,6 +13,8 @@
 //! ```
 
 use ciborium::value::Value;
+use std::sync::OnceLock;
+
 use sha2::{Digest, Sha256};
 
 use crate::cbor::{self, Fields};
@@ -199,17 +201,31 @@ impl Header {
 
 /// A signed envelope. The header and sealed payload are carried as the exact bytes that
 /// were signed; nothing re-encodes them.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Envelope {
     header: Header,
     header_bytes: Vec<u8>,
     sealed: Vec<u8>,
     signature: [u8; 64],
+    /// SHA-256 of `sealed`, once computed (the signature covers it; a memo's key for
+    /// opening uses it too).
+    sealed_sha256: OnceLock<Digest32>,
 }
 
-fn signed_message(header_bytes: &[u8], sealed: &[u8]) -> Vec<u8> {
+impl PartialEq for Envelope {
+    fn eq(&self, other: &Self) -> bool {
+        // `header` is decoded from `header_bytes`; the digest is a function of `sealed`.
+        self.header_bytes == other.header_bytes
+            && self.sealed == other.sealed
+            && self.signature == other.signature
+    }
+}
+
+impl Eq for Envelope {}
+
+fn signed_message(header_bytes: &[u8], sealed_sha256: &Digest32) -> Vec<u8> {
     let mut m = Vec::with_capacity(32 + header_bytes.len());
-    m.extend_from_slice(&sha256(sealed));
+    m.extend_from_slice(sealed_sha256);
     m.extend_from_slice(header_bytes);
     m
 }
@@ -247,22 +263,47 @@ impl Envelope {
             ));
         }
         check_files(&header, files)?;
+        Self::seal_and_sign_listed(header, files, origin, ephemeral_seed)
+    }
+
+    /// [`Envelope::seal_and_sign`] for files whose header entries the caller has just made
+    /// from these very bytes with [`Envelope::file_entries`]: they are not hashed again to
+    /// check (in debug builds they are). The destination checks them when it opens.
+    pub fn seal_and_sign_listed(
+        header: Header,
+        files: &[&[u8]],
+        origin: &OperatorKeys,
+        ephemeral_seed: [u8; 32],
+    ) -> Result<Envelope, SealError> {
+        if header.origin != origin.id() {
+            return Err(SealError::Content(
+                "header origin is not the signing operator".into(),
+            ));
+        }
+        debug_assert!(check_files(&header, files).is_ok());
         let header_bytes = header.encode();
-        let sealed = seal::seal(
+        let (sealed, sealed_sha256) = seal::seal_digested(
             &header.sealed_to,
             &header_bytes,
             &payload_value(files),
             ephemeral_seed,
         )?;
-        let signature = origin
-            .identity
-            .sign(ENVELOPE_SIG_LABEL, &signed_message(&header_bytes, &sealed));
+        let signature = origin.identity.sign(
+            ENVELOPE_SIG_LABEL,
+            &signed_message(&header_bytes, &sealed_sha256),
+        );
         Ok(Envelope {
             header,
             header_bytes,
             sealed,
             signature,
+            sealed_sha256: OnceLock::from(sealed_sha256),
         })
+    }
+
+    /// SHA-256 of the sealed payload.
+    fn sealed_sha256(&self) -> &Digest32 {
+        self.sealed_sha256.get_or_init(|| sha256(&self.sealed))
     }
 
     /// The decoded header.
@@ -315,6 +356,7 @@ impl Envelope {
             header_bytes,
             sealed,
             signature,
+            sealed_sha256: OnceLock::new(),
         })
     }
 
@@ -325,7 +367,7 @@ impl Envelope {
             "envelope",
             &self.header.origin,
             ENVELOPE_SIG_LABEL,
-            &signed_message(&self.header_bytes, &self.sealed),
+            &signed_message(&self.header_bytes, self.sealed_sha256()),
             &self.signature,
         )
     }
@@ -336,7 +378,9 @@ impl Envelope {
         let pair = keys
             .seal_for(&self.header.sealed_to)
             .ok_or(SealError::Open)?;
-        let plain = seal::open(pair, &self.header_bytes, &self.sealed)?;
+        let plain = seal::open_digested(pair, &self.header_bytes, &self.sealed, || {
+            *self.sealed_sha256()
+        })?;
         const W: &str = "envelope payload";
         let v = cbor::decode_canonical(&plain, W, usize::MAX)?;
         let files = match v {

@@ -231,14 +231,15 @@ pub(crate) fn verified_digest(key: &[u8], label: &[u8], msg: &[u8], sig: &[u8; 6
 }
 
 /// SHA-256 of everything an open depends on: the recipient key pair (by its public key),
-/// the associated data and the sealed bytes.
-pub(crate) fn opened_digest(public: &[u8], aad: &[u8], sealed: &[u8]) -> [u8; 32] {
+/// the associated data and the sealed bytes (by their SHA-256, which an envelope computes
+/// anyway for its signature).
+pub(crate) fn opened_digest(public: &[u8], aad: &[u8], sealed_sha256: &[u8; 32]) -> [u8; 32] {
     let mut h = sha2::Sha256::new();
-    h.update(b"opened");
+    h.update(b"opened/v2");
     h.update(public);
     h.update((aad.len() as u64).to_le_bytes());
     h.update(aad);
-    h.update(sealed);
+    h.update(sealed_sha256);
     h.finalize().into()
 }
 

@@ -9,6 +9,7 @@
 
 use hpke::{Deserializable, OpModeR};
 
+use crate::envelope::{Digest32, sha256};
 use crate::error::SealError;
 use crate::keys::{EncPublicKey, SealKem, SealKeyPair};
 
@@ -31,25 +32,49 @@ pub fn seal(
     plaintext: &[u8],
     ephemeral_seed: [u8; 32],
 ) -> Result<Vec<u8>, SealError> {
+    seal_digested(recipient, aad, plaintext, ephemeral_seed).map(|(sealed, _)| sealed)
+}
+
+/// [`seal`], with the SHA-256 of the sealed bytes (an envelope signs it).
+pub(crate) fn seal_digested(
+    recipient: &EncPublicKey,
+    aad: &[u8],
+    plaintext: &[u8],
+    ephemeral_seed: [u8; 32],
+) -> Result<(Vec<u8>, Digest32), SealError> {
     let (out, taken) = crate::memo::sealed_ahead(
         || crate::memo::sealed_digest(recipient, aad, plaintext, &ephemeral_seed),
         || sender::seal(recipient, SEAL_INFO, aad, plaintext, ephemeral_seed),
     )?;
+    let digest = sha256(&out);
     if crate::memo::active() && !taken {
         crate::memo::remember_opened(
-            crate::memo::opened_digest(recipient, aad, &out),
+            crate::memo::opened_digest(recipient, aad, &digest),
             plaintext.to_vec(),
         );
     }
-    Ok(out)
+    Ok((out, digest))
 }
 
 /// Opens a sealed payload with the recipient's key pair; fails on a wrong key, a changed
 /// `aad` or any altered byte.
 pub fn open(keys: &SealKeyPair, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+    open_digested(keys, aad, sealed, || sha256(sealed))
+}
+
+/// [`open`], given the SHA-256 of `sealed` (asked for only with a memo).
+pub(crate) fn open_digested(
+    keys: &SealKeyPair,
+    aad: &[u8],
+    sealed: &[u8],
+    sealed_sha256: impl FnOnce() -> Digest32,
+) -> Result<Vec<u8>, SealError> {
     if crate::memo::active()
-        && let Some(p) =
-            crate::memo::take_opened(&crate::memo::opened_digest(&keys.public(), aad, sealed))
+        && let Some(p) = crate::memo::take_opened(&crate::memo::opened_digest(
+            &keys.public(),
+            aad,
+            &sealed_sha256(),
+        ))
     {
         return Ok(p);
     }

@@ -71,6 +71,22 @@ fn seal_refuses_mismatched_files_and_foreign_origin() {
 }
 
 #[test]
+fn sealing_with_entries_listed_by_the_caller_gives_the_same_envelope() {
+    let files = sample_files();
+    let bytes: Vec<&[u8]> = files.iter().map(|f| f.1).collect();
+    let checked = Envelope::seal_and_sign(header(&files), &bytes, &origin(), [7; 32]).unwrap();
+    let listed =
+        Envelope::seal_and_sign_listed(header(&files), &bytes, &origin(), [7; 32]).unwrap();
+    assert_eq!(listed.encode(), checked.encode());
+    let back = Envelope::decode(&listed.encode()).unwrap();
+    back.verify().unwrap();
+    assert_eq!(back.open(&destination()).unwrap()[1], FILE_B);
+    let e = Envelope::seal_and_sign_listed(header(&files), &bytes, &destination(), [7; 32])
+        .unwrap_err();
+    assert!(e.to_string().contains("origin"), "{e}");
+}
+
+#[test]
 fn unknown_version_is_an_error() {
     let env = envelope();
     let mut bytes = env.encode();

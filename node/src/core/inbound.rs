@@ -1,7 +1,7 @@
 //! Requests from peers: envelopes to relay or deliver here (with dedup and definitive
 //! rejections), receipts travelling back to their origin, and directory sync.
 
-use renkei_protocol::envelope::{Envelope, sha256};
+use renkei_protocol::envelope::{Digest32, Envelope, sha256};
 use renkei_protocol::error::DecodeError;
 use renkei_protocol::ids::{EnvelopeId, OperatorId};
 use renkei_protocol::receipt::{ReceiptKind, RejectCode, SignedReceipt};
@@ -10,7 +10,7 @@ use renkei_protocol::wire::{HopAck, HopOutcome, RefusalCode, Request, Response};
 use super::Core;
 use super::origin::party;
 use super::records::{self, DedupRec, OutboxRec, ReceiptOutRec, RelayedRec, SentRec};
-use super::unit::check_unit;
+use super::unit::check_unit_listed;
 use crate::store::{Store, StoreError, Tree};
 
 fn reject(code: RejectCode, text: impl Into<String>) -> ReceiptKind {
@@ -261,7 +261,9 @@ impl<S: Store> Core<S> {
             .zip(&files)
             .map(|(f, b)| (f.name.as_str(), b.as_slice()))
             .collect();
-        let info = match check_unit(&refs) {
+        // `open` checked every file against its header entry (length and SHA-256).
+        let sums: Vec<Digest32> = h.files.iter().map(|f| f.sha256).collect();
+        let info = match check_unit_listed(&refs, &sums) {
             Ok(i) => i,
             Err(findings) => {
                 let text: Vec<String> = findings

@@ -1,7 +1,7 @@
 //! The origin's side: submitting a unit (validate, route, seal, sign, store, outbox),
 //! applying receipts to sent items, expiry.
 
-use renkei_protocol::envelope::{Envelope, Header, Party};
+use renkei_protocol::envelope::{Digest32, Envelope, Header, Party};
 use renkei_protocol::ids::{EnvelopeId, OfficeNumber};
 use renkei_protocol::receipt::{Receipt, ReceiptKind, SignedReceipt};
 
@@ -11,7 +11,7 @@ use super::records::{
     self, OutboxRec, SentRec, SentStatus, be, id_n_key, office_time_id_key, time_id_key,
 };
 use super::submissions::submission_key;
-use super::unit::{UnitFinding, check_unit};
+use super::unit::{UnitFinding, check_unit_listed};
 use super::views::{FileView, ReceiptView, SentView};
 use super::{Core, next_unit_pair};
 use crate::store::{Store, StoreError, Tree, scan_prefix};
@@ -48,7 +48,11 @@ impl<S: Store> Core<S> {
             .iter()
             .map(|(n, b)| (n.as_str(), b.as_slice()))
             .collect();
-        let info = match check_unit(&refs) {
+        // Every file hashed once: the header's entries, the CSV-check memo's key and the
+        // submission key are all made of these SHA-256s.
+        let entries = Envelope::file_entries(&refs);
+        let sums: Vec<Digest32> = entries.iter().map(|e| e.sha256).collect();
+        let info = match check_unit_listed(&refs, &sums) {
             Ok(i) => i,
             Err(findings) => return Ok(ApiReply::Invalid(findings)),
         };
@@ -89,7 +93,8 @@ impl<S: Store> Core<S> {
                 )]));
             }
         }
-        let submission = submission_key(&office, supersedes, &refs);
+        let named: Vec<(&str, Digest32)> = refs.iter().map(|(n, _)| *n).zip(sums).collect();
+        let submission = submission_key(&office, supersedes, &named);
         if let Some(rec) = self.earlier_submission(&submission)? {
             tracing::info!(id = %rec.id, %office, "identical resubmission: answering with the unit already sent");
             return Ok(ApiReply::Accepted(self.sent_view(&rec)?));
@@ -108,10 +113,10 @@ impl<S: Store> Core<S> {
             stamp: info.stamp.clone(),
             supersedes,
             created_at_ms: self.now,
-            files: Envelope::file_entries(&refs),
+            files: entries,
         };
         let bytes: Vec<&[u8]> = files.iter().map(|(_, b)| b.as_slice()).collect();
-        let env = match Envelope::seal_and_sign(header, &bytes, &self.keys, ephemeral_seed) {
+        let env = match Envelope::seal_and_sign_listed(header, &bytes, &self.keys, ephemeral_seed) {
             Ok(e) => e,
             Err(e) => return Ok(ApiReply::Internal(format!("sealing failed: {e}"))),
         };

@@ -6,7 +6,7 @@
 //! was taken, so it sends again. A unit that ended `rejected` or `expired` may be sent
 //! again as a new unit.
 
-use renkei_protocol::envelope::sha256;
+use renkei_protocol::envelope::{Digest32, sha256};
 use renkei_protocol::ids::{EnvelopeId, OfficeNumber};
 
 use super::Core;
@@ -18,9 +18,9 @@ use crate::store::{Store, StoreError, Tree};
 pub(super) fn submission_key(
     office: &OfficeNumber,
     supersedes: Option<EnvelopeId>,
-    files: &[(&str, &[u8])],
+    files: &[(&str, Digest32)],
 ) -> [u8; 32] {
-    let mut sorted: Vec<(&str, [u8; 32])> = files.iter().map(|(n, b)| (*n, sha256(b))).collect();
+    let mut sorted = files.to_vec();
     sorted.sort();
     let mut buf = Vec::with_capacity(64 + sorted.len() * 96);
     buf.extend_from_slice(office.as_str().as_bytes());
@@ -74,8 +74,8 @@ mod tests {
     fn key_ignores_file_order_but_not_names_bytes_office_or_supersedes() {
         let office: OfficeNumber = "4074478647".parse().unwrap();
         let other: OfficeNumber = "4071481594".parse().unwrap();
-        let a: (&str, &[u8]) = ("A.CSV", b"one");
-        let b: (&str, &[u8]) = ("B.CSV", b"two");
+        let f = |n: &'static str, b: &[u8]| (n, sha256(b));
+        let (a, b) = (f("A.CSV", b"one"), f("B.CSV", b"two"));
         let k = submission_key(&office, None, &[a, b]);
         assert_eq!(k, submission_key(&office, None, &[b, a]));
         assert_ne!(k, submission_key(&other, None, &[a, b]));
@@ -83,8 +83,8 @@ mod tests {
             k,
             submission_key(&office, Some(EnvelopeId([1; 16])), &[a, b])
         );
-        assert_ne!(k, submission_key(&office, None, &[a, ("B.CSV", b"two!")]));
-        assert_ne!(k, submission_key(&office, None, &[a, ("C.CSV", b"two")]));
+        assert_ne!(k, submission_key(&office, None, &[a, f("B.CSV", b"two!")]));
+        assert_ne!(k, submission_key(&office, None, &[a, f("C.CSV", b"two")]));
         assert_ne!(k, submission_key(&office, None, &[a]));
     }
 }

@@ -1,7 +1,7 @@
 //! The core's view of a send unit: who sends to whom, which document, which users, as
 //! established by the standard-spec CSV checks of `renkei_protocol::csv`.
 
-use renkei_protocol::envelope::Party;
+use renkei_protocol::envelope::{Digest32, Party, sha256};
 use renkei_protocol::ids::{DocKind, Stamp};
 use renkei_protocol::memo;
 use serde::Serialize;
@@ -129,7 +129,21 @@ pub fn check_unit(files: &[(&str, &[u8])]) -> Result<UnitInfo, Vec<UnitFinding>>
     if !memo::active() {
         return validate::check(files);
     }
-    let digest = unit_digest(files);
+    let sums: Vec<Digest32> = files.iter().map(|(_, b)| sha256(b)).collect();
+    check_unit_listed(files, &sums)
+}
+
+/// [`check_unit`] of files whose SHA-256s the caller has (`sha256s[i]` of `files[i]`, e.g.
+/// header entries just made or just checked against the bytes): a memo's key is made of
+/// them rather than of every byte again.
+pub fn check_unit_listed(
+    files: &[(&str, &[u8])],
+    sha256s: &[Digest32],
+) -> Result<UnitInfo, Vec<UnitFinding>> {
+    if !memo::active() {
+        return validate::check(files);
+    }
+    let digest = unit_digest(files, sha256s);
     if let Some(info) = memo::take_answer::<UnitInfo>(&digest) {
         return Ok(info);
     }
@@ -148,21 +162,24 @@ pub fn check_unit_ahead(files: &[(&str, &[u8])], uses: u32) -> Result<UnitInfo, 
     if memo::active()
         && let Ok(info) = &checked
     {
-        memo::remember_answer_for(unit_digest(files), info.clone(), uses);
+        let sums: Vec<Digest32> = files.iter().map(|(_, b)| sha256(b)).collect();
+        memo::remember_answer_for(unit_digest(files, &sums), info.clone(), uses);
     }
     checked
 }
 
-/// SHA-256 of a label and every file name and byte, each length-prefixed.
-fn unit_digest(files: &[(&str, &[u8])]) -> [u8; 32] {
+/// SHA-256 of a label and every file's name, length and SHA-256, each name
+/// length-prefixed.
+fn unit_digest(files: &[(&str, &[u8])], sha256s: &[Digest32]) -> [u8; 32] {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
-    h.update(b"renkei/check_unit/v1");
-    for (name, bytes) in files {
+    h.update(b"renkei/check_unit/v2");
+    h.update((files.len() as u64).to_le_bytes());
+    for ((name, bytes), sum) in files.iter().zip(sha256s) {
         h.update((name.len() as u64).to_le_bytes());
         h.update(name.as_bytes());
         h.update((bytes.len() as u64).to_le_bytes());
-        h.update(bytes);
+        h.update(sum);
     }
     h.finalize().into()
 }
