@@ -257,11 +257,6 @@ impl Envelope {
         origin: &OperatorKeys,
         ephemeral_seed: [u8; 32],
     ) -> Result<Envelope, SealError> {
-        if header.origin != origin.id() {
-            return Err(SealError::Content(
-                "header origin is not the signing operator".into(),
-            ));
-        }
         check_files(&header, files)?;
         Self::seal_and_sign_listed(header, files, origin, ephemeral_seed)
     }
