@@ -141,6 +141,11 @@ pub struct Phases {
     pub ahead_signatures: u64,
     /// Sealed payloads the helper made ahead and the run took.
     pub ahead_seals: u64,
+    /// Signatures the helper made, taken or not (the rest were guesses that did not
+    /// hold, or came too late).
+    pub ahead_signatures_made: u64,
+    /// Sealed payloads the helper made, taken or not.
+    pub ahead_seals_made: u64,
 }
 
 impl Report {
@@ -206,8 +211,9 @@ impl Report {
         ));
         if p.ahead_signatures + p.ahead_seals > 0 {
             out.push_str(&format!(
-                "ahead: {} signatures and {} sealed payloads made by the helper thread\n",
-                p.ahead_signatures, p.ahead_seals
+                "ahead: {} signatures and {} sealed payloads made by the helper thread \
+                 (of {} and {} it made)\n",
+                p.ahead_signatures, p.ahead_seals, p.ahead_signatures_made, p.ahead_seals_made
             ));
         }
         if self.spilled_bytes > 0 {

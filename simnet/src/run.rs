@@ -278,6 +278,7 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     let wall_ms = end.as_millis() as u64;
     let ms = |d: std::time::Duration| d.as_millis() as u64;
     let (ahead_signatures, ahead_seals) = memo.ahead_taken();
+    let (ahead_signatures_made, ahead_seals_made) = memo.ahead_made();
     let phases = Phases {
         setup_ms: ms(setup_done),
         traffic_ms: ms(traffic_done - setup_done),
@@ -285,6 +286,8 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         check_ms: ms(end - settle_done),
         ahead_signatures,
         ahead_seals,
+        ahead_signatures_made,
+        ahead_seals_made,
     };
     let events = sim.stats().events;
     memo::use_on_this_thread(None);
@@ -314,7 +317,7 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
 }
 
 /// Units built ahead of their submission (at most this many).
-const AHEAD_UNITS: usize = 64;
+const AHEAD_UNITS: usize = 256;
 
 /// A unit built ahead.
 struct Unit {

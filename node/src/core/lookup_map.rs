@@ -8,11 +8,11 @@
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, DefaultHasher, Hash};
+use std::hash::Hash;
 
 /// Key → value, by exact key only.
 #[derive(Debug, Clone)]
-pub(crate) struct LookupMap<K, V>(HashMap<K, V, BuildHasherDefault<DefaultHasher>>);
+pub(crate) struct LookupMap<K, V>(HashMap<K, V, foldhash::fast::FixedState>);
 
 impl<K, V> Default for LookupMap<K, V> {
     fn default() -> Self {

@@ -98,7 +98,7 @@ enum Pooled {
 #[derive(Debug, Default)]
 struct Pool {
     /// (length, hash) → the value.
-    map: HashMap<(usize, u64), Pooled>,
+    map: HashMap<(usize, u64), Pooled, foldhash::fast::FixedState>,
     /// Pool size after the last sweep of dead entries.
     swept_len: usize,
     /// Where shared bulky values go, if spilling.
@@ -107,15 +107,19 @@ struct Pool {
     spill_dir: Option<PathBuf>,
 }
 
+/// Length and a fast 64-bit hash (foldhash, fixed seed) of a value: the pool's key.
 fn hash_of(value: &[u8]) -> (usize, u64) {
-    let mut h = std::hash::DefaultHasher::new();
-    value.hash(&mut h);
-    (value.len(), h.finish())
+    use std::hash::BuildHasher;
+    (
+        value.len(),
+        foldhash::quality::FixedState::with_seed(0x7265_6e6b_6569).hash_one(value),
+    )
 }
 
-/// A second 64-bit hash of a value, independent of [`hash_of`]'s (another prefix): a
-/// spilled value whose length and both hashes match is taken to be the same value (128
-/// bits of SipHash over a few million values of one run) without reading it back.
+/// A second 64-bit hash of a value, independent of [`hash_of`]'s (another function: SipHash
+/// with a prefix): a spilled value whose length and both hashes match is taken to be the
+/// same value (128 bits of hash over a few million values of one run) without reading it
+/// back.
 fn check_of(value: &[u8]) -> u64 {
     let mut h = std::hash::DefaultHasher::new();
     h.write_u64(0x5eed_c0de_5eed_c0de);

@@ -13,7 +13,6 @@
 #![allow(clippy::disallowed_types)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::ops::{Bound, RangeBounds};
 
 use super::Tree;
@@ -44,7 +43,9 @@ const GROUPED: [(Tree, usize); 3] = [
 /// Entries of one prefix, in key order.
 type Group<V> = Vec<(Key, V)>;
 
-type Hashed<V> = HashMap<Key, V, BuildHasherDefault<DefaultHasher>>;
+/// Fixed seed (no per-process randomness: nothing depends on it, but a run stays the same
+/// run byte for byte, allocation pattern included).
+type Hashed<V> = HashMap<Key, V, foldhash::fast::FixedState>;
 
 /// Key-ordered entries, as a range or whole-tree iteration yields them.
 pub(crate) type Entries<'a, V> = Box<dyn DoubleEndedIterator<Item = (&'a Key, &'a V)> + 'a>;
