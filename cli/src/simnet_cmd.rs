@@ -293,7 +293,14 @@ fn run_cmd(a: RunArgs) -> Result<i32> {
                 }
             }));
         }
+        let before_us = sign_reference_us();
         let report = run(&scenario, seed, opts);
+        eprintln!(
+            "[simnet] machine reference: an Ed25519 signature took {before_us:.1} µs on this \
+             thread before the run, {:.1} µs after (this VM's speed changes by the hour: \
+             compare wall times of different sittings by it)",
+            sign_reference_us()
+        );
         if let Some(p) = &a.plot {
             std::fs::write(p, report.svg())
                 .with_context(|| format!("cannot write plot {}", p.display()))?;
@@ -309,6 +316,27 @@ fn run_cmd(a: RunArgs) -> Result<i32> {
         replay(failed[0])
     );
     Ok(1)
+}
+
+/// Microseconds per Ed25519 signature on this thread now (1,000 of them, without a memo):
+/// a yardstick of the machine's speed at the time of a run, printed beside its wall time.
+fn sign_reference_us() -> f64 {
+    let memo = renkei_protocol::memo::this_thread();
+    renkei_protocol::memo::use_on_this_thread(None);
+    let id = renkei_protocol::keys::SigningIdentity::from_seed([0x5a; 32]);
+    let mut acc = 0u8;
+    // Warm up (the basepoint table's first touch, the core's clock).
+    for i in 1000u32..1200 {
+        acc ^= id.sign(b"renkei/machine-reference", &i.to_le_bytes())[0];
+    }
+    let start = std::time::Instant::now();
+    for i in 0u32..1000 {
+        acc ^= id.sign(b"renkei/machine-reference", &i.to_le_bytes())[0];
+    }
+    std::hint::black_box(acc);
+    let us = start.elapsed().as_secs_f64() * 1e6 / 1000.0;
+    renkei_protocol::memo::use_on_this_thread(memo);
+    us
 }
 
 fn print_report(r: &Report, json: bool, multi: bool) -> Result<()> {
