@@ -319,7 +319,7 @@ impl<S: Store> Core<S> {
                     "ignoring receipt signed by a node that cannot make that statement");
                 return Ok(false);
             }
-            self.apply_receipt_at_origin(&r)?;
+            self.apply_receipt_at_origin_checked(&r, Some(sent), true)?;
             return Ok(true);
         }
         if let Some(rec) = records::get::<RelayedRec>(&self.store, Tree::Relayed, id.as_bytes())? {

@@ -530,7 +530,8 @@ impl<S: Store> Core<S> {
         self.store.delete(Tree::Outbox, ack.id.as_bytes())?;
         self.unschedule_envelope(&ack.id);
         if rec.hop == 0 {
-            self.apply_receipt_at_origin(&receipt)?;
+            // Its role was checked above against the outbox record's origin and destination.
+            self.apply_receipt_at_origin_checked(&receipt, None, true)?;
         } else {
             // The next hop holds the envelope now (or refused it for good): a relay keeps
             // only what routes its receipts back (the relayed tree), not the body.
