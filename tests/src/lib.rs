@@ -48,13 +48,28 @@ pub fn renkei(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A free loopback TCP port.
+/// A free loopback TCP port for a node to listen on later.
+///
+/// Taken below the kernel's ephemeral range (Linux: 32768–60999), not from it: a port
+/// the kernel handed out for `:0` is free again once checked, and until the node binds it
+/// any outgoing connection of a parallel test may take it as its source port (seen in CI:
+/// "cannot listen on 127.0.0.1:41211: Address already in use"). Below that range the
+/// kernel never hands a port out by itself; ports are spread by process id and told apart
+/// within the process by a counter, and each is checked free before it is returned.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    let offset = std::process::id().wrapping_mul(7_919) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + (offset + n) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {LOW}..{}", LOW + SPAN)
 }
 
 /// A temporary directory removed on drop.
