@@ -16,6 +16,25 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 const TCP: &str = "/ip4/127.0.0.1/tcp/0";
 const QUIC: &str = "/ip4/127.0.0.1/udp/0/quic-v1";
 
+/// A loopback port where nothing listens now, taken below the kernel's ephemeral range
+/// (32768–60999), so that no outgoing connection of a parallel test can take it meanwhile
+/// (a port from a `:0` bind is in that range). Spread by process id and a counter over
+/// 32000–32700, apart from the integration harness's 20000–32000.
+fn quiet_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 32_000;
+    const SPAN: u32 = 700;
+    let offset = std::process::id().wrapping_mul(7_919) % SPAN;
+    for _ in 0..SPAN {
+        let port = (LOW + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {LOW}..{}", LOW + SPAN)
+}
+
 fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -254,10 +273,7 @@ async fn send_to_unreachable_peer_fails() {
         );
 
         // An address where nothing listens.
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        let port = quiet_port();
         let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
         a.client.add_addresses(c_id, vec![addr]).await.unwrap();
         a.client.send(c_id, 2, sync_request()).await.unwrap();
@@ -468,10 +484,7 @@ async fn kept_peer_is_redialled_until_it_comes_back() {
             c.reconnect_delay_max = Duration::from_millis(500);
         };
         let mut a = start(1, &[b_id], fast);
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        let port = quiet_port();
         let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
         a.client
             .keep_connected(b_id, vec![addr.clone()])
