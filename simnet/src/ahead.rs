@@ -199,12 +199,13 @@ fn work(shared: &Shared, nodes: &[NodeKeys]) {
             }
         };
         // Too late: the simulation thread has computed it already.
-        if due < shared.now.load(Ordering::Relaxed) {
+        let late = || due < shared.now.load(Ordering::Relaxed);
+        if late() {
             continue;
         }
         match job {
-            Job::Submit(j) => submit(nodes, &j, &mut || arrivals_now(shared, nodes)),
-            Job::Arrival(j) => arrival(nodes, &j),
+            Job::Submit(j) => submit(nodes, &j, &mut || arrivals_now(shared, nodes), &late),
+            Job::Arrival(j) => arrival(nodes, &j, &late),
         }
     }
 }
@@ -224,14 +225,17 @@ fn arrivals_now(shared: &Shared, nodes: &[NodeKeys]) {
         let Some((due, Job::Arrival(j))) = next else {
             return;
         };
-        if due >= shared.now.load(Ordering::Relaxed) {
-            arrival(nodes, &j);
+        let late = || due < shared.now.load(Ordering::Relaxed);
+        if !late() {
+            arrival(nodes, &j, &late);
         }
     }
 }
 
-/// What `Core::submit` signs and seals for this unit, if the guesses hold.
-fn submit(nodes: &[NodeKeys], j: &SubmitJob, between: &mut dyn FnMut()) {
+/// What `Core::submit` signs and seals for this unit, if the guesses hold. Stops when
+/// `late()`: the simulation has passed the unit's time and made what is left itself (the
+/// arrivals made `between` the steps can take longer than the step).
+fn submit(nodes: &[NodeKeys], j: &SubmitJob, between: &mut dyn FnMut(), late: &dyn Fn() -> bool) {
     let (Some(origin), Some(dest)) = (nodes.get(j.node), nodes.get(j.dest)) else {
         return;
     };
@@ -245,6 +249,9 @@ fn submit(nodes: &[NodeKeys], j: &SubmitJob, between: &mut dyn FnMut()) {
         return;
     };
     between();
+    if late() {
+        return;
+    }
     let bytes: Vec<&[u8]> = refs.iter().map(|(_, b)| *b).collect();
     for supersedes in &j.supersedes {
         let header = Header {
@@ -265,6 +272,9 @@ fn submit(nodes: &[NodeKeys], j: &SubmitJob, between: &mut dyn FnMut()) {
             continue;
         };
         between();
+        if late() {
+            return;
+        }
         let digest = env.digest();
         sign(
             origin,
@@ -280,13 +290,16 @@ fn submit(nodes: &[NodeKeys], j: &SubmitJob, between: &mut dyn FnMut()) {
 }
 
 /// The receipt the receiving node signs for each envelope: Delivered at its destination,
-/// Accepted (hop 1 from the origin, 2 from a relay) at a relay.
-fn arrival(nodes: &[NodeKeys], j: &ArrivalJob) {
+/// Accepted (hop 1 from the origin, 2 from a relay) at a relay. Stops when `late()`.
+fn arrival(nodes: &[NodeKeys], j: &ArrivalJob, late: &dyn Fn() -> bool) {
     let Some(me) = nodes.get(j.node) else {
         return;
     };
     let my_id = me.keys.id();
     for bytes in &j.envelopes {
+        if late() {
+            return;
+        }
         let Ok(env) = Envelope::decode(bytes) else {
             continue;
         };
