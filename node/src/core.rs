@@ -131,7 +131,9 @@ pub struct Core<S: Store> {
     offices: BTreeMap<OfficeNumber, OfficeRec>,
     tokens: BTreeMap<[u8; 32], OfficeNumber>,
     /// Office → binding, as learnt (the signed form is in the store's bindings tree).
-    bindings: lookup_map::LookupMap<OfficeNumber, OfficeBinding>,
+    /// Boxed: 250,000 at every node of a national federation, a bucket of the map is a key
+    /// and a pointer instead of the whole binding (smaller tables, cheaper growth).
+    bindings: lookup_map::LookupMap<OfficeNumber, Box<OfficeBinding>>,
     binding_seq: u64,
     conflicts: BTreeMap<OfficeNumber, String>,
     schedule: BTreeSet<(u64, EnvelopeId)>,

@@ -53,7 +53,7 @@ impl<S: Store> Core<S> {
                 detail: e.to_string(),
             })?;
             let b = b.into_binding();
-            self.bindings.insert(b.office.clone(), b);
+            self.bindings.insert(b.office.clone(), Box::new(b));
         }
         if let Some((k, _)) = self.store.last(Tree::BindingLog)? {
             self.binding_seq = <[u8; 8]>::try_from(k.as_slice()).map_or(0, u64::from_be_bytes);
@@ -203,7 +203,7 @@ impl<S: Store> Core<S> {
         name: String,
         token_hash: [u8; 32],
     ) -> Result<Result<OfficeView, String>, StoreError> {
-        if let Some(other) = self.bindings.get(&office).filter(|b| !b.released)
+        if let Some(other) = self.binding_of(&office).filter(|b| !b.released)
             && !self.is_me(&other.operator)
         {
             let holder = self
@@ -321,10 +321,15 @@ impl<S: Store> Core<S> {
             &be(self.binding_seq),
             office.as_str().as_bytes(),
         )?;
-        self.bindings.insert(office, b.into_binding());
+        self.bindings.insert(office, Box::new(b.into_binding()));
         // Tell the federation soon: a sync request makes each peer pull from us in turn.
         self.next_sync_ms = self.now;
         Ok(())
+    }
+
+    /// The binding held for `office`, if any.
+    fn binding_of(&self, office: &OfficeNumber) -> Option<&OfficeBinding> {
+        self.bindings.get(office).map(|b| &**b)
     }
 
     /// Applies a binding learnt from the federation. The earlier binding holds until its
@@ -349,7 +354,7 @@ impl<S: Store> Core<S> {
         // A binding equal to the one held (which verified when it was stored) changes
         // nothing whatever its signature: answered before the signature is checked, so
         // that the same bindings arriving again over several links cost no verification.
-        if self.bindings.get(&b.binding().office) == Some(b.binding()) {
+        if self.binding_of(&b.binding().office) == Some(b.binding()) {
             return Ok(());
         }
         if let Err(e) = b.verify(roster.roster()) {
@@ -361,7 +366,7 @@ impl<S: Store> Core<S> {
         if self.is_me(&nb.operator) {
             return Ok(()); // our own bindings (old keys' too) are authoritative locally
         }
-        match self.bindings.get(&nb.office) {
+        match self.binding_of(&nb.office) {
             Some(cur) if cur == nb => Ok(()),
             // The same operator, possibly re-signing under a rotated key: the newer holds.
             Some(cur) if self.same_operator(&cur.operator, &nb.operator) => {
@@ -440,7 +445,7 @@ impl<S: Store> Core<S> {
 
     pub(super) fn lookup(&self, office: &OfficeNumber) -> DirectoryView {
         let homed_here = self.offices.contains_key(office);
-        let b = self.bindings.get(office).filter(|b| !b.released);
+        let b = self.binding_of(office).filter(|b| !b.released);
         DirectoryView {
             office: office.to_string(),
             reachable: homed_here || b.is_some(),
