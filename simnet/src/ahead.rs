@@ -49,9 +49,9 @@ pub(crate) struct SubmitJob {
     pub(crate) node: NodeIx,
     pub(crate) dest: NodeIx,
     pub(crate) files: Vec<(String, Vec<u8>)>,
-    /// The `supersedes` the unit may carry (a correction names the replaced envelope or
-    /// not, which the workload decides when it submits: both are made).
-    pub(crate) supersedes: Vec<Option<EnvelopeId>>,
+    /// The `supersedes` the unit will carry (the replaced envelope's id, as accepted or
+    /// guessed, for a correction that names it).
+    pub(crate) supersedes: Option<EnvelopeId>,
     /// The origin's clock when it handles the submission.
     pub(crate) at_ms: u64,
     pub(crate) id: EnvelopeId,
@@ -198,8 +198,13 @@ fn work(shared: &Shared, nodes: &[NodeKeys]) {
                 shared.sleeping.store(false, Ordering::SeqCst);
             }
         };
-        // Too late: the simulation thread has computed it already.
-        let late = || due < shared.now.load(Ordering::Relaxed);
+        // Too late: the simulation thread has computed it already, or (a unit) is at the
+        // unit's millisecond, where it needs the seal within microseconds.
+        let unit = matches!(job, Job::Submit(_));
+        let late = || {
+            let now = shared.now.load(Ordering::Relaxed);
+            due < now || (unit && due == now)
+        };
         if late() {
             continue;
         }
@@ -253,39 +258,37 @@ fn submit(nodes: &[NodeKeys], j: &SubmitJob, between: &mut dyn FnMut(), late: &d
         return;
     }
     let bytes: Vec<&[u8]> = refs.iter().map(|(_, b)| *b).collect();
-    for supersedes in &j.supersedes {
-        let header = Header {
-            id: j.id,
-            from: info.from.clone(),
-            to: info.to.clone(),
-            origin: origin.keys.id(),
-            destination: dest.keys.id(),
-            sealed_to: dest.seal_to,
-            doc_kind: info.doc_kind,
-            subject: info.subject.clone(),
-            stamp: info.stamp.clone(),
-            supersedes: *supersedes,
-            created_at_ms: j.at_ms,
-            files: Envelope::file_entries(&refs),
-        };
-        let Ok(env) = Envelope::seal_and_sign(header, &bytes, &origin.keys, j.seed) else {
-            continue;
-        };
-        between();
-        if late() {
-            return;
-        }
-        let digest = env.digest();
-        sign(
-            origin,
-            j.id,
-            digest,
-            ReceiptKind::Accepted { hop: 0 },
-            j.at_ms,
-        );
-        if local {
-            sign(origin, j.id, digest, ReceiptKind::Delivered, j.at_ms);
-        }
+    let header = Header {
+        id: j.id,
+        from: info.from.clone(),
+        to: info.to.clone(),
+        origin: origin.keys.id(),
+        destination: dest.keys.id(),
+        sealed_to: dest.seal_to,
+        doc_kind: info.doc_kind,
+        subject: info.subject.clone(),
+        stamp: info.stamp.clone(),
+        supersedes: j.supersedes,
+        created_at_ms: j.at_ms,
+        files: Envelope::file_entries(&refs),
+    };
+    let Ok(env) = Envelope::seal_and_sign(header, &bytes, &origin.keys, j.seed) else {
+        return;
+    };
+    between();
+    if late() {
+        return;
+    }
+    let digest = env.digest();
+    sign(
+        origin,
+        j.id,
+        digest,
+        ReceiptKind::Accepted { hop: 0 },
+        j.at_ms,
+    );
+    if local {
+        sign(origin, j.id, digest, ReceiptKind::Delivered, j.at_ms);
     }
 }
 

@@ -177,11 +177,8 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         let key = unit_key(&names);
         let supersedes: Option<EnvelopeId> = p
             .correction_of
-            .and_then(|k| history.accepted(k))
-            .filter(|_| {
-                (sim.rng().next_u64() >> 11) as f64 / (1u64 << 53) as f64
-                    <= workload.explicit_supersedes
-            });
+            .filter(|_| p.names_replaced)
+            .and_then(|k| history.accepted(k));
         let at = sim.now();
         let api = sim.api(
             origin,
@@ -365,17 +362,14 @@ impl Ready {
                 self.origins.pop_front();
             }
             let before = self.origins.iter().filter(|o| **o == origin).count() as u64;
-            let mut supersedes = vec![None];
-            if let Some(k) = p.correction_of
-                && let Some(id) = history
+            // A correction that names what it replaces carries the id the replaced unit
+            // was (or is guessed to be) accepted under.
+            let named = p.correction_of.filter(|_| p.names_replaced).and_then(|k| {
+                history
                     .accepted(k)
                     .or_else(|| self.guessed.get(&k).copied())
-            {
-                supersedes.push(Some(id));
-            }
-            if let Some(id) =
-                sim.submit_ahead(origin, to.home, due, before, files.clone(), supersedes)
-            {
+            });
+            if let Some(id) = sim.submit_ahead(origin, to.home, due, before, files.clone(), named) {
                 self.guessed.insert(i, id);
             }
             if self.guessed.len() > 4 * AHEAD_UNITS {

@@ -208,7 +208,7 @@ impl Sim {
         due: u64,
         before: u64,
         files: Vec<(String, Vec<u8>)>,
-        supersedes: Vec<Option<renkei_protocol::ids::EnvelopeId>>,
+        supersedes: Option<renkei_protocol::ids::EnvelopeId>,
     ) -> Option<renkei_protocol::ids::EnvelopeId> {
         self.ahead.as_ref()?;
         let drawn = self.nodes[n].core.as_ref()?.unit_draws();

@@ -66,6 +66,9 @@ pub struct Planned {
     pub to: usize,
     /// The earlier submission this one corrects.
     pub correction_of: Option<usize>,
+    /// Whether a correction names the envelope it replaces (`supersedes`), if that one
+    /// was accepted by then; otherwise the destination's versioning replaces it by stamp.
+    pub names_replaced: bool,
 }
 
 /// Offices and submissions of a run.
@@ -75,8 +78,6 @@ pub struct Workload {
     pub offices: Vec<Office>,
     /// Submissions in time order.
     pub planned: Vec<Planned>,
-    /// Probability that a correction names the replaced envelope.
-    pub explicit_supersedes: f64,
 }
 
 struct Draw(Entropy);
@@ -129,6 +130,10 @@ impl Workload {
             .collect();
         times.sort_unstable();
         let mut planned: Vec<Planned> = Vec::with_capacity(times.len());
+        // Whether a correction names what it replaces is drawn here, from a stream of its
+        // own (the other draws stay as they were), so that the helper thread knows it
+        // ahead and makes only the envelope that will be asked for.
+        let mut naming = Draw(Entropy::from_u64(seed ^ 0x5e9e_ed35));
         for (j, at) in times.into_iter().enumerate() {
             if j > 0 && d.unit() < w.corrections {
                 let k = j - 1 - d.below(j.min(500));
@@ -136,6 +141,7 @@ impl Workload {
                 planned.push(Planned {
                     at_ms: at,
                     correction_of: Some(k),
+                    names_replaced: naming.unit() <= w.explicit_supersedes,
                     ..prev
                 });
                 continue;
@@ -174,13 +180,10 @@ impl Workload {
                 from,
                 to,
                 correction_of: None,
+                names_replaced: false,
             });
         }
-        Workload {
-            offices,
-            planned,
-            explicit_supersedes: w.explicit_supersedes,
-        }
+        Workload { offices, planned }
     }
 }
 
@@ -204,5 +207,53 @@ fn pick(d: &mut Draw, m: &Mix) -> UnitKind {
         UnitKind::YoboKihon
     } else {
         UnitKind::YoboPlan
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn smoke(explicit: f64) -> Workload {
+        let path = format!("{}/scenarios/smoke.toml", env!("CARGO_MANIFEST_DIR"));
+        let mut s = Scenario::load(std::path::Path::new(&path)).expect("smoke scenario");
+        s.workload.envelopes = 4_000;
+        s.workload.explicit_supersedes = explicit;
+        Workload::generate(&s, 7)
+    }
+
+    #[test]
+    fn corrections_name_what_they_replace_as_often_as_asked_and_nothing_else_moves() {
+        let half = smoke(0.5);
+        let corrections = half
+            .planned
+            .iter()
+            .filter(|p| p.correction_of.is_some())
+            .count();
+        let named = half.planned.iter().filter(|p| p.names_replaced).count();
+        assert!(corrections > 500, "{corrections} corrections");
+        assert!(
+            half.planned
+                .iter()
+                .all(|p| !p.names_replaced || p.correction_of.is_some()),
+            "only a correction names what it replaces"
+        );
+        assert!(
+            (corrections * 2 / 5..=corrections * 3 / 5).contains(&named),
+            "{named} of {corrections} corrections named"
+        );
+        // Drawn from a stream of its own: the rest of the workload is the same whatever
+        // the share.
+        for (share, all_named) in [(0.0, false), (1.0, true)] {
+            let w = smoke(share);
+            assert_eq!(w.planned.len(), half.planned.len());
+            for (a, b) in w.planned.iter().zip(&half.planned) {
+                assert_eq!(
+                    (a.at_ms, a.kind, a.from, a.to, a.correction_of),
+                    (b.at_ms, b.kind, b.from, b.to, b.correction_of)
+                );
+                assert_eq!(a.names_replaced, all_named && a.correction_of.is_some());
+            }
+        }
     }
 }

@@ -127,7 +127,6 @@ fn plaintext_at_a_relay_is_caught() {
     let workload = Workload {
         offices,
         planned: vec![],
-        explicit_supersedes: 0.0,
     };
     let (f, tally, _) = checker::check(&sim, &history, &workload, true);
     assert_eq!(tally.delivered, 1, "{f:?}");
