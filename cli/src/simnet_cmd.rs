@@ -272,6 +272,8 @@ fn run_cmd(a: RunArgs) -> Result<i32> {
         let seed = seeds.start;
         let mut opts = RunOptions {
             ahead: !a.no_ahead && cores > 1,
+            // The command ends with this run.
+            leave_to_exit: true,
             ..RunOptions::default()
         };
         if let Some(dir) = &spill {
