@@ -7,6 +7,7 @@ use renkei_node::core::ApiId;
 use renkei_protocol::envelope::sha256;
 use renkei_protocol::ids::EnvelopeId;
 
+use crate::lookup::LookupMap;
 use crate::payload::UnitKind;
 use crate::sim::NodeIx;
 
@@ -50,8 +51,9 @@ pub struct History {
     /// Submissions in order.
     pub subs: Vec<Submission>,
     by_api: BTreeMap<ApiId, usize>,
-    /// Unit key → submission index.
-    pub by_key: BTreeMap<[u8; 32], usize>,
+    /// Unit key → submission index (looked up millions of times by the checkers, never
+    /// iterated).
+    pub by_key: LookupMap<[u8; 32], usize>,
 }
 
 /// The key of a unit from its file names.

@@ -19,6 +19,7 @@
 //! - [`report`]: counts, checker results, latency percentiles, the SVG plot.
 //! - [`run`](mod@run): one scenario, one seed, start to finish.
 //! - [`calendar`]: virtual dates and 14-digit stamps.
+//! - [`lookup`]: hash maps and sets for what is only looked up.
 //! - `ahead`: the helper thread that signs, seals and checks ahead of the simulation on the
 //!   second core (the run is the same without it).
 
@@ -26,6 +27,7 @@ mod ahead;
 pub mod calendar;
 pub mod checker;
 pub mod history;
+pub mod lookup;
 pub mod payload;
 pub mod plan;
 pub mod report;

@@ -132,13 +132,13 @@ impl<V> TreeMap<V> {
         }
     }
 
-    /// Every value, in no particular order (but the same every run).
-    pub(crate) fn values_any_order(&self) -> Box<dyn Iterator<Item = &V> + '_> {
+    /// Every entry, in no particular order (but the same every run).
+    pub(crate) fn entries_any_order(&self) -> Box<dyn Iterator<Item = (&Key, &V)> + '_> {
         match self {
-            TreeMap::Ordered(m) => Box::new(m.values()),
-            TreeMap::Hashed(m) => Box::new(m.values()),
+            TreeMap::Ordered(m) => Box::new(m.iter()),
+            TreeMap::Hashed(m) => Box::new(m.iter()),
             TreeMap::Grouped { groups, .. } => {
-                Box::new(groups.values().flat_map(|g| g.iter().map(|(_, v)| v)))
+                Box::new(groups.values().flat_map(|g| g.iter().map(|(k, v)| (k, v))))
             }
         }
     }
@@ -308,7 +308,7 @@ mod tests {
             assert_eq!(a.get(k), c.get(k));
         }
         let sorted = |m: &TreeMap<u32>| {
-            let mut v: Vec<u32> = m.values_any_order().copied().collect();
+            let mut v: Vec<u32> = m.entries_any_order().map(|(_, v)| *v).collect();
             v.sort_unstable();
             v
         };
