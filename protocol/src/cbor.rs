@@ -11,7 +11,7 @@ use ciborium::value::Value;
 use crate::error::DecodeError;
 use crate::ids::IdError;
 
-mod direct;
+pub(crate) mod direct;
 
 /// Encodes a value in canonical form.
 pub fn encode(v: &Value) -> Vec<u8> {

@@ -82,16 +82,17 @@ struct Reader<'a> {
     pos: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn byte(&mut self) -> Option<u8> {
         let x = *self.b.get(self.pos)?;
         self.pos += 1;
         Some(x)
     }
 
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let b: &'a [u8] = self.b;
         let end = self.pos.checked_add(n)?;
-        let s = self.b.get(self.pos..end)?;
+        let s = b.get(self.pos..end)?;
         self.pos = end;
         Some(s)
     }
@@ -155,6 +156,63 @@ impl Reader<'_> {
             },
             _ => return None,
         })
+    }
+}
+
+/// Item-by-item reading of a value of known layout (a decoder that builds its struct
+/// without a [`Value`] tree in between). Each read answers `None` wherever [`decode`]
+/// would (over-long arguments, bad UTF-8, truncation, another kind of item) and also for
+/// an item of another kind than asked; the caller then takes the general path, which
+/// names what is wrong. A struct read to [`Items::end`] this way is the one the general
+/// path builds from the same bytes.
+pub(crate) struct Items<'a>(Reader<'a>);
+
+impl<'a> Items<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Items(Reader { b: bytes, pos: 0 })
+    }
+
+    /// The additional information of the next item, if it is of major type `major`.
+    fn head(&mut self, major: u8) -> Option<u8> {
+        let ib = self.0.byte()?;
+        (ib >> 5 == major).then_some(ib & 0x1f)
+    }
+
+    /// An array's length (its items follow).
+    pub(crate) fn array(&mut self) -> Option<usize> {
+        let ai = self.head(4)?;
+        let n = self.0.len(ai)?;
+        (n <= self.0.b.len() - self.0.pos).then_some(n)
+    }
+
+    pub(crate) fn uint(&mut self) -> Option<u64> {
+        let ai = self.head(0)?;
+        self.0.arg(ai)
+    }
+
+    pub(crate) fn bytes(&mut self) -> Option<&'a [u8]> {
+        let ai = self.head(2)?;
+        let n = self.0.len(ai)?;
+        self.0.take(n)
+    }
+
+    pub(crate) fn text(&mut self) -> Option<&'a str> {
+        let ai = self.head(3)?;
+        let n = self.0.len(ai)?;
+        std::str::from_utf8(self.0.take(n)?).ok()
+    }
+
+    pub(crate) fn bool(&mut self) -> Option<bool> {
+        match self.0.byte()? {
+            0xf4 => Some(false),
+            0xf5 => Some(true),
+            _ => None,
+        }
+    }
+
+    /// Whether every byte was read.
+    pub(crate) fn end(&self) -> Option<()> {
+        (self.0.pos == self.0.b.len()).then_some(())
     }
 }
 
