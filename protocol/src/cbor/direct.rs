@@ -210,6 +210,10 @@ impl<'a> Items<'a> {
         }
     }
 
+    pub(crate) fn null(&mut self) -> Option<()> {
+        (self.0.byte()? == 0xf6).then_some(())
+    }
+
     /// Whether every byte was read.
     pub(crate) fn end(&self) -> Option<()> {
         (self.0.pos == self.0.b.len()).then_some(())
