@@ -27,6 +27,20 @@ pub fn encode(v: &Value) -> Vec<u8> {
     out
 }
 
+/// `direct(bytes)` if that answers (an item-by-item reading of well-formed canonical
+/// bytes, see [`direct::Items`]), else `general(bytes)`, which decodes through a value tree
+/// and names what is wrong.
+pub(crate) fn direct_or<T>(
+    bytes: &[u8],
+    direct: fn(&[u8]) -> Option<T>,
+    general: fn(&[u8]) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    match direct(bytes) {
+        Some(v) => Ok(v),
+        None => general(bytes),
+    }
+}
+
 /// Decodes `bytes` (at most `max` long) and insists they are the canonical encoding.
 pub fn decode_canonical(
     bytes: &[u8],

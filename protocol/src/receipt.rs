@@ -200,10 +200,7 @@ impl Receipt {
 
     /// Decodes canonical receipt bytes.
     pub fn decode(bytes: &[u8]) -> Result<Receipt, DecodeError> {
-        match Self::decode_direct(bytes) {
-            Some(r) => Ok(r),
-            None => Self::decode_general(bytes),
-        }
+        cbor::direct_or(bytes, Self::decode_direct, Self::decode_general)
     }
 
     /// [`Self::decode`] of well-formed canonical bytes of any kind but Rejected, read item
@@ -211,13 +208,8 @@ impl Receipt {
     /// national simulation). `None` for anything else, which the general path then decodes
     /// or refuses with the error it names.
     fn decode_direct(bytes: &[u8]) -> Option<Receipt> {
-        if bytes.len() > RECEIPT_BYTES_MAX {
-            return None;
-        }
-        let mut r = cbor::direct::Items::new(bytes);
-        if r.array()? != 7 || r.uint()? != RECEIPT_VERSION {
-            return None;
-        }
+        let mut r = cbor::direct::Items::within(bytes, RECEIPT_BYTES_MAX)?;
+        r.versioned(7, RECEIPT_VERSION)?;
         let envelope = EnvelopeId(r.bytes()?.try_into().ok()?);
         let digest = r.bytes()?.try_into().ok()?;
         let kind = match r.uint()? {
@@ -365,18 +357,12 @@ impl SignedReceipt {
 
     /// Decodes a signed receipt. Does not verify.
     pub fn decode(bytes: &[u8]) -> Result<SignedReceipt, DecodeError> {
-        if let Some(r) = Self::decode_direct(bytes) {
-            return Ok(r);
-        }
-        Self::decode_general(bytes)
+        cbor::direct_or(bytes, Self::decode_direct, Self::decode_general)
     }
 
     /// [`Self::decode`] item by item (see [`Receipt::decode`]); `None` for anything else.
     fn decode_direct(bytes: &[u8]) -> Option<SignedReceipt> {
-        if bytes.len() > RECEIPT_BYTES_MAX {
-            return None;
-        }
-        let mut r = cbor::direct::Items::new(bytes);
+        let mut r = cbor::direct::Items::within(bytes, RECEIPT_BYTES_MAX)?;
         if r.array()? != 2 {
             return None;
         }

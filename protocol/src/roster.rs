@@ -320,10 +320,7 @@ impl OfficeBinding {
     }
     /// Decodes canonical binding bytes.
     pub fn decode(bytes: &[u8]) -> Result<OfficeBinding, DecodeError> {
-        match Self::decode_direct(bytes) {
-            Some(b) => Ok(b),
-            None => Self::decode_general(bytes),
-        }
+        cbor::direct_or(bytes, Self::decode_direct, Self::decode_general)
     }
 
     /// [`Self::decode`] of well-formed canonical bytes, read item by item (every node of a
@@ -331,13 +328,8 @@ impl OfficeBinding {
     /// national simulation's setup). `None` for anything else, which the general path
     /// then refuses with the error it names.
     fn decode_direct(bytes: &[u8]) -> Option<OfficeBinding> {
-        if bytes.len() > BINDING_BYTES_MAX {
-            return None;
-        }
-        let mut r = cbor::direct::Items::new(bytes);
-        if r.array()? != 6 || r.uint()? != BINDING_VERSION {
-            return None;
-        }
+        let mut r = cbor::direct::Items::within(bytes, BINDING_BYTES_MAX)?;
+        r.versioned(6, BINDING_VERSION)?;
         let office = r.text()?.parse().ok()?;
         let n = r.array()?;
         if n > 32 {
@@ -427,10 +419,7 @@ impl SignedBinding {
     }
     /// Decodes. Does not verify.
     pub fn decode(bytes: &[u8]) -> Result<SignedBinding, DecodeError> {
-        if let Some(b) = Self::decode_direct(bytes) {
-            return Ok(b);
-        }
-        Self::decode_general(bytes)
+        cbor::direct_or(bytes, Self::decode_direct, Self::decode_general)
     }
 
     fn decode_general(bytes: &[u8]) -> Result<SignedBinding, DecodeError> {
@@ -451,10 +440,7 @@ impl SignedBinding {
     /// [`Self::decode`] of well-formed canonical bytes, item by item (see
     /// [`OfficeBinding::decode`]); `None` for anything else.
     fn decode_direct(bytes: &[u8]) -> Option<SignedBinding> {
-        if bytes.len() > BINDING_BYTES_MAX + 128 {
-            return None;
-        }
-        let mut r = cbor::direct::Items::new(bytes);
+        let mut r = cbor::direct::Items::within(bytes, BINDING_BYTES_MAX + 128)?;
         if r.array()? != 2 {
             return None;
         }

@@ -168,14 +168,22 @@ impl<'a> Reader<'a> {
 pub(crate) struct Items<'a>(Reader<'a>);
 
 impl<'a> Items<'a> {
-    pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        Items(Reader { b: bytes, pos: 0 })
+    /// A reader of `bytes`, if they are at most `max` long (longer ones are the general
+    /// path's to refuse).
+    pub(crate) fn within(bytes: &'a [u8], max: usize) -> Option<Self> {
+        (bytes.len() <= max).then_some(Items(Reader { b: bytes, pos: 0 }))
     }
 
     /// The additional information of the next item, if it is of major type `major`.
     fn head(&mut self, major: u8) -> Option<u8> {
         let ib = self.0.byte()?;
         (ib >> 5 == major).then_some(ib & 0x1f)
+    }
+
+    /// The head of a versioned struct: an array of exactly `n` items whose first is
+    /// `version` (the other items follow).
+    pub(crate) fn versioned(&mut self, n: usize, version: u64) -> Option<()> {
+        (self.array()? == n && self.uint()? == version).then_some(())
     }
 
     /// An array's length (its items follow).
