@@ -29,6 +29,10 @@ pub(crate) const BUSY_DELIVER: u8 = 0;
 pub(crate) const BUSY_RECEIPTS: u8 = 1;
 pub(crate) const BUSY_SYNC: u8 = 2;
 
+/// Meta keys `sync_cursor/` ‖ peer operator id → the last binding-log sequence read from
+/// that peer (big-endian u64).
+const SYNC_CURSOR_PREFIX: &[u8] = b"sync_cursor/";
+
 impl<S: Store> Core<S> {
     pub(super) fn load_directory(&mut self) -> Result<(), StoreError> {
         if let Some(b) = self.store.get(Tree::Meta, b"roster")? {
@@ -57,6 +61,28 @@ impl<S: Store> Core<S> {
         }
         if let Some((k, _)) = self.store.last(Tree::BindingLog)? {
             self.binding_seq = <[u8; 8]>::try_from(k.as_slice()).map_or(0, u64::from_be_bytes);
+        }
+        // Where each peer's binding log was read up to: a restarted node resumes there
+        // instead of pulling every peer's whole log again (at national scale 50 peers ×
+        // 250,000 bindings after a relay restart).
+        let end = crate::store::prefix_end(SYNC_CURSOR_PREFIX);
+        for (k, v) in
+            self.store
+                .range(Tree::Meta, SYNC_CURSOR_PREFIX, end.as_deref(), usize::MAX)?
+        {
+            let peer = OperatorId::from_slice(&k[SYNC_CURSOR_PREFIX.len()..]);
+            let seq = <[u8; 8]>::try_from(v.as_slice()).map(u64::from_be_bytes);
+            match (peer, seq) {
+                (Ok(peer), Ok(seq)) => {
+                    self.sync_cursor.insert(peer, seq);
+                }
+                _ => {
+                    return Err(StoreError::Corrupt {
+                        tree: "meta",
+                        detail: format!("sync cursor {}", hex::encode(&k)),
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -485,6 +511,10 @@ impl<S: Store> Core<S> {
             .as_ref()
             .filter(|r| r.roster().serial > roster_serial)
             .map(|r| r.encode());
+        // A cursor past the end of this node's log is from before this node's store was
+        // replaced: the peer reads the whole log again rather than wait for it to grow
+        // past a position that no longer means anything.
+        let cursor = if cursor > self.binding_seq { 0 } else { cursor };
         let rows = self.store.range(
             Tree::BindingLog,
             &be(cursor.saturating_add(1)),
@@ -530,7 +560,13 @@ impl<S: Store> Core<S> {
                     self.learn_binding_encoded(b, &bytes)?;
                 }
             }
-            self.sync_cursor.insert(from, next_cursor);
+            if self.sync_cursor.insert(from, next_cursor) != Some(next_cursor) {
+                // Committed with the bindings it covers.
+                let mut key = SYNC_CURSOR_PREFIX.to_vec();
+                key.extend_from_slice(from.as_bytes());
+                self.store
+                    .put(Tree::Meta, &key, &next_cursor.to_be_bytes())?;
+            }
             if more {
                 self.send_sync(from);
             }

@@ -978,3 +978,64 @@ fn a_stuck_peer_does_not_hold_up_envelopes_for_others() {
     net.run_for(200);
     assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
 }
+
+#[test]
+fn a_restarted_node_resumes_directory_sync_where_it_stopped() {
+    let mut net = two_operators();
+    net.run_for(2_000);
+    let a = net.id(0);
+    let read = net.core(1).sync_cursor.get(&a).copied();
+    assert!(
+        read.is_some_and(|c| c >= 1),
+        "b read a's binding log: {read:?}"
+    );
+    // The cursor is in b's store, committed with the bindings it covers: after a crash
+    // b asks a for what is new since, not for a's whole log again.
+    net.crash(1);
+    assert_eq!(net.core(1).sync_cursor.get(&a).copied(), read);
+    let resp = net.inbound_from(
+        0,
+        net.id(1),
+        renkei_protocol::wire::Request::DirectorySync {
+            roster_serial: 0,
+            cursor: read.unwrap(),
+        },
+    );
+    match resp {
+        renkei_protocol::wire::Response::Directory { bindings, .. } => {
+            assert!(
+                bindings.is_empty(),
+                "{} bindings sent again",
+                bindings.len()
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_cursor_past_the_end_of_the_log_reads_it_from_the_start() {
+    let mut net = two_operators();
+    net.run_for(2_000);
+    let held = net.core(0).binding_seq;
+    assert!(held >= 2, "a holds both offices' bindings: {held}");
+    let resp = net.inbound_from(
+        0,
+        net.id(1),
+        renkei_protocol::wire::Request::DirectorySync {
+            roster_serial: 0,
+            cursor: held + 1_000,
+        },
+    );
+    match resp {
+        renkei_protocol::wire::Response::Directory {
+            bindings,
+            next_cursor,
+            ..
+        } => {
+            assert_eq!(bindings.len() as u64, held);
+            assert_eq!(next_cursor, held);
+        }
+        other => panic!("{other:?}"),
+    }
+}
