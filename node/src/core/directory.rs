@@ -328,25 +328,27 @@ impl<S: Store> Core<S> {
 
     fn store_binding(&mut self, b: SignedBinding) -> Result<(), StoreError> {
         let encoded = b.encode();
-        self.store_binding_encoded(b, &encoded)
+        self.store_binding_encoded(b, &encoded, None)
     }
 
     /// [`Self::store_binding`] with `b`'s canonical encoding at hand (as received: a binding
-    /// decodes only from its canonical bytes).
+    /// decodes only from its canonical bytes), learnt from peer `source` (None: made here).
     fn store_binding_encoded(
         &mut self,
         b: SignedBinding,
         encoded: &[u8],
+        source: Option<OperatorId>,
     ) -> Result<(), StoreError> {
         let office = b.binding().office.clone();
         self.store
             .put(Tree::Bindings, office.as_str().as_bytes(), encoded)?;
         self.binding_seq += 1;
-        self.store.put(
-            Tree::BindingLog,
-            &be(self.binding_seq),
-            office.as_str().as_bytes(),
-        )?;
+        let mut entry = office.as_str().as_bytes().to_vec();
+        if let Some(p) = source {
+            entry.extend_from_slice(p.as_bytes());
+        }
+        self.store
+            .put(Tree::BindingLog, &be(self.binding_seq), &entry)?;
         self.bindings.insert(office, Box::new(b.into_binding()));
         // Tell the federation soon: a sync request makes each peer pull from us in turn.
         self.next_sync_ms = self.now;
@@ -363,7 +365,7 @@ impl<S: Store> Core<S> {
     #[cfg(test)]
     pub(crate) fn learn_binding(&mut self, b: SignedBinding) -> Result<(), StoreError> {
         let encoded = b.encode();
-        self.learn_binding_encoded(b, &encoded)
+        self.learn_binding_encoded(b, &encoded, None)
     }
 
     /// [`Self::learn_binding`] of a binding received as `encoded` (its canonical bytes: a
@@ -373,6 +375,7 @@ impl<S: Store> Core<S> {
         &mut self,
         b: SignedBinding,
         encoded: &[u8],
+        source: Option<OperatorId>,
     ) -> Result<(), StoreError> {
         let Some(roster) = self.roster.as_ref() else {
             return Ok(());
@@ -397,7 +400,7 @@ impl<S: Store> Core<S> {
             // The same operator, possibly re-signing under a rotated key: the newer holds.
             Some(cur) if self.same_operator(&cur.operator, &nb.operator) => {
                 if nb.since_ms >= cur.since_ms {
-                    self.store_binding_encoded(b, encoded)?;
+                    self.store_binding_encoded(b, encoded, source)?;
                 }
                 Ok(())
             }
@@ -422,7 +425,7 @@ impl<S: Store> Core<S> {
             _ => {
                 if !nb.released || self.bindings.contains_key(&nb.office) {
                     self.conflicts.remove(&nb.office);
-                    self.store_binding_encoded(b, encoded)?;
+                    self.store_binding_encoded(b, encoded, source)?;
                 }
                 Ok(())
             }
@@ -501,8 +504,15 @@ impl<S: Store> Core<S> {
     }
 
     /// Answers a directory-sync request.
+    /// The answer to `peer`'s directory sync from `cursor`: up to a page of the binding
+    /// log's entries after it, leaving out what was learnt from `peer` itself (it holds
+    /// those: it sent them) unless it reads from the start (a peer whose store was replaced
+    /// starts again at 0). In a star of 50 operators around a relay, each operator's log
+    /// is mostly what it learnt from the relay: sent back, the relay's every sync would
+    /// carry the whole directory home again.
     pub(super) fn serve_sync(
         &self,
+        peer: OperatorId,
         roster_serial: u64,
         cursor: u64,
     ) -> Result<Response, StoreError> {
@@ -524,9 +534,13 @@ impl<S: Store> Core<S> {
         let more = rows.len() > BINDINGS_PER_MESSAGE_MAX;
         let mut bindings = Vec::new();
         let mut next_cursor = cursor;
-        for (k, office) in rows.into_iter().take(BINDINGS_PER_MESSAGE_MAX) {
+        for (k, entry) in rows.into_iter().take(BINDINGS_PER_MESSAGE_MAX) {
             next_cursor = <[u8; 8]>::try_from(k.as_slice()).map_or(next_cursor, u64::from_be_bytes);
-            if let Some(b) = self.store.get(Tree::Bindings, &office)? {
+            let (office, source) = log_entry(&entry);
+            if cursor > 0 && source == Some(peer.as_bytes().as_slice()) {
+                continue;
+            }
+            if let Some(b) = self.store.get(Tree::Bindings, office)? {
                 bindings.push(b);
             }
         }
@@ -557,7 +571,7 @@ impl<S: Store> Core<S> {
             }
             for bytes in bindings {
                 if let Ok(b) = SignedBinding::decode(&bytes) {
-                    self.learn_binding_encoded(b, &bytes)?;
+                    self.learn_binding_encoded(b, &bytes, Some(from))?;
                 }
             }
             if self.sync_cursor.insert(from, next_cursor) != Some(next_cursor) {
@@ -605,6 +619,18 @@ impl<S: Store> Core<S> {
         });
     }
 }
+
+/// A binding-log entry: the office, then the id of the peer it was learnt from (absent for
+/// bindings made here, and in logs written before 2026-12-03).
+fn log_entry(entry: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match entry.len().checked_sub(OPERATOR_ID_LEN) {
+        Some(n) if n > 0 => (&entry[..n], Some(&entry[n..])),
+        _ => (entry, None),
+    }
+}
+
+/// Bytes of an operator id.
+const OPERATOR_ID_LEN: usize = 32;
 
 fn office_view(rec: &OfficeRec) -> OfficeView {
     OfficeView {

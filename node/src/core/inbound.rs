@@ -55,7 +55,7 @@ impl<S: Store> Core<S> {
                 cursor,
             } => {
                 self.send_sync(from);
-                self.serve_sync(roster_serial, cursor)?
+                self.serve_sync(from, roster_serial, cursor)?
             }
         })
     }

@@ -1039,3 +1039,70 @@ fn a_cursor_past_the_end_of_the_log_reads_it_from_the_start() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The bindings in a directory-sync answer of node `i` to node `to`, read from `cursor`.
+fn sync_answer(net: &mut Net, i: usize, to: usize, cursor: u64) -> (Vec<String>, u64) {
+    let peer = net.id(to);
+    match net.inbound_from(
+        i,
+        peer,
+        renkei_protocol::wire::Request::DirectorySync {
+            roster_serial: 0,
+            cursor,
+        },
+    ) {
+        renkei_protocol::wire::Response::Directory {
+            bindings,
+            next_cursor,
+            ..
+        } => {
+            let mut offices: Vec<String> = bindings
+                .iter()
+                .map(|b| {
+                    renkei_protocol::roster::SignedBinding::decode(b)
+                        .unwrap()
+                        .binding()
+                        .office
+                        .to_string()
+                })
+                .collect();
+            offices.sort();
+            (offices, next_cursor)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn directory_sync_does_not_send_a_peer_back_what_it_sent() {
+    let mut net = Net::new(&[("a", false), ("relay", true), ("b", false)]);
+    net.connect(0, 1);
+    net.connect(1, 2);
+    net.add_office(1, "4009242217", "43");
+    net.add_office(0, CM, "43");
+    net.add_office(2, SVC, "11");
+    net.run_for(2_000);
+    // The relay's log: its own office (1), then what it learnt from a and from b.
+    assert_eq!(net.core(1).binding_seq, 3);
+    assert_eq!(
+        sync_answer(&mut net, 1, 2, 1),
+        (vec![CM.to_string()], 3),
+        "b is not sent its own office back"
+    );
+    assert_eq!(sync_answer(&mut net, 1, 0, 1), (vec![SVC.to_string()], 3));
+    // From the start (a peer whose store was replaced), everything.
+    let (all, next) = sync_answer(&mut net, 1, 2, 0);
+    assert_eq!(next, 3);
+    assert_eq!(all.len(), 3, "{all:?}");
+    // And each end learnt the other's office through the relay.
+    for (i, office) in [(0, SVC), (2, CM)] {
+        assert!(
+            net.core(i).bindings.contains_key(
+                &office
+                    .parse::<renkei_protocol::ids::OfficeNumber>()
+                    .unwrap()
+            ),
+            "node {i} knows {office}"
+        );
+    }
+}
