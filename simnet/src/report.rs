@@ -194,12 +194,13 @@ impl Report {
             s.messages, s.dropped, s.duplicated, s.held, s.send_failed, s.crashes, s.mid_batch_crashes
         ));
         out.push_str(&format!(
-            "speed: simulated {:.1} s in {:.2} s wall, {} events ({} events/s), {} batches\n",
+            "speed: simulated {:.1} s in {:.2} s wall, {} events ({} events/s), {} batches ({} side by side)\n",
             self.simulated_ms as f64 / 1000.0,
             self.wall_ms as f64 / 1000.0,
             self.events,
             self.events_per_s,
-            s.batches
+            s.batches,
+            s.side_by_side
         ));
         let p = &self.phases;
         out.push_str(&format!(

@@ -42,6 +42,9 @@ pub struct RunOptions {
     /// (at national scale tens of millions of allocations, 16 s of wall time). Never set
     /// this in a process that goes on: the memory is not returned.
     pub leave_to_exit: bool,
+    /// Handle every batch on the run's own thread, never two nodes' side by side on a
+    /// second one (`sim/group.rs`); the run is the same either way.
+    pub one_at_a_time: bool,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -52,6 +55,7 @@ impl std::fmt::Debug for RunOptions {
             .field("values", &self.values)
             .field("ahead", &self.ahead)
             .field("leave_to_exit", &self.leave_to_exit)
+            .field("one_at_a_time", &self.one_at_a_time)
             .finish()
     }
 }
@@ -108,6 +112,7 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     let values = opts.values.take().unwrap_or_default();
     b = b.values(values.clone());
     let mut sim = b.build();
+    sim.set_side_by_side(!opts.one_at_a_time);
     if opts.ahead
         && let Err(e) = sim.work_ahead(memo.clone())
     {

@@ -9,6 +9,7 @@
 
 mod builder;
 mod event;
+mod group;
 mod link;
 mod log;
 
@@ -88,6 +89,8 @@ pub struct SimStats {
     pub mid_batch_crashes: u64,
     /// Broken-driver batches (effects released before commit, then crashed).
     pub broken_releases: u64,
+    /// Batches handled side by side with other nodes' (see `sim/group.rs`).
+    pub side_by_side: u64,
 }
 
 /// The simulated federation.
@@ -113,6 +116,9 @@ pub struct Sim {
     host_failure: Option<String>,
     /// The helper thread working ahead, if any ([`crate::ahead`]).
     pub(crate) ahead: Option<crate::ahead::Ahead>,
+    /// Whether independent batches of different nodes may be handled on two threads
+    /// (`sim/group.rs`; the run is the same either way).
+    side_by_side: bool,
 }
 
 impl Sim {
@@ -387,6 +393,10 @@ impl Sim {
     pub fn step(&mut self) -> bool {
         if self.host_failure.is_some() {
             return false;
+        }
+        if self.group_ahead() {
+            self.step_group();
+            return true;
         }
         let Some(((t, _), ev)) = self.queue.pop_first() else {
             return false;
@@ -739,6 +749,13 @@ impl Sim {
         );
         tracing::error!("{why}");
         self.host_failure.get_or_insert(why);
+    }
+
+    /// Handles independent batches of different nodes one at a time (`false`) or, where
+    /// worth it, two at a time on two threads (`true`, the default). The run is the same
+    /// either way.
+    pub fn set_side_by_side(&mut self, on: bool) {
+        self.side_by_side = on;
     }
 
     /// Why the run had to stop (a node's store failed), if it did: no event is processed

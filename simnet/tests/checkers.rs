@@ -236,3 +236,33 @@ fn trace_is_written_and_plot_is_svg() {
         svg.starts_with("<svg") && svg.contains("<circle") && svg.trim_end().ends_with("</svg>")
     );
 }
+
+#[test]
+fn batches_side_by_side_change_nothing_but_the_wall_time() {
+    // The directory's spread over fifty operators: answers of hundreds of bindings each,
+    // many of them within a millisecond or two of another node's.
+    let mut s = scenario("national-density");
+    s.workload.offices = 4_000;
+    s.workload.envelopes = 200;
+    s.workload.duration_ms = 600_000;
+    let alone = run(
+        &s,
+        3,
+        RunOptions {
+            one_at_a_time: true,
+            ..RunOptions::default()
+        },
+    );
+    let paired = run(&s, 3, RunOptions::default());
+    assert_eq!(alone.stats.side_by_side, 0);
+    assert!(
+        paired.stats.side_by_side >= 10,
+        "{} batches side by side",
+        paired.stats.side_by_side
+    );
+    assert_eq!(alone.event_log_hash, paired.event_log_hash);
+    assert_eq!(alone.events, paired.events);
+    assert_eq!(alone.stats.batches, paired.stats.batches);
+    assert_eq!(alone.counts.delivered, paired.counts.delivered);
+    assert!(paired.passed(), "{}", paired.text());
+}

@@ -300,6 +300,7 @@ impl Builder {
             stats: SimStats::default(),
             host_failure: None,
             ahead: None,
+            side_by_side: true,
         };
         // Initial effects (wake-ups) of the fresh cores.
         for n in 0..sim.nodes.len() {

@@ -11,7 +11,13 @@ pub struct EventLog {
     trace: Option<Box<dyn Write + Send + Sync>>,
     trace_error: Option<std::io::Error>,
     records: u64,
+    /// Records held back to be folded later, in an order of the caller's choosing (see
+    /// [`EventLog::divert`]).
+    diverted: Option<Vec<Diverted>>,
 }
+
+/// A record held back: time, node, tag, numbers.
+pub(crate) type Diverted = (u64, usize, &'static str, Vec<u64>);
 
 impl std::fmt::Debug for EventLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -29,6 +35,7 @@ impl EventLog {
             trace: None,
             trace_error: None,
             records: 0,
+            diverted: None,
         }
     }
 
@@ -38,6 +45,10 @@ impl EventLog {
 
     /// Folds one record: time, node, a tag and a few numbers.
     pub(crate) fn record(&mut self, t: u64, node: usize, tag: &'static str, nums: &[u64]) {
+        if let Some(d) = self.diverted.as_mut() {
+            d.push((t, node, tag, nums.to_vec()));
+            return;
+        }
         self.records += 1;
         self.hash.update(t.to_le_bytes());
         self.hash.update((node as u64).to_le_bytes());
@@ -56,6 +67,23 @@ impl EventLog {
                 self.trace_error.get_or_insert(e);
                 self.trace = None;
             }
+        }
+    }
+
+    /// Holds back every record from now until [`EventLog::take_diverted`].
+    pub(crate) fn divert(&mut self) {
+        self.diverted.get_or_insert_with(Vec::new);
+    }
+
+    /// The records held back since [`EventLog::divert`]; records are folded again.
+    pub(crate) fn take_diverted(&mut self) -> Vec<Diverted> {
+        self.diverted.take().unwrap_or_default()
+    }
+
+    /// Folds records held back earlier.
+    pub(crate) fn fold(&mut self, records: Vec<Diverted>) {
+        for (t, node, tag, nums) in records {
+            self.record(t, node, tag, &nums);
         }
     }
 
