@@ -63,6 +63,16 @@ pub fn unit_key<S: AsRef<str>>(names: &[S]) -> [u8; 32] {
 }
 
 impl History {
+    /// An empty history with room for `n` submissions (grown by doubling, the national
+    /// day's 2.4 M were copied and their pages faulted in again at each step).
+    pub fn with_capacity(n: usize) -> Self {
+        History {
+            subs: Vec::with_capacity(n),
+            by_api: BTreeMap::new(),
+            by_key: LookupMap::with_capacity(n),
+        }
+    }
+
     /// Records a submission sent as API call `api`.
     pub fn submitted(&mut self, api: ApiId, s: Submission) {
         let i = self.subs.len();

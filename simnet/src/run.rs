@@ -163,7 +163,7 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     }
 
     // The workload.
-    let mut history = History::default();
+    let mut history = History::with_capacity(workload.planned.len());
     let mut last_stamp: std::collections::BTreeMap<(usize, usize, crate::payload::UnitKind), u64> =
         Default::default();
     let total = workload.planned.len() as u64;
