@@ -45,6 +45,10 @@ pub struct RunOptions {
     /// Handle every batch on the run's own thread, never two nodes' side by side on a
     /// second one (`sim/group.rs`); the run is the same either way.
     pub one_at_a_time: bool,
+    /// Group every independent batch side by side, not only the directory's heavy ones:
+    /// slower, and the run is the same; tests use it to check that grouping changes
+    /// nothing on ordinary traffic.
+    pub side_by_side_always: bool,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -56,6 +60,7 @@ impl std::fmt::Debug for RunOptions {
             .field("ahead", &self.ahead)
             .field("leave_to_exit", &self.leave_to_exit)
             .field("one_at_a_time", &self.one_at_a_time)
+            .field("side_by_side_always", &self.side_by_side_always)
             .finish()
     }
 }
@@ -113,6 +118,7 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     b = b.values(values.clone());
     let mut sim = b.build();
     sim.set_side_by_side(!opts.one_at_a_time);
+    sim.set_side_by_side_always(opts.side_by_side_always);
     if opts.ahead
         && let Err(e) = sim.work_ahead(memo.clone())
     {

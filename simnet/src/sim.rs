@@ -119,6 +119,12 @@ pub struct Sim {
     /// Whether independent batches of different nodes may be handled on two threads
     /// (`sim/group.rs`; the run is the same either way).
     side_by_side: bool,
+    /// Whether every independent batch is grouped, not only the directory's heavy ones
+    /// (slower: it exists to check that grouping changes nothing).
+    side_by_side_always: bool,
+    /// The last time the current [`Sim::run_until`] may process: a group must not take an
+    /// event past it, or what the caller queues at that time would land behind the group.
+    until: u64,
 }
 
 impl Sim {
@@ -353,6 +359,7 @@ impl Sim {
 
     /// Processes every event up to and including time `t`, then sets the clock to `t`.
     pub fn run_until(&mut self, t: u64) {
+        self.until = t;
         while self
             .queue
             .first_key_value()
@@ -362,6 +369,7 @@ impl Sim {
                 break;
             }
         }
+        self.until = u64::MAX;
         self.now = self.now.max(t);
     }
 
@@ -756,6 +764,14 @@ impl Sim {
     /// either way.
     pub fn set_side_by_side(&mut self, on: bool) {
         self.side_by_side = on;
+    }
+
+    /// Groups every independent batch, not only the directory's heavy ones (when side by
+    /// side is on). Slower than the default — most batches are too small to be worth a
+    /// second thread — it exists so that tests can check, on ordinary traffic, that
+    /// grouping changes nothing.
+    pub fn set_side_by_side_always(&mut self, on: bool) {
+        self.side_by_side_always = on;
     }
 
     /// Why the run had to stop (a node's store failed), if it did: no event is processed

@@ -266,3 +266,46 @@ fn batches_side_by_side_change_nothing_but_the_wall_time() {
     assert_eq!(alone.counts.delivered, paired.counts.delivered);
     assert!(paired.passed(), "{}", paired.text());
 }
+
+#[test]
+fn grouping_every_batch_of_ordinary_traffic_changes_nothing() {
+    // Every independent batch grouped, not only the directory's heavy ones: API calls the
+    // run queues as it reaches their time, faults, a relay crash, a partition. A group must
+    // not take an event past the time the run has reached (the submission queued at that
+    // time would then land behind it and the run would change).
+    let mut s = scenario("national-density");
+    s.workload.offices = 1_000;
+    s.workload.envelopes = 3_000;
+    s.workload.duration_ms = 900_000;
+    s.faults.window_start_ms = 300_000;
+    s.faults.window_end_ms = 600_000;
+    s.faults.partition_ms = renkei_simnet::scenario::Span::Range([60_000.0, 120_000.0]);
+    s.faults.crash_down_ms = renkei_simnet::scenario::Span::Range([30_000.0, 60_000.0]);
+    s.check.liveness_ms = 1_800_000;
+    let alone = run(
+        &s,
+        5,
+        RunOptions {
+            one_at_a_time: true,
+            ..RunOptions::default()
+        },
+    );
+    let grouped = run(
+        &s,
+        5,
+        RunOptions {
+            side_by_side_always: true,
+            ..RunOptions::default()
+        },
+    );
+    assert!(
+        grouped.stats.side_by_side >= 1_000,
+        "{} batches side by side",
+        grouped.stats.side_by_side
+    );
+    assert_eq!(alone.event_log_hash, grouped.event_log_hash);
+    assert_eq!(alone.events, grouped.events);
+    assert_eq!(alone.stats.batches, grouped.stats.batches);
+    assert_eq!(alone.counts.delivered, grouped.counts.delivered);
+    assert!(grouped.passed(), "{}", grouped.text());
+}

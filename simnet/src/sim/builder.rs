@@ -301,6 +301,8 @@ impl Builder {
             host_failure: None,
             ahead: None,
             side_by_side: true,
+            side_by_side_always: false,
+            until: u64::MAX,
         };
         // Initial effects (wake-ups) of the fresh cores.
         for n in 0..sim.nodes.len() {

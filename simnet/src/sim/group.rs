@@ -67,11 +67,24 @@ type Outcome = Result<Vec<Effect>, StoreError>;
 type Job<'a> = (usize, &'a mut Core<MemoryStore>, u64, Vec<Input>);
 
 impl Sim {
-    /// The end (exclusive) of the window of a group starting at `t`.
+    /// Whether `ev` makes a batch worth a second thread.
+    fn weighs(&self, ev: &Event) -> bool {
+        if self.side_by_side_always {
+            groupable(ev)
+        } else {
+            heavy(ev)
+        }
+    }
+
+    /// The end (exclusive) of the window of a group starting at `t`. It never passes the
+    /// current [`Sim::run_until`]'s bound: the caller queues its own events (API calls,
+    /// faults) at that time once the run has reached it, and they must come before
+    /// anything later.
     fn window_end(&self, t: u64) -> u64 {
         let g = self.net.wake_granularity_ms.max(1);
+        let bound = self.until.saturating_add(1);
         if t.is_multiple_of(g) {
-            return t + 1;
+            return (t + 1).min(bound);
         }
         let reach = self
             .net
@@ -79,7 +92,7 @@ impl Sim {
             .min(self.net.dial_fail_ms)
             .min(self.net.request_timeout_ms)
             .max(1);
-        (t + reach).min(t.div_ceil(g) * g)
+        (t + reach).min(t.div_ceil(g) * g).min(bound)
     }
 
     /// Whether the queue's head starts a group worth a second thread (at least two heavy
@@ -91,7 +104,7 @@ impl Sim {
         let Some(((t, _), first)) = self.queue.first_key_value() else {
             return false;
         };
-        if !heavy(first) {
+        if !self.weighs(first) {
             return false;
         }
         let end = self.window_end(*t);
@@ -110,7 +123,7 @@ impl Sim {
                 nodes.push(n);
                 last = Some((*at, n));
             }
-            if heavy(ev) {
+            if self.weighs(ev) {
                 heavy_batches += 1;
                 if heavy_batches >= 2 {
                     return true;
@@ -227,7 +240,7 @@ impl Sim {
             if let Some(a) = &self.ahead {
                 a.tick(self.now);
             }
-            is_heavy |= heavy(&ev);
+            is_heavy |= self.weighs(&ev);
             if let Some(i) = self.resolve(ev) {
                 inputs.push(i);
             }
