@@ -236,6 +236,33 @@ fn payload_value(files: &[&[u8]]) -> Vec<u8> {
     ))
 }
 
+/// A sealed envelope awaiting its origin's signature ([`Envelope::seal_listed`]).
+#[derive(Debug)]
+pub struct Unsigned {
+    header: Header,
+    header_bytes: Vec<u8>,
+    sealed: Vec<u8>,
+    sealed_sha256: Digest32,
+}
+
+impl Unsigned {
+    /// Signs as `origin`. Its id should be the header's origin: an envelope signed by
+    /// another operator does not verify ([`Envelope::seal_and_sign_listed`] refuses it).
+    pub fn sign(self, origin: &OperatorKeys) -> Envelope {
+        let signature = origin.identity.sign(
+            ENVELOPE_SIG_LABEL,
+            &signed_message(&self.header_bytes, &self.sealed_sha256),
+        );
+        Envelope {
+            header: self.header,
+            header_bytes: self.header_bytes,
+            sealed: self.sealed,
+            signature,
+            sealed_sha256: OnceLock::from(self.sealed_sha256),
+        }
+    }
+}
+
 impl Envelope {
     /// Builds the file list of a header from file names and bytes.
     pub fn file_entries(files: &[(&str, &[u8])]) -> Vec<FileEntry> {
@@ -275,6 +302,17 @@ impl Envelope {
                 "header origin is not the signing operator".into(),
             ));
         }
+        Ok(Self::seal_listed(header, files, ephemeral_seed)?.sign(origin))
+    }
+
+    /// The first half of [`Envelope::seal_and_sign_listed`]: the payload sealed, not yet
+    /// signed. For a caller with something more urgent to do between the two (simnet's
+    /// helper thread answers arrivals there); the bytes are the same.
+    pub fn seal_listed(
+        header: Header,
+        files: &[&[u8]],
+        ephemeral_seed: [u8; 32],
+    ) -> Result<Unsigned, SealError> {
         debug_assert!(check_files(&header, files).is_ok());
         let header_bytes = header.encode();
         let (sealed, sealed_sha256) = seal::seal_digested(
@@ -283,16 +321,11 @@ impl Envelope {
             &payload_value(files),
             ephemeral_seed,
         )?;
-        let signature = origin.identity.sign(
-            ENVELOPE_SIG_LABEL,
-            &signed_message(&header_bytes, &sealed_sha256),
-        );
-        Ok(Envelope {
+        Ok(Unsigned {
             header,
             header_bytes,
             sealed,
-            signature,
-            sealed_sha256: OnceLock::from(sealed_sha256),
+            sealed_sha256,
         })
     }
 

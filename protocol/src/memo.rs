@@ -73,6 +73,9 @@ struct Ahead {
     sealed_taken: u64,
     signed_made: u64,
     sealed_made: u64,
+    /// Made by an asking thread itself: not made ahead, or not in time.
+    signed_missed: u64,
+    sealed_missed: u64,
 }
 
 impl std::fmt::Debug for Ahead {
@@ -162,6 +165,13 @@ impl CryptoMemo {
     pub fn ahead_made(&self) -> (u64, u64) {
         let a = self.ahead();
         (a.signed_made, a.sealed_made)
+    }
+
+    /// Signatures and sealed payloads the asking threads made themselves, not finding them
+    /// made ahead (guessed differently, or not made in time).
+    pub fn ahead_missed(&self) -> (u64, u64) {
+        let a = self.ahead();
+        (a.signed_missed, a.sealed_missed)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -362,8 +372,8 @@ const AHEAD_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
 
 type AheadMap<T> = HashMap<[u8; 32], Option<T>, DigestBuild>;
 
-/// One of [`Ahead`]'s maps with its counters of answers taken and made.
-type AheadSlot<'a, T> = (&'a mut AheadMap<T>, &'a mut u64, &'a mut u64);
+/// One of [`Ahead`]'s maps with its counters of answers taken, made and missed.
+type AheadSlot<'a, T> = (&'a mut AheadMap<T>, &'a mut u64, &'a mut u64, &'a mut u64);
 
 /// The one protocol of answers made ahead, over either map of [`Ahead`].
 fn made_ahead<T: Clone, E>(
@@ -375,7 +385,7 @@ fn made_ahead<T: Clone, E>(
     if makes_ahead() {
         {
             let mut a = memo.ahead();
-            let (m, _, _) = map(&mut a);
+            let (m, _, _, _) = map(&mut a);
             if m.len() >= AHEAD_MAX {
                 m.clear();
             }
@@ -383,7 +393,7 @@ fn made_ahead<T: Clone, E>(
         }
         let made = make();
         let mut a = memo.ahead();
-        let (m, _, made_count) = map(&mut a);
+        let (m, _, made_count, _) = map(&mut a);
         match &made {
             Ok(v) => {
                 m.insert(d, Some(v.clone()));
@@ -400,7 +410,7 @@ fn made_ahead<T: Clone, E>(
     let mut waiting: Option<std::time::Instant> = None;
     loop {
         let mut a = memo.ahead();
-        let (m, taken, _) = map(&mut a);
+        let (m, taken, _, missed) = map(&mut a);
         match m.get(&d) {
             // Being made: waiting is shorter than making it again.
             Some(None)
@@ -414,7 +424,10 @@ fn made_ahead<T: Clone, E>(
                     return Ok((v, true));
                 }
             }
-            _ => break,
+            _ => {
+                *missed += 1;
+                break;
+            }
         }
         drop(a);
         std::hint::spin_loop();
@@ -436,7 +449,14 @@ pub(crate) fn signed_ahead(
     };
     let made: Result<_, std::convert::Infallible> = made_ahead(
         &m,
-        |a| (&mut a.signed, &mut a.signed_taken, &mut a.signed_made),
+        |a| {
+            (
+                &mut a.signed,
+                &mut a.signed_taken,
+                &mut a.signed_made,
+                &mut a.signed_missed,
+            )
+        },
         digest(),
         || Ok(make()),
     );
@@ -457,7 +477,14 @@ pub(crate) fn sealed_ahead<E>(
     };
     made_ahead(
         &m,
-        |a| (&mut a.sealed, &mut a.sealed_taken, &mut a.sealed_made),
+        |a| {
+            (
+                &mut a.sealed,
+                &mut a.sealed_taken,
+                &mut a.sealed_made,
+                &mut a.sealed_missed,
+            )
+        },
         digest(),
         make,
     )

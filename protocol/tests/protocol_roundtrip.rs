@@ -87,6 +87,31 @@ fn sealing_with_entries_listed_by_the_caller_gives_the_same_envelope() {
 }
 
 #[test]
+fn sealing_then_signing_in_two_steps_gives_the_same_envelope() {
+    let files = sample_files();
+    let bytes: Vec<&[u8]> = files.iter().map(|f| f.1).collect();
+    let whole = Envelope::seal_and_sign_listed(header(&files), &bytes, &origin(), [9; 32]).unwrap();
+    let unsigned = Envelope::seal_listed(header(&files), &bytes, [9; 32]).unwrap();
+    let two_steps = unsigned.sign(&origin());
+    assert_eq!(two_steps.encode(), whole.encode());
+    assert_eq!(two_steps.digest(), whole.digest());
+    Envelope::decode(&two_steps.encode())
+        .unwrap()
+        .verify()
+        .unwrap();
+    // Signed by another operator than the header's origin: it does not verify.
+    let foreign = Envelope::seal_listed(header(&files), &bytes, [9; 32])
+        .unwrap()
+        .sign(&destination());
+    assert!(
+        Envelope::decode(&foreign.encode())
+            .unwrap()
+            .verify()
+            .is_err()
+    );
+}
+
+#[test]
 fn unknown_version_is_an_error() {
     let env = envelope();
     let mut bytes = env.encode();

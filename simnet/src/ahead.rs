@@ -22,7 +22,7 @@
 //! byte, the event-log hash — is the same with or without the helper, whatever the
 //! helper's timing; only the wall time changes.
 
-use std::collections::VecDeque;
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -72,10 +72,38 @@ enum Job {
     Arrival(ArrivalJob),
 }
 
+/// An arrival in the helper's queue, ordered by when it is due (then by when it was
+/// queued): the earliest is needed first.
+struct Soon {
+    due: u64,
+    seq: u64,
+    job: Job,
+}
+
+impl PartialEq for Soon {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.seq) == (other.due, other.seq)
+    }
+}
+impl Eq for Soon {}
+impl PartialOrd for Soon {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Soon {
+    /// Reversed, so that the max-heap gives the earliest.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.due, other.seq).cmp(&(self.due, self.seq))
+    }
+}
+
 #[derive(Default)]
 struct Queues {
-    /// Arrivals: needed within a few simulated milliseconds.
-    soon: VecDeque<(u64, Job)>,
+    /// Arrivals: needed within a few simulated milliseconds, earliest due first (a message
+    /// queued later may arrive sooner: latencies differ).
+    soon: BinaryHeap<Soon>,
+    soon_seq: u64,
     /// Submissions: needed later.
     later: VecDeque<(u64, Job)>,
     stop: bool,
@@ -145,7 +173,9 @@ impl Ahead {
     fn push(&self, due: u64, job: Job, soon: bool) {
         let mut q = self.shared.lock();
         if soon {
-            q.soon.push_back((due, job));
+            q.soon_seq += 1;
+            let seq = q.soon_seq;
+            q.soon.push(Soon { due, seq, job });
         } else {
             q.later.push_back((due, job));
         }
@@ -189,7 +219,12 @@ fn work(shared: &Shared, nodes: &[NodeKeys]) {
                 if q.stop {
                     return;
                 }
-                if let Some(j) = q.soon.pop_front().or_else(|| q.later.pop_front()) {
+                if let Some(j) = q
+                    .soon
+                    .pop()
+                    .map(|s| (s.due, s.job))
+                    .or_else(|| q.later.pop_front())
+                {
                     shared.queued.fetch_sub(1, Ordering::SeqCst);
                     break j;
                 }
@@ -221,13 +256,18 @@ fn arrivals_now(shared: &Shared, nodes: &[NodeKeys]) {
     while shared.queued.load(Ordering::SeqCst) > 0 {
         let next = {
             let mut q = shared.lock();
-            let j = q.soon.pop_front();
+            let j = q.soon.pop();
             if j.is_some() {
                 shared.queued.fetch_sub(1, Ordering::SeqCst);
             }
             j
         };
-        let Some((due, Job::Arrival(j))) = next else {
+        let Some(Soon {
+            due,
+            job: Job::Arrival(j),
+            ..
+        }) = next
+        else {
             return;
         };
         let late = || due < shared.now.load(Ordering::Relaxed);
@@ -272,9 +312,15 @@ fn submit(nodes: &[NodeKeys], j: &SubmitJob, between: &mut dyn FnMut(), late: &d
         created_at_ms: j.at_ms,
         files: Envelope::file_entries(&refs),
     };
-    let Ok(env) = Envelope::seal_and_sign(header, &bytes, &origin.keys, j.seed) else {
+    // The files' digests were just computed from these bytes (`file_entries`).
+    let Ok(unsigned) = Envelope::seal_listed(header, &bytes, j.seed) else {
         return;
     };
+    between();
+    if late() {
+        return;
+    }
+    let env = unsigned.sign(&origin.keys);
     between();
     if late() {
         return;

@@ -146,6 +146,11 @@ pub struct Phases {
     pub ahead_signatures_made: u64,
     /// Sealed payloads the helper made, taken or not.
     pub ahead_seals_made: u64,
+    /// Signatures the simulation made itself while the helper ran (not guessed, or not
+    /// made in time).
+    pub ahead_signatures_missed: u64,
+    /// Sealed payloads the simulation made itself while the helper ran.
+    pub ahead_seals_missed: u64,
 }
 
 impl Report {
@@ -213,8 +218,13 @@ impl Report {
         if p.ahead_signatures + p.ahead_seals > 0 {
             out.push_str(&format!(
                 "ahead: {} signatures and {} sealed payloads made by the helper thread \
-                 (of {} and {} it made)\n",
-                p.ahead_signatures, p.ahead_seals, p.ahead_signatures_made, p.ahead_seals_made
+                 (of {} and {} it made); {} and {} made by the simulation itself\n",
+                p.ahead_signatures,
+                p.ahead_seals,
+                p.ahead_signatures_made,
+                p.ahead_seals_made,
+                p.ahead_signatures_missed,
+                p.ahead_seals_missed
             ));
         }
         if self.spilled_bytes > 0 {

@@ -293,6 +293,7 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     let ms = |d: std::time::Duration| d.as_millis() as u64;
     let (ahead_signatures, ahead_seals) = memo.ahead_taken();
     let (ahead_signatures_made, ahead_seals_made) = memo.ahead_made();
+    let (ahead_signatures_missed, ahead_seals_missed) = memo.ahead_missed();
     let phases = Phases {
         setup_ms: ms(setup_done),
         traffic_ms: ms(traffic_done - setup_done),
@@ -302,6 +303,8 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         ahead_seals,
         ahead_signatures_made,
         ahead_seals_made,
+        ahead_signatures_missed,
+        ahead_seals_missed,
     };
     let events = sim.stats().events;
     memo::use_on_this_thread(None);
