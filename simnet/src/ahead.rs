@@ -14,6 +14,9 @@
 //! - at each node a Deliver request reaches: the relay's Accepted receipt or the
 //!   destination's Delivered receipt, at the node's clock on arrival.
 //!
+//! and, at the start of a run, the binding each home node signs for each office it
+//! registers.
+//!
 //! What the helper makes is keyed by *every* input ([`renkei_protocol::memo`]): Ed25519
 //! signing is deterministic, sealing is deterministic given its seed, the CSV check is a
 //! pure function of names and bytes. A guess that was wrong (a node that drew differently,
@@ -29,10 +32,11 @@ use std::thread::JoinHandle;
 
 use renkei_node::core::unit::check_unit_ahead;
 use renkei_protocol::envelope::{Envelope, Header};
-use renkei_protocol::ids::{EnvelopeId, OperatorId};
+use renkei_protocol::ids::{EnvelopeId, OfficeNumber, OperatorId, ServiceKind};
 use renkei_protocol::keys::{EncPublicKey, OperatorKeys};
 use renkei_protocol::memo::{self, CryptoMemo};
 use renkei_protocol::receipt::{Receipt, ReceiptKind};
+use renkei_protocol::roster::OfficeBinding;
 
 use crate::sim::NodeIx;
 
@@ -67,9 +71,19 @@ pub(crate) struct ArrivalJob {
     pub(crate) envelopes: Vec<Vec<u8>>,
 }
 
+/// An office a node will register (and so sign a binding for).
+pub(crate) struct BindJob {
+    pub(crate) node: NodeIx,
+    pub(crate) office: OfficeNumber,
+    pub(crate) kinds: Vec<ServiceKind>,
+    /// The node's clock when it handles the registration.
+    pub(crate) at_ms: u64,
+}
+
 enum Job {
     Submit(Box<SubmitJob>),
     Arrival(ArrivalJob),
+    Bind(BindJob),
 }
 
 /// An arrival in the helper's queue, ordered by when it is due (then by when it was
@@ -165,6 +179,13 @@ impl Ahead {
         self.push(due, Job::Submit(Box::new(job)), false);
     }
 
+    /// Queues an office registration handled at global time `due` (the simulation
+    /// registers every office at the start of a run, all at one instant: the binding each
+    /// home node signs is known before it asks).
+    pub(crate) fn bind(&self, due: u64, job: BindJob) {
+        self.push(due, Job::Bind(job), false);
+    }
+
     /// Queues envelopes arriving at global time `due`.
     pub(crate) fn arrival(&self, due: u64, job: ArrivalJob) {
         self.push(due, Job::Arrival(job), true);
@@ -246,6 +267,7 @@ fn work(shared: &Shared, nodes: &[NodeKeys]) {
         match job {
             Job::Submit(j) => submit(nodes, &j, &mut || arrivals_now(shared, nodes), &late),
             Job::Arrival(j) => arrival(nodes, &j, &late),
+            Job::Bind(j) => bind(nodes, j),
         }
     }
 }
@@ -362,6 +384,21 @@ fn arrival(nodes: &[NodeKeys], j: &ArrivalJob, late: &dyn Fn() -> bool) {
         };
         sign(me, env.id(), env.digest(), kind, j.at_ms);
     }
+}
+
+/// The binding the office's home node signs when it registers the office.
+fn bind(nodes: &[NodeKeys], j: BindJob) {
+    let Some(home) = nodes.get(j.node) else {
+        return;
+    };
+    OfficeBinding {
+        office: j.office,
+        kinds: j.kinds,
+        operator: home.keys.id(),
+        since_ms: j.at_ms,
+        released: false,
+    }
+    .sign(&home.keys.identity);
 }
 
 fn sign(node: &NodeKeys, id: EnvelopeId, digest: [u8; 32], kind: ReceiptKind, at_ms: u64) {

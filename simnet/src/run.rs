@@ -137,20 +137,23 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         ..Counts::default()
     };
     for o in &workload.offices {
+        let office: renkei_protocol::ids::OfficeNumber = match o.number.parse() {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(office = %o.number, error = %e, "generated office number does not parse");
+                continue;
+            }
+        };
+        let kinds: Vec<_> = o
+            .role
+            .kinds()
+            .iter()
+            .filter_map(|k| k.parse().ok())
+            .collect();
+        sim.bind_ahead(o.home, office.clone(), kinds.clone());
         let cmd = ApiCommand::AddOffice {
-            office: match o.number.parse() {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::error!(office = %o.number, error = %e, "generated office number does not parse");
-                    continue;
-                }
-            },
-            kinds: o
-                .role
-                .kinds()
-                .iter()
-                .filter_map(|k| k.parse().ok())
-                .collect(),
+            office,
+            kinds,
             name: format!("office {}", o.number),
             token_hash: o.token_hash(),
         };

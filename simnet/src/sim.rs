@@ -243,6 +243,27 @@ impl Sim {
         Some(id)
     }
 
+    /// Hands the helper the binding node `n` will sign when it registers `office` now.
+    /// Nothing without a helper.
+    pub(crate) fn bind_ahead(
+        &self,
+        n: NodeIx,
+        office: renkei_protocol::ids::OfficeNumber,
+        kinds: Vec<renkei_protocol::ids::ServiceKind>,
+    ) {
+        if let Some(a) = &self.ahead {
+            a.bind(
+                self.now,
+                crate::ahead::BindJob {
+                    node: n,
+                    office,
+                    kinds,
+                    at_ms: self.local_at(n, self.now),
+                },
+            );
+        }
+    }
+
     /// The (id, seed) pair at position `pos` of node `n`'s current unit stream.
     fn unit_pair(&mut self, n: NodeIx, pos: u64) -> (renkei_protocol::ids::EnvelopeId, [u8; 32]) {
         let node = &mut self.nodes[n];
