@@ -20,7 +20,7 @@ use std::cell::RefCell;
 use chacha20::ChaCha20Rng;
 use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
-use curve25519_dalek::edwards::EdwardsBasepointTable;
+use curve25519_dalek::edwards::{EdwardsBasepointTable, EdwardsPoint};
 use curve25519_dalek::montgomery::MontgomeryPoint;
 use curve25519_dalek::scalar::{Scalar, clamp_integer};
 use curve25519_dalek::traits::BasepointTable;
@@ -62,8 +62,7 @@ pub(crate) fn seal(
     ikm.zeroize();
     let mut sk: [u8; 32] = labeled_expand(&dkp_prk, KEM_SUITE, b"sk", &[]);
     dkp_prk.zeroize();
-    let enc = MontgomeryPoint::mul_base_clamped(sk).to_bytes();
-    let mut dh = diffie_hellman(sk, recipient);
+    let (enc, mut dh) = key_pair_and_agreement(sk, recipient);
     sk.zeroize();
     if dh == [0u8; 32] {
         return Err(SealError::Seal(
@@ -105,18 +104,27 @@ pub(crate) fn seal(
     Ok(out)
 }
 
-/// X25519(`sk`, `public`).
-fn diffie_hellman(sk: [u8; 32], public: &EncPublicKey) -> [u8; 32] {
+/// The ephemeral public key X25519(`sk`, 9) and the shared secret X25519(`sk`, `public`).
+/// With the recipient's table both are Edwards points, turned into u-coordinates with one
+/// field inversion instead of two (each is ≈ 5 µs of a ≈ 40 µs seal).
+fn key_pair_and_agreement(sk: [u8; 32], public: &EncPublicKey) -> ([u8; 32], [u8; 32]) {
     let via_table = TABLES.with(|t| {
         let mut t = t.borrow_mut();
         t.entry(public).map(|table| {
+            let ephemeral = EdwardsPoint::mul_base_clamped(sk);
             let mut s = Scalar::from_bytes_mod_order(clamp_integer(sk));
-            let u = table.mul_base(&s).to_montgomery().to_bytes();
+            let shared = table.mul_base(&s);
             s.zeroize();
-            u
+            let us = EdwardsPoint::to_montgomery_batch(&[ephemeral, shared]);
+            (us[0].to_bytes(), us[1].to_bytes())
         })
     });
-    via_table.unwrap_or_else(|| MontgomeryPoint(*public).mul_clamped(sk).to_bytes())
+    via_table.unwrap_or_else(|| {
+        (
+            MontgomeryPoint::mul_base_clamped(sk).to_bytes(),
+            MontgomeryPoint(*public).mul_clamped(sk).to_bytes(),
+        )
+    })
 }
 
 /// What a thread knows of one recipient public key.
