@@ -315,10 +315,10 @@ impl Envelope {
     ) -> Result<Unsigned, SealError> {
         debug_assert!(check_files(&header, files).is_ok());
         let header_bytes = header.encode();
-        let (sealed, sealed_sha256) = seal::seal_digested(
+        let (sealed, sealed_sha256) = seal::seal_digested_pinned(
             &header.sealed_to,
             &header_bytes,
-            &payload_value(files),
+            || payload_value(files),
             ephemeral_seed,
         )?;
         Ok(Unsigned {

@@ -356,13 +356,23 @@ pub(crate) fn sealed_digest(
     plaintext: &[u8],
     seed: &[u8; 32],
 ) -> [u8; 32] {
+    seal_key(b"sealed", recipient, aad, seed, plaintext)
+}
+
+/// The memo key of a seal whose plaintext `aad` pins down
+/// ([`crate::seal::seal_digested_pinned`]); never equal to a [`sealed_digest`] key.
+pub(crate) fn sealed_pinned_digest(recipient: &[u8], aad: &[u8], seed: &[u8; 32]) -> [u8; 32] {
+    seal_key(b"sealed, pinned by the aad", recipient, aad, seed, &[])
+}
+
+fn seal_key(tag: &[u8], recipient: &[u8], aad: &[u8], seed: &[u8; 32], rest: &[u8]) -> [u8; 32] {
     let mut h = sha2::Sha256::new();
-    h.update(b"sealed");
+    h.update(tag);
     h.update(recipient);
     h.update(seed);
     h.update((aad.len() as u64).to_le_bytes());
     h.update(aad);
-    h.update(plaintext);
+    h.update(rest);
     h.finalize().into()
 }
 
@@ -591,6 +601,54 @@ mod tests {
         // What the helper made is known verified and sealed-to-open as if made here.
         assert!(verify_labelled("t", &id.id(), b"a", b"msg", &sig_plain).is_ok());
         assert_eq!(open(&k, b"hdr", &sealed_plain).unwrap(), b"care plan");
+        use_on_this_thread(None);
+    }
+
+    #[test]
+    fn a_seal_pinned_by_its_aad_is_taken_without_building_the_plaintext() {
+        use crate::seal::seal_digested_pinned;
+        let memo = CryptoMemo::new(64);
+        let k = SealKeyPair::from_seed([9; 32]);
+        let pk = k.public();
+        use_on_this_thread(None);
+        let plain = seal_digested_pinned(&pk, b"hdr", || b"care plan".to_vec(), [7; 32]).unwrap();
+        assert_eq!(plain.0, seal(&pk, b"hdr", b"care plan", [7; 32]).unwrap());
+        let m = memo.clone();
+        std::thread::spawn(move || {
+            use_ahead_on_this_thread(m);
+            seal_digested_pinned(&pk, b"hdr", || b"care plan".to_vec(), [7; 32]).unwrap();
+        })
+        .join()
+        .unwrap();
+        use_on_this_thread(Some(memo.clone()));
+        // Another seed or aad is made here, from the plaintext.
+        let mut built = 0;
+        seal_digested_pinned(
+            &pk,
+            b"hdr2",
+            || {
+                built += 1;
+                b"care plan".to_vec()
+            },
+            [7; 32],
+        )
+        .unwrap();
+        assert_eq!((built, memo.ahead_taken().1), (1, 0));
+        // The same is taken: the same bytes and digest, the plaintext never built.
+        let taken = seal_digested_pinned(
+            &pk,
+            b"hdr",
+            || {
+                built += 1;
+                b"care plan".to_vec()
+            },
+            [7; 32],
+        )
+        .unwrap();
+        assert_eq!(taken, plain);
+        assert_eq!((built, memo.ahead_taken().1), (1, 1));
+        // The destination opens it from what the helper remembered.
+        assert_eq!(open(&k, b"hdr", &taken.0).unwrap(), b"care plan");
         use_on_this_thread(None);
     }
 
