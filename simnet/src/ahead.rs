@@ -312,7 +312,10 @@ fn submit(nodes: &[NodeKeys], j: &SubmitJob, between: &mut dyn FnMut(), late: &d
         .map(|(n, b)| (n.as_str(), b.as_slice()))
         .collect();
     let local = j.node == j.dest;
-    let Ok(info) = check_unit_ahead(&refs, if local { 3 } else { 2 }) else {
+    // Each file hashed once: for the header's entries and the check's memo key.
+    let entries = Envelope::file_entries(&refs);
+    let sums: Vec<_> = entries.iter().map(|e| e.sha256).collect();
+    let Ok(info) = check_unit_ahead(&refs, &sums, if local { 3 } else { 2 }) else {
         return;
     };
     between();
@@ -332,9 +335,9 @@ fn submit(nodes: &[NodeKeys], j: &SubmitJob, between: &mut dyn FnMut(), late: &d
         stamp: info.stamp.clone(),
         supersedes: j.supersedes,
         created_at_ms: j.at_ms,
-        files: Envelope::file_entries(&refs),
+        files: entries,
     };
-    // The files' digests were just computed from these bytes (`file_entries`).
+    // The files' digests were computed from these bytes above (`file_entries`).
     let Ok(unsigned) = Envelope::seal_listed(header, &bytes, j.seed) else {
         return;
     };

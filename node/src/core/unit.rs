@@ -154,16 +154,24 @@ pub fn check_unit_listed(
     checked
 }
 
-/// [`check_unit`] on a helper thread, ahead of a simulated submission: the answer is
-/// remembered for the `uses` checks to come (the origin's and the destination's). Without
-/// a memo it only checks.
-pub fn check_unit_ahead(files: &[(&str, &[u8])], uses: u32) -> Result<UnitInfo, Vec<UnitFinding>> {
+/// [`check_unit`] on a helper thread, ahead of a simulated submission, of files whose
+/// SHA-256s the caller has computed (`sha256s`, in order: the header's entries): the
+/// answer is remembered for the `uses` checks to come (the origin's and the
+/// destination's). Without a memo it only checks.
+pub fn check_unit_ahead(
+    files: &[(&str, &[u8])],
+    sha256s: &[Digest32],
+    uses: u32,
+) -> Result<UnitInfo, Vec<UnitFinding>> {
+    debug_assert!(
+        files.len() == sha256s.len()
+            && files.iter().zip(sha256s).all(|((_, b), s)| sha256(b) == *s)
+    );
     let checked = validate::check(files);
     if memo::active()
         && let Ok(info) = &checked
     {
-        let sums: Vec<Digest32> = files.iter().map(|(_, b)| sha256(b)).collect();
-        memo::remember_answer_for(unit_digest(files, &sums), info.clone(), uses);
+        memo::remember_answer_for(unit_digest(files, sha256s), info.clone(), uses);
     }
     checked
 }
