@@ -406,7 +406,7 @@ impl Envelope {
         let pair = keys
             .seal_for(&self.header.sealed_to)
             .ok_or(SealError::Open)?;
-        let plain = seal::open_digested(pair, &self.header_bytes, &self.sealed, || {
+        let (plain, pinned) = seal::open_digested(pair, &self.header_bytes, &self.sealed, || {
             *self.sealed_sha256()
         })?;
         const W: &str = "envelope payload";
@@ -433,7 +433,14 @@ impl Envelope {
             }
         };
         let refs: Vec<&[u8]> = files.iter().map(Vec::as_slice).collect();
-        check_files(&self.header, &refs)?;
+        // A plaintext the memo answered as sealed from these very files under this header
+        // (`seal_listed`) matches it by construction: hashing the files again would only
+        // repeat what the sealer computed (debug builds still check).
+        if pinned {
+            debug_assert!(check_files(&self.header, &refs).is_ok());
+        } else {
+            check_files(&self.header, &refs)?;
+        }
         Ok(files)
     }
 }

@@ -112,7 +112,8 @@ type DigestBuild = BuildHasherDefault<DigestHasher>;
 struct Inner {
     capacity: usize,
     verified: HashSet<[u8; 32], DigestBuild>,
-    opened: HashMap<[u8; 32], Vec<u8>, DigestBuild>,
+    /// Plaintext, and whether the associated data pins it (see [`remember_opened`]).
+    opened: HashMap<[u8; 32], (Vec<u8>, bool), DigestBuild>,
     opened_taken: u64,
     /// Answer and how many more times it may be handed out.
     answers: HashMap<[u8; 32], (Box<dyn Any + Send>, u32), DigestBuild>,
@@ -277,8 +278,9 @@ pub(crate) fn remember_verified(digest: [u8; 32]) {
     });
 }
 
-/// Takes the remembered plaintext of a sealed payload, if any.
-pub(crate) fn take_opened(digest: &[u8; 32]) -> Option<Vec<u8>> {
+/// Takes the remembered plaintext of a sealed payload, if any, and whether its associated
+/// data pins it.
+pub(crate) fn take_opened(digest: &[u8; 32]) -> Option<(Vec<u8>, bool)> {
     with_current(|m| {
         let mut m = m.lock();
         let p = m.opened.remove(digest)?;
@@ -288,14 +290,17 @@ pub(crate) fn take_opened(digest: &[u8; 32]) -> Option<Vec<u8>> {
     .flatten()
 }
 
-/// Remembers the plaintext of a payload just sealed.
-pub(crate) fn remember_opened(digest: [u8; 32], plaintext: Vec<u8>) {
+/// Remembers the plaintext of a payload just sealed; `pinned` when the associated data pins
+/// the plaintext down (an envelope header listing the SHA-256 of every file, computed by
+/// the sealer from these files: [`crate::seal::seal_digested_pinned`]), so that the opener
+/// need not check the files against the header again.
+pub(crate) fn remember_opened(digest: [u8; 32], plaintext: Vec<u8>, pinned: bool) {
     with_current(|m| {
         let mut m = m.lock();
         if m.opened.len() >= OPENED_MAX {
             m.opened.clear();
         }
-        m.opened.insert(digest, plaintext);
+        m.opened.insert(digest, (plaintext, pinned));
     });
 }
 
@@ -647,8 +652,18 @@ mod tests {
         .unwrap();
         assert_eq!(taken, plain);
         assert_eq!((built, memo.ahead_taken().1), (1, 1));
-        // The destination opens it from what the helper remembered.
-        assert_eq!(open(&k, b"hdr", &taken.0).unwrap(), b"care plan");
+        // The destination opens it from what the helper remembered, told that the aad pins
+        // it (an envelope then skips checking its files against the header again).
+        let opened =
+            crate::seal::open_digested(&k, b"hdr", &taken.0, || crate::envelope::sha256(&taken.0))
+                .unwrap();
+        assert_eq!(opened, (b"care plan".to_vec(), true));
+        // A seal whose plaintext the aad does not pin is opened unpinned.
+        let loose = seal(&pk, b"hdr", b"care plan", [5; 32]).unwrap();
+        let opened =
+            crate::seal::open_digested(&k, b"hdr", &loose, || crate::envelope::sha256(&loose))
+                .unwrap();
+        assert_eq!(opened, (b"care plan".to_vec(), false));
         use_on_this_thread(None);
     }
 

@@ -51,6 +51,7 @@ pub(crate) fn seal_digested(
         crate::memo::remember_opened(
             crate::memo::opened_digest(recipient, aad, &digest),
             plaintext.to_vec(),
+            false,
         );
     }
     Ok((out, digest))
@@ -82,7 +83,7 @@ pub(crate) fn seal_digested_pinned(
     )?;
     let digest = sha256(&out);
     if !taken && let Some(p) = made {
-        crate::memo::remember_opened(crate::memo::opened_digest(recipient, aad, &digest), p);
+        crate::memo::remember_opened(crate::memo::opened_digest(recipient, aad, &digest), p, true);
     }
     Ok((out, digest))
 }
@@ -90,26 +91,28 @@ pub(crate) fn seal_digested_pinned(
 /// Opens a sealed payload with the recipient's key pair; fails on a wrong key, a changed
 /// `aad` or any altered byte.
 pub fn open(keys: &SealKeyPair, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, SealError> {
-    open_digested(keys, aad, sealed, || sha256(sealed))
+    open_digested(keys, aad, sealed, || sha256(sealed)).map(|(p, _)| p)
 }
 
-/// [`open`], given the SHA-256 of `sealed` (asked for only with a memo).
+/// [`open`], given the SHA-256 of `sealed` (asked for only with a memo). Also says whether
+/// `aad` pins the plaintext (it was answered by a memo that a
+/// [`seal_digested_pinned`] filled).
 pub(crate) fn open_digested(
     keys: &SealKeyPair,
     aad: &[u8],
     sealed: &[u8],
     sealed_sha256: impl FnOnce() -> Digest32,
-) -> Result<Vec<u8>, SealError> {
+) -> Result<(Vec<u8>, bool), SealError> {
     if crate::memo::active()
-        && let Some(p) = crate::memo::take_opened(&crate::memo::opened_digest(
+        && let Some(answer) = crate::memo::take_opened(&crate::memo::opened_digest(
             &keys.public(),
             aad,
             &sealed_sha256(),
         ))
     {
-        return Ok(p);
+        return Ok(answer);
     }
-    open_now(keys, aad, sealed)
+    open_now(keys, aad, sealed).map(|p| (p, false))
 }
 
 fn open_now(keys: &SealKeyPair, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, SealError> {
