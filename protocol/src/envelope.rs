@@ -370,6 +370,37 @@ impl Envelope {
         ]))
     }
 
+    /// The header bytes inside an encoded envelope, found without decoding the rest (the
+    /// sealed payload is most of an envelope): what a receipt's digest and a header need.
+    /// None when `bytes` does not start as a version-1 envelope does. Nothing is checked
+    /// beyond that: [`Envelope::decode`] is what accepts an envelope.
+    pub fn header_bytes_in(bytes: &[u8]) -> Option<&[u8]> {
+        // [version, header, sealed, signature]: array(4), uint 1, then a byte string.
+        let rest = bytes.strip_prefix(&[0x84, ENVELOPE_VERSION as u8])?;
+        let (&first, rest) = rest.split_first()?;
+        if first >> 5 != 2 {
+            return None;
+        }
+        let (len, rest) = match first & 0x1f {
+            n @ 0..=23 => (u64::from(n), rest),
+            24 => (u64::from(*rest.first()?), rest.get(1..)?),
+            25 => (
+                u64::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?)),
+                rest.get(2..)?,
+            ),
+            26 => (
+                u64::from(u32::from_be_bytes(rest.get(..4)?.try_into().ok()?)),
+                rest.get(4..)?,
+            ),
+            27 => (
+                u64::from_be_bytes(rest.get(..8)?.try_into().ok()?),
+                rest.get(8..)?,
+            ),
+            _ => return None,
+        };
+        rest.get(..usize::try_from(len).ok()?)
+    }
+
     /// Decodes envelope bytes (bounded by [`ENVELOPE_BYTES_MAX`]). Does not verify.
     pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
         const W: &str = "envelope";

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use renkei_protocol::envelope::Envelope;
+use renkei_protocol::envelope::{Envelope, Header, sha256};
 use renkei_protocol::error::{DecodeError, SealError, VerifyError};
 use renkei_protocol::limits::{BATCH_ENVELOPES_MAX, ENVELOPE_BYTES_MAX};
 use renkei_protocol::proof::Proof;
@@ -109,6 +109,27 @@ fn sealing_then_signing_in_two_steps_gives_the_same_envelope() {
             .verify()
             .is_err()
     );
+}
+
+#[test]
+fn the_header_bytes_are_found_in_an_envelope_without_decoding_it() {
+    let env = envelope();
+    let bytes = env.encode();
+    let hb = Envelope::header_bytes_in(&bytes).unwrap();
+    assert_eq!(sha256(hb), env.digest());
+    assert_eq!(Header::decode(hb).unwrap(), *env.header());
+    // Anything that does not start as a version-1 envelope, or stops short, is None.
+    assert!(Envelope::header_bytes_in(&[]).is_none());
+    assert!(Envelope::header_bytes_in(&bytes[..3]).is_none());
+    let mut other = bytes.clone();
+    other[1] = 0x02;
+    assert!(Envelope::header_bytes_in(&other).is_none());
+    for cut in [4, 10, hb.len()] {
+        assert!(
+            Envelope::header_bytes_in(&bytes[..cut]).is_none(),
+            "cut at {cut}"
+        );
+    }
 }
 
 #[test]

@@ -31,7 +31,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use renkei_node::core::unit::check_unit_ahead;
-use renkei_protocol::envelope::{Envelope, Header};
+use renkei_protocol::envelope::{Envelope, Header, sha256};
 use renkei_protocol::ids::{EnvelopeId, OfficeNumber, OperatorId, ServiceKind};
 use renkei_protocol::keys::{EncPublicKey, OperatorKeys};
 use renkei_protocol::memo::{self, CryptoMemo};
@@ -68,7 +68,9 @@ pub(crate) struct ArrivalJob {
     pub(crate) from: OperatorId,
     /// The receiving node's clock on arrival.
     pub(crate) at_ms: u64,
-    pub(crate) envelopes: Vec<Vec<u8>>,
+    /// Each envelope's header bytes (`Envelope::header_bytes_in`): all a receipt needs,
+    /// without copying or decoding the sealed payloads.
+    pub(crate) headers: Vec<Vec<u8>>,
 }
 
 /// An office a node will register (and so sign a binding for).
@@ -370,14 +372,13 @@ fn arrival(nodes: &[NodeKeys], j: &ArrivalJob, late: &dyn Fn() -> bool) {
         return;
     };
     let my_id = me.keys.id();
-    for bytes in &j.envelopes {
+    for header_bytes in &j.headers {
         if late() {
             return;
         }
-        let Ok(env) = Envelope::decode(bytes) else {
+        let Ok(h) = Header::decode(header_bytes) else {
             continue;
         };
-        let h = env.header();
         let kind = if h.destination == my_id {
             ReceiptKind::Delivered
         } else {
@@ -385,7 +386,8 @@ fn arrival(nodes: &[NodeKeys], j: &ArrivalJob, late: &dyn Fn() -> bool) {
                 hop: if j.from == h.origin { 1 } else { 2 },
             }
         };
-        sign(me, env.id(), env.digest(), kind, j.at_ms);
+        // The envelope digest receipts name: SHA-256 of the header bytes.
+        sign(me, h.id, sha256(header_bytes), kind, j.at_ms);
     }
 }
 

@@ -19,6 +19,7 @@ use renkei_node::core::{
     ApiCommand, ApiId, ApiReply, Auth, Core, CoreConfig, Effect, Input, OutboundId,
 };
 use renkei_node::store::{MemoryStore, Tree};
+use renkei_protocol::envelope::Envelope;
 use renkei_protocol::ids::OperatorId;
 use renkei_protocol::keys::OperatorKeys;
 use renkei_protocol::rng::Entropy;
@@ -708,7 +709,11 @@ impl Sim {
                 let size = event::request_size(&request);
                 let to_life = self.nodes[j].life;
                 let hint = match &request {
-                    Request::Deliver(envs) if self.ahead.is_some() => Some(envs.clone()),
+                    Request::Deliver(envs) if self.ahead.is_some() => Some(
+                        envs.iter()
+                            .filter_map(|e| Envelope::header_bytes_in(e).map(<[u8]>::to_vec))
+                            .collect(),
+                    ),
                     _ => None,
                 };
                 self.transmit(

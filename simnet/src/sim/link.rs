@@ -58,8 +58,8 @@ impl Sim {
 
     /// Puts a message from `from` to `to` on the network.
     ///
-    /// `hint`: the envelopes of a Deliver request, for the helper working ahead (the
-    /// receipts the receiving node will sign on arrival).
+    /// `hint`: the header bytes of a Deliver request's envelopes, for the helper working
+    /// ahead (the receipts the receiving node will sign on arrival).
     pub(crate) fn transmit(
         &mut self,
         from: NodeIx,
@@ -100,14 +100,14 @@ impl Sim {
             d += self.net.reorder_ms;
         }
         let due = self.now + d;
-        if let (Some(a), Some(envelopes)) = (&self.ahead, hint) {
+        if let (Some(a), Some(headers)) = (&self.ahead, hint) {
             a.arrival(
                 due,
                 crate::ahead::ArrivalJob {
                     node: to,
                     from: self.nodes[from].keys.id(),
                     at_ms: local(due, self.nodes[to].skew_ms),
-                    envelopes,
+                    headers,
                 },
             );
         }
