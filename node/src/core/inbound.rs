@@ -130,7 +130,7 @@ impl<S: Store> Core<S> {
                 true,
             )
         } else if self.is_me(&h.destination) {
-            self.deliver_here(&env)?
+            self.deliver_here(&env, bytes)?
         } else if self.cfg.relay {
             let hop = if from == h.origin { 1 } else { 2 };
             self.store.put(Tree::Envelopes, id.as_bytes(), bytes)?;
@@ -232,10 +232,13 @@ impl<S: Store> Core<S> {
     }
 
     /// Destination: open, re-validate, put into the office's inbox. Returns the receipt
-    /// (Delivered, or Rejected) and whether it is a rejection.
+    /// (Delivered, or Rejected) and whether it is a rejection. `encoded` is `env`'s
+    /// canonical bytes (as received: an envelope decodes only from those), stored as they
+    /// are instead of encoded again.
     pub(super) fn deliver_here(
         &mut self,
         env: &Envelope,
+        encoded: &[u8],
     ) -> Result<(SignedReceipt, bool), StoreError> {
         let h = env.header();
         let (id, digest) = (env.id(), env.digest());
@@ -290,7 +293,7 @@ impl<S: Store> Core<S> {
                 true,
             ));
         }
-        self.inbox_insert(env, &files, &info)?;
+        self.inbox_insert(env, encoded, &files, &info)?;
         self.counters.delivered += 1;
         self.audit(
             "deliver",

@@ -18,14 +18,14 @@ impl<S: Store> Core<S> {
     pub(super) fn inbox_insert(
         &mut self,
         env: &Envelope,
+        encoded: &[u8],
         files: &[Vec<u8>],
         info: &UnitInfo,
     ) -> Result<(), StoreError> {
         let h = env.header();
         let id = env.id();
         let office = h.to.office.clone();
-        self.store
-            .put(Tree::Envelopes, id.as_bytes(), &env.encode())?;
+        self.store.put(Tree::Envelopes, id.as_bytes(), encoded)?;
         for (i, f) in files.iter().enumerate() {
             self.store.put(Tree::Files, &id_n_key(&id, i as u64), f)?;
         }

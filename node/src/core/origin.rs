@@ -156,7 +156,7 @@ impl<S: Store> Core<S> {
         )?;
         self.counters.submitted += 1;
         if self.route(&dest) == Route::Local {
-            let (receipt, rejected) = self.deliver_here(&env)?;
+            let (receipt, rejected) = self.deliver_here(&env, &encoded)?;
             self.remember_answer(&env, &receipt, rejected)?;
             self.apply_receipt_at_origin(&receipt)?;
         } else {
