@@ -68,7 +68,9 @@ pub struct CryptoMemo(Arc<Mutex<Inner>>, Arc<Mutex<Ahead>>);
 struct Ahead {
     /// `None` while the helper is making it.
     signed: HashMap<[u8; 32], Option<[u8; 64]>, DigestBuild>,
-    sealed: HashMap<[u8; 32], Option<Vec<u8>>, DigestBuild>,
+    /// A sealed payload with its SHA-256 (an envelope signs it; the helper that sealed
+    /// the bytes hashes them too, so the asking thread does not).
+    sealed: AheadMap<Sealed>,
     signed_taken: u64,
     sealed_taken: u64,
     signed_made: u64,
@@ -388,6 +390,9 @@ const AHEAD_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
 type AheadMap<T> = HashMap<[u8; 32], Option<T>, DigestBuild>;
 
 /// One of [`Ahead`]'s maps with its counters of answers taken, made and missed.
+/// Sealed bytes and their SHA-256.
+pub(crate) type Sealed = (Vec<u8>, [u8; 32]);
+
 type AheadSlot<'a, T> = (&'a mut AheadMap<T>, &'a mut u64, &'a mut u64, &'a mut u64);
 
 /// The one protocol of answers made ahead, over either map of [`Ahead`].
@@ -482,11 +487,18 @@ pub(crate) fn signed_ahead(
 }
 
 /// [`signed_ahead`] for sealed payloads (a payload taken was remembered as opened by the
-/// thread that sealed it).
+/// thread that sealed it): the sealed bytes with their SHA-256, computed by whichever
+/// thread made them.
 pub(crate) fn sealed_ahead<E>(
     digest: impl FnOnce() -> [u8; 32],
     make: impl FnOnce() -> Result<Vec<u8>, E>,
-) -> Result<(Vec<u8>, bool), E> {
+) -> Result<(Sealed, bool), E> {
+    let make = || {
+        make().map(|sealed| {
+            let sha = crate::envelope::sha256(&sealed);
+            (sealed, sha)
+        })
+    };
     let Some(m) = this_thread() else {
         return Ok((make()?, false));
     };

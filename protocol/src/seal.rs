@@ -42,11 +42,10 @@ pub(crate) fn seal_digested(
     plaintext: &[u8],
     ephemeral_seed: [u8; 32],
 ) -> Result<(Vec<u8>, Digest32), SealError> {
-    let (out, taken) = crate::memo::sealed_ahead(
+    let ((out, digest), taken) = crate::memo::sealed_ahead(
         || crate::memo::sealed_digest(recipient, aad, plaintext, &ephemeral_seed),
         || sender::seal(recipient, SEAL_INFO, aad, plaintext, ephemeral_seed),
     )?;
-    let digest = sha256(&out);
     if crate::memo::active() && !taken {
         crate::memo::remember_opened(
             crate::memo::opened_digest(recipient, aad, &digest),
@@ -74,14 +73,13 @@ pub(crate) fn seal_digested_pinned(
         return seal_digested(recipient, aad, &plaintext(), ephemeral_seed);
     }
     let mut made: Option<Vec<u8>> = None;
-    let (out, taken) = crate::memo::sealed_ahead(
+    let ((out, digest), taken) = crate::memo::sealed_ahead(
         || crate::memo::sealed_pinned_digest(recipient, aad, &ephemeral_seed),
         || {
             let p = made.insert(plaintext());
             sender::seal(recipient, SEAL_INFO, aad, p, ephemeral_seed)
         },
     )?;
-    let digest = sha256(&out);
     if !taken && let Some(p) = made {
         crate::memo::remember_opened(crate::memo::opened_digest(recipient, aad, &digest), p, true);
     }
