@@ -19,9 +19,6 @@ use serde_json::{Value, json};
 
 const CM: &str = "4074478647";
 const SVC: &str = "4071481594";
-const UPPLAN: &[u8] = include_bytes!(
-    "../../fixtures/valid/d2_kyo_riyohyo/UPPLAN_202505_4074478647_43_4071481594_11_20250425164608.CSV"
-);
 
 /// Options of `renkei bench relay`.
 #[derive(clap::Args, Debug, Clone)]
@@ -153,14 +150,7 @@ fn stamp(i: usize) -> String {
 
 /// A valid UPPLAN of about `size` bytes (whole records of the fixture, repeated as needed).
 fn payload(size: usize) -> Vec<u8> {
-    let records: Vec<&[u8]> = UPPLAN.split_inclusive(|b| *b == b'\n').collect();
-    let mut out = Vec::with_capacity(size + 256);
-    let mut i = 0;
-    while out.len() < size || out.is_empty() {
-        out.extend_from_slice(records[i % records.len()]);
-        i += 1;
-    }
-    out
+    crate::bench_csv::valid(size)
 }
 
 fn status(p: &Proc) -> Result<Value> {

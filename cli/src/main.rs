@@ -2,6 +2,7 @@
 //! keys), offices (send, inbox, fetch, sent, proof), auditors (verify) and developers.
 
 mod bench;
+mod bench_csv;
 mod client;
 mod node_cmd;
 mod verify_cmd;
@@ -72,6 +73,8 @@ pub struct NodeArgs {
 enum BenchCmd {
     /// End-to-end A → B (or A → relay → B) throughput and latency with real nodes.
     Relay(bench::RelayArgs),
+    /// The standard-spec check's cost per byte on worst-case inputs against a valid file.
+    Csv(bench_csv::CsvArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -316,6 +319,9 @@ fn main() -> Result<()> {
         Command::Bench {
             cmd: BenchCmd::Relay(a),
         } => bench::relay(a)?,
+        Command::Bench {
+            cmd: BenchCmd::Csv(a),
+        } => bench_csv::run(a)?,
         Command::RosterInstall { dir, roster } => node_cmd::roster_install(&dir, &roster)?,
         Command::Directory { node, office } => client::directory(&node, &office)?,
         Command::Run { dir } => node_cmd::run(&dir)?,

@@ -11,6 +11,7 @@ mod error;
 mod metrics;
 mod office;
 mod ratelimit;
+pub mod uploads;
 
 use std::net::SocketAddr;
 
@@ -40,6 +41,10 @@ pub struct AppState {
     pub upload_bytes_max: usize,
     /// Deadline for an upload's body.
     pub request_timeout: std::time::Duration,
+    /// Per-office upload limits and the prepare pool.
+    pub uploads: uploads::Uploads,
+    /// `/readyz` answers 503 when the core has been on one batch longer than this.
+    pub ready_stall: std::time::Duration,
 }
 
 /// The office identity from a bearer token.
@@ -60,6 +65,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(|| async { Html(PAGE) }))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
         .route(
             "/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
@@ -73,6 +79,10 @@ pub fn router(state: AppState) -> Router {
                 .layer(axum::middleware::from_fn_with_state(
                     (upload_max, deadline),
                     body_timeout::read_body_in_time,
+                ))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    uploads::gate,
                 )),
         )
         .route("/v1/inbox", get(office::inbox))
@@ -101,6 +111,28 @@ pub fn router(state: AppState) -> Router {
             ratelimit::limit_failed_auth,
         ))
         .with_state(state)
+}
+
+/// Readiness: `200 ready` while the core takes inputs; `503` when it has been on one batch
+/// for longer than `limits.ready_stall_ms` (or has stopped). `/healthz` stays a liveness
+/// check of the HTTP server alone.
+async fn readyz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match state.core.stalled_for() {
+        None => "ready\n".into_response(),
+        Some(d) if d < state.ready_stall => "ready\n".into_response(),
+        Some(d) => error::json_error(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            format!(
+                "the core has been on one batch of inputs for {} ms (limit {} ms)",
+                d.as_millis(),
+                state.ready_stall.as_millis()
+            ),
+        ),
+    }
 }
 
 /// Serves the API until `shutdown` resolves.

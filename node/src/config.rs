@@ -60,6 +60,10 @@ pub struct DeliveryConfig {
     pub batch_envelopes_max: usize,
     /// Directory sync interval (ms). Default 30000.
     pub sync_interval_ms: u64,
+    /// Envelopes created more than this far ahead of this node's clock are refused
+    /// (`Malformed`, naming the times), and so are envelopes older than the expiry window
+    /// plus the relay grace plus this (ms). Default 600000 (10 min).
+    pub max_skew_ms: u64,
 }
 
 impl Default for DeliveryConfig {
@@ -70,6 +74,7 @@ impl Default for DeliveryConfig {
             expiry_ms: EXPIRY_MS_DEFAULT,
             batch_envelopes_max: renkei_protocol::limits::BATCH_ENVELOPES_MAX,
             sync_interval_ms: 30_000,
+            max_skew_ms: crate::core::MAX_SKEW_MS_DEFAULT,
         }
     }
 }
@@ -93,6 +98,60 @@ pub struct LimitsConfig {
     /// An upload's body must arrive within this many milliseconds, or `408`. Default
     /// 30 000. The environment variable `RENKEI_REQUEST_TIMEOUT_MS` overrides it.
     pub request_timeout_ms: u64,
+    /// Upload bytes of one office received or checked at once (each request counted as
+    /// its `Content-Length`); more are answered `429`. Default 12 MiB (two uploads of the
+    /// largest size).
+    pub office_upload_bytes_in_flight_max: u64,
+    /// Uploads one office may start per hour; more are answered `429` with
+    /// `Retry-After`. Default 36 000 (ten a second, all hour long).
+    pub office_uploads_per_hour_max: u32,
+    /// Send units checked at once, off the core's thread (the prepare pool). Default 0:
+    /// one per CPU core.
+    pub prepare_workers: usize,
+    /// `/readyz` answers `503` once the core has been on one batch of inputs this many
+    /// milliseconds. Default 10 000.
+    pub ready_stall_ms: u64,
+    /// Inbound libp2p connections established at once (only roster peers are admitted).
+    /// Default 256.
+    pub connections_max: u32,
+    /// libp2p connections with one peer. Default 4.
+    pub connections_per_peer_max: u32,
+    /// Concurrent relay-protocol streams per connection. Default 16.
+    pub streams_per_connection_max: usize,
+    /// Bytes of peers' requests read and decoded at once, over all streams; a request waits
+    /// for room. Default 128 MiB.
+    pub inbound_bytes_in_flight_max: usize,
+    /// One peer's requests handed to the core and not answered yet; more are answered
+    /// `Refused { RateLimited }`. Default 8.
+    pub inbound_requests_pending_per_peer_max: usize,
+}
+
+impl LimitsConfig {
+    /// The network layer's settings for these keys.
+    pub fn net_config(&self, keys: &renkei_protocol::keys::OperatorKeys) -> crate::net::Config {
+        let mut c = crate::net::Config::new(keys);
+        c.connections_max = self.connections_max.max(1);
+        c.connections_per_peer_max = self.connections_per_peer_max.max(1);
+        c.streams_per_connection_max = self.streams_per_connection_max.max(1);
+        c.inbound_bytes_in_flight_max = self.inbound_bytes_in_flight_max.max(1);
+        c.inbound_pending_per_peer_max = self.inbound_requests_pending_per_peer_max.max(1);
+        c
+    }
+
+    /// The upload limits of the HTTP API.
+    pub fn upload_limits(&self) -> crate::api::uploads::UploadLimits {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        crate::api::uploads::UploadLimits {
+            bytes_in_flight_per_office: self.office_upload_bytes_in_flight_max,
+            upload_bytes_max: self.upload_bytes_max as u64,
+            per_office_per_hour: self.office_uploads_per_hour_max,
+            prepare_workers: if self.prepare_workers == 0 {
+                cores
+            } else {
+                self.prepare_workers
+            },
+        }
+    }
 }
 
 impl Default for LimitsConfig {
@@ -104,6 +163,15 @@ impl Default for LimitsConfig {
             store_segment_bytes: crate::store::vlog::SEGMENT_BYTES_MAX,
             commit_batch_max: 256,
             request_timeout_ms: 30_000,
+            office_upload_bytes_in_flight_max: 12 * 1024 * 1024,
+            office_uploads_per_hour_max: 36_000,
+            prepare_workers: 0,
+            ready_stall_ms: 10_000,
+            connections_max: crate::net::CONNECTIONS_MAX_DEFAULT,
+            connections_per_peer_max: crate::net::CONNECTIONS_PER_PEER_MAX_DEFAULT,
+            streams_per_connection_max: crate::net::STREAMS_PER_CONNECTION_MAX_DEFAULT,
+            inbound_bytes_in_flight_max: crate::net::INBOUND_BYTES_IN_FLIGHT_MAX_DEFAULT,
+            inbound_requests_pending_per_peer_max: crate::net::INBOUND_PENDING_PER_PEER_MAX_DEFAULT,
         }
     }
 }
@@ -201,6 +269,7 @@ impl NodeConfig {
             authority,
             sync_interval_ms: self.delivery.sync_interval_ms,
             batch_envelopes_max: self.delivery.batch_envelopes_max,
+            max_skew_ms: self.delivery.max_skew_ms,
             ..CoreConfig::default()
         })
     }

@@ -14,7 +14,7 @@
 //! | `refuse-garbage` | a frame that is not CBOR | `Refused { Malformed }`, and the node still answers |
 //! | `refuse-forged-signature` | a fresh envelope with a corrupted origin signature | `Rejected` receipt with code `bad_signature`, and the node still answers |
 //! | `refuse-unknown-origin` | an envelope signed by an operator outside the roster | `Rejected` receipt with code `unknown_operator`, and the node still answers |
-//! | `refuse-outsider-peer` | `DirectorySync` from a peer identity outside the roster | `Refused { NotInRoster }` |
+//! | `refuse-outsider-peer` | `DirectorySync` from a peer identity outside the roster | the connection denied when established (before the request is read), or `Refused { NotInRoster }` |
 //! | `refuse-oversize` | a frame one byte over `MESSAGE_BYTES_MAX` | `Refused { TooLarge }`, and the node still answers |
 //!
 //! Every check is run even when an earlier one fails; checks that need the delivery

@@ -29,6 +29,7 @@ mod receipt_role;
 pub mod records;
 mod submissions;
 pub mod unit;
+pub use unit::PreparedUnit;
 pub mod views;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -49,6 +50,8 @@ use records::OfficeRec;
 
 /// Cap on retry delay.
 pub const RETRY_DELAY_MS_MAX: u64 = 5 * 60 * 1000;
+/// Default bound on an envelope's creation time ahead of this node's clock: 10 minutes.
+pub const MAX_SKEW_MS_DEFAULT: u64 = 10 * 60 * 1000;
 /// Default expiry window: 7 days.
 pub const EXPIRY_MS_DEFAULT: u64 = 7 * 24 * 3600 * 1000;
 
@@ -77,6 +80,9 @@ pub struct CoreConfig {
     pub batch_bytes_max: usize,
     /// Due envelopes looked at per pass (bounds the work of one commit).
     pub due_scan_max: usize,
+    /// An envelope created more than this far ahead of this node's clock is refused (and
+    /// the past bound is the expiry window plus the relay grace plus this).
+    pub max_skew_ms: u64,
 }
 
 impl Default for CoreConfig {
@@ -93,6 +99,7 @@ impl Default for CoreConfig {
             batch_envelopes_max: BATCH_ENVELOPES_MAX,
             batch_bytes_max: BATCH_BYTES_MAX,
             due_scan_max: 4096,
+            max_skew_ms: MAX_SKEW_MS_DEFAULT,
         }
     }
 }
@@ -240,7 +247,7 @@ impl<S: Store> Core<S> {
             Input::SendFailed { id, to, error } => self.on_send_failed(id, to, &error)?,
             Input::PeerUp(p) => {
                 self.peers_up.insert(p);
-                self.expedite_all();
+                self.expedite_toward(p);
                 self.send_sync(p);
             }
             Input::PeerDown(p) => {

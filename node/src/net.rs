@@ -27,6 +27,7 @@ mod behaviour;
 mod client;
 mod codec;
 mod event_loop;
+mod gate;
 mod peer_ids;
 
 use std::collections::BTreeSet;
@@ -54,6 +55,19 @@ pub const RECONNECT_DELAY_MIN_DEFAULT: Duration = Duration::from_secs(1);
 pub const RECONNECT_DELAY_MAX_DEFAULT: Duration = Duration::from_secs(60);
 /// Default capacity of the command and event channels.
 pub const CHANNEL_CAPACITY_DEFAULT: usize = 256;
+/// Default bound on inbound connections established at once (from admitted peers).
+pub const CONNECTIONS_MAX_DEFAULT: u32 = 256;
+/// Default bound on connections with one peer (TCP and QUIC, and a dial race).
+pub const CONNECTIONS_PER_PEER_MAX_DEFAULT: u32 = 4;
+/// Default bound on inbound connections still in their handshake.
+pub const PENDING_INCOMING_MAX_DEFAULT: u32 = 64;
+/// Default bound on concurrent relay-protocol streams per connection (libp2p's own is 100).
+pub const STREAMS_PER_CONNECTION_MAX_DEFAULT: usize = 16;
+/// Default bound on request body bytes being read at once, over all streams.
+pub const INBOUND_BYTES_IN_FLIGHT_MAX_DEFAULT: usize = 128 * 1024 * 1024;
+/// Default bound on one peer's requests handed to the core and not answered yet; more are
+/// answered `Refused { RateLimited }`.
+pub const INBOUND_PENDING_PER_PEER_MAX_DEFAULT: usize = 8;
 
 /// Settings of the network layer.
 #[derive(Clone)]
@@ -76,6 +90,18 @@ pub struct Config {
     pub reconnect_delay_max: Duration,
     /// Capacity of the command and event channels.
     pub channel_capacity: usize,
+    /// Inbound connections established at once.
+    pub connections_max: u32,
+    /// Connections with one peer.
+    pub connections_per_peer_max: u32,
+    /// Inbound connections in their handshake at once.
+    pub pending_incoming_max: u32,
+    /// Concurrent relay-protocol streams per connection.
+    pub streams_per_connection_max: usize,
+    /// Request body bytes read at once over all streams (a frame waits for room).
+    pub inbound_bytes_in_flight_max: usize,
+    /// One peer's requests handed on and not answered yet; more are `RateLimited`.
+    pub inbound_pending_per_peer_max: usize,
 }
 
 impl Config {
@@ -90,6 +116,12 @@ impl Config {
             reconnect_delay_min: RECONNECT_DELAY_MIN_DEFAULT,
             reconnect_delay_max: RECONNECT_DELAY_MAX_DEFAULT,
             channel_capacity: CHANNEL_CAPACITY_DEFAULT,
+            connections_max: CONNECTIONS_MAX_DEFAULT,
+            connections_per_peer_max: CONNECTIONS_PER_PEER_MAX_DEFAULT,
+            pending_incoming_max: PENDING_INCOMING_MAX_DEFAULT,
+            streams_per_connection_max: STREAMS_PER_CONNECTION_MAX_DEFAULT,
+            inbound_bytes_in_flight_max: INBOUND_BYTES_IN_FLIGHT_MAX_DEFAULT,
+            inbound_pending_per_peer_max: INBOUND_PENDING_PER_PEER_MAX_DEFAULT,
         }
     }
 }
@@ -105,6 +137,21 @@ impl fmt::Debug for Config {
             .field("reconnect_delay_min", &self.reconnect_delay_min)
             .field("reconnect_delay_max", &self.reconnect_delay_max)
             .field("channel_capacity", &self.channel_capacity)
+            .field("connections_max", &self.connections_max)
+            .field("connections_per_peer_max", &self.connections_per_peer_max)
+            .field("pending_incoming_max", &self.pending_incoming_max)
+            .field(
+                "streams_per_connection_max",
+                &self.streams_per_connection_max,
+            )
+            .field(
+                "inbound_bytes_in_flight_max",
+                &self.inbound_bytes_in_flight_max,
+            )
+            .field(
+                "inbound_pending_per_peer_max",
+                &self.inbound_pending_per_peer_max,
+            )
             .finish()
     }
 }
@@ -184,6 +231,21 @@ pub enum NetError {
     Stopped,
 }
 
+/// Inbound requests handed on whose stream failed (timed out, connection closed) before
+/// they were answered: the driver drops them unread ([`NetClient::take_gone`]).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Gone(std::sync::Arc<std::sync::Mutex<BTreeSet<u64>>>);
+
+impl Gone {
+    pub(crate) fn insert(&self, id: u64) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+    }
+
+    pub(crate) fn take(&self, id: u64) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&id)
+    }
+}
+
 /// Constructor of the network actor.
 #[derive(Debug)]
 pub struct Network;
@@ -202,7 +264,12 @@ impl Network {
         let capacity = config.channel_capacity.max(1);
         let (command_tx, command_rx) = mpsc::channel(capacity);
         let (event_tx, event_rx) = mpsc::channel(capacity);
-        let event_loop = EventLoop::new(swarm, config, command_rx, event_tx);
-        Ok((NetClient::new(command_tx, local), event_rx, event_loop))
+        let gone = Gone::default();
+        let event_loop = EventLoop::new(swarm, config, command_rx, event_tx, gone.clone());
+        Ok((
+            NetClient::new(command_tx, local, gone),
+            event_rx,
+            event_loop,
+        ))
     }
 }

@@ -9,6 +9,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use renkei_protocol::rng::Entropy;
@@ -66,9 +68,21 @@ pub struct ApiCall {
 #[derive(Clone)]
 pub struct CoreHandle {
     tx: mpsc::Sender<ApiCall>,
+    /// When the core started its current batch (ms since the epoch), 0 while it waits for
+    /// inputs, 1 once it has stopped.
+    busy_since: Arc<AtomicU64>,
 }
 
 impl CoreHandle {
+    /// How long the core has been on its current batch (`None`: waiting for inputs). A core
+    /// that has stopped reports the time since the epoch.
+    pub fn stalled_for(&self) -> Option<Duration> {
+        match self.busy_since.load(Ordering::Relaxed) {
+            0 => None,
+            t => Some(Duration::from_millis(now_ms().saturating_sub(t))),
+        }
+    }
+
     /// Runs one API command; the reply comes after the batch's commit.
     pub async fn call(&self, auth: Auth, cmd: ApiCommand) -> ApiReply {
         let (reply, rx) = oneshot::channel();
@@ -216,6 +230,13 @@ impl Peers {
         }
     }
 
+    fn gone(&self, id: u64) -> bool {
+        match self {
+            Peers::Net { client, .. } => client.take_gone(id),
+            Peers::None => false,
+        }
+    }
+
     async fn respond(&self, id: u64, response: Response) {
         if let Peers::Net { client, .. } = self
             && let Err(e) = client.respond(id, response).await
@@ -285,6 +306,7 @@ async fn forward_events(
 
 /// The core task: group-commit loop. Returns when `shutdown` resolves (after finishing and
 /// committing the current batch) or on a fatal store error.
+#[allow(clippy::too_many_arguments)] // the task's channels, its switch and its gauge
 pub async fn drive(
     mut core: Core<DiskStore>,
     mut api_rx: mpsc::Receiver<ApiCall>,
@@ -293,7 +315,16 @@ pub async fn drive(
     peers: Peers,
     batch_max: usize,
     mut shutdown: oneshot::Receiver<()>,
+    busy_since: Arc<AtomicU64>,
 ) -> Result<(), RuntimeError> {
+    // Whatever way this returns, `/readyz` then says the core has stopped.
+    struct Stopped(Arc<AtomicU64>);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            self.0.store(1, Ordering::Relaxed);
+        }
+    }
+    let _stopped = Stopped(busy_since.clone());
     let mut replies: BTreeMap<u64, oneshot::Sender<ApiReply>> = BTreeMap::new();
     let mut next_api = 1u64;
     let mut wake: Option<u64> = Some(now_ms());
@@ -315,6 +346,7 @@ pub async fn drive(
                 Effect::Roster { peers: list } => peers.roster(list).await,
             }
         }
+        busy_since.store(0, Ordering::Relaxed);
         let delay = wake.map_or(Duration::from_secs(3600), |w| {
             Duration::from_millis(w.saturating_sub(now_ms()))
         });
@@ -343,7 +375,16 @@ pub async fn drive(
             }
         }
         let now = now_ms();
+        busy_since.store(now.max(2), Ordering::Relaxed);
         for input in batch.drain(..) {
+            // A peer's request whose stream failed (timed out, closed) before the core got
+            // to it is dropped unread: nobody waits for its answer.
+            if let Input::Inbound { id, from, .. } = &input
+                && peers.gone(*id)
+            {
+                tracing::info!(id, peer = %from, "dropping a request whose stream is gone");
+                continue;
+            }
             core.handle(now, input)?;
         }
         // Group commit: one flush for the batch, then (and only then) its effects.
@@ -372,8 +413,18 @@ pub fn spawn_core(
 ) {
     let (tx, rx) = mpsc::channel(API_QUEUE_MAX);
     let (stop, stop_rx) = oneshot::channel();
-    let join = tokio::spawn(drive(core, rx, peer_rx, peer_tx, peers, batch_max, stop_rx));
-    (CoreHandle { tx }, stop, join)
+    let busy_since = Arc::new(AtomicU64::new(0));
+    let join = tokio::spawn(drive(
+        core,
+        rx,
+        peer_rx,
+        peer_tx,
+        peers,
+        batch_max,
+        stop_rx,
+        busy_since.clone(),
+    ));
+    (CoreHandle { tx, busy_since }, stop, join)
 }
 
 /// Starts the libp2p network of a node if its config asks for one.
@@ -385,7 +436,7 @@ async fn start_network(
     if cfg.listen.is_empty() && cfg.roster.is_none() && cfg.peers.is_empty() {
         return Ok((Peers::None, vec![]));
     }
-    let (client, events, ev_loop) = crate::net::Network::new(crate::net::Config::new(keys))
+    let (client, events, ev_loop) = crate::net::Network::new(cfg.limits.net_config(keys))
         .map_err(|e| RuntimeError::Io(format!("network: {e}")))?;
     tokio::spawn(ev_loop.run());
     tokio::spawn(forward_events(events, to_core));
@@ -484,6 +535,8 @@ pub async fn start(dir: &Path) -> Result<RunningNode, RuntimeError> {
         admin_hash,
         upload_bytes_max: cfg.limits.upload_bytes_max,
         request_timeout: crate::api::body_timeout::request_timeout(cfg.limits.request_timeout_ms),
+        uploads: crate::api::uploads::Uploads::new(cfg.limits.upload_limits()),
+        ready_stall: Duration::from_millis(cfg.limits.ready_stall_ms.max(1)),
     };
     let (stop_http, stop_rx) = oneshot::channel::<()>();
     let http_task = tokio::spawn(crate::api::serve(listener, state, async move {

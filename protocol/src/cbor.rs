@@ -54,12 +54,88 @@ pub fn decode_canonical(
             max,
         });
     }
+    check_items(bytes, what, ITEMS_MAX)?;
     // The protocol's own values take the direct reader; anything else (and every fault)
     // goes the general way, which names what is wrong.
     match direct::decode(bytes) {
         Some(v) => Ok(v),
         None => decode_general(bytes, what),
     }
+}
+
+/// Most CBOR items one decoded value may hold. A value tree costs about 32 bytes per item
+/// however small the item's encoding, so a 17 MiB message of one-byte items would take
+/// over half a gigabyte before any check on what it holds; the largest protocol values
+/// (a roster of 4,096 operators, a message of 1,024 receipts) hold well under this.
+pub const ITEMS_MAX: usize = 1 << 18;
+
+/// Walks the item heads of `bytes` without allocating and refuses, before any value is
+/// built, input that holds more than `max` items, declares more items or bytes than it
+/// has, or uses indefinite lengths (never canonical). Linear in `bytes`; what it lets
+/// through is still decoded and checked in full.
+pub fn check_items(bytes: &[u8], what: &'static str, max: usize) -> Result<(), DecodeError> {
+    let malformed = |detail: &str| DecodeError::Malformed {
+        what,
+        detail: detail.to_owned(),
+    };
+    let mut pos = 0usize;
+    // Items still to read; each takes at least one byte, so more than remain is a lie.
+    let mut pending: u64 = 1;
+    let mut count = 0usize;
+    while pending > 0 {
+        pending -= 1;
+        count += 1;
+        if count > max {
+            return Err(DecodeError::TooLarge {
+                what: "CBOR item count",
+                len: count,
+                max,
+            });
+        }
+        let Some(&ib) = bytes.get(pos) else {
+            return Err(malformed("truncated: an item is missing"));
+        };
+        pos += 1;
+        let (major, ai) = (ib >> 5, ib & 0x1f);
+        let arg = match ai {
+            0..=23 => u64::from(ai),
+            24..=27 => {
+                let n = 1usize << (ai - 24);
+                let Some(b) = bytes.get(pos..pos + n) else {
+                    return Err(malformed("truncated: an item's argument is missing"));
+                };
+                pos += n;
+                b.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x))
+            }
+            31 if major >= 2 => return Err(DecodeError::NonCanonical { what }),
+            _ => return Err(malformed("reserved additional information")),
+        };
+        let remaining = (bytes.len() - pos) as u64;
+        match major {
+            2 | 3 => {
+                if arg > remaining {
+                    return Err(malformed("truncated: a string is longer than the input"));
+                }
+                pos += arg as usize;
+            }
+            4 | 5 => {
+                let items = if major == 5 {
+                    arg.saturating_mul(2)
+                } else {
+                    arg
+                };
+                pending = pending.saturating_add(items);
+            }
+            6 => pending = pending.saturating_add(1),
+            _ => {}
+        }
+        if pending > (bytes.len() - pos) as u64 {
+            return Err(malformed(
+                "truncated: more items declared than bytes remain",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Decodes with ciborium and insists that re-encoding gives back `bytes`.
@@ -255,6 +331,43 @@ impl Fields {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn item_counts_are_checked_before_any_value_is_built() {
+        // An array of 2^20 one-byte integers: 1 MiB of input, refused on the count.
+        let mut big = vec![0x9a, 0x00, 0x10, 0x00, 0x00];
+        big.extend(std::iter::repeat_n(0x01, 1 << 20));
+        match decode_canonical(&big, "test", 4 << 20) {
+            Err(DecodeError::TooLarge { what, max, .. }) => {
+                assert_eq!((what, max), ("CBOR item count", ITEMS_MAX));
+            }
+            other => panic!("expected the item count refusal, got {other:?}"),
+        }
+        // A header announcing 2^32 items in a few bytes: refused, nothing reserved.
+        let lie = [0x9b, 0, 0, 0, 1, 0, 0, 0, 0, 0x01];
+        let e = check_items(&lie, "test", ITEMS_MAX)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("more items declared than bytes remain"), "{e}");
+        // Indefinite lengths are never canonical.
+        assert_eq!(
+            check_items(&[0x9f, 0x01, 0xff], "test", ITEMS_MAX),
+            Err(DecodeError::NonCanonical { what: "test" })
+        );
+        // A map counts its keys and values; a string longer than the input is a lie.
+        assert!(check_items(&[0xa1, 0x01, 0x02], "test", 3).is_ok());
+        assert!(check_items(&[0xa1, 0x01, 0x02], "test", 2).is_err());
+        assert!(check_items(&[0x5a, 0xff, 0xff, 0xff, 0xff, 0x00], "test", 9).is_err());
+        // What the protocol builds passes untouched.
+        let v = Value::Array(vec![
+            uint(1),
+            Value::Bytes(vec![7; 300]),
+            Value::Text("x".into()),
+        ]);
+        let bytes = encode(&v);
+        assert!(check_items(&bytes, "test", 4).is_ok());
+        assert_eq!(decode_canonical(&bytes, "test", 1024).unwrap(), v);
+    }
 
     #[test]
     fn non_canonical_integer_is_refused() {

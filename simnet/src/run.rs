@@ -203,7 +203,10 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         let api = sim.api(
             origin,
             Auth::Office(from.token_hash()),
-            ApiCommand::Submit { files, supersedes },
+            ApiCommand::Submit {
+                unit: renkei_node::core::PreparedUnit::new(files),
+                supersedes,
+            },
         );
         history.submitted(
             api,

@@ -2,7 +2,7 @@
 //! The checkers can fail: a deliberately broken driver and a relay that holds plaintext are
 //! caught; and a run is a pure function of its seed.
 
-use renkei_node::core::{ApiCommand, ApiReply, Auth};
+use renkei_node::core::{ApiCommand, ApiReply, Auth, PreparedUnit};
 use renkei_node::store::SharedValues;
 use renkei_protocol::envelope::sha256;
 use renkei_simnet::checker;
@@ -101,7 +101,7 @@ fn plaintext_at_a_relay_is_caught() {
         1,
         auth,
         ApiCommand::Submit {
-            files,
+            unit: PreparedUnit::new(files),
             supersedes: None,
         },
     );

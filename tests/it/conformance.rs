@@ -3,9 +3,8 @@
 //! exits non-zero.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use renkei_tests::{FIXTURES, Federation, NodeProc, renkei, renkei_bin};
+use renkei_tests::{FIXTURES, Federation, renkei, renkei_bin};
 
 /// Receiving office (居宅介護支援, kind 43) of the test unit.
 const CM: &str = "4074478647";
@@ -31,28 +30,6 @@ fn target_and_tester(tag: &str) -> Federation {
     f
 }
 
-/// The target's libp2p address with its peer id.
-fn target_addr(n: &NodeProc) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let listen = loop {
-        if let Ok(text) = std::fs::read_to_string(n.dir.0.join("listen.addrs"))
-            && let Some(first) = text.lines().find(|l| l.contains("/tcp/"))
-        {
-            break first.trim().to_owned();
-        }
-        assert!(Instant::now() < deadline, "no listen.addrs");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let show = renkei(&["key", "show", "--dir", n.dir_str()]);
-    let peer = show
-        .lines()
-        .find_map(|l| l.strip_prefix("peer id:"))
-        .unwrap()
-        .trim()
-        .to_owned();
-    format!("{listen}/p2p/{peer}")
-}
-
 /// Runs `renkei conformance` from the tester against the target: (exit code, stdout).
 fn conformance(f: &Federation) -> (i32, String) {
     let unit = std::path::Path::new(FIXTURES).join(UNIT);
@@ -62,7 +39,7 @@ fn conformance(f: &Federation) -> (i32, String) {
             "--dir",
             f.nodes[1].dir_str(),
             "--target",
-            &target_addr(&f.nodes[0]),
+            &renkei_tests::p2p_addr(&f.nodes[0]),
             "--roster",
             f.roster().to_str().unwrap(),
             "--unit",

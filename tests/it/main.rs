@@ -6,5 +6,6 @@ mod browser;
 mod conformance;
 mod crash_loop;
 mod federation;
+mod flood;
 mod rotation;
 mod single_node;

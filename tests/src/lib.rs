@@ -501,3 +501,25 @@ pub fn wait_reachable(from: &Office, office: &str) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A node's libp2p TCP address with its peer id (`…/p2p/PEER_ID`), once it listens.
+pub fn p2p_addr(n: &NodeProc) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let listen = loop {
+        if let Ok(text) = std::fs::read_to_string(n.dir.0.join("listen.addrs"))
+            && let Some(first) = text.lines().find(|l| l.contains("/tcp/"))
+        {
+            break first.trim().to_owned();
+        }
+        assert!(Instant::now() < deadline, "no listen.addrs");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let show = renkei(&["key", "show", "--dir", n.dir_str()]);
+    let peer = show
+        .lines()
+        .find_map(|l| l.strip_prefix("peer id:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    format!("{listen}/p2p/{peer}")
+}

@@ -100,9 +100,17 @@ pub(super) async fn submit(
             "no `file` parts in the form".into(),
         );
     }
+    // The check runs on the prepare pool, not on the core's thread.
+    let Some(unit) = state.uploads.prepare(files).await else {
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the node is shutting down".into(),
+        );
+    };
     match state
         .core
-        .call(auth, ApiCommand::Submit { files, supersedes })
+        .call(auth, ApiCommand::Submit { unit, supersedes })
         .await
     {
         ApiReply::Accepted(v) => (StatusCode::ACCEPTED, Json(v)).into_response(),

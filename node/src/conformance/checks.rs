@@ -323,7 +323,18 @@ async fn outsider_peer(opts: &Options, target: OperatorId) -> Result<String, Str
         })
         .await;
     s.close().await;
-    match outcome? {
+    // Renkei denies such a connection when it is established, before any request is read
+    // (the request fails in transport); an implementation may instead answer
+    // `Refused { NotInRoster }`. Either passes; any answer that serves the outsider fails.
+    let response = match outcome {
+        Err(e) => {
+            return Ok(format!(
+                "a peer outside the roster was refused before its request was read ({e})"
+            ));
+        }
+        Ok(r) => r,
+    };
+    match response {
         Response::Refused {
             code: RefusalCode::NotInRoster,
             message,

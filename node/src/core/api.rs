@@ -23,8 +23,8 @@ impl<S: Store> Core<S> {
         let need_operator =
             || ApiReply::Forbidden("operator command; not available to offices".into());
         Ok(match cmd {
-            ApiCommand::Submit { files, supersedes } => match office {
-                Some(o) => self.submit(o, files, supersedes)?,
+            ApiCommand::Submit { unit, supersedes } => match office {
+                Some(o) => self.submit(o, unit, supersedes)?,
                 None => need_office(),
             },
             ApiCommand::Inbox { latest_only } => match office {

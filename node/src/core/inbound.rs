@@ -129,8 +129,27 @@ impl<S: Store> Core<S> {
                 self.sign_receipt(id, digest, reject(RejectCode::UnknownOperator, text)),
                 true,
             )
+        } else if let Some(text) = self.time_out_of_bounds(h.created_at_ms) {
+            (
+                self.sign_receipt(id, digest, reject(RejectCode::Malformed, text)),
+                true,
+            )
         } else if self.is_me(&h.destination) {
             self.deliver_here(&env, bytes)?
+        } else if self.cfg.relay
+            && self
+                .roster
+                .as_ref()
+                .is_none_or(|r| r.roster().operator_with_key(&h.destination).is_none())
+        {
+            let text = format!(
+                "destination operator {} is not in this relay's roster",
+                h.destination
+            );
+            (
+                self.sign_receipt(id, digest, reject(RejectCode::NoRoute, text)),
+                true,
+            )
         } else if self.cfg.relay {
             let hop = if from == h.origin { 1 } else { 2 };
             self.store.put(Tree::Envelopes, id.as_bytes(), bytes)?;
@@ -199,6 +218,32 @@ impl<S: Store> Core<S> {
             } else {
                 HopOutcome::Accepted(bytes)
             },
+        })
+    }
+
+    /// Why an envelope's creation time cannot be taken, if it cannot: more than
+    /// `max_skew_ms` ahead of this node's clock, or older than any relay keeps an envelope
+    /// (expiry + relay grace + skew). Expiry and retries are computed from this
+    /// sender-chosen time, so an unbounded one would make a relay keep and retry an
+    /// envelope forever.
+    pub(super) fn time_out_of_bounds(&self, created_at_ms: u64) -> Option<String> {
+        let skew = self.cfg.max_skew_ms;
+        if created_at_ms > self.now.saturating_add(skew) {
+            return Some(format!(
+                "created_at_ms {created_at_ms} is {} ms ahead of this node's clock (at most {skew} ms allowed)",
+                created_at_ms - self.now
+            ));
+        }
+        let window = self
+            .cfg
+            .expiry_ms
+            .saturating_add(self.cfg.relay_grace_ms)
+            .saturating_add(skew);
+        (self.now.saturating_sub(created_at_ms) > window).then(|| {
+            format!(
+                "created_at_ms {created_at_ms} is {} ms in the past, beyond the federation's delivery window of {window} ms",
+                self.now - created_at_ms
+            )
         })
     }
 

@@ -4,7 +4,7 @@ use renkei_protocol::ids::{EnvelopeId, OfficeNumber, OperatorId, ServiceKind};
 use renkei_protocol::wire;
 use serde::Serialize;
 
-use super::unit::UnitFinding;
+use super::unit::{PreparedUnit, UnitFinding};
 use super::views::{DirectoryView, InboxView, OfficeView, SentView, StatusView};
 
 /// Most sent units listed in one answer.
@@ -79,8 +79,8 @@ pub enum Auth {
 pub enum ApiCommand {
     /// Submit a send unit (the files with their standard names).
     Submit {
-        /// (file name, bytes) in upload order.
-        files: Vec<(String, Vec<u8>)>,
+        /// The files, hashed and checked by the prepare stage.
+        unit: PreparedUnit,
         /// The envelope this unit replaces, if the sender says so.
         supersedes: Option<EnvelopeId>,
     },

@@ -11,7 +11,7 @@ use super::records::{
     self, OutboxRec, SentRec, SentStatus, be, id_n_key, office_time_id_key, time_id_key,
 };
 use super::submissions::submission_key;
-use super::unit::{UnitFinding, check_unit_listed};
+use super::unit::{PreparedUnit, UnitFinding};
 use super::views::{FileView, ReceiptView, SentView};
 use super::{Core, next_unit_pair};
 use crate::store::{Store, StoreError, Tree, scan_prefix};
@@ -36,23 +36,27 @@ impl<S: Store> Core<S> {
     pub(super) fn submit(
         &mut self,
         office: OfficeNumber,
-        files: Vec<(String, Vec<u8>)>,
+        unit: PreparedUnit,
         supersedes: Option<EnvelopeId>,
     ) -> Result<ApiReply, StoreError> {
-        if files.is_empty() {
+        if unit.files.is_empty() {
             return Ok(ApiReply::BadRequest(
                 "a send unit needs at least one file".into(),
             ));
         }
+        // The prepare stage hashed every file once (the header's entries, the submission
+        // key) and checked the unit, off this thread.
+        let PreparedUnit {
+            files,
+            entries,
+            checked,
+        } = unit;
         let refs: Vec<(&str, &[u8])> = files
             .iter()
             .map(|(n, b)| (n.as_str(), b.as_slice()))
             .collect();
-        // Every file hashed once: the header's entries, the CSV-check memo's key and the
-        // submission key are all made of these SHA-256s.
-        let entries = Envelope::file_entries(&refs);
         let sums: Vec<Digest32> = entries.iter().map(|e| e.sha256).collect();
-        let info = match check_unit_listed(&refs, &sums) {
+        let info = match checked {
             Ok(i) => i,
             Err(findings) => return Ok(ApiReply::Invalid(findings)),
         };

@@ -160,9 +160,16 @@ impl<S: Store> Core<S> {
             .sum()
     }
 
-    /// A peer came up: whatever waits on backoff is due now.
-    pub(super) fn expedite_all(&mut self) {
+    /// Peer `p` came up: what waits on backoff and now goes to `p` (for it, or through it
+    /// as a relay) is due now; the queues of other peers keep their schedule, so a peer
+    /// that reconnects again and again cannot make the whole outbox due each time.
+    pub(super) fn expedite_toward(&mut self, p: OperatorId) {
         let now = self.now;
+        let mut via: std::collections::BTreeMap<OperatorId, bool> = Default::default();
+        let mut goes_to_p = |core: &Self, dest: OperatorId| -> bool {
+            *via.entry(dest)
+                .or_insert_with(|| dest == p || core.route(&dest) == Route::Peer(p))
+        };
         let later: Vec<(EnvelopeId, OperatorId)> = self
             .due_of
             .iter()
@@ -170,7 +177,9 @@ impl<S: Store> Core<S> {
             .map(|(id, (_, d))| (*id, *d))
             .collect();
         for (id, dest) in later {
-            self.schedule_envelope(id, dest, now);
+            if goes_to_p(self, dest) {
+                self.schedule_envelope(id, dest, now);
+            }
         }
         let later: Vec<u64> = self
             .receipt_schedule
@@ -179,7 +188,10 @@ impl<S: Store> Core<S> {
             .map(|(_, s)| *s)
             .collect();
         for s in later {
-            self.schedule_receipt(s, now);
+            let to = self.receipt_to.get(&s).copied();
+            if to.is_some_and(|to| goes_to_p(self, to)) {
+                self.schedule_receipt(s, now);
+            }
         }
     }
 

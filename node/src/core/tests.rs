@@ -11,6 +11,7 @@ use renkei_protocol::proof::Proof;
 use renkei_protocol::receipt::{ReceiptKind, RejectCode, SignedReceipt};
 
 use super::io::{ApiCommand, ApiReply};
+use super::unit::PreparedUnit;
 use crate::store::Tree;
 
 const CM: &str = "4074478647"; // 居宅 (43)
@@ -63,7 +64,7 @@ fn local_delivery_fetch_retrieved_and_proof() {
         0,
         CM,
         ApiCommand::Submit {
-            files: files.clone(),
+            unit: PreparedUnit::new(files.clone()),
             supersedes: None,
         },
     ));
@@ -110,7 +111,7 @@ fn direct_delivery_between_two_operators() {
         0,
         CM,
         ApiCommand::Submit {
-            files: files.clone(),
+            unit: PreparedUnit::new(files.clone()),
             supersedes: None,
         },
     ));
@@ -143,7 +144,7 @@ fn the_kth_unit_sealed_takes_the_kth_pair_of_the_unit_stream_whatever_the_retrie
             0,
             CM,
             ApiCommand::Submit {
-                files,
+                unit: PreparedUnit::new(files),
                 supersedes: None,
             },
         ))
@@ -163,7 +164,7 @@ fn the_kth_unit_sealed_takes_the_kth_pair_of_the_unit_stream_whatever_the_retrie
         0,
         CM,
         ApiCommand::Submit {
-            files: vec![("X.CSV".into(), b"junk".to_vec())],
+            unit: PreparedUnit::new(vec![("X.CSV".into(), b"junk".to_vec())]),
             supersedes: None,
         },
     );
@@ -188,7 +189,7 @@ fn unit_through_a_relay() -> (Net, EnvelopeId, Vec<(String, Vec<u8>)>) {
         0,
         CM,
         ApiCommand::Submit {
-            files: files.clone(),
+            unit: PreparedUnit::new(files.clone()),
             supersedes: None,
         },
     ));
@@ -270,7 +271,7 @@ fn duplicates_get_the_first_answer_forever() {
         0,
         CM,
         ApiCommand::Submit {
-            files: fixture_unit("d2_kyo_riyohyo"),
+            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
             supersedes: None,
         },
     ));
@@ -297,7 +298,7 @@ fn rejection_is_definitive_and_repeated_for_duplicates() {
             0,
             CM,
             ApiCommand::Submit {
-                files: fixture_unit("d2_kyo_riyohyo"),
+                unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
                 supersedes: None,
             },
         ));
@@ -339,7 +340,7 @@ fn identical_resubmission_returns_the_unit_already_sent() {
             0,
             CM,
             ApiCommand::Submit {
-                files,
+                unit: PreparedUnit::new(files),
                 supersedes: None,
             },
         ))
@@ -360,7 +361,7 @@ fn identical_resubmission_returns_the_unit_already_sent() {
         0,
         CM,
         ApiCommand::Submit {
-            files: files.clone(),
+            unit: PreparedUnit::new(files.clone()),
             supersedes: None,
         },
     ) {
@@ -383,7 +384,7 @@ fn identical_resubmission_returns_the_unit_already_sent() {
         0,
         CM,
         ApiCommand::Submit {
-            files: files.clone(),
+            unit: PreparedUnit::new(files.clone()),
             supersedes: Some(id),
         },
     ));
@@ -402,7 +403,7 @@ fn resubmission_after_a_rejection_is_a_new_unit() {
         0,
         CM,
         ApiCommand::Submit {
-            files: files.clone(),
+            unit: PreparedUnit::new(files.clone()),
             supersedes: None,
         },
     ));
@@ -422,7 +423,7 @@ fn resubmission_after_a_rejection_is_a_new_unit() {
         0,
         CM,
         ApiCommand::Submit {
-            files,
+            unit: PreparedUnit::new(files),
             supersedes: None,
         },
     ));
@@ -439,7 +440,7 @@ fn unreachable_destination_expires() {
         0,
         CM,
         ApiCommand::Submit {
-            files: fixture_unit("d2_kyo_riyohyo"),
+            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
             supersedes: None,
         },
     ));
@@ -457,7 +458,7 @@ fn restart_resumes_pending_envelopes() {
         0,
         CM,
         ApiCommand::Submit {
-            files: fixture_unit("d2_kyo_riyohyo"),
+            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
             supersedes: None,
         },
     ));
@@ -482,7 +483,7 @@ fn office_sees_only_its_own_data() {
             0,
             SVC,
             ApiCommand::Submit {
-                files: files.clone(),
+                unit: PreparedUnit::new(files.clone()),
                 supersedes: None
             }
         ),
@@ -492,7 +493,7 @@ fn office_sees_only_its_own_data() {
         0,
         CM,
         ApiCommand::Submit {
-            files: files.clone(),
+            unit: PreparedUnit::new(files.clone()),
             supersedes: None,
         },
     ));
@@ -536,7 +537,7 @@ fn late_older_unit_never_displaces_newer_one() {
         0,
         CM,
         ApiCommand::Submit {
-            files: new,
+            unit: PreparedUnit::new(new),
             supersedes: None,
         },
     ));
@@ -544,7 +545,7 @@ fn late_older_unit_never_displaces_newer_one() {
         0,
         CM,
         ApiCommand::Submit {
-            files: old,
+            unit: PreparedUnit::new(old),
             supersedes: None,
         },
     ));
@@ -573,7 +574,7 @@ fn explicit_supersession_in_order() {
         0,
         CM,
         ApiCommand::Submit {
-            files: first,
+            unit: PreparedUnit::new(first),
             supersedes: None,
         },
     ));
@@ -581,7 +582,7 @@ fn explicit_supersession_in_order() {
         0,
         CM,
         ApiCommand::Submit {
-            files: second,
+            unit: PreparedUnit::new(second),
             supersedes: Some(id1),
         },
     ));
@@ -596,7 +597,7 @@ fn explicit_supersession_in_order() {
         0,
         CM,
         ApiCommand::Submit {
-            files: fixture_unit("d2_kyo_riyohyo"),
+            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
             supersedes: Some(bogus),
         },
     );
@@ -612,7 +613,7 @@ fn audit_chain_detects_tampering() {
         0,
         CM,
         ApiCommand::Submit {
-            files: fixture_unit("d2_kyo_riyohyo"),
+            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
             supersedes: None,
         },
     ));
@@ -668,7 +669,7 @@ fn crash_at_every_commit_point_loses_nothing_acknowledged() {
                 0,
                 CM,
                 ApiCommand::Submit {
-                    files,
+                    unit: PreparedUnit::new(files),
                     supersedes: None,
                 },
             );
@@ -745,13 +746,13 @@ mod interleavings {
                 match op {
                     Op::SubmitPlan(n) => {
                         let files = rename_stamp(&plan, &format!("202504251646{:02}", n % 60));
-                        if let ApiReply::Accepted(v) = net.api(0, CM, ApiCommand::Submit { files, supersedes: None }) {
+                        if let ApiReply::Accepted(v) = net.api(0, CM, ApiCommand::Submit { unit: PreparedUnit::new(files), supersedes: None }) {
                             sent_to_b.push(v.id);
                         }
                     }
                     Op::SubmitJisseki(n) => {
                         let files = rename_stamp(&jsk, &format!("202504281646{:02}", n % 60));
-                        if let ApiReply::Accepted(v) = net.api(2, SVC, ApiCommand::Submit { files, supersedes: None }) {
+                        if let ApiReply::Accepted(v) = net.api(2, SVC, ApiCommand::Submit { unit: PreparedUnit::new(files), supersedes: None }) {
                             sent_to_a.push(v.id);
                         }
                     }
@@ -814,7 +815,7 @@ fn sled_core_loses_only_uncommitted_work() {
                 id: 1,
                 auth: Auth::Office(sha256(CM.as_bytes())),
                 cmd: ApiCommand::Submit {
-                    files,
+                    unit: PreparedUnit::new(files),
                     supersedes: None,
                 },
             },
@@ -899,7 +900,7 @@ fn sent_list_is_newest_first_and_pages_back_with_before() {
             0,
             CM,
             ApiCommand::Submit {
-                files,
+                unit: PreparedUnit::new(files),
                 supersedes: None,
             },
         )));
@@ -954,7 +955,7 @@ fn a_stuck_peer_does_not_hold_up_envelopes_for_others() {
             0,
             CM,
             ApiCommand::Submit {
-                files,
+                unit: PreparedUnit::new(files),
                 supersedes: None,
             },
         ));
@@ -971,7 +972,7 @@ fn a_stuck_peer_does_not_hold_up_envelopes_for_others() {
         0,
         CM,
         ApiCommand::Submit {
-            files: to_c,
+            unit: PreparedUnit::new(to_c),
             supersedes: None,
         },
     ));

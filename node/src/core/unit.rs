@@ -1,7 +1,7 @@
 //! The core's view of a send unit: who sends to whom, which document, which users, as
 //! established by the standard-spec CSV checks of `renkei_protocol::csv`.
 
-use renkei_protocol::envelope::{Digest32, Party, sha256};
+use renkei_protocol::envelope::{Digest32, Envelope, FileEntry, Party, sha256};
 use renkei_protocol::ids::{DocKind, Stamp};
 use renkei_protocol::memo;
 use serde::Serialize;
@@ -115,6 +115,51 @@ impl UnitInfo {
                 }
             })
             .collect()
+    }
+}
+
+/// A send unit as the prepare stage leaves it: every file hashed (the header's entries)
+/// and the unit checked against the standard, outside the core's thread. The core takes
+/// it and only decides: the check of a worst-case 6 MB upload no longer holds up every
+/// other office and peer. Made only by [`PreparedUnit::new`], so the core can trust that
+/// `checked` and `entries` are those of `files`.
+#[derive(Debug, Clone)]
+pub struct PreparedUnit {
+    pub(crate) files: Vec<(String, Vec<u8>)>,
+    pub(crate) entries: Vec<FileEntry>,
+    pub(crate) checked: Result<UnitInfo, Vec<UnitFinding>>,
+}
+
+impl PreparedUnit {
+    /// Hashes and checks `files` (name, bytes), in upload order. Pure and CPU-bound: the
+    /// production driver runs it on its bounded worker pool, simnet on its own thread.
+    pub fn new(files: Vec<(String, Vec<u8>)>) -> PreparedUnit {
+        let refs: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        let entries = Envelope::file_entries(&refs);
+        let checked = if files.is_empty() {
+            Err(Vec::new())
+        } else {
+            let sums: Vec<Digest32> = entries.iter().map(|e| e.sha256).collect();
+            check_unit_listed(&refs, &sums)
+        };
+        PreparedUnit {
+            files,
+            entries,
+            checked,
+        }
+    }
+
+    /// The files, in upload order.
+    pub fn files(&self) -> &[(String, Vec<u8>)] {
+        &self.files
+    }
+
+    /// Total bytes of the files.
+    pub fn bytes(&self) -> usize {
+        self.files.iter().map(|(_, b)| b.len()).sum()
     }
 }
 

@@ -66,11 +66,26 @@ pub(crate) enum Command {
 pub struct NetClient {
     commands: mpsc::Sender<Command>,
     local: OperatorId,
+    gone: super::Gone,
 }
 
 impl NetClient {
-    pub(crate) fn new(commands: mpsc::Sender<Command>, local: OperatorId) -> Self {
-        NetClient { commands, local }
+    pub(crate) fn new(
+        commands: mpsc::Sender<Command>,
+        local: OperatorId,
+        gone: super::Gone,
+    ) -> Self {
+        NetClient {
+            commands,
+            local,
+            gone,
+        }
+    }
+
+    /// Whether the inbound request `id` lost its stream before being answered (and forgets
+    /// it): the driver then drops it without handing it to the core.
+    pub fn take_gone(&self, id: u64) -> bool {
+        self.gone.take(id)
     }
 
     /// This node's operator id (its PeerId's key).

@@ -24,11 +24,13 @@
 //!   naming the limit (the event loop also checks before sending).
 
 use std::io;
+use std::sync::Arc;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use renkei_protocol::error::DecodeError;
 use renkei_protocol::wire::{RELAY_PROTOCOL, RefusalCode, Request, Response};
+use tokio::sync::Semaphore;
 
 /// The relay protocol name as a libp2p stream protocol.
 pub(crate) const RELAY: StreamProtocol = StreamProtocol::new(RELAY_PROTOCOL);
@@ -63,12 +65,22 @@ pub(crate) enum ResponseFrame {
 pub(crate) struct RelayCodec {
     /// Largest frame body accepted or written, in bytes.
     message_bytes_max: usize,
+    /// Request body bytes being read and decoded at once, over every stream of every
+    /// connection: a frame waits here for room (and its sender on flow control) instead of
+    /// every stream allocating its frame at once.
+    budget: Arc<Semaphore>,
+    budget_bytes: usize,
 }
 
 impl RelayCodec {
-    /// A codec with this frame limit.
-    pub(crate) fn new(message_bytes_max: usize) -> Self {
-        RelayCodec { message_bytes_max }
+    /// A codec with this frame limit and this budget of request bytes in flight.
+    pub(crate) fn new(message_bytes_max: usize, inbound_bytes_in_flight_max: usize) -> Self {
+        let budget_bytes = inbound_bytes_in_flight_max.clamp(1, Semaphore::MAX_PERMITS);
+        RelayCodec {
+            message_bytes_max,
+            budget: Arc::new(Semaphore::new(budget_bytes)),
+            budget_bytes,
+        }
     }
 }
 
@@ -153,6 +165,14 @@ impl libp2p::request_response::Codec for RelayCodec {
                 message: too_large_message("request", len, self.message_bytes_max),
             });
         }
+        // Room for this frame in the budget (a frame larger than the whole budget takes
+        // all of it), held while it is read and decoded.
+        let want = u32::try_from(len.clamp(1, self.budget_bytes)).unwrap_or(u32::MAX);
+        let _room = self
+            .budget
+            .acquire_many(want)
+            .await
+            .map_err(|_| io::Error::other("the request budget is closed"))?;
         let body = read_body(io, len).await?;
         Ok(match Request::decode(&body) {
             Ok(request) => RequestFrame::Decoded(request),
@@ -248,7 +268,7 @@ mod tests {
             cursor: 9,
         };
         let mut out = Cursor::new(Vec::new());
-        let mut codec = RelayCodec::new(1024);
+        let mut codec = RelayCodec::new(1024, 1 << 20);
         block_on(codec.write_request(&RELAY, &mut out, RequestFrame::Decoded(request.clone())))
             .unwrap();
         assert_eq!(out.get_ref(), &framed(&request.encode()));
@@ -264,7 +284,7 @@ mod tests {
     fn oversize_request_is_refused_naming_the_limit() {
         let body = vec![0u8; 100];
         let mut input = Cursor::new(framed(&body));
-        let mut codec = RelayCodec::new(50);
+        let mut codec = RelayCodec::new(50, 1 << 20);
         match block_on(codec.read_request(&RELAY, &mut input)).unwrap() {
             RequestFrame::Invalid { code, message } => {
                 assert_eq!(code, RefusalCode::TooLarge);
@@ -279,7 +299,7 @@ mod tests {
     #[test]
     fn garbage_request_is_malformed() {
         let mut input = Cursor::new(framed(&[0xff, 0x00, 0x13]));
-        let mut codec = RelayCodec::new(1024);
+        let mut codec = RelayCodec::new(1024, 1 << 20);
         match block_on(codec.read_request(&RELAY, &mut input)).unwrap() {
             RequestFrame::Invalid { code, .. } => assert_eq!(code, RefusalCode::Malformed),
             other => panic!("unexpected {other:?}"),
@@ -288,7 +308,7 @@ mod tests {
 
     #[test]
     fn oversize_response_and_write_are_errors_naming_the_limit() {
-        let mut codec = RelayCodec::new(10);
+        let mut codec = RelayCodec::new(10, 1 << 20);
         let mut input = Cursor::new(framed(&[0u8; 11]));
         let e = block_on(codec.read_response(&RELAY, &mut input)).unwrap_err();
         assert!(e.to_string().contains("limit of 10 bytes"), "{e}");
@@ -305,7 +325,7 @@ mod tests {
     fn truncated_frame_is_an_error() {
         let mut bytes = framed(&[1, 2, 3, 4]);
         bytes.truncate(6);
-        let mut codec = RelayCodec::new(1024);
+        let mut codec = RelayCodec::new(1024, 1 << 20);
         let e = block_on(codec.read_request(&RELAY, &mut Cursor::new(bytes))).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
     }

@@ -79,6 +79,8 @@ pub struct EventLoop {
     /// Peers outside the allowed set that were refused, and when to close their
     /// connections (after a grace period, so the refusal reaches them first).
     closing: BTreeMap<PeerId, Instant>,
+    /// Requests handed on whose stream failed before the answer.
+    gone: super::Gone,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -101,8 +103,18 @@ impl EventLoop {
         config: Config,
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<NetEvent>,
+        gone: super::Gone,
     ) -> Self {
+        let mut swarm = swarm;
+        swarm.behaviour_mut().gate.set(
+            config
+                .allowed
+                .iter()
+                .filter_map(|op| peer_id_of(op).ok())
+                .collect(),
+        );
         EventLoop {
+            gone,
             swarm,
             allowed: config.allowed.clone(),
             config,
@@ -249,12 +261,14 @@ impl EventLoop {
                     });
                 });
                 if result.is_ok() {
+                    self.admit();
                     self.redial_due();
                 }
                 let _ = reply.send(result);
             }
             Command::StopKeeping { peer } => {
                 self.keep.remove(&peer);
+                self.admit();
             }
             Command::Send { to, id, request } => self.send(to, id, request.encode()),
             Command::SendRaw { to, id, body } => self.send(to, id, body),

@@ -150,12 +150,31 @@ pub(crate) struct Sink {
 
 impl Sink {
     pub(crate) fn push(&mut self, f: Finding) {
-        let entry = self.per_rule.entry(f.rule).or_insert((0, f.severity));
-        entry.0 += 1;
-        entry.1 = entry.1.min(f.severity);
-        if entry.0 <= FINDINGS_PER_RULE_MAX {
+        if self.count(f.rule, f.severity) {
             self.findings.push(f);
         }
+    }
+
+    /// Counts a finding of `rule` and builds it with `make` only if it will be listed: a
+    /// file with a million findings of one rule costs a million counts, not a million
+    /// messages.
+    pub(crate) fn push_with(
+        &mut self,
+        rule: &'static str,
+        severity: Severity,
+        make: impl FnOnce() -> Finding,
+    ) {
+        if self.count(rule, severity) {
+            self.findings.push(make());
+        }
+    }
+
+    /// Counts one finding; returns whether it is listed.
+    fn count(&mut self, rule: &'static str, severity: Severity) -> bool {
+        let entry = self.per_rule.entry(rule).or_insert((0, severity));
+        entry.0 += 1;
+        entry.1 = entry.1.min(severity);
+        entry.0 <= FINDINGS_PER_RULE_MAX
     }
 
     pub(crate) fn finish(mut self, file: &str) -> Vec<Finding> {

@@ -335,7 +335,7 @@ impl<'a> Check<'a> {
                 && let Some(l) = layout
                 && is_header(&rec, l)
             {
-                sink.push(self.finding(
+                sink.push_with("csv.header_row", Severity::Error, || self.finding(
                     at,
                     None,
                     "csv.header_row",
@@ -362,7 +362,7 @@ impl<'a> Check<'a> {
                     && prev_service_code != SIKYU_TOTAL
                 {
                     let c = &layout.columns[SIKYU_SERVICE_CODE];
-                    sink.push(self.finding(
+                    sink.push_with("sikyu.total_missing", Severity::Error, || self.finding(
                         p,
                         Some(c),
                         "sikyu.total_missing",
@@ -507,7 +507,7 @@ impl<'a> Check<'a> {
             // A wrong count is most often a broken quote that shifted the fields.
             if let Some(column) = quote_problem(raw) {
                 let c = layout.columns.get(column as usize - 1);
-                sink.push(self.finding(
+                sink.push_with("csv.unterminated_quote", Severity::Error, || self.finding(
                     at,
                     c,
                     "csv.unterminated_quote",
@@ -518,19 +518,21 @@ impl<'a> Check<'a> {
                 ));
                 return true;
             }
-            sink.push(self.finding(
-                at,
-                None,
-                "csv.column_count",
-                Severity::Error,
-                format!(
-                    "record has {} columns; {} ({}) needs {}",
-                    rec.len(),
-                    self.prefix,
-                    layout.title,
-                    layout.column_count
-                ),
-            ));
+            sink.push_with("csv.column_count", Severity::Error, || {
+                self.finding(
+                    at,
+                    None,
+                    "csv.column_count",
+                    Severity::Error,
+                    format!(
+                        "record has {} columns; {} ({}) needs {}",
+                        rec.len(),
+                        self.prefix,
+                        layout.title,
+                        layout.column_count
+                    ),
+                )
+            });
             return false;
         }
         let version = rec.get(0).unwrap_or_default();
@@ -538,8 +540,7 @@ impl<'a> Check<'a> {
             && version != v.as_bytes()
         {
             let c = &layout.columns[0];
-            sink.push(
-                self.finding(
+            sink.push_with("version.mixed", Severity::Error, || self.finding(
                     at,
                     Some(c),
                     "version.mixed",
@@ -550,20 +551,21 @@ impl<'a> Check<'a> {
                         v
                     ),
                 )
-                .value(&lossy(version)),
-            );
+                .value(&lossy(version)));
         }
         for (i, (value, rule)) in rec.iter().zip(&layout.rules).enumerate().skip(1) {
             let col = &layout.columns[i];
             if value.is_empty() {
                 if rule.required {
-                    sink.push(self.finding(
-                        at,
-                        Some(col),
-                        "field.required",
-                        rule.severity,
-                        format!("{} is required but empty", col.name),
-                    ));
+                    sink.push_with("field.required", rule.severity, || {
+                        self.finding(
+                            at,
+                            Some(col),
+                            "field.required",
+                            rule.severity,
+                            format!("{} is required but empty", col.name),
+                        )
+                    });
                 }
                 continue;
             }
@@ -573,8 +575,7 @@ impl<'a> Check<'a> {
             }
             if i == 2 {
                 if InsuredNumber::try_from(lossy(value)).is_err() {
-                    sink.push(
-                        self.finding(
+                    sink.push_with("insured.format", Severity::Error, || self.finding(
                             at,
                             Some(col),
                             "insured.format",
@@ -584,8 +585,7 @@ impl<'a> Check<'a> {
                                 format::chars(value)
                             ),
                         )
-                        .value(&lossy(value)),
-                    );
+                        .value(&lossy(value)));
                 }
                 continue;
             }
@@ -618,7 +618,7 @@ impl<'a> Check<'a> {
                 && value.len() > max
                 && format::chars(value) > max
             {
-                sink.push(
+                sink.push_with("field.length", rule.severity, || {
                     self.finding(
                         at,
                         Some(col),
@@ -630,8 +630,8 @@ impl<'a> Check<'a> {
                             format::chars(value)
                         ),
                     )
-                    .value(&lossy(value)),
-                );
+                    .value(&lossy(value))
+                });
                 continue;
             }
             if rule.office {
@@ -707,7 +707,7 @@ impl<'a> Check<'a> {
     fn insurer(&self, value: &[u8], col: &Column, at: At, sink: &mut Sink) {
         let v = lossy(value);
         if value.len() != 6 || !format::digits(value) {
-            sink.push(
+            sink.push_with("insurer.format", Severity::Error, || {
                 self.finding(
                     at,
                     Some(col),
@@ -718,14 +718,13 @@ impl<'a> Check<'a> {
                         format::chars(value)
                     ),
                 )
-                .value(&v),
-            );
+                .value(&v)
+            });
             return;
         }
         let want = mod10_check_digit(&v[..5]);
         if value[5] - b'0' != want {
-            sink.push(
-                self.finding(
+            sink.push_with("insurer.check_digit", Severity::Error, || self.finding(
                     at,
                     Some(col),
                     "insurer.check_digit",
@@ -734,14 +733,13 @@ impl<'a> Check<'a> {
                         "保険者番号 {v} fails the modulus-10 check digit (the last digit should be {want}); check the number on the insurance card"
                     ),
                 )
-                .value(&v),
-            );
+                .value(&v));
         }
     }
 
     fn office(&mut self, value: &[u8], col: &Column, at: At, sink: &mut Sink) {
         if value.len() != 10 {
-            sink.push(
+            sink.push_with("office.format", Severity::Error, || {
                 self.finding(
                     at,
                     Some(col),
@@ -749,8 +747,8 @@ impl<'a> Check<'a> {
                     Severity::Error,
                     format!("{} must be a 10-digit office number", col.name),
                 )
-                .value(&lossy(value)),
-            );
+                .value(&lossy(value))
+            });
             return;
         }
         // Hot path: the check digit on bytes, without building an OfficeNumber.
@@ -764,8 +762,7 @@ impl<'a> Check<'a> {
         };
         if !office.check_digit_ok() {
             self.office_warned.insert(value.to_vec());
-            sink.push(
-                self.finding(
+            sink.push_with("office.check_digit", Severity::Warning, || self.finding(
                     at,
                     Some(col),
                     "office.check_digit",
@@ -774,8 +771,7 @@ impl<'a> Check<'a> {
                         "office number {office} fails the modulus-10 check digit; please confirm it (not rejected: the algorithm is not official; reported once per file)"
                     ),
                 )
-                .value(office.as_str()),
-            );
+                .value(office.as_str()));
         }
     }
 
@@ -793,8 +789,7 @@ impl<'a> Check<'a> {
             && v != name.from_office.as_str().as_bytes()
         {
             let c = &layout.columns[i];
-            sink.push(
-                self.finding(
+            sink.push_with("name.sender_mismatch", Severity::Error, || self.finding(
                     at,
                     Some(c),
                     "name.sender_mismatch",
@@ -806,16 +801,14 @@ impl<'a> Check<'a> {
                         name.from_office
                     ),
                 )
-                .value(&lossy(v)),
-            );
+                .value(&lossy(v)));
         }
         if let Some(i) = receiver_column(self.prefix)
             && let Some(v) = rec.get(i)
             && v != name.to_office.as_str().as_bytes()
         {
             let c = &layout.columns[i];
-            sink.push(
-                self.finding(
+            sink.push_with("name.receiver_mismatch", Severity::Warning, || self.finding(
                     at,
                     Some(c),
                     "name.receiver_mismatch",
@@ -827,8 +820,7 @@ impl<'a> Check<'a> {
                         name.to_office
                     ),
                 )
-                .value(&lossy(v)),
-            );
+                .value(&lossy(v)));
         }
         if self.prefix == FilePrefix::UpKihon
             && let Some(img) = rec.get(KIHON_IMAGE)
@@ -845,16 +837,14 @@ impl<'a> Check<'a> {
                     && n.stamp == name.stamp
             });
             if !ok {
-                sink.push(
-                    self.finding(
+                sink.push_with("kihon.image_name", Severity::Error, || self.finding(
                         at,
                         Some(c),
                         "kihon.image_name",
                         Severity::Error,
                         "家族構成 画像ファイル名 must be UPKIHON_IMAGE_<from>_<kind>_<to>_<kind>_<stamp>_<nnnn>.jpg with the offices, kinds and stamp of this file".to_owned(),
                     )
-                    .value(&s),
-                );
+                    .value(&s));
             }
         }
     }
@@ -866,7 +856,7 @@ impl<'a> Check<'a> {
         };
         if v != ym.as_bytes() {
             let c = &layout.columns[i];
-            sink.push(
+            sink.push_with("name.month_mismatch", Severity::Error, || {
                 self.finding(
                     at,
                     Some(c),
@@ -878,8 +868,8 @@ impl<'a> Check<'a> {
                         lossy(v)
                     ),
                 )
-                .value(&lossy(v)),
-            );
+                .value(&lossy(v))
+            });
         }
     }
 
@@ -904,8 +894,7 @@ impl<'a> Check<'a> {
             }
             Some(f) if f.as_slice() != v => {
                 let c = &layout.columns[4];
-                sink.push(
-                    self.finding(
+                sink.push_with("month.multiple", Severity::Error, || self.finding(
                         at,
                         Some(c),
                         "month.multiple",
@@ -917,8 +906,7 @@ impl<'a> Check<'a> {
                             self.prefix
                         ),
                     )
-                    .value(&lossy(v)),
-                );
+                    .value(&lossy(v)));
             }
             Some(_) => {}
         }

@@ -1,6 +1,7 @@
 //! Adversarial peers: each attack must be refused with a clear answer and change nothing
 //! that matters (inbox, files, slots, outbox, sent status, routing).
 
+use crate::core::unit::PreparedUnit;
 use renkei_protocol::envelope::{Envelope, Header};
 use renkei_protocol::ids::EnvelopeId;
 use renkei_protocol::keys::OperatorKeys;
@@ -43,7 +44,7 @@ fn pending_unit() -> (Net, EnvelopeId, Vec<u8>) {
         0,
         CM,
         ApiCommand::Submit {
-            files: fixture_unit("d2_kyo_riyohyo"),
+            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
             supersedes: None,
         },
     ));
@@ -158,7 +159,7 @@ fn hop_ack_with_receipt_signed_by_wrong_node_does_not_settle() {
         0,
         CM,
         ApiCommand::Submit {
-            files: fixture_unit("d2_kyo_riyohyo"),
+            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
             supersedes: None,
         },
     ));
@@ -215,7 +216,7 @@ fn forwarded_delivered_receipt_from_non_destination_is_ignored() {
         0,
         CM,
         ApiCommand::Submit {
-            files: fixture_unit("d2_kyo_riyohyo"),
+            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
             supersedes: None,
         },
     ));
@@ -275,7 +276,7 @@ fn binding_hijack_earlier_binding_holds() {
         0,
         CM,
         ApiCommand::Submit {
-            files: fixture_unit("d2_kyo_riyohyo"),
+            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
             supersedes: None,
         },
     ));

@@ -25,7 +25,7 @@ fn submit(net: &mut Net, stamp: &str) -> renkei_protocol::ids::EnvelopeId {
         0,
         CM,
         ApiCommand::Submit {
-            files,
+            unit: crate::core::PreparedUnit::new(files),
             supersedes: None,
         },
     ))

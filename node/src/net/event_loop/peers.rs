@@ -13,6 +13,7 @@ impl EventLoop {
     pub(super) fn set_allowed(&mut self, allowed: BTreeSet<OperatorId>) {
         tracing::info!(operators = allowed.len(), "allowed set updated");
         self.allowed = allowed;
+        self.admit();
         let removed: Vec<OperatorId> = self
             .up
             .iter()
@@ -37,6 +38,17 @@ impl EventLoop {
             self.up.insert(op);
             self.emit(NetEvent::PeerUp(op));
         }
+    }
+
+    /// Tells the connection gate who may connect: the allowed set and the kept peers.
+    pub(super) fn admit(&mut self) {
+        let admitted = self
+            .allowed
+            .iter()
+            .chain(self.keep.keys())
+            .filter_map(|op| peer_id_of(op).ok())
+            .collect();
+        self.swarm.behaviour_mut().gate.set(admitted);
     }
 
     pub(super) fn redial_due(&mut self) {

@@ -48,7 +48,9 @@ impl EventLoop {
 
     pub(super) fn respond(&mut self, id: u64, response: Response) {
         let Some(pending) = self.inbound.remove(&id) else {
-            tracing::warn!(
+            // Its stream failed while the core worked on it.
+            self.gone.take(id);
+            tracing::debug!(
                 id,
                 "no pending inbound request with this id; response dropped"
             );
@@ -150,8 +152,12 @@ impl EventLoop {
                 ..
             } => {
                 tracing::warn!(%peer, %error, "inbound request failed");
-                if let Some(id) = self.inbound_ids.remove(&request_id) {
-                    self.inbound.remove(&id);
+                if let Some(id) = self.inbound_ids.remove(&request_id)
+                    && self.inbound.remove(&id).is_some()
+                {
+                    // Handed on and not answered: the driver drops it if it has not
+                    // reached the core yet.
+                    self.gone.insert(id);
                 }
             }
             request_response::Event::ResponseSent { peer, .. } => {
@@ -220,6 +226,20 @@ impl EventLoop {
             }
         };
         match request {
+            RequestFrame::Decoded(_)
+                if self.inbound.values().filter(|p| p.from == from).count()
+                    >= self.config.inbound_pending_per_peer_max =>
+            {
+                let max = self.config.inbound_pending_per_peer_max;
+                tracing::info!(operator = %from, max, "rate limiting a peer");
+                self.refuse(
+                    channel,
+                    RefusalCode::RateLimited,
+                    format!(
+                        "{max} requests of operator {from} are still being handled, this node's limit per peer; retry after an answer"
+                    ),
+                );
+            }
             RequestFrame::Decoded(request) => {
                 let id = self.next_inbound;
                 self.next_inbound += 1;
