@@ -40,14 +40,14 @@ pub struct RelayArgs {
     pub json: bool,
 }
 
-struct Proc {
-    name: &'static str,
-    dir: PathBuf,
+pub(crate) struct Proc {
+    pub(crate) name: &'static str,
+    pub(crate) dir: PathBuf,
     keys: OperatorKeys,
-    http: String,
+    pub(crate) http: String,
     p2p: String,
-    child: Option<Child>,
-    admin: String,
+    pub(crate) child: Option<Child>,
+    pub(crate) admin: String,
 }
 
 impl Drop for Proc {
@@ -65,7 +65,12 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-fn make(base: &Path, name: &'static str, relay: bool, authority: &SigningIdentity) -> Result<Proc> {
+pub(crate) fn make(
+    base: &Path,
+    name: &'static str,
+    relay: bool,
+    authority: &SigningIdentity,
+) -> Result<Proc> {
     let dir = base.join(name);
     std::fs::create_dir_all(&dir)?;
     let keys = OperatorKeys::from_seeds(keyfile::random_seed()?, keyfile::random_seed()?);
@@ -93,7 +98,7 @@ fn make(base: &Path, name: &'static str, relay: bool, authority: &SigningIdentit
     })
 }
 
-fn start(p: &mut Proc) -> Result<()> {
+pub(crate) fn start(p: &mut Proc) -> Result<()> {
     let exe = std::env::current_exe()?;
     let log = std::fs::File::create(p.dir.join("node.log"))?;
     p.child = Some(
@@ -124,7 +129,7 @@ fn start(p: &mut Proc) -> Result<()> {
 }
 
 /// A 14-digit stamp `i` seconds after 2025-01-01 00:00:00.
-fn stamp(i: usize) -> String {
+pub(crate) fn stamp(i: usize) -> String {
     let (mut day, secs) = (i / 86_400, i % 86_400);
     let (mut y, mut m) = (2025u16, 1u8);
     loop {
@@ -161,7 +166,7 @@ fn status(p: &Proc) -> Result<Value> {
         .json()?)
 }
 
-fn proc_stats(child: &Option<Child>) -> (u64, f64) {
+pub(crate) fn proc_stats(child: &Option<Child>) -> (u64, f64) {
     let Some(c) = child else { return (0, 0.0) };
     let pid = c.id();
     let rss_kb = std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -184,7 +189,7 @@ fn proc_stats(child: &Option<Child>) -> (u64, f64) {
     (rss_kb, cpu)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_csv;
+mod bench_hostile;
 mod client;
 mod node_cmd;
 mod verify_cmd;
@@ -75,6 +76,8 @@ enum BenchCmd {
     Relay(bench::RelayArgs),
     /// The standard-spec check's cost per byte on worst-case inputs against a valid file.
     Csv(bench_csv::CsvArgs),
+    /// Another office's latency while one office uploads worst-case files.
+    Hostile(bench_hostile::HostileArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -322,6 +325,9 @@ fn main() -> Result<()> {
         Command::Bench {
             cmd: BenchCmd::Csv(a),
         } => bench_csv::run(a)?,
+        Command::Bench {
+            cmd: BenchCmd::Hostile(a),
+        } => bench_hostile::run(a)?,
         Command::RosterInstall { dir, roster } => node_cmd::roster_install(&dir, &roster)?,
         Command::Directory { node, office } => client::directory(&node, &office)?,
         Command::Run { dir } => node_cmd::run(&dir)?,

@@ -25,10 +25,12 @@ pub mod io;
 mod lookup_map;
 mod origin;
 mod outbox;
+mod prepared;
 mod receipt_role;
 pub mod records;
 mod submissions;
 pub mod unit;
+pub use prepared::PreparedEnvelope;
 pub use unit::PreparedUnit;
 pub mod views;
 
@@ -241,6 +243,14 @@ impl<S: Store> Core<S> {
             }
             Input::Inbound { id, from, request } => {
                 let response = self.inbound(from, request)?;
+                self.effects.push_back(Effect::Respond { id, response });
+            }
+            Input::Deliver {
+                id,
+                from,
+                envelopes,
+            } => {
+                let response = self.deliver_prepared_from(from, envelopes)?;
                 self.effects.push_back(Effect::Respond { id, response });
             }
             Input::Response { id, from, response } => self.on_response(id, from, response)?,

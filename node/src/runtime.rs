@@ -274,14 +274,45 @@ impl Peers {
     }
 }
 
-/// Forwards network events into the core's input queue.
+/// Forwards network events into the core's input queue. A delivery goes through the
+/// prepare stage first — decode, origin signature, open and check for this node — on the
+/// bounded pool (`prepare` permits, on tokio's blocking threads), so the core's thread
+/// only decides; other events pass straight on.
 async fn forward_events(
     mut events: mpsc::Receiver<crate::net::NetEvent>,
     to_core: mpsc::UnboundedSender<Input>,
+    keys: std::sync::Arc<renkei_protocol::keys::OperatorKeys>,
+    prepare: std::sync::Arc<tokio::sync::Semaphore>,
 ) {
     use crate::net::NetEvent;
     while let Some(ev) = events.recv().await {
         let input = match ev {
+            NetEvent::Inbound {
+                id,
+                from,
+                request: Request::Deliver(envs),
+            } => {
+                let (to_core, keys, prepare) = (to_core.clone(), keys.clone(), prepare.clone());
+                tokio::spawn(async move {
+                    let Ok(permit) = prepare.acquire_owned().await else {
+                        return;
+                    };
+                    let prepared = tokio::task::spawn_blocking(move || {
+                        let p = crate::core::PreparedEnvelope::all(&keys, envs);
+                        drop(permit);
+                        p
+                    })
+                    .await;
+                    if let Ok(envelopes) = prepared {
+                        let _ = to_core.send(Input::Deliver {
+                            id,
+                            from,
+                            envelopes,
+                        });
+                    }
+                });
+                continue;
+            }
             NetEvent::Inbound { id, from, request } => Input::Inbound { id, from, request },
             NetEvent::Response { id, from, response } => Input::Response { id, from, response },
             NetEvent::SendFailed { id, to, error } => Input::SendFailed { id, to, error },
@@ -379,7 +410,7 @@ pub async fn drive(
         for input in batch.drain(..) {
             // A peer's request whose stream failed (timed out, closed) before the core got
             // to it is dropped unread: nobody waits for its answer.
-            if let Input::Inbound { id, from, .. } = &input
+            if let Input::Inbound { id, from, .. } | Input::Deliver { id, from, .. } = &input
                 && peers.gone(*id)
             {
                 tracing::info!(id, peer = %from, "dropping a request whose stream is gone");
@@ -439,7 +470,13 @@ async fn start_network(
     let (client, events, ev_loop) = crate::net::Network::new(cfg.limits.net_config(keys))
         .map_err(|e| RuntimeError::Io(format!("network: {e}")))?;
     tokio::spawn(ev_loop.run());
-    tokio::spawn(forward_events(events, to_core));
+    let workers = cfg.limits.upload_limits().prepare_workers;
+    tokio::spawn(forward_events(
+        events,
+        to_core,
+        std::sync::Arc::new(keys.clone()),
+        std::sync::Arc::new(tokio::sync::Semaphore::new(workers.max(1))),
+    ));
     let mut bound = Vec::new();
     for a in multiaddrs(&cfg.listen) {
         let actual = client

@@ -1,7 +1,7 @@
 //! Requests from peers: envelopes to relay or deliver here (with dedup and definitive
 //! rejections), receipts travelling back to their origin, and directory sync.
 
-use renkei_protocol::envelope::{Digest32, Envelope, sha256};
+use renkei_protocol::envelope::{Envelope, sha256};
 use renkei_protocol::error::DecodeError;
 use renkei_protocol::ids::{EnvelopeId, OperatorId};
 use renkei_protocol::receipt::{ReceiptKind, RejectCode, SignedReceipt};
@@ -9,8 +9,8 @@ use renkei_protocol::wire::{HopAck, HopOutcome, RefusalCode, Request, Response};
 
 use super::Core;
 use super::origin::party;
+use super::prepared::{Opened, PreparedEnvelope, open_and_check};
 use super::records::{self, DedupRec, OutboxRec, ReceiptOutRec, RelayedRec, SentRec};
-use super::unit::check_unit_listed;
 use crate::store::{Store, StoreError, Tree};
 
 fn reject(code: RejectCode, text: impl Into<String>) -> ReceiptKind {
@@ -21,25 +21,31 @@ fn reject(code: RejectCode, text: impl Into<String>) -> ReceiptKind {
 }
 
 impl<S: Store> Core<S> {
+    /// `Refused { NotInRoster }` for a peer outside the roster (counted), else `None`.
+    fn refuse_outsider(&mut self, from: &OperatorId) -> Option<Response> {
+        if self.peer_allowed(from) {
+            return None;
+        }
+        self.counters.refused += 1;
+        Some(Response::Refused {
+            code: RefusalCode::NotInRoster,
+            message: format!("operator {from} is not in this node's federation roster"),
+        })
+    }
+
     pub(super) fn inbound(
         &mut self,
         from: OperatorId,
         request: Request,
     ) -> Result<Response, StoreError> {
-        if !self.peer_allowed(&from) {
-            self.counters.refused += 1;
-            return Ok(Response::Refused {
-                code: RefusalCode::NotInRoster,
-                message: format!("operator {from} is not in this node's federation roster"),
-            });
+        if let Some(refused) = self.refuse_outsider(&from) {
+            return Ok(refused);
         }
         Ok(match request {
             Request::Deliver(envs) => {
-                let mut acks = Vec::with_capacity(envs.len());
-                for bytes in envs {
-                    acks.push(self.accept_envelope(from, &bytes)?);
-                }
-                Response::HopAcks(acks)
+                // Handed a raw delivery (simnet, tests): the prepare stage runs here.
+                let prepared = PreparedEnvelope::all(&self.keys, envs);
+                self.deliver_prepared(from, prepared)?
             }
             Request::Receipts(rs) => {
                 let mut n = 0;
@@ -60,8 +66,43 @@ impl<S: Store> Core<S> {
         })
     }
 
-    fn accept_envelope(&mut self, from: OperatorId, bytes: &[u8]) -> Result<HopAck, StoreError> {
-        let env = match Envelope::decode(bytes) {
+    /// A delivery whose envelopes the prepare stage has decoded, verified and opened.
+    pub(super) fn deliver_prepared_from(
+        &mut self,
+        from: OperatorId,
+        envelopes: Vec<PreparedEnvelope>,
+    ) -> Result<Response, StoreError> {
+        if let Some(refused) = self.refuse_outsider(&from) {
+            return Ok(refused);
+        }
+        self.deliver_prepared(from, envelopes)
+    }
+
+    fn deliver_prepared(
+        &mut self,
+        from: OperatorId,
+        envelopes: Vec<PreparedEnvelope>,
+    ) -> Result<Response, StoreError> {
+        let mut acks = Vec::with_capacity(envelopes.len());
+        for p in envelopes {
+            acks.push(self.accept_envelope(from, p)?);
+        }
+        Ok(Response::HopAcks(acks))
+    }
+
+    fn accept_envelope(
+        &mut self,
+        from: OperatorId,
+        p: PreparedEnvelope,
+    ) -> Result<HopAck, StoreError> {
+        let PreparedEnvelope {
+            bytes,
+            env,
+            signature_ok,
+            opened,
+        } = p;
+        let bytes = bytes.as_slice();
+        let env = match env {
             Ok(e) => e,
             Err(e) => {
                 let code = if matches!(e, DecodeError::TooLarge { .. }) {
@@ -108,7 +149,16 @@ impl<S: Store> Core<S> {
             });
         }
         let h = env.header();
-        let (receipt, rejected) = if env.verify().is_err() {
+        // Its creation time is checked first (the roster check reads the roster at that
+        // time): out of bounds is refused but, like a failed authentication, not
+        // remembered, so a copy with a forged time cannot take the genuine envelope's id.
+        let out_of_time = self.time_out_of_bounds(h.created_at_ms);
+        let (receipt, rejected) = if let Some(text) = out_of_time.clone() {
+            (
+                self.sign_receipt(id, digest, reject(RejectCode::Malformed, text)),
+                true,
+            )
+        } else if !signature_ok {
             (
                 self.sign_receipt(
                     id,
@@ -129,13 +179,9 @@ impl<S: Store> Core<S> {
                 self.sign_receipt(id, digest, reject(RejectCode::UnknownOperator, text)),
                 true,
             )
-        } else if let Some(text) = self.time_out_of_bounds(h.created_at_ms) {
-            (
-                self.sign_receipt(id, digest, reject(RejectCode::Malformed, text)),
-                true,
-            )
         } else if self.is_me(&h.destination) {
-            self.deliver_here(&env, bytes)?
+            let opened = opened.unwrap_or_else(|| open_and_check(&self.keys, &env));
+            self.deliver_opened(&env, bytes, opened)?
         } else if self.cfg.relay
             && self
                 .roster
@@ -197,18 +243,19 @@ impl<S: Store> Core<S> {
         // An envelope that fails authentication (bad signature, origin not in the roster)
         // is refused but not remembered: its id is not the signer's to take, and
         // remembering it would let anyone block the genuine envelope of that id.
-        let authentic = !matches!(
-            receipt.receipt().kind,
-            ReceiptKind::Rejected {
-                code: RejectCode::BadSignature | RejectCode::UnknownOperator,
-                ..
-            }
-        );
+        let authentic = out_of_time.is_none()
+            && !matches!(
+                receipt.receipt().kind,
+                ReceiptKind::Rejected {
+                    code: RejectCode::BadSignature | RejectCode::UnknownOperator,
+                    ..
+                }
+            );
         if authentic {
             self.remember_answer(&env, &receipt, rejected)?;
         } else {
             self.counters.rejected += 1;
-            tracing::warn!(%id, peer = %from, "refused an envelope that fails authentication");
+            tracing::warn!(%id, peer = %from, "refused an envelope that fails authentication or its time bounds");
         }
         let bytes = receipt.encode();
         Ok(HopAck {
@@ -285,6 +332,17 @@ impl<S: Store> Core<S> {
         env: &Envelope,
         encoded: &[u8],
     ) -> Result<(SignedReceipt, bool), StoreError> {
+        let opened = open_and_check(&self.keys, env);
+        self.deliver_opened(env, encoded, opened)
+    }
+
+    /// [`Self::deliver_here`] of an envelope the prepare stage has opened and checked.
+    pub(super) fn deliver_opened(
+        &mut self,
+        env: &Envelope,
+        encoded: &[u8],
+        opened: Result<Opened, (RejectCode, String)>,
+    ) -> Result<(SignedReceipt, bool), StoreError> {
         let h = env.header();
         let (id, digest) = (env.id(), env.digest());
         if !self.homes(&h.to) {
@@ -294,24 +352,13 @@ impl<S: Store> Core<S> {
                 true,
             ));
         }
-        let files = match env.open(&self.keys) {
-            Ok(f) => f,
-            Err(e) => {
-                return Ok((
-                    self.sign_receipt(id, digest, reject(RejectCode::CannotOpen, e.to_string())),
-                    true,
-                ));
+        let Opened { files, checked } = match opened {
+            Ok(o) => o,
+            Err((code, text)) => {
+                return Ok((self.sign_receipt(id, digest, reject(code, text)), true));
             }
         };
-        let refs: Vec<(&str, &[u8])> = h
-            .files
-            .iter()
-            .zip(&files)
-            .map(|(f, b)| (f.name.as_str(), b.as_slice()))
-            .collect();
-        // `open` checked every file against its header entry (length and SHA-256).
-        let sums: Vec<Digest32> = h.files.iter().map(|f| f.sha256).collect();
-        let info = match check_unit_listed(&refs, &sums) {
+        let info = match checked {
             Ok(i) => i,
             Err(findings) => {
                 let text: Vec<String> = findings

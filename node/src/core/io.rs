@@ -38,6 +38,16 @@ pub enum Input {
         /// The request.
         request: wire::Request,
     },
+    /// A peer's delivery (`Request::Deliver`) whose envelopes the prepare stage has
+    /// decoded, verified and, for this node, opened and checked.
+    Deliver {
+        /// Response correlation.
+        id: InboundId,
+        /// The peer.
+        from: OperatorId,
+        /// The envelopes, in request order.
+        envelopes: Vec<super::prepared::PreparedEnvelope>,
+    },
     /// A peer's response to one of our requests.
     Response {
         /// Our request.

@@ -1107,3 +1107,59 @@ fn directory_sync_does_not_send_a_peer_back_what_it_sent() {
         );
     }
 }
+
+#[test]
+fn a_peer_coming_up_makes_only_its_own_queue_due() {
+    // A holds envelopes for B and for C, both unreachable and backing off. C coming up
+    // makes C's envelope due at once; B's keeps its retry time.
+    let mut net = Net::new(&[("a", false), ("b", false), ("c", false)]);
+    net.connect(0, 1);
+    net.connect(0, 2);
+    net.add_office(0, CM, "43");
+    net.add_office(1, SVC, "11");
+    net.add_office(2, "4071480000", "11");
+    net.run_for(1_000);
+    net.partition(0, 1);
+    net.partition(0, 2);
+    let base = fixture_unit("d2_kyo_riyohyo");
+    let to_b = accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            unit: PreparedUnit::new(rename_stamp(&base, "20250425164601")),
+            supersedes: None,
+        },
+    ));
+    let to_c_files: Vec<(String, Vec<u8>)> = rename_stamp(&base, "20250425164602")
+        .into_iter()
+        .map(|(n, b)| (n.replace(SVC, "4071480000"), b))
+        .collect();
+    let to_c = accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            unit: PreparedUnit::new(to_c_files),
+            supersedes: None,
+        },
+    ));
+    // Several failed attempts: both wait on backoff, well after now.
+    net.run_for(20_000);
+    let due = |net: &Net, id: EnvelopeId| net.core(0).due_of.get(&id).map(|(t, _)| *t);
+    let b_due = due(&net, to_b).expect("queued for b");
+    assert!(b_due > net.now, "b's envelope waits on backoff");
+    assert!(due(&net, to_c).is_some_and(|t| t > net.now));
+    let c = net.id(2);
+    let now = net.now;
+    let core = net.core_mut(0);
+    core.handle(now, crate::core::Input::PeerUp(c)).unwrap();
+    assert_eq!(
+        core.due_of.get(&to_c).map(|(t, _)| *t),
+        Some(now),
+        "c's is due now"
+    );
+    assert_eq!(
+        core.due_of.get(&to_b).map(|(t, _)| *t),
+        Some(b_due),
+        "b's keeps its retry time"
+    );
+}

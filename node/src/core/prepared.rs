@@ -1,0 +1,95 @@
+//! The prepare stage for envelopes from peers: decode, origin signature, and — for an
+//! envelope to this node — open and the standard-spec check, all pure and outside the
+//! core's thread in production. The core takes a [`PreparedEnvelope`] and only decides
+//! (dedup, roster, time bounds, homes, relay or deliver) and writes.
+//!
+//! The core makes one itself (on its own thread) only for a raw `Request::Deliver` handed
+//! to it directly, as simnet and the core's tests do: it is the same function, so what
+//! they exercise is what production runs.
+
+use renkei_protocol::envelope::{Digest32, Envelope};
+use renkei_protocol::error::DecodeError;
+use renkei_protocol::keys::OperatorKeys;
+use renkei_protocol::receipt::RejectCode;
+
+use super::unit::{UnitFinding, UnitInfo, check_unit_listed};
+
+/// What opening an envelope to this node gave.
+#[derive(Debug, Clone)]
+pub(crate) struct Opened {
+    /// The files, in header order.
+    pub(crate) files: Vec<Vec<u8>>,
+    /// The standard-spec check of the unit.
+    pub(crate) checked: Result<UnitInfo, Vec<UnitFinding>>,
+}
+
+/// An envelope from a peer as the prepare stage leaves it.
+#[derive(Debug, Clone)]
+pub struct PreparedEnvelope {
+    /// The bytes as received.
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) env: Result<Envelope, DecodeError>,
+    /// Whether the origin signature verifies (over the header's key).
+    pub(crate) signature_ok: bool,
+    /// For an authentic envelope to this node: opened and checked, or why not.
+    pub(crate) opened: Option<Result<Opened, (RejectCode, String)>>,
+}
+
+impl PreparedEnvelope {
+    /// Prepares the bytes of one envelope for the node holding `keys`.
+    pub fn new(keys: &OperatorKeys, bytes: Vec<u8>) -> PreparedEnvelope {
+        let env = Envelope::decode(&bytes);
+        let (signature_ok, opened) = match &env {
+            Err(_) => (false, None),
+            Ok(e) => {
+                let ok = e.verify().is_ok();
+                let mine = keys.is_own_id(&e.header().destination);
+                (ok, (ok && mine).then(|| open_and_check(keys, e)))
+            }
+        };
+        PreparedEnvelope {
+            bytes,
+            env,
+            signature_ok,
+            opened,
+        }
+    }
+
+    /// Prepares every envelope of a delivery.
+    pub fn all(keys: &OperatorKeys, envelopes: Vec<Vec<u8>>) -> Vec<PreparedEnvelope> {
+        envelopes
+            .into_iter()
+            .map(|b| PreparedEnvelope::new(keys, b))
+            .collect()
+    }
+
+    /// Bytes held (received and opened).
+    pub fn bytes(&self) -> usize {
+        self.bytes.len()
+            + self.opened.as_ref().map_or(0, |o| {
+                o.as_ref()
+                    .map_or(0, |o| o.files.iter().map(Vec::len).sum::<usize>())
+            })
+    }
+}
+
+/// Opens `env` with `keys` and checks its unit (the destination's part of the pure work).
+pub(crate) fn open_and_check(
+    keys: &OperatorKeys,
+    env: &Envelope,
+) -> Result<Opened, (RejectCode, String)> {
+    let files = env
+        .open(keys)
+        .map_err(|e| (RejectCode::CannotOpen, e.to_string()))?;
+    let h = env.header();
+    let refs: Vec<(&str, &[u8])> = h
+        .files
+        .iter()
+        .zip(&files)
+        .map(|(f, b)| (f.name.as_str(), b.as_slice()))
+        .collect();
+    // `open` checked every file against its header entry (length and SHA-256).
+    let sums: Vec<Digest32> = h.files.iter().map(|f| f.sha256).collect();
+    let checked = check_unit_listed(&refs, &sums);
+    Ok(Opened { files, checked })
+}
