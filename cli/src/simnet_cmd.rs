@@ -141,7 +141,7 @@ fn available_memory() -> Option<u64> {
 }
 
 /// A warning when a run is likely to need more memory than is available, with the scale
-/// that would fit (runs are linear in envelopes: docs/PERFORMANCE.md).
+/// that would fit (runs are linear in envelopes: docs/PERFORMANCE.md, "simnet").
 fn memory_warning(estimate: u64, available: u64, scale: f64) -> Option<String> {
     if estimate <= available {
         return None;

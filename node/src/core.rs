@@ -228,6 +228,7 @@ impl<S: Store> Core<S> {
         core.audit_head = audit::load_head(&core.store)?;
         core.seq = core.load_seq()?;
         core.rebind_after_rotation()?;
+        core.index_inbox()?;
         core.announce_roster();
         core.pump()?;
         Ok(core)

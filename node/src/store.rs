@@ -60,13 +60,17 @@ pub enum Tree {
     Submissions,
     /// Envelopes relayed for others: id → origin, destination and digest, kept to route
     /// their receipts back once the body is gone (a relay drops the body when the next
-    /// hop holds it). Last, so existing trees keep their key prefixes on disk.
+    /// hop holds it).
     Relayed,
+    /// Inbox in arrival order: office ‖ received_at ‖ id → nothing, for paging an office's
+    /// inbox newest first without reading all of it. Last, so existing trees keep their
+    /// key prefixes on disk (a store from before it is indexed when opened).
+    InboxIndex,
 }
 
 impl Tree {
     /// Every tree.
-    pub const ALL: [Tree; 19] = [
+    pub const ALL: [Tree; 20] = [
         Tree::Meta,
         Tree::Envelopes,
         Tree::Outbox,
@@ -86,6 +90,7 @@ impl Tree {
         Tree::Audit,
         Tree::Submissions,
         Tree::Relayed,
+        Tree::InboxIndex,
     ];
 
     /// Stable name (the sled tree name).
@@ -110,6 +115,7 @@ impl Tree {
             Tree::Audit => "audit",
             Tree::Submissions => "submissions",
             Tree::Relayed => "relayed",
+            Tree::InboxIndex => "inbox_index",
         }
     }
 }

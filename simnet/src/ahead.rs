@@ -2,7 +2,7 @@
 //! simulation thread is about to sign, seal and check, and leaves the answers in the run's
 //! [`CryptoMemo`] for it to take.
 //!
-//! A simulation is one thread (docs/PERFORMANCE.md says why its events cannot be spread
+//! A simulation is one thread (docs/lab/2026-12-simnet-wall-time.md says why its events cannot be spread
 //! over cores), but a third of its time went into pure functions whose inputs the simulator
 //! knows before the core asks: the workload says what each office submits and when, the
 //! cores' unit streams say which envelope id and ephemeral seed the k-th unit a node seals

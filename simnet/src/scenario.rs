@@ -526,7 +526,7 @@ impl Scenario {
 
     /// Memory a run needs, roughly, in bytes: per envelope ≈ 14 KB (each node's store holds
     /// its envelopes, receipts, inbox, files and audit entries; measured 14.8–14.9 KB per
-    /// envelope in docs/PERFORMANCE.md), or ≈ 5.5 KB when the stores keep their bulky
+    /// envelope in docs/lab/2026-12-simnet-wall-time.md), or ≈ 5.5 KB when the stores keep their bulky
     /// values in spill files (`spilling`; the full national day: 16.2 GB measured), and per
     /// office and node ≈ 250 B (every node learns every office binding).
     pub fn memory_estimate_bytes(&self, spilling: bool) -> u64 {
@@ -573,7 +573,7 @@ mod tests {
         ))) else {
             panic!("national scenario loads");
         };
-        // Measured (docs/PERFORMANCE.md): 3.6 GB at scale 0.1, 17.9 GB at 0.5.
+        // Measured (docs/lab/2026-12-simnet-wall-time.md): 3.6 GB at scale 0.1, 17.9 GB at 0.5.
         let gb = |s: &Scenario| s.memory_estimate_bytes(false) as f64 / 1e9;
         assert!(
             (3.0..4.5).contains(&gb(&national.scaled(0.1))),

@@ -131,23 +131,52 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> Response {
 #[derive(Deserialize)]
 pub(super) struct InboxQuery {
     latest: Option<bool>,
+    limit: Option<usize>,
+    before: Option<String>,
 }
 
+/// A page of the inbox as a JSON array, newest received first. When older units remain,
+/// `Link: <…?before=ID…>; rel="next"` and `X-Renkei-Next-Before: ID` say where the next
+/// page starts: a long inbox is paged, never cut silently.
 pub(super) async fn inbox(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<InboxQuery>,
 ) -> Response {
-    match call(
-        &state,
-        &headers,
-        ApiCommand::Inbox {
-            latest_only: q.latest.unwrap_or(false),
-        },
-    )
-    .await
-    {
-        Ok(ApiReply::Inbox(v)) => Json(v).into_response(),
+    let before = match q.before.as_deref().map(parse_id).transpose() {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let latest = q.latest.unwrap_or(false);
+    let limit = q.limit.unwrap_or(crate::core::io::INBOX_PAGE_DEFAULT);
+    let max = crate::core::io::INBOX_PAGE_MAX;
+    if !(1..=max).contains(&limit) {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("limit must be between 1 and {max}, got {limit}"),
+        );
+    }
+    let cmd = ApiCommand::Inbox {
+        latest_only: latest,
+        before,
+        limit,
+    };
+    match call(&state, &headers, cmd).await {
+        Ok(ApiReply::InboxPage(page)) => {
+            let mut r = Json(page.items).into_response();
+            if let Some(next) = page.next {
+                let link = format!(
+                    "</v1/inbox?before={next}&limit={limit}&latest={latest}>; rel=\"next\""
+                );
+                for (name, value) in [("link", link), ("x-renkei-next-before", next.to_string())] {
+                    if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
+                        r.headers_mut().insert(name, v);
+                    }
+                }
+            }
+            r
+        }
         Ok(other) => unexpected(other),
         Err(r) => r,
     }

@@ -27,8 +27,12 @@ impl<S: Store> Core<S> {
                 Some(o) => self.submit(o, unit, supersedes)?,
                 None => need_office(),
             },
-            ApiCommand::Inbox { latest_only } => match office {
-                Some(o) => ApiReply::Inbox(self.inbox_list(&o, latest_only)?),
+            ApiCommand::Inbox {
+                latest_only,
+                before,
+                limit,
+            } => match office {
+                Some(o) => self.inbox_page(&o, latest_only, before, limit)?,
                 None => need_office(),
             },
             ApiCommand::Fetch { id, name } => match office {

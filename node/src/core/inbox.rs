@@ -7,12 +7,12 @@ use renkei_protocol::ids::{EnvelopeId, OfficeNumber};
 use renkei_protocol::receipt::ReceiptKind;
 
 use super::Core;
-use super::io::{ApiReply, FileReply};
+use super::io::{ApiReply, FileReply, INBOX_PAGE_MAX, INBOX_SCAN_MAX, InboxPage};
 use super::origin::file_views;
-use super::records::{self, InboxRec, SlotRec, id_n_key, office_id_key};
+use super::records::{self, InboxRec, SlotRec, id_n_key, office_id_key, office_time_id_key};
 use super::unit::UnitInfo;
 use super::views::InboxView;
-use crate::store::{Store, StoreError, Tree, scan_prefix};
+use crate::store::{Store, StoreError, Tree};
 
 impl<S: Store> Core<S> {
     pub(super) fn inbox_insert(
@@ -95,12 +95,46 @@ impl<S: Store> Core<S> {
             live_slots: live,
             users: info.users.len() as u32,
         };
+        self.store.put(
+            Tree::InboxIndex,
+            &office_time_id_key(&office, self.now, &id),
+            b"",
+        )?;
         records::put(
             &mut self.store,
             Tree::Inbox,
             &office_id_key(&office, &id),
             &rec,
         )
+    }
+
+    /// Indexes the inbox of a store written before [`Tree::InboxIndex`] existed (once: a
+    /// store with an index, or without an inbox, is left as it is).
+    pub(super) fn index_inbox(&mut self) -> Result<(), StoreError> {
+        if self.store.last(Tree::InboxIndex)?.is_some() || self.store.last(Tree::Inbox)?.is_none() {
+            return Ok(());
+        }
+        let mut n = 0u64;
+        let mut from = Vec::new();
+        loop {
+            let batch = self.store.range(Tree::Inbox, &from, None, 4096)?;
+            let Some((last, _)) = batch.last() else { break };
+            let mut next = last.clone();
+            next.push(0);
+            for (_, v) in &batch {
+                let rec: InboxRec = records::decode(Tree::Inbox, v)?;
+                self.store.put(
+                    Tree::InboxIndex,
+                    &office_time_id_key(&rec.office, rec.received_at_ms, &rec.id),
+                    b"",
+                )?;
+                n += 1;
+            }
+            from = next;
+        }
+        self.store.commit()?;
+        tracing::info!(units = n, "indexed the inbox in arrival order");
+        Ok(())
     }
 
     /// A newer unit took one of `prev`'s slots.
@@ -144,29 +178,97 @@ impl<S: Store> Core<S> {
         })
     }
 
-    pub(super) fn inbox_list(
+    /// A page of an office's inbox, newest received first: at most `limit` units (capped
+    /// at [`INBOX_PAGE_MAX`]) received before unit `before` (the last of the previous
+    /// page), only the latest of each document slot if asked. Reads at most
+    /// [`INBOX_SCAN_MAX`] index entries: a page may then hold fewer units (or none), and its
+    /// `next` cursor says where to go on. Nothing is dropped silently.
+    pub(super) fn inbox_page(
         &self,
         office: &OfficeNumber,
         latest_only: bool,
-    ) -> Result<Vec<InboxView>, StoreError> {
-        let mut out = Vec::new();
-        for (_, v) in scan_prefix(
-            &self.store,
-            Tree::Inbox,
-            office.as_str().as_bytes(),
-            100_000,
-        )? {
-            let rec: InboxRec = records::decode(Tree::Inbox, &v)?;
-            if latest_only && rec.superseded_by.is_some() {
-                continue;
+        before: Option<EnvelopeId>,
+        limit: usize,
+    ) -> Result<ApiReply, StoreError> {
+        let start = office.as_str().as_bytes().to_vec();
+        let mut end = match before {
+            None => crate::store::prefix_end(&start),
+            Some(id) => match records::get::<InboxRec>(
+                &self.store,
+                Tree::Inbox,
+                &office_id_key(office, &id),
+            )? {
+                Some(rec) => Some(office_time_id_key(office, rec.received_at_ms, &id)),
+                None => {
+                    return Ok(ApiReply::NotFound(format!(
+                        "before: no unit {id} in this office's inbox"
+                    )));
+                }
+            },
+        };
+        let limit = limit.clamp(1, INBOX_PAGE_MAX);
+        let mut items = Vec::new();
+        let mut scanned = 0usize;
+        let mut last_seen: Option<EnvelopeId> = None;
+        'scan: while scanned < INBOX_SCAN_MAX {
+            let want = (INBOX_SCAN_MAX - scanned).min(1024);
+            let keys = self
+                .store
+                .range_rev(Tree::InboxIndex, &start, end.as_deref(), want)?;
+            let Some((oldest, _)) = keys.last() else {
+                last_seen = None;
+                break;
+            };
+            end = Some(oldest.clone());
+            for (k, _) in &keys {
+                scanned += 1;
+                let Some(id) = k.get(18..34).and_then(|b| EnvelopeId::from_slice(b).ok()) else {
+                    continue;
+                };
+                last_seen = Some(id);
+                let Some(rec) = records::get::<InboxRec>(
+                    &self.store,
+                    Tree::Inbox,
+                    &office_id_key(office, &id),
+                )?
+                else {
+                    continue;
+                };
+                if latest_only && rec.superseded_by.is_some() {
+                    continue;
+                }
+                items.push(Self::inbox_view(&rec)?);
+                if items.len() == limit {
+                    break 'scan;
+                }
             }
-            out.push(Self::inbox_view(&rec)?);
+            if keys.len() < want {
+                last_seen = None;
+                break;
+            }
         }
-        // Newest stamp first: the order in which the standard says units apply, reversed.
-        out.sort_by(|a, b| {
-            (b.stamp.as_str(), b.received_at_ms).cmp(&(a.stamp.as_str(), a.received_at_ms))
-        });
-        Ok(out)
+        // More may follow unless the scan reached the office's oldest unit.
+        let next = match last_seen {
+            Some(id) => {
+                let key = office_time_id_key(
+                    office,
+                    records::get::<InboxRec>(
+                        &self.store,
+                        Tree::Inbox,
+                        &office_id_key(office, &id),
+                    )?
+                    .map_or(0, |r| r.received_at_ms),
+                    &id,
+                );
+                (!self
+                    .store
+                    .range_rev(Tree::InboxIndex, &start, Some(&key), 1)?
+                    .is_empty())
+                .then_some(id)
+            }
+            None => None,
+        };
+        Ok(ApiReply::InboxPage(InboxPage { items, next }))
     }
 
     pub(super) fn fetch(

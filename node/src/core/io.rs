@@ -9,6 +9,22 @@ use super::views::{DirectoryView, InboxView, OfficeView, SentView, StatusView};
 
 /// Most sent units listed in one answer.
 pub const SENT_PAGE_MAX: usize = 10_000;
+/// Most inbox units listed in one page.
+pub const INBOX_PAGE_MAX: usize = 10_000;
+/// Default inbox page size.
+pub const INBOX_PAGE_DEFAULT: usize = 1_000;
+/// Inbox index entries read for one page at most (with `latest`, superseded units are read
+/// and skipped): bounds the core's work per request.
+pub const INBOX_SCAN_MAX: usize = 20_000;
+
+/// A page of an office's inbox, newest received first.
+#[derive(Debug, Clone)]
+pub struct InboxPage {
+    /// The units.
+    pub items: Vec<InboxView>,
+    /// The last unit read, when older ones remain: ask again with `before` = this.
+    pub next: Option<EnvelopeId>,
+}
 
 /// Correlates an API command with its reply.
 pub type ApiId = u64;
@@ -94,10 +110,14 @@ pub enum ApiCommand {
         /// The envelope this unit replaces, if the sender says so.
         supersedes: Option<EnvelopeId>,
     },
-    /// List the inbox.
+    /// A page of the inbox, newest received first.
     Inbox {
         /// Only the latest entry of each document slot.
         latest_only: bool,
+        /// Only units received before this one (the previous page's `next`).
+        before: Option<EnvelopeId>,
+        /// At most this many (capped at [`INBOX_PAGE_MAX`]).
+        limit: usize,
     },
     /// Download one file of a received unit.
     Fetch {
@@ -191,8 +211,8 @@ pub enum ApiReply {
     BadRequest(String),
     /// The destination cannot be reached (not bound in the federation).
     Unroutable(String),
-    /// Inbox entries.
-    Inbox(Vec<InboxView>),
+    /// A page of inbox entries.
+    InboxPage(InboxPage),
     /// A file.
     File(FileReply),
     /// Sent units.

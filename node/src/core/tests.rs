@@ -12,7 +12,7 @@ use renkei_protocol::receipt::{ReceiptKind, RejectCode, SignedReceipt};
 
 use super::io::{ApiCommand, ApiReply};
 use super::unit::PreparedUnit;
-use crate::store::Tree;
+use crate::store::{Store, Tree};
 
 const CM: &str = "4074478647"; // 居宅 (43)
 const SVC: &str = "4071481594"; // 訪問介護 (11)
@@ -48,8 +48,16 @@ fn inbox(
     office: &str,
     latest_only: bool,
 ) -> Vec<super::views::InboxView> {
-    match net.api(node, office, ApiCommand::Inbox { latest_only }) {
-        ApiReply::Inbox(v) => v,
+    match net.api(
+        node,
+        office,
+        ApiCommand::Inbox {
+            latest_only,
+            before: None,
+            limit: crate::core::io::INBOX_PAGE_MAX,
+        },
+    ) {
+        ApiReply::InboxPage(p) => p.items,
         other => panic!("{other:?}"),
     }
 }
@@ -520,7 +528,15 @@ fn office_sees_only_its_own_data() {
     ));
     assert!(inbox(&mut net, 0, other, false).is_empty());
     assert!(matches!(
-        net.api_token(0, [9; 32], ApiCommand::Inbox { latest_only: false }),
+        net.api_token(
+            0,
+            [9; 32],
+            ApiCommand::Inbox {
+                latest_only: false,
+                before: None,
+                limit: 10,
+            }
+        ),
         ApiReply::Unauthorized
     ));
 }
@@ -860,7 +876,11 @@ fn sled_core_loses_only_uncommitted_work() {
         Input::Api {
             id: 2,
             auth: Auth::Office(sha256(SVC.as_bytes())),
-            cmd: ApiCommand::Inbox { latest_only: false },
+            cmd: ApiCommand::Inbox {
+                latest_only: false,
+                before: None,
+                limit: 10,
+            },
         },
     )
     .unwrap();
@@ -869,7 +889,7 @@ fn sled_core_loses_only_uncommitted_work() {
         .into_iter()
         .find_map(|e| match e {
             Effect::Reply {
-                reply: ApiReply::Inbox(v),
+                reply: ApiReply::InboxPage(crate::core::io::InboxPage { items: v, .. }),
                 ..
             } => Some(v),
             _ => None,
@@ -1162,4 +1182,93 @@ fn a_peer_coming_up_makes_only_its_own_queue_due() {
         Some(b_due),
         "b's keeps its retry time"
     );
+}
+
+#[test]
+fn the_inbox_pages_newest_first_and_never_drops_units() {
+    let mut net = Net::new(&[("solo", false)]);
+    net.add_office(0, CM, "43");
+    net.add_office(0, SVC, "11");
+    let base = fixture_unit("d2_kyo_riyohyo");
+    let mut sent = Vec::new();
+    for i in 0..25u64 {
+        let files = rename_stamp(&base, &format!("202504251646{i:02}"));
+        sent.push(accepted_id(&net.api(
+            0,
+            CM,
+            ApiCommand::Submit {
+                unit: PreparedUnit::new(files),
+                supersedes: None,
+            },
+        )));
+        net.run_for(10);
+    }
+    let page = |net: &mut Net, latest_only, before, limit| match net.api(
+        0,
+        SVC,
+        ApiCommand::Inbox {
+            latest_only,
+            before,
+            limit,
+        },
+    ) {
+        ApiReply::InboxPage(p) => p,
+        other => panic!("{other:?}"),
+    };
+    let mut seen = Vec::new();
+    let mut before = None;
+    let mut pages = Vec::new();
+    loop {
+        let p = page(&mut net, false, before, 10);
+        pages.push(p.items.len());
+        seen.extend(p.items.iter().map(|v| v.id.clone()));
+        match p.next {
+            Some(n) => {
+                assert_eq!(Some(n.to_string()), p.items.last().map(|v| v.id.clone()));
+                before = Some(n);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, [10, 10, 5]);
+    let newest_first: Vec<String> = sent.iter().rev().map(|i| i.to_string()).collect();
+    assert_eq!(seen, newest_first, "every unit once, newest received first");
+    // The same plan for the same user and month: only the newest is latest.
+    let latest = page(&mut net, true, None, 10);
+    assert_eq!(latest.items.len(), 1);
+    assert_eq!(latest.items[0].id, sent[24].to_string());
+    // A cursor of another office's (or no) unit is an error, not an empty page.
+    let ApiReply::NotFound(m) = net.api(
+        0,
+        SVC,
+        ApiCommand::Inbox {
+            latest_only: false,
+            before: Some(EnvelopeId([3; 16])),
+            limit: 10,
+        },
+    ) else {
+        panic!("expected NotFound");
+    };
+    assert!(m.contains("before"), "{m}");
+
+    // A store written before the index existed is indexed when the node opens.
+    let keys: Vec<Vec<u8>> = net
+        .store(0)
+        .range(Tree::InboxIndex, b"", None, 100)
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(keys.len(), 25);
+    for k in &keys {
+        net.core_mut(0)
+            .store_mut_for_tests()
+            .delete(Tree::InboxIndex, k)
+            .unwrap();
+    }
+    net.core_mut(0).commit().unwrap();
+    net.crash(0);
+    let p = page(&mut net, false, None, 100);
+    assert_eq!(p.items.len(), 25);
+    assert_eq!(p.items[0].id, sent[24].to_string());
 }

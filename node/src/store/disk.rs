@@ -76,7 +76,7 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 }
 
 fn index(t: Tree) -> u8 {
-    // Tree::ALL has 19 entries, so the position always fits a byte.
+    // Tree::ALL has 20 entries, so the position always fits a byte.
     Tree::ALL.iter().position(|x| *x == t).unwrap_or(0) as u8
 }
 

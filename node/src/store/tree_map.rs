@@ -34,10 +34,11 @@ const HASHED: [Tree; 9] = [
 /// Trees read by exact key and by ranges within a prefix, with the prefix's length: an
 /// envelope's receipts (envelope id ‖ seq), an office's inbox (office ‖ id) and sent list
 /// (office ‖ time ‖ id).
-const GROUPED: [(Tree, usize); 3] = [
+const GROUPED: [(Tree, usize); 4] = [
     (Tree::Receipts, 16),
     (Tree::Inbox, 10),
     (Tree::SentIndex, 10),
+    (Tree::InboxIndex, 10),
 ];
 
 /// Entries of one prefix, in key order.
