@@ -49,16 +49,24 @@ pub const CLASSES: &[(&str, Generator)] = &[
     ("long_line", long_line),
 ];
 
-/// Whole records of the fixture, repeated to about `size` bytes.
+/// Whole records of the fixture, repeated to about `size` bytes (never stopping inside a
+/// quoted field that spans lines).
 pub fn valid(size: usize) -> Vec<u8> {
-    let records: Vec<&[u8]> = UPPLAN.split_inclusive(|b| *b == b'\n').collect();
+    let lines: Vec<&[u8]> = UPPLAN.split_inclusive(|b| *b == b'\n').collect();
     let mut out = Vec::with_capacity(size + 512);
+    let mut quotes = 0usize;
     let mut i = 0;
-    while out.len() < size || out.is_empty() {
-        out.extend_from_slice(records[i % records.len()]);
+    while out.len() < size || out.is_empty() || quotes % 2 == 1 {
+        let line = lines[i % lines.len()];
+        quotes += memchr_count(b'"', line);
+        out.extend_from_slice(line);
         i += 1;
     }
     out
+}
+
+fn memchr_count(b: u8, s: &[u8]) -> usize {
+    s.iter().filter(|x| **x == b).count()
 }
 
 fn repeat(unit: &[u8], size: usize) -> Vec<u8> {
@@ -278,9 +286,13 @@ mod tests {
     }
 
     #[test]
-    fn the_valid_file_passes() {
+    fn the_valid_file_passes_at_every_size() {
         let r = check("valid");
         assert!(!r.has_errors(), "{:?}", rules(&r));
+        for size in [1, 4096, 100_000, 3_000_000] {
+            let r = check_send_unit(&[(NAME, &valid(size))]);
+            assert!(!r.has_errors(), "{size}: {:?}", rules(&r));
+        }
     }
 
     #[test]
