@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_csv;
+mod bench_decode;
 mod bench_hostile;
 mod client;
 mod node_cmd;
@@ -78,6 +79,8 @@ enum BenchCmd {
     Csv(bench_csv::CsvArgs),
     /// Another office's latency while one office uploads worst-case files.
     Hostile(bench_hostile::HostileArgs),
+    /// The protocol decoders' cost per byte on worst-case inputs at their size limits.
+    Decode(bench_decode::DecodeArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -328,6 +331,9 @@ fn main() -> Result<()> {
         Command::Bench {
             cmd: BenchCmd::Hostile(a),
         } => bench_hostile::run(a)?,
+        Command::Bench {
+            cmd: BenchCmd::Decode(a),
+        } => bench_decode::run(a)?,
         Command::RosterInstall { dir, roster } => node_cmd::roster_install(&dir, &roster)?,
         Command::Directory { node, office } => client::directory(&node, &office)?,
         Command::Run { dir } => node_cmd::run(&dir)?,

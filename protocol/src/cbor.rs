@@ -86,9 +86,9 @@ pub fn check_items(bytes: &[u8], what: &'static str, max: usize) -> Result<(), D
         pending -= 1;
         count += 1;
         if count > max {
-            return Err(DecodeError::TooLarge {
-                what: "CBOR item count",
-                len: count,
+            return Err(DecodeError::TooMany {
+                what: "CBOR items",
+                count,
                 max,
             });
         }
@@ -338,8 +338,8 @@ mod tests {
         let mut big = vec![0x9a, 0x00, 0x10, 0x00, 0x00];
         big.extend(std::iter::repeat_n(0x01, 1 << 20));
         match decode_canonical(&big, "test", 4 << 20) {
-            Err(DecodeError::TooLarge { what, max, .. }) => {
-                assert_eq!((what, max), ("CBOR item count", ITEMS_MAX));
+            Err(DecodeError::TooMany { what, max, .. }) => {
+                assert_eq!((what, max), ("CBOR items", ITEMS_MAX));
             }
             other => panic!("expected the item count refusal, got {other:?}"),
         }

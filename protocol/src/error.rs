@@ -16,6 +16,16 @@ pub enum DecodeError {
         /// The bound.
         max: usize,
     },
+    /// The input holds more items than the bound for this kind of value.
+    #[error("{what}: {count}, over the limit of {max}")]
+    TooMany {
+        /// What was counted.
+        what: &'static str,
+        /// How many (at least; counting stops past the bound).
+        count: usize,
+        /// The bound.
+        max: usize,
+    },
     /// Not well-formed CBOR (or trailing bytes after the value).
     #[error("{what} is not well-formed CBOR: {detail}")]
     Malformed {

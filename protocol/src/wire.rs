@@ -192,9 +192,9 @@ impl Request {
         let (kind, body) = unframe(bytes, W)?;
         let list = |body: Value, max: usize| match body {
             Value::Array(items) if items.len() <= max => Ok(items),
-            Value::Array(items) => Err(DecodeError::TooLarge {
-                what: "request item count",
-                len: items.len(),
+            Value::Array(items) => Err(DecodeError::TooMany {
+                what: "request items",
+                count: items.len(),
                 max,
             }),
             _ => Err(DecodeError::Field {

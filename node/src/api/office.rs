@@ -101,7 +101,7 @@ pub(super) async fn submit(
         );
     }
     // The check runs on the prepare pool, not on the core's thread.
-    let Some(unit) = state.uploads.prepare(files).await else {
+    let Some(unit) = state.uploads.prepare(auth_key(&auth), files).await else {
         return json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
@@ -115,6 +115,14 @@ pub(super) async fn submit(
     {
         ApiReply::Accepted(v) => (StatusCode::ACCEPTED, Json(v)).into_response(),
         other => unexpected(other),
+    }
+}
+
+/// The token hash an office authenticates with (the upload bookkeeping's key).
+fn auth_key(auth: &crate::core::Auth) -> [u8; 32] {
+    match auth {
+        crate::core::Auth::Office(k) => *k,
+        crate::core::Auth::Operator => [0; 32],
     }
 }
 

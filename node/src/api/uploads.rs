@@ -52,6 +52,8 @@ struct OfficeUse {
     in_flight: u64,
     window: Option<Instant>,
     started: u32,
+    /// This office's share of the prepare pool.
+    prepare: Option<Arc<Semaphore>>,
 }
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -129,15 +131,31 @@ impl Uploads {
         })
     }
 
-    /// Hashes and checks a unit on the prepare pool (at most `prepare_workers` at once, on
-    /// tokio's blocking threads). If the request is dropped while it waits for a worker, it
-    /// never starts; once started, the check runs to its end (it is linear in the upload,
-    /// bounded by the upload limit) and its result is dropped.
-    pub async fn prepare(&self, files: Vec<(String, Vec<u8>)>) -> Option<PreparedUnit> {
+    /// Hashes and checks a unit of the office of token hash `key` on the prepare pool (at
+    /// most `prepare_workers` at once, on tokio's blocking threads; one office at most all
+    /// but one of them, so another office's unit always finds a worker soon). If the
+    /// request is dropped while it waits for a worker, it never starts; once started, the
+    /// check runs to its end (it is linear in the upload, bounded by the upload limit) and
+    /// its result is dropped.
+    pub async fn prepare(
+        &self,
+        key: [u8; 32],
+        files: Vec<(String, Vec<u8>)>,
+    ) -> Option<PreparedUnit> {
+        let share = {
+            let workers = self.limits.prepare_workers.max(1);
+            let mut map = self.offices.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(key)
+                .or_default()
+                .prepare
+                .get_or_insert_with(|| Arc::new(Semaphore::new(workers.saturating_sub(1).max(1))))
+                .clone()
+        };
+        let own = share.acquire_owned().await.ok()?;
         let permit = self.prepare.clone().acquire_owned().await.ok()?;
         tokio::task::spawn_blocking(move || {
             let unit = PreparedUnit::new(files);
-            drop(permit);
+            drop((permit, own));
             unit
         })
         .await

@@ -105,7 +105,10 @@ impl<S: Store> Core<S> {
         let env = match env {
             Ok(e) => e,
             Err(e) => {
-                let code = if matches!(e, DecodeError::TooLarge { .. }) {
+                let code = if matches!(
+                    e,
+                    DecodeError::TooLarge { .. } | DecodeError::TooMany { .. }
+                ) {
                     RejectCode::TooLarge
                 } else {
                     RejectCode::Malformed

@@ -92,7 +92,7 @@ pub(crate) fn too_large_message(what: &str, len: usize, max: usize) -> String {
 /// The refusal code for a decode error.
 pub(crate) fn refusal_code(e: &DecodeError) -> RefusalCode {
     match e {
-        DecodeError::TooLarge { .. } => RefusalCode::TooLarge,
+        DecodeError::TooLarge { .. } | DecodeError::TooMany { .. } => RefusalCode::TooLarge,
         _ => RefusalCode::Malformed,
     }
 }

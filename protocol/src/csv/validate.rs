@@ -49,8 +49,10 @@ thread_local! {
     static DECODED: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-/// Largest decode buffer kept between files, per thread.
-const DECODED_KEPT_BYTES_MAX: usize = 128 * 1024 * 1024;
+/// Largest decode buffer (and CSV reader buffer) kept between files, per thread: a node
+/// checks on a pool of threads, and each keeping a 128 MiB buffer from one large upload
+/// added up to hundreds of MiB.
+const DECODED_KEPT_BYTES_MAX: usize = 16 * 1024 * 1024;
 
 /// The JPEG start-of-image marker.
 const JPEG_MAGIC: &[u8] = b"\xFF\xD8\xFF";
@@ -251,7 +253,11 @@ fn take_reader(text: &[u8]) -> CsvReader {
     rdr
 }
 
-fn give_back_reader(rdr: CsvReader) {
+fn give_back_reader(mut rdr: CsvReader) {
+    let buf = rdr.get_mut().get_mut();
+    if buf.capacity() > DECODED_KEPT_BYTES_MAX {
+        *buf = Vec::new();
+    }
     READER.with(|r| *r.borrow_mut() = Some(rdr));
 }
 const SIKYU_SERVICE_CODE: usize = 8;
