@@ -233,7 +233,7 @@ fn fetch_new(
             .filter(|r| r.status().is_success())
             .and_then(|r| r.bytes().ok())
     };
-    let Some(list) = get("/v1/inbox") else {
+    let Some(list) = get("/v1/inbox?limit=10000") else {
         return;
     };
     let list: serde_json::Value = serde_json::from_slice(&list).unwrap();
@@ -477,7 +477,7 @@ fn crash_loop_of_sigkills_loses_nothing_duplicates_nothing_and_keeps_every_proof
     assert_eq!(by_id.len(), units, "seed {seed}");
 
     // Exactly once at the destination: the inbox holds exactly the origin's units.
-    let inbox = cm.json("/v1/inbox");
+    let inbox = cm.json("/v1/inbox?limit=10000");
     let mut got: BTreeMap<String, usize> = BTreeMap::new();
     for e in inbox.as_array().unwrap() {
         *got.entry(e["id"].as_str().unwrap().to_owned()).or_default() += 1;

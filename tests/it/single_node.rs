@@ -325,3 +325,77 @@ fn sigterm_mid_load_then_restart_loses_nothing_accepted() {
         s.cm.wait_status(id, &["delivered"]);
     }
 }
+
+#[test]
+fn the_inbox_pages_over_http_with_a_next_cursor_and_uploads_need_a_known_token_first() {
+    let s = setup("inboxpages");
+    let base = fixture_files("valid/d2_kyo_riyohyo");
+    for i in 0..3 {
+        let files: Vec<(String, Vec<u8>)> = base
+            .iter()
+            .map(|(n, b)| {
+                (
+                    n.replace("20250425164608", &format!("2025042516460{i}")),
+                    b.clone(),
+                )
+            })
+            .collect();
+        let (st, body) = s.cm.submit(&files);
+        assert_eq!(st, 202, "{body}");
+        s.cm.wait_status(body["id"].as_str().unwrap(), &["delivered"]);
+    }
+    let c = reqwest::blocking::Client::new();
+    let get = |q: &str| {
+        c.get(format!("{}/v1/inbox{q}", s.node.url))
+            .bearer_auth(&s.svc.token)
+            .send()
+            .unwrap()
+    };
+    let first = get("?limit=2");
+    assert_eq!(first.status(), 200);
+    let next = first
+        .headers()
+        .get("x-renkei-next-before")
+        .expect("a next cursor: one unit is left")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let link = first
+        .headers()
+        .get("link")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        link.contains(&format!("before={next}")) && link.ends_with("rel=\"next\""),
+        "{link}"
+    );
+    let page1: serde_json::Value = first.json().unwrap();
+    assert_eq!(page1.as_array().unwrap().len(), 2);
+    assert_eq!(page1[1]["id"], next.as_str());
+    let second = get(&format!("?limit=2&before={next}"));
+    assert!(second.headers().get("x-renkei-next-before").is_none());
+    let page2: serde_json::Value = second.json().unwrap();
+    assert_eq!(page2.as_array().unwrap().len(), 1);
+    for bad in ["?limit=0", "?limit=10001", "?before=zz"] {
+        let r = get(bad);
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+
+    // An unknown token is refused before the body is read: a 5 MB upload that is never
+    // sent in full still gets its 401 at once.
+    let mut sock = std::net::TcpStream::connect(s.node.url.trim_start_matches("http://")).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        sock,
+        "POST /v1/send-units HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 5000000\r\n\r\n--b\r\n"
+    )
+    .unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut answer = [0u8; 64];
+    let n = sock.read(&mut answer).unwrap();
+    let head = String::from_utf8_lossy(&answer[..n]);
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+}

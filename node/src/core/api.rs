@@ -55,15 +55,8 @@ impl<S: Store> Core<S> {
                 (Some(_), _) | (None, true) => ApiReply::Directory(self.lookup(&asked)),
                 _ => need_office(),
             },
-            ApiCommand::WhoAmI => match office {
-                Some(o) => match self
-                    .office_views()
-                    .into_iter()
-                    .find(|v| v.office == o.as_str())
-                {
-                    Some(v) => ApiReply::Office(v),
-                    None => need_office(),
-                },
+            ApiCommand::WhoAmI => match office.and_then(|o| self.office_view_of(&o)) {
+                Some(v) => ApiReply::Office(v),
                 None => need_office(),
             },
             ApiCommand::AddOffice {

@@ -488,6 +488,11 @@ impl<S: Store> Core<S> {
         }
     }
 
+    /// The view of one office homed here (every upload asks, so not by listing them all).
+    pub(super) fn office_view_of(&self, office: &OfficeNumber) -> Option<OfficeView> {
+        self.offices.get(office).map(office_view)
+    }
+
     pub(super) fn office_views(&self) -> Vec<OfficeView> {
         self.offices.values().map(office_view).collect()
     }

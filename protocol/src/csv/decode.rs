@@ -189,7 +189,15 @@ fn decode_into(file: &str, body: &[u8], out: &mut String) -> Vec<Finding> {
     // so a file of invalid bytes cost time quadratic in its size (43× a valid file at
     // 300 KB, hours at 6 MB).
     out.reserve(body.len().saturating_add(body.len() / 2));
-    let mut scratch = vec![0u8; DECODE_CHUNK_BYTES];
+    // Room for the whole file when it is small (at most 3 UTF-8 bytes per input byte), so a
+    // 4 KiB file does not zero a 64 KiB buffer.
+    let mut scratch = vec![
+        0u8;
+        body.len()
+            .saturating_mul(3)
+            .saturating_add(16)
+            .min(DECODE_CHUNK_BYTES)
+    ];
     loop {
         let (result, read, written) =
             decoder.decode_to_utf8_without_replacement(&body[pos..], &mut scratch, true);
