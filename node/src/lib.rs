@@ -24,5 +24,6 @@ pub mod conformance;
 pub mod core;
 pub mod keyfile;
 pub mod net;
+pub mod prepare_pool;
 pub mod runtime;
 pub mod store;

@@ -283,6 +283,7 @@ async fn forward_events(
     to_core: mpsc::UnboundedSender<Input>,
     keys: std::sync::Arc<renkei_protocol::keys::OperatorKeys>,
     prepare: std::sync::Arc<tokio::sync::Semaphore>,
+    pool: crate::prepare_pool::PreparePool,
 ) {
     use crate::net::NetEvent;
     while let Some(ev) = events.recv().await {
@@ -292,26 +293,38 @@ async fn forward_events(
                 from,
                 request: Request::Deliver(envs),
             } => {
-                let (to_core, keys, prepare) = (to_core.clone(), keys.clone(), prepare.clone());
-                tokio::spawn(async move {
-                    let Ok(permit) = prepare.acquire_owned().await else {
-                        return;
-                    };
-                    let prepared = tokio::task::spawn_blocking(move || {
-                        let p = crate::core::PreparedEnvelope::all(&keys, envs);
-                        drop(permit);
-                        p
-                    })
-                    .await;
-                    if let Ok(envelopes) = prepared {
-                        let _ = to_core.send(Input::Deliver {
-                            id,
-                            from,
-                            envelopes,
-                        });
+                let bytes: usize = envs.iter().map(Vec::len).sum();
+                if bytes <= crate::prepare_pool::INLINE_BYTES_MAX {
+                    // Small: prepared here, in arrival order (cheaper than any hop).
+                    Input::Deliver {
+                        id,
+                        from,
+                        envelopes: crate::core::PreparedEnvelope::all(&keys, envs),
                     }
-                });
-                continue;
+                } else {
+                    let (to_core, keys, prepare, pool) =
+                        (to_core.clone(), keys.clone(), prepare.clone(), pool.clone());
+                    tokio::spawn(async move {
+                        let Ok(permit) = prepare.acquire_owned().await else {
+                            return;
+                        };
+                        let prepared = pool
+                            .run(move || {
+                                let p = crate::core::PreparedEnvelope::all(&keys, envs);
+                                drop(permit);
+                                p
+                            })
+                            .await;
+                        if let Some(envelopes) = prepared {
+                            let _ = to_core.send(Input::Deliver {
+                                id,
+                                from,
+                                envelopes,
+                            });
+                        }
+                    });
+                    continue;
+                }
             }
             NetEvent::Inbound { id, from, request } => Input::Inbound { id, from, request },
             NetEvent::Response { id, from, response } => Input::Response { id, from, response },
@@ -463,6 +476,7 @@ async fn start_network(
     cfg: &NodeConfig,
     keys: &renkei_protocol::keys::OperatorKeys,
     to_core: mpsc::UnboundedSender<Input>,
+    pool: crate::prepare_pool::PreparePool,
 ) -> Result<(Peers, Vec<String>), RuntimeError> {
     if cfg.listen.is_empty() && cfg.roster.is_none() && cfg.peers.is_empty() {
         return Ok((Peers::None, vec![]));
@@ -476,6 +490,7 @@ async fn start_network(
         to_core,
         std::sync::Arc::new(keys.clone()),
         std::sync::Arc::new(tokio::sync::Semaphore::new(workers.max(1))),
+        pool,
     ));
     let mut bound = Vec::new();
     for a in multiaddrs(&cfg.listen) {
@@ -553,7 +568,9 @@ pub async fn start(dir: &Path) -> Result<RunningNode, RuntimeError> {
     let admin_hash = admin_hash(dir)?;
     let keys = keyfile::load(dir)?;
     let (peer_tx, peer_rx) = mpsc::unbounded_channel();
-    let (peers, p2p) = start_network(&cfg, &keys, peer_tx.clone()).await?;
+    let pool = crate::prepare_pool::PreparePool::new(cfg.limits.upload_limits().prepare_workers)
+        .map_err(|e| RuntimeError::Io(format!("prepare pool: {e}")))?;
+    let (peers, p2p) = start_network(&cfg, &keys, peer_tx.clone(), pool.clone()).await?;
     if !p2p.is_empty() {
         // For operators and tests: the addresses actually bound (e.g. for port 0).
         let text: String = p2p.iter().map(|a| format!("{a}\n")).collect();
@@ -572,7 +589,7 @@ pub async fn start(dir: &Path) -> Result<RunningNode, RuntimeError> {
         admin_hash,
         upload_bytes_max: cfg.limits.upload_bytes_max,
         request_timeout: crate::api::body_timeout::request_timeout(cfg.limits.request_timeout_ms),
-        uploads: crate::api::uploads::Uploads::new(cfg.limits.upload_limits()),
+        uploads: crate::api::uploads::Uploads::new(cfg.limits.upload_limits(), pool),
         ready_stall: Duration::from_millis(cfg.limits.ready_stall_ms.max(1)),
     };
     let (stop_http, stop_rx) = oneshot::channel::<()>();

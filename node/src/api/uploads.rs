@@ -42,6 +42,11 @@ pub struct UploadLimits {
 #[derive(Clone)]
 pub struct Uploads {
     limits: UploadLimits,
+    pool: crate::prepare_pool::PreparePool,
+    /// Token hashes the core named an office for lately, and when: the gate asks the core
+    /// again after [`KNOWN_FOR`] (the core checks the token again on the submission itself,
+    /// so a token revoked meanwhile still gets nothing sent).
+    known: Arc<Mutex<BTreeMap<[u8; 32], Instant>>>,
     /// Per office (token hash): bytes in flight, and (window start, uploads started).
     offices: Arc<Mutex<BTreeMap<[u8; 32], OfficeUse>>>,
     prepare: Arc<Semaphore>,
@@ -57,6 +62,10 @@ struct OfficeUse {
 }
 
 const HOUR: Duration = Duration::from_secs(3600);
+/// How long the gate trusts that a token names an office without asking the core.
+const KNOWN_FOR: Duration = Duration::from_secs(30);
+/// Tokens remembered at most (then the memory starts over).
+const KNOWN_MAX: usize = 4096;
 
 /// An upload slot of one office, given back when dropped (the request finished, failed,
 /// or its client went away).
@@ -88,13 +97,31 @@ pub enum Refusal {
 }
 
 impl Uploads {
-    /// Bookkeeping with these limits (a prepare pool of at least one worker).
-    pub fn new(limits: UploadLimits) -> Uploads {
+    /// Bookkeeping with these limits, checking on `pool` (at most `prepare_workers` at
+    /// once).
+    pub fn new(limits: UploadLimits, pool: crate::prepare_pool::PreparePool) -> Uploads {
         Uploads {
             limits,
+            pool,
+            known: Arc::default(),
             offices: Arc::default(),
             prepare: Arc::new(Semaphore::new(limits.prepare_workers.max(1))),
         }
+    }
+
+    /// Whether the core named an office for `key` within [`KNOWN_FOR`].
+    fn known(&self, key: &[u8; 32], now: Instant) -> bool {
+        let map = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key)
+            .is_some_and(|t| now.duration_since(*t) < KNOWN_FOR)
+    }
+
+    fn remember(&self, key: [u8; 32], now: Instant) {
+        let mut map = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= KNOWN_MAX {
+            map.clear();
+        }
+        map.insert(key, now);
     }
 
     /// Takes an upload slot of `bytes` (`None`: length unknown) for the office of token
@@ -132,7 +159,7 @@ impl Uploads {
     }
 
     /// Hashes and checks a unit of the office of token hash `key` on the prepare pool (at
-    /// most `prepare_workers` at once, on tokio's blocking threads; one office at most all
+    /// most `prepare_workers` at once; one office at most all
     /// but one of them, so another office's unit always finds a worker soon). If the
     /// request is dropped while it waits for a worker, it never starts; once started, the
     /// check runs to its end (it is linear in the upload, bounded by the upload limit) and
@@ -153,13 +180,14 @@ impl Uploads {
         };
         let own = share.acquire_owned().await.ok()?;
         let permit = self.prepare.clone().acquire_owned().await.ok()?;
-        tokio::task::spawn_blocking(move || {
-            let unit = PreparedUnit::new(files);
-            drop((permit, own));
-            unit
-        })
-        .await
-        .ok()
+        let bytes = files.iter().map(|(_, b)| b.len()).sum();
+        self.pool
+            .run_sized(bytes, move || {
+                let unit = PreparedUnit::new(files);
+                drop((permit, own));
+                unit
+            })
+            .await
     }
 }
 
@@ -174,20 +202,23 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
             "send Authorization: Bearer <office token>".into(),
         );
     };
-    match state
-        .core
-        .call(crate::core::Auth::Office(key), ApiCommand::WhoAmI)
-        .await
-    {
-        ApiReply::Office(_) => {}
-        other => return unexpected(other),
+    let now = Instant::now();
+    if !state.uploads.known(&key, now) {
+        match state
+            .core
+            .call(crate::core::Auth::Office(key), ApiCommand::WhoAmI)
+            .await
+        {
+            ApiReply::Office(_) => state.uploads.remember(key, now),
+            other => return unexpected(other),
+        }
     }
     let length = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    match state.uploads.start(key, length, Instant::now()) {
+    match state.uploads.start(key, length, now) {
         Ok(slot) => {
             req.extensions_mut().insert(Arc::new(slot));
             next.run(req).await
@@ -225,12 +256,15 @@ mod tests {
     const MIB: u64 = 1024 * 1024;
 
     fn uploads(per_hour: u32) -> Uploads {
-        Uploads::new(UploadLimits {
-            bytes_in_flight_per_office: 12 * MIB,
-            upload_bytes_max: 6 * MIB,
-            per_office_per_hour: per_hour,
-            prepare_workers: 1,
-        })
+        Uploads::new(
+            UploadLimits {
+                bytes_in_flight_per_office: 12 * MIB,
+                upload_bytes_max: 6 * MIB,
+                per_office_per_hour: per_hour,
+                prepare_workers: 1,
+            },
+            crate::prepare_pool::PreparePool::new(1).unwrap(),
+        )
     }
 
     #[test]

@@ -19,7 +19,7 @@ type Batch = (Vec<EnvelopeId>, Vec<Vec<u8>>, usize);
 
 /// Delivery batches in flight per peer. More than one keeps the receiving node busy while
 /// an answer travels back (and lets it commit several batches with one flush); one batch
-/// in flight bounded throughput by the round trip (docs/PERFORMANCE.md).
+/// in flight bounded throughput by the round trip (docs/lab/2026-11-relay-benchmark.md).
 pub(super) const DELIVER_WINDOW: usize = 4;
 
 /// Bytes of encoded envelopes kept in memory for their first send, so a busy node does not
