@@ -189,6 +189,17 @@ pub(crate) fn proc_stats(child: &Option<Child>) -> (u64, f64) {
     (rss_kb, cpu)
 }
 
+/// Registers `office` (service `kind`) at node `p` through its admin API; its token.
+pub(crate) fn add_office(c: &Client, p: &Proc, office: &str, kind: &str) -> Result<String> {
+    let v: Value = c
+        .post(format!("{}/admin/v1/offices", p.http))
+        .bearer_auth(&p.admin)
+        .json(&json!({"office": office, "kinds": [kind], "name": office}))
+        .send()?
+        .json()?;
+    v["token"].as_str().map(str::to_owned).context("no token")
+}
+
 pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -259,15 +270,7 @@ fn run_relay(base: &Path, args: &RelayArgs) -> Result<i32> {
         .timeout(Duration::from_secs(120))
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
-    let add = |p: &Proc, office: &str, kind: &str| -> Result<String> {
-        let v: Value = c
-            .post(format!("{}/admin/v1/offices", p.http))
-            .bearer_auth(&p.admin)
-            .json(&json!({"office": office, "kinds": [kind], "name": office}))
-            .send()?
-            .json()?;
-        v["token"].as_str().map(str::to_owned).context("no token")
-    };
+    let add = |p: &Proc, office: &str, kind: &str| add_office(&c, p, office, kind);
     let cm = add(&a, CM, "43")?;
     add(&b, SVC, "11")?;
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use renkei_node::keyfile;
 use renkei_protocol::keys::SigningIdentity;
 use reqwest::blocking::{Client, multipart};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::bench::{make, percentile, proc_stats, stamp, start};
+use crate::bench::{add_office, make, percentile, proc_stats, stamp, start};
 use crate::bench_csv::{CLASSES, NAME};
 
 /// The hostile office (the sender in [`NAME`]).
@@ -122,15 +122,7 @@ pub fn run(args: HostileArgs) -> Result<i32> {
         let c = Client::builder()
             .timeout(Duration::from_secs(300))
             .build()?;
-        let add = |office: &str, kind: &str| -> Result<String> {
-            let v: Value = c
-                .post(format!("{}/admin/v1/offices", node.http))
-                .bearer_auth(&node.admin)
-                .json(&json!({"office": office, "kinds": [kind], "name": office}))
-                .send()?
-                .json()?;
-            v["token"].as_str().map(str::to_owned).context("no token")
-        };
+        let add = |office: &str, kind: &str| add_office(&c, &node, office, kind);
         let hostile_token = add(CM, "43")?;
         let token = add(SVC, "11")?;
         println!(

@@ -209,7 +209,8 @@ impl<S: Store> Core<S> {
         let limit = limit.clamp(1, INBOX_PAGE_MAX);
         let mut items = Vec::new();
         let mut scanned = 0usize;
-        let mut last_seen: Option<EnvelopeId> = None;
+        // The index key of the last unit read, while older ones may remain.
+        let mut last_seen: Option<(Vec<u8>, EnvelopeId)> = None;
         'scan: while scanned < INBOX_SCAN_MAX {
             let want = (INBOX_SCAN_MAX - scanned).min(1024);
             let keys = self
@@ -225,7 +226,7 @@ impl<S: Store> Core<S> {
                 let Some(id) = k.get(18..34).and_then(|b| EnvelopeId::from_slice(b).ok()) else {
                     continue;
                 };
-                last_seen = Some(id);
+                last_seen = Some((k.clone(), id));
                 let Some(rec) = records::get::<InboxRec>(
                     &self.store,
                     Tree::Inbox,
@@ -249,23 +250,11 @@ impl<S: Store> Core<S> {
         }
         // More may follow unless the scan reached the office's oldest unit.
         let next = match last_seen {
-            Some(id) => {
-                let key = office_time_id_key(
-                    office,
-                    records::get::<InboxRec>(
-                        &self.store,
-                        Tree::Inbox,
-                        &office_id_key(office, &id),
-                    )?
-                    .map_or(0, |r| r.received_at_ms),
-                    &id,
-                );
-                (!self
-                    .store
-                    .range_rev(Tree::InboxIndex, &start, Some(&key), 1)?
-                    .is_empty())
-                .then_some(id)
-            }
+            Some((key, id)) => (!self
+                .store
+                .range_rev(Tree::InboxIndex, &start, Some(&key), 1)?
+                .is_empty())
+            .then_some(id),
             None => None,
         };
         Ok(ApiReply::InboxPage(InboxPage { items, next }))
