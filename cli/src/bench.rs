@@ -166,6 +166,26 @@ fn status(p: &Proc) -> Result<Value> {
         .json()?)
 }
 
+/// The core's time deciding and committing, and its batches, from a node's `/metrics`.
+pub(crate) fn core_load(p: &Proc) -> (f64, f64, f64) {
+    let text = Client::new()
+        .get(format!("{}/metrics", p.http))
+        .bearer_auth(&p.admin)
+        .send()
+        .and_then(|r| r.text())
+        .unwrap_or_default();
+    let get = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        get("renkei_core_handle_seconds_total "),
+        get("renkei_core_commit_seconds_total "),
+        get("renkei_core_batches_total "),
+    )
+}
+
 pub(crate) fn proc_stats(child: &Option<Child>) -> (u64, f64) {
     let Some(c) = child else { return (0, 0.0) };
     let pid = c.id();
@@ -364,6 +384,11 @@ fn run_relay(base: &Path, args: &RelayArgs) -> Result<i32> {
     let (a_rss, a_cpu) = proc_stats(&a.child);
     let (b_rss, b_cpu) = proc_stats(&b.child);
     let (r_rss, r_cpu) = r.as_ref().map_or((0, 0.0), |p| proc_stats(&p.child));
+    let loads: Vec<(&str, (f64, f64, f64))> = [Some(&a), r.as_ref(), Some(&b)]
+        .into_iter()
+        .flatten()
+        .map(|p| (p.name, core_load(p)))
+        .collect();
     // Outside the timed window: every unit's receipts, for latencies, paged newest first
     // through the list endpoint (10,000 units per request).
     let submits = submits.lock().map_err(|_| anyhow::anyhow!("lock"))?.clone();
@@ -429,7 +454,8 @@ fn run_relay(base: &Path, args: &RelayArgs) -> Result<i32> {
             "a": {"peak_rss_kib": a_rss, "cpu_s": a_cpu},
             "b": {"peak_rss_kib": b_rss, "cpu_s": b_cpu},
             "relay": {"peak_rss_kib": r_rss, "cpu_s": r_cpu},
-        }
+        },
+        "core": loads.iter().map(|(name, (h, c, b))| (name.to_string(), json!({"handle_s": h, "commit_s": c, "batches": b}))).collect::<serde_json::Map<_, _>>(),
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -463,6 +489,12 @@ fn run_relay(base: &Path, args: &RelayArgs) -> Result<i32> {
             args.concurrency,
             if args.via_relay { " via-relay" } else { "" },
         );
+        for (name, (h, c, b)) in &loads {
+            println!(
+                "  core {name}: deciding {h:.2}s + committing {c:.2}s of {delivered_s:.2}s ({:.0}% busy), {b:.0} batches",
+                100.0 * (h + c) / delivered_s
+            );
+        }
     }
     Ok(0)
 }

@@ -28,9 +28,11 @@ mod outbox;
 mod prepared;
 mod receipt_role;
 pub mod records;
+pub mod sealing;
 mod submissions;
 pub mod unit;
 pub use prepared::PreparedEnvelope;
+pub use sealing::{SealJob, Sealed};
 pub use unit::PreparedUnit;
 pub mod views;
 
@@ -124,7 +126,8 @@ enum Flight {
 /// The node core. See the module docs.
 pub struct Core<S: Store> {
     store: S,
-    keys: OperatorKeys,
+    /// Shared with the seal jobs handed to the prepare stage.
+    keys: std::sync::Arc<OperatorKeys>,
     cfg: CoreConfig,
     /// Retry jitter.
     rng: Entropy,
@@ -173,6 +176,12 @@ pub struct Core<S: Store> {
     audit_head: (u64, [u8; 32]),
     seq: u64,
     counters: Counters,
+    /// Submissions decided and out for sealing, by ticket (see [`sealing`]).
+    sealing: BTreeMap<u64, origin::PendingSeal>,
+    /// The ticket of each submission key out for sealing: the same unit submitted again
+    /// meanwhile waits for the first one's answer.
+    sealing_keys: BTreeMap<[u8; 32], u64>,
+    next_ticket: u64,
 }
 
 impl<S: Store> Core<S> {
@@ -188,7 +197,7 @@ impl<S: Store> Core<S> {
         let unit_rng = Entropy::from_seed(rng.bytes32());
         let mut core = Core {
             store,
-            keys,
+            keys: std::sync::Arc::new(keys),
             cfg,
             rng,
             unit_rng,
@@ -222,6 +231,9 @@ impl<S: Store> Core<S> {
             audit_head: (0, [0; 32]),
             seq: 0,
             counters: Counters::default(),
+            sealing: BTreeMap::new(),
+            sealing_keys: BTreeMap::new(),
+            next_ticket: 1,
         };
         core.load_directory()?;
         core.load_schedules()?;
@@ -239,9 +251,12 @@ impl<S: Store> Core<S> {
         self.now = self.now.max(now_ms);
         match input {
             Input::Api { id, auth, cmd } => {
-                let reply = self.api(auth, cmd)?;
-                self.effects.push_back(Effect::Reply { id, reply });
+                // A submission answers later, once sealed and stored (`Input::Sealed`).
+                if let Some(reply) = self.api(id, auth, cmd)? {
+                    self.effects.push_back(Effect::Reply { id, reply });
+                }
             }
+            Input::Sealed { ticket, sealed } => self.sealed(ticket, sealed)?,
             Input::Inbound { id, from, request } => {
                 let response = self.inbound(from, request)?;
                 self.effects.push_back(Effect::Respond { id, response });

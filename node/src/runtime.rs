@@ -71,6 +71,21 @@ pub struct CoreHandle {
     /// When the core started its current batch (ms since the epoch), 0 while it waits for
     /// inputs, 1 once it has stopped.
     busy_since: Arc<AtomicU64>,
+    load: Arc<CoreLoad>,
+}
+
+/// Where the core's thread spends its time, for `/metrics` (and `renkei bench`): deciding
+/// (handling inputs) against committing (the store's flush), in nanoseconds since start.
+#[derive(Debug, Default)]
+pub struct CoreLoad {
+    /// Batches handled.
+    pub batches: AtomicU64,
+    /// Inputs handled.
+    pub inputs: AtomicU64,
+    /// Time spent handling inputs.
+    pub handle_ns: AtomicU64,
+    /// Time spent committing batches.
+    pub commit_ns: AtomicU64,
 }
 
 impl CoreHandle {
@@ -81,6 +96,11 @@ impl CoreHandle {
             0 => None,
             t => Some(Duration::from_millis(now_ms().saturating_sub(t))),
         }
+    }
+
+    /// Where the core's thread has spent its time.
+    pub fn load(&self) -> &CoreLoad {
+        &self.load
     }
 
     /// Runs one API command; the reply comes after the batch's commit.
@@ -360,6 +380,8 @@ pub async fn drive(
     batch_max: usize,
     mut shutdown: oneshot::Receiver<()>,
     busy_since: Arc<AtomicU64>,
+    load: Arc<CoreLoad>,
+    pool: crate::prepare_pool::PreparePool,
 ) -> Result<(), RuntimeError> {
     // Whatever way this returns, `/readyz` then says the core has stopped.
     struct Stopped(Arc<AtomicU64>);
@@ -388,6 +410,17 @@ pub async fn drive(
                 Effect::Respond { id, response } => peers.respond(id, response).await,
                 Effect::Wake { at_ms } => wake = Some(wake.map_or(at_ms, |w| w.min(at_ms))),
                 Effect::Roster { peers: list } => peers.roster(list).await,
+                Effect::Seal { ticket, job } => {
+                    // Sealing and signing run beside the core (a small unit where the
+                    // task runs, a large one on the pool); the result comes back as an input.
+                    let (to_core, pool) = (peer_tx.clone(), pool.clone());
+                    tokio::spawn(async move {
+                        let bytes = job.bytes();
+                        if let Some(sealed) = pool.run_sized(bytes, move || job.run()).await {
+                            let _ = to_core.send(Input::Sealed { ticket, sealed });
+                        }
+                    });
+                }
             }
         }
         busy_since.store(0, Ordering::Relaxed);
@@ -420,6 +453,9 @@ pub async fn drive(
         }
         let now = now_ms();
         busy_since.store(now.max(2), Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        load.batches.fetch_add(1, Ordering::Relaxed);
+        load.inputs.fetch_add(batch.len() as u64, Ordering::Relaxed);
         for input in batch.drain(..) {
             // A peer's request whose stream failed (timed out, closed) before the core got
             // to it is dropped unread: nobody waits for its answer.
@@ -431,8 +467,14 @@ pub async fn drive(
             }
             core.handle(now, input)?;
         }
+        let handled = std::time::Instant::now();
         // Group commit: one flush for the batch, then (and only then) its effects.
         tokio::task::block_in_place(|| core.commit())?;
+        let committed = std::time::Instant::now();
+        load.handle_ns
+            .fetch_add(nanos(handled - started), Ordering::Relaxed);
+        load.commit_ns
+            .fetch_add(nanos(committed - handled), Ordering::Relaxed);
         pending = core.drain_effects();
     }
     tokio::task::block_in_place(|| core.commit())?;
@@ -443,6 +485,10 @@ pub async fn drive(
     Ok(())
 }
 
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// Spawns the core task; returns its handle, stop switch and join handle.
 pub fn spawn_core(
     core: Core<DiskStore>,
@@ -450,6 +496,7 @@ pub fn spawn_core(
     peer_rx: mpsc::UnboundedReceiver<Input>,
     peer_tx: mpsc::UnboundedSender<Input>,
     batch_max: usize,
+    pool: crate::prepare_pool::PreparePool,
 ) -> (
     CoreHandle,
     oneshot::Sender<()>,
@@ -458,6 +505,7 @@ pub fn spawn_core(
     let (tx, rx) = mpsc::channel(API_QUEUE_MAX);
     let (stop, stop_rx) = oneshot::channel();
     let busy_since = Arc::new(AtomicU64::new(0));
+    let load = Arc::new(CoreLoad::default());
     let join = tokio::spawn(drive(
         core,
         rx,
@@ -467,8 +515,18 @@ pub fn spawn_core(
         batch_max,
         stop_rx,
         busy_since.clone(),
+        load.clone(),
+        pool,
     ));
-    (CoreHandle { tx, busy_since }, stop, join)
+    (
+        CoreHandle {
+            tx,
+            busy_since,
+            load,
+        },
+        stop,
+        join,
+    )
 }
 
 /// Starts the libp2p network of a node if its config asks for one.
@@ -576,8 +634,14 @@ pub async fn start(dir: &Path) -> Result<RunningNode, RuntimeError> {
         let text: String = p2p.iter().map(|a| format!("{a}\n")).collect();
         std::fs::write(dir.join(LISTEN_FILE), text).map_err(|e| RuntimeError::Io(e.to_string()))?;
     }
-    let (handle, stop_core, core_task) =
-        spawn_core(core, peers, peer_rx, peer_tx, cfg.limits.commit_batch_max);
+    let (handle, stop_core, core_task) = spawn_core(
+        core,
+        peers,
+        peer_rx,
+        peer_tx,
+        cfg.limits.commit_batch_max,
+        pool.clone(),
+    );
     let listener = tokio::net::TcpListener::bind(cfg.http)
         .await
         .map_err(|e| RuntimeError::Io(format!("cannot listen on {}: {e}", cfg.http)))?;

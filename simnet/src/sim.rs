@@ -576,6 +576,21 @@ impl Sim {
                     Input::PeerDown(id)
                 })
             }
+            Event::Sealed {
+                node,
+                life,
+                ticket,
+                sealed,
+            } => {
+                if !self.alive(node, life) {
+                    return None;
+                }
+                self.log.record(t, node, "sealed", &[ticket]);
+                Some(Input::Sealed {
+                    ticket,
+                    sealed: *sealed,
+                })
+            }
             Event::Wake { node, life, at } => {
                 if !self.alive(node, life) || self.nodes[node].wake != Some(at) {
                     return None;
@@ -604,7 +619,7 @@ impl Sim {
                     Input::Api {
                         cmd: ApiCommand::Submit { .. },
                         ..
-                    }
+                    } | Input::Sealed { .. }
                 ) || matches!(
                     i,
                     Input::Inbound {
@@ -768,6 +783,19 @@ impl Sim {
             }
             // The simulated network admits every simulated operator already.
             Effect::Roster { .. } => {}
+            // The prepare stage: the job runs here, its answer is the node's next input.
+            Effect::Seal { ticket, job } => {
+                let sealed = Box::new(job.run());
+                self.push(
+                    t,
+                    Event::Sealed {
+                        node: n,
+                        life,
+                        ticket,
+                        sealed,
+                    },
+                );
+            }
         }
     }
 

@@ -100,5 +100,34 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         "Current office binding conflicts.",
         s.binding_conflicts.len(),
     );
+    let load = state.core.load();
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    for (name, help, v) in [
+        (
+            "core_handle_seconds_total",
+            "Time the core spent deciding (handling inputs).",
+            get(&load.handle_ns) as f64 / 1e9,
+        ),
+        (
+            "core_commit_seconds_total",
+            "Time the core spent committing batches.",
+            get(&load.commit_ns) as f64 / 1e9,
+        ),
+        (
+            "core_batches_total",
+            "Batches the core handled (one commit each).",
+            get(&load.batches) as f64,
+        ),
+        (
+            "core_inputs_total",
+            "Inputs the core handled.",
+            get(&load.inputs) as f64,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP renkei_{name} {help}\n# TYPE renkei_{name} counter\nrenkei_{name} {v}"
+        );
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -4,7 +4,7 @@
 use renkei_protocol::ids::OfficeNumber;
 
 use super::Core;
-use super::io::{ApiCommand, ApiReply, Auth};
+use super::io::{ApiCommand, ApiId, ApiReply, Auth};
 use super::views::StatusView;
 use crate::store::{Store, StoreError};
 
@@ -16,15 +16,22 @@ impl<S: Store> Core<S> {
         }
     }
 
-    pub(super) fn api(&mut self, auth: Auth, cmd: ApiCommand) -> Result<ApiReply, StoreError> {
+    /// Runs command `id`; `None` when its answer comes later (a submission out for
+    /// sealing).
+    pub(super) fn api(
+        &mut self,
+        id: ApiId,
+        auth: Auth,
+        cmd: ApiCommand,
+    ) -> Result<Option<ApiReply>, StoreError> {
         let operator = matches!(auth, Auth::Operator);
         let office = self.office_of(&auth);
         let need_office = || ApiReply::Unauthorized;
         let need_operator =
             || ApiReply::Forbidden("operator command; not available to offices".into());
-        Ok(match cmd {
+        Ok(Some(match cmd {
             ApiCommand::Submit { unit, supersedes } => match office {
-                Some(o) => self.submit(o, unit, supersedes)?,
+                Some(o) => return self.submit(id, o, unit, supersedes),
                 None => need_office(),
             },
             ApiCommand::Inbox {
@@ -99,6 +106,6 @@ impl<S: Store> Core<S> {
             | ApiCommand::ListOffices
             | ApiCommand::SetRoster { .. }
             | ApiCommand::Status => need_operator(),
-        })
+        }))
     }
 }

@@ -83,6 +83,13 @@ pub enum Input {
         /// Transport detail.
         error: String,
     },
+    /// A submission sealed and signed by the prepare stage ([`Effect::Seal`]'s job, run).
+    Sealed {
+        /// The job's ticket.
+        ticket: u64,
+        /// What [`super::sealing::SealJob::run`] gave.
+        sealed: super::sealing::Sealed,
+    },
     /// A connection to a peer came up.
     PeerUp(OperatorId),
     /// The last connection to a peer went down.
@@ -262,6 +269,15 @@ pub enum Effect {
         id: ApiId,
         /// The answer.
         reply: ApiReply,
+    },
+    /// Run this pure job ([`super::sealing::SealJob::run`]) off the core's thread and feed
+    /// its result back as [`Input::Sealed`] with the same ticket. The office's answer waits
+    /// for it (and for the commit after it).
+    Seal {
+        /// Correlation for [`Input::Sealed`].
+        ticket: u64,
+        /// The work.
+        job: super::sealing::SealJob,
     },
     /// Feed [`Input::Tick`] at (or after) this time.
     Wake {

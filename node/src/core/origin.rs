@@ -6,15 +6,28 @@ use renkei_protocol::ids::{EnvelopeId, OfficeNumber};
 use renkei_protocol::receipt::{Receipt, ReceiptKind, SignedReceipt};
 
 use super::directory::Route;
-use super::io::ApiReply;
+use super::io::{ApiId, ApiReply, Effect};
 use super::records::{
     self, OutboxRec, SentRec, SentStatus, be, id_n_key, office_time_id_key, time_id_key,
 };
+use super::sealing::{SealJob, Sealed, SealedUnit};
 use super::submissions::submission_key;
 use super::unit::{PreparedUnit, UnitFinding};
 use super::views::{FileView, ReceiptView, SentView};
 use super::{Core, next_unit_pair};
 use crate::store::{Store, StoreError, Tree, scan_prefix};
+
+/// A submission out for sealing: who waits for its answer and what to record with it.
+#[derive(Debug)]
+pub(super) struct PendingSeal {
+    id: EnvelopeId,
+    /// The API calls answered when it is stored (the first, and identical resubmissions).
+    waiting: Vec<ApiId>,
+    office: OfficeNumber,
+    submission: [u8; 32],
+    /// The audit line's text.
+    note: String,
+}
 
 impl<S: Store> Core<S> {
     pub(super) fn sign_receipt(
@@ -33,16 +46,21 @@ impl<S: Store> Core<S> {
         .sign(&self.keys.identity)
     }
 
+    /// Decides a submission: checks who sends to whom and where it goes, draws the
+    /// envelope id and ephemeral seed, builds the header, and hands the sealing and signing
+    /// to the prepare stage ([`Effect::Seal`]). `None`: the answer comes with
+    /// [`Input::Sealed`](super::io::Input::Sealed) ([`Self::sealed`]).
     pub(super) fn submit(
         &mut self,
+        api: ApiId,
         office: OfficeNumber,
         unit: PreparedUnit,
         supersedes: Option<EnvelopeId>,
-    ) -> Result<ApiReply, StoreError> {
+    ) -> Result<Option<ApiReply>, StoreError> {
         if unit.files.is_empty() {
-            return Ok(ApiReply::BadRequest(
+            return Ok(Some(ApiReply::BadRequest(
                 "a send unit needs at least one file".into(),
-            ));
+            )));
         }
         // The prepare stage hashed every file once (the header's entries, the submission
         // key) and checked the unit, off this thread.
@@ -51,57 +69,65 @@ impl<S: Store> Core<S> {
             entries,
             checked,
         } = unit;
-        let refs: Vec<(&str, &[u8])> = files
-            .iter()
-            .map(|(n, b)| (n.as_str(), b.as_slice()))
-            .collect();
-        let sums: Vec<Digest32> = entries.iter().map(|e| e.sha256).collect();
         let info = match checked {
             Ok(i) => i,
-            Err(findings) => return Ok(ApiReply::Invalid(findings)),
+            Err(findings) => return Ok(Some(ApiReply::Invalid(findings))),
         };
         if info.from.office != office {
-            return Ok(ApiReply::Forbidden(format!(
+            return Ok(Some(ApiReply::Forbidden(format!(
                 "the file names say the unit comes from office {}; this token belongs to office {office}",
                 info.from.office
-            )));
+            ))));
         }
         if !self.homes(&info.from) {
-            return Ok(ApiReply::Forbidden(format!(
+            return Ok(Some(ApiReply::Forbidden(format!(
                 "office {office} is not registered here for service kind {}",
                 info.from.kind
-            )));
+            ))));
         }
         let Some(dest) = self.home_of(&info.to.office) else {
-            return Ok(ApiReply::Unroutable(format!(
+            return Ok(Some(ApiReply::Unroutable(format!(
                 "office {} is not bound to any operator of the federation: it cannot receive electronically",
                 info.to.office
-            )));
+            ))));
         };
         let Some(sealed_to) = self.seal_key_of(&dest) else {
-            return Ok(ApiReply::Unroutable(format!(
+            return Ok(Some(ApiReply::Unroutable(format!(
                 "operator {dest} homing office {} is not in the roster",
                 info.to.office
-            )));
+            ))));
         };
         if let Some(s) = supersedes {
             let ok = records::get::<SentRec>(&self.store, Tree::Sent, s.as_bytes())?
                 .is_some_and(|r| r.from == office && r.to == info.to.office);
             if !ok {
-                return Ok(ApiReply::Invalid(vec![UnitFinding::unit(
+                return Ok(Some(ApiReply::Invalid(vec![UnitFinding::unit(
                     "unit.supersedes",
                     format!(
                         "supersedes {s}: no unit sent by office {office} to office {} has that id",
                         info.to.office
                     ),
-                )]));
+                )])));
             }
         }
-        let named: Vec<(&str, Digest32)> = refs.iter().map(|(n, _)| *n).zip(sums).collect();
+        let named: Vec<(&str, Digest32)> = files
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .zip(entries.iter().map(|e| e.sha256))
+            .collect();
         let submission = submission_key(&office, supersedes, &named);
         if let Some(rec) = self.earlier_submission(&submission)? {
             tracing::info!(id = %rec.id, %office, "identical resubmission: answering with the unit already sent");
-            return Ok(ApiReply::Accepted(self.sent_view(&rec)?));
+            return Ok(Some(ApiReply::Accepted(self.sent_view(&rec)?)));
+        }
+        if let Some(pending) = self
+            .sealing_keys
+            .get(&submission)
+            .and_then(|t| self.sealing.get_mut(t))
+        {
+            tracing::info!(%office, "identical resubmission while the first is being sealed: both get its answer");
+            pending.waiting.push(api);
+            return Ok(None);
         }
         let (id, ephemeral_seed) = next_unit_pair(&mut self.unit_rng);
         self.unit_draws += 1;
@@ -119,30 +145,88 @@ impl<S: Store> Core<S> {
             created_at_ms: self.now,
             files: entries,
         };
-        let bytes: Vec<&[u8]> = files.iter().map(|(_, b)| b.as_slice()).collect();
-        let env = match Envelope::seal_and_sign_listed(header, &bytes, &self.keys, ephemeral_seed) {
-            Ok(e) => e,
-            Err(e) => return Ok(ApiReply::Internal(format!("sealing failed: {e}"))),
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.sealing.insert(
+            ticket,
+            PendingSeal {
+                id,
+                waiting: vec![api],
+                office,
+                submission,
+                note: format!("to {} {}", info.to.office, info.doc_kind),
+            },
+        );
+        self.sealing_keys.insert(submission, ticket);
+        self.effects.push_back(Effect::Seal {
+            ticket,
+            job: SealJob {
+                header,
+                files: files.into_iter().map(|(_, b)| b).collect(),
+                ephemeral_seed,
+                keys: self.keys.clone(),
+            },
+        });
+        Ok(None)
+    }
+
+    /// Takes a sealed submission back from the prepare stage: stores the envelope, its
+    /// sent record and Accepted receipt, queues it (or delivers it here), and answers every
+    /// office call waiting for it (after this batch's commit, like every answer).
+    pub(super) fn sealed(&mut self, ticket: u64, sealed: Sealed) -> Result<(), StoreError> {
+        // A result for another incarnation's ticket (a driver that kept it across a
+        // restart) is not this one's.
+        if self.sealing.get(&ticket).is_none_or(|p| p.id != sealed.id) {
+            return Ok(());
+        }
+        let Some(pending) = self.sealing.remove(&ticket) else {
+            return Ok(());
         };
-        let expires_at_ms = self.now.saturating_add(self.cfg.expiry_ms);
-        let digest = env.digest();
-        let encoded = env.encode();
+        self.sealing_keys.remove(&pending.submission);
+        let reply = match sealed.result {
+            Ok(unit) => self.store_sealed(&pending, *unit)?,
+            Err(why) => ApiReply::Internal(why),
+        };
+        for id in pending.waiting {
+            self.effects.push_back(Effect::Reply {
+                id,
+                reply: reply.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn store_sealed(
+        &mut self,
+        pending: &PendingSeal,
+        unit: SealedUnit,
+    ) -> Result<ApiReply, StoreError> {
+        let SealedUnit {
+            env,
+            encoded,
+            digest,
+            accepted,
+        } = unit;
+        let header = env.header();
+        let (id, dest, created) = (header.id, header.destination, header.created_at_ms);
+        let office = &pending.office;
+        let expires_at_ms = created.saturating_add(self.cfg.expiry_ms);
         self.store.put(Tree::Envelopes, id.as_bytes(), &encoded)?;
         let rec = SentRec {
             id,
             header: env.header_bytes().to_vec(),
             from: office.clone(),
-            to: info.to.office.clone(),
+            to: header.to.office.clone(),
             destination: dest,
             status: SentStatus::Accepted,
-            created_at_ms: self.now,
+            created_at_ms: created,
             expires_at_ms,
         };
         records::put(&mut self.store, Tree::Sent, id.as_bytes(), &rec)?;
-        self.record_submission(&submission, id)?;
+        self.record_submission(&pending.submission, id)?;
         self.store.put(
             Tree::SentIndex,
-            &office_time_id_key(&office, self.now, &id),
+            &office_time_id_key(office, created, &id),
             b"",
         )?;
         self.store
@@ -150,14 +234,11 @@ impl<S: Store> Core<S> {
         if let Some(first) = self.pending_first {
             self.pending_first = Some(Some(first.map_or(expires_at_ms, |t| t.min(expires_at_ms))));
         }
-        let accepted = self.sign_receipt(id, digest, ReceiptKind::Accepted { hop: 0 });
-        self.store_receipt(id, &accepted.encode())?;
-        self.audit(
-            "submit",
-            Some(id),
-            Some(&office),
-            format!("to {} {}", info.to.office, info.doc_kind),
-        )?;
+        // A fresh id: no receipt of it can be stored yet, no need to look.
+        let seq = self.next_seq()?;
+        self.store
+            .put(Tree::Receipts, &id_n_key(&id, seq), &accepted.encode())?;
+        self.audit("submit", Some(id), Some(office), pending.note.clone())?;
         self.counters.submitted += 1;
         if self.route(&dest) == Route::Local {
             let (receipt, rejected) = self.deliver_here(&env, &encoded)?;

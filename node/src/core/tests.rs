@@ -112,6 +112,104 @@ fn local_delivery_fetch_retrieved_and_proof() {
 }
 
 #[test]
+fn a_unit_submitted_twice_while_it_is_sealed_is_sent_once() {
+    let mut net = two_operators();
+    let files = fixture_unit("d2_kyo_riyohyo");
+    let submit = || ApiCommand::Submit {
+        unit: PreparedUnit::new(files.clone()),
+        supersedes: None,
+    };
+    let other = rename_stamp(&files, "20250425164609");
+    let replies = net.api_together(
+        0,
+        CM,
+        vec![
+            submit(),
+            submit(),
+            ApiCommand::Submit {
+                unit: PreparedUnit::new(other),
+                supersedes: None,
+            },
+        ],
+    );
+    let ids: Vec<EnvelopeId> = replies.iter().map(accepted_id).collect();
+    assert_eq!(ids[0], ids[1], "the same unit twice is one envelope");
+    assert_ne!(ids[0], ids[2]);
+    assert_eq!(net.core(0).unit_draws(), 2);
+    net.run_for(1_000);
+    assert_eq!(inbox(&mut net, 1, SVC, false).len(), 2);
+}
+
+#[test]
+fn a_seal_result_for_another_ticket_or_unit_is_ignored() {
+    use crate::core::io::{Auth, Effect, Input};
+    let mut net = two_operators();
+    let core = net.core_mut(0);
+    let submit = |core: &mut super::Core<_>, stamp: &str| {
+        let files = rename_stamp(&fixture_unit("d2_kyo_riyohyo"), stamp);
+        core.handle(
+            0,
+            Input::Api {
+                id: 7,
+                auth: Auth::Office(renkei_protocol::envelope::sha256(CM.as_bytes())),
+                cmd: ApiCommand::Submit {
+                    unit: PreparedUnit::new(files),
+                    supersedes: None,
+                },
+            },
+        )
+        .unwrap();
+        core.drain_effects()
+            .into_iter()
+            .find_map(|e| match e {
+                Effect::Seal { ticket, job } => Some((ticket, job)),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let (t1, j1) = submit(core, "20250425164608");
+    let (t2, j2) = submit(core, "20250425164609");
+    // Each result handed back under the other's ticket: neither is taken.
+    core.handle(
+        0,
+        Input::Sealed {
+            ticket: t1,
+            sealed: j2.clone().run(),
+        },
+    )
+    .unwrap();
+    core.handle(
+        0,
+        Input::Sealed {
+            ticket: t2,
+            sealed: j1.clone().run(),
+        },
+    )
+    .unwrap();
+    assert!(core.drain_effects().is_empty());
+    core.handle(
+        0,
+        Input::Sealed {
+            ticket: t1,
+            sealed: j1.run(),
+        },
+    )
+    .unwrap();
+    let replies = core.drain_effects();
+    assert!(
+        matches!(
+            &replies[..],
+            [Effect::Reply {
+                id: 7,
+                reply: ApiReply::Accepted(_)
+            }]
+        ),
+        "{replies:?}"
+    );
+    let _ = (t2, j2);
+}
+
+#[test]
 fn direct_delivery_between_two_operators() {
     let mut net = two_operators();
     let files = fixture_unit("d2_kyo_riyohyo");
@@ -837,6 +935,15 @@ fn sled_core_loses_only_uncommitted_work() {
             },
         )
         .unwrap();
+        // The driver's part: run the seal job and hand its result back.
+        let sealing = core.drain_effects().into_iter().find_map(|e| match e {
+            Effect::Seal { ticket, job } => Some(Input::Sealed {
+                ticket,
+                sealed: job.run(),
+            }),
+            _ => None,
+        });
+        core.handle(now, sealing.unwrap()).unwrap();
         core.drain_effects().into_iter().find_map(|e| match e {
             Effect::Reply {
                 reply: ApiReply::Accepted(v),

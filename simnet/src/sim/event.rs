@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use renkei_node::core::{ApiCommand, ApiId, Auth, OutboundId};
+use renkei_node::core::{ApiCommand, ApiId, Auth, OutboundId, Sealed};
 use renkei_protocol::wire::{Request, Response};
 
 /// A node index (0 is the national relay in generated topologies).
@@ -118,6 +118,13 @@ pub(crate) enum Event {
         life: u64,
         at: u64,
     },
+    /// A submission's seal job, run (the prepare stage's answer to `Effect::Seal`).
+    Sealed {
+        node: NodeIx,
+        life: u64,
+        ticket: u64,
+        sealed: Box<Sealed>,
+    },
     Fault(Fault),
     LinkCheck {
         a: NodeIx,
@@ -143,6 +150,7 @@ impl Event {
             | Event::Fail { node, .. }
             | Event::Peer { node, .. }
             | Event::Wake { node, .. }
+            | Event::Sealed { node, .. }
             | Event::Request { to: node, .. }
             | Event::Response { to: node, .. } => Some(*node),
             Event::Fault(_)

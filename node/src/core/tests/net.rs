@@ -282,6 +282,14 @@ impl Net {
                 *w = Some(w.map_or(at_ms, |x| x.min(at_ms)));
             }
             Effect::Roster { .. } => {}
+            // The prepare stage of this network: inline, next in the queue.
+            Effect::Seal { ticket, job } => self.queue.push_back((
+                i,
+                Input::Sealed {
+                    ticket,
+                    sealed: job.run(),
+                },
+            )),
         }
     }
 
@@ -337,6 +345,29 @@ impl Net {
         self.replies
             .remove(&id)
             .unwrap_or(ApiReply::Internal("node crashed before replying".into()))
+    }
+
+    /// Several office commands queued together (so each is handled before any seal job
+    /// runs), then drained; their replies in order.
+    pub fn api_together(&mut self, i: usize, office: &str, cmds: Vec<ApiCommand>) -> Vec<ApiReply> {
+        let ids: Vec<u64> = cmds
+            .into_iter()
+            .map(|cmd| {
+                let id = self.next_api;
+                self.next_api += 1;
+                let auth = Auth::Office(sha256(office.as_bytes()));
+                self.queue.push_back((i, Input::Api { id, auth, cmd }));
+                id
+            })
+            .collect();
+        self.drain();
+        ids.into_iter()
+            .map(|id| {
+                self.replies
+                    .remove(&id)
+                    .unwrap_or(ApiReply::Internal("no reply".into()))
+            })
+            .collect()
     }
 
     pub fn add_office(&mut self, i: usize, office: &str, kind: &str) {
