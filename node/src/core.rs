@@ -31,7 +31,7 @@ pub mod records;
 pub mod sealing;
 mod submissions;
 pub mod unit;
-pub use prepared::PreparedEnvelope;
+pub use prepared::{CheckedReceipt, PreparedEnvelope, PreparedResponse};
 pub use sealing::{SealJob, Sealed};
 pub use unit::PreparedUnit;
 pub mod views;
@@ -269,7 +269,15 @@ impl<S: Store> Core<S> {
                 let response = self.deliver_prepared_from(from, envelopes)?;
                 self.effects.push_back(Effect::Respond { id, response });
             }
-            Input::Response { id, from, response } => self.on_response(id, from, response)?,
+            Input::Receipts { id, from, receipts } => {
+                let response = self.receipts_from(from, receipts)?;
+                self.effects.push_back(Effect::Respond { id, response });
+            }
+            Input::Response { id, from, response } => {
+                // Handed a raw response (simnet, tests): the prepare stage runs here.
+                self.on_response(id, from, PreparedResponse::new(response))?;
+            }
+            Input::Answer { id, from, response } => self.on_response(id, from, response)?,
             Input::SendFailed { id, to, error } => self.on_send_failed(id, to, &error)?,
             Input::PeerUp(p) => {
                 self.peers_up.insert(p);

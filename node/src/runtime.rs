@@ -294,10 +294,14 @@ impl Peers {
     }
 }
 
-/// Forwards network events into the core's input queue. A delivery goes through the
-/// prepare stage first — decode, origin signature, open and check for this node — on the
-/// bounded pool (`prepare` permits, on tokio's blocking threads), so the core's thread
-/// only decides; other events pass straight on.
+/// Receipts verified where they arrive (the forwarding task) rather than on the pool: a
+/// verification costs about 40 µs, a hop to the pool and back about as much.
+const RECEIPTS_INLINE_MAX: usize = 4;
+
+/// Forwards network events into the core's input queue. Deliveries, receipts and
+/// responses go through the prepare stage first — decode, signatures, and for an envelope
+/// to this node open and check — here when small, else on the bounded pool (`prepare`
+/// permits), so the core's thread only decides; other events pass straight on.
 async fn forward_events(
     mut events: mpsc::Receiver<crate::net::NetEvent>,
     to_core: mpsc::UnboundedSender<Input>,
@@ -305,7 +309,28 @@ async fn forward_events(
     prepare: std::sync::Arc<tokio::sync::Semaphore>,
     pool: crate::prepare_pool::PreparePool,
 ) {
+    use crate::core::{CheckedReceipt, PreparedEnvelope, PreparedResponse};
     use crate::net::NetEvent;
+    // Larger work goes to the pool (at most `prepare` jobs at once); its input reaches the
+    // core when prepared.
+    let offload = |f: Box<dyn FnOnce() -> Input + Send>| {
+        let (to_core, prepare, pool) = (to_core.clone(), prepare.clone(), pool.clone());
+        tokio::spawn(async move {
+            let Ok(permit) = prepare.acquire_owned().await else {
+                return;
+            };
+            let input = pool
+                .run(move || {
+                    let input = f();
+                    drop(permit);
+                    input
+                })
+                .await;
+            if let Some(input) = input {
+                let _ = to_core.send(input);
+            }
+        });
+    };
     while let Some(ev) = events.recv().await {
         let input = match ev {
             NetEvent::Inbound {
@@ -319,35 +344,55 @@ async fn forward_events(
                     Input::Deliver {
                         id,
                         from,
-                        envelopes: crate::core::PreparedEnvelope::all(&keys, envs),
+                        envelopes: PreparedEnvelope::all(&keys, envs),
                     }
                 } else {
-                    let (to_core, keys, prepare, pool) =
-                        (to_core.clone(), keys.clone(), prepare.clone(), pool.clone());
-                    tokio::spawn(async move {
-                        let Ok(permit) = prepare.acquire_owned().await else {
-                            return;
-                        };
-                        let prepared = pool
-                            .run(move || {
-                                let p = crate::core::PreparedEnvelope::all(&keys, envs);
-                                drop(permit);
-                                p
-                            })
-                            .await;
-                        if let Some(envelopes) = prepared {
-                            let _ = to_core.send(Input::Deliver {
-                                id,
-                                from,
-                                envelopes,
-                            });
-                        }
-                    });
+                    let keys = keys.clone();
+                    offload(Box::new(move || Input::Deliver {
+                        id,
+                        from,
+                        envelopes: PreparedEnvelope::all(&keys, envs),
+                    }));
+                    continue;
+                }
+            }
+            NetEvent::Inbound {
+                id,
+                from,
+                request: Request::Receipts(rs),
+            } => {
+                if rs.len() <= RECEIPTS_INLINE_MAX {
+                    Input::Receipts {
+                        id,
+                        from,
+                        receipts: CheckedReceipt::all(rs),
+                    }
+                } else {
+                    offload(Box::new(move || Input::Receipts {
+                        id,
+                        from,
+                        receipts: CheckedReceipt::all(rs),
+                    }));
                     continue;
                 }
             }
             NetEvent::Inbound { id, from, request } => Input::Inbound { id, from, request },
-            NetEvent::Response { id, from, response } => Input::Response { id, from, response },
+            NetEvent::Response { id, from, response } => {
+                if PreparedResponse::receipts(&response) <= RECEIPTS_INLINE_MAX {
+                    Input::Answer {
+                        id,
+                        from,
+                        response: PreparedResponse::new(response),
+                    }
+                } else {
+                    offload(Box::new(move || Input::Answer {
+                        id,
+                        from,
+                        response: PreparedResponse::new(response),
+                    }));
+                    continue;
+                }
+            }
             NetEvent::SendFailed { id, to, error } => Input::SendFailed { id, to, error },
             NetEvent::PeerUp(p) => {
                 tracing::info!(peer = %p, "peer up");
@@ -459,7 +504,9 @@ pub async fn drive(
         for input in batch.drain(..) {
             // A peer's request whose stream failed (timed out, closed) before the core got
             // to it is dropped unread: nobody waits for its answer.
-            if let Input::Inbound { id, from, .. } | Input::Deliver { id, from, .. } = &input
+            if let Input::Inbound { id, from, .. }
+            | Input::Deliver { id, from, .. }
+            | Input::Receipts { id, from, .. } = &input
                 && peers.gone(*id)
             {
                 tracing::info!(id, peer = %from, "dropping a request whose stream is gone");

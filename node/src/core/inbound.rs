@@ -9,6 +9,7 @@ use renkei_protocol::wire::{HopAck, HopOutcome, RefusalCode, Request, Response};
 
 use super::Core;
 use super::origin::party;
+use super::prepared::CheckedReceipt;
 use super::prepared::{Opened, PreparedEnvelope, open_and_check};
 use super::records::{self, DedupRec, OutboxRec, ReceiptOutRec, RelayedRec, SentRec};
 use crate::store::{Store, StoreError, Tree};
@@ -48,13 +49,8 @@ impl<S: Store> Core<S> {
                 self.deliver_prepared(from, prepared)?
             }
             Request::Receipts(rs) => {
-                let mut n = 0;
-                for bytes in rs {
-                    if self.take_receipt(&bytes)? {
-                        n += 1;
-                    }
-                }
-                Response::ReceiptsTaken(n)
+                // Raw (simnet, tests): the prepare stage runs here.
+                self.take_receipts(CheckedReceipt::all(rs))?
             }
             Request::DirectorySync {
                 roster_serial,
@@ -64,6 +60,28 @@ impl<S: Store> Core<S> {
                 self.serve_sync(from, roster_serial, cursor)?
             }
         })
+    }
+
+    /// A `Receipts` request whose receipts the prepare stage has decoded and verified.
+    pub(super) fn receipts_from(
+        &mut self,
+        from: OperatorId,
+        receipts: Vec<CheckedReceipt>,
+    ) -> Result<Response, StoreError> {
+        if let Some(refused) = self.refuse_outsider(&from) {
+            return Ok(refused);
+        }
+        self.take_receipts(receipts)
+    }
+
+    fn take_receipts(&mut self, receipts: Vec<CheckedReceipt>) -> Result<Response, StoreError> {
+        let mut n = 0;
+        for r in receipts {
+            if self.take_receipt(r)? {
+                n += 1;
+            }
+        }
+        Ok(Response::ReceiptsTaken(n))
     }
 
     /// A delivery whose envelopes the prepare stage has decoded, verified and opened.
@@ -401,13 +419,14 @@ impl<S: Store> Core<S> {
 
     /// A receipt arriving from a peer: applied if we are the origin, forwarded toward the
     /// origin if we relayed the envelope. Returns whether it was taken.
-    fn take_receipt(&mut self, bytes: &[u8]) -> Result<bool, StoreError> {
-        let Ok(r) = SignedReceipt::decode(bytes) else {
+    fn take_receipt(&mut self, checked: CheckedReceipt) -> Result<bool, StoreError> {
+        let CheckedReceipt { bytes, receipt } = checked;
+        let bytes = bytes.as_slice();
+        // Decoded and its signature verified by the prepare stage; the signer's standing is
+        // decided here.
+        let Some(r) = receipt.filter(|r| self.signer_trusted(r)) else {
             return Ok(false);
         };
-        if !self.receipt_trusted(&r) {
-            return Ok(false);
-        }
         let id = r.receipt().envelope;
         if let Some(sent) = records::get::<SentRec>(&self.store, Tree::Sent, id.as_bytes())? {
             let role_ok = renkei_protocol::envelope::Header::decode(&sent.header)

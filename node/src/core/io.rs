@@ -64,6 +64,25 @@ pub enum Input {
         /// The envelopes, in request order.
         envelopes: Vec<super::prepared::PreparedEnvelope>,
     },
+    /// A peer's `Request::Receipts` whose receipts the prepare stage has decoded and
+    /// verified.
+    Receipts {
+        /// Response correlation.
+        id: InboundId,
+        /// The peer.
+        from: OperatorId,
+        /// The receipts, in request order.
+        receipts: Vec<super::prepared::CheckedReceipt>,
+    },
+    /// A peer's response to one of our requests, prepared (its receipts verified).
+    Answer {
+        /// Our request.
+        id: OutboundId,
+        /// The peer.
+        from: OperatorId,
+        /// Its response.
+        response: super::prepared::PreparedResponse,
+    },
     /// A peer's response to one of our requests.
     Response {
         /// Our request.

@@ -9,6 +9,7 @@ use renkei_protocol::limits::RECEIPTS_PER_MESSAGE_MAX;
 use renkei_protocol::receipt::SignedReceipt;
 use renkei_protocol::wire::{HopAck, HopOutcome, Request, Response};
 
+use super::prepared::PreparedResponse;
 use super::directory::{BUSY_DELIVER, BUSY_RECEIPTS, Route};
 use super::records::{self, OutboxRec, ReceiptOutRec, be};
 use super::{Core, Effect, Flight, OutboundId};
@@ -433,8 +434,9 @@ impl<S: Store> Core<S> {
         &mut self,
         id: OutboundId,
         from: OperatorId,
-        response: Response,
+        response: PreparedResponse,
     ) -> Result<(), StoreError> {
+        let PreparedResponse { response, acks } = response;
         let Some(flight) = self.flights.remove(&id) else {
             return Ok(());
         };
@@ -443,10 +445,12 @@ impl<S: Store> Core<S> {
                 self.release(BUSY_DELIVER, to);
                 let mut pending: BTreeMap<EnvelopeId, ()> = ids.iter().map(|i| (*i, ())).collect();
                 match response {
-                    Response::HopAcks(acks) => {
-                        for ack in acks {
+                    Response::HopAcks(list) => {
+                        let mut verified = acks.into_iter();
+                        for ack in list {
+                            let receipt = verified.next().flatten();
                             if pending.remove(&ack.id).is_some() {
-                                self.on_hop_ack(from, ack)?;
+                                self.on_hop_ack(from, ack, receipt)?;
                             }
                         }
                     }
@@ -514,7 +518,14 @@ impl<S: Store> Core<S> {
         Ok(())
     }
 
-    fn on_hop_ack(&mut self, peer: OperatorId, ack: HopAck) -> Result<(), StoreError> {
+    /// One hop acknowledgement, with its receipt as the prepare stage decoded and verified
+    /// it (`receipt`).
+    fn on_hop_ack(
+        &mut self,
+        peer: OperatorId,
+        ack: HopAck,
+        receipt: Option<SignedReceipt>,
+    ) -> Result<(), StoreError> {
         let Some(rec) = self.outbox_rec(&ack.id)? else {
             return Ok(());
         };
@@ -527,10 +538,10 @@ impl<S: Store> Core<S> {
             }
         };
         let origin = rec.origin;
-        let valid = SignedReceipt::decode(&bytes).ok().filter(|r| {
+        let valid = receipt.filter(|r| {
             r.receipt().envelope == ack.id
                 && r.receipt().digest == rec.digest
-                && self.receipt_trusted(r)
+                && self.signer_trusted(r)
                 && self.same_operator(&r.receipt().node, &peer)
                 && self.receipt_role_ok(&origin, &rec.destination, r)
         });

@@ -10,7 +10,8 @@
 use renkei_protocol::envelope::{Digest32, Envelope};
 use renkei_protocol::error::DecodeError;
 use renkei_protocol::keys::OperatorKeys;
-use renkei_protocol::receipt::RejectCode;
+use renkei_protocol::receipt::{RejectCode, SignedReceipt};
+use renkei_protocol::wire::{HopOutcome, Response};
 
 use super::unit::{UnitFinding, UnitInfo, check_unit_listed};
 
@@ -92,4 +93,67 @@ pub(crate) fn open_and_check(
     let sums: Vec<Digest32> = h.files.iter().map(|f| f.sha256).collect();
     let checked = check_unit_listed(&refs, &sums);
     Ok(Opened { files, checked })
+}
+
+/// A receipt from a peer as the prepare stage leaves it: its bytes, and the receipt decoded
+/// with its signature verified (`None`: undecodable or a bad signature). Whether its signer
+/// may make that statement (roster, role) is the core's to decide.
+#[derive(Debug, Clone)]
+pub struct CheckedReceipt {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) receipt: Option<SignedReceipt>,
+}
+
+impl CheckedReceipt {
+    /// Decodes and verifies one receipt.
+    pub fn new(bytes: Vec<u8>) -> CheckedReceipt {
+        let receipt = verified(&bytes);
+        CheckedReceipt { bytes, receipt }
+    }
+
+    /// Checks every receipt of a `Receipts` request.
+    pub fn all(receipts: Vec<Vec<u8>>) -> Vec<CheckedReceipt> {
+        receipts.into_iter().map(CheckedReceipt::new).collect()
+    }
+}
+
+/// A peer's response as the prepare stage leaves it: for hop acknowledgements, each ack's
+/// receipt decoded and its signature verified (in ack order; `None` for an ack without a
+/// receipt or with one that does not verify).
+#[derive(Debug, Clone)]
+pub struct PreparedResponse {
+    pub(crate) response: Response,
+    pub(crate) acks: Vec<Option<SignedReceipt>>,
+}
+
+impl PreparedResponse {
+    /// Prepares one response.
+    pub fn new(response: Response) -> PreparedResponse {
+        let acks = match &response {
+            Response::HopAcks(acks) => acks
+                .iter()
+                .map(|a| match &a.outcome {
+                    HopOutcome::Accepted(b) | HopOutcome::Rejected(b) => verified(b),
+                    HopOutcome::RetryLater(_) => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        PreparedResponse { response, acks }
+    }
+
+    /// Signatures the prepare stage verifies for it (to decide where to prepare it).
+    pub fn receipts(response: &Response) -> usize {
+        match response {
+            Response::HopAcks(acks) => acks.len(),
+            _ => 0,
+        }
+    }
+}
+
+/// The receipt in `bytes` if it decodes and its signature verifies.
+fn verified(bytes: &[u8]) -> Option<SignedReceipt> {
+    SignedReceipt::decode(bytes)
+        .ok()
+        .filter(|r| r.verify().is_ok())
 }
