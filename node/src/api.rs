@@ -110,6 +110,7 @@ pub fn router(state: AppState) -> Router {
             ratelimit::AuthFailures::default(),
             ratelimit::limit_failed_auth,
         ))
+        .layer(axum::middleware::from_fn(error::json_errors))
         .with_state(state)
 }
 

@@ -522,8 +522,10 @@ pub async fn drive(
         // Group commit: one flush for the batch, then (and only then) its effects.
         tokio::task::block_in_place(|| core.commit())?;
         let committed = std::time::Instant::now();
-        load.handle_ns.fetch_add(nanos(handled - started), Ordering::Relaxed);
-        load.commit_ns.fetch_add(nanos(committed - handled), Ordering::Relaxed);
+        load.handle_ns
+            .fetch_add(nanos(handled - started), Ordering::Relaxed);
+        load.commit_ns
+            .fetch_add(nanos(committed - handled), Ordering::Relaxed);
         pending = held;
         pending.extend(core.drain_effects());
     }

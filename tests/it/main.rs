@@ -4,6 +4,7 @@
 mod adversarial;
 mod browser;
 mod conformance;
+mod contract;
 mod crash_loop;
 mod federation;
 mod flood;

@@ -156,15 +156,14 @@ pub(super) async fn inbox(
         Err(r) => return r,
     };
     let latest = q.latest.unwrap_or(false);
-    let limit = q.limit.unwrap_or(crate::core::io::INBOX_PAGE_DEFAULT);
-    let max = crate::core::io::INBOX_PAGE_MAX;
-    if !(1..=max).contains(&limit) {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("limit must be between 1 and {max}, got {limit}"),
-        );
-    }
+    let limit = match page_limit(
+        q.limit,
+        crate::core::io::INBOX_PAGE_DEFAULT,
+        crate::core::io::INBOX_PAGE_MAX,
+    ) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
     let cmd = ApiCommand::Inbox {
         latest_only: latest,
         before,
@@ -228,6 +227,20 @@ pub(super) struct SentQuery {
     before: Option<String>,
 }
 
+/// A list's `limit`: `default` when absent, else 1..=`max` (400 outside, as documented).
+fn page_limit(limit: Option<usize>, default: usize, max: usize) -> Result<usize, Response> {
+    let limit = limit.unwrap_or(default);
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("limit must be between 1 and {max}, got {limit}"),
+        ))
+    }
+}
+
 pub(super) async fn sent_list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -237,10 +250,15 @@ pub(super) async fn sent_list(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let cmd = ApiCommand::SentPage {
-        before,
-        limit: q.limit.unwrap_or(crate::core::io::SENT_PAGE_MAX),
+    let limit = match page_limit(
+        q.limit,
+        crate::core::io::SENT_PAGE_MAX,
+        crate::core::io::SENT_PAGE_MAX,
+    ) {
+        Ok(l) => l,
+        Err(r) => return r,
     };
+    let cmd = ApiCommand::SentPage { before, limit };
     match call(&state, &headers, cmd).await {
         Ok(ApiReply::Sent(v)) => Json(v).into_response(),
         Ok(other) => unexpected(other),

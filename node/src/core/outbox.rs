@@ -9,8 +9,8 @@ use renkei_protocol::limits::RECEIPTS_PER_MESSAGE_MAX;
 use renkei_protocol::receipt::SignedReceipt;
 use renkei_protocol::wire::{HopAck, HopOutcome, Request, Response};
 
-use super::prepared::PreparedResponse;
 use super::directory::{BUSY_DELIVER, BUSY_RECEIPTS, Route};
+use super::prepared::PreparedResponse;
 use super::records::{self, OutboxRec, ReceiptOutRec, be};
 use super::{Core, Effect, Flight, OutboundId};
 use crate::store::{Store, StoreError, Tree};
