@@ -106,23 +106,33 @@ fn sign_in_upload_see_in_inbox_download() {
     let row = format!("#inbox-table tr[data-id='{id}']");
     b.wait_text(&row, "新着");
     b.screenshot(&shots.join("4-inbox.png"));
-    let name = "UPPLAN_202505_4074478647_43_4071481594_11_20250425164608.CSV";
-    b.click(&format!("{row} a.file[data-name='{name}']"));
-    let target = downloads.0.join(name);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !target.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "download of {name} never arrived"
+    // One file of three downloaded: the unit is partly retrieved; all three: retrieved.
+    let mut names: Vec<String> = std::fs::read_dir(&unit)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for (k, name) in names.iter().enumerate() {
+        b.click(&format!("{row} a.file[data-name='{name}']"));
+        let target = downloads.0.join(name);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !target.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "download of {name} never arrived"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            std::fs::read(&target).unwrap(),
+            std::fs::read(unit.join(name)).unwrap(),
+            "downloaded bytes differ"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        if k == 0 {
+            b.wait_text(&row, &format!("一部取得（1/{}）", names.len()));
+        }
     }
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(
-        std::fs::read(&target).unwrap(),
-        std::fs::read(unit.join(name)).unwrap(),
-        "downloaded bytes differ"
-    );
     b.wait_text(&row, "取得済");
 
     // the care manager sees delivered + retrieved receipts

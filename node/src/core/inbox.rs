@@ -94,6 +94,7 @@ impl<S: Store> Core<S> {
             slots: slots.into_iter().map(|(k, _)| k).collect(),
             live_slots: live,
             users: info.users.len() as u32,
+            fetched: Vec::new(),
         };
         self.store.put(
             Tree::InboxIndex,
@@ -173,6 +174,13 @@ impl<S: Store> Core<S> {
             supersedes: rec.supersedes.map(|s| s.to_string()),
             superseded_by: rec.superseded_by.map(|s| s.to_string()),
             retrieved_at_ms: rec.retrieved_at_ms,
+            fetched: h
+                .files
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| rec.was_fetched(*i))
+                .map(|(_, f)| f.name.clone())
+                .collect(),
             latest: rec.superseded_by.is_none(),
             users: rec.users as usize,
         })
@@ -286,22 +294,28 @@ impl<S: Store> Core<S> {
                 "file {name} of unit {id} is no longer held"
             )));
         };
-        if rec.retrieved_at_ms.is_none() {
-            rec.retrieved_at_ms = Some(self.now);
-            records::put(&mut self.store, Tree::Inbox, &key, &rec)?;
-            let r = self.sign_receipt(
-                id,
-                renkei_protocol::envelope::sha256(&rec.header),
-                ReceiptKind::Retrieved,
-            );
-            let encoded = r.encode();
-            self.audit("retrieve", Some(id), Some(office), name.to_owned())?;
-            if self.is_me(&h.origin) {
-                self.apply_receipt_at_origin(&r)?;
-            } else {
-                self.store_receipt(id, &encoded)?;
-                self.forward_receipt(h.origin, encoded)?;
+        if rec.mark_fetched(index) {
+            self.audit("download", Some(id), Some(office), name.to_owned())?;
+            // Retrieved is a statement about the unit: signed once every file of it has
+            // been downloaded, not at the first of them.
+            let all = (0..h.files.len()).all(|i| rec.was_fetched(i));
+            if all && rec.retrieved_at_ms.is_none() {
+                rec.retrieved_at_ms = Some(self.now);
+                let r = self.sign_receipt(
+                    id,
+                    renkei_protocol::envelope::sha256(&rec.header),
+                    ReceiptKind::Retrieved,
+                );
+                let encoded = r.encode();
+                self.audit("retrieve", Some(id), Some(office), format!("{} file(s)", h.files.len()))?;
+                if self.is_me(&h.origin) {
+                    self.apply_receipt_at_origin(&r)?;
+                } else {
+                    self.store_receipt(id, &encoded)?;
+                    self.forward_receipt(h.origin, encoded)?;
+                }
             }
+            records::put(&mut self.store, Tree::Inbox, &key, &rec)?;
         }
         Ok(ApiReply::File(FileReply {
             name: name.to_owned(),

@@ -209,6 +209,30 @@ pub struct InboxRec {
     pub live_slots: u32,
     /// Users in the unit.
     pub users: u32,
+    /// Which of the unit's files (by header position) the office has downloaded: a
+    /// bit set, bit `i % 8` of byte `i / 8`. Absent in records written before it existed.
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Vec::is_empty")]
+    pub fetched: Vec<u8>,
+}
+
+impl InboxRec {
+    /// Marks file `index` downloaded; whether it was not before.
+    pub fn mark_fetched(&mut self, index: usize) -> bool {
+        if self.fetched.len() <= index / 8 {
+            self.fetched.resize(index / 8 + 1, 0);
+        }
+        let (byte, bit) = (index / 8, 1u8 << (index % 8));
+        let new = self.fetched[byte] & bit == 0;
+        self.fetched[byte] |= bit;
+        new
+    }
+
+    /// Whether file `index` has been downloaded.
+    pub fn was_fetched(&self, index: usize) -> bool {
+        self.fetched
+            .get(index / 8)
+            .is_some_and(|b| b & (1u8 << (index % 8)) != 0)
+    }
 }
 
 /// The latest envelope of a document slot, with its ordering key.

@@ -224,17 +224,36 @@ fn direct_delivery_between_two_operators() {
     net.run_for(1_000);
     assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
     assert_eq!(inbox(&mut net, 1, SVC, false).len(), 1);
-    // the receiving office fetches; the Retrieved receipt travels back
-    net.api(
-        1,
-        SVC,
-        ApiCommand::Fetch {
-            id,
-            name: files[0].0.clone(),
-        },
-    );
+    // The receiving office downloads one file of the unit: not yet Retrieved, and the
+    // inbox says which file it has.
+    assert!(files.len() > 1);
+    let fetch = |net: &mut Net, name: &str| {
+        let r = net.api(
+            1,
+            SVC,
+            ApiCommand::Fetch {
+                id,
+                name: name.to_owned(),
+            },
+        );
+        assert!(matches!(r, ApiReply::File(_)), "{r:?}");
+    };
+    fetch(&mut net, &files[1].0);
+    fetch(&mut net, &files[1].0);
+    net.run_for(1_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
+    let entry = &inbox(&mut net, 1, SVC, false)[0];
+    assert_eq!(entry.fetched, [files[1].0.clone()]);
+    assert_eq!(entry.retrieved_at_ms, None);
+    // Every file downloaded: the Retrieved receipt is signed and travels back.
+    for (name, _) in &files {
+        fetch(&mut net, name);
+    }
     net.run_for(1_000);
     assert_eq!(sent_status(&mut net, 0, CM, id), "retrieved");
+    let entry = &inbox(&mut net, 1, SVC, false)[0];
+    assert_eq!(entry.fetched.len(), files.len());
+    assert!(entry.retrieved_at_ms.is_some());
 }
 
 #[test]
@@ -358,14 +377,16 @@ fn a_relay_drops_the_body_once_the_next_hop_holds_it_and_still_routes_receipts()
     );
     // A receipt made later (the office downloads) still finds its way back through the
     // relay, by the routing record.
-    net.api(
-        2,
-        SVC,
-        ApiCommand::Fetch {
-            id,
-            name: files[0].0.clone(),
-        },
-    );
+    for (name, _) in &files {
+        net.api(
+            2,
+            SVC,
+            ApiCommand::Fetch {
+                id,
+                name: name.clone(),
+            },
+        );
+    }
     net.run_for(5_000);
     assert_eq!(sent_status(&mut net, 0, CM, id), "retrieved");
 }

@@ -94,8 +94,10 @@ pub struct InboxView {
     pub supersedes: Option<String>,
     /// The envelope that replaced this one (fully).
     pub superseded_by: Option<String>,
-    /// First download.
+    /// When every file of the unit had been downloaded (the `Retrieved` receipt's time).
     pub retrieved_at_ms: Option<u64>,
+    /// Names of the files downloaded so far.
+    pub fetched: Vec<String>,
     /// Whether this is the latest for at least one of its users (and month).
     pub latest: bool,
     /// Users (insured persons) in the unit.

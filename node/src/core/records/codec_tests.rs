@@ -266,6 +266,7 @@ fn every_stored_record_is_ciboriums_bytes() {
                 slots: vec![vec![i as u8; i * 3]; i],
                 live_slots: n as u32,
                 users: (n >> 7) as u32,
+                fetched: vec![0b101; i % 3],
             },
             i < 3,
         );
@@ -375,6 +376,7 @@ fn version_1_records_read_as_they_were_written_and_version_2_is_smaller() {
         slots,
         live_slots: 2,
         users: 3,
+        fetched: Vec::new(),
     };
     let dedup_old = v1::DedupRec {
         digest,
