@@ -1,5 +1,6 @@
 //! Office commands: a small client of the node's HTTP API.
 
+use renkei_protocol::jst::jst;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -29,11 +30,17 @@ fn check(resp: Response) -> Result<Response> {
         Ok(v) => {
             let mut msg = format!("{status}: {}", v["message"].as_str().unwrap_or(&text));
             for f in v["findings"].as_array().into_iter().flatten() {
+                // Where: the file, then line and column when the finding has them (a
+                // unit-level finding has neither: no `null` in what people read).
+                let mut at = f["file"].as_str().unwrap_or("").to_owned();
+                if let Some(l) = f["line"].as_u64() {
+                    at.push_str(&format!(" line {l}"));
+                }
+                if let Some(c) = f["column"].as_u64() {
+                    at.push_str(&format!(" col {c}"));
+                }
                 msg.push_str(&format!(
-                    "\n  {} line {} col {}: [{}] {}",
-                    f["file"].as_str().unwrap_or(""),
-                    f["line"],
-                    f["column"],
+                    "\n  {at}: [{}] {}",
                     f["rule"].as_str().unwrap_or(""),
                     f["message"].as_str().unwrap_or("")
                 ));
@@ -255,7 +262,7 @@ pub fn sent(node: &NodeArgs, id: Option<&str>, json: bool) -> Result<i32> {
                     r["node_name"]
                         .as_str()
                         .unwrap_or(r["node"].as_str().unwrap_or("")),
-                    r["at_ms"],
+                    r["at_ms"].as_u64().map(jst).unwrap_or_default(),
                     r["text"]
                         .as_str()
                         .map(|t| format!(": {t}"))
@@ -301,7 +308,7 @@ pub fn directory(node: &NodeArgs, office: &str) -> Result<i32> {
                     "?"
                 }),
             v["operator"].as_str().unwrap_or("this node"),
-            v["since_ms"],
+            v["since_ms"].as_u64().map(jst).unwrap_or_default(),
             v["kinds"]
         );
         Ok(0)

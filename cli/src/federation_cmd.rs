@@ -1,5 +1,6 @@
 //! `renkei federation …` (the federation authority's tools) and `renkei roster install`.
 
+use renkei_protocol::jst::jst;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -244,7 +245,8 @@ pub fn run(cmd: FederationCmd) -> Result<i32> {
             let name = rotate_entry(&mut roster, &operator, id, enc_key, expires_ms)?;
             save_roster(&dir, &authority, roster)?;
             println!(
-                "operator {name} rotated to {id}; its old key stays valid until {expires_ms} ms ({overlap_days} days)"
+                "operator {name} rotated to {id}; its old key stays valid until {} ({overlap_days} days)",
+                jst(expires_ms)
             );
             Ok(0)
         }
@@ -276,8 +278,10 @@ pub fn run(cmd: FederationCmd) -> Result<i32> {
                 Err(e) => format!("SIGNATURE INVALID: {e}"),
             };
             println!(
-                "roster serial {} issued {} ms, authority {} — {verdict}",
-                r.serial, r.issued_at_ms, r.authority
+                "roster serial {} issued {}, authority {} — {verdict}",
+                r.serial,
+                jst(r.issued_at_ms),
+                r.authority
             );
             for o in &r.operators {
                 println!(
@@ -287,13 +291,15 @@ pub fn run(cmd: FederationCmd) -> Result<i32> {
                     if o.relay { "  RELAY" } else { "" },
                     o.addrs,
                     o.valid_until_ms
-                        .map(|u| format!("  until {u} ms"))
+                        .map(|u| format!("  until {}", jst(u)))
                         .unwrap_or_default()
                 );
                 for k in &o.old_keys {
                     println!(
-                        "  {:<16} retired {}  valid until {} ms",
-                        "", k.id, k.expires_ms
+                        "  {:<16} retired {}  valid until {}",
+                        "",
+                        k.id,
+                        jst(k.expires_ms)
                     );
                 }
             }

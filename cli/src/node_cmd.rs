@@ -26,6 +26,14 @@ pub enum OfficeCmd {
         /// Display name.
         #[arg(long, default_value = "")]
         name: String,
+        /// Register the office even though its number fails the check digit.
+        #[arg(long)]
+        force: bool,
+    },
+    /// An office's API token.
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
     },
     /// List offices homed here.
     List {
@@ -35,6 +43,20 @@ pub enum OfficeCmd {
     },
     /// Release an office (its binding is withdrawn from the federation).
     Remove {
+        /// Node directory.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// 事業所番号.
+        office: String,
+    },
+}
+
+/// `renkei office token …`
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Issue a new API token for the office and print it (shown once); the old token
+    /// stops working at once.
+    Rotate {
         /// Node directory.
         #[arg(long)]
         dir: std::path::PathBuf,
@@ -206,7 +228,11 @@ fn operator_call(
             let status = resp.status();
             let text = resp.text()?;
             if !status.is_success() {
-                bail!("node answered {status}: {text}");
+                let message = serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .and_then(|v| v["message"].as_str().map(str::to_owned))
+                    .unwrap_or(text);
+                bail!("node answered {status}: {message}");
             }
             Ok(Ok(if text.is_empty() {
                 serde_json::Value::Null
@@ -226,7 +252,20 @@ pub fn office(cmd: OfficeCmd) -> Result<i32> {
             office,
             kinds,
             name,
+            force,
         } => {
+            if let Ok(n) = office.parse::<renkei_protocol::ids::OfficeNumber>()
+                && !n.check_digit_ok()
+            {
+                if !force {
+                    bail!(
+                        "the last digit of office number {office} does not match its check digit (modulus 10): check the number; --force registers it anyway"
+                    );
+                }
+                eprintln!(
+                    "warning: office number {office} fails the check digit; registered as asked (--force)"
+                );
+            }
             let body = serde_json::json!({ "office": office, "kinds": kinds, "name": name });
             let (offline, token) =
                 api::add_office_command(&office, &kinds, &name).map_err(anyhow::Error::msg)?;
@@ -243,6 +282,25 @@ pub fn office(cmd: OfficeCmd) -> Result<i32> {
                 }
                 Err(ApiReply::Office(_)) => {
                     println!("office {office} registered");
+                    println!("token: {token}");
+                }
+                Err(other) => bail!("{}", describe(other)),
+            }
+            Ok(0)
+        }
+        OfficeCmd::Token {
+            cmd: TokenCmd::Rotate { dir, office },
+        } => {
+            let (offline, token) =
+                api::rotate_token_command(&office).map_err(anyhow::Error::msg)?;
+            let path = format!("/admin/v1/offices/{office}/token");
+            match operator_call(&dir, &path, reqwest::Method::POST, None, offline)? {
+                Ok(v) => {
+                    println!("office {office}: new token issued; the old one no longer works");
+                    println!("token: {}", v["token"].as_str().unwrap_or_default());
+                }
+                Err(ApiReply::Office(_)) => {
+                    println!("office {office}: new token issued; the old one no longer works");
                     println!("token: {token}");
                 }
                 Err(other) => bail!("{}", describe(other)),
@@ -381,6 +439,7 @@ pub fn describe(reply: ApiReply) -> String {
     match reply {
         ApiReply::Forbidden(m)
         | ApiReply::NotFound(m)
+        | ApiReply::Conflict(m)
         | ApiReply::BadRequest(m)
         | ApiReply::Internal(m)
         | ApiReply::Unroutable(m) => m,

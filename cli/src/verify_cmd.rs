@@ -1,5 +1,6 @@
 //! `renkei verify`: check a proof bundle, or an office's audit export, offline.
 
+use renkei_protocol::jst::jst;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -34,14 +35,14 @@ pub fn verify(
 /// Prints one line per unit; exit code 0 when every unit verifies.
 fn verify_export(export: &AuditExport, roster: &Roster) -> i32 {
     println!(
-        "audit export of office {} for {} ({} unit(s)), produced by operator {} at {} ms",
+        "audit export of office {} for {} ({} unit(s)), produced by operator {} at {}",
         export.office,
         export.month,
         export.entries.len(),
         roster
             .signer_valid_at(&export.node, export.generated_at_ms)
             .map_or_else(|| export.node.to_string(), |o| o.name.clone()),
-        export.generated_at_ms
+        jst(export.generated_at_ms)
     );
     let mut bad = 0;
     for (entry, result) in export.entries.iter().zip(export.verify(roster)) {

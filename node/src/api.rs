@@ -96,6 +96,10 @@ pub fn router(state: AppState) -> Router {
             post(admin::add_office).get(admin::list_offices),
         )
         .route("/admin/v1/offices/{office}", delete(admin::remove_office))
+        .route(
+            "/admin/v1/offices/{office}/token",
+            post(admin::rotate_token),
+        )
         .route("/admin/v1/status", get(admin::status))
         .route("/admin/v1/roster", put(admin::set_roster))
         .route("/admin/v1/audit-export", get(audit::export))
@@ -155,7 +159,7 @@ pub(crate) fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-pub use admin::{add_office_command, new_token};
+pub use admin::{add_office_command, new_token, rotate_token_command};
 
 #[cfg(test)]
 mod tests {

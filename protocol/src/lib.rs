@@ -34,6 +34,7 @@ pub mod envelope;
 pub mod error;
 pub mod export;
 pub mod ids;
+pub mod jst;
 pub mod keys;
 pub mod limits;
 pub mod memo;

@@ -120,7 +120,7 @@ impl Proof {
             })?;
         let digest = sha256(&self.header_bytes);
         let mut lines = vec![format!(
-            "envelope {} from office {} ({}) to office {} ({}), {} file(s), signed by operator {} at {} ms",
+            "envelope {} from office {} ({}) to office {} ({}), {} file(s), signed by operator {} at {}",
             h.id,
             h.from.office,
             h.from.kind,
@@ -128,7 +128,7 @@ impl Proof {
             h.to.kind,
             h.files.len(),
             origin.name,
-            h.created_at_ms
+            crate::jst::jst(h.created_at_ms)
         )];
         for r in &self.receipts {
             r.verify_with_roster(roster)?;
@@ -146,10 +146,10 @@ impl Proof {
                 .signer_valid_at(&rc.node, rc.at_ms)
                 .map_or("?", |o| o.name.as_str());
             lines.push(format!(
-                "{} by operator {} at {} ms",
+                "{} by operator {} at {}",
                 rc.kind.name(),
                 who,
-                rc.at_ms
+                crate::jst::jst(rc.at_ms)
             ));
         }
         Ok(lines)

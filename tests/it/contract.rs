@@ -76,7 +76,10 @@ fn schemathesis_finds_no_contract_failure() {
     };
     let node = NodeProc::start("contract", &[]);
     let token = node.add_office("4074478647", "43");
+    // schemathesis keeps a cache in its working directory: not in the source tree.
+    let work = renkei_tests::TempDir::new("schemathesis");
     let out = Command::new(st)
+        .current_dir(&work.0)
         .args([
             "--config-file",
             // The one allowance: a schema-valid upload may fail the standard-spec check.

@@ -399,3 +399,76 @@ fn the_inbox_pages_over_http_with_a_next_cursor_and_uploads_need_a_known_token_f
     let head = String::from_utf8_lossy(&answer[..n]);
     assert!(head.starts_with("HTTP/1.1 401"), "{head}");
 }
+
+/// `office add` of an office that exists is refused (its token keeps working);
+/// `office token rotate` issues a new token and revokes the old one; a number failing the
+/// check digit needs `--force`.
+#[test]
+fn office_add_refuses_an_existing_office_and_tokens_rotate() {
+    let node = NodeProc::start("office-cmds", &[]);
+    let dir = node.dir_str().to_owned();
+    let first = node.add_office(CM, "43");
+    let me = |token: &str| {
+        reqwest::blocking::Client::new()
+            .get(format!("{}/v1/me", node.url))
+            .bearer_auth(token)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(me(&first), 200);
+    let again = std::process::Command::new(renkei_tests::renkei_bin())
+        .args(["office", "add", "--dir", &dir, CM, "--kinds", "43"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("already registered here") && err.contains("office token rotate"),
+        "{err}"
+    );
+    assert_eq!(me(&first), 200, "the existing token still works");
+
+    let out = renkei(&["office", "token", "rotate", "--dir", &dir, CM]);
+    let second = out
+        .lines()
+        .find_map(|l| l.strip_prefix("token: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_ne!(second, first);
+    assert_eq!(me(&second), 200);
+    assert_eq!(me(&first), 401, "the old token is revoked");
+
+    // 4074478648: the check digit of 407447864 is 7.
+    let bad = std::process::Command::new(renkei_tests::renkei_bin())
+        .args([
+            "office",
+            "add",
+            "--dir",
+            &dir,
+            "4074478648",
+            "--kinds",
+            "11",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("check digit"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let forced = renkei(&[
+        "office",
+        "add",
+        "--dir",
+        &dir,
+        "4074478648",
+        "--kinds",
+        "11",
+        "--force",
+    ]);
+    assert!(forced.contains("token: "), "{forced}");
+}

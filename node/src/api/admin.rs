@@ -100,6 +100,38 @@ pub(super) async fn add_office(
     }
 }
 
+/// `POST /admin/v1/offices/{office}/token`: a new API token for the office (the old one is
+/// revoked at once), shown once.
+pub(super) async fn rotate_token(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(office): Path<String>,
+) -> Response {
+    if let Err(r) = check(&state, &peer, &headers) {
+        return r;
+    }
+    let (cmd, token) = match rotate_token_command(&office) {
+        Ok(x) => x,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, "bad_request", e),
+    };
+    match state.core.call(Auth::Operator, cmd).await {
+        ApiReply::Office(v) => Json(json!({ "office": v, "token": token })).into_response(),
+        other => unexpected(other),
+    }
+}
+
+/// The command that gives `office` a new token, and that token.
+pub fn rotate_token_command(office: &str) -> Result<(ApiCommand, String), String> {
+    let office: OfficeNumber = office.parse().map_err(|e| format!("{e}"))?;
+    let token = new_token().map_err(|e| e.to_string())?;
+    let cmd = ApiCommand::RotateToken {
+        office,
+        token_hash: sha256(token.as_bytes()),
+    };
+    Ok((cmd, token))
+}
+
 pub(super) async fn list_offices(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

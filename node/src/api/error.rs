@@ -20,6 +20,7 @@ pub(crate) fn error_response(reply: &ApiReply) -> Option<Response> {
         }
         ApiReply::Forbidden(m) => json_error(StatusCode::FORBIDDEN, "forbidden", m.clone()),
         ApiReply::NotFound(m) => json_error(StatusCode::NOT_FOUND, "not_found", m.clone()),
+        ApiReply::Conflict(m) => json_error(StatusCode::CONFLICT, "conflict", m.clone()),
         ApiReply::BadRequest(m) => json_error(StatusCode::BAD_REQUEST, "bad_request", m.clone()),
         ApiReply::Unroutable(m) => json_error(StatusCode::UNPROCESSABLE_ENTITY, "unroutable", m.clone()),
         ApiReply::Internal(m) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", m.clone()),
@@ -55,7 +56,8 @@ fn code_of(status: StatusCode) -> &'static str {
         StatusCode::FORBIDDEN => "forbidden",
         StatusCode::NOT_FOUND => "not_found",
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::REQUEST_TIMEOUT => "timeout",
         StatusCode::PAYLOAD_TOO_LARGE => "too_large",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
         StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",

@@ -71,9 +71,20 @@ impl<S: Store> Core<S> {
                 kinds,
                 name,
                 token_hash,
-            } if operator => match self.add_office(o, kinds, name, token_hash)? {
-                Ok(v) => ApiReply::Office(v),
-                Err(why) => ApiReply::Forbidden(why),
+            } if operator => {
+                let exists = self.offices.contains_key(&o);
+                match self.add_office(o, kinds, name, token_hash)? {
+                    Ok(v) => ApiReply::Office(v),
+                    Err(why) if exists => ApiReply::Conflict(why),
+                    Err(why) => ApiReply::Forbidden(why),
+                }
+            }
+            ApiCommand::RotateToken {
+                office: o,
+                token_hash,
+            } if operator => match self.rotate_token(&o, token_hash)? {
+                Some(v) => ApiReply::Office(v),
+                None => ApiReply::NotFound(format!("office {o} is not homed here")),
             },
             ApiCommand::RemoveOffice { office: o } if operator => {
                 if self.remove_office(&o)? {
@@ -101,6 +112,7 @@ impl<S: Store> Core<S> {
                 self.audit_export(&o, &month)?
             }
             ApiCommand::AddOffice { .. }
+            | ApiCommand::RotateToken { .. }
             | ApiCommand::AuditExport { .. }
             | ApiCommand::RemoveOffice { .. }
             | ApiCommand::ListOffices

@@ -240,7 +240,21 @@ impl<S: Store> Core<S> {
             )));
         }
         if let Some(old) = self.offices.get(&office) {
-            self.tokens.remove(&old.token_hash);
+            // Adding again used to issue a new token silently (the old one stopped working,
+            // the name was blanked): an operator's typo locked an office out.
+            return Ok(Err(format!(
+                "office {office} is already registered here (kinds {}{}); `renkei office token rotate {office}` issues a new token, `renkei office remove {office}` releases it",
+                old.kinds
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                if old.name.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", old.name)
+                }
+            )));
         }
         let rec = OfficeRec {
             office: office.clone(),
@@ -268,6 +282,35 @@ impl<S: Store> Core<S> {
         self.offices.insert(office.clone(), rec.clone());
         self.audit("office_added", None, Some(&office), String::new())?;
         Ok(Ok(office_view(&rec)))
+    }
+
+    /// Replaces an office's API token: the old one stops working at once. `None` when the
+    /// office is not homed here.
+    pub(super) fn rotate_token(
+        &mut self,
+        office: &OfficeNumber,
+        token_hash: [u8; 32],
+    ) -> Result<Option<OfficeView>, StoreError> {
+        let Some(mut rec) = self.offices.get(office).cloned() else {
+            return Ok(None);
+        };
+        self.tokens.remove(&rec.token_hash);
+        rec.token_hash = token_hash;
+        records::put(
+            &mut self.store,
+            Tree::Offices,
+            office.as_str().as_bytes(),
+            &rec,
+        )?;
+        self.tokens.insert(token_hash, office.clone());
+        self.offices.insert(office.clone(), rec.clone());
+        self.audit(
+            "token_rotated",
+            None,
+            Some(office),
+            "new API token; the old one is revoked".into(),
+        )?;
+        Ok(Some(office_view(&rec)))
     }
 
     pub(super) fn remove_office(&mut self, office: &OfficeNumber) -> Result<bool, StoreError> {

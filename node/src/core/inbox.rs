@@ -307,7 +307,12 @@ impl<S: Store> Core<S> {
                     ReceiptKind::Retrieved,
                 );
                 let encoded = r.encode();
-                self.audit("retrieve", Some(id), Some(office), format!("{} file(s)", h.files.len()))?;
+                self.audit(
+                    "retrieve",
+                    Some(id),
+                    Some(office),
+                    format!("{} file(s)", h.files.len()),
+                )?;
                 if self.is_me(&h.origin) {
                     self.apply_receipt_at_origin(&r)?;
                 } else {

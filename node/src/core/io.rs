@@ -187,6 +187,13 @@ pub enum ApiCommand {
         /// SHA-256 of the API token.
         token_hash: [u8; 32],
     },
+    /// Operator: replace an office's API token (the old one is revoked).
+    RotateToken {
+        /// 事業所番号.
+        office: OfficeNumber,
+        /// SHA-256 of the new token.
+        token_hash: [u8; 32],
+    },
     /// Operator: release an office (its binding is withdrawn).
     RemoveOffice {
         /// 事業所番号.
@@ -233,6 +240,8 @@ pub enum ApiReply {
     Forbidden(String),
     /// Nothing of that id visible to the caller.
     NotFound(String),
+    /// The request conflicts with what exists (an office registered already).
+    Conflict(String),
     /// The request is malformed.
     BadRequest(String),
     /// The destination cannot be reached (not bound in the federation).
