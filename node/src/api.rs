@@ -45,6 +45,10 @@ pub struct AppState {
     pub uploads: uploads::Uploads,
     /// `/readyz` answers 503 when the core has been on one batch longer than this.
     pub ready_stall: std::time::Duration,
+    /// SHA-256 of the token `/metrics` needs (the admin token works too).
+    pub metrics_hash: [u8; 32],
+    /// Proxies whose forwarding headers name the client.
+    pub trusted_proxies: std::sync::Arc<Vec<std::net::IpAddr>>,
 }
 
 /// The office identity from a bearer token.
@@ -111,7 +115,7 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(axum::middleware::from_fn_with_state(
-            ratelimit::AuthFailures::default(),
+            ratelimit::Guard::new(state.clone()),
             ratelimit::limit_failed_auth,
         ))
         .layer(axum::middleware::from_fn(error::json_errors))
@@ -154,12 +158,65 @@ pub async fn serve(
     .await
 }
 
-/// Compares two digests without an early exit (token checks).
+/// Compares two digests in constant time (token checks), with `subtle`.
 pub(crate) fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
+}
+
+/// Headers a proxy adds to say whom it forwards for.
+const FORWARDING_HEADERS: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
+
+/// Whether a request came through a proxy (it carries a forwarding header).
+pub(crate) fn forwarded(headers: &HeaderMap) -> bool {
+    FORWARDING_HEADERS.iter().any(|h| headers.contains_key(*h))
+}
+
+/// The client's address: the TCP peer, unless the peer is a trusted proxy, then the
+/// nearest address its `X-Forwarded-For` (or `Forwarded: for=`) names that is not itself
+/// a trusted proxy. Headers from anyone else are ignored (they are the client's to forge).
+pub(crate) fn client_ip(
+    peer: std::net::IpAddr,
+    headers: &HeaderMap,
+    trusted: &[std::net::IpAddr],
+) -> std::net::IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let mut hops: Vec<std::net::IpAddr> = Vec::new();
+    for v in headers.get_all("x-forwarded-for") {
+        if let Ok(v) = v.to_str() {
+            hops.extend(
+                v.split(',')
+                    .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok()),
+            );
+        }
+    }
+    if hops.is_empty() {
+        for v in headers.get_all("forwarded") {
+            if let Ok(v) = v.to_str() {
+                hops.extend(v.split([',', ';']).filter_map(|p| {
+                    let p = p.trim();
+                    let a = p.strip_prefix("for=").or_else(|| p.strip_prefix("FOR="))?;
+                    let a = a.trim_matches('"');
+                    let a = a
+                        .strip_prefix('[')
+                        .map_or(a, |x| x.split(']').next().unwrap_or(x));
+                    a.parse::<std::net::IpAddr>()
+                        .ok()
+                        .or_else(|| a.parse::<SocketAddr>().ok().map(|s| s.ip()))
+                }));
+            }
+        }
+    }
+    hops.into_iter()
+        .rev()
+        .find(|a| !trusted.contains(a))
+        .unwrap_or(peer)
 }
 
 pub use admin::{add_office_command, new_token, rotate_token_command};
+pub use ratelimit::FAILURES_MAX as FAILED_AUTH_MAX;
 
 #[cfg(test)]
 mod tests {

@@ -14,6 +14,8 @@ pub const CONFIG_FILE: &str = "renkei.toml";
 pub const KEY_FILE: &str = "operator.key";
 /// The admin token file name inside a node directory.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+/// The token `GET /metrics` needs (created at the first start; 0600).
+pub const METRICS_TOKEN_FILE: &str = "metrics.token";
 
 /// A configuration problem.
 #[derive(Debug, thiserror::Error)]
@@ -206,6 +208,10 @@ pub struct NodeConfig {
     /// Limits.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers name the client (for
+    /// the failed-sign-in limit). Default none: the TCP peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 fn default_http() -> SocketAddr {
@@ -225,6 +231,7 @@ impl NodeConfig {
             peers: vec![],
             delivery: DeliveryConfig::default(),
             limits: LimitsConfig::default(),
+            trusted_proxies: vec![],
         }
     }
 

@@ -706,6 +706,27 @@ pub fn admin_hash(dir: &Path) -> Result<[u8; 32], RuntimeError> {
     Ok(renkei_protocol::envelope::sha256(token.trim().as_bytes()))
 }
 
+/// The hash of the token `/metrics` needs, `DIR/metrics.token`, made (0600) at the first
+/// start.
+pub fn metrics_hash(dir: &Path) -> Result<[u8; 32], RuntimeError> {
+    let path = dir.join(crate::config::METRICS_TOKEN_FILE);
+    if !path.exists() {
+        let token = crate::api::new_token().map_err(|e| RuntimeError::Io(e.to_string()))?;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts
+            .open(&path)
+            .map_err(|e| RuntimeError::Io(format!("{}: {e}", path.display())))?;
+        std::io::Write::write_all(&mut f, format!("{token}\n").as_bytes())
+            .map_err(|e| RuntimeError::Io(format!("{}: {e}", path.display())))?;
+    }
+    let token = std::fs::read_to_string(&path)
+        .map_err(|e| RuntimeError::Io(format!("{}: {e}", path.display())))?;
+    Ok(renkei_protocol::envelope::sha256(token.trim().as_bytes()))
+}
+
 /// Starts a node from its directory: core task, HTTP API.
 pub async fn start(dir: &Path) -> Result<RunningNode, RuntimeError> {
     let cfg = NodeConfig::load(dir)?;
@@ -742,6 +763,8 @@ pub async fn start(dir: &Path) -> Result<RunningNode, RuntimeError> {
         request_timeout: crate::api::body_timeout::request_timeout(cfg.limits.request_timeout_ms),
         uploads: crate::api::uploads::Uploads::new(cfg.limits.upload_limits(), pool),
         ready_stall: Duration::from_millis(cfg.limits.ready_stall_ms.max(1)),
+        metrics_hash: metrics_hash(dir)?,
+        trusted_proxies: Arc::new(cfg.trusted_proxies.clone()),
     };
     let (stop_http, stop_rx) = oneshot::channel::<()>();
     let http_task = tokio::spawn(crate::api::serve(listener, state, async move {

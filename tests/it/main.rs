@@ -8,5 +8,6 @@ mod contract;
 mod crash_loop;
 mod federation;
 mod flood;
+mod proxy;
 mod rotation;
 mod single_node;

@@ -220,8 +220,10 @@ fn oversize_upload_is_413_and_openapi_metrics_health_answer() {
         .json()
         .unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
+    let metrics_token = std::fs::read_to_string(s.node.dir.0.join("metrics.token")).unwrap();
     let m = c
         .get(format!("{}/metrics", s.node.url))
+        .bearer_auth(metrics_token.trim())
         .send()
         .unwrap()
         .text()

@@ -28,6 +28,15 @@ pub(super) fn check(
             "operator endpoints answer loopback clients only".into(),
         ));
     }
+    // A proxy on the same host connects from loopback too: what it forwards comes from
+    // elsewhere, and operator endpoints never answer it.
+    if crate::api::forwarded(headers) {
+        return Err(json_error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "operator endpoints do not answer requests forwarded by a proxy".into(),
+        ));
+    }
     match bearer(headers) {
         Some(h) if crate::api::constant_time_eq(&h, &state.admin_hash) => Ok(()),
         _ => Err(json_error(

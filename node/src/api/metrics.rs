@@ -9,7 +9,23 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use crate::core::{ApiCommand, ApiReply, Auth};
 
-pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+pub(super) async fn metrics(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    // The node's figures are for its operator: the metrics token (DIR/metrics.token, for a
+    // scraper) or the admin token.
+    let allowed = super::bearer(&headers).is_some_and(|h| {
+        super::constant_time_eq(&h, &state.metrics_hash)
+            || super::constant_time_eq(&h, &state.admin_hash)
+    });
+    if !allowed {
+        return super::error::json_error(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "metrics need the node's metrics token (DIR/metrics.token) or its admin token".into(),
+        );
+    }
     let ApiReply::Status(s) = state.core.call(Auth::Operator, ApiCommand::Status).await else {
         return (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

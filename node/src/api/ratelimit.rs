@@ -1,6 +1,14 @@
 //! Per-client-IP limit on failed authentications (token guessing). After
-//! [`FAILURES_MAX`] answers of `401` to one IP address within [`WINDOW`], every request from
-//! that address is answered `429` until the oldest failure leaves the window.
+//! [`FAILURES_MAX`] answers of `401` to one client address within [`WINDOW`], requests from
+//! that address are answered `429` until the oldest failure leaves the window — except a
+//! request that carries a valid token: an office behind the same address (one NAT, one
+//! proxy) as someone mistyping is never locked out. Whether a token is valid is known from
+//! the admin and metrics tokens, from the offices recently seen valid, or by asking the core
+//! (one lookup in its token map: what any authenticated request costs; throttling it would
+//! let a guesser lock the valid tokens of its address out again). A blocked address gets
+//! `429` for requests without a valid token, which makes guessing visible and keeps
+//! token-less hammering off the handlers. The client address is the TCP peer, or, for a
+//! request from a proxy listed in `trusted_proxies`, the address it forwards for.
 //!
 //! Why the token check itself needs no constant-time comparison: the core looks offices up
 //! by the SHA-256 of the presented token in a map. What a timing difference could reveal is
@@ -31,13 +39,66 @@ const ADDRESSES_MAX: usize = 65_536;
 /// Recent authentication failures per client address.
 #[derive(Clone, Default)]
 pub struct AuthFailures {
-    inner: Arc<Mutex<BTreeMap<IpAddr, VecDeque<Instant>>>>,
+    inner: Arc<Mutex<Table>>,
+}
+
+/// The addresses with their failure times, and the order they came in (for eviction
+/// without scanning the table: when it is full, the address tracked longest goes).
+#[derive(Default)]
+struct Table {
+    map: BTreeMap<IpAddr, VecDeque<Instant>>,
+    /// First-seen order; may name addresses already gone from `map` (skipped lazily).
+    order: VecDeque<IpAddr>,
+}
+
+/// The limiter's state: the failures, and what it needs to recognise a valid token.
+#[derive(Clone)]
+pub struct Guard {
+    failures: AuthFailures,
+    app: super::AppState,
+}
+
+impl Guard {
+    /// A guard over the node's API.
+    pub fn new(app: super::AppState) -> Guard {
+        Guard {
+            failures: AuthFailures::default(),
+            app,
+        }
+    }
+
+    /// Whether the request's bearer token is valid.
+    async fn carries_valid_token(&self, key: Option<[u8; 32]>) -> bool {
+        let Some(key) = key else {
+            return false;
+        };
+        if super::constant_time_eq(&key, &self.app.admin_hash)
+            || super::constant_time_eq(&key, &self.app.metrics_hash)
+            || self.app.uploads.known(&key, Instant::now())
+        {
+            return true;
+        }
+        let reply = self
+            .app
+            .core
+            .call(
+                crate::core::Auth::Office(key),
+                crate::core::ApiCommand::WhoAmI,
+            )
+            .await;
+        let valid = matches!(reply, crate::core::ApiReply::Office(_));
+        if valid {
+            self.app.uploads.remember(key, Instant::now());
+        }
+        valid
+    }
 }
 
 impl AuthFailures {
     /// Seconds until `ip` may try again, if it is blocked now.
     fn blocked_for(&self, ip: IpAddr, now: Instant) -> Option<u64> {
-        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut table = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let map = &mut table.map;
         let q = map.get_mut(&ip)?;
         while q.front().is_some_and(|t| now.duration_since(*t) >= WINDOW) {
             q.pop_front();
@@ -56,14 +117,21 @@ impl AuthFailures {
     }
 
     fn record(&self, ip: IpAddr, now: Instant) {
-        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= ADDRESSES_MAX && !map.contains_key(&ip) {
-            let stalest = map
-                .iter()
-                .min_by_key(|(_, q)| q.back().copied())
-                .map(|(k, _)| *k);
-            if let Some(k) = stalest {
-                map.remove(&k);
+        let mut table = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let Table { map, order } = &mut *table;
+        if !map.contains_key(&ip) {
+            while map.len() >= ADDRESSES_MAX {
+                match order.pop_front() {
+                    Some(old) => {
+                        map.remove(&old);
+                    }
+                    None => break,
+                }
+            }
+            order.push_back(ip);
+            if order.len() > 2 * ADDRESSES_MAX {
+                // Addresses that left the table by themselves: forget them here too.
+                order.retain(|a| map.contains_key(a));
             }
         }
         let q = map.entry(ip).or_default();
@@ -77,20 +145,22 @@ impl AuthFailures {
     }
 }
 
-/// Middleware: refuses blocked addresses with `429`, counts `401` answers.
-pub async fn limit_failed_auth(
-    State(failures): State<AuthFailures>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let ip = req
+/// Middleware: refuses blocked addresses with `429` (unless the request carries a valid
+/// token), counts `401` answers.
+pub async fn limit_failed_auth(State(guard): State<Guard>, req: Request, next: Next) -> Response {
+    let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    let Some(ip) = ip else {
+    let Some(peer) = peer else {
         return next.run(req).await;
     };
-    if let Some(secs) = failures.blocked_for(ip, Instant::now()) {
+    let ip = super::client_ip(peer, req.headers(), &guard.app.trusted_proxies);
+    if let Some(secs) = guard.failures.blocked_for(ip, Instant::now())
+        && !guard
+            .carries_valid_token(super::bearer(req.headers()))
+            .await
+    {
         let mut r = json_error(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
@@ -106,7 +176,7 @@ pub async fn limit_failed_auth(
     }
     let resp = next.run(req).await;
     if resp.status() == StatusCode::UNAUTHORIZED {
-        failures.record(ip, Instant::now());
+        guard.failures.record(ip, Instant::now());
     }
     resp
 }
@@ -114,6 +184,23 @@ pub async fn limit_failed_auth(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_table_forgets_the_address_tracked_longest() {
+        let f = AuthFailures::default();
+        let t0 = Instant::now();
+        let addr = |i: usize| IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+        for _ in 0..FAILURES_MAX {
+            f.record(addr(0), t0);
+        }
+        for i in 1..=ADDRESSES_MAX {
+            f.record(addr(i), t0);
+        }
+        let table = f.inner.lock().unwrap();
+        assert_eq!(table.map.len(), ADDRESSES_MAX);
+        assert!(!table.map.contains_key(&addr(0)), "the first address went");
+        assert!(table.map.contains_key(&addr(ADDRESSES_MAX)));
+    }
 
     #[test]
     fn blocks_after_the_limit_and_forgets_after_the_window() {

@@ -110,13 +110,13 @@ impl Uploads {
     }
 
     /// Whether the core named an office for `key` within [`KNOWN_FOR`].
-    fn known(&self, key: &[u8; 32], now: Instant) -> bool {
+    pub(crate) fn known(&self, key: &[u8; 32], now: Instant) -> bool {
         let map = self.known.lock().unwrap_or_else(|p| p.into_inner());
         map.get(key)
             .is_some_and(|t| now.duration_since(*t) < KNOWN_FOR)
     }
 
-    fn remember(&self, key: [u8; 32], now: Instant) {
+    pub(crate) fn remember(&self, key: [u8; 32], now: Instant) {
         let mut map = self.known.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= KNOWN_MAX {
             map.clear();
