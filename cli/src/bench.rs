@@ -76,7 +76,7 @@ pub(crate) fn make(
     let keys = OperatorKeys::from_seeds(keyfile::random_seed()?, keyfile::random_seed()?);
     keyfile::create(&dir, &keys)?;
     let admin = renkei_node::api::new_token()?;
-    std::fs::write(dir.join(ADMIN_TOKEN_FILE), &admin)?;
+    keyfile::write_secret(&dir.join(ADMIN_TOKEN_FILE), &admin)?;
     let http = format!("127.0.0.1:{}", free_port()?);
     let p2p = format!("/ip4/127.0.0.1/tcp/{}", free_port()?);
     let mut cfg = NodeConfig::new(name);

@@ -44,7 +44,7 @@ fn init_node(
     let keys = OperatorKeys::from_seeds(keyfile::random_seed()?, keyfile::random_seed()?);
     keyfile::create(&dir, &keys)?;
     let admin = renkei_node::api::new_token()?;
-    std::fs::write(dir.join(ADMIN_TOKEN_FILE), &admin)?;
+    renkei_node::keyfile::write_secret(&dir.join(ADMIN_TOKEN_FILE), &admin)?;
     let mut cfg = NodeConfig::new(name);
     cfg.http = "127.0.0.1:0".parse()?;
     cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];

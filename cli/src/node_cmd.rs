@@ -100,12 +100,7 @@ pub fn init(
     let keys = OperatorKeys::from_seeds(keyfile::random_seed()?, keyfile::random_seed()?);
     keyfile::create(dir, &keys)?;
     let token = api::new_token()?;
-    std::fs::write(dir.join(ADMIN_TOKEN_FILE), format!("{token}\n"))?;
-    #[cfg(unix)]
-    std::fs::set_permissions(
-        dir.join(ADMIN_TOKEN_FILE),
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )?;
+    keyfile::write_secret(&dir.join(ADMIN_TOKEN_FILE), &format!("{token}\n"))?;
     let mut cfg = NodeConfig::new(name);
     cfg.http = http;
     cfg.listen = listen;

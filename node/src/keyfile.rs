@@ -39,19 +39,54 @@ pub enum KeyFileError {
     /// Refusing to overwrite.
     #[error("{0} already exists; refusing to overwrite an operator key")]
     Exists(String),
+    /// A secret file others may read.
+    #[error(
+        "{0} is readable by group or others (mode {1:o}); `chmod 600` it (and consider the secret exposed)"
+    )]
+    Exposed(String, u32),
     /// Too many rotations.
     #[error("{0} already keeps {RETIRED_KEYS_MAX} retired keys, the most a roster entry lists")]
     TooManyRetired(String),
 }
 
-/// Fresh seeds from the OS.
+/// Fresh seeds from the OS (`getrandom`: the system call, no file to open).
 pub fn random_seed() -> Result<[u8; 32], KeyFileError> {
     let mut s = [0u8; 32];
-    let mut f = std::fs::File::open("/dev/urandom")
-        .map_err(|e| KeyFileError::Io("/dev/urandom".into(), e))?;
-    std::io::Read::read_exact(&mut f, &mut s)
-        .map_err(|e| KeyFileError::Io("/dev/urandom".into(), e))?;
+    getrandom::fill(&mut s)
+        .map_err(|e| KeyFileError::Io("getrandom".into(), std::io::Error::other(e.to_string())))?;
     Ok(s)
+}
+
+/// Writes a new secret file (a token), readable by its owner only (0600).
+pub fn write_secret(path: &Path, text: &str) -> Result<(), KeyFileError> {
+    let name = path.display().to_string();
+    let mut f = open_options()
+        .open(path)
+        .map_err(|e| KeyFileError::Io(name.clone(), e))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| KeyFileError::Io(name.clone(), e))?;
+    f.sync_all().map_err(|e| KeyFileError::Io(name, e))
+}
+
+/// Reads a secret file, refusing one that others than its owner may read.
+pub fn read_secret(path: &Path) -> Result<String, KeyFileError> {
+    let name = path.display().to_string();
+    let f = std::fs::File::open(path).map_err(|e| KeyFileError::Io(name.clone(), e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = f
+            .metadata()
+            .map_err(|e| KeyFileError::Io(name.clone(), e))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(KeyFileError::Exposed(name, mode & 0o777));
+        }
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut &f, &mut text).map_err(|e| KeyFileError::Io(name, e))?;
+    Ok(text)
 }
 
 /// The file's text for `keys`.
@@ -144,7 +179,7 @@ pub fn parse(text: &str, name: &str) -> Result<OperatorKeys, KeyFileError> {
 pub fn load(dir: &Path) -> Result<OperatorKeys, KeyFileError> {
     let path = dir.join(KEY_FILE);
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(&path).map_err(|e| KeyFileError::Io(name.clone(), e))?;
+    let text = read_secret(&path)?;
     parse(&text, &name)
 }
 
@@ -199,6 +234,19 @@ mod tests {
         let d = tmpdir("old");
         let text = format!("{}{}\n", hex::encode([7u8; 32]), hex::encode([8u8; 32]));
         std::fs::write(d.join(KEY_FILE), text).unwrap();
+        #[cfg(unix)]
+        {
+            // Written with the umask's mode (0644 here): refused until made private.
+            use std::os::unix::fs::PermissionsExt;
+            let perms = |m| std::fs::Permissions::from_mode(m);
+            std::fs::set_permissions(d.join(KEY_FILE), perms(0o644)).unwrap();
+            let err = load(&d).unwrap_err().to_string();
+            assert!(
+                err.contains("readable by group or others (mode 644)"),
+                "{err}"
+            );
+            std::fs::set_permissions(d.join(KEY_FILE), perms(0o600)).unwrap();
+        }
         let k = load(&d).unwrap();
         let want = OperatorKeys::from_seeds([7; 32], [8; 32]);
         assert_eq!(k.id(), want.id());

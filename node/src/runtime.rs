@@ -701,8 +701,7 @@ impl RunningNode {
 /// Reads the admin token hash of a node directory.
 pub fn admin_hash(dir: &Path) -> Result<[u8; 32], RuntimeError> {
     let path = dir.join(crate::config::ADMIN_TOKEN_FILE);
-    let token = std::fs::read_to_string(&path)
-        .map_err(|e| RuntimeError::Io(format!("{}: {e}", path.display())))?;
+    let token = keyfile::read_secret(&path).map_err(|e| RuntimeError::Io(e.to_string()))?;
     Ok(renkei_protocol::envelope::sha256(token.trim().as_bytes()))
 }
 
@@ -712,18 +711,10 @@ pub fn metrics_hash(dir: &Path) -> Result<[u8; 32], RuntimeError> {
     let path = dir.join(crate::config::METRICS_TOKEN_FILE);
     if !path.exists() {
         let token = crate::api::new_token().map_err(|e| RuntimeError::Io(e.to_string()))?;
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts
-            .open(&path)
-            .map_err(|e| RuntimeError::Io(format!("{}: {e}", path.display())))?;
-        std::io::Write::write_all(&mut f, format!("{token}\n").as_bytes())
-            .map_err(|e| RuntimeError::Io(format!("{}: {e}", path.display())))?;
+        keyfile::write_secret(&path, &format!("{token}\n"))
+            .map_err(|e| RuntimeError::Io(e.to_string()))?;
     }
-    let token = std::fs::read_to_string(&path)
-        .map_err(|e| RuntimeError::Io(format!("{}: {e}", path.display())))?;
+    let token = keyfile::read_secret(&path).map_err(|e| RuntimeError::Io(e.to_string()))?;
     Ok(renkei_protocol::envelope::sha256(token.trim().as_bytes()))
 }
 
