@@ -1,7 +1,6 @@
 //! Office commands: a small client of the node's HTTP API.
 
 use renkei_protocol::jst::jst;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -92,34 +91,44 @@ fn say(bar: &Option<indicatif::ProgressBar>, line: String) {
 }
 
 pub fn send(node: &NodeArgs, paths: &[PathBuf], supersedes: Option<&str>) -> Result<i32> {
-    let mut files = Vec::new();
-    collect(paths, &mut files)?;
-    let mut units: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
-    for f in files {
+    let mut paths_found = Vec::new();
+    collect(paths, &mut paths_found)?;
+    let mut files: Vec<(String, Vec<u8>)> = Vec::with_capacity(paths_found.len());
+    for f in &paths_found {
         let name = f
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        units.entry(unit_key(&name)).or_default().push(f);
+        let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        files.push((name, bytes));
     }
+    // One send unit per sender, recipient, stamp and unit kind (the standard's grouping):
+    // an export folder holding 1〜3表 and 6表 of the same stamp sends two units.
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    let units = renkei_protocol::csv::group_send_units(&refs);
     let c = client()?;
     let mut failures = 0;
     let total = units.len();
     // A progress bar when sending many units from a terminal; plain lines otherwise.
     let bar = (total > 1 && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .then(|| indicatif::ProgressBar::new(total as u64));
-    for (i, (key, files)) in units.into_iter().enumerate() {
+    for (i, files) in units.into_iter().enumerate() {
         if let Some(b) = &bar {
             b.set_position(i as u64);
         }
+        let key = files
+            .first()
+            .map(|(n, _)| format!("{} ({} file(s))", unit_key(n), files.len()))
+            .unwrap_or_default();
         let mut form = multipart::Form::new();
-        for f in &files {
-            let name = f
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-            form = form.part("file", multipart::Part::bytes(bytes).file_name(name));
+        for (name, bytes) in &files {
+            form = form.part(
+                "file",
+                multipart::Part::bytes(bytes.to_vec()).file_name(name.to_string()),
+            );
         }
         if let Some(s) = supersedes {
             form = form.text("supersedes", s.to_owned());

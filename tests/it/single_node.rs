@@ -474,3 +474,33 @@ fn office_add_refuses_an_existing_office_and_tokens_rotate() {
     ]);
     assert!(forced.contains("token: "), "{forced}");
 }
+
+/// One export folder with 1〜3表 (D1) and 6表/7表 (D2) of the same stamp: `renkei send`
+/// sends two units (it used to merge them into one refused unit).
+#[test]
+fn send_splits_a_folder_into_its_send_units() {
+    let node = NodeProc::start("send-split", &[]);
+    let cm = node.add_office(CM, "43");
+    node.add_office(SVC, "11");
+    let folder = renkei_tests::TempDir::new("export");
+    for unit in ["valid/d1_kyo_plan", "valid/d2_kyo_riyohyo"] {
+        for (name, bytes) in fixture_files(unit) {
+            std::fs::write(folder.0.join(name), bytes).unwrap();
+        }
+    }
+    let out = renkei(&[
+        "send",
+        "--node",
+        &node.url,
+        "--token",
+        &cm,
+        folder.0.to_str().unwrap(),
+    ]);
+    let accepted: Vec<&str> = out.lines().filter(|l| l.contains("accepted")).collect();
+    assert_eq!(accepted.len(), 2, "{out}");
+    assert!(
+        out.contains("(4 file(s))") && out.contains("(3 file(s))"),
+        "{out}"
+    );
+    assert!(!out.contains("null"), "{out}");
+}
