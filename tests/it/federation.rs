@@ -242,3 +242,60 @@ fn operators_outside_the_roster_are_refused() {
         "a removed operator's unit was delivered"
     );
 }
+
+/// A node started with only the authority key (no roster) learns the roster from the first
+/// peer that connects to it: its connection gate admits peers until it has a roster, the
+/// node asks that peer for its directory, and installs the roster the authority signed.
+/// Then units flow to its offices. (Before, the gate of a node without a roster denied
+/// every peer, forever.)
+#[test]
+fn a_node_without_a_roster_learns_it_from_a_peer() {
+    let mut f = Federation::init("noroster", &["a"]);
+    let b_addr = format!("/ip4/127.0.0.1/tcp/{}", renkei_tests::free_port());
+    let mut b = NodeProc::init(
+        "noroster-b",
+        &["--listen", &b_addr, "--authority", &f.authority],
+    );
+    b.edit_config("sync_interval_ms = 30000", "sync_interval_ms = 1000");
+    let ad = f.auth.0.to_str().unwrap().to_owned();
+    renkei(&[
+        "federation",
+        "add-operator",
+        "--dir",
+        &ad,
+        "--name",
+        "b",
+        "--node-dir",
+        b.dir_str(),
+        "--addr",
+        &b_addr,
+    ]);
+    // The new roster goes to the relay and a only; the relay keeps b connected.
+    for n in std::iter::once(&f.relay).chain(&f.nodes) {
+        renkei(&[
+            "roster-install",
+            "--dir",
+            n.dir_str(),
+            f.roster().to_str().unwrap(),
+        ]);
+    }
+    let b_id = operator_id(b.dir_str());
+    f.relay.edit_config(
+        "peers = []",
+        &format!("peers = [{{ id = \"{b_id}\", addrs = [\"{b_addr}\"] }}]"),
+    );
+    f.relay.run();
+    for n in &mut f.nodes {
+        n.run();
+    }
+    b.run();
+    let cm = Office::new(&f.nodes[0].url, &f.nodes[0].add_office(CM, "43"));
+    let svc = Office::new(&b.url, &b.add_office(SVC, "11"));
+    wait_reachable(&cm, SVC);
+    let (st, body) = cm.submit(&fixture_files("valid/d2_kyo_riyohyo"));
+    assert_eq!(st, 202, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    cm.wait_status(&id, &["delivered"]);
+    let inbox = svc.json("/v1/inbox");
+    assert_eq!(inbox[0]["id"], id.as_str(), "{inbox}");
+}

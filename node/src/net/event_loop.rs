@@ -112,6 +112,7 @@ impl EventLoop {
                 .iter()
                 .filter_map(|op| peer_id_of(op).ok())
                 .collect(),
+            !config.allowed.is_empty(),
         );
         EventLoop {
             gone,

@@ -40,15 +40,20 @@ impl std::error::Error for NotAdmitted {}
 #[derive(Default)]
 pub(crate) struct Gate {
     admitted: BTreeSet<PeerId>,
+    /// Whether the node has a roster: until it has one, every authenticated peer is
+    /// admitted, so that a peer holding the roster can connect and hand it over (the core
+    /// still refuses everything but the directory exchange to peers outside a roster).
+    closed: bool,
     /// Inbound connections denied so far (for logs).
     denied: u64,
 }
 
 impl Gate {
     /// Replaces the admitted set (the event loop disconnects peers that left the allowed
-    /// set itself).
-    pub(crate) fn set(&mut self, admitted: BTreeSet<PeerId>) {
+    /// set itself); `roster`: whether the node has a roster (then only `admitted` pass).
+    pub(crate) fn set(&mut self, admitted: BTreeSet<PeerId>, roster: bool) {
         self.admitted = admitted;
+        self.closed |= roster;
     }
 }
 
@@ -63,7 +68,7 @@ impl NetworkBehaviour for Gate {
         _: &Multiaddr,
         remote: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        if self.admitted.contains(&peer) {
+        if self.admitted.contains(&peer) || !self.closed {
             return Ok(dummy::ConnectionHandler);
         }
         self.denied += 1;

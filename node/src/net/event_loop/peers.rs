@@ -40,6 +40,13 @@ impl EventLoop {
         }
     }
 
+    /// Whether `op` counts as a peer: a roster operator — or, while this node has no roster
+    /// yet, anyone authenticated, so it can ask the peer for the roster (the core refuses
+    /// everything else from outside a roster).
+    pub(super) fn admits(&self, op: &OperatorId) -> bool {
+        self.allowed.is_empty() || self.allowed.contains(op)
+    }
+
     /// Tells the connection gate who may connect: the allowed set and the kept peers.
     pub(super) fn admit(&mut self) {
         let admitted = self
@@ -48,7 +55,8 @@ impl EventLoop {
             .chain(self.keep.keys())
             .filter_map(|op| peer_id_of(op).ok())
             .collect();
-        self.swarm.behaviour_mut().gate.set(admitted);
+        let roster = !self.allowed.is_empty();
+        self.swarm.behaviour_mut().gate.set(admitted, roster);
     }
 
     pub(super) fn redial_due(&mut self) {
@@ -82,7 +90,7 @@ impl EventLoop {
         if count != 1 {
             return;
         }
-        let allowed = self.allowed.contains(&op);
+        let allowed = self.admits(&op);
         tracing::info!(operator = %op, %remote, allowed, "peer connected");
         if let Some(r) = self.keep.get_mut(&op) {
             r.connected_since = Some(Instant::now());

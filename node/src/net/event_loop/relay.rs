@@ -179,7 +179,7 @@ impl EventLoop {
         for peer in due {
             self.closing.remove(&peer);
             let keep = operator_of(&peer)
-                .is_some_and(|op| self.allowed.contains(&op) || self.keep.contains_key(&op));
+                .is_some_and(|op| self.admits(&op) || self.keep.contains_key(&op));
             if !keep && self.swarm.is_connected(&peer) {
                 tracing::info!(%peer, "closing the connection of a peer outside the roster");
                 let _ = self.swarm.disconnect_peer_id(peer);
@@ -218,9 +218,11 @@ impl EventLoop {
                 let who = other.map_or_else(|| peer.to_string(), |op| op.to_string());
                 let message = format!("operator {who} is not in this node's roster");
                 tracing::info!(%who, "refusing a request from outside the roster");
-                self.closing
-                    .entry(peer)
-                    .or_insert_with(|| Instant::now() + REFUSED_PEER_CLOSE_DELAY);
+                if !self.allowed.is_empty() {
+                    self.closing
+                        .entry(peer)
+                        .or_insert_with(|| Instant::now() + REFUSED_PEER_CLOSE_DELAY);
+                }
                 self.refuse(channel, RefusalCode::NotInRoster, message);
                 return;
             }
