@@ -49,6 +49,8 @@ pub struct AppState {
     pub metrics_hash: [u8; 32],
     /// Proxies whose forwarding headers name the client.
     pub trusted_proxies: std::sync::Arc<Vec<std::net::IpAddr>>,
+    /// Origins allowed to call the API from a browser (empty: no CORS headers).
+    pub cors_allowed_origins: std::sync::Arc<Vec<axum::http::HeaderValue>>,
 }
 
 /// The office identity from a bearer token.
@@ -119,7 +121,29 @@ pub fn router(state: AppState) -> Router {
             ratelimit::limit_failed_auth,
         ))
         .layer(axum::middleware::from_fn(error::json_errors))
+        .layer(cors(&state.cors_allowed_origins))
         .with_state(state)
+}
+
+/// CORS for the configured origins: the office API's methods and headers, and the paging
+/// and retry headers exposed. With no origin configured the layer adds nothing, and
+/// browsers keep refusing cross-origin calls.
+fn cors(origins: &[axum::http::HeaderValue]) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return CorsLayer::new();
+    }
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([
+            header::LINK,
+            header::RETRY_AFTER,
+            HeaderName::from_static("x-renkei-next-before"),
+        ])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 /// Readiness: `200 ready` while the core takes inputs; `503` when it has been on one batch

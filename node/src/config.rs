@@ -212,6 +212,11 @@ pub struct NodeConfig {
     /// the failed-sign-in limit). Default none: the TCP peer is the client.
     #[serde(default)]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Web origins (`https://app.example.jp`) whose pages may call the office API from a
+    /// browser (CORS). Default none: browsers refuse cross-origin calls; care software
+    /// calling from a server needs no entry.
+    #[serde(default)]
+    pub cors_allowed_origins: Vec<String>,
 }
 
 fn default_http() -> SocketAddr {
@@ -232,6 +237,7 @@ impl NodeConfig {
             delivery: DeliveryConfig::default(),
             limits: LimitsConfig::default(),
             trusted_proxies: vec![],
+            cors_allowed_origins: vec![],
         }
     }
 

@@ -718,6 +718,24 @@ pub fn metrics_hash(dir: &Path) -> Result<[u8; 32], RuntimeError> {
     Ok(renkei_protocol::envelope::sha256(token.trim().as_bytes()))
 }
 
+/// The configured CORS origins as header values (an origin that is not one is an error at
+/// start, not a silent gap).
+fn cors_origins(origins: &[String]) -> Result<Vec<axum::http::HeaderValue>, RuntimeError> {
+    origins
+        .iter()
+        .map(|o| {
+            let o = o.trim_end_matches('/');
+            if !(o.starts_with("https://") || o.starts_with("http://")) || o.contains(' ') {
+                return Err(RuntimeError::Io(format!(
+                    "cors_allowed_origins: {o:?} is not an origin like https://app.example.jp"
+                )));
+            }
+            axum::http::HeaderValue::from_str(o)
+                .map_err(|e| RuntimeError::Io(format!("cors_allowed_origins: {o:?}: {e}")))
+        })
+        .collect()
+}
+
 /// Starts a node from its directory: core task, HTTP API.
 pub async fn start(dir: &Path) -> Result<RunningNode, RuntimeError> {
     let cfg = NodeConfig::load(dir)?;
@@ -756,6 +774,7 @@ pub async fn start(dir: &Path) -> Result<RunningNode, RuntimeError> {
         ready_stall: Duration::from_millis(cfg.limits.ready_stall_ms.max(1)),
         metrics_hash: metrics_hash(dir)?,
         trusted_proxies: Arc::new(cfg.trusted_proxies.clone()),
+        cors_allowed_origins: Arc::new(cors_origins(&cfg.cors_allowed_origins)?),
     };
     let (stop_http, stop_rx) = oneshot::channel::<()>();
     let http_task = tokio::spawn(crate::api::serve(listener, state, async move {

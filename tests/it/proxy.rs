@@ -64,3 +64,47 @@ fn one_clients_bad_tokens_limit_that_client_only_and_admin_is_not_proxied() {
     assert_eq!(get(&metrics, mtoken.trim(), None), 200);
     assert_eq!(get(&metrics, admin.trim(), None), 200);
 }
+
+/// CORS: off unless origins are configured; then only those origins get the headers.
+#[test]
+fn cors_answers_only_the_configured_origins() {
+    let allowed = "https://care.example.jp";
+    let preflight = |url: &str, origin: &str| {
+        let r = reqwest::blocking::Client::new()
+            .request(reqwest::Method::OPTIONS, format!("{url}/v1/inbox"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "GET")
+            .header("Access-Control-Request-Headers", "authorization")
+            .send()
+            .unwrap();
+        r.headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let plain = NodeProc::start("cors-off", &[]);
+    assert_eq!(preflight(&plain.url, allowed), None, "off by default");
+
+    let mut node = NodeProc::init("cors-on", &[]);
+    node.edit_config(
+        "cors_allowed_origins = []",
+        &format!("cors_allowed_origins = [\"{allowed}\"]"),
+    );
+    node.run();
+    assert_eq!(preflight(&node.url, allowed).as_deref(), Some(allowed));
+    assert_eq!(preflight(&node.url, "https://evil.example"), None);
+    // A real call from the allowed origin carries the header and exposes the paging ones.
+    let token = node.add_office("4074478647", "43");
+    let r = reqwest::blocking::Client::new()
+        .get(format!("{}/v1/inbox", node.url))
+        .bearer_auth(&token)
+        .header("Origin", allowed)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let expose = r
+        .headers()
+        .get("access-control-expose-headers")
+        .map(|v| v.to_str().unwrap().to_lowercase())
+        .unwrap_or_default();
+    assert!(expose.contains("x-renkei-next-before"), "{expose}");
+}
