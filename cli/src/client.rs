@@ -308,7 +308,7 @@ pub fn directory(node: &NodeArgs, office: &str) -> Result<i32> {
     .json()?;
     if v["reachable"].as_bool() == Some(true) {
         println!(
-            "office {office} can receive electronically: homed at operator {} ({}) since {} ms, service kinds {}",
+            "office {office} can receive electronically: homed at operator {} ({}) since {}, service kinds {}",
             v["operator_name"]
                 .as_str()
                 .unwrap_or(if v["homed_here"].as_bool() == Some(true) {

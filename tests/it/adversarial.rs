@@ -3,10 +3,10 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use renkei_tests::{NodeProc, Office, fixture_files, renkei_bin};
+use renkei_tests::{NodeProc, Office, Running, fixture_files, renkei_bin};
 
 const CM: &str = "4074478647";
 const SVC: &str = "4071481594";
@@ -162,14 +162,6 @@ fn token_guessing_is_rate_limited() {
     // through: a mistyping neighbour behind the same address locks nobody out.
     assert_eq!(me(&token).status().as_u16(), 200);
     assert_eq!(me(&format!("{:064x}", 99)).status().as_u16(), 429);
-}
-
-struct Running(Child);
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

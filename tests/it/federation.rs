@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use renkei_tests::{
-    Federation, NodeProc, Office, TempDir, fixture_files, operator_id, renkei, wait_reachable,
+    Federation, NodeProc, Office, Running, TempDir, fixture_files, operator_id, renkei,
+    wait_reachable,
 };
 
 const CM: &str = "4074478647"; // at a (43)
@@ -298,4 +299,147 @@ fn a_node_without_a_roster_learns_it_from_a_peer() {
     cm.wait_status(&id, &["delivered"]);
     let inbox = svc.json("/v1/inbox");
     assert_eq!(inbox[0]["id"], id.as_str(), "{inbox}");
+}
+
+/// docs/FEDERATION.md's walkthrough, run as written: every command of its `sh` block, in
+/// order, with its placeholders (keys, tokens) filled from the outputs before them and
+/// its ports replaced by free ones. A command changed in the document changes here.
+#[test]
+fn the_federation_walkthrough_works_as_written() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/FEDERATION.md"
+    ))
+    .unwrap();
+    let section = doc
+        .split("## Walkthrough")
+        .nth(1)
+        .expect("a Walkthrough section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("its sh block");
+    let base = TempDir::new("walkthrough");
+    let unit = std::path::Path::new(renkei_tests::FIXTURES).join("valid/d2_kyo_riyohyo");
+    let copy = base.0.join("d2_kyo_riyohyo");
+    std::fs::create_dir_all(&copy).unwrap();
+    for e in std::fs::read_dir(&unit).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+    }
+    // The document's ports, each replaced by a free one.
+    let ports: Vec<(&str, u16)> = ["8081", "8082", "7001", "7002"]
+        .into_iter()
+        .map(|p| (p, renkei_tests::free_port()))
+        .collect();
+    let mut vars: Vec<(String, String)> = Vec::new();
+    let mut runs: Vec<Running> = Vec::new();
+    let mut ran = 0;
+    for line in block.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut line = line.to_owned();
+        for (p, free) in &ports {
+            line = line
+                .replace(&format!(":{p}"), &format!(":{free}"))
+                .replace(&format!("/tcp/{p}"), &format!("/tcp/{free}"));
+        }
+        for (k, v) in &vars {
+            line = line.replace(k.as_str(), v);
+        }
+        let args = split_args(&line);
+        assert_eq!(args[0], "renkei", "{line}");
+        let args: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+        ran += 1;
+        if args[0] == "run" {
+            let child = std::process::Command::new(renkei_tests::renkei_bin())
+                .args(&args)
+                .current_dir(&base.0)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            runs.push(Running(child));
+            continue;
+        }
+        // `directory` and `sent` answer what the nodes know so far: asked until they tell
+        // what the document says they will.
+        let want = match args[0] {
+            "directory" => Some("can receive electronically"),
+            "sent" => Some("DELIVERED"),
+            "office" | "inbox" => Some(""),
+            _ => None,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let out = loop {
+            let out = std::process::Command::new(renkei_tests::renkei_bin())
+                .args(&args)
+                .current_dir(&base.0)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let ok = out.status.success() && want.is_none_or(|w| text.contains(w));
+            if ok {
+                break text;
+            }
+            assert!(
+                want.is_some() && Instant::now() < deadline,
+                "`{line}` failed:\n{text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let grab = |prefix: &str| {
+            out.lines()
+                .find_map(|l| l.trim().strip_prefix(prefix))
+                .map(|v| v.trim().to_owned())
+        };
+        if let Some(k) = grab("federation authority key:") {
+            vars.push(("AUTHORITY_KEY".into(), k));
+        }
+        if args[..2] == ["key", "show"] {
+            let who = args[3].to_uppercase();
+            vars.push((format!("{who}_ID"), grab("operator id:").unwrap()));
+            vars.push((format!("{who}_SEAL"), grab("sealing key:").unwrap()));
+        }
+        if args[..2] == ["office", "add"] {
+            let name = if args.contains(&"east") {
+                "CM_TOKEN"
+            } else {
+                "SVC_TOKEN"
+            };
+            vars.push((name.into(), grab("token:").unwrap()));
+        }
+        if args[0] == "inbox" {
+            assert!(
+                out.contains("4074478647"),
+                "the unit is in west's inbox:\n{out}"
+            );
+        }
+    }
+    assert_eq!(ran, 18, "the walkthrough's commands");
+}
+
+/// Splits a command line on spaces, keeping double-quoted words whole.
+fn split_args(line: &str) -> Vec<String> {
+    let mut args = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !cur.is_empty() {
+                    args.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        args.push(cur);
+    }
+    args
 }

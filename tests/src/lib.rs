@@ -523,3 +523,14 @@ pub fn p2p_addr(n: &NodeProc) -> String {
         .to_owned();
     format!("{listen}/p2p/{peer}")
 }
+
+/// A child process killed (and reaped) when dropped: a test that fails midway leaves no
+/// process behind.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
