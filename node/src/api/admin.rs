@@ -95,16 +95,29 @@ pub(super) async fn add_office(
     if let Err(r) = check(&state, &peer, &headers) {
         return r;
     }
-    let (cmd, token) = match add_office_command(&body.office, &body.kinds, &body.name) {
+    issue_token(
+        &state,
+        add_office_command(&body.office, &body.kinds, &body.name),
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+/// Runs a command that gives an office a token, and answers `{office, token}` (the token
+/// shown this once) with `status`.
+async fn issue_token(
+    state: &AppState,
+    command: Result<(ApiCommand, String), String>,
+    status: StatusCode,
+) -> Response {
+    let (cmd, token) = match command {
         Ok(x) => x,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, "bad_request", e),
     };
     match state.core.call(Auth::Operator, cmd).await {
-        ApiReply::Office(v) => (
-            StatusCode::CREATED,
-            Json(json!({ "office": v, "token": token })),
-        )
-            .into_response(),
+        ApiReply::Office(v) => {
+            (status, Json(json!({ "office": v, "token": token }))).into_response()
+        }
         other => unexpected(other),
     }
 }
@@ -120,14 +133,7 @@ pub(super) async fn rotate_token(
     if let Err(r) = check(&state, &peer, &headers) {
         return r;
     }
-    let (cmd, token) = match rotate_token_command(&office) {
-        Ok(x) => x,
-        Err(e) => return json_error(StatusCode::BAD_REQUEST, "bad_request", e),
-    };
-    match state.core.call(Auth::Operator, cmd).await {
-        ApiReply::Office(v) => Json(json!({ "office": v, "token": token })).into_response(),
-        other => unexpected(other),
-    }
+    issue_token(&state, rotate_token_command(&office), StatusCode::OK).await
 }
 
 /// The command that gives `office` a new token, and that token.

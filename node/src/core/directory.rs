@@ -263,12 +263,7 @@ impl<S: Store> Core<S> {
             token_hash,
             since_ms: self.now,
         };
-        records::put(
-            &mut self.store,
-            Tree::Offices,
-            office.as_str().as_bytes(),
-            &rec,
-        )?;
+        self.keep_office(&rec)?;
         let binding = OfficeBinding {
             office: office.clone(),
             kinds,
@@ -278,10 +273,21 @@ impl<S: Store> Core<S> {
         }
         .sign(&self.keys.identity);
         self.store_binding(binding)?;
-        self.tokens.insert(token_hash, office.clone());
-        self.offices.insert(office.clone(), rec.clone());
         self.audit("office_added", None, Some(&office), String::new())?;
         Ok(Ok(office_view(&rec)))
+    }
+
+    /// Stores an office's record and indexes it (by number, by token hash).
+    fn keep_office(&mut self, rec: &OfficeRec) -> Result<(), StoreError> {
+        records::put(
+            &mut self.store,
+            Tree::Offices,
+            rec.office.as_str().as_bytes(),
+            rec,
+        )?;
+        self.tokens.insert(rec.token_hash, rec.office.clone());
+        self.offices.insert(rec.office.clone(), rec.clone());
+        Ok(())
     }
 
     /// Replaces an office's API token: the old one stops working at once. `None` when the
@@ -296,14 +302,7 @@ impl<S: Store> Core<S> {
         };
         self.tokens.remove(&rec.token_hash);
         rec.token_hash = token_hash;
-        records::put(
-            &mut self.store,
-            Tree::Offices,
-            office.as_str().as_bytes(),
-            &rec,
-        )?;
-        self.tokens.insert(token_hash, office.clone());
-        self.offices.insert(office.clone(), rec.clone());
+        self.keep_office(&rec)?;
         self.audit(
             "token_rotated",
             None,
