@@ -4,12 +4,11 @@
 //!
 //! # Layout
 //!
-//! - [`store`]: the `Store` trait with its production backend (write-ahead value log,
-//!   sorted runs, sled for the small trees) and in-memory backend (simnet, tests); group
-//!   commit.
-//! - [`core`]: the sans-IO delivery state machine (outbox, relay, inbox, dedup, receipts,
-//!   retries, versioning, audit log) driven by both the production runtime and simnet. No
-//!   tokio, libp2p, sled or clock inside.
+//! - [`core`]: the `renkei-core` crate, re-exported: the sans-IO delivery state machine
+//!   (outbox, relay, inbox, dedup, receipts, retries, versioning, audit log) driven by both
+//!   the production runtime and simnet. No tokio, libp2p, sled or clock inside.
+//! - [`store`]: the production backend (write-ahead value log, sorted runs, sled for the
+//!   small trees) beside the core's `Store` trait and memory store; group commit.
 //! - [`runtime`]: the tokio driver (group-commit loop) around the core.
 //! - [`api`]: the HTTP API and the web page.
 //! - [`config`], [`keyfile`]: the node directory's configuration and operator key.
@@ -21,7 +20,7 @@
 pub mod api;
 pub mod config;
 pub mod conformance;
-pub mod core;
+pub use renkei_core as core;
 pub mod keyfile;
 pub mod net;
 pub mod prepare_pool;

@@ -20,7 +20,7 @@ use crate::config::{ConfigError, NodeConfig};
 use renkei_protocol::ids::OperatorId;
 use renkei_protocol::wire::{Request, Response};
 
-use crate::core::{ApiCommand, ApiReply, Auth, Core, Effect, Input, RosterPeer};
+use crate::core::{ApiCommand, ApiReply, Auth, Batch, Core, Effect, Input, RosterPeer};
 use crate::keyfile::{self, KeyFileError};
 use crate::store::{DiskStore, StoreError};
 
@@ -146,15 +146,13 @@ pub fn open_core(dir: &Path, cfg: &NodeConfig) -> Result<Core<DiskStore>, Runtim
         if path.exists() {
             let bytes = std::fs::read(&path)
                 .map_err(|e| RuntimeError::Io(format!("{}: {e}", path.display())))?;
-            core.handle(
-                now_ms(),
-                Input::Api {
-                    id: 0,
-                    auth: Auth::Operator,
-                    cmd: ApiCommand::SetRoster { roster: bytes },
-                },
-            )?;
-            for e in core.drain_effects() {
+            let mut batch = core.batch(now_ms());
+            batch.handle(Input::Api {
+                id: 0,
+                auth: Auth::Operator,
+                cmd: ApiCommand::SetRoster { roster: bytes },
+            })?;
+            for e in batch.commit()? {
                 if let Effect::Reply {
                     reply: ApiReply::BadRequest(why),
                     ..
@@ -166,7 +164,6 @@ pub fn open_core(dir: &Path, cfg: &NodeConfig) -> Result<Core<DiskStore>, Runtim
                     )));
                 }
             }
-            core.commit()?;
         }
     }
     Ok(core)
@@ -176,17 +173,14 @@ pub fn open_core(dir: &Path, cfg: &NodeConfig) -> Result<Core<DiskStore>, Runtim
 pub fn offline_call(dir: &Path, cmd: ApiCommand) -> Result<ApiReply, RuntimeError> {
     let cfg = NodeConfig::load(dir)?;
     let mut core = open_core(dir, &cfg)?;
-    core.handle(
-        now_ms(),
-        Input::Api {
-            id: 1,
-            auth: Auth::Operator,
-            cmd,
-        },
-    )?;
-    core.commit()?;
-    Ok(core
-        .drain_effects()
+    let mut batch = core.batch(now_ms());
+    batch.handle(Input::Api {
+        id: 1,
+        auth: Auth::Operator,
+        cmd,
+    })?;
+    Ok(batch
+        .commit()?
         .into_iter()
         .find_map(|e| match e {
             Effect::Reply { id: 1, reply } => Some(reply),
@@ -442,7 +436,7 @@ pub async fn drive(
     let mut batch: Vec<Input> = Vec::with_capacity(batch_max);
     // Effects produced while opening (e.g. the installed roster) go out first.
     core.announce_roster();
-    let mut pending: Vec<Effect> = core.drain_effects();
+    let mut pending: Vec<Effect> = core.batch(now_ms()).commit()?;
     loop {
         for e in pending.drain(..) {
             match e {
@@ -500,6 +494,7 @@ pub async fn drive(
         let started = std::time::Instant::now();
         load.batches.fetch_add(1, Ordering::Relaxed);
         load.inputs.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let mut group = core.batch(now);
         for input in batch.drain(..) {
             // A peer's request whose stream failed (timed out, closed) before the core got
             // to it is dropped unread: nobody waits for its answer.
@@ -511,25 +506,23 @@ pub async fn drive(
                 tracing::info!(id, peer = %from, "dropping a request whose stream is gone");
                 continue;
             }
-            core.handle(now, input)?;
+            group.handle(input)?;
         }
         // The batch's submissions are sealed and signed now and taken back into the same
         // batch: one flush for a submission and its envelope (sealing them into a later
         // batch made smaller batches, more flushes: 831 against 1,145 units/s through a
         // relay, docs/lab/2026-12-prepare-stage.md).
-        let held = seal_in_batch(&mut core, now, &pool).await?;
+        seal_in_batch(&mut group, &pool).await?;
         let handled = std::time::Instant::now();
         // Group commit: one flush for the batch, then (and only then) its effects.
-        tokio::task::block_in_place(|| core.commit())?;
+        pending = tokio::task::block_in_place(|| group.commit())?;
         let committed = std::time::Instant::now();
         load.handle_ns
             .fetch_add(nanos(handled - started), Ordering::Relaxed);
         load.commit_ns
             .fetch_add(nanos(committed - handled), Ordering::Relaxed);
-        pending = held;
-        pending.extend(core.drain_effects());
     }
-    tokio::task::block_in_place(|| core.commit())?;
+    let _ = tokio::task::block_in_place(|| core.batch(now_ms()).commit())?;
     if let Peers::Net { client, .. } = &peers {
         let _ = client.shutdown().await;
     }
@@ -538,24 +531,15 @@ pub async fn drive(
 }
 
 /// Runs the seal jobs the batch produced (the prepare stage's [`crate::core::SealJob`]) and
-/// hands their results to the core, until no job is left; returns the batch's other
-/// effects, held for release after the commit.
+/// hands their results to the core, until no job is left.
 async fn seal_in_batch(
-    core: &mut Core<DiskStore>,
-    now: u64,
+    batch: &mut Batch<'_, DiskStore>,
     pool: &crate::prepare_pool::PreparePool,
-) -> Result<Vec<Effect>, RuntimeError> {
-    let mut held = Vec::new();
+) -> Result<(), RuntimeError> {
     loop {
-        let mut jobs = Vec::new();
-        for e in core.drain_effects() {
-            match e {
-                Effect::Seal { ticket, job } => jobs.push((ticket, job)),
-                other => held.push(other),
-            }
-        }
+        let jobs = batch.take_seal_jobs();
         if jobs.is_empty() {
-            return Ok(held);
+            return Ok(());
         }
         // A small unit is sealed right here (about 150 µs: less than waking a pool thread
         // and waiting for it costs on a busy machine); larger ones on the pool, in parallel.
@@ -566,7 +550,7 @@ async fn seal_in_batch(
         .await;
         for (ticket, sealed) in sealed {
             if let Some(sealed) = sealed {
-                core.handle(now, Input::Sealed { ticket, sealed })?;
+                batch.handle(Input::Sealed { ticket, sealed })?;
             }
         }
     }

@@ -6,7 +6,7 @@
 //! over cores), but a third of its time went into pure functions whose inputs the simulator
 //! knows before the core asks: the workload says what each office submits and when, the
 //! cores' unit streams say which envelope id and ephemeral seed the k-th unit a node seals
-//! will take ([`renkei_node::core::Core::unit_draws`]), and a message put on the wire says
+//! will take ([`renkei_core::Core::unit_draws`]), and a message put on the wire says
 //! which node will receive it and when. From these the helper makes, per unit:
 //!
 //! - at the origin: the CSV check of the send unit, the sealed payload, the envelope
@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use renkei_node::core::unit::check_unit_ahead;
+use renkei_core::unit::check_unit_ahead;
 use renkei_protocol::envelope::{Envelope, Header, sha256};
 use renkei_protocol::ids::{EnvelopeId, OfficeNumber, OperatorId, ServiceKind};
 use renkei_protocol::keys::{EncPublicKey, OperatorKeys};

@@ -17,8 +17,8 @@ mod plaintext;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use renkei_node::core::records::{self, InboxRec, SentRec, SentStatus};
-use renkei_node::store::Tree;
+use renkei_core::records::{self, InboxRec, SentRec, SentStatus};
+use renkei_core::store::Tree;
 use renkei_protocol::envelope::Header;
 use renkei_protocol::ids::EnvelopeId;
 use renkei_protocol::memo;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use renkei_node::core::ApiId;
+use renkei_core::ApiId;
 use renkei_protocol::envelope::sha256;
 use renkei_protocol::ids::EnvelopeId;
 

@@ -1,7 +1,7 @@
 //! # renkei-simnet
 //!
 //! A deterministic simulated federation: one thread, virtual time, one seed. It runs many
-//! `renkei_node` cores (the production delivery code) with memory stores over a simulated
+//! `renkei_core` cores (the production delivery code) with memory stores over a simulated
 //! network with latency, loss, duplication, reordering, partitions, holds, crashes and
 //! clock skew, feeds them a month-start workload of real standard-CSV send units, and
 //! checks the delivery invariants afterwards (Jepsen's queue vocabulary: lost, duplicated,

@@ -5,8 +5,8 @@
 use std::io::Write;
 use std::time::Instant;
 
-use renkei_node::core::{ApiCommand, ApiReply, Auth, CoreConfig};
-use renkei_node::store::{MemoryStore, SharedValues};
+use renkei_core::store::{MemoryStore, SharedValues};
+use renkei_core::{ApiCommand, ApiReply, Auth, CoreConfig};
 use renkei_protocol::ids::EnvelopeId;
 use renkei_protocol::memo::{self, CryptoMemo};
 
@@ -204,7 +204,7 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
             origin,
             Auth::Office(from.token_hash()),
             ApiCommand::Submit {
-                unit: renkei_node::core::PreparedUnit::new(files),
+                unit: renkei_core::PreparedUnit::new(files),
                 supersedes,
             },
         );
@@ -257,7 +257,7 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     if stopped.is_none() && !sim.settled() {
         let pending = (0..sim.len())
             .filter_map(|n| sim.store(n))
-            .map(|s| s.values(renkei_node::store::Tree::Pending).count() as u64)
+            .map(|s| s.values(renkei_core::store::Tree::Pending).count() as u64)
             .sum::<u64>();
         checks.liveness.count = pending.max(1);
         checks.liveness.examples.push(format!(

@@ -333,13 +333,13 @@ fn d_explicit() -> f64 {
     0.5
 }
 fn d_expiry() -> u64 {
-    renkei_node::core::EXPIRY_MS_DEFAULT
+    renkei_core::EXPIRY_MS_DEFAULT
 }
 fn d_retry_base() -> u64 {
     500
 }
 fn d_retry_max() -> u64 {
-    renkei_node::core::RETRY_DELAY_MS_MAX
+    renkei_core::RETRY_DELAY_MS_MAX
 }
 fn d_sync() -> u64 {
     30_000

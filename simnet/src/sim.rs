@@ -15,10 +15,8 @@ mod log;
 
 use std::collections::BTreeMap;
 
-use renkei_node::core::{
-    ApiCommand, ApiId, ApiReply, Auth, Core, CoreConfig, Effect, Input, OutboundId,
-};
-use renkei_node::store::{MemoryStore, Tree};
+use renkei_core::store::{MemoryStore, Tree};
+use renkei_core::{ApiCommand, ApiId, ApiReply, Auth, Core, CoreConfig, Effect, Input, OutboundId};
 use renkei_protocol::envelope::Envelope;
 use renkei_protocol::ids::OperatorId;
 use renkei_protocol::keys::OperatorKeys;
@@ -271,21 +269,17 @@ impl Sim {
         let seed = node.entropy_seed;
         let fresh = !matches!(&node.unit_mirror, Some((s, _, at)) if *s == seed && *at <= pos);
         if fresh {
-            node.unit_mirror = Some((
-                seed,
-                renkei_node::core::unit_stream(Entropy::from_u64(seed)),
-                0,
-            ));
+            node.unit_mirror = Some((seed, renkei_core::unit_stream(Entropy::from_u64(seed)), 0));
         }
         let Some((_, stream, at)) = node.unit_mirror.as_mut() else {
             unreachable!("the mirror was just made");
         };
         while *at < pos {
-            renkei_node::core::next_unit_pair(stream);
+            renkei_core::next_unit_pair(stream);
             *at += 1;
         }
         *at += 1;
-        renkei_node::core::next_unit_pair(stream)
+        renkei_core::next_unit_pair(stream)
     }
 
     /// The federation roster.
@@ -634,32 +628,39 @@ impl Sim {
                 .broken
                 .as_ref()
                 .is_some_and(|b| self.rng.below(1_000_000) < b.per_million());
+        let crash_armed = self.nodes[n].crash_armed;
+        self.stats.inputs += inputs.len() as u64;
         let Some(core) = self.nodes[n].core.as_mut() else {
             return;
         };
-        self.stats.inputs += inputs.len() as u64;
+        let mut batch = core.batch(now);
         for input in inputs {
-            if let Err(e) = core.handle(now, input) {
+            if let Err(e) = batch.handle(input) {
+                drop(batch);
                 self.store_failed(n, &e);
                 return;
             }
         }
-        let uncommitted = self.nodes[n]
-            .core
-            .as_ref()
-            .is_some_and(|c| c.store().uncommitted() > 0);
-        if self.nodes[n].crash_armed && uncommitted {
+        if crash_armed && batch.core().store().uncommitted() > 0 {
+            drop(batch);
             self.stats.mid_batch_crashes += 1;
             self.log.record(self.now, n, "crash_mid_batch", &[]);
             self.crash_now(n);
             return;
         }
-        let Some(core) = self.nodes[n].core.as_mut() else {
-            return;
+        if broken_now {
+            // Deliberately wrong durability: the commit returns without making the batch's
+            // writes durable (a lying fsync), its effects leave, then the node dies.
+            batch.core().store().sync_fault().skip_next_sync();
+        }
+        let effects = match batch.commit() {
+            Ok(effects) => effects,
+            Err(e) => {
+                self.store_failed(n, &e);
+                return;
+            }
         };
         if broken_now {
-            // Deliberately wrong driver: effects escape before the commit, then the node dies.
-            let effects = core.drain_effects();
             self.stats.broken_releases += 1;
             for e in effects {
                 self.release(n, e);
@@ -668,12 +669,7 @@ impl Sim {
             self.crash_now(n);
             return;
         }
-        if let Err(e) = core.commit() {
-            self.store_failed(n, &e);
-            return;
-        }
         self.stats.batches += 1;
-        let effects = core.drain_effects();
         for e in effects {
             self.release(n, e);
         }
@@ -804,7 +800,7 @@ impl Sim {
     /// not decode (a bug): neither is a fault of the simulated federation, so the run stops
     /// here and says why, rather than crash the node and let the checkers report the
     /// consequences as if the federation had lost something.
-    fn store_failed(&mut self, n: NodeIx, e: &renkei_node::store::StoreError) {
+    fn store_failed(&mut self, n: NodeIx, e: &renkei_core::store::StoreError) {
         let why = format!(
             "the store of node {n} ({}) failed at virtual time {} ms: {e}",
             self.nodes[n].name, self.now
@@ -926,7 +922,14 @@ impl Sim {
             now,
         ) {
             Ok(mut core) => {
-                let effects = core.drain_effects();
+                let effects = match core.batch(now).commit() {
+                    Ok(effects) => effects,
+                    Err(e) => {
+                        tracing::error!(node = n, error = %e, "node failed to reopen its store");
+                        self.log.record(self.now, n, "restart_failed", &[]);
+                        return;
+                    }
+                };
                 node.core = Some(core);
                 self.log.record(self.now, n, "restart", &[]);
                 for e in effects {

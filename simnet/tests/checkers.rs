@@ -2,8 +2,8 @@
 //! The checkers can fail: a deliberately broken driver and a relay that holds plaintext are
 //! caught; and a run is a pure function of its seed.
 
-use renkei_node::core::{ApiCommand, ApiReply, Auth, PreparedUnit};
-use renkei_node::store::SharedValues;
+use renkei_core::store::SharedValues;
+use renkei_core::{ApiCommand, ApiReply, Auth, PreparedUnit};
 use renkei_protocol::envelope::sha256;
 use renkei_simnet::checker;
 use renkei_simnet::history::{History, Outcome, Submission, unit_key};

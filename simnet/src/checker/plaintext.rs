@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use renkei_node::store::Tree;
+use renkei_core::store::Tree;
 
 use super::Check;
 use crate::history::History;

@@ -10,8 +10,8 @@
 
 use std::collections::BTreeMap;
 
-use renkei_node::core::{ApiCommand, ApiReply, Auth, Core, CoreConfig};
-use renkei_node::store::{MemoryStore, SharedValues};
+use renkei_core::store::{MemoryStore, SharedValues};
+use renkei_core::{ApiCommand, ApiReply, Auth, Core, CoreConfig};
 use renkei_protocol::keys::{OperatorKeys, SigningIdentity};
 use renkei_protocol::rng::Entropy;
 use renkei_protocol::roster::{OperatorEntry, Roster};
@@ -306,11 +306,15 @@ impl Builder {
         };
         // Initial effects (wake-ups) of the fresh cores.
         for n in 0..sim.nodes.len() {
-            let effects = sim.nodes[n]
-                .core
-                .as_mut()
-                .map(|c| c.drain_effects())
-                .unwrap_or_default();
+            let now = self.start_ms.saturating_add_signed(sim.nodes[n].skew_ms);
+            let effects = match sim.nodes[n].core.as_mut().map(|c| c.batch(now).commit()) {
+                Some(Ok(effects)) => effects,
+                Some(Err(e)) => {
+                    tracing::error!(node = n, error = %e, "committing a fresh memory store failed");
+                    Vec::new()
+                }
+                None => Vec::new(),
+            };
             for e in effects {
                 sim.release(n, e);
             }

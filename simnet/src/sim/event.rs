@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use renkei_node::core::{ApiCommand, ApiId, Auth, OutboundId, Sealed};
+use renkei_core::{ApiCommand, ApiId, Auth, OutboundId, Sealed};
 use renkei_protocol::wire::{Request, Response};
 
 /// A node index (0 is the national relay in generated topologies).

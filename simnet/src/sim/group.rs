@@ -18,8 +18,8 @@
 //! the first second batch of a node, and at a node armed to crash mid-batch; runs with a
 //! deliberately broken driver never group (its coin is drawn before each batch).
 
-use renkei_node::core::{Core, Effect, Input};
-use renkei_node::store::{MemoryStore, StoreError};
+use renkei_core::store::{MemoryStore, StoreError};
+use renkei_core::{Core, Effect, Input};
 use renkei_protocol::wire::Response;
 
 use super::log::Diverted;
@@ -261,11 +261,11 @@ fn handle_all(jobs: Vec<Job<'_>>) -> Vec<(usize, Outcome)> {
     jobs.into_iter()
         .map(|(k, core, now, inputs)| {
             let outcome = (|| {
+                let mut batch = core.batch(now);
                 for input in inputs {
-                    core.handle(now, input)?;
+                    batch.handle(input)?;
                 }
-                core.commit()?;
-                Ok(core.drain_effects())
+                batch.commit()
             })();
             (k, outcome)
         })

@@ -1,13 +1,24 @@
+//! # renkei-core
+//!
+//! The seam between deciding and doing. This crate holds the sans-IO core, the [`store`]
+//! trait every backend implements (with its conformance suite) and the in-memory store
+//! with crash semantics. Its dependency tree holds no tokio, libp2p, axum, hyper, tower,
+//! mio or sled: the production node (`renkei-node`) and the simulator (`renkei-simnet`)
+//! both drive it, and neither can reach around it.
+//!
 //! The sans-IO core: one state machine that owns a node's delivery logic — submit,
 //! outbox, relay, inbox, dedup, receipts, retries, expiry, versioning, directory and the
 //! audit log. The production runtime (tokio + libp2p + sled) and simnet (virtual time +
 //! simulated network + memory store) both drive it the same way:
 //!
 //! ```text
-//! for input in batch { core.handle(now, input)?; }
-//! core.commit()?;                 // send what is due, then one flush for the batch (group commit)
-//! for effect in core.drain_effects() { perform(effect) }   // only after the commit
+//! let mut batch = core.batch(now);
+//! for input in inputs { batch.handle(input)?; }
+//! for effect in batch.commit()? { perform(effect) }   // one flush, then the effects
 //! ```
+//!
+//! That loop exists once, in [`Batch`]: effects leave the core only through
+//! [`Batch::commit`], after the store's commit.
 //!
 //! It never sleeps, spawns, reads the clock or draws randomness itself: time comes in
 //! `now`, randomness from the seeded [`Entropy`] handed to [`Core::open`].
@@ -18,6 +29,7 @@
 mod api;
 mod audit;
 mod audit_export;
+mod batch;
 mod directory;
 mod inbound;
 mod inbox;
@@ -29,8 +41,10 @@ mod prepared;
 mod receipt_role;
 pub mod records;
 pub mod sealing;
+pub mod store;
 mod submissions;
 pub mod unit;
+pub use batch::Batch;
 pub use prepared::{CheckedReceipt, PreparedEnvelope, PreparedResponse};
 pub use sealing::{SealJob, Sealed};
 pub use unit::PreparedUnit;
@@ -246,8 +260,8 @@ impl<S: Store> Core<S> {
         Ok(core)
     }
 
-    /// Feeds one input at time `now_ms`.
-    pub fn handle(&mut self, now_ms: u64, input: Input) -> Result<(), StoreError> {
+    /// Feeds one input at time `now_ms` (drivers go through [`Batch::handle`]).
+    pub(crate) fn handle(&mut self, now_ms: u64, input: Input) -> Result<(), StoreError> {
         self.now = self.now.max(now_ms);
         match input {
             Input::Api { id, auth, cmd } => {
@@ -295,13 +309,14 @@ impl<S: Store> Core<S> {
     /// Ends a batch: sends what became due (one pass for the whole batch, so due envelopes
     /// waiting for a busy peer are looked at once per batch, not once per input), asks for
     /// the next wake-up, and makes the batch's writes durable (one flush).
-    pub fn commit(&mut self) -> Result<(), StoreError> {
+    pub(crate) fn commit(&mut self) -> Result<(), StoreError> {
         self.pump()?;
         self.store.commit()
     }
 
-    /// Takes the effects produced so far. Release them only after [`Core::commit`].
-    pub fn drain_effects(&mut self) -> Vec<Effect> {
+    /// Takes the effects produced so far. Release them only after [`Core::commit`] (drivers
+    /// get them from [`Batch::commit`]).
+    pub(crate) fn drain_effects(&mut self) -> Vec<Effect> {
         self.effects.drain(..).collect()
     }
 

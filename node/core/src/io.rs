@@ -33,7 +33,7 @@ pub type InboundId = u64;
 /// Correlates an outbound peer request with its response or failure.
 pub type OutboundId = u64;
 
-/// Something that happened, fed to [`crate::core::Core::handle`].
+/// Something that happened, fed to [`crate::Core::handle`].
 #[derive(Debug, Clone)]
 pub enum Input {
     /// A command from the HTTP API or the operator CLI.

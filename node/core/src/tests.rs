@@ -54,7 +54,7 @@ fn inbox(
         ApiCommand::Inbox {
             latest_only,
             before: None,
-            limit: crate::core::io::INBOX_PAGE_MAX,
+            limit: crate::io::INBOX_PAGE_MAX,
         },
     ) {
         ApiReply::InboxPage(p) => p.items,
@@ -142,7 +142,7 @@ fn a_unit_submitted_twice_while_it_is_sealed_is_sent_once() {
 
 #[test]
 fn a_seal_result_for_another_ticket_or_unit_is_ignored() {
-    use crate::core::io::{Auth, Effect, Input};
+    use crate::io::{Auth, Effect, Input};
     let mut net = two_operators();
     let core = net.core_mut(0);
     let submit = |core: &mut super::Core<_>, stamp: &str| {
@@ -258,7 +258,7 @@ fn direct_delivery_between_two_operators() {
 
 #[test]
 fn the_kth_unit_sealed_takes_the_kth_pair_of_the_unit_stream_whatever_the_retries() {
-    use crate::core::{next_unit_pair, unit_stream};
+    use crate::{next_unit_pair, unit_stream};
     use renkei_protocol::rng::Entropy;
     let mut net = two_operators();
     // Node 0 was opened with Entropy::from_u64(0) (tests/net.rs).
@@ -920,119 +920,6 @@ mod interleavings {
 }
 
 #[test]
-fn sled_core_loses_only_uncommitted_work() {
-    use crate::core::io::{Auth, Effect, Input};
-    use crate::core::{Core, CoreConfig};
-    use crate::store::DiskStore;
-    use renkei_protocol::envelope::sha256;
-    use renkei_protocol::keys::OperatorKeys;
-    use renkei_protocol::rng::Entropy;
-
-    let dir = std::env::temp_dir().join(format!("renkei-core-sled-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let keys = OperatorKeys::from_seeds([1; 32], [2; 32]);
-    let t0 = 1_750_000_000_000;
-    let open = |now| {
-        Core::open(
-            DiskStore::open(&dir, 16 << 20).unwrap(),
-            keys.clone(),
-            CoreConfig::default(),
-            Entropy::from_u64(now),
-            now,
-        )
-        .unwrap()
-    };
-    let submit = |core: &mut Core<DiskStore>, now, stamp: &str| {
-        let files = rename_stamp(&fixture_unit("d2_kyo_riyohyo"), stamp);
-        core.handle(
-            now,
-            Input::Api {
-                id: 1,
-                auth: Auth::Office(sha256(CM.as_bytes())),
-                cmd: ApiCommand::Submit {
-                    unit: PreparedUnit::new(files),
-                    supersedes: None,
-                },
-            },
-        )
-        .unwrap();
-        // The driver's part: run the seal job and hand its result back.
-        let sealing = core.drain_effects().into_iter().find_map(|e| match e {
-            Effect::Seal { ticket, job } => Some(Input::Sealed {
-                ticket,
-                sealed: job.run(),
-            }),
-            _ => None,
-        });
-        core.handle(now, sealing.unwrap()).unwrap();
-        core.drain_effects().into_iter().find_map(|e| match e {
-            Effect::Reply {
-                reply: ApiReply::Accepted(v),
-                ..
-            } => Some(v.id),
-            _ => None,
-        })
-    };
-    let committed_id;
-    {
-        let mut core = open(t0);
-        for (o, k) in [(CM, "43"), (SVC, "11")] {
-            core.handle(
-                t0,
-                Input::Api {
-                    id: 0,
-                    auth: Auth::Operator,
-                    cmd: ApiCommand::AddOffice {
-                        office: o.parse().unwrap(),
-                        kinds: vec![k.parse().unwrap()],
-                        name: o.into(),
-                        token_hash: sha256(o.as_bytes()),
-                    },
-                },
-            )
-            .unwrap();
-        }
-        committed_id = submit(&mut core, t0 + 1, "20250425164608").unwrap();
-        core.commit().unwrap();
-        let lost = submit(&mut core, t0 + 2, "20250425164609").unwrap();
-        assert_ne!(lost, committed_id);
-        // dropped without commit: a crash
-    }
-    let mut core = open(t0 + 10);
-    core.handle(
-        t0 + 10,
-        Input::Api {
-            id: 2,
-            auth: Auth::Office(sha256(SVC.as_bytes())),
-            cmd: ApiCommand::Inbox {
-                latest_only: false,
-                before: None,
-                limit: 10,
-            },
-        },
-    )
-    .unwrap();
-    let inbox = core
-        .drain_effects()
-        .into_iter()
-        .find_map(|e| match e {
-            Effect::Reply {
-                reply: ApiReply::InboxPage(crate::core::io::InboxPage { items: v, .. }),
-                ..
-            } => Some(v),
-            _ => None,
-        })
-        .unwrap();
-    assert_eq!(
-        inbox.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
-        vec![committed_id]
-    );
-    assert!(super::verify_chain(core.store()).unwrap() > 0);
-    drop(core);
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[test]
 fn sent_list_is_newest_first_and_pages_back_with_before() {
     let mut net = Net::new(&[("a", false)]);
     net.add_office(0, CM, "43");
@@ -1299,7 +1186,7 @@ fn a_peer_coming_up_makes_only_its_own_queue_due() {
     let c = net.id(2);
     let now = net.now;
     let core = net.core_mut(0);
-    core.handle(now, crate::core::Input::PeerUp(c)).unwrap();
+    core.handle(now, crate::Input::PeerUp(c)).unwrap();
     assert_eq!(
         core.due_of.get(&to_c).map(|(t, _)| *t),
         Some(now),

@@ -256,6 +256,25 @@ pub struct MemoryStore {
     shared: Option<SharedValues>,
     /// This store's spill file, made at its first spilled value.
     own: Option<Arena>,
+    sync_fault: SyncFault,
+}
+
+/// A fault switch on a [`MemoryStore`]: when set, the next commit returns without making
+/// the group durable (a lying fsync), so a crash after it loses the group. simnet's
+/// deliberately broken driver uses it to show its checkers notice effects released ahead
+/// of durability.
+#[derive(Debug, Clone, Default)]
+pub struct SyncFault(Arc<std::sync::atomic::AtomicBool>);
+
+impl SyncFault {
+    /// The next commit will not be durable.
+    pub fn skip_next_sync(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn take(&self) -> bool {
+        self.0.swap(false, std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl Default for MemoryStore {
@@ -273,6 +292,7 @@ impl MemoryStore {
             commits: 0,
             shared: None,
             own: None,
+            sync_fault: SyncFault::default(),
         }
     }
 
@@ -304,6 +324,11 @@ impl MemoryStore {
                 }
             }
         }
+    }
+
+    /// This store's fault switch (see [`SyncFault`]).
+    pub fn sync_fault(&self) -> SyncFault {
+        self.sync_fault.clone()
     }
 
     /// Number of commits so far.
@@ -490,6 +515,11 @@ impl Store for MemoryStore {
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
+        if self.sync_fault.take() {
+            // Not durable: the undo log stays, and the next crash rolls the group back.
+            self.commits += 1;
+            return Ok(());
+        }
         self.undo.clear();
         self.commits += 1;
         Ok(())

@@ -88,7 +88,7 @@ impl<S: Store> Core<S> {
     }
 
     /// Tells the driver which operators the transport should admit and dial.
-    pub(crate) fn announce_roster(&mut self) {
+    pub fn announce_roster(&mut self) {
         let Some(r) = self.roster.as_ref() else {
             return;
         };

@@ -1,7 +1,7 @@
 //! Adversarial peers: each attack must be refused with a clear answer and change nothing
 //! that matters (inbox, files, slots, outbox, sent status, routing).
 
-use crate::core::unit::PreparedUnit;
+use crate::unit::PreparedUnit;
 use renkei_protocol::envelope::{Envelope, Header};
 use renkei_protocol::ids::EnvelopeId;
 use renkei_protocol::keys::OperatorKeys;
@@ -10,7 +10,7 @@ use renkei_protocol::wire::{HopOutcome, RefusalCode, Request, Response};
 
 use super::net::{Net, fixture_unit};
 use super::{CM, SVC, accepted_id, inbox, sent_status, two_operators};
-use crate::core::io::{ApiCommand, ApiReply};
+use crate::io::{ApiCommand, ApiReply};
 use crate::store::{MemoryStore, Tree};
 
 /// The keys the harness gives node `i`.
@@ -468,7 +468,7 @@ fn a_forged_binding_is_refused_and_counted_unless_it_equals_the_one_held() {
 fn envelope_times_outside_now_plus_or_minus_the_bounds_are_refused() {
     let (mut net, _, env) = pending_unit();
     let now = net.now;
-    let skew = crate::core::MAX_SKEW_MS_DEFAULT;
+    let skew = crate::MAX_SKEW_MS_DEFAULT;
     for (created, says) in [
         (now + skew + 60_000, "ahead of this node's clock"),
         (0, "in the past, beyond the federation's delivery window"),
@@ -552,12 +552,12 @@ fn a_prepared_delivery_is_decided_like_a_raw_one() {
     let (mut net_b, _, _) = pending_unit();
     let mut net_a = net_a;
     let raw = net_a.deliver_raw(0, 1, env.clone());
-    let prepared = crate::core::PreparedEnvelope::all(&keys_of(1), vec![env]);
+    let prepared = crate::PreparedEnvelope::all(&keys_of(1), vec![env]);
     let from = net_b.id(0);
     let core = net_b.core_mut(1);
     core.handle(
         net_a.now,
-        crate::core::Input::Deliver {
+        crate::Input::Deliver {
             id: 7,
             from,
             envelopes: prepared,
@@ -566,7 +566,7 @@ fn a_prepared_delivery_is_decided_like_a_raw_one() {
     .unwrap();
     core.commit().unwrap();
     let answer = core.drain_effects().into_iter().find_map(|e| match e {
-        crate::core::Effect::Respond {
+        crate::Effect::Respond {
             id: 7,
             response: Response::HopAcks(acks),
         } => Some(acks),

@@ -244,7 +244,7 @@ mod validate;
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::core::tests::net::fixture_unit;
+    use crate::tests::net::fixture_unit;
     use renkei_protocol::memo::{CryptoMemo, use_on_this_thread};
 
     fn refs(files: &[(String, Vec<u8>)]) -> Vec<(&str, &[u8])> {

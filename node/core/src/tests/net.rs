@@ -11,9 +11,9 @@ use renkei_protocol::rng::Entropy;
 use renkei_protocol::roster::{OldKey, OperatorEntry, Roster, SignedRoster};
 use renkei_protocol::wire::{HopOutcome, Request, Response};
 
-use crate::core::io::{ApiCommand, ApiReply, Auth, Effect, Input};
-use crate::core::{Core, CoreConfig};
+use crate::io::{ApiCommand, ApiReply, Auth, Effect, Input};
 use crate::store::{MemoryStore, Store, Tree};
+use crate::{Core, CoreConfig};
 
 const T0: u64 = 1_750_000_000_000;
 
@@ -49,7 +49,7 @@ pub struct Net {
 
 /// The files of a fixture send unit directory, sorted by name.
 pub fn fixture_unit(dir: &str) -> Vec<(String, Vec<u8>)> {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/valid/");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/valid/");
     let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(format!("{root}{dir}"))
         .unwrap()
         .map(|e| e.unwrap())
@@ -581,14 +581,14 @@ impl Net {
     pub fn tamper_audit(&mut self, i: usize, seq: u64) {
         let store = self.nodes[i].core.as_mut().unwrap();
         let key = seq.to_be_bytes();
-        let mut rec: crate::core::records::AuditRec =
-            crate::core::records::get(store.store(), Tree::Audit, &key)
+        let mut rec: crate::records::AuditRec =
+            crate::records::get(store.store(), Tree::Audit, &key)
                 .unwrap()
                 .unwrap();
         rec.detail.push_str(" (edited)");
         store
             .store_mut_for_tests()
-            .put(Tree::Audit, &key, &crate::core::records::encode(&rec))
+            .put(Tree::Audit, &key, &crate::records::encode(&rec))
             .unwrap();
     }
 }

@@ -10,7 +10,7 @@ use renkei_protocol::receipt::ReceiptKind;
 
 use super::net::{Net, fixture_unit, rename_stamp};
 use super::{CM, SVC, accepted_id, inbox, sent_status};
-use crate::core::io::{ApiCommand, ApiReply};
+use crate::io::{ApiCommand, ApiReply};
 
 fn proof(net: &mut Net, node: usize, office: &str, id: renkei_protocol::ids::EnvelopeId) -> Proof {
     let ApiReply::Proof(p) = net.api(node, office, ApiCommand::Proof { id }) else {
@@ -25,7 +25,7 @@ fn submit(net: &mut Net, stamp: &str) -> renkei_protocol::ids::EnvelopeId {
         0,
         CM,
         ApiCommand::Submit {
-            unit: crate::core::PreparedUnit::new(files),
+            unit: crate::PreparedUnit::new(files),
             supersedes: None,
         },
     ))
@@ -113,7 +113,7 @@ fn rotation_keeps_in_flight_envelopes_and_old_proofs_valid() {
     assert_eq!(h.sealed_to, b_entry.enc_key);
     p3.verify(&new_roster).unwrap();
     assert_eq!(inbox(&mut net, 2, SVC, false).len(), 3);
-    assert!(crate::core::verify_chain(net.store(2)).unwrap() > 0);
+    assert!(crate::verify_chain(net.store(2)).unwrap() > 0);
 }
 
 #[test]

@@ -1,0 +1,246 @@
+//! Durable storage behind a small trait, and the in-memory backend with crash semantics
+//! (simnet, tests). The production backend (`renkei_node::store::DiskStore`: a write-ahead
+//! value log, sorted runs for the per-envelope trees and sled for the small ones) lives in
+//! the node crate; [`conformance`] is the behaviour every backend must share.
+//!
+//! Every write between two `commit()` calls forms one atomic group: after a crash either all
+//! of it is there or none of it. Drivers call `commit()` once per batch of inputs and only
+//! then release the batch's effects (group commit), so nothing that promises durability
+//! leaves a node before the data behind it is on disk.
+
+mod inline_key;
+mod memory;
+mod spill;
+mod tree_map;
+
+pub use memory::{MemoryStore, SharedValues, SyncFault};
+
+/// One concern's key space. Keys within a tree are designed for range scans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Tree {
+    /// Node metadata (counters, audit head).
+    Meta,
+    /// Envelope bytes by id (held for relay, sent, or received).
+    Envelopes,
+    /// Envelopes awaiting a hop acknowledgement, by id.
+    Outbox,
+    /// Sent records (origin) by id.
+    Sent,
+    /// Sent index: office ‖ created_at ‖ id.
+    SentIndex,
+    /// Envelopes whose origin awaits a final receipt: expires_at ‖ id.
+    Pending,
+    /// Receipts: envelope id ‖ seq.
+    Receipts,
+    /// Receipts awaiting forwarding toward an origin: seq.
+    ReceiptOutbox,
+    /// The answer given to each envelope id received (dedup, forever).
+    Dedup,
+    /// Inbox records: office ‖ id.
+    Inbox,
+    /// Opened files of received envelopes: id ‖ index.
+    Files,
+    /// Latest envelope per document slot.
+    Slots,
+    /// Explicit supersession: superseded id → superseding id.
+    Supersedes,
+    /// Offices homed at this node (with token hashes).
+    Offices,
+    /// Office bindings known from the federation: office → signed binding.
+    Bindings,
+    /// Bindings in arrival order for directory sync: seq → office.
+    BindingLog,
+    /// Hash-chained audit log: seq.
+    Audit,
+    /// Units submitted by offices, for idempotent resubmission: SHA-256 of (office,
+    /// supersedes, every file's name and SHA-256) → envelope id.
+    Submissions,
+    /// Envelopes relayed for others: id → origin, destination and digest, kept to route
+    /// their receipts back once the body is gone (a relay drops the body when the next
+    /// hop holds it).
+    Relayed,
+    /// Inbox in arrival order: office ‖ received_at ‖ id → nothing, for paging an office's
+    /// inbox newest first without reading all of it. Last, so existing trees keep their
+    /// key prefixes on disk (a store from before it is indexed when opened).
+    InboxIndex,
+}
+
+impl Tree {
+    /// Every tree.
+    pub const ALL: [Tree; 20] = [
+        Tree::Meta,
+        Tree::Envelopes,
+        Tree::Outbox,
+        Tree::Sent,
+        Tree::SentIndex,
+        Tree::Pending,
+        Tree::Receipts,
+        Tree::ReceiptOutbox,
+        Tree::Dedup,
+        Tree::Inbox,
+        Tree::Files,
+        Tree::Slots,
+        Tree::Supersedes,
+        Tree::Offices,
+        Tree::Bindings,
+        Tree::BindingLog,
+        Tree::Audit,
+        Tree::Submissions,
+        Tree::Relayed,
+        Tree::InboxIndex,
+    ];
+
+    /// Stable name (the sled tree name).
+    pub fn name(self) -> &'static str {
+        match self {
+            Tree::Meta => "meta",
+            Tree::Envelopes => "envelopes",
+            Tree::Outbox => "outbox",
+            Tree::Sent => "sent",
+            Tree::SentIndex => "sent_index",
+            Tree::Pending => "pending",
+            Tree::Receipts => "receipts",
+            Tree::ReceiptOutbox => "receipt_outbox",
+            Tree::Dedup => "dedup",
+            Tree::Inbox => "inbox",
+            Tree::Files => "files",
+            Tree::Slots => "slots",
+            Tree::Supersedes => "supersedes",
+            Tree::Offices => "offices",
+            Tree::Bindings => "bindings",
+            Tree::BindingLog => "binding_log",
+            Tree::Audit => "audit",
+            Tree::Submissions => "submissions",
+            Tree::Relayed => "relayed",
+            Tree::InboxIndex => "inbox_index",
+        }
+    }
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed (disk, corruption).
+    #[error("store backend failed: {0}")]
+    Backend(String),
+    /// A stored record could not be decoded.
+    #[error("stored record in tree {tree} is corrupt: {detail}")]
+    Corrupt {
+        /// Tree name.
+        tree: &'static str,
+        /// Detail.
+        detail: String,
+    },
+}
+
+/// One key-value pair.
+pub type Pair = (Vec<u8>, Vec<u8>);
+/// Key-value pairs returned by scans.
+pub type Pairs = Vec<Pair>;
+
+/// The storage interface of the core.
+pub trait Store {
+    /// Reads a key (seeing this group's uncommitted writes).
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Writes a key.
+    fn put(&mut self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
+    /// Deletes a key.
+    fn delete(&mut self, tree: Tree, key: &[u8]) -> Result<(), StoreError>;
+    /// Up to `limit` pairs with `start <= key < end` (end `None` = unbounded), in key order.
+    fn range(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StoreError>;
+    /// Like [`Store::range`], but the `limit` largest keys of the range, largest first.
+    fn range_rev(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StoreError>;
+    /// The last pair of a tree, if any.
+    fn last(&self, tree: Tree) -> Result<Option<Pair>, StoreError>;
+    /// Makes every write since the last commit durable, atomically.
+    fn commit(&mut self) -> Result<(), StoreError>;
+}
+
+/// The exclusive end of the key range that starts with `prefix`.
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// All pairs whose key starts with `prefix`, up to `limit`.
+pub fn scan_prefix(
+    store: &dyn Store,
+    tree: Tree,
+    prefix: &[u8],
+    limit: usize,
+) -> Result<Pairs, StoreError> {
+    let end = prefix_end(prefix);
+    store.range(tree, prefix, end.as_deref(), limit)
+}
+
+/// Behaviour every backend must share (garage's shared-test idea): a backend's tests call
+/// these on a fresh store; they panic on the first difference.
+#[allow(clippy::unwrap_used)]
+pub mod conformance {
+    use super::*;
+
+    /// Reads, writes, deletes, forward and reverse ranges, `last`, across commits.
+    pub fn basic(s: &mut dyn Store) {
+        s.put(Tree::Inbox, b"a1", b"x").unwrap();
+        s.put(Tree::Inbox, b"a2", b"y").unwrap();
+        s.put(Tree::Inbox, b"b1", b"z").unwrap();
+        s.put(Tree::Outbox, b"a1", b"other tree").unwrap();
+        assert_eq!(
+            s.get(Tree::Inbox, b"a1").unwrap().as_deref(),
+            Some(&b"x"[..])
+        );
+        let got = scan_prefix(s, Tree::Inbox, b"a", 10).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].0, b"a2");
+        assert_eq!(scan_prefix(s, Tree::Inbox, b"a", 1).unwrap().len(), 1);
+        s.commit().unwrap();
+        s.delete(Tree::Inbox, b"a1").unwrap();
+        assert_eq!(s.get(Tree::Inbox, b"a1").unwrap(), None);
+        assert_eq!(scan_prefix(s, Tree::Inbox, b"", 10).unwrap().len(), 2);
+        assert_eq!(s.last(Tree::Inbox).unwrap().unwrap().0, b"b1");
+        s.put(Tree::Inbox, b"c", b"w").unwrap();
+        assert_eq!(s.last(Tree::Inbox).unwrap().unwrap().0, b"c");
+        s.commit().unwrap();
+        assert_eq!(
+            s.range(Tree::Inbox, b"a2", Some(b"c"), 10).unwrap().len(),
+            2
+        );
+        s.put(Tree::Inbox, b"b2", b"v").unwrap();
+        s.delete(Tree::Inbox, b"b1").unwrap();
+        let rev: Vec<Vec<u8>> = s
+            .range_rev(Tree::Inbox, b"a", Some(b"c"), 10)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(rev, vec![b"b2".to_vec(), b"a2".to_vec()]);
+        assert_eq!(s.range_rev(Tree::Inbox, b"", None, 1).unwrap()[0].0, b"c");
+        assert_eq!(s.range_rev(Tree::Outbox, b"", None, 10).unwrap().len(), 1);
+    }
+
+    #[cfg(test)]
+    #[test]
+    fn prefix_end_rules() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xff]), None);
+    }
+}
