@@ -85,11 +85,18 @@ fn verify_export(export: &AuditExport, roster: &Roster) -> i32 {
 fn verify_proof(proof: &Proof, roster: &Roster) -> i32 {
     match proof.verify(roster) {
         Ok(lines) => {
-            println!("VALID proof");
+            // Every signature verifies; statements that contradict each other are named
+            // and make the exit code 2 (see docs/SECURITY.md, "Receipts with roles").
+            let contradicted = lines.iter().any(|l| l.starts_with("CONTRADICTION"));
+            if contradicted {
+                println!("VALID proof, with contradicting statements");
+            } else {
+                println!("VALID proof");
+            }
             for l in lines {
                 println!("  {l}");
             }
-            0
+            if contradicted { 2 } else { 0 }
         }
         Err(e) => {
             println!("INVALID proof: {e}");

@@ -12,9 +12,10 @@ use ciborium::value::Value;
 use crate::cbor::{self, Fields};
 use crate::envelope::{Digest32, ENVELOPE_SIG_LABEL, Envelope, Header, sha256};
 use crate::error::{DecodeError, VerifyError};
+use crate::ids::OperatorId;
 use crate::keys::verify_labelled;
 use crate::limits::{PROOF_BYTES_MAX, RECEIPTS_PER_MESSAGE_MAX};
-use crate::receipt::SignedReceipt;
+use crate::receipt::{ReceiptKind, SignedReceipt};
 use crate::roster::Roster;
 
 const PROOF_VERSION: u64 = 1;
@@ -152,6 +153,52 @@ impl Proof {
                 crate::jst::jst(rc.at_ms)
             ));
         }
+        lines.extend(self.contradictions(roster));
         Ok(lines)
+    }
+
+    /// Statements in this proof that contradict each other, one line each (starting with
+    /// `CONTRADICTION:`), for an auditor: a unit the destination delivered that some
+    /// operator also says it rejected. The destination's `Delivered` outranks another
+    /// operator's `Rejected` (that operator lied, or refused a copy it was given after
+    /// another hop had delivered it); a destination that says both is named as such.
+    pub fn contradictions(&self, roster: &Roster) -> Vec<String> {
+        let h = &self.header;
+        let name = |k: &OperatorId, at: u64| {
+            roster
+                .signer_valid_at(k, at)
+                .map_or_else(|| k.to_string(), |o| o.name.clone())
+        };
+        let delivered = self
+            .receipts
+            .iter()
+            .map(|r| r.receipt())
+            .find(|r| matches!(r.kind, ReceiptKind::Delivered | ReceiptKind::Retrieved));
+        let Some(d) = delivered else {
+            return Vec::new();
+        };
+        self.receipts
+            .iter()
+            .map(|r| r.receipt())
+            .filter(|r| matches!(r.kind, ReceiptKind::Rejected { .. }))
+            .map(|r| {
+                if roster.same_operator(&r.node, &h.destination) {
+                    format!(
+                        "CONTRADICTION: the destination operator {} both delivered this unit ({}) and rejected it ({})",
+                        name(&d.node, d.at_ms),
+                        crate::jst::jst(d.at_ms),
+                        crate::jst::jst(r.at_ms)
+                    )
+                } else {
+                    format!(
+                        "CONTRADICTION: operator {} says it rejected this unit at {}, but the destination operator {} delivered it at {}; the destination's statement stands",
+                        name(&r.node, r.at_ms),
+                        crate::jst::jst(r.at_ms),
+                        name(&d.node, d.at_ms),
+                        crate::jst::jst(d.at_ms)
+                    )
+                }
+            })
+            .collect()
     }
 }

@@ -43,11 +43,14 @@ pub enum RejectCode {
     TooLarge,
     /// The envelope is for an operator other than this node and no route exists.
     NoRoute,
+    /// The sending office is not bound to the envelope's origin operator (a forged
+    /// sender): the destination refuses it and does not remember it.
+    SenderNotBound,
 }
 
 impl RejectCode {
     /// All codes.
-    pub const ALL: [RejectCode; 8] = [
+    pub const ALL: [RejectCode; 9] = [
         RejectCode::BadSignature,
         RejectCode::UnknownOperator,
         RejectCode::UnknownOffice,
@@ -56,6 +59,7 @@ impl RejectCode {
         RejectCode::Malformed,
         RejectCode::TooLarge,
         RejectCode::NoRoute,
+        RejectCode::SenderNotBound,
     ];
     /// Wire code (1…).
     pub fn code(self) -> u64 {
@@ -76,6 +80,7 @@ impl RejectCode {
             RejectCode::Malformed => "malformed",
             RejectCode::TooLarge => "too_large",
             RejectCode::NoRoute => "no_route",
+            RejectCode::SenderNotBound => "sender_not_bound",
         }
     }
 }

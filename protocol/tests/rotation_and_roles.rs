@@ -104,8 +104,55 @@ fn relay_statements_may_come_from_any_roster_operator() {
         delivered(&env),
         receipt(&env, ReceiptKind::Retrieved, &destination(), T + 1),
     ];
-    let lines = Proof::new(&env, receipts).verify(&r).unwrap();
-    assert_eq!(lines.len(), 6, "{lines:?}");
+    let proof = Proof::new(&env, receipts);
+    let lines = proof.verify(&r).unwrap();
+    // The envelope, five statements, and the contradiction between the relay's rejection
+    // and the destination's delivery, which names the one that stands.
+    assert_eq!(lines.len(), 7, "{lines:?}");
+    let c = proof.contradictions(&r);
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert!(
+        c[0].contains("operator other says it rejected")
+            && c[0].contains("the destination's statement stands"),
+        "{c:?}"
+    );
+    assert_eq!(lines[6], c[0]);
+}
+
+#[test]
+fn a_destination_that_delivers_and_rejects_is_named() {
+    let env = envelope();
+    let r = roster3();
+    let receipts = vec![
+        receipt(
+            &env,
+            ReceiptKind::Rejected {
+                code: RejectCode::InvalidCsv,
+                text: "bad".into(),
+            },
+            &destination(),
+            T - 300,
+        ),
+        delivered(&env),
+    ];
+    let proof = Proof::new(&env, receipts);
+    let c = proof.contradictions(&r);
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert!(c[0].contains("both delivered this unit"), "{c:?}");
+    // Without a delivery there is nothing to contradict.
+    let only_rejected = Proof::new(
+        &env,
+        vec![receipt(
+            &env,
+            ReceiptKind::Rejected {
+                code: RejectCode::InvalidCsv,
+                text: "bad".into(),
+            },
+            &destination(),
+            T - 300,
+        )],
+    );
+    assert!(only_rejected.contradictions(&r).is_empty());
 }
 
 #[test]

@@ -12,6 +12,7 @@ use super::origin::party;
 use super::prepared::CheckedReceipt;
 use super::prepared::{Opened, PreparedEnvelope, open_and_check};
 use super::records::{self, DedupRec, OutboxRec, ReceiptOutRec, RelayedRec, SentRec};
+use super::sender::Sender;
 use crate::store::{Store, StoreError, Tree};
 
 fn reject(code: RejectCode, text: impl Into<String>) -> ReceiptKind {
@@ -201,8 +202,26 @@ impl<S: Store> Core<S> {
                 true,
             )
         } else if self.is_me(&h.destination) {
-            let opened = opened.unwrap_or_else(|| open_and_check(&self.keys, &env));
-            self.deliver_opened(&env, bytes, opened)?
+            match self.sender_standing(h) {
+                Sender::Bound => {
+                    let opened = opened.unwrap_or_else(|| open_and_check(&self.keys, &env));
+                    self.deliver_opened(&env, bytes, opened)?
+                }
+                Sender::Unknown(why) => {
+                    // Not decided yet: ask the peer for its directory, and for the unit
+                    // again later. Nothing is remembered.
+                    tracing::info!(%id, peer = %from, %why, "sender's home not known yet; asked to retry");
+                    self.send_sync(from);
+                    return Ok(HopAck {
+                        id,
+                        outcome: HopOutcome::RetryLater(why),
+                    });
+                }
+                Sender::NotBound(text) => (
+                    self.sign_receipt(id, digest, reject(RejectCode::SenderNotBound, text)),
+                    true,
+                ),
+            }
         } else if self.cfg.relay
             && self
                 .roster
@@ -261,14 +280,16 @@ impl<S: Store> Core<S> {
                 true,
             )
         };
-        // An envelope that fails authentication (bad signature, origin not in the roster)
-        // is refused but not remembered: its id is not the signer's to take, and
+        // An envelope that fails authentication (bad signature, origin not in the roster,
+        // a sending office not bound to the origin) is refused but not remembered: its id is not the signer's to take, and
         // remembering it would let anyone block the genuine envelope of that id.
         let authentic = out_of_time.is_none()
             && !matches!(
                 receipt.receipt().kind,
                 ReceiptKind::Rejected {
-                    code: RejectCode::BadSignature | RejectCode::UnknownOperator,
+                    code: RejectCode::BadSignature
+                        | RejectCode::UnknownOperator
+                        | RejectCode::SenderNotBound,
                     ..
                 }
             );

@@ -66,21 +66,33 @@ impl<S: Store> Core<S> {
         } else {
             None
         };
-        // A newer unit that named this one explicitly may have arrived first.
+        // A newer unit that named this one explicitly may have arrived first. A unit
+        // replaces only units of its own sending office from the same origin operator.
         if let Some(b) = self.store.get(Tree::Supersedes, id.as_bytes())?
             && let Ok(newer) = EnvelopeId::from_slice(&b)
+            && let Some(n) =
+                records::get::<InboxRec>(&self.store, Tree::Inbox, &office_id_key(&office, &newer))?
+            && Header::decode(&n.header).is_ok_and(|nh| self.same_sender(&nh, h))
         {
             superseded_by = Some(newer);
         }
         if let Some(old) = h.supersedes {
-            self.store
-                .put(Tree::Supersedes, old.as_bytes(), id.as_bytes())?;
             let key = office_id_key(&office, &old);
-            if let Some(mut prev) = records::get::<InboxRec>(&self.store, Tree::Inbox, &key)?
-                && prev.superseded_by.is_none()
-            {
-                prev.superseded_by = Some(id);
-                records::put(&mut self.store, Tree::Inbox, &key, &prev)?;
+            match records::get::<InboxRec>(&self.store, Tree::Inbox, &key)? {
+                Some(mut prev) => {
+                    let same =
+                        Header::decode(&prev.header).is_ok_and(|ph| self.same_sender(&ph, h));
+                    if !same {
+                        tracing::warn!(%id, %old, "ignoring `supersedes`: the named unit is another sender's");
+                    } else if prev.superseded_by.is_none() {
+                        prev.superseded_by = Some(id);
+                        records::put(&mut self.store, Tree::Inbox, &key, &prev)?;
+                    }
+                }
+                // Not here yet: remembered, and checked against its sender when it comes.
+                None => self
+                    .store
+                    .put(Tree::Supersedes, old.as_bytes(), id.as_bytes())?,
             }
         }
         let rec = InboxRec {
@@ -156,7 +168,14 @@ impl<S: Store> Core<S> {
         Ok(())
     }
 
-    fn inbox_view(rec: &InboxRec) -> Result<InboxView, StoreError> {
+    /// Whether two units come from the same sending office through the same origin
+    /// operator (its current or a retired key): the only case where one may replace the
+    /// other.
+    fn same_sender(&self, a: &Header, b: &Header) -> bool {
+        a.from.office == b.from.office && self.same_operator(&a.origin, &b.origin)
+    }
+
+    fn inbox_view(&self, rec: &InboxRec) -> Result<InboxView, StoreError> {
         let h = Header::decode(&rec.header).map_err(|e| StoreError::Corrupt {
             tree: "inbox",
             detail: e.to_string(),
@@ -165,6 +184,8 @@ impl<S: Store> Core<S> {
             id: rec.id.to_string(),
             from: h.from.office.to_string(),
             from_kind: h.from.kind.to_string(),
+            origin: h.origin.to_string(),
+            origin_name: self.operator_name(&h.origin),
             to_kind: h.to.kind.to_string(),
             kind: h.doc_kind.to_string(),
             subject: h.subject.clone(),
@@ -246,7 +267,7 @@ impl<S: Store> Core<S> {
                 if latest_only && rec.superseded_by.is_some() {
                     continue;
                 }
-                items.push(Self::inbox_view(&rec)?);
+                items.push(self.inbox_view(&rec)?);
                 if items.len() == limit {
                     break 'scan;
                 }

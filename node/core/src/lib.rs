@@ -41,6 +41,7 @@ mod prepared;
 mod receipt_role;
 pub mod records;
 pub mod sealing;
+mod sender;
 pub mod store;
 mod submissions;
 pub mod unit;

@@ -2,8 +2,8 @@
 //! applying receipts to sent items, expiry.
 
 use renkei_protocol::envelope::{Digest32, Envelope, Header, Party};
-use renkei_protocol::ids::{EnvelopeId, OfficeNumber};
-use renkei_protocol::receipt::{Receipt, ReceiptKind, SignedReceipt};
+use renkei_protocol::ids::{EnvelopeId, OfficeNumber, OperatorId};
+use renkei_protocol::receipt::{Receipt, ReceiptKind, SignedReceipt, SignerRole};
 
 use super::directory::Route;
 use super::io::{ApiId, ApiReply, Effect};
@@ -16,6 +16,13 @@ use super::unit::{PreparedUnit, UnitFinding};
 use super::views::{FileView, ReceiptView, SentView};
 use super::{Core, next_unit_pair};
 use crate::store::{Store, StoreError, Tree, scan_prefix};
+
+/// Receipts of the kinds any roster operator may sign (`Accepted{hop > 0}`, `Rejected`)
+/// kept per envelope.
+pub(super) const RECEIPTS_OPEN_MAX: usize = 32;
+/// Receipts read per envelope: every one kept (the open kinds above, plus at most one per
+/// kind from the origin and from the destination, each of its keys).
+pub(super) const RECEIPTS_READ_MAX: usize = 256;
 
 /// A submission out for sealing: who waits for its answer and what to record with it.
 #[derive(Debug)]
@@ -261,20 +268,74 @@ impl<S: Store> Core<S> {
         Ok(ApiReply::Accepted(view))
     }
 
-    /// Stores a receipt under its envelope unless the same bytes are already there.
-    /// Returns whether it was new.
+    /// Stores a receipt under its envelope unless the same statement is already there:
+    /// one receipt per (signing operator, kind), so a member that signs hundreds of hop
+    /// receipts stores one. Of the kinds any roster operator may sign (`Accepted{hop > 0}`,
+    /// `Rejected`) at most [`RECEIPTS_OPEN_MAX`] per envelope are kept; the origin's and the
+    /// destination's statements are always kept (their roles are checked before this), so
+    /// stuffing cannot push them out of views, proofs or the audit export. Returns whether
+    /// it was new.
     pub(super) fn store_receipt(
         &mut self,
         id: EnvelopeId,
         bytes: &[u8],
     ) -> Result<bool, StoreError> {
-        let existing = scan_prefix(&self.store, Tree::Receipts, id.as_bytes(), 64)?;
-        if existing.iter().any(|(_, v)| v.as_slice() == bytes) {
+        let Ok(new) = SignedReceipt::decode(bytes) else {
+            return Ok(false);
+        };
+        let existing = scan_prefix(
+            &self.store,
+            Tree::Receipts,
+            id.as_bytes(),
+            RECEIPTS_READ_MAX,
+        )?;
+        let mut open = 0;
+        for (_, v) in &existing {
+            if v.as_slice() == bytes {
+                return Ok(false);
+            }
+            let Ok(old) = SignedReceipt::decode(v) else {
+                continue;
+            };
+            let (o, n) = (old.receipt(), new.receipt());
+            if o.kind.name() == n.kind.name() && self.same_operator(&o.node, &n.node) {
+                return Ok(false);
+            }
+            open += usize::from(o.kind.signer_role() == SignerRole::Any);
+        }
+        if new.receipt().kind.signer_role() == SignerRole::Any && open >= RECEIPTS_OPEN_MAX {
+            tracing::warn!(%id, signer = %new.receipt().node, "receipt not kept: the envelope holds the most relay statements it keeps");
             return Ok(false);
         }
         let seq = self.next_seq()?;
         self.store.put(Tree::Receipts, &id_n_key(&id, seq), bytes)?;
         Ok(true)
+    }
+
+    /// Whether the destination operator has signed a `Rejected` for this envelope (a
+    /// rejection no `Delivered` can overrule).
+    fn destination_rejected(
+        &self,
+        id: &EnvelopeId,
+        destination: &OperatorId,
+    ) -> Result<bool, StoreError> {
+        Ok(self.receipts_of(id)?.iter().any(|r| {
+            matches!(r.receipt().kind, ReceiptKind::Rejected { .. })
+                && self.same_operator(&r.receipt().node, destination)
+        }))
+    }
+
+    /// The receipts kept for an envelope, in the order they were stored.
+    fn receipts_of(&self, id: &EnvelopeId) -> Result<Vec<SignedReceipt>, StoreError> {
+        Ok(scan_prefix(
+            &self.store,
+            Tree::Receipts,
+            id.as_bytes(),
+            RECEIPTS_READ_MAX,
+        )?
+        .iter()
+        .filter_map(|(_, v)| SignedReceipt::decode(v).ok())
+        .collect())
     }
 
     /// Verifies a receipt: signature, and signer this node or a roster operator at its time.
@@ -340,10 +401,21 @@ impl<S: Store> Core<S> {
         }
         self.counters.receipts_in += 1;
         let old = rec.status;
+        // A destination's `Delivered` or `Retrieved` outranks a relay's `Rejected` (a lying
+        // relay cannot make a delivered unit show as rejected); the destination's own
+        // rejection stands.
+        let overrulable = old == SentStatus::Rejected
+            && matches!(rc.kind, ReceiptKind::Delivered | ReceiptKind::Retrieved)
+            && match Header::decode(&rec.header) {
+                Ok(h) => !self.destination_rejected(&rc.envelope, &h.destination)?,
+                Err(_) => false,
+            };
         let new = match (&rc.kind, old) {
             (ReceiptKind::Accepted { hop }, SentStatus::Accepted) if *hop > 0 => {
                 SentStatus::Relayed
             }
+            (ReceiptKind::Delivered, SentStatus::Rejected) if overrulable => SentStatus::Delivered,
+            (ReceiptKind::Retrieved, SentStatus::Rejected) if overrulable => SentStatus::Retrieved,
             (
                 ReceiptKind::Delivered,
                 SentStatus::Accepted | SentStatus::Relayed | SentStatus::Expired,
@@ -450,26 +522,24 @@ impl<S: Store> Core<S> {
 
     pub(super) fn receipt_views(&self, id: &EnvelopeId) -> Result<Vec<ReceiptView>, StoreError> {
         let mut out = Vec::new();
-        for (_, v) in scan_prefix(&self.store, Tree::Receipts, id.as_bytes(), 256)? {
-            if let Ok(r) = SignedReceipt::decode(&v) {
-                let rc = r.receipt();
-                let (hop, code, text) = match &rc.kind {
-                    ReceiptKind::Accepted { hop } => (Some(*hop), None, None),
-                    ReceiptKind::Rejected { code, text } => {
-                        (None, Some(code.as_str().to_owned()), Some(text.clone()))
-                    }
-                    _ => (None, None, None),
-                };
-                out.push(ReceiptView {
-                    kind: rc.kind.name().into(),
-                    node: rc.node.to_string(),
-                    node_name: self.operator_name(&rc.node),
-                    at_ms: rc.at_ms,
-                    hop,
-                    code,
-                    text,
-                });
-            }
+        for r in self.receipts_of(id)? {
+            let rc = r.receipt();
+            let (hop, code, text) = match &rc.kind {
+                ReceiptKind::Accepted { hop } => (Some(*hop), None, None),
+                ReceiptKind::Rejected { code, text } => {
+                    (None, Some(code.as_str().to_owned()), Some(text.clone()))
+                }
+                _ => (None, None, None),
+            };
+            out.push(ReceiptView {
+                kind: rc.kind.name().into(),
+                node: rc.node.to_string(),
+                node_name: self.operator_name(&rc.node),
+                at_ms: rc.at_ms,
+                hop,
+                code,
+                text,
+            });
         }
         out.sort_by_key(|r| r.at_ms);
         Ok(out)
@@ -577,12 +647,7 @@ impl<S: Store> Core<S> {
             tree: "envelopes",
             detail: e.to_string(),
         })?;
-        let mut receipts = Vec::new();
-        for (_, v) in scan_prefix(&self.store, Tree::Receipts, id.as_bytes(), 256)? {
-            if let Ok(r) = SignedReceipt::decode(&v) {
-                receipts.push(r);
-            }
-        }
+        let mut receipts = self.receipts_of(&id)?;
         receipts.sort_by_key(|r| r.receipt().at_ms);
         Ok(ApiReply::Proof(
             renkei_protocol::proof::Proof::new(&env, receipts).encode(),

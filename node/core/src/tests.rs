@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod adversarial;
+mod byzantine;
 pub(super) mod net;
 mod rotation;
 

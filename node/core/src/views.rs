@@ -78,6 +78,11 @@ pub struct InboxView {
     pub from: String,
     /// Sending kind.
     pub from_kind: String,
+    /// The origin operator (base32 id) that signed the unit; the sending office is bound to
+    /// it (checked on arrival).
+    pub origin: String,
+    /// Its name in the roster (this node's own name when it is this node).
+    pub origin_name: Option<String>,
     /// Receiving kind.
     pub to_kind: String,
     /// D1…D7.

@@ -53,6 +53,8 @@ pub(super) async fn run(opts: &Options) -> Result<Vec<CheckResult>, ConformanceE
         opts.request_timeout,
     )
     .await?;
+    s.bindings
+        .push(builder.sender_binding(&opts.keys, now_ms()));
     let mut r = Results(Vec::new());
 
     r.record("directory-sync", directory_sync(&mut s).await);
@@ -149,23 +151,70 @@ async fn directory_sync(s: &mut Session) -> Result<String, String> {
     }
 }
 
-/// Delivers one envelope; returns its receipt bytes and a description.
+/// Delivers one envelope; returns its receipt bytes and a description. A retry-later
+/// answer (the target has not yet learnt that the sending office is bound to the tester:
+/// it asks the tester's directory, which the session answers) is retried a few times.
 async fn deliver(s: &mut Session, env: &Envelope) -> Result<(Vec<u8>, String), String> {
-    let resp = s.request(Request::Deliver(vec![env.encode()])).await?;
+    let mut waited = 0;
+    loop {
+        match deliver_once(s, env).await {
+            Err(Retry(why)) if waited < DELIVERY_RETRIES => {
+                tracing::debug!(%why, "conformance: retry later");
+                waited += 1;
+                s.pause(std::time::Duration::from_millis(300)).await;
+            }
+            Err(Retry(why)) => {
+                return Err(format!("envelope {} not taken: {why}", env.id()));
+            }
+            Ok(Ok((r, d))) if waited > 0 => {
+                return Ok((
+                    r,
+                    format!(
+                        "{d} (after {waited} retry-later answer(s) while the target learnt the sending office's binding)"
+                    ),
+                ));
+            }
+            Ok(done) => return done,
+        }
+    }
+}
+
+/// Retry-later answers the delivery check waits through.
+const DELIVERY_RETRIES: u32 = 10;
+
+/// A retry-later answer, with its reason.
+struct Retry(String);
+
+async fn deliver_once(
+    s: &mut Session,
+    env: &Envelope,
+) -> Result<Result<(Vec<u8>, String), String>, Retry> {
+    let resp = match s.request(Request::Deliver(vec![env.encode()])).await {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(e)),
+    };
+    deliver_answer(resp, env).map_err(Retry)
+}
+
+/// The outcome of one delivery's answer; `Err` for a retry-later.
+fn deliver_answer(
+    resp: Response,
+    env: &Envelope,
+) -> Result<Result<(Vec<u8>, String), String>, String> {
     let Response::HopAcks(acks) = resp else {
-        return Err(format!("answered {resp:?} instead of hop acks"));
+        return Ok(Err(format!("answered {resp:?} instead of hop acks")));
     };
     let [ack] = acks.as_slice() else {
-        return Err(format!("{} hop acks for one envelope", acks.len()));
+        return Ok(Err(format!("{} hop acks for one envelope", acks.len())));
     };
     if ack.id != env.id() {
-        return Err(format!(
+        return Ok(Err(format!(
             "the hop ack names envelope {}, not {}",
             ack.id,
             env.id()
-        ));
+        )));
     }
-    match &ack.outcome {
+    Ok(match &ack.outcome {
         HopOutcome::Accepted(r) => Ok((r.clone(), format!("envelope {} accepted", env.id()))),
         HopOutcome::Rejected(r) => Err(format!(
             "envelope {} rejected: {}",
@@ -175,8 +224,8 @@ async fn deliver(s: &mut Session, env: &Envelope) -> Result<(Vec<u8>, String), S
                 |r| describe(&r.receipt().kind)
             )
         )),
-        HopOutcome::RetryLater(why) => Err(format!("envelope {} not taken: {why}", env.id())),
-    }
+        HopOutcome::RetryLater(why) => return Err(why.clone()),
+    })
 }
 
 fn describe(kind: &ReceiptKind) -> String {

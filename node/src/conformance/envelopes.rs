@@ -4,7 +4,7 @@
 use renkei_protocol::envelope::{Envelope, Header};
 use renkei_protocol::ids::{EnvelopeId, OperatorId};
 use renkei_protocol::keys::OperatorKeys;
-use renkei_protocol::roster::Roster;
+use renkei_protocol::roster::{OfficeBinding, Roster};
 
 use super::ConformanceError;
 use crate::core::unit::check_unit;
@@ -63,6 +63,20 @@ impl Builder {
             unit: unit.to_vec(),
             header,
         })
+    }
+
+    /// The tester's binding of the unit's sending office to itself, signed: what the
+    /// target needs to take a unit from that office with the tester as origin.
+    pub(super) fn sender_binding(&self, tester: &OperatorKeys, now_ms: u64) -> Vec<u8> {
+        OfficeBinding {
+            office: self.header.from.office.clone(),
+            kinds: vec![self.header.from.kind.clone()],
+            operator: tester.id(),
+            since_ms: now_ms,
+            released: false,
+        }
+        .sign(&tester.identity)
+        .encode()
     }
 
     /// The office the unit is for.

@@ -26,6 +26,10 @@ pub(super) struct Session {
     timeout: Duration,
     /// Receipts the target forwarded to us (the origin) during the session.
     pub(super) receipts: Vec<Vec<u8>>,
+    /// Signed bindings the tester publishes to the target's directory sync (the test
+    /// unit's sending office, bound to the tester: a destination takes a unit only from
+    /// an office bound to its origin).
+    pub(super) bindings: Vec<Vec<u8>>,
 }
 
 impl Session {
@@ -51,6 +55,7 @@ impl Session {
             next_id: 1,
             timeout,
             receipts: Vec::new(),
+            bindings: Vec::new(),
         })
     }
 
@@ -93,6 +98,22 @@ impl Session {
         }
     }
 
+    /// Waits `d`, answering what the target asks meanwhile (its directory sync after a
+    /// retry-later, say).
+    pub(super) async fn pause(&mut self, d: Duration) {
+        let until = tokio::time::Instant::now() + d;
+        while let Ok(Some(event)) = tokio::time::timeout_at(until, self.events.recv()).await {
+            if let NetEvent::Inbound {
+                id: inbound,
+                request,
+                ..
+            } = event
+            {
+                self.serve(inbound, request).await;
+            }
+        }
+    }
+
     /// Stops the network actor.
     pub(super) async fn close(self) {
         let _ = self.client.shutdown().await;
@@ -129,7 +150,7 @@ impl Session {
     }
 
     /// Answers the target's own requests: receipts are taken (we are their origin), a
-    /// directory sync gets an empty answer, deliveries are declined.
+    /// directory sync gets the tester's bindings, deliveries are declined.
     async fn serve(&mut self, id: u64, request: Request) {
         let response = match request {
             Request::Receipts(rs) => {
@@ -139,8 +160,12 @@ impl Session {
             }
             Request::DirectorySync { cursor, .. } => Response::Directory {
                 roster: None,
-                bindings: Vec::new(),
-                next_cursor: cursor,
+                bindings: if cursor == 0 {
+                    self.bindings.clone()
+                } else {
+                    Vec::new()
+                },
+                next_cursor: cursor.max(1),
                 more: false,
             },
             Request::Deliver(envs) => Response::HopAcks(

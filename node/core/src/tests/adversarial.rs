@@ -20,7 +20,7 @@ fn keys_of(i: u8) -> OperatorKeys {
 
 /// Everything a delivery can touch at a destination: received envelopes, inbox, files,
 /// document slots, supersession and dedup.
-fn delivery_state(m: &MemoryStore) -> Vec<Vec<Vec<u8>>> {
+pub(super) fn delivery_state(m: &MemoryStore) -> Vec<Vec<Vec<u8>>> {
     [
         Tree::Envelopes,
         Tree::Inbox,

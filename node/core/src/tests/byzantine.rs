@@ -1,0 +1,329 @@
+//! A lying member of the federation (issue 29): an admitted operator that forges senders,
+//! supersedes other operators' units, claims false rejections or stuffs receipts. Each
+//! attack is refused and leaves honest offices' inboxes and statuses true.
+
+use renkei_protocol::envelope::{Envelope, Header};
+use renkei_protocol::ids::EnvelopeId;
+use renkei_protocol::keys::OperatorKeys;
+use renkei_protocol::proof::Proof;
+use renkei_protocol::receipt::{Receipt, ReceiptKind, RejectCode, SignedReceipt};
+use renkei_protocol::wire::{HopOutcome, Request, Response};
+
+use super::net::{Net, fixture_unit, rename_stamp};
+use super::{CM, SVC, accepted_id, inbox, sent_status};
+use crate::io::{ApiCommand, ApiReply};
+use crate::store::Tree;
+use crate::unit::PreparedUnit;
+
+/// The keys the harness gives node `i`.
+fn keys_of(i: u8) -> OperatorKeys {
+    OperatorKeys::from_seeds([i + 1; 32], [i + 101; 32])
+}
+
+/// A (node 0, homes CM), B (node 1, homes SVC) and C (node 2, a roster member that lies),
+/// all connected and with each other's directory.
+fn three() -> Net {
+    let mut net = Net::new(&[("a", false), ("b", false), ("c", false)]);
+    net.connect(0, 1);
+    net.connect(0, 2);
+    net.connect(1, 2);
+    net.add_office(0, CM, "43");
+    net.add_office(1, SVC, "11");
+    net.run_for(60_000);
+    net
+}
+
+fn submit(net: &mut Net, stamp: &str) -> EnvelopeId {
+    accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            unit: PreparedUnit::new(rename_stamp(&fixture_unit("d2_kyo_riyohyo"), stamp)),
+            supersedes: None,
+        },
+    ))
+}
+
+fn envelope(net: &Net, node: usize, id: EnvelopeId) -> Envelope {
+    Envelope::decode(
+        &net.memory(node)
+            .get_raw(Tree::Envelopes, id.as_bytes())
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// C's forgery of `genuine`: the same files "from" CM under a newer stamp, naming the
+/// genuine unit in `supersedes`, signed by C as origin (C holds the files: say it relayed
+/// the unit and learnt them, or made them up).
+fn forgery(net: &Net, genuine: &Envelope) -> Envelope {
+    let files = genuine.open(&keys_of(1)).unwrap();
+    let mut h: Header = genuine.header().clone();
+    let c = keys_of(2);
+    h.origin = c.id();
+    h.id = EnvelopeId([0x66; 16]);
+    h.supersedes = Some(genuine.id());
+    h.created_at_ms = net.now;
+    let refs: Vec<&[u8]> = files.iter().map(Vec::as_slice).collect();
+    Envelope::seal_and_sign(h, &refs, &c, [7; 32]).unwrap()
+}
+
+/// Everything a delivery can touch at node `node`.
+fn delivery_state(net: &Net, node: usize) -> Vec<Vec<Vec<u8>>> {
+    super::adversarial::delivery_state(net.memory(node))
+}
+
+fn deliver(net: &mut Net, from: usize, to: usize, env: Vec<u8>) -> HopOutcome {
+    match net.inbound_from(to, net.id(from), Request::Deliver(vec![env])) {
+        Response::HopAcks(acks) => acks[0].outcome.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_forged_sender_is_refused_and_cannot_supersede_the_genuine_unit() {
+    let mut net = three();
+    let id = submit(&mut net, "20250425164608");
+    net.run_for(5_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
+    let genuine = envelope(&net, 1, id);
+    let forged = forgery(&net, &genuine);
+    assert!(
+        forged.verify().is_ok(),
+        "the forgery is well signed by a roster operator"
+    );
+    let before = delivery_state(&net, 1);
+    let HopOutcome::Rejected(r) = deliver(&mut net, 2, 1, forged.encode()) else {
+        panic!("a forged sender was not rejected")
+    };
+    let ReceiptKind::Rejected { code, text } =
+        SignedReceipt::decode(&r).unwrap().receipt().kind.clone()
+    else {
+        panic!()
+    };
+    assert_eq!(code, RejectCode::SenderNotBound, "{text}");
+    assert!(
+        text.contains(CM) && text.contains("bound to operator a"),
+        "{text}"
+    );
+    // Nothing a delivery touches changed: the genuine unit is still the latest, and the
+    // forgery's id is not taken.
+    assert_eq!(
+        delivery_state(&net, 1),
+        before,
+        "the forgery changed the destination"
+    );
+    let inb = inbox(&mut net, 1, SVC, false);
+    assert_eq!(inb.len(), 1);
+    assert_eq!(inb[0].id, id.to_string());
+    assert!(inb[0].latest && inb[0].superseded_by.is_none());
+    assert_eq!(
+        inb[0].origin,
+        net.id(0).to_string(),
+        "the inbox names the origin"
+    );
+    assert_eq!(inb[0].origin_name.as_deref(), Some("a"));
+}
+
+#[test]
+fn a_sender_not_yet_known_is_asked_to_retry_and_taken_after_directory_sync() {
+    // B learns of CM's home only through directory sync; a unit that arrives first is
+    // asked to come again, not refused for good.
+    let mut net = Net::new(&[("a", false), ("b", false)]);
+    net.add_office(1, SVC, "11");
+    net.connect(0, 1);
+    net.run_for(60_000);
+    // A learnt SVC's home; now the link is cut, and CM joins A: B has not heard of it.
+    net.partition(0, 1);
+    net.add_office(0, CM, "43");
+    let id = submit(&mut net, "20250425164608");
+    let env = envelope(&net, 0, id);
+    let before = delivery_state(&net, 1);
+    match deliver(&mut net, 0, 1, env.encode()) {
+        HopOutcome::RetryLater(why) => {
+            assert!(why.contains(CM) && why.contains("not yet known"), "{why}")
+        }
+        other => panic!("expected retry later, got {other:?}"),
+    }
+    assert_eq!(delivery_state(&net, 1), before, "nothing is remembered");
+    net.heal(0, 1);
+    net.run_for(600_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
+    assert_eq!(inbox(&mut net, 1, SVC, false).len(), 1);
+}
+
+#[test]
+fn a_false_rejection_is_outranked_by_the_destinations_delivery_and_named_in_the_proof() {
+    let mut net = three();
+    net.partition(0, 1);
+    let id = submit(&mut net, "20250425164608");
+    let env = envelope(&net, 0, id);
+    // C, a roster member that never held the unit, tells A it was rejected.
+    let c = keys_of(2);
+    let lie = Receipt {
+        envelope: id,
+        digest: env.digest(),
+        kind: ReceiptKind::Rejected {
+            code: RejectCode::InvalidCsv,
+            text: "made up".into(),
+        },
+        node: c.id(),
+        at_ms: net.now,
+    }
+    .sign(&c.identity);
+    net.inbound_from(0, c.id(), Request::Receipts(vec![lie.encode()]));
+    assert_eq!(sent_status(&mut net, 0, CM, id), "rejected");
+    // The destination gets the unit and says so: that outranks C's rejection.
+    net.heal(0, 1);
+    net.run_for(60_000);
+    assert_eq!(inbox(&mut net, 1, SVC, false).len(), 1);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
+    // The proof holds both statements and says which stands.
+    let ApiReply::Proof(bytes) = net.api(0, CM, ApiCommand::Proof { id }) else {
+        panic!()
+    };
+    let proof = Proof::decode(&bytes).unwrap();
+    let roster = net.roster.roster().clone();
+    let lines = proof.verify(&roster).unwrap();
+    let c_line = lines
+        .iter()
+        .find(|l| l.starts_with("CONTRADICTION"))
+        .unwrap_or_else(|| panic!("no contradiction reported: {lines:?}"));
+    assert!(
+        c_line.contains("operator c") && c_line.contains("destination operator b"),
+        "{c_line}"
+    );
+}
+
+#[test]
+fn receipt_stuffing_keeps_one_per_signer_and_kind_and_cannot_push_out_the_delivery() {
+    let mut net = three();
+    let id = submit(&mut net, "20250425164608");
+    let env = envelope(&net, 0, id);
+    let c = keys_of(2);
+    // 300 hop receipts and 300 rejections from C, before the genuine Delivered.
+    let mut stuffed = Vec::new();
+    for i in 0..300u64 {
+        for kind in [
+            ReceiptKind::Accepted {
+                hop: 1 + (i % 200) as u8,
+            },
+            ReceiptKind::Rejected {
+                code: RejectCode::NoRoute,
+                text: format!("lie {i}"),
+            },
+        ] {
+            stuffed.push(
+                Receipt {
+                    envelope: id,
+                    digest: env.digest(),
+                    kind,
+                    node: c.id(),
+                    at_ms: net.now + i,
+                }
+                .sign(&c.identity)
+                .encode(),
+            );
+        }
+    }
+    for chunk in stuffed.chunks(64) {
+        net.inbound_from(0, c.id(), Request::Receipts(chunk.to_vec()));
+    }
+    net.run_for(60_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
+    let kept = net
+        .memory(0)
+        .pairs(Tree::Receipts)
+        .filter(|(k, _)| k.starts_with(id.as_bytes()))
+        .count();
+    // Origin's Accepted{0}, C's one Accepted and one Rejected, B's Delivered.
+    assert_eq!(kept, 4, "receipts kept for the envelope");
+    let ApiReply::Proof(bytes) = net.api(0, CM, ApiCommand::Proof { id }) else {
+        panic!()
+    };
+    let proof = Proof::decode(&bytes).unwrap();
+    assert!(
+        proof
+            .receipts
+            .iter()
+            .any(|r| r.receipt().kind == ReceiptKind::Delivered && r.receipt().node == net.id(1)),
+        "the genuine Delivered is in the proof"
+    );
+}
+
+#[test]
+fn a_unit_of_another_sender_cannot_supersede() {
+    // C homes an office of its own and, lying as origin (an honest origin refuses such a
+    // `supersedes` at upload), names A's unit in `supersedes`. Its unit is a unit like any
+    // other (delivered), but A's unit stays the latest.
+    const OTHER: &str = "4071480000";
+    let mut net = three();
+    net.add_office(2, OTHER, "43");
+    net.run_for(60_000);
+    let id = submit(&mut net, "20250425164608");
+    net.run_for(5_000);
+    let genuine = envelope(&net, 1, id);
+    let files: Vec<(String, Vec<u8>)> = genuine
+        .header()
+        .files
+        .iter()
+        .zip(genuine.open(&keys_of(1)).unwrap())
+        .map(|(f, b)| {
+            (
+                f.name.replace(CM, OTHER),
+                replace_bytes(&b, CM.as_bytes(), OTHER.as_bytes()),
+            )
+        })
+        .collect();
+    let c = keys_of(2);
+    let mut h: Header = genuine.header().clone();
+    h.origin = c.id();
+    h.id = EnvelopeId([0x55; 16]);
+    h.from.office = OTHER.parse().unwrap();
+    h.supersedes = Some(id);
+    h.created_at_ms = net.now;
+    h.files = files
+        .iter()
+        .map(|(n, b)| renkei_protocol::envelope::FileEntry {
+            name: n.clone(),
+            len: b.len() as u64,
+            sha256: renkei_protocol::envelope::sha256(b),
+        })
+        .collect();
+    let refs: Vec<&[u8]> = files.iter().map(|(_, b)| b.as_slice()).collect();
+    let theirs = Envelope::seal_and_sign(h, &refs, &c, [8; 32]).unwrap();
+    let HopOutcome::Accepted(r) = deliver(&mut net, 2, 1, theirs.encode()) else {
+        panic!("C's own office's unit was refused")
+    };
+    assert_eq!(
+        SignedReceipt::decode(&r).unwrap().receipt().kind,
+        ReceiptKind::Delivered
+    );
+    let inb = inbox(&mut net, 1, SVC, false);
+    assert_eq!(inb.len(), 2, "{inb:?}");
+    let ours = inb.iter().find(|v| v.id == id.to_string()).unwrap();
+    assert!(
+        ours.superseded_by.is_none() && ours.latest,
+        "another sender's unit replaced it: {ours:?}"
+    );
+    let other = inb
+        .iter()
+        .find(|v| v.id == theirs.id().to_string())
+        .unwrap();
+    assert_eq!(other.origin_name.as_deref(), Some("c"));
+}
+
+/// `b` with every `from` replaced by `to` (same length).
+fn replace_bytes(b: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = b.to_vec();
+    let mut i = 0;
+    while i + from.len() <= out.len() {
+        if &out[i..i + from.len()] == from {
+            out[i..i + from.len()].copy_from_slice(to);
+            i += from.len();
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
