@@ -25,7 +25,6 @@ use curve25519_dalek::montgomery::MontgomeryPoint;
 use curve25519_dalek::scalar::{Scalar, clamp_integer};
 use curve25519_dalek::traits::BasepointTable;
 use hpke::rand_core::{Rng, SeedableRng};
-use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
 use crate::error::SealError;
@@ -54,13 +53,25 @@ pub(crate) fn seal(
     plaintext: &[u8],
     ephemeral_seed: [u8; 32],
 ) -> Result<Vec<u8>, SealError> {
-    // Encap (RFC 9180 §4.1), with DeriveKeyPair (§7.1.3) of fresh ikm. Every secret
-    // intermediate is wiped before returning, as the `hpke` crate does.
     let mut ikm = [0u8; 32];
     ChaCha20Rng::from_seed(ephemeral_seed).fill_bytes(&mut ikm);
+    seal_ikm(recipient, info, aad, plaintext, ikm)
+}
+
+/// [`seal`] with the ephemeral key derived from `ikm` (RFC 9180's `ikmE`: the known-answer
+/// tests hand it in).
+pub(crate) fn seal_ikm(
+    recipient: &EncPublicKey,
+    info: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+    mut ikm: [u8; 32],
+) -> Result<Vec<u8>, SealError> {
+    // Encap (RFC 9180 §4.1), with DeriveKeyPair (§7.1.3) of fresh ikm. Every secret
+    // intermediate is wiped before returning, as the `hpke` crate does.
     let mut dkp_prk = labeled_extract(&[], KEM_SUITE, b"dkp_prk", &ikm);
     ikm.zeroize();
-    let mut sk: [u8; 32] = labeled_expand(&dkp_prk, KEM_SUITE, b"sk", &[]);
+    let mut sk: [u8; 32] = labeled_expand(&dkp_prk, KEM_SUITE, b"sk", &[])?;
     dkp_prk.zeroize();
     let (enc, mut dh) = key_pair_and_agreement(sk, recipient);
     sk.zeroize();
@@ -74,7 +85,7 @@ pub(crate) fn seal(
     kem_context[32..].copy_from_slice(recipient);
     let mut eae_prk = labeled_extract(&[], KEM_SUITE, b"eae_prk", &dh);
     dh.zeroize();
-    let mut shared: [u8; 32] = labeled_expand(&eae_prk, KEM_SUITE, b"shared_secret", &kem_context);
+    let mut shared: [u8; 32] = labeled_expand(&eae_prk, KEM_SUITE, b"shared_secret", &kem_context)?;
     eae_prk.zeroize();
 
     // KeySchedule (§5.1), base mode: no PSK.
@@ -85,8 +96,8 @@ pub(crate) fn seal(
     context[33..].copy_from_slice(&info_hash);
     let mut secret = labeled_extract(&shared, HPKE_SUITE, b"secret", &[]);
     shared.zeroize();
-    let mut key: [u8; 32] = labeled_expand(&secret, HPKE_SUITE, b"key", &context);
-    let nonce: [u8; 12] = labeled_expand(&secret, HPKE_SUITE, b"base_nonce", &context);
+    let mut key: [u8; 32] = labeled_expand(&secret, HPKE_SUITE, b"key", &context)?;
+    let nonce: [u8; 12] = labeled_expand(&secret, HPKE_SUITE, b"base_nonce", &context)?;
     secret.zeroize();
 
     // Seal with sequence number 0: the base nonce itself.
@@ -190,43 +201,35 @@ fn table_for(public: &[u8; 32]) -> Option<Box<EdwardsBasepointTable>> {
     Some(Box::new(EdwardsBasepointTable::create(&point)))
 }
 
-/// HMAC-SHA256 of the concatenated `parts` under `key` (≤ 64 bytes here).
-fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let mut k0 = [0u8; 64];
-    if key.len() > 64 {
-        k0[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        k0[..key.len()].copy_from_slice(key);
-    }
-    let mut pad = k0.map(|b| b ^ 0x36);
-    let mut inner = Sha256::new();
-    inner.update(pad);
-    for p in parts {
-        inner.update(p);
-    }
-    pad = k0.map(|b| b ^ 0x5c);
-    k0.zeroize();
-    let mut outer = Sha256::new();
-    outer.update(pad);
-    pad.zeroize();
-    outer.update(inner.finalize());
-    outer.finalize().into()
-}
+/// HKDF-SHA256 from the `hkdf` crate (RustCrypto), on the SHA-256 of `sha2` 0.11 that
+/// `hkdf`/`hmac` 0.13 take (the `hpke` crate uses the same pair).
+type Kdf = hkdf::Hkdf<sha2_11::Sha256>;
 
 /// LabeledExtract(salt, label, ikm) = HKDF-Extract(salt, "HPKE-v1" ‖ suite ‖ label ‖ ikm).
 fn labeled_extract(salt: &[u8], suite: &[u8], label: &[u8], ikm: &[u8]) -> [u8; 32] {
-    hmac(salt, &[VERSION, suite, label, ikm])
+    let mut extract = hkdf::HkdfExtract::<sha2_11::Sha256>::new(Some(salt));
+    for part in [VERSION, suite, label, ikm] {
+        extract.input_ikm(part);
+    }
+    extract.finalize().0.into()
 }
 
-/// LabeledExpand(prk, label, info, N) for N ≤ 32: the first block of HKDF-Expand over
-/// I2OSP(N, 2) ‖ "HPKE-v1" ‖ suite ‖ label ‖ info.
-fn labeled_expand<const N: usize>(prk: &[u8], suite: &[u8], label: &[u8], info: &[u8]) -> [u8; N] {
+/// LabeledExpand(prk, label, info, N) = HKDF-Expand(prk, I2OSP(N, 2) ‖ "HPKE-v1" ‖ suite ‖
+/// label ‖ info, N), for N ≤ 32.
+fn labeled_expand<const N: usize>(
+    prk: &[u8; 32],
+    suite: &[u8],
+    label: &[u8],
+    info: &[u8],
+) -> Result<[u8; N], SealError> {
     const { assert!(N <= 32) };
     let len = (N as u16).to_be_bytes();
-    let block = hmac(prk, &[&len, VERSION, suite, label, info, &[1]]);
     let mut out = [0u8; N];
-    out.copy_from_slice(&block[..N]);
-    out
+    Kdf::from_prk(prk)
+        .map_err(|e| SealError::Seal(format!("HKDF: {e}")))?
+        .expand_multi_info(&[&len, VERSION, suite, label, info], &mut out)
+        .map_err(|e| SealError::Seal(format!("HKDF: {e}")))?;
+    Ok(out)
 }
 
 #[cfg(test)]
