@@ -11,7 +11,11 @@
 //!   one was delivered (explicit supersession always; by document slot when the core
 //!   derived the unit's users);
 //! - **plaintext at relay**: a relay's store holds a 32-byte window of a unit's plaintext;
-//! - **liveness**: after faults stop, envelopes still not final within the bound.
+//! - **liveness**: after faults stop, envelopes still not final within the bound;
+//! - **forged**: an inbox entry whose origin operator is not the home of its sending
+//!   office (a lying member's forged sender got through);
+//! - **untrue status**: an origin says `rejected` for a unit that is in its recipient's
+//!   inbox, or `delivered`/`retrieved` without holding the destination's `Delivered`.
 
 mod plaintext;
 
@@ -20,7 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use renkei_core::records::{self, InboxRec, SentRec, SentStatus};
 use renkei_core::store::Tree;
 use renkei_protocol::envelope::Header;
-use renkei_protocol::ids::EnvelopeId;
+use renkei_protocol::ids::{EnvelopeId, OperatorId};
 use renkei_protocol::memo;
 use renkei_protocol::receipt::{ReceiptKind, SignedReceipt};
 use serde::Serialize;
@@ -76,11 +80,15 @@ pub struct Findings {
     pub plaintext_at_relay: Check,
     /// Not final within the liveness bound after faults stopped.
     pub liveness: Check,
+    /// Inbox entries whose origin is not the sending office's home.
+    pub forged: Check,
+    /// Origin statuses not backed by what happened.
+    pub untrue_status: Check,
 }
 
 impl Findings {
     /// (name, result) of every checker.
-    pub fn all(&self) -> [(&'static str, &Check); 7] {
+    pub fn all(&self) -> [(&'static str, &Check); 9] {
         [
             ("lost", &self.lost),
             ("duplicated", &self.duplicated),
@@ -89,6 +97,8 @@ impl Findings {
             ("stale_latest", &self.stale_latest),
             ("plaintext_at_relay", &self.plaintext_at_relay),
             ("liveness", &self.liveness),
+            ("forged", &self.forged),
+            ("untrue_status", &self.untrue_status),
         ]
     }
 
@@ -119,6 +129,10 @@ pub struct Received {
     pub users: u32,
     /// Arrival, global virtual time.
     pub received_at: u64,
+    /// The origin operator that signed it.
+    pub origin: OperatorId,
+    /// The sending office.
+    pub from: String,
 }
 
 /// Totals gathered while checking.
@@ -180,6 +194,8 @@ fn inbox_entries_of(sim: &Sim, nodes: std::ops::Range<NodeIx>) -> Vec<Received> 
                 superseded_by: rec.superseded_by,
                 users: rec.users,
                 received_at: rec.received_at_ms.saturating_add_signed(-skew),
+                origin: h.origin,
+                from: h.from.office.to_string(),
             });
         }
     }
@@ -234,7 +250,83 @@ pub fn check(
     }
     (f.lost, tally.delivered, tally.expired, tally.rejected) = lost_found;
     f.plaintext_at_relay = plain;
+    f.forged = forged(sim, workload, &inbox);
+    f.untrue_status = untrue_status(sim, &inbox_ids);
     (f, tally, inbox)
+}
+
+/// Forged: every inbox entry's origin operator is the home of its sending office (no
+/// office moves in simnet).
+fn forged(sim: &Sim, workload: &Workload, inbox: &[Received]) -> Check {
+    let mut c = Check::default();
+    let homes: LookupMap<&str, NodeIx> = workload
+        .offices
+        .iter()
+        .map(|o| (o.number.as_str(), o.home))
+        .collect();
+    for r in inbox {
+        let home = homes.get(r.from.as_str()).map(|h| sim.id(*h));
+        if home != Some(r.origin) {
+            c.flag(|| {
+                format!(
+                    "n{} holds {} from office {} signed by operator {}, not by the office's home",
+                    r.node, r.id, r.from, r.origin
+                )
+            });
+        }
+    }
+    c
+}
+
+/// Untrue status: what each origin tells its offices is backed by what happened — never
+/// `rejected` for a unit in its recipient's inbox, and `delivered`/`retrieved` only with
+/// the destination's `Delivered` receipt among the origin's receipts.
+fn untrue_status(sim: &Sim, inbox_ids: &LookupSet<EnvelopeId>) -> Check {
+    let mut c = Check::default();
+    for n in 0..sim.len() {
+        let Some(store) = sim.store(n) else { continue };
+        let mut delivered_by_destination: LookupSet<EnvelopeId> = LookupSet::new();
+        let mut sent = Vec::new();
+        for v in store.values(Tree::Sent) {
+            if let Ok(rec) = records::decode::<SentRec>(Tree::Sent, &v) {
+                sent.push(rec);
+            }
+        }
+        if sent.is_empty() {
+            continue;
+        }
+        for v in store.values(Tree::Receipts) {
+            if let Ok(r) = SignedReceipt::decode(&v)
+                && r.receipt().kind == ReceiptKind::Delivered
+            {
+                delivered_by_destination.insert(r.receipt().envelope);
+            }
+        }
+        for rec in sent {
+            let Ok(h) = Header::decode(&rec.header) else {
+                continue;
+            };
+            match rec.status {
+                SentStatus::Rejected if inbox_ids.contains(&rec.id) => c.flag(|| {
+                    format!("n{n} says {} was rejected, but it is in the recipient's inbox", rec.id)
+                }),
+                SentStatus::Delivered | SentStatus::Retrieved
+                    if !delivered_by_destination.contains(&rec.id) =>
+                {
+                    c.flag(|| {
+                        format!(
+                            "n{n} says {} is {} without a Delivered receipt from its destination {}",
+                            rec.id,
+                            rec.status.name(),
+                            h.destination
+                        )
+                    })
+                }
+                _ => {}
+            }
+        }
+    }
+    c
 }
 
 /// Lost: every accepted submission is final at its origin as Delivered, Retrieved or
@@ -480,6 +572,8 @@ mod tests {
             superseded_by: None,
             users,
             received_at: 0,
+            origin: OperatorId([1; 32]),
+            from: "4074478647".into(),
         }
     }
 

@@ -16,6 +16,8 @@
 //! - [`payload`]: synthetic send units built from the fixture files.
 //! - [`history`]: what the workload submitted and what it was told.
 //! - [`checker`]: invariant checkers over the history and the final stores.
+//! - [`adversary`]: a lying member of the federation (forged senders, false rejections,
+//!   receipt stuffing, replays), for scenarios with a `[byzantine]` section.
 //! - [`report`]: counts, checker results, latency percentiles, the SVG plot.
 //! - [`run`](mod@run): one scenario, one seed, start to finish.
 //! - [`calendar`]: virtual dates and 14-digit stamps.
@@ -23,6 +25,7 @@
 //! - `ahead`: the helper thread that signs, seals and checks ahead of the simulation on the
 //!   second core (the run is the same without it).
 
+pub mod adversary;
 mod ahead;
 pub mod calendar;
 pub mod checker;

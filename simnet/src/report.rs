@@ -120,6 +120,9 @@ pub struct Report {
     pub stopped: Option<String>,
     /// Simulator statistics.
     pub stats: SimStats,
+    /// What the lying member tried, in a scenario with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attacks: Option<crate::adversary::Attacks>,
     /// (submission offset from traffic start, latency) per delivery, for the plot.
     #[serde(skip)]
     pub points: Vec<(u64, u64)>,
@@ -187,6 +190,16 @@ impl Report {
                     out.push_str(&format!("      {e}\n"));
                 }
             }
+        }
+        if let Some(a) = &self.attacks {
+            out.push_str(&format!(
+                "lying member n{}: forged senders {}, false rejections {}, stuffed receipts {}, replays {}\n",
+                a.node,
+                a.forged,
+                a.false_rejections,
+                a.stuffed,
+                a.replays
+            ));
         }
         let l = &self.latency;
         out.push_str(&format!(

@@ -10,6 +10,7 @@ use renkei_core::{ApiCommand, ApiReply, Auth, CoreConfig};
 use renkei_protocol::ids::EnvelopeId;
 use renkei_protocol::memo::{self, CryptoMemo};
 
+use crate::adversary::Adversary;
 use crate::calendar;
 use crate::checker;
 use crate::history::{History, Outcome, Submission, unit_key};
@@ -171,6 +172,17 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         sim.schedule(start + f.at_ms, f.fault.clone());
     }
 
+    // A lying member, if the scenario has one: it strikes evenly over the traffic.
+    let mut adversary = scenario
+        .byzantine
+        .as_ref()
+        .filter(|b| b.node >= 1 && b.node < sim.len() && b.strikes > 0)
+        .map(|b| Adversary::new(b.node, sim.keys(b.node).clone(), seed));
+    let strike_every = scenario
+        .byzantine
+        .as_ref()
+        .map_or(0, |b| (workload.planned.len() / b.strikes.max(1)).max(1));
+
     // The workload.
     let mut history = History::with_capacity(workload.planned.len());
     let mut last_stamp: std::collections::BTreeMap<(usize, usize, crate::payload::UnitKind), u64> =
@@ -183,6 +195,7 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         }
         sim.run_until(start + p.at_ms);
         absorb(&mut sim, &mut history);
+
         // Units are built a window ahead, so that the helper thread (if any) can sign and
         // seal them before the origin asks.
         while ready.next < workload.planned.len() && ready.next < j + AHEAD_UNITS {
@@ -222,6 +235,14 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
                 outcome: Outcome::Waiting,
             },
         );
+        // The lying member strikes just after this unit was handed to its origin (1 ms:
+        // accepted, not yet delivered), so there are units in flight to lie about.
+        if let Some(a) = adversary.as_mut()
+            && j % strike_every == strike_every / 2
+        {
+            sim.run_for(1);
+            a.strike(&mut sim, &history, &workload);
+        }
         if let Some(cb) = opts.progress.as_mut()
             && j % 256 == 0
         {
@@ -335,6 +356,7 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         event_log_hash: sim.log().hash_hex(),
         stopped,
         stats: sim.stats().clone(),
+        attacks: adversary.map(|a| a.attacks),
         points,
     };
     if opts.leave_to_exit {

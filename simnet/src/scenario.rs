@@ -87,6 +87,21 @@ pub struct Scenario {
     /// Checker settings.
     #[serde(default)]
     pub check: Check,
+    /// A lying member of the federation, if any.
+    #[serde(default)]
+    pub byzantine: Option<Byzantine>,
+}
+
+/// A lying member ([`crate::adversary`]): one regional operator whose operator attacks
+/// the others while its node runs the honest core.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Byzantine {
+    /// The lying operator's node index (1 ..= operators; 0 is the national relay).
+    pub node: usize,
+    /// Attacks, spread evenly over the traffic (forged sender, false rejection, receipt
+    /// stuffing, replay, in turn).
+    pub strikes: usize,
 }
 
 /// Operators and links.

@@ -31,6 +31,8 @@ pub use log::EventLog;
 use event::{Event, FailWhy};
 use link::Link;
 
+/// Outbound ids of injected requests start here, far above any a core draws.
+const INJECTED_IDS: OutboundId = 1 << 62;
 /// Inputs handled per batch at most (one commit per batch).
 const BATCH_INPUTS_MAX: usize = 64;
 /// A mid-batch crash that finds no batch with writes within this long crashes the node
@@ -105,6 +107,8 @@ pub struct Sim {
     inbound: BTreeMap<(NodeIx, u64), InboundReq>,
     next_inbound: u64,
     next_api: ApiId,
+    /// Requests injected so far ([`Sim::inject`]).
+    injected: u64,
     replies: Vec<(ApiId, u64, ApiReply)>,
     net: NetParams,
     broken: Option<Broken>,
@@ -150,6 +154,11 @@ impl Sim {
     /// A node's display name.
     pub fn name(&self, n: NodeIx) -> &str {
         &self.nodes[n].name
+    }
+
+    /// A node's operator keys (a lying member signs with its own).
+    pub fn keys(&self, n: NodeIx) -> &OperatorKeys {
+        &self.nodes[n].keys
     }
 
     /// A node's operator id.
@@ -280,6 +289,19 @@ impl Sim {
         }
         *at += 1;
         renkei_core::next_unit_pair(stream)
+    }
+
+    /// Sends `request` from node `from` to node `to` as `from`'s node would (over the
+    /// link, with its faults). The answer reaches `from`'s core, which ignores an id it
+    /// never sent. For the lying member of [`crate::adversary`].
+    pub fn inject(&mut self, from: NodeIx, to: NodeIx, request: Request) {
+        if self.nodes[from].core.is_none() {
+            return;
+        }
+        let id = INJECTED_IDS + self.injected;
+        self.injected += 1;
+        let to = self.id(to);
+        self.release(from, Effect::Send { id, to, request });
     }
 
     /// The federation roster.

@@ -58,3 +58,34 @@ fn relay_crash_restart_50_seeds() {
 fn flapping_operator_50_seeds() {
     sweep("flapping-operator", 0..50);
 }
+
+#[test]
+fn byzantine_member_50_seeds() {
+    // A lying member attacks in every run; the honest-party checkers (forged, untrue
+    // status, unexpected, stale latest, lost, duplicated) stay at 0, and the attacks were
+    // really made.
+    let s = small("byzantine-member");
+    let mut failed = Vec::new();
+    let mut tried = renkei_simnet::adversary::Attacks::default();
+    for seed in 0..50 {
+        let r = run(&s, seed, RunOptions::default());
+        if !r.passed() {
+            eprintln!("{}", r.text());
+            failed.push(seed);
+        }
+        let a = r.attacks.expect("a byzantine scenario reports its attacks");
+        tried.forged += a.forged;
+        tried.false_rejections += a.false_rejections;
+        tried.stuffed += a.stuffed;
+        tried.replays += a.replays;
+    }
+    assert!(
+        failed.is_empty(),
+        "byzantine-member: seeds {failed:?} failed; replay: renkei simnet run simnet/scenarios/byzantine-member.toml --seed N"
+    );
+    println!("attacks over 50 seeds: {tried:?}");
+    assert!(
+        tried.forged > 0 && tried.false_rejections > 0 && tried.stuffed > 0 && tried.replays > 0,
+        "some attack was never made: {tried:?}"
+    );
+}

@@ -51,7 +51,7 @@ impl<S: Store> Core<S> {
             }
             Request::Receipts(rs) => {
                 // Raw (simnet, tests): the prepare stage runs here.
-                self.take_receipts(CheckedReceipt::all(rs))?
+                self.take_receipts(from, CheckedReceipt::all(rs))?
             }
             Request::DirectorySync {
                 roster_serial,
@@ -72,13 +72,17 @@ impl<S: Store> Core<S> {
         if let Some(refused) = self.refuse_outsider(&from) {
             return Ok(refused);
         }
-        self.take_receipts(receipts)
+        self.take_receipts(from, receipts)
     }
 
-    fn take_receipts(&mut self, receipts: Vec<CheckedReceipt>) -> Result<Response, StoreError> {
+    fn take_receipts(
+        &mut self,
+        from: OperatorId,
+        receipts: Vec<CheckedReceipt>,
+    ) -> Result<Response, StoreError> {
         let mut n = 0;
         for r in receipts {
-            if self.take_receipt(r)? {
+            if self.take_receipt(from, r)? {
                 n += 1;
             }
         }
@@ -438,9 +442,13 @@ impl<S: Store> Core<S> {
         Ok((self.sign_receipt(id, digest, ReceiptKind::Delivered), false))
     }
 
-    /// A receipt arriving from a peer: applied if we are the origin, forwarded toward the
-    /// origin if we relayed the envelope. Returns whether it was taken.
-    fn take_receipt(&mut self, checked: CheckedReceipt) -> Result<bool, StoreError> {
+    /// A receipt arriving from peer `from`: applied if we are the origin, forwarded toward
+    /// the origin if we relayed the envelope. Returns whether it was taken.
+    fn take_receipt(
+        &mut self,
+        from: OperatorId,
+        checked: CheckedReceipt,
+    ) -> Result<bool, StoreError> {
         let CheckedReceipt { bytes, receipt } = checked;
         let bytes = bytes.as_slice();
         // Decoded and its signature verified by the prepare stage; the signer's standing is
@@ -450,11 +458,22 @@ impl<S: Store> Core<S> {
         };
         let id = r.receipt().envelope;
         if let Some(sent) = records::get::<SentRec>(&self.store, Tree::Sent, id.as_bytes())? {
-            let role_ok = renkei_protocol::envelope::Header::decode(&sent.header)
-                .is_ok_and(|h| self.receipt_role_ok_for(&h, &r));
+            let header = renkei_protocol::envelope::Header::decode(&sent.header).ok();
+            let role_ok = header
+                .as_ref()
+                .is_some_and(|h| self.receipt_role_ok_for(h, &r));
             if !role_ok {
                 tracing::warn!(%id, signer = %r.receipt().node, kind = r.receipt().kind.name(),
                     "ignoring receipt signed by a node that cannot make that statement");
+                return Ok(false);
+            }
+            let on_path = match &header {
+                Some(h) => self.on_path(&id, &h.destination, from, &r)?,
+                None => false,
+            };
+            if !on_path {
+                tracing::warn!(%id, signer = %r.receipt().node, peer = %from,
+                    "ignoring a relay statement from off the envelope's path");
                 return Ok(false);
             }
             self.apply_receipt_at_origin_checked(&r, Some(sent), true)?;
@@ -463,6 +482,7 @@ impl<S: Store> Core<S> {
         if let Some(rec) = records::get::<RelayedRec>(&self.store, Tree::Relayed, id.as_bytes())? {
             if rec.digest != r.receipt().digest
                 || !self.receipt_role_ok(&rec.origin, &rec.destination, &r)
+                || !self.on_path(&id, &rec.destination, from, &r)?
             {
                 return Ok(false);
             }
@@ -476,7 +496,10 @@ impl<S: Store> Core<S> {
             let Ok(env) = Envelope::decode(&env) else {
                 return Ok(false);
             };
-            if env.digest() != r.receipt().digest || !self.receipt_role_ok_for(env.header(), &r) {
+            if env.digest() != r.receipt().digest
+                || !self.receipt_role_ok_for(env.header(), &r)
+                || !self.on_path(&id, &env.header().destination, from, &r)?
+            {
                 return Ok(false);
             }
             if self.store_receipt(id, bytes)? {

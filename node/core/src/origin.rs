@@ -325,6 +325,34 @@ impl<S: Store> Core<S> {
         }))
     }
 
+    /// Whether a receipt about envelope `id` (for `destination`) that arrived in a
+    /// `Receipts` request from peer `from` may speak for the envelope's path. Only the
+    /// statements any member may sign are in question (`Rejected`, `Accepted{hop > 0}`):
+    /// they count when the destination signed them, or when `from` is a relay this node
+    /// knows held the envelope (its `Accepted{hop > 0}` is kept here), vouching for what
+    /// happened further on. A member the envelope never went through can neither reject
+    /// it nor claim to hold it. (The next hop's own statement arrives in its hop
+    /// acknowledgement, checked against the peer that answered; so by induction every
+    /// `Accepted{hop > 0}` kept here came from the path.)
+    pub(super) fn on_path(
+        &self,
+        id: &EnvelopeId,
+        destination: &OperatorId,
+        from: OperatorId,
+        r: &SignedReceipt,
+    ) -> Result<bool, StoreError> {
+        let rc = r.receipt();
+        let anyones = matches!(rc.kind, ReceiptKind::Rejected { .. })
+            || matches!(rc.kind, ReceiptKind::Accepted { hop } if hop > 0);
+        if !anyones || self.same_operator(&rc.node, destination) {
+            return Ok(true);
+        }
+        Ok(self.receipts_of(id)?.iter().any(|held| {
+            matches!(held.receipt().kind, ReceiptKind::Accepted { hop } if hop > 0)
+                && self.same_operator(&held.receipt().node, &from)
+        }))
+    }
+
     /// The receipts kept for an envelope, in the order they were stored.
     fn receipts_of(&self, id: &EnvelopeId) -> Result<Vec<SignedReceipt>, StoreError> {
         Ok(scan_prefix(

@@ -292,6 +292,7 @@ impl Builder {
             inbound: BTreeMap::new(),
             next_inbound: 1,
             next_api: 1,
+            injected: 0,
             replies: Vec::new(),
             net: self.net,
             broken: self.broken,

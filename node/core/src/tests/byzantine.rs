@@ -152,17 +152,11 @@ fn a_sender_not_yet_known_is_asked_to_retry_and_taken_after_directory_sync() {
     assert_eq!(inbox(&mut net, 1, SVC, false).len(), 1);
 }
 
-#[test]
-fn a_false_rejection_is_outranked_by_the_destinations_delivery_and_named_in_the_proof() {
-    let mut net = three();
-    net.partition(0, 1);
-    let id = submit(&mut net, "20250425164608");
-    let env = envelope(&net, 0, id);
-    // C, a roster member that never held the unit, tells A it was rejected.
-    let c = keys_of(2);
-    let lie = Receipt {
+fn false_rejection(net: &Net, liar: usize, id: EnvelopeId, digest: [u8; 32]) -> Vec<u8> {
+    let c = keys_of(liar as u8);
+    Receipt {
         envelope: id,
-        digest: env.digest(),
+        digest,
         kind: ReceiptKind::Rejected {
             code: RejectCode::InvalidCsv,
             text: "made up".into(),
@@ -170,12 +164,58 @@ fn a_false_rejection_is_outranked_by_the_destinations_delivery_and_named_in_the_
         node: c.id(),
         at_ms: net.now,
     }
-    .sign(&c.identity);
-    net.inbound_from(0, c.id(), Request::Receipts(vec![lie.encode()]));
-    assert_eq!(sent_status(&mut net, 0, CM, id), "rejected");
-    // The destination gets the unit and says so: that outranks C's rejection.
+    .sign(&c.identity)
+    .encode()
+}
+
+/// A reaches B only through the relay C (node 2); a unit of CM's is held by C while
+/// C's link to B is cut.
+fn held_by_the_relay() -> (Net, EnvelopeId) {
+    let mut net = Net::new(&[("a", false), ("b", false), ("c", true)]);
+    net.connect(0, 2);
+    net.connect(1, 2);
+    net.add_office(0, CM, "43");
+    net.add_office(1, SVC, "11");
+    net.run_for(60_000);
+    net.partition(1, 2);
+    let id = submit(&mut net, "20250425164608");
+    net.run_for(5_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "relayed");
+    (net, id)
+}
+
+#[test]
+fn a_rejection_from_a_member_off_the_path_is_ignored() {
+    let mut net = three();
+    net.partition(0, 1);
+    let id = submit(&mut net, "20250425164608");
+    let env = envelope(&net, 0, id);
+    // C, a roster member the unit never went through, tells A it was rejected.
+    let lie = false_rejection(&net, 2, id, env.digest());
+    let resp = net.inbound_from(0, net.id(2), Request::Receipts(vec![lie]));
+    assert_eq!(resp, Response::ReceiptsTaken(0));
+    assert_eq!(sent_status(&mut net, 0, CM, id), "accepted");
     net.heal(0, 1);
     net.run_for(60_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
+}
+
+#[test]
+fn a_false_rejection_on_the_path_is_outranked_by_the_destinations_delivery_and_named_in_the_proof()
+{
+    // C takes the unit, then lies that it was rejected, and delivers it after all.
+    let (mut net, id) = held_by_the_relay();
+    let env = envelope(&net, 0, id);
+    let lie = false_rejection(&net, 2, id, env.digest());
+    net.inbound_from(0, net.id(2), Request::Receipts(vec![lie]));
+    assert_eq!(
+        sent_status(&mut net, 0, CM, id),
+        "rejected",
+        "a relay on the path may refuse"
+    );
+    // The destination gets the unit and says so: that outranks C's rejection.
+    net.heal(1, 2);
+    net.run_for(600_000);
     assert_eq!(inbox(&mut net, 1, SVC, false).len(), 1);
     assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
     // The proof holds both statements and says which stands.
@@ -197,11 +237,11 @@ fn a_false_rejection_is_outranked_by_the_destinations_delivery_and_named_in_the_
 
 #[test]
 fn receipt_stuffing_keeps_one_per_signer_and_kind_and_cannot_push_out_the_delivery() {
-    let mut net = three();
-    let id = submit(&mut net, "20250425164608");
+    // C is on the unit's path (the relay holding it), so its statements count; it sends
+    // 300 hop receipts and 300 rejections before the genuine Delivered.
+    let (mut net, id) = held_by_the_relay();
     let env = envelope(&net, 0, id);
     let c = keys_of(2);
-    // 300 hop receipts and 300 rejections from C, before the genuine Delivered.
     let mut stuffed = Vec::new();
     for i in 0..300u64 {
         for kind in [
@@ -229,15 +269,25 @@ fn receipt_stuffing_keeps_one_per_signer_and_kind_and_cannot_push_out_the_delive
     for chunk in stuffed.chunks(64) {
         net.inbound_from(0, c.id(), Request::Receipts(chunk.to_vec()));
     }
-    net.run_for(60_000);
+    net.heal(1, 2);
+    net.run_for(600_000);
     assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
-    let kept = net
+    let kept: Vec<SignedReceipt> = net
         .memory(0)
         .pairs(Tree::Receipts)
         .filter(|(k, _)| k.starts_with(id.as_bytes()))
-        .count();
-    // Origin's Accepted{0}, C's one Accepted and one Rejected, B's Delivered.
-    assert_eq!(kept, 4, "receipts kept for the envelope");
+        .map(|(_, v)| SignedReceipt::decode(&v).unwrap())
+        .collect();
+    // Origin's Accepted{0}, B's Delivered, and of C's 601 statements (its genuine hop
+    // acknowledgement and the 600 stuffed) one Accepted and one Rejected.
+    let mut from_c: Vec<&str> = kept
+        .iter()
+        .filter(|r| r.receipt().node == c.id())
+        .map(|r| r.receipt().kind.name())
+        .collect();
+    from_c.sort_unstable();
+    assert_eq!(from_c, ["accepted", "rejected"], "C's receipts kept");
+    assert_eq!(kept.len(), 4, "receipts kept for the envelope");
     let ApiReply::Proof(bytes) = net.api(0, CM, ApiCommand::Proof { id }) else {
         panic!()
     };

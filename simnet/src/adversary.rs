@@ -1,0 +1,260 @@
+//! A lying member of the federation (issue 29): an admitted operator whose node runs the
+//! honest core — it homes its own offices, relays, answers — while its operator also
+//! attacks the others with what its roster key can sign:
+//!
+//! - **forged sender**: a unit "from" an office homed at another operator, naming that
+//!   operator's genuine unit in `supersedes`, sealed to the destination and signed by the
+//!   liar as origin, delivered straight to the destination;
+//! - **false rejection**: a `Rejected` receipt for another operator's unit still in
+//!   flight, sent to its origin;
+//! - **receipt stuffing**: dozens of hop receipts and rejections for one unit, sent to its
+//!   origin;
+//! - **replay**: a genuine envelope delivered again to its destination.
+//!
+//! It sees every header (as a relay would) and signs only with its own key. Its requests
+//! travel like any of its node's (over the simulated links, with their faults); the
+//! answers come back to its node's core, which ignores them (ids it never sent). The
+//! honest-party checkers ([`crate::checker`]) then say whether any attack got through.
+
+use renkei_core::records::{self, SentRec, SentStatus};
+use renkei_core::store::{Store, Tree};
+use renkei_core::unit::check_unit;
+use renkei_protocol::envelope::{Envelope, Header, sha256};
+use renkei_protocol::ids::EnvelopeId;
+use renkei_protocol::keys::OperatorKeys;
+use renkei_protocol::receipt::{Receipt, ReceiptKind, RejectCode};
+use renkei_protocol::rng::Entropy;
+use renkei_protocol::wire::Request;
+use serde::Serialize;
+
+use crate::history::{History, unit_key};
+use crate::sim::{NodeIx, Sim};
+use crate::workload::Workload;
+
+/// What the liar tried.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Attacks {
+    /// The lying node.
+    pub node: NodeIx,
+    /// Forged-sender units delivered to destinations.
+    pub forged: u64,
+    /// False rejections sent to origins.
+    pub false_rejections: u64,
+    /// Stuffed receipts sent to origins.
+    pub stuffed: u64,
+    /// Genuine envelopes replayed.
+    pub replays: u64,
+}
+
+/// The lying operator's attacker.
+pub struct Adversary {
+    node: NodeIx,
+    keys: OperatorKeys,
+    rng: Entropy,
+    strike: u64,
+    /// What it tried so far.
+    pub attacks: Attacks,
+}
+
+/// One genuine unit the liar found at its origin.
+struct Target {
+    origin: NodeIx,
+    destination: NodeIx,
+    sent: SentRec,
+    header: Header,
+}
+
+impl Adversary {
+    /// The attacker of node `node` (its keys sign every lie).
+    pub fn new(node: NodeIx, keys: OperatorKeys, seed: u64) -> Adversary {
+        Adversary {
+            node,
+            keys,
+            rng: Entropy::from_u64(seed ^ 0x00ba_d0be),
+            strike: 0,
+            attacks: Attacks {
+                node,
+                ..Attacks::default()
+            },
+        }
+    }
+
+    /// The lying node.
+    pub fn node(&self) -> NodeIx {
+        self.node
+    }
+
+    /// One attack, the next in turn, on a genuine unit of another operator.
+    pub fn strike(&mut self, sim: &mut Sim, history: &History, workload: &Workload) {
+        let kind = self.strike % 4;
+        self.strike += 1;
+        // A false rejection is about a unit still in flight; the rest take any.
+        let Some(t) = self.pick(sim, kind == 1) else {
+            return;
+        };
+        match kind {
+            0 => self.forge(sim, history, workload, &t),
+            1 => {
+                let lie = self.receipt(
+                    sim,
+                    &t,
+                    ReceiptKind::Rejected {
+                        code: RejectCode::InvalidCsv,
+                        text: "the liar says so".into(),
+                    },
+                );
+                sim.inject(self.node, t.origin, Request::Receipts(vec![lie]));
+                self.attacks.false_rejections += 1;
+            }
+            2 => {
+                let mut lies = Vec::new();
+                for i in 0..24u8 {
+                    lies.push(self.receipt(sim, &t, ReceiptKind::Accepted { hop: 1 + i }));
+                    lies.push(self.receipt(
+                        sim,
+                        &t,
+                        ReceiptKind::Rejected {
+                            code: RejectCode::NoRoute,
+                            text: format!("stuffing {i}"),
+                        },
+                    ));
+                }
+                self.attacks.stuffed += lies.len() as u64;
+                sim.inject(self.node, t.origin, Request::Receipts(lies));
+            }
+            _ => {
+                let Some(bytes) = sim
+                    .store(t.origin)
+                    .and_then(|s| s.get(Tree::Envelopes, t.sent.id.as_bytes()).ok().flatten())
+                else {
+                    return;
+                };
+                sim.inject(self.node, t.destination, Request::Deliver(vec![bytes]));
+                self.attacks.replays += 1;
+            }
+        }
+    }
+
+    /// A genuine unit sent by another operator to a third one (in flight only, if asked).
+    fn pick(&mut self, sim: &Sim, in_flight: bool) -> Option<Target> {
+        let honest: Vec<NodeIx> = (1..sim.len()).filter(|n| *n != self.node).collect();
+        if honest.is_empty() {
+            return None;
+        }
+        for _ in 0..8 {
+            let origin = honest[self.rng.below(honest.len() as u64) as usize];
+            let Some(store) = sim.store(origin) else {
+                continue;
+            };
+            let sent: Vec<SentRec> = store
+                .values(Tree::Sent)
+                .filter_map(|v| records::decode::<SentRec>(Tree::Sent, &v).ok())
+                .filter(|s| {
+                    !in_flight || matches!(s.status, SentStatus::Accepted | SentStatus::Relayed)
+                })
+                .collect();
+            if sent.is_empty() {
+                continue;
+            }
+            let sent = sent[self.rng.below(sent.len() as u64) as usize].clone();
+            let Ok(header) = Header::decode(&sent.header) else {
+                continue;
+            };
+            let Some(destination) = (0..sim.len()).find(|n| sim.id(*n) == header.destination)
+            else {
+                continue;
+            };
+            if destination == self.node || destination == origin {
+                continue;
+            }
+            return Some(Target {
+                origin,
+                destination,
+                sent,
+                header,
+            });
+        }
+        None
+    }
+
+    /// A receipt about `t` signed by the liar.
+    fn receipt(&self, sim: &Sim, t: &Target, kind: ReceiptKind) -> Vec<u8> {
+        Receipt {
+            envelope: t.sent.id,
+            digest: sha256(&t.sent.header),
+            kind,
+            node: self.keys.id(),
+            at_ms: sim.local_now(self.node),
+        }
+        .sign(&self.keys.identity)
+        .encode()
+    }
+
+    /// The forged-sender unit for `t`: the same kind of unit between the same offices,
+    /// under a later stamp, naming the genuine one in `supersedes`, signed as origin by
+    /// the liar.
+    fn forge(&mut self, sim: &mut Sim, history: &History, workload: &Workload, t: &Target) {
+        let names: Vec<&str> = t.header.files.iter().map(|f| f.name.as_str()).collect();
+        let Some(sub) = history
+            .by_key
+            .get(&unit_key(&names))
+            .map(|i| &history.subs[*i])
+        else {
+            return;
+        };
+        let (from, to) = (
+            &workload.offices[sub.from].number,
+            &workload.offices[sub.to].number,
+        );
+        let stamp = later_stamp(&t.header.stamp.to_string());
+        let files = sub.kind.build(from, to, &stamp);
+        let refs: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        let Ok(info) = check_unit(&refs) else {
+            return;
+        };
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&self.rng.bytes32()[..16]);
+        let header = Header {
+            id: EnvelopeId(id),
+            from: info.from,
+            to: info.to,
+            origin: self.keys.id(),
+            destination: t.header.destination,
+            sealed_to: t.header.sealed_to,
+            doc_kind: info.doc_kind,
+            subject: info.subject,
+            stamp: info.stamp,
+            supersedes: Some(t.sent.id),
+            created_at_ms: sim.local_now(self.node),
+            files: Envelope::file_entries(&refs),
+        };
+        let bodies: Vec<&[u8]> = files.iter().map(|(_, b)| b.as_slice()).collect();
+        let Ok(env) = Envelope::seal_and_sign(header, &bodies, &self.keys, self.rng.bytes32())
+        else {
+            return;
+        };
+        sim.inject(
+            self.node,
+            t.destination,
+            Request::Deliver(vec![env.encode()]),
+        );
+        self.attacks.forged += 1;
+    }
+}
+
+/// A stamp (yyyymmddhhmmss) a little later than `stamp`, still a valid time: its last
+/// minute of the same hour.
+fn later_stamp(stamp: &str) -> String {
+    if stamp.len() != 14 {
+        return stamp.to_owned();
+    }
+    let bumped = format!("{}5959", &stamp[..10]);
+    if bumped.as_str() > stamp {
+        bumped
+    } else {
+        stamp.to_owned()
+    }
+}
