@@ -3,6 +3,7 @@
 
 mod adversarial;
 mod browser;
+mod byzantine;
 mod conformance;
 mod contract;
 mod crash_loop;
