@@ -79,7 +79,9 @@ pub enum FederationCmd {
         #[arg(long, default_value_t = OVERLAP_DAYS_DEFAULT)]
         overlap_days: u64,
     },
-    /// Remove an operator from the roster and re-sign it.
+    /// Revoke an operator: its roster entry ends now (kept, so that proofs holding its
+    /// past statements keep verifying) and the roster is re-signed.
+    #[command(alias = "revoke-operator")]
     RemoveOperator {
         /// Authority directory.
         #[arg(long)]
@@ -253,15 +255,31 @@ pub fn run(cmd: FederationCmd) -> Result<i32> {
         FederationCmd::RemoveOperator { dir, operator } => {
             let authority = load_authority(&dir)?;
             let mut roster = load_roster(&dir)?;
-            let before = roster.operators.len();
-            roster.operators.retain(|o| {
-                o.name != operator && o.id.to_string() != operator && o.id.to_hex() != operator
-            });
-            if roster.operators.len() == before {
+            let now = now_ms();
+            let Some(entry) = roster.operators.iter_mut().find(|o| {
+                o.name == operator || o.id.to_string() == operator || o.id.to_hex() == operator
+            }) else {
                 bail!("no operator {operator:?} in the roster");
+            };
+            if let Some(until) = entry.valid_until_ms.filter(|u| *u <= now) {
+                bail!(
+                    "operator {} was already revoked at {}",
+                    entry.name,
+                    jst(until)
+                );
             }
+            // Revoked, not deleted: proofs holding its past statements keep verifying.
+            entry.valid_until_ms = Some(now);
+            entry.addrs.clear();
+            for k in &mut entry.old_keys {
+                k.expires_ms = k.expires_ms.min(now);
+            }
+            let name = entry.name.clone();
             save_roster(&dir, &authority, roster)?;
-            println!("operator {operator} removed");
+            println!(
+                "operator {name} revoked at {}: its connections are refused and nothing it signs from now on counts; proofs holding what it signed before keep verifying. Spread the new roster (roster-install on any node)",
+                jst(now)
+            );
             Ok(0)
         }
         FederationCmd::Show { roster, authority } => {
@@ -291,7 +309,11 @@ pub fn run(cmd: FederationCmd) -> Result<i32> {
                     if o.relay { "  RELAY" } else { "" },
                     o.addrs,
                     o.valid_until_ms
-                        .map(|u| format!("  until {}", jst(u)))
+                        .map(|u| if u <= now_ms() {
+                            format!("  REVOKED at {}", jst(u))
+                        } else {
+                            format!("  until {}", jst(u))
+                        })
                         .unwrap_or_default()
                 );
                 for k in &o.old_keys {

@@ -66,6 +66,9 @@ pub struct DeliveryConfig {
     /// (`Malformed`, naming the times), and so are envelopes older than the expiry window
     /// plus the relay grace plus this (ms). Default 600000 (10 min).
     pub max_skew_ms: u64,
+    /// A roster issued longer ago than this many days is reported in `renkei status`,
+    /// `/metrics` (`renkei_roster_stale`) and the log. Default 30.
+    pub roster_max_age_days: u64,
 }
 
 impl Default for DeliveryConfig {
@@ -77,6 +80,7 @@ impl Default for DeliveryConfig {
             batch_envelopes_max: renkei_protocol::limits::BATCH_ENVELOPES_MAX,
             sync_interval_ms: 30_000,
             max_skew_ms: crate::core::MAX_SKEW_MS_DEFAULT,
+            roster_max_age_days: 30,
         }
     }
 }
@@ -283,6 +287,10 @@ impl NodeConfig {
             sync_interval_ms: self.delivery.sync_interval_ms,
             batch_envelopes_max: self.delivery.batch_envelopes_max,
             max_skew_ms: self.delivery.max_skew_ms,
+            roster_max_age_ms: self
+                .delivery
+                .roster_max_age_days
+                .saturating_mul(24 * 3600 * 1000),
             ..CoreConfig::default()
         })
     }

@@ -91,9 +91,12 @@ impl Roster {
     pub fn signer_valid_at(&self, key: &OperatorId, at_ms: u64) -> Option<&OperatorEntry> {
         self.operators.iter().find(|o| {
             (o.id == *key && o.valid_at(at_ms))
-                || o.old_keys
-                    .iter()
-                    .any(|k| k.id == *key && at_ms < k.expires_ms && at_ms >= o.valid_from_ms)
+                || o.old_keys.iter().any(|k| {
+                    k.id == *key
+                        && at_ms < k.expires_ms
+                        && at_ms >= o.valid_from_ms
+                        && o.valid_until_ms.is_none_or(|u| at_ms < u)
+                })
         })
     }
 

@@ -256,3 +256,33 @@ fn envelopes_sealed_to_the_old_key_still_open_after_rotation() {
     let fresh = OperatorKeys::from_seeds([0x51; 32], [0x52; 32]);
     assert!(env.open(&fresh).is_err());
 }
+
+#[test]
+fn a_revoked_operators_past_statements_verify_and_later_ones_do_not() {
+    let env = envelope();
+    let mut r = roster3();
+    // The destination operator is revoked just after it delivered.
+    let revoked_at = T + 10;
+    let d = destination().id();
+    for o in r.operators.iter_mut().filter(|o| o.id == d) {
+        o.valid_until_ms = Some(revoked_at);
+    }
+    let before = Proof::new(&env, vec![delivered(&env)]);
+    assert!(
+        before.verify(&r).is_ok(),
+        "a statement from before the revocation"
+    );
+    let after = Proof::new(
+        &env,
+        vec![receipt(
+            &env,
+            ReceiptKind::Retrieved,
+            &destination(),
+            revoked_at + 1,
+        )],
+    );
+    let e = after.verify(&r).unwrap_err().to_string();
+    assert!(e.contains(&d.to_string()), "{e}");
+    assert!(r.signer_valid_at(&d, revoked_at - 1).is_some());
+    assert!(r.signer_valid_at(&d, revoked_at).is_none());
+}

@@ -199,9 +199,40 @@ fn operators_outside_the_roster_are_refused() {
     let yobo = Office::new(&f.c.url, &f.c.add_office(YOBO, "46"));
     wait_reachable(&yobo, YOBO_SVC);
     wait_reachable(&cm, SVC);
-    // c is removed from the roster; the relay learns it, and spreads it by directory sync.
+    // Before: one unit of c's is delivered; its proof holds c's signature.
+    let (st, body) = yobo.submit(&with_stamp(
+        &fixture_files("valid/d5_yobo_plan"),
+        "20250425093000",
+        "20250425090000",
+    ));
+    assert_eq!(st, 202, "{body}");
+    let before = body["id"].as_str().unwrap().to_owned();
+    yobo.wait_status(&before, &["delivered"]);
+    let (s, proof) = yobo.get(&format!("/v1/sent/{before}/proof"));
+    assert_eq!(s, 200);
+    let proof_path = f.auth.0.join("before-revocation.proof");
+    std::fs::write(&proof_path, proof).unwrap();
+    // c is revoked in the roster; the relay learns it, and spreads it by directory sync.
     let ad = f.auth.0.to_str().unwrap();
-    renkei(&["federation", "remove-operator", "--dir", ad, "c"]);
+    let out = renkei(&["federation", "remove-operator", "--dir", ad, "c"]);
+    assert!(out.contains("revoked at"), "{out}");
+    // Revoked, not deleted: the proof made before still verifies under the new roster.
+    let verified = renkei(&[
+        "verify",
+        proof_path.to_str().unwrap(),
+        "--roster",
+        f.auth.0.join("roster.cbor").to_str().unwrap(),
+    ]);
+    assert!(
+        verified.contains("VALID proof") && !verified.contains("INVALID"),
+        "{verified}"
+    );
+    let shown = renkei(&[
+        "federation",
+        "show",
+        f.auth.0.join("roster.cbor").to_str().unwrap(),
+    ]);
+    assert!(shown.contains("REVOKED at"), "{shown}");
     renkei(&[
         "roster-install",
         "--dir",
@@ -238,9 +269,10 @@ fn operators_outside_the_roster_are_refused() {
         yobo.json(&format!("/v1/sent/{c_unit}"))["status"],
         "accepted"
     );
-    assert!(
-        yobo_svc.json("/v1/inbox").as_array().unwrap().is_empty(),
-        "a removed operator's unit was delivered"
+    assert_eq!(
+        yobo_svc.json("/v1/inbox").as_array().unwrap().len(),
+        1,
+        "a revoked operator's unit was delivered"
     );
 }
 

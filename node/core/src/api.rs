@@ -104,6 +104,8 @@ impl<S: Store> Core<S> {
                 outbox: self.schedule.len() + self.in_flight_envelopes(),
                 receipt_outbox: self.receipt_schedule.len() + self.in_flight_receipts(),
                 roster_serial: self.roster.as_ref().map(|r| r.roster().serial),
+                roster_issued_at_ms: self.roster.as_ref().map(|r| r.roster().issued_at_ms),
+                roster_warning: self.roster_warning(),
                 peers_up: self.peers_up.iter().map(|p| p.to_string()).collect(),
                 binding_conflicts: self.conflict_notes(),
                 counters: self.counters.clone(),

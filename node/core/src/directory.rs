@@ -100,6 +100,9 @@ impl<S: Store> Core<S> {
                  other operators will refuse it until the authority publishes a roster with it"
             );
         }
+        if let Some(w) = self.roster_warning() {
+            tracing::warn!("{w}");
+        }
         let mut peers = Vec::new();
         for o in &r.roster().operators {
             if !self.is_me(&o.id) && o.valid_at(self.now) {
@@ -156,10 +159,38 @@ impl<S: Store> Core<S> {
         if self.offices.contains_key(office) {
             return Some(self.keys.id());
         }
+        // A binding counts while its operator's roster entry is valid: bindings of an
+        // operator removed (revoked) from the roster stop counting.
         self.bindings
             .get(office)
             .filter(|b| !b.released)
             .map(|b| self.current_key_of(&b.operator))
+            .filter(|op| self.operator_valid_now(op))
+    }
+
+    /// Whether `operator` (its current key) has a roster entry valid now.
+    pub(crate) fn operator_valid_now(&self, operator: &OperatorId) -> bool {
+        self.is_me(operator)
+            || self.roster.as_ref().is_some_and(|r| {
+                r.roster()
+                    .operator_with_key(operator)
+                    .is_some_and(|o| o.valid_at(self.now))
+            })
+    }
+
+    /// What `renkei status` says about the roster's age, when it is older than
+    /// `roster_max_age_ms`.
+    pub(crate) fn roster_warning(&self) -> Option<String> {
+        let issued = self.roster.as_ref()?.roster().issued_at_ms;
+        let age = self.now.saturating_sub(issued);
+        (age > self.cfg.roster_max_age_ms).then(|| {
+            format!(
+                "the roster (serial {}) was issued {} days ago, more than the {} days of delivery.roster_max_age_days: ask the federation authority for the current roster",
+                self.roster.as_ref().map_or(0, |r| r.roster().serial),
+                age / (24 * 3600 * 1000),
+                self.cfg.roster_max_age_ms / (24 * 3600 * 1000)
+            )
+        })
     }
 
     /// The current key of the operator that `key` designates (itself unless the roster lists
@@ -180,9 +211,12 @@ impl<S: Store> Core<S> {
         if self.is_me(operator) {
             return Some(self.keys.seal.public());
         }
-        self.roster
-            .as_ref()
-            .and_then(|r| r.roster().operator_with_key(operator).map(|o| o.enc_key))
+        self.roster.as_ref().and_then(|r| {
+            r.roster()
+                .operator_with_key(operator)
+                .filter(|o| o.valid_at(self.now))
+                .map(|o| o.enc_key)
+        })
     }
 
     /// Next hop toward `dest`: itself if connected; else a connected relay; else itself if
@@ -201,6 +235,16 @@ impl<S: Store> Core<S> {
         let Some(entry) = roster.operator_with_key(dest) else {
             return Route::None(format!("operator {dest} is not in the roster"));
         };
+        if !entry.valid_at(self.now) {
+            return Route::None(format!(
+                "operator {} is not valid in the roster now (its entry runs from {} until {})",
+                entry.name,
+                renkei_protocol::jst::jst(entry.valid_from_ms),
+                entry
+                    .valid_until_ms
+                    .map_or_else(|| "further notice".to_owned(), renkei_protocol::jst::jst)
+            ));
+        }
         if self.peers_up.contains(dest) {
             return Route::Peer(*dest);
         }
@@ -210,6 +254,7 @@ impl<S: Store> Core<S> {
         }
         let relays: Vec<OperatorId> = roster
             .relays()
+            .filter(|o| o.valid_at(self.now))
             .map(|o| o.id)
             .filter(|r| !self.is_me(r) && *r != target)
             .collect();
@@ -398,7 +443,7 @@ impl<S: Store> Core<S> {
     }
 
     /// The binding held for `office`, if any.
-    fn binding_of(&self, office: &OfficeNumber) -> Option<&OfficeBinding> {
+    pub(crate) fn binding_of(&self, office: &OfficeNumber) -> Option<&OfficeBinding> {
         self.bindings.get(office).map(|b| &**b)
     }
 

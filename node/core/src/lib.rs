@@ -102,7 +102,14 @@ pub struct CoreConfig {
     /// An envelope created more than this far ahead of this node's clock is refused (and
     /// the past bound is the expiry window plus the relay grace plus this).
     pub max_skew_ms: u64,
+    /// A roster issued longer ago than this is reported (status, metrics, log): the
+    /// authority re-issues rosters, and a node that stopped hearing of them may route by
+    /// stale entries.
+    pub roster_max_age_ms: u64,
 }
+
+/// Default bound on a roster's age before the node says so: 30 days.
+pub const ROSTER_MAX_AGE_MS_DEFAULT: u64 = 30 * 24 * 3600 * 1000;
 
 impl Default for CoreConfig {
     fn default() -> Self {
@@ -119,6 +126,7 @@ impl Default for CoreConfig {
             batch_bytes_max: BATCH_BYTES_MAX,
             due_scan_max: 4096,
             max_skew_ms: MAX_SKEW_MS_DEFAULT,
+            roster_max_age_ms: ROSTER_MAX_AGE_MS_DEFAULT,
         }
     }
 }

@@ -93,10 +93,19 @@ impl<S: Store> Core<S> {
             ))));
         }
         let Some(dest) = self.home_of(&info.to.office) else {
-            return Ok(Some(ApiReply::Unroutable(format!(
-                "office {} is not bound to any operator of the federation: it cannot receive electronically",
-                info.to.office
-            ))));
+            let why = match self.binding_of(&info.to.office).filter(|b| !b.released) {
+                Some(b) => format!(
+                    "office {} is bound to operator {}, which is no longer valid in the roster: it cannot receive electronically until it moves to another operator",
+                    info.to.office,
+                    self.operator_name(&b.operator)
+                        .unwrap_or_else(|| b.operator.to_string())
+                ),
+                None => format!(
+                    "office {} is not bound to any operator of the federation: it cannot receive electronically",
+                    info.to.office
+                ),
+            };
+            return Ok(Some(ApiReply::Unroutable(why)));
         };
         let Some(sealed_to) = self.seal_key_of(&dest) else {
             return Ok(Some(ApiReply::Unroutable(format!(

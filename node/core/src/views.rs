@@ -152,6 +152,10 @@ pub struct StatusView {
     pub receipt_outbox: usize,
     /// Roster serial, if a roster is installed.
     pub roster_serial: Option<u64>,
+    /// When the installed roster was issued.
+    pub roster_issued_at_ms: Option<u64>,
+    /// Set when the roster is older than `delivery.roster_max_age_days`: what to do.
+    pub roster_warning: Option<String>,
     /// Peers currently connected.
     pub peers_up: Vec<String>,
     /// Binding conflicts (office: holder vs claimant).

@@ -100,6 +100,18 @@ pub(super) async fn metrics(
         );
     };
     gauge(
+        "roster_stale",
+        "1 when the installed roster is older than delivery.roster_max_age_days (renkei status says what to do).",
+        usize::from(s.roster_warning.is_some()),
+    );
+    gauge(
+        "roster_age_seconds",
+        "Seconds since the installed roster was issued (0 without a roster).",
+        s.roster_issued_at_ms.map_or(0, |t| {
+            (crate::runtime::now_ms().saturating_sub(t) / 1000) as usize
+        }),
+    );
+    gauge(
         "outbox_envelopes",
         "Envelopes awaiting a hop acknowledgement.",
         s.outbox,

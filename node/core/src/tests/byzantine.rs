@@ -377,3 +377,66 @@ fn replace_bytes(b: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+#[test]
+fn a_revoked_operator_is_cut_off_and_its_offices_stop_counting() {
+    const OTHER: &str = "4071480000";
+    let mut net = three();
+    net.add_office(2, OTHER, "11");
+    net.run_for(60_000);
+    // The authority revokes C (its entry ends now) and A installs that roster.
+    let c_id = net.id(2);
+    let mut r = net.roster.roster().clone();
+    r.serial += 1;
+    r.issued_at_ms = net.now;
+    for o in r.operators.iter_mut().filter(|o| o.id == c_id) {
+        o.valid_until_ms = Some(net.now);
+    }
+    net.roster = r.sign(&net.authority);
+    net.install_roster(0);
+    // A unit for C's office is refused with a reason, not sealed to C.
+    let files: Vec<(String, Vec<u8>)> = fixture_unit("d2_kyo_riyohyo")
+        .into_iter()
+        .map(|(n, b)| {
+            (
+                n.replace(SVC, OTHER),
+                replace_bytes(&b, SVC.as_bytes(), OTHER.as_bytes()),
+            )
+        })
+        .collect();
+    let reply = net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            unit: PreparedUnit::new(files),
+            supersedes: None,
+        },
+    );
+    let ApiReply::Unroutable(why) = reply else {
+        panic!("expected unroutable, got {reply:?}")
+    };
+    assert!(
+        why.contains(OTHER) && why.contains("no longer valid"),
+        "{why}"
+    );
+    // C's statements made from now on count for nothing; B's office is still reachable.
+    assert!(!net.core(0).peer_allowed(&c_id));
+    let id = submit(&mut net, "20250425170000");
+    net.run_for(5_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
+}
+
+#[test]
+fn a_roster_older_than_its_bound_is_reported() {
+    let mut net = Net::new_with(&[("a", false)], |c| c.roster_max_age_ms = 60_000);
+    let ApiReply::Status(fresh) = net.operator(0, ApiCommand::Status) else {
+        panic!()
+    };
+    assert_eq!(fresh.roster_warning, None);
+    net.run_for(120_000);
+    let ApiReply::Status(old) = net.operator(0, ApiCommand::Status) else {
+        panic!()
+    };
+    let w = old.roster_warning.expect("a warning for an old roster");
+    assert!(w.contains("ask the federation authority"), "{w}");
+}

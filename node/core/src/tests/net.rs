@@ -38,7 +38,7 @@ pub struct Net {
     next_inbound: u64,
     inbound: BTreeMap<(usize, u64), (usize, u64)>,
     pub roster: SignedRoster,
-    authority: SigningIdentity,
+    pub authority: SigningIdentity,
     pub expiry_ms: u64,
     crash_plan: Option<(usize, usize)>,
     /// Rewrites node `i`'s responses before they reach the requester (adversarial tests).
