@@ -89,6 +89,25 @@ pub enum FederationCmd {
         /// Operator name or id.
         operator: String,
     },
+    /// Assign an office to an operator: the federation's authoritative record of where
+    /// the office is homed, signed by the authority (written to `--out`; the operator
+    /// installs it with `renkei office assign`). A newer assignment moves the office.
+    Assign {
+        /// Authority directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Operator name or id.
+        #[arg(long)]
+        operator: String,
+        /// Service kinds, comma separated (e.g. 43,11).
+        #[arg(long, value_delimiter = ',', required = true)]
+        kinds: Vec<String>,
+        /// Where to write the assignment (default `assignment-OFFICE.cbor`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// 事業所番号.
+        office: String,
+    },
     /// Print a roster and check its signature.
     Show {
         /// Roster file.
@@ -279,6 +298,52 @@ pub fn run(cmd: FederationCmd) -> Result<i32> {
             println!(
                 "operator {name} revoked at {}: its connections are refused and nothing it signs from now on counts; proofs holding what it signed before keep verifying. Spread the new roster (roster-install on any node)",
                 jst(now)
+            );
+            Ok(0)
+        }
+        FederationCmd::Assign {
+            dir,
+            operator,
+            kinds,
+            out,
+            office,
+        } => {
+            let authority = load_authority(&dir)?;
+            let roster = load_roster(&dir)?;
+            let entry = roster
+                .operators
+                .iter()
+                .find(|o| {
+                    o.name == operator || o.id.to_string() == operator || o.id.to_hex() == operator
+                })
+                .ok_or_else(|| anyhow::anyhow!("no operator {operator:?} in the roster"))?;
+            let now = now_ms();
+            if !entry.valid_at(now) {
+                bail!("operator {} is not valid in the roster now", entry.name);
+            }
+            let binding = renkei_protocol::roster::OfficeBinding {
+                office: office
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("{office}: {e}"))?,
+                kinds: kinds
+                    .iter()
+                    .map(|k| k.parse())
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| anyhow::anyhow!("--kinds: {e}"))?,
+                operator: entry.id,
+                since_ms: now,
+                released: false,
+            }
+            .sign(&authority);
+            let path = out.unwrap_or_else(|| PathBuf::from(format!("assignment-{office}.cbor")));
+            std::fs::write(&path, binding.encode())
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!(
+                "office {office} assigned to operator {} since {}: {} (install it on that operator's node: renkei office assign --dir NODE {})",
+                entry.name,
+                jst(now),
+                path.display(),
+                path.display()
             );
             Ok(0)
         }

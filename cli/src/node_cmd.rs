@@ -41,6 +41,16 @@ pub enum OfficeCmd {
         #[arg(long)]
         dir: std::path::PathBuf,
     },
+    /// Install the federation authority's assignment of an office homed here (the file
+    /// `renkei federation assign` wrote): the directory then carries the authority's
+    /// record, which no other operator's claim can displace.
+    Assign {
+        /// Node directory.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// The assignment file.
+        assignment: std::path::PathBuf,
+    },
     /// Release an office (its binding is withdrawn from the federation).
     Remove {
         /// Node directory.
@@ -324,6 +334,24 @@ pub fn office(cmd: OfficeCmd) -> Result<i32> {
                     for o in list {
                         println!("{}  kinds {:?}  {}", o.office, o.kinds, o.name);
                     }
+                }
+                Err(other) => bail!("{}", describe(other)),
+            }
+            Ok(0)
+        }
+        OfficeCmd::Assign { dir, assignment } => {
+            let bytes = std::fs::read(&assignment)
+                .with_context(|| format!("reading {}", assignment.display()))?;
+            let body = serde_json::json!({ "assignment": hex::encode(&bytes) });
+            match operator_call(
+                &dir,
+                "/admin/v1/assignments",
+                reqwest::Method::POST,
+                Some(body),
+                ApiCommand::AssignOffice { assignment: bytes },
+            )? {
+                Ok(_) | Err(ApiReply::Done) => {
+                    println!("assignment installed: the federation learns it by directory sync")
                 }
                 Err(other) => bail!("{}", describe(other)),
             }

@@ -106,6 +106,7 @@ pub fn router(state: AppState) -> Router {
             "/admin/v1/offices/{office}/token",
             post(admin::rotate_token),
         )
+        .route("/admin/v1/assignments", post(admin::assign_office))
         .route("/admin/v1/status", get(admin::status))
         .route("/admin/v1/roster", put(admin::set_roster))
         .route("/admin/v1/audit-export", get(audit::export))

@@ -69,6 +69,10 @@ pub struct DeliveryConfig {
     /// A roster issued longer ago than this many days is reported in `renkei status`,
     /// `/metrics` (`renkei_roster_stale`) and the log. Default 30.
     pub roster_max_age_days: u64,
+    /// Take other operators' office bindings only when the federation authority assigned
+    /// them (`renkei federation assign`): a claim an operator signs alone is then ignored
+    /// and shown as a conflict. Default false (claims count until an assignment exists).
+    pub require_assignments: bool,
 }
 
 impl Default for DeliveryConfig {
@@ -81,6 +85,7 @@ impl Default for DeliveryConfig {
             sync_interval_ms: 30_000,
             max_skew_ms: crate::core::MAX_SKEW_MS_DEFAULT,
             roster_max_age_days: 30,
+            require_assignments: false,
         }
     }
 }

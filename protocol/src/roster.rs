@@ -456,25 +456,83 @@ impl SignedBinding {
             signature,
         })
     }
-    /// Verifies the signature by the binding's operator and that the operator is in the
-    /// roster at the binding's time.
-    pub fn verify(&self, roster: &Roster) -> Result<(), VerifyError> {
+    /// Verifies the binding: signed by its operator (a claim), or by the roster's
+    /// federation authority (an assignment, which outranks claims: see
+    /// [`BindingSigner`]); either way the operator must be in the roster at the binding's
+    /// time. Says who signed.
+    pub fn verify(&self, roster: &Roster) -> Result<BindingSigner, VerifyError> {
         let b = &self.binding;
-        verify_labelled(
+        let signer = match verify_labelled(
             "binding",
             &b.operator,
             BINDING_SIG_LABEL,
             &self.bytes,
             &self.signature,
-        )?;
-        if roster.signer_valid_at(&b.operator, b.since_ms).is_none() {
+        ) {
+            Ok(()) => BindingSigner::Operator,
+            Err(operator_err) => {
+                verify_labelled(
+                    "binding",
+                    &roster.authority,
+                    BINDING_SIG_LABEL,
+                    &self.bytes,
+                    &self.signature,
+                )
+                .map_err(|_| operator_err)?;
+                BindingSigner::Authority
+            }
+        };
+        let known = match signer {
+            BindingSigner::Operator => roster.signer_valid_at(&b.operator, b.since_ms).is_some(),
+            // The authority names the operator by its current (or a retired) key.
+            BindingSigner::Authority => roster
+                .operator_with_key(&b.operator)
+                .is_some_and(|o| o.valid_at(b.since_ms)),
+        };
+        if !known {
             return Err(VerifyError::UnknownSigner {
                 what: "binding",
                 key: b.operator.to_string(),
                 at_ms: b.since_ms,
             });
         }
-        Ok(())
+        Ok(signer)
+    }
+
+    /// Whether the binding is signed with `key` (no roster needed: for a node checking
+    /// an assignment it is handed against the authority key it trusts).
+    pub fn signed_by(&self, key: &OperatorId) -> bool {
+        verify_labelled(
+            "binding",
+            key,
+            BINDING_SIG_LABEL,
+            &self.bytes,
+            &self.signature,
+        )
+        .is_ok()
+    }
+}
+
+/// Who signed an office binding.
+///
+/// An operator signs *claims* for the offices it homes; the federation authority signs
+/// *assignments* — "office X is homed at operator Y since T", the federation's
+/// authoritative record (as PEPPOL's SML is for where a participant is). A node takes an
+/// assignment over any claim, and a newer assignment over an older one (an office moving
+/// operators); a claim never displaces an assignment. No operator alone can then take an
+/// office the authority assigned elsewhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindingSigner {
+    /// The binding's own operator (a claim).
+    Operator,
+    /// The federation authority (an assignment).
+    Authority,
+}
+
+impl BindingSigner {
+    /// Whether this is an authority's assignment.
+    pub fn is_authority(self) -> bool {
+        self == BindingSigner::Authority
     }
 }
 

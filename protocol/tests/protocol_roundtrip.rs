@@ -232,7 +232,17 @@ fn binding_roundtrip_and_verify() {
     let b = binding();
     let back = SignedBinding::decode(&b.encode()).unwrap();
     assert_eq!(back, b);
-    back.verify(roster().roster()).unwrap();
+    assert_eq!(
+        back.verify(roster().roster()).unwrap(),
+        renkei_protocol::roster::BindingSigner::Operator
+    );
+    // The same binding signed by the federation authority is its assignment.
+    let assigned = b.binding().clone().sign(&authority());
+    assert_eq!(
+        assigned.verify(roster().roster()).unwrap(),
+        renkei_protocol::roster::BindingSigner::Authority
+    );
+    assert!(assigned.signed_by(&authority().id()) && !assigned.signed_by(&origin().id()));
     // signed by an operator not in the roster
     let stranger = renkei_protocol::keys::SigningIdentity::from_seed([0x77; 32]);
     let mut inner = b.binding().clone();

@@ -224,4 +224,46 @@ fn a_forged_sender_is_refused_and_a_hijacked_home_changes_no_route() {
     assert_eq!(st, 202, "{body}");
     cm.wait_status(body["id"].as_str().unwrap(), &["delivered"]);
     assert_eq!(svc.json("/v1/inbox").as_array().unwrap().len(), 2);
+
+    // 3. The authority assigns SVC to b, b installs it; a takes it over every claim and
+    //    the conflict note goes.
+    let file = f.auth.0.join("assignment.cbor");
+    let out = renkei(&[
+        "federation",
+        "assign",
+        "--dir",
+        f.auth.0.to_str().unwrap(),
+        "--operator",
+        "b",
+        "--kinds",
+        "11",
+        "--out",
+        file.to_str().unwrap(),
+        SVC,
+    ]);
+    assert!(out.contains("assigned to operator b"), "{out}");
+    let out = renkei(&[
+        "office",
+        "assign",
+        "--dir",
+        b.dir_str(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.contains("assignment installed"), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = renkei(&["status", "--dir", a.dir_str()]);
+        if !status.contains("claimed by") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a never took the assignment: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        cm.json(&format!("/v1/directory/{SVC}"))["operator_name"],
+        "b"
+    );
 }

@@ -79,6 +79,12 @@ impl<S: Store> Core<S> {
                     Err(why) => ApiReply::Forbidden(why),
                 }
             }
+            ApiCommand::AssignOffice { assignment } if operator => {
+                match self.install_assignment(&assignment)? {
+                    Ok(()) => ApiReply::Done,
+                    Err(why) => ApiReply::BadRequest(why),
+                }
+            }
             ApiCommand::RotateToken {
                 office: o,
                 token_hash,
@@ -115,6 +121,7 @@ impl<S: Store> Core<S> {
             }
             ApiCommand::AddOffice { .. }
             | ApiCommand::RotateToken { .. }
+            | ApiCommand::AssignOffice { .. }
             | ApiCommand::AuditExport { .. }
             | ApiCommand::RemoveOffice { .. }
             | ApiCommand::ListOffices

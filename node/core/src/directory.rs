@@ -33,6 +33,10 @@ pub(crate) const BUSY_SYNC: u8 = 2;
 /// that peer (big-endian u64).
 const SYNC_CURSOR_PREFIX: &[u8] = b"sync_cursor/";
 
+/// Meta keys `assigned/` ‖ office number → the time (big-endian u64) of the federation
+/// authority's assignment behind the binding held for that office.
+const ASSIGNED_PREFIX: &[u8] = b"assigned/";
+
 impl<S: Store> Core<S> {
     pub(super) fn load_directory(&mut self) -> Result<(), StoreError> {
         if let Some(b) = self.store.get(Tree::Meta, b"roster")? {
@@ -58,6 +62,27 @@ impl<S: Store> Core<S> {
             })?;
             let b = b.into_binding();
             self.bindings.insert(b.office.clone(), Box::new(b));
+        }
+        let end = crate::store::prefix_end(ASSIGNED_PREFIX);
+        for (k, v) in self
+            .store
+            .range(Tree::Meta, ASSIGNED_PREFIX, end.as_deref(), usize::MAX)?
+        {
+            let office = std::str::from_utf8(&k[ASSIGNED_PREFIX.len()..])
+                .ok()
+                .and_then(|o| o.parse::<OfficeNumber>().ok());
+            let since = <[u8; 8]>::try_from(v.as_slice()).map(u64::from_be_bytes);
+            match (office, since) {
+                (Some(office), Ok(since)) => {
+                    self.assigned.insert(office, since);
+                }
+                _ => {
+                    return Err(StoreError::Corrupt {
+                        tree: "meta",
+                        detail: format!("assignment mark {}", hex::encode(&k)),
+                    });
+                }
+            }
         }
         if let Some((k, _)) = self.store.last(Tree::BindingLog)? {
             self.binding_seq = <[u8; 8]>::try_from(k.as_slice()).map_or(0, u64::from_be_bytes);
@@ -280,9 +305,15 @@ impl<S: Store> Core<S> {
             let holder = self
                 .operator_name(&other.operator)
                 .unwrap_or_else(|| other.operator.to_string());
-            return Ok(Err(format!(
-                "office {office} is already homed at operator {holder}; it must be released there first"
-            )));
+            return Ok(Err(if self.assigned.contains_key(&office) {
+                format!(
+                    "office {office} is assigned by the federation authority to operator {holder}; a newer assignment to this operator (renkei federation assign, then renkei office assign) moves it here"
+                )
+            } else {
+                format!(
+                    "office {office} is already homed at operator {holder}; it must be released there first, or the federation authority assigns it here (renkei office assign)"
+                )
+            }));
         }
         if let Some(old) = self.offices.get(&office) {
             // Adding again used to issue a new token silently (the old one stopped working,
@@ -309,15 +340,18 @@ impl<S: Store> Core<S> {
             since_ms: self.now,
         };
         self.keep_office(&rec)?;
-        let binding = OfficeBinding {
-            office: office.clone(),
-            kinds,
-            operator: self.keys.id(),
-            since_ms: self.now,
-            released: false,
+        // An office the authority assigned here keeps the assignment as its binding.
+        if !self.assigned.contains_key(&office) {
+            let binding = OfficeBinding {
+                office: office.clone(),
+                kinds,
+                operator: self.keys.id(),
+                since_ms: self.now,
+                released: false,
+            }
+            .sign(&self.keys.identity);
+            self.store_binding(binding)?;
         }
-        .sign(&self.keys.identity);
-        self.store_binding(binding)?;
         self.audit("office_added", None, Some(&office), String::new())?;
         Ok(Ok(office_view(&rec)))
     }
@@ -473,14 +507,36 @@ impl<S: Store> Core<S> {
         if self.binding_of(&b.binding().office) == Some(b.binding()) {
             return Ok(());
         }
-        if let Err(e) = b.verify(roster.roster()) {
-            self.counters.bindings_refused += 1;
-            tracing::warn!(error = %e, "ignoring binding that does not verify");
+        let signer = match b.verify(roster.roster()) {
+            Ok(s) => s,
+            Err(e) => {
+                self.counters.bindings_refused += 1;
+                tracing::warn!(error = %e, "ignoring binding that does not verify");
+                return Ok(());
+            }
+        };
+        let nb = b.binding();
+        if signer.is_authority() {
+            return self.learn_assignment(b, encoded, source);
+        }
+        if let Some(note) = self.claim_refused(nb) {
+            if self
+                .conflicts
+                .insert(nb.office.clone(), note.clone())
+                .is_none()
+            {
+                self.counters.binding_conflicts += 1;
+                tracing::warn!(%note, "binding conflict; the authority's assignment holds");
+            }
             return Ok(());
         }
-        let nb = b.binding();
         if self.is_me(&nb.operator) {
             return Ok(()); // our own bindings (old keys' too) are authoritative locally
+        }
+        if self.assigned.contains_key(&nb.office) && !nb.released {
+            // The assigned operator's own claim: the assignment already says it (and stays
+            // what this node passes on).
+            return Ok(());
         }
         match self.binding_of(&nb.office) {
             Some(cur) if cur == nb => Ok(()),
@@ -517,6 +573,113 @@ impl<S: Store> Core<S> {
                 Ok(())
             }
         }
+    }
+
+    /// Why an operator's claim `nb` is not taken, if it is not: the office's held binding
+    /// is the authority's assignment to another operator, or this node takes assignments
+    /// only.
+    fn claim_refused(&self, nb: &OfficeBinding) -> Option<String> {
+        if self.assigned.contains_key(&nb.office)
+            && let Some(cur) = self.binding_of(&nb.office)
+            && !self.same_operator(&cur.operator, &nb.operator)
+        {
+            return Some(format!(
+                "office {} assigned by the federation authority to {}, claimed by {} since {}",
+                nb.office, cur.operator, nb.operator, nb.since_ms
+            ));
+        }
+        (self.cfg.require_assignments && !self.assigned.contains_key(&nb.office)).then(|| {
+            format!(
+                "office {} claimed by {} without an assignment of the federation authority (delivery.require_assignments)",
+                nb.office, nb.operator
+            )
+        })
+    }
+
+    /// Takes the federation authority's assignment `b` (verified): over any claim, and
+    /// over an older assignment (the office moving operators).
+    fn learn_assignment(
+        &mut self,
+        b: SignedBinding,
+        encoded: &[u8],
+        source: Option<OperatorId>,
+    ) -> Result<(), StoreError> {
+        let nb = b.binding().clone();
+        if self
+            .assigned
+            .get(&nb.office)
+            .is_some_and(|t| *t >= nb.since_ms)
+        {
+            return Ok(());
+        }
+        if self.offices.contains_key(&nb.office) && !self.is_me(&nb.operator) {
+            let note = format!(
+                "office {} is registered here, but the federation authority assigned it to {} since {}: remove it here",
+                nb.office, nb.operator, nb.since_ms
+            );
+            tracing::warn!(%note, "an office homed here is assigned elsewhere");
+            self.conflicts.insert(nb.office.clone(), note);
+        } else {
+            self.conflicts.remove(&nb.office);
+        }
+        self.mark_assigned(&nb.office, nb.since_ms)?;
+        self.store_binding_encoded(b, encoded, source)
+    }
+
+    fn mark_assigned(&mut self, office: &OfficeNumber, since_ms: u64) -> Result<(), StoreError> {
+        let mut key = ASSIGNED_PREFIX.to_vec();
+        key.extend_from_slice(office.as_str().as_bytes());
+        self.store.put(Tree::Meta, &key, &since_ms.to_be_bytes())?;
+        self.assigned.insert(office.clone(), since_ms);
+        Ok(())
+    }
+
+    /// Installs the federation authority's assignment of an office to this operator
+    /// (`renkei office assign`, before or after `renkei office add`): from now on the
+    /// directory carries it instead of this operator's own claim, and no other operator's
+    /// claim can displace it — not even one this node learnt first.
+    pub(super) fn install_assignment(
+        &mut self,
+        bytes: &[u8],
+    ) -> Result<Result<(), String>, StoreError> {
+        let b = match SignedBinding::decode(bytes) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(format!("not an office assignment: {e}"))),
+        };
+        let Some(roster) = self.roster.as_ref() else {
+            return Ok(Err("no roster installed: an assignment is checked against the federation authority named in it".into()));
+        };
+        match b.verify(roster.roster()) {
+            Ok(s) if s.is_authority() => {}
+            Ok(_) => {
+                return Ok(Err(
+                    "this binding is signed by its operator, not by the federation authority"
+                        .into(),
+                ));
+            }
+            Err(e) => return Ok(Err(format!("the assignment does not verify: {e}"))),
+        }
+        let nb = b.binding().clone();
+        if !self.is_me(&nb.operator) {
+            return Ok(Err(format!(
+                "the assignment homes office {} at operator {}, not at this operator",
+                nb.office, nb.operator
+            )));
+        }
+        if nb.released {
+            return Ok(Err(format!("the assignment releases office {}", nb.office)));
+        }
+        self.mark_assigned(&nb.office, nb.since_ms)?;
+        self.conflicts.remove(&nb.office);
+        let encoded = b.encode();
+        self.store_binding_encoded(b, &encoded, None)?;
+        self.audit(
+            "office_assigned",
+            None,
+            Some(&nb.office),
+            format!("federation authority's assignment since {}", nb.since_ms),
+        )?;
+        Ok(Ok(()))
     }
 
     /// Installs a roster if it verifies under the authority and is newer.

@@ -194,6 +194,12 @@ pub enum ApiCommand {
         /// SHA-256 of the new token.
         token_hash: [u8; 32],
     },
+    /// Operator: install the federation authority's assignment of an office homed here
+    /// (a binding signed by the authority: `renkei federation assign`).
+    AssignOffice {
+        /// The signed assignment's bytes.
+        assignment: Vec<u8>,
+    },
     /// Operator: release an office (its binding is withdrawn).
     RemoveOffice {
         /// 事業所番号.

@@ -106,6 +106,9 @@ pub struct CoreConfig {
     /// authority re-issues rosters, and a node that stopped hearing of them may route by
     /// stale entries.
     pub roster_max_age_ms: u64,
+    /// Take office bindings from peers only when the federation authority assigned them
+    /// (operators' own claims are then ignored and counted as conflicts).
+    pub require_assignments: bool,
 }
 
 /// Default bound on a roster's age before the node says so: 30 days.
@@ -127,6 +130,7 @@ impl Default for CoreConfig {
             due_scan_max: 4096,
             max_skew_ms: MAX_SKEW_MS_DEFAULT,
             roster_max_age_ms: ROSTER_MAX_AGE_MS_DEFAULT,
+            require_assignments: false,
         }
     }
 }
@@ -171,6 +175,9 @@ pub struct Core<S: Store> {
     bindings: lookup_map::LookupMap<OfficeNumber, Box<OfficeBinding>>,
     binding_seq: u64,
     conflicts: BTreeMap<OfficeNumber, String>,
+    /// Offices whose held binding the federation authority assigned, with the
+    /// assignment's time (`Meta` `assigned/` ‖ office).
+    assigned: BTreeMap<OfficeNumber, u64>,
     schedule: BTreeSet<(u64, EnvelopeId)>,
     due_of: BTreeMap<EnvelopeId, (u64, OperatorId)>,
     by_dest: BTreeMap<OperatorId, BTreeSet<(u64, EnvelopeId)>>,
@@ -233,6 +240,7 @@ impl<S: Store> Core<S> {
             bindings: lookup_map::LookupMap::default(),
             binding_seq: 0,
             conflicts: BTreeMap::new(),
+            assigned: BTreeMap::new(),
             schedule: BTreeSet::new(),
             due_of: BTreeMap::new(),
             by_dest: BTreeMap::new(),

@@ -202,6 +202,40 @@ pub(super) async fn status(
     }
 }
 
+/// `POST /admin/v1/assignments` `{"assignment": HEX}`: installs the federation
+/// authority's assignment of an office homed here (`renkei office assign`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AssignmentBody {
+    assignment: String,
+}
+
+pub(super) async fn assign_office(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(body): Json<AssignmentBody>,
+) -> Response {
+    if let Err(r) = check(&state, &peer, &headers) {
+        return r;
+    }
+    let Ok(assignment) = hex::decode(body.assignment.trim()) else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "assignment must be hex".into(),
+        );
+    };
+    match state
+        .core
+        .call(Auth::Operator, ApiCommand::AssignOffice { assignment })
+        .await
+    {
+        ApiReply::Done => StatusCode::NO_CONTENT.into_response(),
+        other => unexpected(other),
+    }
+}
+
 pub(super) async fn set_roster(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

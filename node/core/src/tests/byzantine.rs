@@ -7,6 +7,7 @@ use renkei_protocol::ids::EnvelopeId;
 use renkei_protocol::keys::OperatorKeys;
 use renkei_protocol::proof::Proof;
 use renkei_protocol::receipt::{Receipt, ReceiptKind, RejectCode, SignedReceipt};
+use renkei_protocol::roster::OfficeBinding;
 use renkei_protocol::wire::{HopOutcome, Request, Response};
 
 use super::net::{Net, fixture_unit, rename_stamp};
@@ -66,6 +67,22 @@ fn forgery(net: &Net, genuine: &Envelope) -> Envelope {
     h.created_at_ms = net.now;
     let refs: Vec<&[u8]> = files.iter().map(Vec::as_slice).collect();
     Envelope::seal_and_sign(h, &refs, &c, [7; 32]).unwrap()
+}
+
+/// "Office `office` (kind `kind`) is homed at `operator` since `since_ms`", unsigned.
+fn home(
+    office: &str,
+    kind: &str,
+    operator: renkei_protocol::ids::OperatorId,
+    since_ms: u64,
+) -> OfficeBinding {
+    OfficeBinding {
+        office: office.parse().unwrap(),
+        kinds: vec![kind.parse().unwrap()],
+        operator,
+        since_ms,
+        released: false,
+    }
 }
 
 /// Everything a delivery can touch at node `node`.
@@ -439,4 +456,122 @@ fn a_roster_older_than_its_bound_is_reported() {
     };
     let w = old.roster_warning.expect("a warning for an old roster");
     assert!(w.contains("ask the federation authority"), "{w}");
+}
+
+#[test]
+fn the_authoritys_assignment_outranks_a_claim_seen_first_and_no_claim_displaces_it() {
+    const X: &str = "4071480000";
+    let mut net = three();
+    // C claims X before its real home does: A learns C's claim first (a hijack).
+    net.add_office(2, X, "11");
+    net.run_for(60_000);
+    let lookup = |net: &mut Net| match net.api(
+        0,
+        CM,
+        ApiCommand::Lookup {
+            office: X.parse().unwrap(),
+        },
+    ) {
+        ApiReply::Directory(d) => d.operator_name,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        lookup(&mut net).as_deref(),
+        Some("c"),
+        "the claim seen first holds"
+    );
+    // The authority assigns X to B; B installs the assignment, then registers X.
+    let assignment = home(X, "11", net.id(1), net.now)
+        .sign(&net.authority)
+        .encode();
+    let r = net.operator(1, ApiCommand::AssignOffice { assignment });
+    assert!(matches!(r, ApiReply::Done), "{r:?}");
+    net.add_office(1, X, "11");
+    net.run_for(60_000);
+    assert_eq!(
+        lookup(&mut net).as_deref(),
+        Some("b"),
+        "the assignment outranks the claim"
+    );
+    // C claims X again, newer (A hears it directly): a conflict, and nothing moves.
+    let claim = home(X, "11", net.id(2), net.now).sign(&keys_of(2).identity);
+    net.core_mut(0).learn_binding(claim).unwrap();
+    assert_eq!(lookup(&mut net).as_deref(), Some("b"));
+    let ApiReply::Status(st) = net.operator(0, ApiCommand::Status) else {
+        panic!()
+    };
+    assert!(
+        st.binding_conflicts
+            .iter()
+            .any(|n| n.contains(X) && n.contains("assigned by the federation authority")),
+        "{:?}",
+        st.binding_conflicts
+    );
+    // A unit for X reaches B.
+    let files: Vec<(String, Vec<u8>)> = fixture_unit("d2_kyo_riyohyo")
+        .into_iter()
+        .map(|(n, b)| {
+            (
+                n.replace(SVC, X),
+                replace_bytes(&b, SVC.as_bytes(), X.as_bytes()),
+            )
+        })
+        .collect();
+    let id = accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            unit: PreparedUnit::new(files),
+            supersedes: None,
+        },
+    ));
+    net.run_for(5_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
+    assert_eq!(inbox(&mut net, 1, X, false).len(), 1);
+    assert!(
+        inbox(&mut net, 2, X, false).is_empty(),
+        "the claimant got it"
+    );
+    // An assignment not signed by the authority is refused with a reason.
+    let forged = home(X, "11", net.id(2), net.now)
+        .sign(&keys_of(2).identity)
+        .encode();
+    let r = net.operator(2, ApiCommand::AssignOffice { assignment: forged });
+    let ApiReply::BadRequest(why) = r else {
+        panic!("{r:?}")
+    };
+    assert!(why.contains("not by the federation authority"), "{why}");
+}
+
+#[test]
+fn with_assignments_required_a_bare_claim_is_not_taken() {
+    let mut net = Net::new_with(&[("a", false), ("b", false)], |c| {
+        c.require_assignments = true
+    });
+    net.connect(0, 1);
+    net.add_office(0, CM, "43");
+    net.add_office(1, SVC, "11");
+    net.run_for(60_000);
+    let reply = net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
+            supersedes: None,
+        },
+    );
+    assert!(matches!(reply, ApiReply::Unroutable(_)), "{reply:?}");
+    // Every office needs its assignment: the recipient's for routing, the sender's for
+    // the destination's sender check.
+    for (node, office, kind) in [(1, SVC, "11"), (0, CM, "43")] {
+        let assignment = home(office, kind, net.id(node), net.now)
+            .sign(&net.authority)
+            .encode();
+        let r = net.operator(node, ApiCommand::AssignOffice { assignment });
+        assert!(matches!(r, ApiReply::Done), "{r:?}");
+    }
+    net.run_for(60_000);
+    let id = submit(&mut net, "20250425164608");
+    net.run_for(5_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
 }
