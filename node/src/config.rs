@@ -73,6 +73,10 @@ pub struct DeliveryConfig {
     /// them (`renkei federation assign`): a claim an operator signs alone is then ignored
     /// and shown as a conflict. Default false (claims count until an assignment exists).
     pub require_assignments: bool,
+    /// Most offices one operator's claims may hold in this node's directory (the
+    /// authority's assignments are not bounded); further claims are shown as conflicts.
+    /// Default 200000.
+    pub bindings_per_operator_max: u32,
 }
 
 impl Default for DeliveryConfig {
@@ -86,6 +90,7 @@ impl Default for DeliveryConfig {
             max_skew_ms: crate::core::MAX_SKEW_MS_DEFAULT,
             roster_max_age_days: 30,
             require_assignments: false,
+            bindings_per_operator_max: crate::core::BINDINGS_PER_OPERATOR_MAX_DEFAULT,
         }
     }
 }

@@ -61,6 +61,9 @@ impl<S: Store> Core<S> {
                 detail: e.to_string(),
             })?;
             let b = b.into_binding();
+            if !b.released {
+                *self.holdings.entry(b.operator).or_default() += 1;
+            }
             self.bindings.insert(b.office.clone(), Box::new(b));
         }
         let end = crate::store::prefix_end(ASSIGNED_PREFIX);
@@ -470,7 +473,16 @@ impl<S: Store> Core<S> {
         }
         self.store
             .put(Tree::BindingLog, &be(self.binding_seq), &entry)?;
-        self.bindings.insert(office, Box::new(b.into_binding()));
+        let b = b.into_binding();
+        if !b.released {
+            *self.holdings.entry(b.operator).or_default() += 1;
+        }
+        if let Some(old) = self.bindings.insert(office, Box::new(b))
+            && !old.released
+            && let Some(n) = self.holdings.get_mut(&old.operator)
+        {
+            *n = n.saturating_sub(1);
+        }
         // Tell the federation soon: a sync request makes each peer pull from us in turn.
         self.next_sync_ms = self.now;
         Ok(())
@@ -536,6 +548,25 @@ impl<S: Store> Core<S> {
         if self.assigned.contains_key(&nb.office) && !nb.released {
             // The assigned operator's own claim: the assignment already says it (and stays
             // what this node passes on).
+            return Ok(());
+        }
+        let new_for_it = self
+            .binding_of(&nb.office)
+            .is_none_or(|cur| cur.operator != nb.operator || cur.released);
+        let held = self.holdings.get(&nb.operator).copied().unwrap_or(0);
+        if !nb.released && new_for_it && held >= self.cfg.bindings_per_operator_max {
+            let note = format!(
+                "office {} claimed by {}, which already holds {held} offices here (delivery.bindings_per_operator_max)",
+                nb.office, nb.operator
+            );
+            if self
+                .conflicts
+                .insert(nb.office.clone(), note.clone())
+                .is_none()
+            {
+                self.counters.binding_conflicts += 1;
+                tracing::warn!(%note, "binding refused: the operator's claims are over their bound");
+            }
             return Ok(());
         }
         match self.binding_of(&nb.office) {

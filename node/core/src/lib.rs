@@ -109,7 +109,15 @@ pub struct CoreConfig {
     /// Take office bindings from peers only when the federation authority assigned them
     /// (operators' own claims are then ignored and counted as conflicts).
     pub require_assignments: bool,
+    /// Most offices one operator's claims may hold in this node's directory (assignments
+    /// are not bounded): a member signing claims for the public list of office numbers is
+    /// stopped there, with a conflict note.
+    pub bindings_per_operator_max: u32,
 }
+
+/// Default bound on the offices one operator's claims may hold: 200,000 (the federation
+/// has about 250,000 offices in all).
+pub const BINDINGS_PER_OPERATOR_MAX_DEFAULT: u32 = 200_000;
 
 /// Default bound on a roster's age before the node says so: 30 days.
 pub const ROSTER_MAX_AGE_MS_DEFAULT: u64 = 30 * 24 * 3600 * 1000;
@@ -131,6 +139,7 @@ impl Default for CoreConfig {
             max_skew_ms: MAX_SKEW_MS_DEFAULT,
             roster_max_age_ms: ROSTER_MAX_AGE_MS_DEFAULT,
             require_assignments: false,
+            bindings_per_operator_max: BINDINGS_PER_OPERATOR_MAX_DEFAULT,
         }
     }
 }
@@ -178,6 +187,8 @@ pub struct Core<S: Store> {
     /// Offices whose held binding the federation authority assigned, with the
     /// assignment's time (`Meta` `assigned/` ‖ office).
     assigned: BTreeMap<OfficeNumber, u64>,
+    /// Offices each operator (by the key in its bindings) holds in this node's directory.
+    holdings: BTreeMap<OperatorId, u32>,
     schedule: BTreeSet<(u64, EnvelopeId)>,
     due_of: BTreeMap<EnvelopeId, (u64, OperatorId)>,
     by_dest: BTreeMap<OperatorId, BTreeSet<(u64, EnvelopeId)>>,
@@ -241,6 +252,7 @@ impl<S: Store> Core<S> {
             binding_seq: 0,
             conflicts: BTreeMap::new(),
             assigned: BTreeMap::new(),
+            holdings: BTreeMap::new(),
             schedule: BTreeSet::new(),
             due_of: BTreeMap::new(),
             by_dest: BTreeMap::new(),

@@ -575,3 +575,41 @@ fn with_assignments_required_a_bare_claim_is_not_taken() {
     net.run_for(5_000);
     assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
 }
+
+#[test]
+fn an_operators_claims_are_bounded() {
+    let mut net = Net::new_with(&[("a", false), ("b", false)], |c| {
+        c.bindings_per_operator_max = 2
+    });
+    net.connect(0, 1);
+    net.add_office(0, CM, "43");
+    for office in [SVC, "4071480000", "4071490009"] {
+        net.add_office(1, office, "11");
+    }
+    net.run_for(60_000);
+    let ApiReply::Status(st) = net.operator(0, ApiCommand::Status) else {
+        panic!()
+    };
+    let over: Vec<&String> = st
+        .binding_conflicts
+        .iter()
+        .filter(|n| n.contains("bindings_per_operator_max"))
+        .collect();
+    assert_eq!(over.len(), 1, "{:?}", st.binding_conflicts);
+    let reachable = [SVC, "4071480000", "4071490009"]
+        .iter()
+        .filter(|o| {
+            match net.api(
+                0,
+                CM,
+                ApiCommand::Lookup {
+                    office: o.parse().unwrap(),
+                },
+            ) {
+                ApiReply::Directory(d) => d.reachable,
+                other => panic!("{other:?}"),
+            }
+        })
+        .count();
+    assert_eq!(reachable, 2);
+}
