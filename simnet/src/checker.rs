@@ -15,14 +15,16 @@
 //! - **forged**: an inbox entry whose origin operator is not the home of its sending
 //!   office (a lying member's forged sender got through);
 //! - **untrue status**: an origin says `rejected` for a unit that is in its recipient's
-//!   inbox, or `delivered`/`retrieved` without holding the destination's `Delivered`.
+//!   inbox, or `delivered`/`retrieved` without holding the destination's `Delivered`;
+//! - **retrieval**: a unit its office downloaded whole is not `retrieved` at its origin,
+//!   or the origin holds other than exactly one `Retrieved` receipt for it.
 
 mod plaintext;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use renkei_core::records::{self, InboxRec, SentRec, SentStatus};
-use renkei_core::store::Tree;
+use renkei_core::store::{Store, Tree};
 use renkei_protocol::envelope::Header;
 use renkei_protocol::ids::{EnvelopeId, OperatorId};
 use renkei_protocol::memo;
@@ -84,11 +86,13 @@ pub struct Findings {
     pub forged: Check,
     /// Origin statuses not backed by what happened.
     pub untrue_status: Check,
+    /// Downloaded units not `retrieved` at their origin with exactly one receipt.
+    pub retrieval: Check,
 }
 
 impl Findings {
     /// (name, result) of every checker.
-    pub fn all(&self) -> [(&'static str, &Check); 9] {
+    pub fn all(&self) -> [(&'static str, &Check); 10] {
         [
             ("lost", &self.lost),
             ("duplicated", &self.duplicated),
@@ -99,6 +103,7 @@ impl Findings {
             ("liveness", &self.liveness),
             ("forged", &self.forged),
             ("untrue_status", &self.untrue_status),
+            ("retrieval", &self.retrieval),
         ]
     }
 
@@ -208,6 +213,7 @@ pub fn check(
     history: &History,
     workload: &Workload,
     plaintext: bool,
+    downloaded: &[EnvelopeId],
 ) -> (Findings, Tally, Vec<Received>) {
     let mut f = Findings::default();
     let mut tally = Tally::default();
@@ -252,7 +258,49 @@ pub fn check(
     f.plaintext_at_relay = plain;
     f.forged = forged(sim, workload, &inbox);
     f.untrue_status = untrue_status(sim, &inbox_ids);
+    f.retrieval = retrieval(sim, history, downloaded);
     (f, tally, inbox)
+}
+
+/// Retrieval: every unit downloaded whole is `retrieved` at its origin, which holds
+/// exactly one `Retrieved` receipt for it.
+fn retrieval(sim: &Sim, history: &History, downloaded: &[EnvelopeId]) -> Check {
+    let mut c = Check::default();
+    let origin_of: LookupMap<EnvelopeId, NodeIx> = history
+        .subs
+        .iter()
+        .filter_map(|s| match s.outcome {
+            Outcome::Accepted(id) => Some((id, s.origin)),
+            _ => None,
+        })
+        .collect();
+    for id in downloaded {
+        let Some(&o) = origin_of.get(id) else {
+            continue;
+        };
+        let Some(store) = sim.store(o) else { continue };
+        let status = store
+            .get(Tree::Sent, id.as_bytes())
+            .ok()
+            .flatten()
+            .and_then(|v| records::decode::<SentRec>(Tree::Sent, &v).ok())
+            .map(|r| r.status);
+        let retrieved = renkei_core::store::scan_prefix(store, Tree::Receipts, id.as_bytes(), 256)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|(_, v)| SignedReceipt::decode(v).ok())
+            .filter(|r| r.receipt().kind == ReceiptKind::Retrieved)
+            .count();
+        if status != Some(SentStatus::Retrieved) || retrieved != 1 {
+            c.flag(|| {
+                format!(
+                    "{id} was downloaded whole but its origin n{o} says {} with {retrieved} Retrieved receipt(s)",
+                    status.map_or("nothing", |s| s.name())
+                )
+            });
+        }
+    }
+    c
 }
 
 /// Forged: every inbox entry's origin operator is the home of its sending office (no

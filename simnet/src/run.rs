@@ -252,6 +252,11 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     let traffic_end = start + workload.planned.last().map_or(0, |p| p.at_ms);
     sim.run_until(traffic_end.max(start + plan.faults_end_ms));
     absorb(&mut sim, &mut history);
+    // Offices download half of what they received (every file of a unit), still under
+    // the faults: the last file makes the destination sign `Retrieved` for the origin.
+    let mut downloads = download_half(&mut sim);
+    sim.run_for(DOWNLOAD_MS);
+    absorb_with(&mut sim, &mut history, &mut downloads);
 
     // Liveness: faults stop; everything must settle within the bound.
     sim.heal_all();
@@ -262,7 +267,8 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         sim.run_for(SETTLE_POLL_MS);
     }
     let settle_ms = sim.now() - heal;
-    absorb(&mut sim, &mut history);
+    absorb_with(&mut sim, &mut history, &mut downloads);
+    let downloaded = downloads.whole();
     sim.stop_ahead();
     if let Some(cb) = opts.progress.as_mut() {
         cb(total, total);
@@ -273,7 +279,13 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     let (mut checks, tally, inbox) = if stopped.is_some() {
         Default::default()
     } else {
-        checker::check(&sim, &history, &workload, scenario.check.plaintext)
+        checker::check(
+            &sim,
+            &history,
+            &workload,
+            scenario.check.plaintext,
+            &downloaded,
+        )
     };
     if stopped.is_none() && !sim.settled() {
         let pending = (0..sim.len())
@@ -435,17 +447,94 @@ impl Ready {
     }
 }
 
+/// Virtual time given to the downloads before the faults stop.
+const DOWNLOAD_MS: u64 = 1_000;
+
+/// The workload's downloads: for each unit, the fetch calls still unanswered, and
+/// whether one failed.
+#[derive(Default)]
+struct Downloads {
+    /// API call → unit.
+    calls: std::collections::BTreeMap<renkei_core::ApiId, EnvelopeId>,
+    /// Unit → (fetches unanswered, a fetch failed).
+    units: std::collections::BTreeMap<EnvelopeId, (usize, bool)>,
+}
+
+impl Downloads {
+    /// Units every file of which was fetched.
+    fn whole(&self) -> Vec<EnvelopeId> {
+        self.units
+            .iter()
+            .filter(|(_, (left, failed))| *left == 0 && !failed)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+}
+
+/// Every up node's offices fetch each file of every other unit in their inbox (by the
+/// envelope id's first byte).
+fn download_half(sim: &mut Sim) -> Downloads {
+    let mut todo = Vec::new();
+    for n in 0..sim.len() {
+        let Some(core) = sim.core(n) else { continue };
+        for v in core.store().values(renkei_core::store::Tree::Inbox) {
+            let Ok(rec) = renkei_core::records::decode::<renkei_core::records::InboxRec>(
+                renkei_core::store::Tree::Inbox,
+                &v,
+            ) else {
+                continue;
+            };
+            if rec.id.0[0] % 2 == 1 {
+                continue;
+            }
+            let Ok(h) = renkei_protocol::envelope::Header::decode(&rec.header) else {
+                continue;
+            };
+            let names: Vec<String> = h.files.iter().map(|f| f.name.clone()).collect();
+            todo.push((n, rec.office.clone(), rec.id, names));
+        }
+    }
+    let mut d = Downloads::default();
+    for (n, office, id, names) in todo {
+        let token = renkei_protocol::envelope::sha256(office.as_str().as_bytes());
+        d.units.insert(id, (names.len(), false));
+        for name in names {
+            let api = sim.api(n, Auth::Office(token), ApiCommand::Fetch { id, name });
+            d.calls.insert(api, id);
+        }
+    }
+    d
+}
+
+/// [`absorb`], taking the answers to the downloads' fetches aside.
+fn absorb_with(sim: &mut Sim, history: &mut History, downloads: &mut Downloads) {
+    for (api, _, reply) in sim.take_replies() {
+        if let Some(id) = downloads.calls.remove(&api) {
+            if let Some((left, failed)) = downloads.units.get_mut(&id) {
+                *left = left.saturating_sub(1);
+                *failed |= !matches!(reply, ApiReply::File(_));
+            }
+            continue;
+        }
+        absorb_one(history, api, reply);
+    }
+}
+
 fn absorb(sim: &mut Sim, history: &mut History) {
     for (api, _, reply) in sim.take_replies() {
-        let outcome = match reply {
-            ApiReply::Accepted(v) => match v.id.parse::<EnvelopeId>() {
-                Ok(id) => Outcome::Accepted(id),
-                Err(e) => Outcome::Refused(format!("accepted with an unreadable id {}: {e}", v.id)),
-            },
-            other => Outcome::Refused(refusal(&other)),
-        };
-        history.replied(api, outcome);
+        absorb_one(history, api, reply);
     }
+}
+
+fn absorb_one(history: &mut History, api: renkei_core::ApiId, reply: ApiReply) {
+    let outcome = match reply {
+        ApiReply::Accepted(v) => match v.id.parse::<EnvelopeId>() {
+            Ok(id) => Outcome::Accepted(id),
+            Err(e) => Outcome::Refused(format!("accepted with an unreadable id {}: {e}", v.id)),
+        },
+        other => Outcome::Refused(refusal(&other)),
+    };
+    history.replied(api, outcome);
 }
 
 fn refusal(r: &ApiReply) -> String {

@@ -128,7 +128,7 @@ fn plaintext_at_a_relay_is_caught() {
         offices,
         planned: vec![],
     };
-    let (f, tally, _) = checker::check(&sim, &history, &workload, true);
+    let (f, tally, _) = checker::check(&sim, &history, &workload, true, &[]);
     assert_eq!(tally.delivered, 1, "{f:?}");
     assert!(f.plaintext_at_relay.count > 0, "{f:?}");
     assert_eq!(

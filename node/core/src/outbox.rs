@@ -349,7 +349,18 @@ impl<S: Store> Core<S> {
 
     /// A queued receipt's record; if it is gone, the receipt leaves the schedule.
     fn queued_receipt(&mut self, seq: u64) -> Result<Option<ReceiptOutRec>, StoreError> {
-        let rec = records::get::<ReceiptOutRec>(&self.store, Tree::ReceiptOutbox, &be(seq))?;
+        let mut rec = records::get::<ReceiptOutRec>(&self.store, Tree::ReceiptOutbox, &be(seq))?;
+        // A receipt older than any node keeps an envelope's routing for is dropped: it can
+        // no longer reach anyone who waits for it.
+        let window = self.cfg.expiry_ms.saturating_add(self.cfg.relay_grace_ms);
+        if let Some(r) = &rec
+            && SignedReceipt::decode(&r.receipt)
+                .is_ok_and(|sr| sr.receipt().at_ms.saturating_add(window) < self.now)
+        {
+            tracing::warn!(seq, "dropping a receipt no peer took within its window");
+            self.store.delete(Tree::ReceiptOutbox, &be(seq))?;
+            rec = None;
+        }
         if rec.is_none() {
             if let Some(old) = self.receipt_due.remove(&seq) {
                 self.receipt_schedule.remove(&(old, seq));
@@ -467,10 +478,21 @@ impl<S: Store> Core<S> {
             }
             Flight::Receipts { to, seqs } => {
                 self.release(BUSY_RECEIPTS, to);
-                if let Response::ReceiptsTaken(_) = response {
+                if let Response::ReceiptsTaken(n) = response {
+                    // All taken, or refused by their addressee itself: done. A relay that
+                    // did not carry an envelope cannot route its receipt (a `Retrieved`
+                    // sent through it while the direct link was down): what it did not
+                    // take goes again later, perhaps another way (the addressee keeps
+                    // one of each; `queued_receipt` drops receipts past their window).
+                    let all = usize::try_from(n).is_ok_and(|n| n >= seqs.len());
                     for s in seqs {
-                        self.store.delete(Tree::ReceiptOutbox, &be(s))?;
-                        self.receipt_to.remove(&s);
+                        if all || self.receipt_to.get(&s) == Some(&to) {
+                            self.store.delete(Tree::ReceiptOutbox, &be(s))?;
+                            self.receipt_to.remove(&s);
+                        } else {
+                            let at = self.now + self.backoff(2);
+                            self.schedule_receipt(s, at);
+                        }
                     }
                 } else {
                     for s in seqs {

@@ -613,3 +613,41 @@ fn an_operators_claims_are_bounded() {
         .count();
     assert_eq!(reachable, 2);
 }
+
+#[test]
+fn a_retrieved_receipt_a_relay_cannot_route_goes_again_another_way() {
+    // A and B are linked directly and through the relay C. The unit goes direct; when B's
+    // office downloads it the direct link is down, so `Retrieved` goes to C, which never
+    // carried the envelope and cannot route its receipt: B sends it again later, and it
+    // reaches A once the direct link is back (it used to be dropped).
+    let mut net = Net::new(&[("a", false), ("b", false), ("c", true)]);
+    net.connect(0, 1);
+    net.connect(0, 2);
+    net.connect(1, 2);
+    net.add_office(0, CM, "43");
+    net.add_office(1, SVC, "11");
+    net.run_for(60_000);
+    let id = submit(&mut net, "20250425164608");
+    net.run_for(5_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
+    net.partition(0, 1);
+    let names: Vec<String> = envelope(&net, 1, id)
+        .header()
+        .files
+        .iter()
+        .map(|f| f.name.clone())
+        .collect();
+    for name in names {
+        let r = net.api(1, SVC, ApiCommand::Fetch { id, name });
+        assert!(matches!(r, ApiReply::File(_)), "{r:?}");
+    }
+    net.run_for(60_000);
+    assert_eq!(
+        sent_status(&mut net, 0, CM, id),
+        "delivered",
+        "not through C"
+    );
+    net.heal(0, 1);
+    net.run_for(600_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "retrieved");
+}
