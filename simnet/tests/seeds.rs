@@ -89,3 +89,26 @@ fn byzantine_member_50_seeds() {
         "some attack was never made: {tried:?}"
     );
 }
+
+#[test]
+fn expiry_50_seeds() {
+    // Units reach their expiry window while their destination is cut off: origins sign
+    // Expired (the run must reach it), and every checker stays at 0.
+    let s = small("expiry");
+    let mut failed = Vec::new();
+    let mut expired = 0;
+    for seed in 0..50 {
+        let r = run(&s, seed, RunOptions::default());
+        expired += r.counts.expired;
+        if !r.passed() {
+            eprintln!("{}", r.text());
+            failed.push(seed);
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "expiry: seeds {failed:?} failed; replay: renkei simnet run simnet/scenarios/expiry.toml --seed N"
+    );
+    println!("expired over 50 seeds: {expired}");
+    assert!(expired > 0, "no unit ever expired: the scenario does not reach expiry");
+}
