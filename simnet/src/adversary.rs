@@ -9,7 +9,17 @@
 //!   flight, sent to its origin;
 //! - **receipt stuffing**: dozens of hop receipts and rejections for one unit, sent to its
 //!   origin;
-//! - **replay**: a genuine envelope delivered again to its destination.
+//! - **replay**: a genuine envelope delivered again to its destination;
+//! - **corrupted signature**: a genuine envelope with a flipped signature byte;
+//! - **a unit failing the standard**: one of its own offices' units with a broken CSV
+//!   line, the header matching it.
+//!
+//! The answers to its requests are tallied by outcome ([`Attacks::outcomes`]): forged
+//! senders, corrupted signatures and broken units must come back refused
+//! (`sender_not_bound`, `bad_signature`, `invalid_csv`) — the refusals of the very checks
+//! production runs, exercised inside a simulation. (Files that do not match their header
+//! cannot be made through the protocol crate's sealing API, which checks them; that
+//! refusal is exercised by the core's tests only.)
 //!
 //! It sees every header (as a relay would) and signs only with its own key. Its requests
 //! travel like any of its node's (over the simulated links, with their faults); the
@@ -22,9 +32,9 @@ use renkei_core::unit::check_unit;
 use renkei_protocol::envelope::{Envelope, Header, sha256};
 use renkei_protocol::ids::EnvelopeId;
 use renkei_protocol::keys::OperatorKeys;
-use renkei_protocol::receipt::{Receipt, ReceiptKind, RejectCode};
+use renkei_protocol::receipt::{Receipt, ReceiptKind, RejectCode, SignedReceipt};
 use renkei_protocol::rng::Entropy;
-use renkei_protocol::wire::Request;
+use renkei_protocol::wire::{HopOutcome, Request, Response};
 use serde::Serialize;
 
 use crate::history::{History, unit_key};
@@ -44,6 +54,12 @@ pub struct Attacks {
     pub stuffed: u64,
     /// Genuine envelopes replayed.
     pub replays: u64,
+    /// Envelopes sent with a corrupted signature.
+    pub corrupted: u64,
+    /// Units failing the standard-spec check.
+    pub invalid: u64,
+    /// Answers to the liar's deliveries: `accepted`, or the rejection code.
+    pub outcomes: std::collections::BTreeMap<String, u64>,
 }
 
 /// The lying operator's attacker.
@@ -86,10 +102,17 @@ impl Adversary {
 
     /// One attack, the next in turn, on a genuine unit of another operator.
     pub fn strike(&mut self, sim: &mut Sim, history: &History, workload: &Workload) {
-        let kind = self.strike % 4;
+        self.tally(sim);
+        let kind = self.strike % 6;
         self.strike += 1;
-        // A false rejection is about a unit still in flight; the rest take any.
-        let Some(t) = self.pick(sim, kind == 1) else {
+        if kind == 5 {
+            self.own_bad_unit(sim, history, workload);
+            return;
+        }
+        // A false rejection and a corrupted signature are about a unit still in flight (a
+        // delivered one is answered from the dedup index); the rest take any. Receipts go
+        // to the unit's origin, envelopes to its destination: one the liar has a link to.
+        let Some(t) = self.pick(sim, matches!(kind, 1 | 4), matches!(kind, 1 | 2)) else {
             return;
         };
         match kind {
@@ -123,26 +146,135 @@ impl Adversary {
                 sim.inject(self.node, t.origin, Request::Receipts(lies));
             }
             _ => {
-                let Some(bytes) = sim
+                let Some(mut bytes) = sim
                     .store(t.origin)
                     .and_then(|s| s.get(Tree::Envelopes, t.sent.id.as_bytes()).ok().flatten())
                 else {
                     return;
                 };
+                if kind == 4 {
+                    // The signature is the envelope's last field.
+                    if let Some(last) = bytes.last_mut() {
+                        *last ^= 0x01;
+                    }
+                    self.attacks.corrupted += 1;
+                } else {
+                    self.attacks.replays += 1;
+                }
                 sim.inject(self.node, t.destination, Request::Deliver(vec![bytes]));
-                self.attacks.replays += 1;
             }
         }
     }
 
-    /// A genuine unit sent by another operator to a third one (in flight only, if asked).
-    fn pick(&mut self, sim: &Sim, in_flight: bool) -> Option<Target> {
+    /// Tallies the answers to its deliveries that came back since the last call.
+    pub fn tally(&mut self, sim: &mut Sim) {
+        for (_, response) in sim.take_injected_answers() {
+            let acks = match response {
+                Response::HopAcks(acks) => acks,
+                Response::ReceiptsTaken(_) => continue,
+                other => {
+                    let name = format!("{other:?}");
+                    let head: String = name.chars().take_while(|c| c.is_alphanumeric()).collect();
+                    *self
+                        .attacks
+                        .outcomes
+                        .entry(format!("answered {head}"))
+                        .or_default() += 1;
+                    continue;
+                }
+            };
+            for ack in acks {
+                let outcome = match ack.outcome {
+                    HopOutcome::Accepted(_) => "accepted".to_owned(),
+                    HopOutcome::RetryLater(_) => "retry_later".to_owned(),
+                    HopOutcome::Rejected(r) => {
+                        match SignedReceipt::decode(&r).map(|r| r.receipt().kind.clone()) {
+                            Ok(ReceiptKind::Rejected { code, .. }) => code.as_str().to_owned(),
+                            _ => "rejected (unreadable)".to_owned(),
+                        }
+                    }
+                };
+                *self.attacks.outcomes.entry(outcome).or_default() += 1;
+            }
+        }
+    }
+
+    /// A unit from one of its own offices to another operator's with a broken CSV line,
+    /// the header matching it. Honestly signed by the liar as origin, so only the
+    /// destination's standard-spec check can refuse it.
+    fn own_bad_unit(&mut self, sim: &mut Sim, history: &History, workload: &Workload) {
+        let own: Vec<&crate::history::Submission> = history
+            .subs
+            .iter()
+            .filter(|s| {
+                let home = workload.offices[s.to].home;
+                s.origin == self.node && home != self.node && sim.linked(self.node, home)
+            })
+            .collect();
+        if own.is_empty() {
+            return;
+        }
+        let sub = own[self.rng.below(own.len() as u64) as usize];
+        let (from, to) = (&workload.offices[sub.from], &workload.offices[sub.to]);
+        let Some(entry) = sim.roster().roster().operator(&sim.id(to.home)).cloned() else {
+            return;
+        };
+        let stamp = later_stamp(&sub.stamp);
+        let mut files = sub.kind.build(&from.number, &to.number, &stamp);
+        let refs: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        let Ok(info) = check_unit(&refs) else {
+            return;
+        };
+        // A broken line (a field cut short), and a header that lists it faithfully.
+        let b = &mut files[0].1;
+        if let Some(pos) = b.iter().position(|c| *c == b',') {
+            b.remove(pos);
+        }
+        let refs: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        let entries = Envelope::file_entries(&refs);
+        self.attacks.invalid += 1;
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&self.rng.bytes32()[..16]);
+        let header = Header {
+            id: EnvelopeId(id),
+            from: info.from,
+            to: info.to,
+            origin: self.keys.id(),
+            destination: entry.id,
+            sealed_to: entry.enc_key,
+            doc_kind: info.doc_kind,
+            subject: info.subject,
+            stamp: info.stamp,
+            supersedes: None,
+            created_at_ms: sim.local_now(self.node),
+            files: entries,
+        };
+        let bodies: Vec<&[u8]> = files.iter().map(|(_, b)| b.as_slice()).collect();
+        let Ok(env) = Envelope::seal_and_sign(header, &bodies, &self.keys, self.rng.bytes32())
+        else {
+            return;
+        };
+        sim.inject(self.node, to.home, Request::Deliver(vec![env.encode()]));
+    }
+
+    /// A genuine unit sent by another operator to a third one (in flight only, if asked),
+    /// whose origin (`to_origin`) or destination the liar has a link to.
+    fn pick(&mut self, sim: &Sim, in_flight: bool, to_origin: bool) -> Option<Target> {
         let honest: Vec<NodeIx> = (1..sim.len()).filter(|n| *n != self.node).collect();
         if honest.is_empty() {
             return None;
         }
-        for _ in 0..8 {
+        for _ in 0..16 {
             let origin = honest[self.rng.below(honest.len() as u64) as usize];
+            if to_origin && !sim.linked(self.node, origin) {
+                continue;
+            }
             let Some(store) = sim.store(origin) else {
                 continue;
             };
@@ -164,7 +296,10 @@ impl Adversary {
             else {
                 continue;
             };
-            if destination == self.node || destination == origin {
+            if destination == self.node
+                || destination == origin
+                || (!to_origin && !sim.linked(self.node, destination))
+            {
                 continue;
             }
             return Some(Target {

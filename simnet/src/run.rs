@@ -368,7 +368,10 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         event_log_hash: sim.log().hash_hex(),
         stopped,
         stats: sim.stats().clone(),
-        attacks: adversary.map(|a| a.attacks),
+        attacks: adversary.map(|mut a| {
+            a.tally(&mut sim);
+            a.attacks
+        }),
         points,
     };
     if opts.leave_to_exit {

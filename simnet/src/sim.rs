@@ -22,7 +22,7 @@ use renkei_protocol::ids::OperatorId;
 use renkei_protocol::keys::OperatorKeys;
 use renkei_protocol::rng::Entropy;
 use renkei_protocol::roster::SignedRoster;
-use renkei_protocol::wire::Request;
+use renkei_protocol::wire::{Request, Response};
 
 pub use builder::{Broken, Builder, NetParams};
 pub use event::{Fault, NodeIx};
@@ -109,6 +109,8 @@ pub struct Sim {
     next_api: ApiId,
     /// Requests injected so far ([`Sim::inject`]).
     injected: u64,
+    /// Answers to injected requests, not yet taken.
+    injected_answers: Vec<(OutboundId, Response)>,
     replies: Vec<(ApiId, u64, ApiReply)>,
     net: NetParams,
     broken: Option<Broken>,
@@ -294,14 +296,19 @@ impl Sim {
     /// Sends `request` from node `from` to node `to` as `from`'s node would (over the
     /// link, with its faults). The answer reaches `from`'s core, which ignores an id it
     /// never sent. For the lying member of [`crate::adversary`].
-    pub fn inject(&mut self, from: NodeIx, to: NodeIx, request: Request) {
-        if self.nodes[from].core.is_none() {
-            return;
-        }
+    pub fn inject(&mut self, from: NodeIx, to: NodeIx, request: Request) -> Option<OutboundId> {
+        self.nodes[from].core.as_ref()?;
         let id = INJECTED_IDS + self.injected;
         self.injected += 1;
         let to = self.id(to);
         self.release(from, Effect::Send { id, to, request });
+        Some(id)
+    }
+
+    /// The answers to injected requests that arrived since the last call (they do not
+    /// reach the sender's core).
+    pub fn take_injected_answers(&mut self) -> Vec<(OutboundId, Response)> {
+        std::mem::take(&mut self.injected_answers)
     }
 
     /// The federation roster.
@@ -545,6 +552,10 @@ impl Sim {
                     return None;
                 }
                 self.log.record(t, to, "response", &[out, from as u64]);
+                if out >= INJECTED_IDS {
+                    self.injected_answers.push((out, response));
+                    return None;
+                }
                 Some(Input::Response {
                     id: out,
                     from: self.id(from),

@@ -78,6 +78,11 @@ fn byzantine_member_50_seeds() {
         tried.false_rejections += a.false_rejections;
         tried.stuffed += a.stuffed;
         tried.replays += a.replays;
+        tried.corrupted += a.corrupted;
+        tried.invalid += a.invalid;
+        for (k, v) in a.outcomes {
+            *tried.outcomes.entry(k).or_default() += v;
+        }
     }
     assert!(
         failed.is_empty(),
@@ -85,9 +90,23 @@ fn byzantine_member_50_seeds() {
     );
     println!("attacks over 50 seeds: {tried:?}");
     assert!(
-        tried.forged > 0 && tried.false_rejections > 0 && tried.stuffed > 0 && tried.replays > 0,
+        tried.forged > 0
+            && tried.false_rejections > 0
+            && tried.stuffed > 0
+            && tried.replays > 0
+            && tried.corrupted > 0
+            && tried.invalid > 0,
         "some attack was never made: {tried:?}"
     );
+    // Refused inside the simulation by the checks production runs: the destination's
+    // sender check, origin-signature check and standard-spec check.
+    for code in ["sender_not_bound", "bad_signature", "invalid_csv"] {
+        assert!(
+            tried.outcomes.get(code).is_some_and(|n| *n > 0),
+            "no delivery was refused {code}: {:?}",
+            tried.outcomes
+        );
+    }
 }
 
 #[test]
@@ -110,5 +129,8 @@ fn expiry_50_seeds() {
         "expiry: seeds {failed:?} failed; replay: renkei simnet run simnet/scenarios/expiry.toml --seed N"
     );
     println!("expired over 50 seeds: {expired}");
-    assert!(expired > 0, "no unit ever expired: the scenario does not reach expiry");
+    assert!(
+        expired > 0,
+        "no unit ever expired: the scenario does not reach expiry"
+    );
 }

@@ -293,6 +293,7 @@ impl Builder {
             next_inbound: 1,
             next_api: 1,
             injected: 0,
+            injected_answers: Vec::new(),
             replies: Vec::new(),
             net: self.net,
             broken: self.broken,
