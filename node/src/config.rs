@@ -77,6 +77,10 @@ pub struct DeliveryConfig {
     /// authority's assignments are not bounded); further claims are shown as conflicts.
     /// Default 200000.
     pub bindings_per_operator_max: u32,
+    /// A unit a relay accepted but the destination has not receipted this long after is
+    /// sent again around that relay (direct, or another relay), in ms. 0: never.
+    /// Default 600000 (10 min).
+    pub relay_watch_ms: u64,
 }
 
 impl Default for DeliveryConfig {
@@ -91,6 +95,7 @@ impl Default for DeliveryConfig {
             roster_max_age_days: 30,
             require_assignments: false,
             bindings_per_operator_max: crate::core::BINDINGS_PER_OPERATOR_MAX_DEFAULT,
+            relay_watch_ms: crate::core::RELAY_WATCH_MS_DEFAULT,
         }
     }
 }

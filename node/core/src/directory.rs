@@ -295,6 +295,37 @@ impl<S: Store> Core<S> {
         Route::Peer(relays[0])
     }
 
+    /// A next hop toward `dest` other than `avoid`: the destination itself (connected,
+    /// or with addresses to dial), else another connected relay.
+    pub(crate) fn route_avoiding(
+        &self,
+        dest: &OperatorId,
+        avoid: &OperatorId,
+    ) -> Option<OperatorId> {
+        let roster = self.roster.as_ref()?.roster();
+        let entry = roster.operator_with_key(dest)?;
+        if !entry.valid_at(self.now) {
+            return None;
+        }
+        let target = entry.id;
+        if target != *avoid
+            && (self.peers_up.contains(dest)
+                || self.peers_up.contains(&target)
+                || !entry.addrs.is_empty())
+        {
+            return Some(if self.peers_up.contains(dest) {
+                *dest
+            } else {
+                target
+            });
+        }
+        roster
+            .relays()
+            .filter(|o| o.valid_at(self.now))
+            .map(|o| o.id)
+            .find(|r| !self.is_me(r) && r != avoid && *r != target && self.peers_up.contains(r))
+    }
+
     pub(super) fn add_office(
         &mut self,
         office: OfficeNumber,

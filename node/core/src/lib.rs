@@ -113,7 +113,13 @@ pub struct CoreConfig {
     /// are not bounded): a member signing claims for the public list of office numbers is
     /// stopped there, with a conflict note.
     pub bindings_per_operator_max: u32,
+    /// Origin: a unit a relay accepted but the destination has not receipted this long
+    /// after is sent again avoiding that relay (direct, or another relay). 0: never.
+    pub relay_watch_ms: u64,
 }
+
+/// Default watch on a relay that accepted a unit: 10 minutes.
+pub const RELAY_WATCH_MS_DEFAULT: u64 = 10 * 60 * 1000;
 
 /// Default bound on the offices one operator's claims may hold: 200,000 (the federation
 /// has about 250,000 offices in all).
@@ -140,6 +146,7 @@ impl Default for CoreConfig {
             roster_max_age_ms: ROSTER_MAX_AGE_MS_DEFAULT,
             require_assignments: false,
             bindings_per_operator_max: BINDINGS_PER_OPERATOR_MAX_DEFAULT,
+            relay_watch_ms: RELAY_WATCH_MS_DEFAULT,
         }
     }
 }
@@ -193,6 +200,9 @@ pub struct Core<S: Store> {
     due_of: BTreeMap<EnvelopeId, (u64, OperatorId)>,
     by_dest: BTreeMap<OperatorId, BTreeSet<(u64, EnvelopeId)>>,
     attempts: BTreeMap<EnvelopeId, u32>,
+    /// Origin: units a relay accepted, by the relay, watched until the destination's
+    /// receipt (not kept across a restart: the unit is then simply sent again).
+    handed: BTreeMap<EnvelopeId, OperatorId>,
     outbox_cache: BTreeMap<EnvelopeId, records::OutboxRec>,
     send_cache: BTreeMap<EnvelopeId, Vec<u8>>,
     send_cache_bytes: usize,
@@ -257,6 +267,7 @@ impl<S: Store> Core<S> {
             due_of: BTreeMap::new(),
             by_dest: BTreeMap::new(),
             attempts: BTreeMap::new(),
+            handed: BTreeMap::new(),
             outbox_cache: BTreeMap::new(),
             send_cache: BTreeMap::new(),
             send_cache_bytes: 0,

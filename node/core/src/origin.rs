@@ -473,6 +473,11 @@ impl<S: Store> Core<S> {
             }
             rec.status = new;
             records::put(&mut self.store, Tree::Sent, rec.id.as_bytes(), &rec)?;
+            if new.is_final() && self.handed.remove(&rec.id).is_some() {
+                // Watched after a relay took it: the journey ended, the watch with it.
+                self.store.delete(Tree::Outbox, rec.id.as_bytes())?;
+                self.unschedule_envelope(&rec.id);
+            }
             if new.is_final() {
                 self.store
                     .delete(Tree::Pending, &time_id_key(rec.expires_at_ms, &rec.id))?;

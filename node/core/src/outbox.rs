@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 
 use renkei_protocol::ids::{EnvelopeId, OperatorId};
 use renkei_protocol::limits::RECEIPTS_PER_MESSAGE_MAX;
-use renkei_protocol::receipt::SignedReceipt;
+use renkei_protocol::receipt::{ReceiptKind, SignedReceipt};
 use renkei_protocol::wire::{HopAck, HopOutcome, Request, Response};
 
 use super::directory::{BUSY_DELIVER, BUSY_RECEIPTS, Route};
 use super::prepared::PreparedResponse;
-use super::records::{self, OutboxRec, ReceiptOutRec, be};
+use super::records::{self, OutboxRec, ReceiptOutRec, SentRec, be};
 use super::{Core, Effect, Flight, OutboundId};
 use crate::store::{Store, StoreError, Tree};
 
@@ -256,6 +256,17 @@ impl<S: Store> Core<S> {
                     )?;
                     continue;
                 }
+                // A unit a relay accepted and did not deliver in time goes another way.
+                let peer = match self.handed.get(&id) {
+                    Some(relay) if peer == Some(*relay) => {
+                        let alt = self.route_avoiding(&dest, relay);
+                        if let Some(a) = alt {
+                            tracing::info!(%id, avoided = %relay, via = %a, "sending a unit again around the relay that accepted it");
+                        }
+                        alt
+                    }
+                    _ => peer,
+                };
                 let Some(peer) = peer else {
                     self.retry_envelope(id)?;
                     continue;
@@ -572,8 +583,25 @@ impl<S: Store> Core<S> {
             self.retry_envelope(ack.id)?;
             return Ok(());
         };
-        self.store.delete(Tree::Outbox, ack.id.as_bytes())?;
-        self.unschedule_envelope(&ack.id);
+        // (Unless the destination's receipt came first, by the relay's forwarding.)
+        let relay_took_it = rec.hop == 0
+            && self.cfg.relay_watch_ms > 0
+            && matches!(receipt.receipt().kind, ReceiptKind::Accepted { hop } if hop > 0)
+            && records::get::<SentRec>(&self.store, Tree::Sent, ack.id.as_bytes())?
+                .is_some_and(|s| !s.status.is_final());
+        if relay_took_it {
+            // A relay holds it now; the origin keeps its outbox entry and watches: without
+            // the destination's receipt by then, it goes again, avoiding that relay (a
+            // relay that accepts and drops is routed around).
+            self.handed.insert(ack.id, peer);
+            self.attempts.remove(&ack.id);
+            let at = self.now.saturating_add(self.cfg.relay_watch_ms);
+            self.schedule_envelope(ack.id, rec.destination, at);
+        } else {
+            self.store.delete(Tree::Outbox, ack.id.as_bytes())?;
+            self.unschedule_envelope(&ack.id);
+            self.handed.remove(&ack.id);
+        }
         if rec.hop == 0 {
             // Its role was checked above against the outbox record's origin and destination.
             self.apply_receipt_at_origin_checked(&receipt, None, true)?;

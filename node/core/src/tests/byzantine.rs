@@ -3,7 +3,7 @@
 //! attack is refused and leaves honest offices' inboxes and statuses true.
 
 use renkei_protocol::envelope::{Envelope, Header};
-use renkei_protocol::ids::EnvelopeId;
+use renkei_protocol::ids::{EnvelopeId, OperatorId};
 use renkei_protocol::keys::OperatorKeys;
 use renkei_protocol::proof::Proof;
 use renkei_protocol::receipt::{Receipt, ReceiptKind, RejectCode, SignedReceipt};
@@ -650,4 +650,44 @@ fn a_retrieved_receipt_a_relay_cannot_route_goes_again_another_way() {
     net.heal(0, 1);
     net.run_for(600_000);
     assert_eq!(sent_status(&mut net, 0, CM, id), "retrieved");
+}
+
+#[test]
+fn a_relay_that_accepts_and_drops_is_routed_around() {
+    // A reaches B only through relays: C (first in the roster) and D. C takes the unit and
+    // never delivers it (its link to B is cut). Once the watch runs out, A sends it again
+    // around C, through D: delivered, and the proof shows C's acceptance and B's delivery.
+    let mut net = Net::new_with(
+        &[("a", false), ("b", false), ("c", true), ("d", true)],
+        |c| c.relay_watch_ms = 120_000,
+    );
+    for (x, y) in [(0, 2), (0, 3), (1, 2), (1, 3)] {
+        net.connect(x, y);
+    }
+    net.add_office(0, CM, "43");
+    net.add_office(1, SVC, "11");
+    net.run_for(60_000);
+    net.partition(1, 2); // C holds what it takes: it "drops" it
+    let id = submit(&mut net, "20250425164608");
+    net.run_for(60_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "relayed", "C took it");
+    net.run_for(600_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
+    assert_eq!(inbox(&mut net, 1, SVC, false).len(), 1);
+    let ApiReply::Proof(bytes) = net.api(0, CM, ApiCommand::Proof { id }) else {
+        panic!()
+    };
+    let proof = Proof::decode(&bytes).unwrap();
+    let kinds: Vec<(&str, OperatorId)> = proof
+        .receipts
+        .iter()
+        .map(|r| (r.receipt().kind.name(), r.receipt().node))
+        .collect();
+    assert!(kinds.contains(&("accepted", net.id(2))), "{kinds:?}");
+    assert!(kinds.contains(&("delivered", net.id(1))), "{kinds:?}");
+    // C's link comes back: its late delivery is answered from B's dedup index.
+    net.heal(1, 2);
+    net.run_for(600_000);
+    assert_eq!(inbox(&mut net, 1, SVC, false).len(), 1);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
 }
