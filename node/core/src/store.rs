@@ -192,7 +192,10 @@ pub fn scan_prefix(
 }
 
 /// Behaviour every backend must share (garage's shared-test idea): a backend's tests call
-/// these on a fresh store; they panic on the first difference.
+/// these on a fresh store; they panic on the first difference. Test support only: built
+/// for this crate's tests and, with the `conformance` feature, for another backend's
+/// (`renkei-node`'s dev-dependency turns it on); never in a node binary.
+#[cfg(any(test, feature = "conformance"))]
 #[allow(clippy::unwrap_used)]
 pub mod conformance {
     use super::*;
