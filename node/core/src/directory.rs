@@ -66,26 +66,15 @@ impl<S: Store> Core<S> {
             }
             self.bindings.insert(b.office.clone(), Box::new(b));
         }
-        let end = crate::store::prefix_end(ASSIGNED_PREFIX);
-        for (k, v) in self
-            .store
-            .range(Tree::Meta, ASSIGNED_PREFIX, end.as_deref(), usize::MAX)?
-        {
-            let office = std::str::from_utf8(&k[ASSIGNED_PREFIX.len()..])
+        for (k, since) in self.meta_u64s(ASSIGNED_PREFIX, "assignment mark")? {
+            let office = std::str::from_utf8(&k)
                 .ok()
-                .and_then(|o| o.parse::<OfficeNumber>().ok());
-            let since = <[u8; 8]>::try_from(v.as_slice()).map(u64::from_be_bytes);
-            match (office, since) {
-                (Some(office), Ok(since)) => {
-                    self.assigned.insert(office, since);
-                }
-                _ => {
-                    return Err(StoreError::Corrupt {
-                        tree: "meta",
-                        detail: format!("assignment mark {}", hex::encode(&k)),
-                    });
-                }
-            }
+                .and_then(|o| o.parse::<OfficeNumber>().ok())
+                .ok_or_else(|| StoreError::Corrupt {
+                    tree: "meta",
+                    detail: format!("assignment mark {}", hex::encode(&k)),
+                })?;
+            self.assigned.insert(office, since);
         }
         if let Some((k, _)) = self.store.last(Tree::BindingLog)? {
             self.binding_seq = <[u8; 8]>::try_from(k.as_slice()).map_or(0, u64::from_be_bytes);
@@ -93,26 +82,33 @@ impl<S: Store> Core<S> {
         // Where each peer's binding log was read up to: a restarted node resumes there
         // instead of pulling every peer's whole log again (at national scale 50 peers ×
         // 250,000 bindings after a relay restart).
-        let end = crate::store::prefix_end(SYNC_CURSOR_PREFIX);
-        for (k, v) in
-            self.store
-                .range(Tree::Meta, SYNC_CURSOR_PREFIX, end.as_deref(), usize::MAX)?
-        {
-            let peer = OperatorId::from_slice(&k[SYNC_CURSOR_PREFIX.len()..]);
-            let seq = <[u8; 8]>::try_from(v.as_slice()).map(u64::from_be_bytes);
-            match (peer, seq) {
-                (Ok(peer), Ok(seq)) => {
-                    self.sync_cursor.insert(peer, seq);
-                }
-                _ => {
-                    return Err(StoreError::Corrupt {
-                        tree: "meta",
-                        detail: format!("sync cursor {}", hex::encode(&k)),
-                    });
-                }
-            }
+        for (k, seq) in self.meta_u64s(SYNC_CURSOR_PREFIX, "sync cursor")? {
+            let peer = OperatorId::from_slice(&k).map_err(|_| StoreError::Corrupt {
+                tree: "meta",
+                detail: format!("sync cursor {}", hex::encode(&k)),
+            })?;
+            self.sync_cursor.insert(peer, seq);
         }
         Ok(())
+    }
+
+    /// The `Meta` entries under `prefix` whose values are big-endian u64s: (key after the
+    /// prefix, value). `what` names them in the error for a malformed value.
+    fn meta_u64s(&self, prefix: &[u8], what: &str) -> Result<Vec<(Vec<u8>, u64)>, StoreError> {
+        let end = crate::store::prefix_end(prefix);
+        self.store
+            .range(Tree::Meta, prefix, end.as_deref(), usize::MAX)?
+            .into_iter()
+            .map(|(k, v)| {
+                let n = <[u8; 8]>::try_from(v.as_slice())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt {
+                        tree: "meta",
+                        detail: format!("{what} {}", hex::encode(&k)),
+                    })?;
+                Ok((k[prefix.len()..].to_vec(), n))
+            })
+            .collect()
     }
 
     /// Tells the driver which operators the transport should admit and dial.
