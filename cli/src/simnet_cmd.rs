@@ -59,10 +59,6 @@ struct RunArgs {
     /// Never spill store values to a file (single seed only).
     #[arg(long, conflicts_with = "seeds")]
     no_spill: bool,
-    /// Compute everything on the run's own thread: no helper thread signing, sealing and
-    /// checking ahead on a second core (the run is the same either way; docs/SIMNET.md).
-    #[arg(long)]
-    no_ahead: bool,
 }
 
 /// Runs the subcommand; returns the process exit code.
@@ -91,12 +87,11 @@ fn default_jobs(cores: usize, available: Option<u64>, estimate: u64) -> usize {
 }
 
 /// Runs every seed of `seeds`, `jobs` at a time (each run is a pure function of its seed
-/// and owns its thread, memo included), and hands the reports to `each` in seed order.
+/// and owns its thread), and hands the reports to `each` in seed order.
 fn run_seeds(
     scenario: &Scenario,
     seeds: std::ops::Range<u64>,
     jobs: usize,
-    ahead: bool,
     each: &mut dyn FnMut(Report) -> Result<()>,
 ) -> Result<()> {
     let next = AtomicU64::new(seeds.start);
@@ -108,11 +103,7 @@ fn run_seeds(
             s.spawn(move || {
                 loop {
                     let seed = next.fetch_add(1, Ordering::Relaxed);
-                    let opts = RunOptions {
-                        ahead,
-                        ..RunOptions::default()
-                    };
-                    if seed >= end || tx.send(run(scenario, seed, opts)).is_err() {
+                    if seed >= end || tx.send(run(scenario, seed, RunOptions::default())).is_err() {
                         break;
                     }
                 }
@@ -265,13 +256,10 @@ fn run_cmd(a: RunArgs) -> Result<i32> {
                 scenario.memory_estimate_bytes(false),
             )
         });
-        // A helper thread per run only while cores are left over.
-        let ahead = !a.no_ahead && jobs.max(1) < cores;
-        run_seeds(&scenario, seeds, jobs.max(1), ahead, &mut report_one)?;
+        run_seeds(&scenario, seeds, jobs.max(1), &mut report_one)?;
     } else {
         let seed = seeds.start;
         let mut opts = RunOptions {
-            ahead: !a.no_ahead && cores > 1,
             // The command ends with this run.
             leave_to_exit: true,
             ..RunOptions::default()
@@ -320,11 +308,9 @@ fn run_cmd(a: RunArgs) -> Result<i32> {
     Ok(1)
 }
 
-/// Microseconds per Ed25519 signature on this thread now (1,000 of them, without a memo):
+/// Microseconds per Ed25519 signature on this thread now (1,000 of them):
 /// a yardstick of the machine's speed at the time of a run, printed beside its wall time.
 fn sign_reference_us() -> f64 {
-    let memo = renkei_protocol::memo::this_thread();
-    renkei_protocol::memo::use_on_this_thread(None);
     let id = renkei_protocol::keys::SigningIdentity::from_seed([0x5a; 32]);
     let mut acc = 0u8;
     // Warm up (the basepoint table's first touch, the core's clock).
@@ -336,9 +322,7 @@ fn sign_reference_us() -> f64 {
         acc ^= id.sign(b"renkei/machine-reference", &i.to_le_bytes())[0];
     }
     std::hint::black_box(acc);
-    let us = start.elapsed().as_secs_f64() * 1e6 / 1000.0;
-    renkei_protocol::memo::use_on_this_thread(memo);
-    us
+    start.elapsed().as_secs_f64() * 1e6 / 1000.0
 }
 
 fn print_report(r: &Report, json: bool, multi: bool) -> Result<()> {
@@ -389,7 +373,7 @@ mod tests {
             got.push((r.seed, r.event_log_hash));
             Ok(())
         };
-        run_seeds(&sc, 5..9, 3, true, &mut each).unwrap_or_else(|e| panic!("{e}"));
+        run_seeds(&sc, 5..9, 3, &mut each).unwrap_or_else(|e| panic!("{e}"));
         let seeds: Vec<u64> = got.iter().map(|g| g.0).collect();
         assert_eq!(seeds, vec![5, 6, 7, 8]);
         // Each seed's run is the one it gives alone.

@@ -3,8 +3,6 @@
 #![allow(missing_docs)]
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use curve25519_dalek::edwards::EdwardsBasepointTable;
-use curve25519_dalek::traits::BasepointTable;
 use renkei_protocol::envelope::{Envelope, Header, Party};
 use renkei_protocol::ids::{DocKind, EnvelopeId};
 use renkei_protocol::keys::OperatorKeys;
@@ -68,21 +66,8 @@ fn bench(c: &mut Criterion) {
             b.iter(|| Envelope::decode(x).expect("decode"))
         });
         let aad = h.encode();
-        // To one recipient again and again (its table of multiples serves the key
-        // agreement after the first 48 seals), and to 200 recipients in turn (each is
-        // forgotten before its 48th seal: the Montgomery ladder every time).
         g.bench_with_input(BenchmarkId::new("seal-only", label), &file, |b, f| {
             b.iter(|| seal::seal(&dest.seal.public(), &aad, f, [6; 32]).expect("seal"))
-        });
-        let many: Vec<_> = (0..200u8)
-            .map(|i| renkei_protocol::keys::SealKeyPair::from_seed([i; 32]).public())
-            .collect();
-        let mut next = 0;
-        g.bench_with_input(BenchmarkId::new("seal-only-rare", label), &file, |b, f| {
-            b.iter(|| {
-                next = (next + 1) % many.len();
-                seal::seal(&many[next], &aad, f, [6; 32]).expect("seal")
-            })
         });
         g.bench_with_input(BenchmarkId::new("sign-only", label), &bytes, |b, x| {
             b.iter(|| {
@@ -95,20 +80,9 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-/// What a recipient's table costs to build (once per recipient and thread, after 48 seals).
-fn table_build(c: &mut Criterion) {
-    let pk = OperatorKeys::from_seeds([3; 32], [4; 32]).seal.public();
-    let point = curve25519_dalek::montgomery::MontgomeryPoint(pk)
-        .to_edwards(0)
-        .expect("a curve point");
-    c.bench_function("seal/recipient-table-build", |b| {
-        b.iter(|| EdwardsBasepointTable::create(&point))
-    });
-}
-
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(2)).warm_up_time(std::time::Duration::from_millis(500));
-    targets = bench, table_build
+    targets = bench
 }
 criterion_main!(benches);

@@ -26,5 +26,8 @@ pub mod validate;
 
 pub use finding::{Finding, Severity};
 pub use name::{FileName, parse_file_name};
-pub use unit::{RelationKey, SendUnit, UnitKind, UnitReport, check_send_unit, group_send_units};
-pub use validate::{FileReport, check_file};
+pub use unit::{
+    RelationKey, SendUnit, UnitKind, UnitReport, check_send_unit, check_send_unit_in,
+    group_send_units,
+};
+pub use validate::{FileReport, Scratch, check_file, check_file_in};

@@ -207,8 +207,7 @@ pub struct Envelope {
     header_bytes: Vec<u8>,
     sealed: Vec<u8>,
     signature: [u8; 64],
-    /// SHA-256 of `sealed`, once computed (the signature covers it; a memo's key for
-    /// opening uses it too).
+    /// SHA-256 of `sealed`, once computed (the signature covers it).
     sealed_sha256: OnceLock<Digest32>,
 }
 
@@ -236,33 +235,6 @@ fn payload_value(files: &[&[u8]]) -> Vec<u8> {
     ))
 }
 
-/// A sealed envelope awaiting its origin's signature ([`Envelope::seal_listed`]).
-#[derive(Debug)]
-pub struct Unsigned {
-    header: Header,
-    header_bytes: Vec<u8>,
-    sealed: Vec<u8>,
-    sealed_sha256: Digest32,
-}
-
-impl Unsigned {
-    /// Signs as `origin`. Its id should be the header's origin: an envelope signed by
-    /// another operator does not verify ([`Envelope::seal_and_sign_listed`] refuses it).
-    pub fn sign(self, origin: &OperatorKeys) -> Envelope {
-        let signature = origin.identity.sign(
-            ENVELOPE_SIG_LABEL,
-            &signed_message(&self.header_bytes, &self.sealed_sha256),
-        );
-        Envelope {
-            header: self.header,
-            header_bytes: self.header_bytes,
-            sealed: self.sealed,
-            signature,
-            sealed_sha256: OnceLock::from(self.sealed_sha256),
-        }
-    }
-}
-
 impl Envelope {
     /// Builds the file list of a header from file names and bytes.
     pub fn file_entries(files: &[(&str, &[u8])]) -> Vec<FileEntry> {
@@ -276,22 +248,9 @@ impl Envelope {
             .collect()
     }
 
-    /// Seals `files` (which must match `header.files`) to `header.sealed_to`, and signs as
-    /// `origin`, whose id must be `header.origin`.
+    /// Seals `files` (which must match `header.files`: count, lengths and SHA-256s) to
+    /// `header.sealed_to`, and signs as `origin`, whose id must be `header.origin`.
     pub fn seal_and_sign(
-        header: Header,
-        files: &[&[u8]],
-        origin: &OperatorKeys,
-        ephemeral_seed: [u8; 32],
-    ) -> Result<Envelope, SealError> {
-        check_files(&header, files)?;
-        Self::seal_and_sign_listed(header, files, origin, ephemeral_seed)
-    }
-
-    /// [`Envelope::seal_and_sign`] for files whose header entries the caller has just made
-    /// from these very bytes with [`Envelope::file_entries`]: they are not hashed again to
-    /// check (in debug builds they are). The destination checks them when it opens.
-    pub fn seal_and_sign_listed(
         header: Header,
         files: &[&[u8]],
         origin: &OperatorKeys,
@@ -302,30 +261,25 @@ impl Envelope {
                 "header origin is not the signing operator".into(),
             ));
         }
-        Ok(Self::seal_listed(header, files, ephemeral_seed)?.sign(origin))
-    }
-
-    /// The first half of [`Envelope::seal_and_sign_listed`]: the payload sealed, not yet
-    /// signed. For a caller with something more urgent to do between the two (simnet's
-    /// helper thread answers arrivals there); the bytes are the same.
-    pub fn seal_listed(
-        header: Header,
-        files: &[&[u8]],
-        ephemeral_seed: [u8; 32],
-    ) -> Result<Unsigned, SealError> {
-        debug_assert!(check_files(&header, files).is_ok());
+        check_files(&header, files)?;
         let header_bytes = header.encode();
-        let (sealed, sealed_sha256) = seal::seal_digested_pinned(
+        let sealed = seal::seal(
             &header.sealed_to,
             &header_bytes,
-            || payload_value(files),
+            &payload_value(files),
             ephemeral_seed,
         )?;
-        Ok(Unsigned {
+        let sealed_sha256 = sha256(&sealed);
+        let signature = origin.identity.sign(
+            ENVELOPE_SIG_LABEL,
+            &signed_message(&header_bytes, &sealed_sha256),
+        );
+        Ok(Envelope {
             header,
             header_bytes,
             sealed,
-            sealed_sha256,
+            signature,
+            sealed_sha256: OnceLock::from(sealed_sha256),
         })
     }
 
@@ -437,9 +391,7 @@ impl Envelope {
         let pair = keys
             .seal_for(&self.header.sealed_to)
             .ok_or(SealError::Open)?;
-        let (plain, _) = seal::open_digested(pair, &self.header_bytes, &self.sealed, || {
-            *self.sealed_sha256()
-        })?;
+        let plain = seal::open(pair, &self.header_bytes, &self.sealed)?;
         const W: &str = "envelope payload";
         let v = cbor::decode_canonical(&plain, W, usize::MAX)?;
         let files = match v {
@@ -464,9 +416,7 @@ impl Envelope {
             }
         };
         let refs: Vec<&[u8]> = files.iter().map(Vec::as_slice).collect();
-        // Checked whoever opens, however the plaintext was obtained: a simulation that
-        // answered the opening from its memo runs this check too (issue 30: it was skipped
-        // there in release builds, so no simnet run exercised it).
+        // The header commits to every file; the payload must deliver exactly those.
         check_files(&self.header, &refs)?;
         Ok(files)
     }

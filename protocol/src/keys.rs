@@ -45,21 +45,7 @@ impl SigningIdentity {
     /// Signs `msg` under a domain-separation label: the signed bytes are
     /// `label || 0x00 || msg`.
     pub fn sign(&self, label: &[u8], msg: &[u8]) -> [u8; 64] {
-        let public = self.key.verifying_key();
-        let (sig, taken) = crate::memo::signed_ahead(
-            || crate::memo::signed_digest(public.as_bytes(), label, msg),
-            || self.key.sign(&labelled(label, msg)).to_bytes(),
-        );
-        // A signature made ahead was remembered as verified by the thread that made it.
-        if crate::memo::active() && !taken {
-            crate::memo::remember_verified(crate::memo::verified_digest(
-                public.as_bytes(),
-                label,
-                msg,
-                &sig,
-            ));
-        }
-        sig
+        self.key.sign(&labelled(label, msg)).to_bytes()
     }
 }
 
@@ -89,55 +75,9 @@ pub fn verify_labelled(
         what,
         key: key.to_string(),
     };
-    let digest = crate::memo::active()
-        .then(|| crate::memo::verified_digest(key.as_bytes(), label, msg, sig));
-    if let Some(d) = &digest
-        && crate::memo::is_verified(d)
-    {
-        return Ok(());
-    }
-    let vk = verifying_key(key).ok_or_else(bad)?;
+    let vk = VerifyingKey::from_bytes(key.as_bytes()).map_err(|_| bad())?;
     vk.verify_strict(&labelled(label, msg), &Signature::from_bytes(sig))
-        .map_err(|_| bad())?;
-    if let Some(d) = digest {
-        crate::memo::remember_verified(d);
-    }
-    Ok(())
-}
-
-/// Decompressed verifying keys, per thread: operators are few and sign everything, and
-/// decompressing a key costs about a quarter of a verification.
-const KEY_CACHE_MAX: usize = 1024;
-
-thread_local! {
-    static KEYS: std::cell::RefCell<std::collections::BTreeMap<[u8; 32], VerifyingKey>> =
-        const { std::cell::RefCell::new(std::collections::BTreeMap::new()) };
-}
-
-/// The verifying key for `key`, decompressed once per thread; `None` if the bytes are not
-/// a valid point.
-fn verifying_key(key: &OperatorId) -> Option<VerifyingKey> {
-    let bytes = *key.as_bytes();
-    if let Some(vk) = KEYS.with(|k| k.borrow().get(&bytes).copied()) {
-        return Some(vk);
-    }
-    let vk = VerifyingKey::from_bytes(&bytes).ok()?;
-    KEYS.with(|k| {
-        let mut k = k.borrow_mut();
-        if k.len() >= KEY_CACHE_MAX {
-            k.clear();
-        }
-        k.insert(bytes, vk);
-    });
-    Some(vk)
-}
-
-/// From now on, this thread remembers (up to `capacity`, then starts over) every
-/// signature that verified, in a memo of its own; `0` turns it off. A shorthand for
-/// [`crate::memo::use_on_this_thread`] with a new [`crate::memo::CryptoMemo`]; production
-/// nodes do not use one (each verifies a given signature about once).
-pub fn remember_verified_signatures(capacity: usize) {
-    crate::memo::use_on_this_thread((capacity > 0).then(|| crate::memo::CryptoMemo::new(capacity)));
+        .map_err(|_| bad())
 }
 
 /// An X25519 key pair for opening sealed payloads.
@@ -271,47 +211,9 @@ mod tests {
     }
 
     #[test]
-    fn remembered_signatures_still_refuse_every_variation() {
-        // Each test runs on its own thread, so the memo is this test's alone.
-        let memo = crate::memo::CryptoMemo::new(2);
-        crate::memo::use_on_this_thread(Some(memo.clone()));
-        let id = SigningIdentity::from_seed([1; 32]);
-        let other = SigningIdentity::from_seed([2; 32]);
-        let sig = id.sign(b"a", b"msg");
-        for _ in 0..2 {
-            assert!(verify_labelled("t", &id.id(), b"a", b"msg", &sig).is_ok());
-        }
-        assert_eq!(memo.verified_len(), 1);
-        let mut forged = sig;
-        forged[5] ^= 1;
-        assert!(verify_labelled("t", &id.id(), b"a", b"msg", &forged).is_err());
-        assert!(verify_labelled("t", &id.id(), b"b", b"msg", &sig).is_err());
-        assert!(verify_labelled("t", &id.id(), b"a", b"msh", &sig).is_err());
-        assert!(verify_labelled("t", &other.id(), b"a", b"msg", &sig).is_err());
-        // Failures are not remembered; past the capacity the memo starts over.
-        assert_eq!(memo.verified_len(), 1);
-        for m in [&b"m2"[..], b"m3"] {
-            let s = id.sign(b"a", m);
-            assert!(verify_labelled("t", &id.id(), b"a", m, &s).is_ok());
-        }
-        assert_eq!(memo.verified_len(), 1);
-        remember_verified_signatures(0);
-        assert!(!crate::memo::active());
-    }
-
-    #[test]
-    fn cached_keys_verify_like_fresh_ones() {
+    fn keys_that_are_not_points_are_refused() {
         let id = SigningIdentity::from_seed([7; 32]);
         let sig = id.sign(b"a", b"msg");
-        // Past the cache's capacity and back: answers do not change.
-        for n in 0..(KEY_CACHE_MAX + 10) {
-            let mut seed = [1u8; 32];
-            seed[..8].copy_from_slice(&(n as u64).to_le_bytes());
-            let other = SigningIdentity::from_seed(seed).id();
-            assert!(verify_labelled("t", &other, b"a", b"msg", &sig).is_err());
-            assert!(verify_labelled("t", &id.id(), b"a", b"msg", &sig).is_ok());
-        }
-        // Bytes that are not a curve point are refused, every time.
         let not_a_point = (0u8..=255)
             .map(|b| {
                 let mut k = [b; 32];
@@ -320,9 +222,8 @@ mod tests {
             })
             .find(|k| VerifyingKey::from_bytes(k.as_bytes()).is_err())
             .unwrap();
-        for _ in 0..2 {
-            assert!(verify_labelled("t", &not_a_point, b"a", b"msg", &sig).is_err());
-        }
+        assert!(verify_labelled("t", &not_a_point, b"a", b"msg", &sig).is_err());
+        assert!(verify_labelled("t", &id.id(), b"a", b"msg", &sig).is_ok());
     }
 
     #[test]

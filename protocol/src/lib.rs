@@ -5,8 +5,9 @@
 //! node-to-node wire messages, proof bundles, and the standard-spec CSV (ケアプラン標準仕様)
 //! checks. The byte-level specification is `docs/PROTOCOL.md`.
 //!
-//! No IO, no async, no clock reads, no randomness of its own: time is an argument and
-//! randomness is handed in as bytes.
+//! No IO, no async, no clock reads, no thread-locals, no randomness of its own: time is an
+//! argument, randomness is handed in as bytes, and every function's answer depends only on
+//! its arguments.
 //!
 //! # Layout
 //!
@@ -14,8 +15,6 @@
 //! - [`cbor`]: canonical CBOR encoding and strict decoding.
 //! - [`keys`]: operator signing identity and sealing key pair.
 //! - [`seal`]: HPKE sealing of payloads.
-//! - [`memo`]: remembered answers of verification and opening, for simulation (a thread
-//!   without one — every production thread — computes everything).
 //! - [`envelope`]: signed, sealed send units.
 //! - [`receipt`]: signed statements about envelopes.
 //! - [`roster`]: the federation roster and office bindings.
@@ -37,7 +36,6 @@ pub mod ids;
 pub mod jst;
 pub mod keys;
 pub mod limits;
-pub mod memo;
 pub mod proof;
 pub mod receipt;
 pub mod rng;

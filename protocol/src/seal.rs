@@ -9,7 +9,6 @@
 
 use hpke::{Deserializable, OpModeR};
 
-use crate::envelope::{Digest32, sha256};
 use crate::error::SealError;
 use crate::keys::{EncPublicKey, SealKem, SealKeyPair};
 
@@ -32,88 +31,12 @@ pub fn seal(
     plaintext: &[u8],
     ephemeral_seed: [u8; 32],
 ) -> Result<Vec<u8>, SealError> {
-    seal_digested(recipient, aad, plaintext, ephemeral_seed).map(|(sealed, _)| sealed)
-}
-
-/// [`seal`], with the SHA-256 of the sealed bytes (an envelope signs it).
-pub(crate) fn seal_digested(
-    recipient: &EncPublicKey,
-    aad: &[u8],
-    plaintext: &[u8],
-    ephemeral_seed: [u8; 32],
-) -> Result<(Vec<u8>, Digest32), SealError> {
-    let ((out, digest), taken) = crate::memo::sealed_ahead(
-        || crate::memo::sealed_digest(recipient, aad, plaintext, &ephemeral_seed),
-        || sender::seal(recipient, SEAL_INFO, aad, plaintext, ephemeral_seed),
-    )?;
-    if crate::memo::active() && !taken {
-        crate::memo::remember_opened(
-            crate::memo::opened_digest(recipient, aad, &digest),
-            plaintext.to_vec(),
-            false,
-        );
-    }
-    Ok((out, digest))
-}
-
-/// [`seal_digested`] of a plaintext that `aad` pins down: an envelope's header lists the
-/// length and SHA-256 of every file the payload carries, and the caller has just computed
-/// them from these very files ([`crate::envelope::Envelope::seal_listed`]). With a memo,
-/// its key is then taken over `aad` rather than over the plaintext, and the plaintext is
-/// built only if the seal has to be made here (a simulation takes most seals made ahead:
-/// hashing and building each unit's payload again was ≈ 2 % of its thread). Without a
-/// memo this is [`seal_digested`].
-pub(crate) fn seal_digested_pinned(
-    recipient: &EncPublicKey,
-    aad: &[u8],
-    plaintext: impl FnOnce() -> Vec<u8>,
-    ephemeral_seed: [u8; 32],
-) -> Result<(Vec<u8>, Digest32), SealError> {
-    if !crate::memo::active() {
-        return seal_digested(recipient, aad, &plaintext(), ephemeral_seed);
-    }
-    let mut made: Option<Vec<u8>> = None;
-    let ((out, digest), taken) = crate::memo::sealed_ahead(
-        || crate::memo::sealed_pinned_digest(recipient, aad, &ephemeral_seed),
-        || {
-            let p = made.insert(plaintext());
-            sender::seal(recipient, SEAL_INFO, aad, p, ephemeral_seed)
-        },
-    )?;
-    if !taken && let Some(p) = made {
-        crate::memo::remember_opened(crate::memo::opened_digest(recipient, aad, &digest), p, true);
-    }
-    Ok((out, digest))
+    sender::seal(recipient, SEAL_INFO, aad, plaintext, ephemeral_seed)
 }
 
 /// Opens a sealed payload with the recipient's key pair; fails on a wrong key, a changed
 /// `aad` or any altered byte.
 pub fn open(keys: &SealKeyPair, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, SealError> {
-    open_digested(keys, aad, sealed, || sha256(sealed)).map(|(p, _)| p)
-}
-
-/// [`open`], given the SHA-256 of `sealed` (asked for only with a memo). Also says whether
-/// `aad` pins the plaintext (it was answered by a memo that a
-/// [`seal_digested_pinned`] filled).
-pub(crate) fn open_digested(
-    keys: &SealKeyPair,
-    aad: &[u8],
-    sealed: &[u8],
-    sealed_sha256: impl FnOnce() -> Digest32,
-) -> Result<(Vec<u8>, bool), SealError> {
-    if crate::memo::active()
-        && let Some(answer) = crate::memo::take_opened(&crate::memo::opened_digest(
-            &keys.public(),
-            aad,
-            &sealed_sha256(),
-        ))
-    {
-        return Ok(answer);
-    }
-    open_now(keys, aad, sealed).map(|p| (p, false))
-}
-
-fn open_now(keys: &SealKeyPair, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, SealError> {
     open_with_info(keys, SEAL_INFO, aad, sealed)
 }
 
@@ -168,13 +91,6 @@ mod tests {
             hex::encode(&ct),
             "ciphertext ‖ tag"
         );
-        // Sealed to often enough, the recipient's table path gives the same bytes.
-        for _ in 0..sender::TABLE_AFTER + 1 {
-            assert_eq!(
-                sender::seal_ikm(&pk, &info, &aad, &pt, ikm_e).expect("seal"),
-                sealed
-            );
-        }
         let mut wire = enc.clone();
         wire.extend_from_slice(&ct);
         assert_eq!(

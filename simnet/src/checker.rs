@@ -27,7 +27,6 @@ use renkei_core::records::{self, InboxRec, SentRec, SentStatus};
 use renkei_core::store::{Store, Tree};
 use renkei_protocol::envelope::Header;
 use renkei_protocol::ids::{EnvelopeId, OperatorId};
-use renkei_protocol::memo;
 use renkei_protocol::receipt::{ReceiptKind, SignedReceipt};
 use serde::Serialize;
 
@@ -222,22 +221,19 @@ pub fn check(
     let inbox_ids: LookupSet<EnvelopeId> = inbox.iter().map(|r| r.id).collect();
 
     // Two threads. The plaintext scan and the lost check (relays' spill files, origins'
-    // sent records; no memo needed) run on the second, the inbox checks on this one; then
-    // both take nodes one at a time for the receipt checks (most of the work: 14 M receipts
-    // in the national day), sharing the run's memo. Receipts' findings are put together
+    // sent records) run on the second, the inbox checks on this one; then both take nodes
+    // one at a time for the receipt checks (most of the work: 14 M receipts in the
+    // national day). Receipts' findings are put together
     // in node order, so the examples do not depend on which thread took which node.
     let next = AtomicUsize::new(0);
-    let memo = memo::this_thread();
     let (mut rx, (lost_found, plain, side_rx)) = std::thread::scope(|scope| {
         let side = scope.spawn(|| {
-            memo::use_on_this_thread(memo.clone());
             let mut plain = Check::default();
             if plaintext {
                 plaintext::check(&mut plain, sim, history, workload);
             }
             let lost = lost(sim, history);
             let rx = receipt_checks(sim, &inbox_ids, &next);
-            memo::use_on_this_thread(None);
             (lost, plain, rx)
         });
         let (dup, unexpected, stale_latest) = inbox_checks(history, &inbox);

@@ -22,11 +22,8 @@
 //! - [`run`](mod@run): one scenario, one seed, start to finish.
 //! - [`calendar`]: virtual dates and 14-digit stamps.
 //! - [`lookup`]: hash maps and sets for what is only looked up.
-//! - `ahead`: the helper thread that signs, seals and checks ahead of the simulation on the
-//!   second core (the run is the same without it).
 
 pub mod adversary;
-mod ahead;
 pub mod calendar;
 pub mod checker;
 pub mod history;

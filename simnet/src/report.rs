@@ -139,21 +139,6 @@ pub struct Phases {
     pub settle_ms: u64,
     /// The checkers, and the report's latency figures.
     pub check_ms: u64,
-    /// Signatures the helper thread made ahead and the run took (0 without a helper;
-    /// depends on timing, unlike everything the run computes).
-    pub ahead_signatures: u64,
-    /// Sealed payloads the helper made ahead and the run took.
-    pub ahead_seals: u64,
-    /// Signatures the helper made, taken or not (the rest were guesses that did not
-    /// hold, or came too late).
-    pub ahead_signatures_made: u64,
-    /// Sealed payloads the helper made, taken or not.
-    pub ahead_seals_made: u64,
-    /// Signatures the simulation made itself while the helper ran (not guessed, or not
-    /// made in time).
-    pub ahead_signatures_missed: u64,
-    /// Sealed payloads the simulation made itself while the helper ran.
-    pub ahead_seals_missed: u64,
 }
 
 impl Report {
@@ -228,18 +213,6 @@ impl Report {
             p.settle_ms as f64 / 1000.0,
             p.check_ms as f64 / 1000.0
         ));
-        if p.ahead_signatures + p.ahead_seals > 0 {
-            out.push_str(&format!(
-                "ahead: {} signatures and {} sealed payloads made by the helper thread \
-                 (of {} and {} it made); {} and {} made by the simulation itself\n",
-                p.ahead_signatures,
-                p.ahead_seals,
-                p.ahead_signatures_made,
-                p.ahead_seals_made,
-                p.ahead_signatures_missed,
-                p.ahead_seals_missed
-            ));
-        }
         if self.spilled_bytes > 0 {
             out.push_str(&format!(
                 "memory: {:.1} MB of store values kept in spill files\n",

@@ -8,7 +8,6 @@ use std::time::Instant;
 use renkei_core::store::{MemoryStore, SharedValues};
 use renkei_core::{ApiCommand, ApiReply, Auth, CoreConfig};
 use renkei_protocol::ids::EnvelopeId;
-use renkei_protocol::memo::{self, CryptoMemo};
 
 use crate::adversary::Adversary;
 use crate::calendar;
@@ -35,9 +34,6 @@ pub struct RunOptions {
     /// The value pool of the nodes' stores (default: a heap pool); see
     /// [`SharedValues::spilling_to`]. The run is the same either way.
     pub values: Option<SharedValues>,
-    /// Sign, seal and check ahead on a helper thread (the second core); the run is the
-    /// same either way, only faster when a core is free (one seed at a time).
-    pub ahead: bool,
     /// The process ends right after this run (the CLI's single seed): the simulated
     /// federation is left to the operating system instead of being freed piece by piece
     /// (at national scale tens of millions of allocations, 16 s of wall time). Never set
@@ -58,7 +54,6 @@ impl std::fmt::Debug for RunOptions {
             .field("trace", &self.trace.is_some())
             .field("broken", &self.broken)
             .field("values", &self.values)
-            .field("ahead", &self.ahead)
             .field("leave_to_exit", &self.leave_to_exit)
             .field("one_at_a_time", &self.one_at_a_time)
             .field("side_by_side_always", &self.side_by_side_always)
@@ -66,27 +61,11 @@ impl std::fmt::Debug for RunOptions {
     }
 }
 
-/// Signatures remembered per run (≈ 50 bytes each), at least.
-const VERIFIED_MEMO_MIN: usize = 1 << 20;
-/// Signatures remembered per envelope: the envelope's and its receipts' (hop 0, each relay
-/// hop, delivered), with room to spare. The checkers verify every stored receipt at the
-/// end; a memo that had started over would make them compute each again (at 1.2 M
-/// envelopes: minutes of curve arithmetic).
-const VERIFIED_PER_ENVELOPE: usize = 6;
-
 /// Runs `scenario` with `seed`.
 pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     let wall = Instant::now();
-    // Fifty simulated operators verify the same bindings, envelopes and receipts, and
-    // destinations open what origins sealed on this very thread: each such answer is known
-    // once (pure functions, remembered; renkei_protocol::memo, docs/SIMNET.md).
     let plan = Plan::derive(scenario, seed);
     let workload = Workload::generate(scenario, seed);
-    let memo = CryptoMemo::new(
-        (workload.planned.len() * VERIFIED_PER_ENVELOPE + workload.offices.len())
-            .max(VERIFIED_MEMO_MIN),
-    );
-    memo::use_on_this_thread(Some(memo.clone()));
     let start = calendar::parse_start(&scenario.workload.start).unwrap_or(1_745_830_800_000);
     let t0 = start.saturating_sub(scenario.workload.warmup_ms);
     let c = &scenario.core;
@@ -120,11 +99,6 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     let mut sim = b.build();
     sim.set_side_by_side(!opts.one_at_a_time);
     sim.set_side_by_side_always(opts.side_by_side_always);
-    if opts.ahead
-        && let Err(e) = sim.work_ahead(memo.clone())
-    {
-        tracing::warn!(error = %e, "no helper thread: the run computes everything itself");
-    }
     if let Some(w) = opts.trace.take() {
         sim.trace_to(w);
     }
@@ -151,7 +125,6 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
             .iter()
             .filter_map(|k| k.parse().ok())
             .collect();
-        sim.bind_ahead(o.home, office.clone(), kinds.clone());
         let cmd = ApiCommand::AddOffice {
             office,
             kinds,
@@ -196,10 +169,8 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         sim.run_until(start + p.at_ms);
         absorb(&mut sim, &mut history);
 
-        // Units are built a window ahead, so that the helper thread (if any) can sign and
-        // seal them before the origin asks.
-        while ready.next < workload.planned.len() && ready.next < j + AHEAD_UNITS {
-            ready.prepare(&mut sim, &workload, &history, start, &mut last_stamp);
+        while ready.next <= j {
+            ready.prepare(&sim, &workload, start, &mut last_stamp);
         }
         let Some(Unit { files, stamp }) = ready.units.pop_front() else {
             break;
@@ -269,7 +240,6 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     let settle_ms = sim.now() - heal;
     absorb_with(&mut sim, &mut history, &mut downloads);
     let downloaded = downloads.whole();
-    sim.stop_ahead();
     if let Some(cb) = opts.progress.as_mut() {
         cb(total, total);
     }
@@ -330,23 +300,13 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     let end = wall.elapsed();
     let wall_ms = end.as_millis() as u64;
     let ms = |d: std::time::Duration| d.as_millis() as u64;
-    let (ahead_signatures, ahead_seals) = memo.ahead_taken();
-    let (ahead_signatures_made, ahead_seals_made) = memo.ahead_made();
-    let (ahead_signatures_missed, ahead_seals_missed) = memo.ahead_missed();
     let phases = Phases {
         setup_ms: ms(setup_done),
         traffic_ms: ms(traffic_done - setup_done),
         settle_ms: ms(settle_done - traffic_done),
         check_ms: ms(end - settle_done),
-        ahead_signatures,
-        ahead_seals,
-        ahead_signatures_made,
-        ahead_seals_made,
-        ahead_signatures_missed,
-        ahead_seals_missed,
     };
     let events = sim.stats().events;
-    memo::use_on_this_thread(None);
     let report = Report {
         scenario: scenario.name.clone(),
         seed,
@@ -375,40 +335,31 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         points,
     };
     if opts.leave_to_exit {
-        sim.stop_ahead();
-        std::mem::forget((sim, history, workload, memo, inbox, values));
+        std::mem::forget((sim, history, workload, inbox, values));
     }
     report
 }
 
-/// Units built ahead of their submission (at most this many).
-const AHEAD_UNITS: usize = 256;
-
-/// A unit built ahead.
+/// A unit built for its submission.
 struct Unit {
     files: Vec<(String, Vec<u8>)>,
     stamp: String,
 }
 
 /// The workload's next units, built in submission order (the stamps of one slot increase
-/// strictly, so they are drawn in order), and the envelope ids the helper guessed for them.
+/// strictly, so they are drawn in order).
 #[derive(Default)]
 struct Ready {
     /// Units `next - units.len() .. next`.
     units: std::collections::VecDeque<Unit>,
-    /// Their origins, in the same order.
-    origins: std::collections::VecDeque<usize>,
     next: usize,
-    /// Guessed envelope id of each submission (for corrections that name it).
-    guessed: std::collections::BTreeMap<usize, EnvelopeId>,
 }
 
 impl Ready {
     fn prepare(
         &mut self,
-        sim: &mut Sim,
+        sim: &Sim,
         workload: &Workload,
-        history: &History,
         start: u64,
         last_stamp: &mut std::collections::BTreeMap<(usize, usize, crate::payload::UnitKind), u64>,
     ) {
@@ -424,28 +375,6 @@ impl Ready {
         last_stamp.insert(slot, secs);
         let stamp = calendar::stamp(secs * 1000);
         let files = p.kind.build(&from.number, &to.number, &stamp);
-        // The guesses are only for the helper: nothing the run does depends on them.
-        if sim.works_ahead() {
-            while self.origins.len() > self.units.len() {
-                self.origins.pop_front();
-            }
-            let before = self.origins.iter().filter(|o| **o == origin).count() as u64;
-            // A correction that names what it replaces carries the id the replaced unit
-            // was (or is guessed to be) accepted under.
-            let named = p.correction_of.filter(|_| p.names_replaced).and_then(|k| {
-                history
-                    .accepted(k)
-                    .or_else(|| self.guessed.get(&k).copied())
-            });
-            if let Some(id) = sim.submit_ahead(origin, to.home, due, before, files.clone(), named) {
-                self.guessed.insert(i, id);
-            }
-            if self.guessed.len() > 4 * AHEAD_UNITS {
-                let keep = i.saturating_sub(2 * AHEAD_UNITS);
-                self.guessed.retain(|k, _| *k >= keep);
-            }
-        }
-        self.origins.push_back(origin);
         self.units.push_back(Unit { files, stamp });
     }
 }

@@ -17,7 +17,6 @@ use std::collections::BTreeMap;
 
 use renkei_core::store::{MemoryStore, Tree};
 use renkei_core::{ApiCommand, ApiId, ApiReply, Auth, Core, CoreConfig, Effect, Input, OutboundId};
-use renkei_protocol::envelope::Envelope;
 use renkei_protocol::ids::OperatorId;
 use renkei_protocol::keys::OperatorKeys;
 use renkei_protocol::rng::Entropy;
@@ -53,9 +52,6 @@ pub(crate) struct Node {
     pub(crate) crash_armed: bool,
     /// The seed of the [`Entropy`] the core was last opened with.
     pub(crate) entropy_seed: u64,
-    /// A copy of the core's unit stream (for the helper's guesses): (seed it was made
-    /// from, the stream, pairs drawn from it).
-    pub(crate) unit_mirror: Option<(u64, Entropy, u64)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -119,8 +115,6 @@ pub struct Sim {
     stats: SimStats,
     /// Set when a node's store fails: the run cannot go on (see [`Sim::host_failure`]).
     host_failure: Option<String>,
-    /// The helper thread working ahead, if any ([`crate::ahead`]).
-    pub(crate) ahead: Option<crate::ahead::Ahead>,
     /// Whether independent batches of different nodes may be handled on two threads
     /// (`sim/group.rs`; the run is the same either way).
     side_by_side: bool,
@@ -186,111 +180,6 @@ impl Sim {
     /// Node `n`'s clock at global time `global`.
     pub fn local_at(&self, n: NodeIx, global: u64) -> u64 {
         local(global, self.nodes[n].skew_ms)
-    }
-
-    /// Works ahead on a helper thread from now on (see [`crate::ahead`]); the run is the
-    /// same with or without it. Over `memo`, the run's memo, which this thread must use.
-    ///
-    /// # Errors
-    /// The thread cannot be started.
-    pub fn work_ahead(&mut self, memo: renkei_protocol::memo::CryptoMemo) -> std::io::Result<()> {
-        let nodes = self
-            .nodes
-            .iter()
-            .map(|n| crate::ahead::NodeKeys {
-                keys: n.keys.clone(),
-                seal_to: self
-                    .roster
-                    .roster()
-                    .operator_with_key(&n.keys.id())
-                    .map_or(n.keys.seal.public(), |o| o.enc_key),
-            })
-            .collect();
-        self.ahead = Some(crate::ahead::Ahead::start(memo, nodes)?);
-        Ok(())
-    }
-
-    /// Stops the helper thread, if any (nothing is left to make ahead).
-    pub fn stop_ahead(&mut self) {
-        self.ahead = None;
-    }
-
-    /// Whether a helper works ahead.
-    pub fn works_ahead(&self) -> bool {
-        self.ahead.is_some()
-    }
-
-    /// Hands the helper a unit that node `n` will submit at global time `due` after
-    /// `before` other submissions to it not yet handled, built from `files`. Nothing
-    /// without a helper or while the node is down.
-    pub(crate) fn submit_ahead(
-        &mut self,
-        n: NodeIx,
-        dest: NodeIx,
-        due: u64,
-        before: u64,
-        files: Vec<(String, Vec<u8>)>,
-        supersedes: Option<renkei_protocol::ids::EnvelopeId>,
-    ) -> Option<renkei_protocol::ids::EnvelopeId> {
-        self.ahead.as_ref()?;
-        let drawn = self.nodes[n].core.as_ref()?.unit_draws();
-        let (id, seed) = self.unit_pair(n, drawn + before);
-        let at_ms = self.local_at(n, due);
-        if let Some(a) = &self.ahead {
-            a.submit(
-                due,
-                crate::ahead::SubmitJob {
-                    node: n,
-                    dest,
-                    files,
-                    supersedes,
-                    at_ms,
-                    id,
-                    seed,
-                },
-            );
-        }
-        Some(id)
-    }
-
-    /// Hands the helper the binding node `n` will sign when it registers `office` now.
-    /// Nothing without a helper.
-    pub(crate) fn bind_ahead(
-        &self,
-        n: NodeIx,
-        office: renkei_protocol::ids::OfficeNumber,
-        kinds: Vec<renkei_protocol::ids::ServiceKind>,
-    ) {
-        if let Some(a) = &self.ahead {
-            a.bind(
-                self.now,
-                crate::ahead::BindJob {
-                    node: n,
-                    office,
-                    kinds,
-                    at_ms: self.local_at(n, self.now),
-                },
-            );
-        }
-    }
-
-    /// The (id, seed) pair at position `pos` of node `n`'s current unit stream.
-    fn unit_pair(&mut self, n: NodeIx, pos: u64) -> (renkei_protocol::ids::EnvelopeId, [u8; 32]) {
-        let node = &mut self.nodes[n];
-        let seed = node.entropy_seed;
-        let fresh = !matches!(&node.unit_mirror, Some((s, _, at)) if *s == seed && *at <= pos);
-        if fresh {
-            node.unit_mirror = Some((seed, renkei_core::unit_stream(Entropy::from_u64(seed)), 0));
-        }
-        let Some((_, stream, at)) = node.unit_mirror.as_mut() else {
-            unreachable!("the mirror was just made");
-        };
-        while *at < pos {
-            renkei_core::next_unit_pair(stream);
-            *at += 1;
-        }
-        *at += 1;
-        renkei_core::next_unit_pair(stream)
     }
 
     /// Sends `request` from node `from` to node `to` as `from`'s node would (over the
@@ -456,9 +345,6 @@ impl Sim {
         };
         self.now = self.now.max(t);
         self.stats.events += 1;
-        if let Some(a) = &self.ahead {
-            a.tick(self.now);
-        }
         let Some(node) = ev.input_node() else {
             self.control(ev);
             return true;
@@ -752,14 +638,6 @@ impl Sim {
                 }
                 let size = event::request_size(&request);
                 let to_life = self.nodes[j].life;
-                let hint = match &request {
-                    Request::Deliver(envs) if self.ahead.is_some() => Some(
-                        envs.iter()
-                            .filter_map(|e| Envelope::header_bytes_in(e).map(<[u8]>::to_vec))
-                            .collect(),
-                    ),
-                    _ => None,
-                };
                 self.transmit(
                     n,
                     j,
@@ -772,7 +650,6 @@ impl Sim {
                         out: id,
                         request,
                     },
-                    hint,
                 );
             }
             Effect::Respond { id, response } => {
@@ -793,7 +670,6 @@ impl Sim {
                             out: r.out,
                             response,
                         },
-                        None,
                     );
                 }
             }

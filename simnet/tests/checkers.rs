@@ -181,36 +181,6 @@ fn spilling_store_values_to_a_file_changes_nothing_but_memory() {
 }
 
 #[test]
-fn a_helper_thread_working_ahead_changes_nothing_but_the_wall_time() {
-    // Crashes and partitions: some guesses go wrong (a node that restarted, a receipt
-    // signed later than the message arrived), and the run must not notice.
-    let mut s = scenario("relay-crash-restart");
-    s.workload.envelopes = 200;
-    let alone = run(&s, 11, RunOptions::default());
-    let helped = run(
-        &s,
-        11,
-        RunOptions {
-            ahead: true,
-            ..RunOptions::default()
-        },
-    );
-    assert_eq!(alone.event_log_hash, helped.event_log_hash);
-    assert_eq!(alone.counts.delivered, helped.counts.delivered);
-    assert_eq!(alone.counts.receipts, helped.counts.receipts);
-    assert!(helped.passed(), "{}", helped.text());
-    assert_eq!(
-        (alone.phases.ahead_signatures, alone.phases.ahead_seals),
-        (0, 0)
-    );
-    // Units are handed to the helper 64 submissions before they are due: it has seconds
-    // of wall time to seal some of them however slow the machine.
-    assert!(helped.phases.ahead_seals > 0, "{}", helped.text());
-    assert!(helped.phases.ahead_signatures > 0, "{}", helped.text());
-    assert!(helped.text().contains("ahead: "), "{}", helped.text());
-}
-
-#[test]
 fn trace_is_written_and_plot_is_svg() {
     let mut s = scenario("smoke");
     s.workload.envelopes = 10;

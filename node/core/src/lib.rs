@@ -176,7 +176,7 @@ pub struct Core<S: Store> {
     rng: Entropy,
     /// Envelope ids and ephemeral sealing seeds: a stream of its own (drawn from `rng` at
     /// open), so that the k-th unit sealed since open takes the k-th pair whatever retries
-    /// happened in between (simnet computes seals ahead on its second core; docs/SIMNET.md).
+    /// happened in between (a replayed run's ids do not depend on its retry timing).
     unit_rng: Entropy,
     /// Pairs drawn from `unit_rng` since open.
     unit_draws: u64,
@@ -385,7 +385,8 @@ impl<S: Store> Core<S> {
     /// sealed after open takes the k-th (id, seed) pair of the unit stream, whose seed is
     /// the first 32 bytes drawn from the [`Entropy`] handed to [`Core::open`]
     /// ([`unit_stream`]).
-    pub fn unit_draws(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn unit_draws(&self) -> u64 {
         self.unit_draws
     }
 
@@ -466,12 +467,13 @@ impl<S: Store> Core<S> {
 
 /// The unit stream of a core opened with `rng` (see [`Core::unit_draws`]): a caller that
 /// handed the core this source can tell the (id, ephemeral seed) pairs it will draw.
-pub fn unit_stream(mut rng: Entropy) -> Entropy {
+#[cfg(test)]
+pub(crate) fn unit_stream(mut rng: Entropy) -> Entropy {
     Entropy::from_seed(rng.bytes32())
 }
 
 /// The next (envelope id, ephemeral seed) pair of a unit stream.
-pub fn next_unit_pair(stream: &mut Entropy) -> (EnvelopeId, [u8; 32]) {
+pub(crate) fn next_unit_pair(stream: &mut Entropy) -> (EnvelopeId, [u8; 32]) {
     let id = EnvelopeId(stream.bytes16());
     (id, stream.bytes32())
 }

@@ -7,13 +7,13 @@
 //! to it directly, as simnet and the core's tests do: it is the same function, so what
 //! they exercise is what production runs.
 
-use renkei_protocol::envelope::{Digest32, Envelope};
+use renkei_protocol::envelope::Envelope;
 use renkei_protocol::error::DecodeError;
 use renkei_protocol::keys::OperatorKeys;
 use renkei_protocol::receipt::{RejectCode, SignedReceipt};
 use renkei_protocol::wire::{HopOutcome, Response};
 
-use super::unit::{UnitFinding, UnitInfo, check_unit_listed};
+use super::unit::{UnitFinding, UnitInfo, check_unit};
 
 /// What opening an envelope to this node gave.
 #[derive(Debug, Clone)]
@@ -90,8 +90,7 @@ pub(crate) fn open_and_check(
         .map(|(f, b)| (f.name.as_str(), b.as_slice()))
         .collect();
     // `open` checked every file against its header entry (length and SHA-256).
-    let sums: Vec<Digest32> = h.files.iter().map(|f| f.sha256).collect();
-    let checked = check_unit_listed(&refs, &sums);
+    let checked = check_unit(&refs);
     Ok(Opened { files, checked })
 }
 

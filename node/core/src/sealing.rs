@@ -57,7 +57,7 @@ impl SealJob {
         } = self;
         let (id, at_ms) = (header.id, header.created_at_ms);
         let bytes: Vec<&[u8]> = files.iter().map(Vec::as_slice).collect();
-        let result = Envelope::seal_and_sign_listed(header, &bytes, &keys, ephemeral_seed)
+        let result = Envelope::seal_and_sign(header, &bytes, &keys, ephemeral_seed)
             .map(|env| {
                 let digest = env.digest();
                 let accepted = Receipt {

@@ -1,9 +1,8 @@
 //! The core's view of a send unit: who sends to whom, which document, which users, as
 //! established by the standard-spec CSV checks of `renkei_protocol::csv`.
 
-use renkei_protocol::envelope::{Digest32, Envelope, FileEntry, Party, sha256};
+use renkei_protocol::envelope::{Envelope, FileEntry, Party};
 use renkei_protocol::ids::{DocKind, Stamp};
-use renkei_protocol::memo;
 use serde::Serialize;
 
 /// One validation finding, as the API reports it.
@@ -142,8 +141,7 @@ impl PreparedUnit {
         let checked = if files.is_empty() {
             Err(Vec::new())
         } else {
-            let sums: Vec<Digest32> = entries.iter().map(|e| e.sha256).collect();
-            check_unit_listed(&refs, &sums)
+            check_unit(&refs)
         };
         PreparedUnit {
             files,
@@ -163,126 +161,12 @@ impl PreparedUnit {
     }
 }
 
-/// Validates a unit (standard-spec CSV checks) and extracts what the core needs.
-///
-/// The checks are a pure function of the names and bytes: on a thread with a
-/// [`renkei_protocol::memo`] (simnet), a unit that passed is remembered under a digest of
-/// every name and byte, and the next check of exactly those files (the destination's, of
-/// what the origin checked) takes that answer instead of parsing again. Production
-/// threads have no memo and always check.
+/// Validates a unit (standard-spec CSV checks) and extracts what the core needs. A pure
+/// function of the names and bytes; it runs wherever a unit is checked — the origin's
+/// prepare stage, the destination's — in production and in simnet alike.
 pub fn check_unit(files: &[(&str, &[u8])]) -> Result<UnitInfo, Vec<UnitFinding>> {
-    if !memo::active() {
-        return validate::check(files);
-    }
-    let sums: Vec<Digest32> = files.iter().map(|(_, b)| sha256(b)).collect();
-    check_unit_listed(files, &sums)
-}
-
-/// [`check_unit`] of files whose SHA-256s the caller has (`sha256s[i]` of `files[i]`, e.g.
-/// header entries just made or just checked against the bytes): a memo's key is made of
-/// them rather than of every byte again.
-pub fn check_unit_listed(
-    files: &[(&str, &[u8])],
-    sha256s: &[Digest32],
-) -> Result<UnitInfo, Vec<UnitFinding>> {
-    if !memo::active() {
-        return validate::check(files);
-    }
-    let digest = unit_digest(files, sha256s);
-    if let Some(info) = memo::take_answer::<UnitInfo>(&digest) {
-        return Ok(info);
-    }
-    let checked = validate::check(files);
-    if let Ok(info) = &checked {
-        memo::remember_answer(digest, info.clone());
-    }
-    checked
-}
-
-/// [`check_unit`] on a helper thread, ahead of a simulated submission, of files whose
-/// SHA-256s the caller has computed (`sha256s`, in order: the header's entries): the
-/// answer is remembered for the `uses` checks to come (the origin's and the
-/// destination's). Without a memo it only checks.
-pub fn check_unit_ahead(
-    files: &[(&str, &[u8])],
-    sha256s: &[Digest32],
-    uses: u32,
-) -> Result<UnitInfo, Vec<UnitFinding>> {
-    debug_assert!(
-        files.len() == sha256s.len()
-            && files.iter().zip(sha256s).all(|((_, b), s)| sha256(b) == *s)
-    );
-    let checked = validate::check(files);
-    if memo::active()
-        && let Ok(info) = &checked
-    {
-        memo::remember_answer_for(unit_digest(files, sha256s), info.clone(), uses);
-    }
-    checked
-}
-
-/// SHA-256 of a label and every file's name, length and SHA-256, each name
-/// length-prefixed.
-fn unit_digest(files: &[(&str, &[u8])], sha256s: &[Digest32]) -> [u8; 32] {
-    use sha2::Digest;
-    let mut h = sha2::Sha256::new();
-    h.update(b"renkei/check_unit/v2");
-    h.update((files.len() as u64).to_le_bytes());
-    for ((name, bytes), sum) in files.iter().zip(sha256s) {
-        h.update((name.len() as u64).to_le_bytes());
-        h.update(name.as_bytes());
-        h.update((bytes.len() as u64).to_le_bytes());
-        h.update(sum);
-    }
-    h.finalize().into()
+    validate::check(files)
 }
 
 #[path = "unit_validate.rs"]
 mod validate;
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use crate::tests::net::fixture_unit;
-    use renkei_protocol::memo::{CryptoMemo, use_on_this_thread};
-
-    fn refs(files: &[(String, Vec<u8>)]) -> Vec<(&str, &[u8])> {
-        files
-            .iter()
-            .map(|(n, b)| (n.as_str(), b.as_slice()))
-            .collect()
-    }
-
-    #[test]
-    fn with_a_memo_a_checked_unit_is_answered_once_and_any_change_is_checked_again() {
-        let memo = CryptoMemo::new(16);
-        use_on_this_thread(Some(memo.clone()));
-        let files = fixture_unit("d2_kyo_riyohyo");
-        let first = check_unit(&refs(&files)).unwrap();
-        assert_eq!(memo.answers_taken(), 0);
-        let second = check_unit(&refs(&files)).unwrap();
-        assert_eq!(memo.answers_taken(), 1, "the second check was answered");
-        assert_eq!(format!("{first:?}"), format!("{second:?}"));
-        // Handed out once: a third check computes (and remembers) again.
-        check_unit(&refs(&files)).unwrap();
-        assert_eq!(memo.answers_taken(), 1);
-
-        // One byte changed in a file (the last digit turned into a letter) or a file
-        // renamed: checked for real, and refused as without a memo.
-        let mut broken = files.clone();
-        let at = broken[0].1.iter().rposition(u8::is_ascii_digit).unwrap();
-        broken[0].1[at] = b'X';
-        let with = check_unit(&refs(&broken)).unwrap_err();
-        use_on_this_thread(None);
-        let without = check_unit(&refs(&broken)).unwrap_err();
-        assert_eq!(with, without);
-        use_on_this_thread(Some(memo.clone()));
-        let mut renamed = files.clone();
-        renamed[0].0 = renamed[0].0.replace(".CSV", ".TXT").replace(".csv", ".txt");
-        assert_ne!(renamed[0].0, files[0].0);
-        assert!(check_unit(&refs(&renamed)).is_err());
-        assert_eq!(memo.answers_taken(), 1, "no changed unit was answered");
-        use_on_this_thread(None);
-    }
-}

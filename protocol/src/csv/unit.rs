@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::finding::{Finding, Severity};
 use super::layout;
 use super::name::{FileName, parse_name};
-use super::validate::{FileReport, check_file};
+use super::validate::{FileReport, Scratch, check_file_in};
 use crate::ids::{DocKind, FilePrefix, OfficeNumber, ServiceKind, Stamp, YearMonth};
 
 /// The key under which a newer file replaces an older one (DOMAIN.md "Versions and latest").
@@ -249,7 +249,15 @@ fn unit_finding(rule: &'static str, severity: Severity, message: String) -> Find
 /// Checks one send unit: every file, then that they share sender, recipient and stamp,
 /// form one 送信単位 of the standard, and agree on their relation keys.
 pub fn check_send_unit(files: &[(&str, &[u8])]) -> UnitReport {
-    let reports: Vec<FileReport> = files.iter().map(|(n, b)| check_file(n, b)).collect();
+    check_send_unit_in(&mut Scratch::default(), files)
+}
+
+/// [`check_send_unit`], reusing `scratch`'s buffers.
+pub fn check_send_unit_in(scratch: &mut Scratch, files: &[(&str, &[u8])]) -> UnitReport {
+    let reports: Vec<FileReport> = files
+        .iter()
+        .map(|(n, b)| check_file_in(scratch, n, b))
+        .collect();
     let mut findings = Vec::new();
     let unit = unit_of(&reports, &mut findings);
     UnitReport {

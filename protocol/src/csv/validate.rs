@@ -1,6 +1,5 @@
 //! Checking one file against its layout: [`check_file`].
 
-use std::cell::RefCell;
 use std::collections::BTreeSet;
 
 use serde::Serialize;
@@ -43,10 +42,25 @@ impl FileReport {
     }
 }
 
-thread_local! {
-    /// The decoded text of the previous file, kept to reuse its allocation: a fresh 40 MB
-    /// buffer per file costs page faults worth ~10% of validation time.
-    static DECODED: RefCell<String> = const { RefCell::new(String::new()) };
+/// What checking one file leaves behind for the next: the decoded text's allocation (a
+/// fresh 40 MB buffer per file cost page faults worth ~10 % of validation time) and the
+/// CSV reader (building one — csv_core compiles its parser tables — costs as much as
+/// checking a 4 KiB file). Owned by the caller: [`check_send_unit`](super::check_send_unit)
+/// keeps one for the files of a unit, a worker thread may keep one for its life. It never
+/// changes an answer: every check starts from an empty buffer and a reset reader.
+#[derive(Default)]
+pub struct Scratch {
+    decoded: String,
+    reader: Option<CsvReader>,
+}
+
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scratch")
+            .field("decoded_capacity", &self.decoded.capacity())
+            .field("reader", &self.reader.is_some())
+            .finish()
+    }
 }
 
 /// Largest decode buffer (and CSV reader buffer) kept between files, per thread: a node
@@ -60,6 +74,11 @@ const JPEG_MAGIC: &[u8] = b"\xFF\xD8\xFF";
 /// Checks one file: its name, encoding, CSV structure and every field against the layout
 /// of its prefix, and name ↔ content consistency. The bytes are only read.
 pub fn check_file(name: &str, bytes: &[u8]) -> FileReport {
+    check_file_in(&mut Scratch::default(), name, bytes)
+}
+
+/// [`check_file`], reusing `scratch`'s buffers.
+pub fn check_file_in(scratch: &mut Scratch, name: &str, bytes: &[u8]) -> FileReport {
     let display = printable(name);
     let parsed = parse_name(name);
     let mut sink = Sink::default();
@@ -110,10 +129,11 @@ pub fn check_file(name: &str, bytes: &[u8]) -> FileReport {
                 e.to_string(),
             )),
             Ok(current) => {
-                let mut text = DECODED.with(|b| std::mem::take(&mut *b.borrow_mut()));
+                let mut text = std::mem::take(&mut scratch.decoded);
+                text.clear();
                 if decode(&display, bytes, &mut sink, &mut text) {
                     let mut check = Check::new(&display, prefix, report.file_name.as_ref());
-                    check.run(current, text.as_bytes(), &mut sink);
+                    check.run(current, text.as_bytes(), &mut sink, &mut scratch.reader);
                     report.rows = check.rows;
                     report.users = check.users.len();
                     report.csv_version = check.version;
@@ -122,7 +142,7 @@ pub fn check_file(name: &str, bytes: &[u8]) -> FileReport {
                 }
                 if text.capacity() <= DECODED_KEPT_BYTES_MAX {
                     text.clear();
-                    DECODED.with(|b| *b.borrow_mut() = text);
+                    scratch.decoded = text;
                 }
             }
         }
@@ -228,15 +248,9 @@ const READ_BUFFER_BYTES: usize = 256 * 1024;
 
 type CsvReader = csv::Reader<std::io::Cursor<Vec<u8>>>;
 
-thread_local! {
-    /// One CSV reader per thread, reused: building one (csv_core compiles its parser
-    /// tables) cost as much as validating a 4 KiB file.
-    static READER: std::cell::RefCell<Option<CsvReader>> = const { std::cell::RefCell::new(None) };
-}
-
-/// This thread's reader, reset to read `text` from the start.
-fn take_reader(text: &[u8]) -> CsvReader {
-    let mut rdr = READER.with(|r| r.borrow_mut().take()).unwrap_or_else(|| {
+/// `kept` reset to read `text` from the start, or a new reader.
+fn take_reader(kept: &mut Option<CsvReader>, text: &[u8]) -> CsvReader {
+    let mut rdr = kept.take().unwrap_or_else(|| {
         csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -253,13 +267,14 @@ fn take_reader(text: &[u8]) -> CsvReader {
     rdr
 }
 
-fn give_back_reader(mut rdr: CsvReader) {
+fn give_back_reader(kept: &mut Option<CsvReader>, mut rdr: CsvReader) {
     let buf = rdr.get_mut().get_mut();
     if buf.capacity() > DECODED_KEPT_BYTES_MAX {
         *buf = Vec::new();
     }
-    READER.with(|r| *r.borrow_mut() = Some(rdr));
+    *kept = Some(rdr);
 }
+
 const SIKYU_SERVICE_CODE: usize = 8;
 const KIHON_IMAGE: usize = 61;
 
@@ -313,8 +328,14 @@ impl<'a> Check<'a> {
         }
     }
 
-    fn run(&mut self, current: &'a Spec, text: &'a [u8], sink: &mut Sink) {
-        let mut rdr = take_reader(text);
+    fn run(
+        &mut self,
+        current: &'a Spec,
+        text: &'a [u8],
+        sink: &mut Sink,
+        kept: &mut Option<CsvReader>,
+    ) {
+        let mut rdr = take_reader(kept, text);
         let mut rec = csv::ByteRecord::new();
         let mut record_no = 0u64;
         let mut layout: Option<&FileLayout> = current.layout(self.prefix);
@@ -401,7 +422,7 @@ impl<'a> Check<'a> {
             }
             prev_at = Some(at);
         }
-        give_back_reader(rdr);
+        give_back_reader(kept, rdr);
         let Some((last_at, last_start)) = last else {
             sink.push(Finding::file(
                 self.file,

@@ -1,42 +1,26 @@
 //! The sending side of HPKE base mode, RFC 9180, for the one suite Renkei uses:
 //! DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305, single shot.
 //!
-//! Written out here (rather than through the `hpke` crate, which still opens) for two
-//! reasons of speed, both invisible in the bytes — a test checks every output against the
-//! `hpke` crate's, byte for byte, for the same inputs:
-//! - the ephemeral public key is computed once (the crate derives it, drops it and
-//!   computes it again inside its encapsulation);
-//! - the key agreement with a recipient sealed to often (a destination operator receives
-//!   thousands of units at month start) uses a table of multiples of the recipient's point,
-//!   built once per recipient after [`TABLE_AFTER`] seals on this thread: a constant-time
-//!   fixed-base multiplication instead of a Montgomery ladder (a 4 KiB seal: 39 instead of
-//!   76 µs).
-//!   The table path is taken only for a public key that is a point of the prime-order
-//!   subgroup (every key a Renkei node makes); any other key — on the twist, with a
-//!   small-order component — goes through the ladder of `x25519-dalek` as before.
-
-use std::cell::RefCell;
+//! Written out here (rather than through the `hpke` crate, which still opens) so the
+//! ephemeral public key is computed once (the crate derives it, drops it and computes it
+//! again inside its encapsulation); HKDF and HMAC are the RustCrypto crates'. A test checks
+//! every output against the `hpke` crate's, byte for byte, for the same inputs, and the
+//! RFC 9180 A.2.1 known answer runs on it (`seal::tests`).
+//!
+//! An earlier version kept, per thread, a table of multiples of each frequent recipient's
+//! point (a 4 KiB seal: 39 instead of 76 µs). It went with the protocol crate's other
+//! thread-locals (issue 30: the protocol is a spec, no hidden state); a driver that needs
+//! it back would own such a table and hand it in.
 
 use chacha20::ChaCha20Rng;
 use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
-use curve25519_dalek::edwards::{EdwardsBasepointTable, EdwardsPoint};
 use curve25519_dalek::montgomery::MontgomeryPoint;
-use curve25519_dalek::scalar::{Scalar, clamp_integer};
-use curve25519_dalek::traits::BasepointTable;
 use hpke::rand_core::{Rng, SeedableRng};
 use zeroize::Zeroize;
 
 use crate::error::SealError;
 use crate::keys::EncPublicKey;
-
-/// Seals to a recipient use its table from this many seals on one thread: building one
-/// costs ≈ 1 ms, what ≈ 28 seals by table save over the ladder (`cargo bench -p
-/// renkei-protocol --bench crypto`, docs/PERFORMANCE.md).
-pub(crate) const TABLE_AFTER: u32 = 48;
-/// Recipients whose seal counts or tables a thread keeps (then the oldest is forgotten);
-/// a table is ≈ 30 KB.
-const RECIPIENTS_MAX: usize = 64;
 
 const VERSION: &[u8] = b"HPKE-v1";
 /// "KEM" ‖ I2OSP(0x0020, 2): DHKEM(X25519, HKDF-SHA256).
@@ -116,89 +100,11 @@ pub(crate) fn seal_ikm(
 }
 
 /// The ephemeral public key X25519(`sk`, 9) and the shared secret X25519(`sk`, `public`).
-/// With the recipient's table both are Edwards points, turned into u-coordinates with one
-/// field inversion instead of two (each is ≈ 5 µs of a ≈ 40 µs seal).
 fn key_pair_and_agreement(sk: [u8; 32], public: &EncPublicKey) -> ([u8; 32], [u8; 32]) {
-    let via_table = TABLES.with(|t| {
-        let mut t = t.borrow_mut();
-        t.entry(public).map(|table| {
-            let ephemeral = EdwardsPoint::mul_base_clamped(sk);
-            let mut s = Scalar::from_bytes_mod_order(clamp_integer(sk));
-            let shared = table.mul_base(&s);
-            s.zeroize();
-            let us = EdwardsPoint::to_montgomery_batch(&[ephemeral, shared]);
-            (us[0].to_bytes(), us[1].to_bytes())
-        })
-    });
-    via_table.unwrap_or_else(|| {
-        (
-            MontgomeryPoint::mul_base_clamped(sk).to_bytes(),
-            MontgomeryPoint(*public).mul_clamped(sk).to_bytes(),
-        )
-    })
-}
-
-/// What a thread knows of one recipient public key.
-struct Recipient {
-    key: [u8; 32],
-    /// Seals to it on this thread.
-    seals: u32,
-    table: Table,
-}
-
-enum Table {
-    /// Not built yet (fewer than [`TABLE_AFTER`] seals).
-    NotYet,
-    Built(Box<EdwardsBasepointTable>),
-    /// No table can serve this key: the ladder it is.
-    Unusable,
-}
-
-/// The recipients of this thread's recent seals, oldest first.
-struct Tables(Vec<Recipient>);
-
-thread_local! {
-    static TABLES: RefCell<Tables> = const { RefCell::new(Tables(Vec::new())) };
-}
-
-impl Tables {
-    /// Counts a seal to `public` and answers its table when it has (or now gets) one.
-    fn entry(&mut self, public: &[u8; 32]) -> Option<&EdwardsBasepointTable> {
-        let i = match self.0.iter().position(|r| r.key == *public) {
-            Some(i) => i,
-            None => {
-                if self.0.len() >= RECIPIENTS_MAX {
-                    self.0.remove(0);
-                }
-                self.0.push(Recipient {
-                    key: *public,
-                    seals: 0,
-                    table: Table::NotYet,
-                });
-                self.0.len() - 1
-            }
-        };
-        let r = &mut self.0[i];
-        r.seals = r.seals.saturating_add(1);
-        if matches!(r.table, Table::NotYet) && r.seals >= TABLE_AFTER {
-            r.table = table_for(&r.key).map_or(Table::Unusable, Table::Built);
-        }
-        match &r.table {
-            Table::Built(t) => Some(&**t),
-            _ => None,
-        }
-    }
-}
-
-/// A table of multiples of the point whose u-coordinate is `public`, if that point is in
-/// the prime-order subgroup (then a clamped scalar reduced mod ℓ gives the same product,
-/// and either sign of the point the same u-coordinate).
-fn table_for(public: &[u8; 32]) -> Option<Box<EdwardsBasepointTable>> {
-    let point = MontgomeryPoint(*public).to_edwards(0)?;
-    if !point.is_torsion_free() || point.is_small_order() {
-        return None;
-    }
-    Some(Box::new(EdwardsBasepointTable::create(&point)))
+    (
+        MontgomeryPoint::mul_base_clamped(sk).to_bytes(),
+        MontgomeryPoint(*public).mul_clamped(sk).to_bytes(),
+    )
 }
 
 /// HKDF-SHA256 from the `hkdf` crate (RustCrypto), on the SHA-256 of `sha2` 0.11 that
@@ -257,18 +163,17 @@ mod tests {
     }
 
     #[test]
-    fn the_same_bytes_as_the_hpke_crate_by_ladder_and_by_table() {
+    fn the_same_bytes_as_the_hpke_crate() {
         let mut rng = ChaCha20Rng::from_seed([7; 32]);
         for k in 0..6u8 {
             let recipient = SealKeyPair::from_seed([k; 32]).public();
-            // Enough seals to one recipient that the later ones use its table.
-            for i in 0..(TABLE_AFTER + 8) {
+            for i in 0..8u8 {
                 let mut seed = [0u8; 32];
                 rng.fill_bytes(&mut seed);
                 let len = (rng.next_u32() % 300) as usize;
                 let mut pt = vec![0u8; len];
                 rng.fill_bytes(&mut pt);
-                let aad = [k, i as u8, 3];
+                let aad = [k, i, 3];
                 let info = if i % 2 == 0 {
                     &b"renkei/seal/v1"[..]
                 } else {
@@ -280,21 +185,14 @@ mod tests {
                     "recipient {k}, seal {i}"
                 );
             }
-            let has_table = TABLES.with(|t| {
-                t.borrow()
-                    .0
-                    .iter()
-                    .any(|r| r.key == recipient && matches!(r.table, Table::Built(_)))
-            });
-            assert!(has_table, "recipient {k} got a table");
         }
     }
 
     #[test]
-    fn keys_no_table_can_serve_go_through_the_ladder() {
+    fn odd_keys_give_the_crates_answer() {
         // A u-coordinate on the twist, the identity's (0), a small-order point's, and a
-        // point with a small-order component: no table, the ladder's answer (and the same
-        // refusal of an all-zero secret as the crate's).
+        // point with a small-order component: the crate's answer (and the same refusal of
+        // an all-zero secret as the crate's).
         let order_8 = curve25519_dalek::constants::EIGHT_TORSION[1]
             .to_montgomery()
             .to_bytes();
@@ -306,11 +204,8 @@ mod tests {
         let mut twist = [0u8; 32];
         twist[0] = 2; // u = 2 is not on Curve25519
         assert!(MontgomeryPoint(twist).to_edwards(0).is_none());
-        for key in [twist, [0u8; 32], order_8, mixed] {
-            assert!(table_for(&key).is_none());
-        }
-        for i in 0..(TABLE_AFTER + 2) {
-            let seed = [i as u8; 32];
+        for i in 0..4u8 {
+            let seed = [i; 32];
             let ours = seal(&mixed, b"i", b"a", b"p", seed).unwrap();
             assert_eq!(ours, by_the_crate(&mixed, b"i", b"a", b"p", seed));
             let ours = seal(&twist, b"i", b"a", b"p", seed).unwrap();

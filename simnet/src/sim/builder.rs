@@ -267,7 +267,6 @@ impl Builder {
                 wake: None,
                 crash_armed: false,
                 entropy_seed,
-                unit_mirror: None,
             });
         }
         let mut links = BTreeMap::new();
@@ -301,7 +300,6 @@ impl Builder {
             log: EventLog::new(),
             stats: SimStats::default(),
             host_failure: None,
-            ahead: None,
             side_by_side: true,
             side_by_side_always: false,
             until: u64::MAX,

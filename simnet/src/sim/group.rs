@@ -155,7 +155,6 @@ impl Sim {
         self.stats.side_by_side += batches.len() as u64;
 
         // Handle: heavy batches alternate between the threads, the rest stay here.
-        let memo = renkei_protocol::memo::this_thread();
         let mut cores: Vec<Option<&mut super::Node>> = self.nodes.iter_mut().map(Some).collect();
         let (mut here, mut there): (Vec<Job>, Vec<Job>) = (Vec::new(), Vec::new());
         let mut flip = false;
@@ -180,10 +179,7 @@ impl Sim {
         }
         let inputs: u64 = here.iter().chain(&there).map(|j| j.3.len() as u64).sum();
         let (mut done, other) = std::thread::scope(|s| {
-            let h = s.spawn(move || {
-                renkei_protocol::memo::use_on_this_thread(memo);
-                handle_all(there)
-            });
+            let h = s.spawn(move || handle_all(there));
             let mine = handle_all(here);
             let theirs = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
             (mine, theirs)
@@ -237,9 +233,6 @@ impl Sim {
             };
             self.now = self.now.max(at);
             self.stats.events += 1;
-            if let Some(a) = &self.ahead {
-                a.tick(self.now);
-            }
             is_heavy |= self.weighs(&ev);
             if let Some(i) = self.resolve(ev) {
                 inputs.push(i);

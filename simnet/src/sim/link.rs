@@ -3,7 +3,7 @@
 //! reconnection after repair or restart.
 
 use super::event::{Event, FailWhy, Fault, NodeIx};
-use super::{CRASH_FALLBACK_MS, Sim, local};
+use super::{CRASH_FALLBACK_MS, Sim};
 
 /// One undirected link `(a, b)` with `a < b`.
 #[derive(Debug, Default)]
@@ -57,17 +57,7 @@ impl Sim {
     }
 
     /// Puts a message from `from` to `to` on the network.
-    ///
-    /// `hint`: the header bytes of a Deliver request's envelopes, for the helper working
-    /// ahead (the receipts the receiving node will sign on arrival).
-    pub(crate) fn transmit(
-        &mut self,
-        from: NodeIx,
-        to: NodeIx,
-        size: u64,
-        ev: Event,
-        hint: Option<Vec<Vec<u8>>>,
-    ) {
+    pub(crate) fn transmit(&mut self, from: NodeIx, to: NodeIx, size: u64, ev: Event) {
         self.stats.messages += 1;
         let k = key(from, to);
         let Some(l) = self.links.get(&k) else {
@@ -100,17 +90,6 @@ impl Sim {
             d += self.net.reorder_ms;
         }
         let due = self.now + d;
-        if let (Some(a), Some(headers)) = (&self.ahead, hint) {
-            a.arrival(
-                due,
-                crate::ahead::ArrivalJob {
-                    node: to,
-                    from: self.nodes[from].keys.id(),
-                    at_ms: local(due, self.nodes[to].skew_ms),
-                    headers,
-                },
-            );
-        }
         self.push(due, ev);
     }
 
