@@ -88,6 +88,7 @@ impl Plan {
             bandwidth_bytes_per_ms: n.bandwidth_bytes_per_ms.max(1),
             loss: d.span(n.loss),
             duplicate: d.span(n.duplicate),
+            corrupt: d.span(n.corrupt),
             reorder: d.span(n.reorder),
             reorder_ms: n.reorder_ms,
             request_timeout_ms: n.request_timeout_ms,
@@ -206,12 +207,13 @@ impl Plan {
                 links_text(&self.links)
             ),
             format!(
-                "net latency min {} ms mean {} ms, bandwidth {} B/ms, loss {:.4}, duplicate {:.4}, reorder {:.4} (+{} ms), request timeout {} ms, keepalive {} ms, reconnect {} ms, wake granularity {} ms",
+                "net latency min {} ms mean {} ms, bandwidth {} B/ms, loss {:.4}, duplicate {:.4}, corrupt {:.4}, reorder {:.4} (+{} ms), request timeout {} ms, keepalive {} ms, reconnect {} ms, wake granularity {} ms",
                 n.latency_min_ms,
                 n.latency_mean_ms,
                 n.bandwidth_bytes_per_ms,
                 n.loss,
                 n.duplicate,
+                n.corrupt,
                 n.reorder,
                 n.reorder_ms,
                 n.request_timeout_ms,

@@ -193,8 +193,15 @@ impl Report {
         ));
         let s = &self.stats;
         out.push_str(&format!(
-            "network: messages {} dropped {} duplicated {} held {} send_failed {}; crashes {} (mid-batch {})\n",
-            s.messages, s.dropped, s.duplicated, s.held, s.send_failed, s.crashes, s.mid_batch_crashes
+            "network: messages {} dropped {} duplicated {} corrupted {} held {} send_failed {}; crashes {} (mid-batch {})\n",
+            s.messages,
+            s.dropped,
+            s.duplicated,
+            s.corrupted,
+            s.held,
+            s.send_failed,
+            s.crashes,
+            s.mid_batch_crashes
         ));
         out.push_str(&format!(
             "speed: simulated {:.1} s in {:.2} s wall, {} events ({} events/s), {} batches ({} side by side)\n",

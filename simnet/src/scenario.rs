@@ -218,6 +218,11 @@ pub struct Net {
     /// Probability a message is delivered twice.
     #[serde(default)]
     pub duplicate: Span,
+    /// Probability an envelope-carrying request arrives with one envelope's bytes damaged
+    /// in transit (a bit flip, a truncation, or sealed payloads swapped between two
+    /// envelopes): the receiver must refuse it and the origin send it again.
+    #[serde(default)]
+    pub corrupt: Span,
     /// Probability a message is delayed by an extra `reorder_ms` (overtaken by later ones).
     #[serde(default)]
     pub reorder: Span,
@@ -422,6 +427,7 @@ impl Default for Net {
             bandwidth_bytes_per_ms: d_bandwidth(),
             loss: Span::default(),
             duplicate: Span::default(),
+            corrupt: Span::default(),
             reorder: Span::default(),
             reorder_ms: d_reorder_ms(),
             request_timeout_ms: d_timeout(),
@@ -526,6 +532,7 @@ impl Scenario {
         for (name, v) in [
             ("net.loss", self.net.loss),
             ("net.duplicate", self.net.duplicate),
+            ("net.corrupt", self.net.corrupt),
             ("net.reorder", self.net.reorder),
         ] {
             let (lo, hi) = v.bounds();

@@ -76,6 +76,8 @@ pub struct SimStats {
     pub dropped: u64,
     /// Messages delivered twice.
     pub duplicated: u64,
+    /// Requests that arrived with an envelope damaged in transit.
+    pub corrupted: u64,
     /// Messages held and later released.
     pub held: u64,
     /// Requests that ended in SendFailed.

@@ -369,4 +369,7 @@ pub struct Counters {
     pub bindings_refused: u64,
     /// Inbound requests refused as a whole.
     pub refused: u64,
+    /// Envelopes a next hop refused for a bad origin signature although this node sent
+    /// bytes that verify: damaged in transit, sent again.
+    pub damaged_in_transit: u64,
 }

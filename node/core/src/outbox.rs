@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use renkei_protocol::ids::{EnvelopeId, OperatorId};
 use renkei_protocol::limits::RECEIPTS_PER_MESSAGE_MAX;
-use renkei_protocol::receipt::{ReceiptKind, SignedReceipt};
+use renkei_protocol::receipt::{ReceiptKind, RejectCode, SignedReceipt};
 use renkei_protocol::wire::{HopAck, HopOutcome, Request, Response};
 
 use super::directory::{BUSY_DELIVER, BUSY_RECEIPTS, Route};
@@ -583,6 +583,21 @@ impl<S: Store> Core<S> {
             self.retry_envelope(ack.id)?;
             return Ok(());
         };
+        // This node sent bytes whose origin signature verifies (it signed them, or checked
+        // them when it accepted them): a next hop that found the signature bad got other
+        // bytes — damaged on the way. The unit goes again; the refusal is not final.
+        if matches!(
+            receipt.receipt().kind,
+            ReceiptKind::Rejected {
+                code: RejectCode::BadSignature,
+                ..
+            }
+        ) {
+            tracing::warn!(%peer, id = %ack.id, "the next hop found the origin signature bad: the envelope was damaged in transit; sending it again");
+            self.counters.damaged_in_transit += 1;
+            self.retry_envelope(ack.id)?;
+            return Ok(());
+        }
         // (Unless the destination's receipt came first, by the relay's forwarding.)
         let relay_took_it = rec.hop == 0
             && self.cfg.relay_watch_ms > 0

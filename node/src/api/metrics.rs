@@ -84,6 +84,11 @@ pub(super) async fn metrics(
         c.refused,
     );
     counter(
+        "damaged_in_transit_total",
+        "Envelopes a next hop found damaged (bad origin signature on bytes this node sent intact); sent again.",
+        c.damaged_in_transit,
+    );
+    counter(
         "binding_conflicts_total",
         "Office binding conflicts seen.",
         c.binding_conflicts,

@@ -34,6 +34,9 @@ pub struct NetParams {
     pub loss: f64,
     /// Duplication probability.
     pub duplicate: f64,
+    /// Probability that an envelope-carrying request arrives with one envelope damaged
+    /// (a bit flipped, cut short, or its sealed payload swapped with another's).
+    pub corrupt: f64,
     /// Reordering probability.
     pub reorder: f64,
     /// Extra delay of a reordered message.
@@ -58,6 +61,7 @@ impl Default for NetParams {
             bandwidth_bytes_per_ms: 12_500,
             loss: 0.0,
             duplicate: 0.0,
+            corrupt: 0.0,
             reorder: 0.0,
             reorder_ms: 200,
             request_timeout_ms: 30_000,

@@ -2,6 +2,11 @@
 //! reordering, cuts (both ways or one way), holds, disconnect after the keepalive, and
 //! reconnection after repair or restart.
 
+use ciborium::value::Value;
+use renkei_protocol::cbor;
+use renkei_protocol::envelope::Envelope;
+use renkei_protocol::wire::Request;
+
 use super::event::{Event, FailWhy, Fault, NodeIx};
 use super::{CRASH_FALLBACK_MS, Sim};
 
@@ -85,12 +90,65 @@ impl Sim {
             let d = self.latency(size);
             self.push(self.now + d, ev.clone());
         }
+        let mut ev = ev;
+        if self.net.corrupt > 0.0
+            && matches!(&ev, Event::Request { request: Request::Deliver(e), .. } if !e.is_empty())
+            && self.uniform() < self.net.corrupt
+        {
+            self.stats.corrupted += 1;
+            if let Event::Request {
+                request: Request::Deliver(envs),
+                ..
+            } = &mut ev
+            {
+                self.corrupt(envs);
+            }
+        }
         let mut d = self.latency(size);
         if self.net.reorder > 0.0 && self.uniform() < self.net.reorder {
             d += self.net.reorder_ms;
         }
         let due = self.now + d;
         self.push(due, ev);
+    }
+
+    /// Damages one envelope of `envs` as a faulty path might: one bit flipped anywhere,
+    /// the bytes cut short, or (with two or more) its sealed payload swapped with
+    /// another's under its own header and signature.
+    fn corrupt(&mut self, envs: &mut [Vec<u8>]) {
+        let k = self.rng.below(envs.len() as u64) as usize;
+        let other = (k + 1) % envs.len();
+        match self.rng.below(3) {
+            0 if !envs[k].is_empty() => {
+                let at = self.rng.below(envs[k].len() as u64) as usize;
+                let bit = self.rng.below(8) as u32;
+                envs[k][at] ^= 1 << bit;
+            }
+            1 if envs[k].len() > 1 => {
+                let keep = self.rng.below(envs[k].len() as u64) as usize;
+                envs[k].truncate(keep);
+            }
+            _ if other != k => {
+                if let (Ok(a), Ok(b)) = (Envelope::decode(&envs[k]), Envelope::decode(&envs[other]))
+                    && a.sealed() != b.sealed()
+                {
+                    envs[k] = cbor::encode(&Value::Array(vec![
+                        cbor::uint(renkei_protocol::ENVELOPE_VERSION),
+                        cbor::bytes(a.header_bytes()),
+                        cbor::bytes(b.sealed()),
+                        cbor::bytes(a.signature()),
+                    ]));
+                } else {
+                    envs[k].truncate(envs[k].len() / 2);
+                }
+            }
+            _ => {
+                let last = envs[k].len().saturating_sub(1);
+                if let Some(b) = envs[k].get_mut(last) {
+                    *b ^= 0x80;
+                }
+            }
+        }
     }
 
     /// Handles a queue event that is not a node input.
