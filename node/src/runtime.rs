@@ -303,8 +303,10 @@ async fn forward_events(
     prepare: std::sync::Arc<tokio::sync::Semaphore>,
     pool: crate::prepare_pool::PreparePool,
 ) {
-    use crate::core::{CheckedReceipt, PreparedEnvelope, PreparedResponse};
+    use crate::core::{CheckedReceipt, PreparedEnvelope, PreparedResponse, Signatures};
     use crate::net::NetEvent;
+    // Decompressed operator keys, kept for the node's life and shared with the pool.
+    let signatures: Signatures = std::sync::Arc::new(renkei_protocol::keys::KnownKeys::default());
     // Larger work goes to the pool (at most `prepare` jobs at once); its input reaches the
     // core when prepared.
     let offload = |f: Box<dyn FnOnce() -> Input + Send>| {
@@ -338,14 +340,14 @@ async fn forward_events(
                     Input::Deliver {
                         id,
                         from,
-                        envelopes: PreparedEnvelope::all(&keys, envs),
+                        envelopes: PreparedEnvelope::all(&keys, &*signatures, envs),
                     }
                 } else {
-                    let keys = keys.clone();
+                    let (keys, signatures) = (keys.clone(), signatures.clone());
                     offload(Box::new(move || Input::Deliver {
                         id,
                         from,
-                        envelopes: PreparedEnvelope::all(&keys, envs),
+                        envelopes: PreparedEnvelope::all(&keys, &*signatures, envs),
                     }));
                     continue;
                 }
@@ -359,13 +361,14 @@ async fn forward_events(
                     Input::Receipts {
                         id,
                         from,
-                        receipts: CheckedReceipt::all(rs),
+                        receipts: CheckedReceipt::all(&*signatures, rs),
                     }
                 } else {
+                    let signatures = signatures.clone();
                     offload(Box::new(move || Input::Receipts {
                         id,
                         from,
-                        receipts: CheckedReceipt::all(rs),
+                        receipts: CheckedReceipt::all(&*signatures, rs),
                     }));
                     continue;
                 }
@@ -376,13 +379,14 @@ async fn forward_events(
                     Input::Answer {
                         id,
                         from,
-                        response: PreparedResponse::new(response),
+                        response: PreparedResponse::new(&*signatures, response),
                     }
                 } else {
+                    let signatures = signatures.clone();
                     offload(Box::new(move || Input::Answer {
                         id,
                         from,
-                        response: PreparedResponse::new(response),
+                        response: PreparedResponse::new(&*signatures, response),
                     }));
                     continue;
                 }

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::cbor::{self, Fields};
 use crate::error::{DecodeError, SealError, VerifyError};
 use crate::ids::{DocKind, EnvelopeId, OfficeNumber, OperatorId, ServiceKind, Stamp};
-use crate::keys::{EncPublicKey, OperatorKeys, verify_labelled};
+use crate::keys::{EncPublicKey, OperatorKeys, SignatureCheck, Strict, check_labelled};
 use crate::limits::{
     ENVELOPE_BYTES_MAX, FILE_NAME_BYTES_MAX, FILES_PER_ENVELOPE_MAX, HEADER_BYTES_MAX,
 };
@@ -376,7 +376,13 @@ impl Envelope {
     /// Verifies the origin signature under the header's `origin` key. Whether that key
     /// belongs to a roster operator is the caller's check (see [`crate::roster::Roster`]).
     pub fn verify(&self) -> Result<(), VerifyError> {
-        verify_labelled(
+        self.verify_by(&Strict)
+    }
+
+    /// [`Envelope::verify`] by `check`.
+    pub fn verify_by(&self, check: &dyn SignatureCheck) -> Result<(), VerifyError> {
+        check_labelled(
+            check,
             "envelope",
             &self.header.origin,
             ENVELOPE_SIG_LABEL,

@@ -71,13 +71,93 @@ pub fn verify_labelled(
     msg: &[u8],
     sig: &[u8; 64],
 ) -> Result<(), VerifyError> {
-    let bad = || VerifyError::BadSignature {
-        what,
-        key: key.to_string(),
-    };
-    let vk = VerifyingKey::from_bytes(key.as_bytes()).map_err(|_| bad())?;
+    check_labelled(&Strict, what, key, label, msg, sig)
+}
+
+/// [`verify_labelled`] by `check`.
+pub fn check_labelled(
+    check: &dyn SignatureCheck,
+    what: &'static str,
+    key: &OperatorId,
+    label: &[u8],
+    msg: &[u8],
+    sig: &[u8; 64],
+) -> Result<(), VerifyError> {
+    if check.valid(key, label, msg, sig) {
+        Ok(())
+    } else {
+        Err(VerifyError::BadSignature {
+            what,
+            key: key.to_string(),
+        })
+    }
+}
+
+/// How a caller checks signatures. [`Strict`] is the definition: Ed25519 `verify_strict`
+/// (no malleable signatures, no small-order keys) of `label ‖ 0x00 ‖ msg` under `key`.
+/// Every implementation must answer exactly as [`Strict`] does for the same five inputs;
+/// what it may add is memory (decompressed keys, [`KnownKeys`]; answers already computed
+/// for exactly these inputs). The signed objects' `verify_by` methods take one; their
+/// `verify` uses [`Strict`].
+pub trait SignatureCheck {
+    /// Whether `sig` is `key`'s signature of `label ‖ 0x00 ‖ msg`.
+    fn valid(&self, key: &OperatorId, label: &[u8], msg: &[u8], sig: &[u8; 64]) -> bool;
+}
+
+/// The protocol's definition of a valid signature (see [`SignatureCheck`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Strict;
+
+impl SignatureCheck for Strict {
+    fn valid(&self, key: &OperatorId, label: &[u8], msg: &[u8], sig: &[u8; 64]) -> bool {
+        VerifyingKey::from_bytes(key.as_bytes()).is_ok_and(|vk| valid_under(&vk, label, msg, sig))
+    }
+}
+
+fn valid_under(vk: &VerifyingKey, label: &[u8], msg: &[u8], sig: &[u8; 64]) -> bool {
     vk.verify_strict(&labelled(label, msg), &Signature::from_bytes(sig))
-        .map_err(|_| bad())
+        .is_ok()
+}
+
+/// [`Strict`], keeping each key it has decompressed (operators are few and sign
+/// everything; decompressing a key costs about a quarter of a verification). Owned by its
+/// caller — a node keeps one for its life and shares it with its worker threads — and
+/// bounded: past [`KnownKeys::MAX`] keys it starts over.
+#[derive(Debug, Default)]
+pub struct KnownKeys {
+    keys: std::sync::RwLock<std::collections::BTreeMap<[u8; 32], VerifyingKey>>,
+}
+
+impl KnownKeys {
+    /// Keys kept at most.
+    pub const MAX: usize = 1024;
+
+    fn key(&self, key: &OperatorId) -> Option<VerifyingKey> {
+        let bytes = *key.as_bytes();
+        // A poisoned lock still holds whole entries: each is a key and its point.
+        if let Some(vk) = self
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&bytes)
+        {
+            return Some(*vk);
+        }
+        let vk = VerifyingKey::from_bytes(&bytes).ok()?;
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        if keys.len() >= Self::MAX {
+            keys.clear();
+        }
+        keys.insert(bytes, vk);
+        Some(vk)
+    }
+}
+
+impl SignatureCheck for KnownKeys {
+    fn valid(&self, key: &OperatorId, label: &[u8], msg: &[u8], sig: &[u8; 64]) -> bool {
+        self.key(key)
+            .is_some_and(|vk| valid_under(&vk, label, msg, sig))
+    }
 }
 
 /// An X25519 key pair for opening sealed payloads.
@@ -208,6 +288,25 @@ mod tests {
                 .starts_with("receipt: signature does not verify"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn known_keys_answer_as_strict_past_their_capacity() {
+        let known = KnownKeys::default();
+        let id = SigningIdentity::from_seed([7; 32]);
+        let sig = id.sign(b"a", b"msg");
+        for n in 0..(KnownKeys::MAX + 10) {
+            let mut seed = [1u8; 32];
+            seed[..8].copy_from_slice(&(n as u64).to_le_bytes());
+            let other = SigningIdentity::from_seed(seed).id();
+            for (key, label) in [(&other, &b"a"[..]), (&id.id(), b"a"), (&id.id(), b"b")] {
+                assert_eq!(
+                    known.valid(key, label, b"msg", &sig),
+                    Strict.valid(key, label, b"msg", &sig)
+                );
+            }
+        }
+        assert!(known.valid(&id.id(), b"a", b"msg", &sig));
     }
 
     #[test]

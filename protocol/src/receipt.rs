@@ -16,7 +16,7 @@ use crate::cbor::{self, Fields};
 use crate::envelope::Digest32;
 use crate::error::{DecodeError, VerifyError};
 use crate::ids::{EnvelopeId, OperatorId};
-use crate::keys::{SigningIdentity, verify_labelled};
+use crate::keys::{SignatureCheck, SigningIdentity, Strict, check_labelled};
 use crate::limits::{REASON_TEXT_BYTES_MAX, RECEIPT_BYTES_MAX};
 use crate::roster::Roster;
 
@@ -395,7 +395,13 @@ impl SignedReceipt {
 
     /// Verifies the signature under the receipt's own `node` key.
     pub fn verify(&self) -> Result<(), VerifyError> {
-        verify_labelled(
+        self.verify_by(&Strict)
+    }
+
+    /// [`SignedReceipt::verify`] by `check`.
+    pub fn verify_by(&self, check: &dyn SignatureCheck) -> Result<(), VerifyError> {
+        check_labelled(
+            check,
             "receipt",
             &self.receipt.node,
             RECEIPT_SIG_LABEL,
@@ -407,7 +413,16 @@ impl SignedReceipt {
     /// Verifies the signature and that the signer was a roster operator (current key, or
     /// an old key before its expiry) at the receipt's time.
     pub fn verify_with_roster(&self, roster: &Roster) -> Result<(), VerifyError> {
-        self.verify()?;
+        self.verify_with_roster_by(roster, &Strict)
+    }
+
+    /// [`SignedReceipt::verify_with_roster`] by `check`.
+    pub fn verify_with_roster_by(
+        &self,
+        roster: &Roster,
+        check: &dyn SignatureCheck,
+    ) -> Result<(), VerifyError> {
+        self.verify_by(check)?;
         if roster
             .signer_valid_at(&self.receipt.node, self.receipt.at_ms)
             .is_none()

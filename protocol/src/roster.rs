@@ -18,7 +18,9 @@ use ciborium::value::Value;
 use crate::cbor::{self, Fields};
 use crate::error::{DecodeError, VerifyError};
 use crate::ids::{OfficeNumber, OperatorId, ServiceKind};
-use crate::keys::{EncPublicKey, SigningIdentity, verify_labelled};
+use crate::keys::{
+    EncPublicKey, SignatureCheck, SigningIdentity, Strict, check_labelled, verify_labelled,
+};
 use crate::limits::{BINDING_BYTES_MAX, ROSTER_BYTES_MAX, ROSTER_OPERATORS_MAX};
 
 /// Signature label of rosters.
@@ -275,13 +277,23 @@ impl SignedRoster {
     }
     /// Verifies that the roster is signed by `authority`, the federation's trust anchor.
     pub fn verify(&self, authority: &OperatorId) -> Result<(), VerifyError> {
+        self.verify_by(authority, &Strict)
+    }
+
+    /// [`SignedRoster::verify`] by `check`.
+    pub fn verify_by(
+        &self,
+        authority: &OperatorId,
+        check: &dyn SignatureCheck,
+    ) -> Result<(), VerifyError> {
         if &self.roster.authority != authority {
             return Err(VerifyError::WrongAuthority {
                 got: self.roster.authority.to_string(),
                 want: authority.to_string(),
             });
         }
-        verify_labelled(
+        check_labelled(
+            check,
             "roster",
             authority,
             ROSTER_SIG_LABEL,
@@ -461,8 +473,18 @@ impl SignedBinding {
     /// [`BindingSigner`]); either way the operator must be in the roster at the binding's
     /// time. Says who signed.
     pub fn verify(&self, roster: &Roster) -> Result<BindingSigner, VerifyError> {
+        self.verify_by(roster, &Strict)
+    }
+
+    /// [`SignedBinding::verify`] by `check`.
+    pub fn verify_by(
+        &self,
+        roster: &Roster,
+        check: &dyn SignatureCheck,
+    ) -> Result<BindingSigner, VerifyError> {
         let b = &self.binding;
-        let signer = match verify_labelled(
+        let signer = match check_labelled(
+            check,
             "binding",
             &b.operator,
             BINDING_SIG_LABEL,
@@ -471,7 +493,8 @@ impl SignedBinding {
         ) {
             Ok(()) => BindingSigner::Operator,
             Err(operator_err) => {
-                verify_labelled(
+                check_labelled(
+                    check,
                     "binding",
                     &roster.authority,
                     BINDING_SIG_LABEL,

@@ -511,7 +511,7 @@ fn receipt_checks(
                     continue;
                 }
             };
-            if let Err(e) = r.verify_with_roster(roster) {
+            if let Err(e) = r.verify_with_roster_by(roster, sim.signatures()) {
                 c.flag(|| {
                     format!(
                         "n{n} stores a receipt for {} that does not verify: {e}",

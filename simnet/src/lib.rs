@@ -19,6 +19,7 @@
 //! - [`adversary`]: a lying member of the federation (forged senders, false rejections,
 //!   receipt stuffing, replays), for scenarios with a `[byzantine]` section.
 //! - [`report`]: counts, checker results, latency percentiles, the SVG plot.
+//! - [`signatures`]: the signature check a run shares between its cores and checkers.
 //! - [`run`](mod@run): one scenario, one seed, start to finish.
 //! - [`calendar`]: virtual dates and 14-digit stamps.
 //! - [`lookup`]: hash maps and sets for what is only looked up.
@@ -33,6 +34,7 @@ pub mod plan;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod signatures;
 pub mod sim;
 pub mod workload;
 

@@ -61,6 +61,13 @@ impl std::fmt::Debug for RunOptions {
     }
 }
 
+/// Valid signatures remembered per run, at least.
+const SIGNATURES_MIN: usize = 1 << 20;
+/// Valid signatures remembered per envelope: the envelope's and its receipts' (hop 0, each
+/// relay hop, delivered, retrieved), with room to spare, so the checkers' pass at the end
+/// still finds them.
+const SIGNATURES_PER_ENVELOPE: usize = 6;
+
 /// Runs `scenario` with `seed`.
 pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     let wall = Instant::now();
@@ -94,6 +101,14 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     if let Some(br) = opts.broken {
         b = b.broken(br);
     }
+    // Every signature of the run is checked for real once; the same five inputs again (the
+    // directory's bindings at fifty nodes, an envelope at its relay and its destination,
+    // the checkers' pass over every receipt) are answered from the run's memory of valid
+    // ones (simnet::signatures).
+    b = b.remember_signatures(
+        (workload.planned.len() * SIGNATURES_PER_ENVELOPE + workload.offices.len())
+            .max(SIGNATURES_MIN),
+    );
     let values = opts.values.take().unwrap_or_default();
     b = b.values(values.clone());
     let mut sim = b.build();

@@ -113,6 +113,8 @@ pub struct Sim {
     net: NetParams,
     broken: Option<Broken>,
     roster: SignedRoster,
+    /// The signature check every core of the run and its checkers share.
+    signatures: std::sync::Arc<crate::signatures::Remembered>,
     log: EventLog,
     stats: SimStats,
     /// Set when a node's store fails: the run cannot go on (see [`Sim::host_failure`]).
@@ -202,7 +204,12 @@ impl Sim {
         std::mem::take(&mut self.injected_answers)
     }
 
-    /// The federation roster.
+    /// The signature check the run's cores and checkers share.
+    pub fn signatures(&self) -> &crate::signatures::Remembered {
+        &self.signatures
+    }
+
+    /// The federation's roster.
     pub fn roster(&self) -> &SignedRoster {
         &self.roster
     }
@@ -833,6 +840,7 @@ impl Sim {
             now,
         ) {
             Ok(mut core) => {
+                core.check_signatures_with(self.signatures.clone());
                 let effects = match core.batch(now).commit() {
                     Ok(effects) => effects,
                     Err(e) => {

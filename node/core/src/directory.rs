@@ -546,7 +546,7 @@ impl<S: Store> Core<S> {
         if self.binding_of(&b.binding().office) == Some(b.binding()) {
             return Ok(());
         }
-        let signer = match b.verify(roster.roster()) {
+        let signer = match b.verify_by(roster.roster(), &*self.signatures) {
             Ok(s) => s,
             Err(e) => {
                 self.counters.bindings_refused += 1;
@@ -707,7 +707,7 @@ impl<S: Store> Core<S> {
         let Some(roster) = self.roster.as_ref() else {
             return Ok(Err("no roster installed: an assignment is checked against the federation authority named in it".into()));
         };
-        match b.verify(roster.roster()) {
+        match b.verify_by(roster.roster(), &*self.signatures) {
             Ok(s) if s.is_authority() => {}
             Ok(_) => {
                 return Ok(Err(
@@ -754,7 +754,7 @@ impl<S: Store> Core<S> {
             Ok(r) => r,
             Err(e) => return Ok(Err(e.to_string())),
         };
-        if let Err(e) = r.verify(&authority) {
+        if let Err(e) = r.verify_by(&authority, &*self.signatures) {
             return Ok(Err(e.to_string()));
         }
         let serial = r.roster().serial;

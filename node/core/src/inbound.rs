@@ -46,12 +46,12 @@ impl<S: Store> Core<S> {
         Ok(match request {
             Request::Deliver(envs) => {
                 // Handed a raw delivery (simnet, tests): the prepare stage runs here.
-                let prepared = PreparedEnvelope::all(&self.keys, envs);
+                let prepared = PreparedEnvelope::all(&self.keys, &*self.signatures, envs);
                 self.deliver_prepared(from, prepared)?
             }
             Request::Receipts(rs) => {
                 // Raw (simnet, tests): the prepare stage runs here.
-                self.take_receipts(from, CheckedReceipt::all(rs))?
+                self.take_receipts(from, CheckedReceipt::all(&*self.signatures, rs))?
             }
             Request::DirectorySync {
                 roster_serial,

@@ -54,7 +54,7 @@ pub mod views;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use renkei_protocol::ids::{EnvelopeId, OfficeNumber, OperatorId};
-use renkei_protocol::keys::OperatorKeys;
+use renkei_protocol::keys::{KnownKeys, OperatorKeys, SignatureCheck};
 use renkei_protocol::limits::{BATCH_BYTES_MAX, BATCH_ENVELOPES_MAX};
 use renkei_protocol::rng::Entropy;
 use renkei_protocol::roster::{OfficeBinding, SignedRoster};
@@ -171,6 +171,8 @@ pub struct Core<S: Store> {
     store: S,
     /// Shared with the seal jobs handed to the prepare stage.
     keys: std::sync::Arc<OperatorKeys>,
+    /// How this core checks signatures ([`Core::check_signatures_with`]).
+    signatures: Signatures,
     cfg: CoreConfig,
     /// Retry jitter.
     rng: Entropy,
@@ -249,6 +251,7 @@ impl<S: Store> Core<S> {
         let mut core = Core {
             store,
             keys: std::sync::Arc::new(keys),
+            signatures: std::sync::Arc::new(KnownKeys::default()),
             cfg,
             rng,
             unit_rng,
@@ -329,7 +332,8 @@ impl<S: Store> Core<S> {
             }
             Input::Response { id, from, response } => {
                 // Handed a raw response (simnet, tests): the prepare stage runs here.
-                self.on_response(id, from, PreparedResponse::new(response))?;
+                let prepared = PreparedResponse::new(&*self.signatures, response);
+                self.on_response(id, from, prepared)?;
             }
             Input::Answer { id, from, response } => self.on_response(id, from, response)?,
             Input::SendFailed { id, to, error } => self.on_send_failed(id, to, &error)?,
@@ -374,6 +378,13 @@ impl<S: Store> Core<S> {
     /// The store (read access for checkers and tools).
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// Checks signatures by `check` from now on (by default a [`KnownKeys`] of its own).
+    /// A driver shares one with its prepare stage; simnet brings one that also remembers
+    /// answers (each the answer of [`renkei_protocol::keys::Strict`] for the same inputs).
+    pub fn check_signatures_with(&mut self, check: Signatures) {
+        self.signatures = check;
     }
 
     /// Gives the store back (simnet: crash and reopen).
@@ -467,6 +478,10 @@ impl<S: Store> Core<S> {
 
 /// The unit stream of a core opened with `rng` (see [`Core::unit_draws`]): a caller that
 /// handed the core this source can tell the (id, ephemeral seed) pairs it will draw.
+/// A signature check shared by a core and its driver's prepare stage (see
+/// [`Core::check_signatures_with`]).
+pub type Signatures = std::sync::Arc<dyn SignatureCheck + Send + Sync>;
+
 #[cfg(test)]
 pub(crate) fn unit_stream(mut rng: Entropy) -> Entropy {
     Entropy::from_seed(rng.bytes32())

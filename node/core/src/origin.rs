@@ -377,7 +377,7 @@ impl<S: Store> Core<S> {
 
     /// Verifies a receipt: signature, and signer this node or a roster operator at its time.
     pub(super) fn receipt_trusted(&self, r: &SignedReceipt) -> bool {
-        r.verify().is_ok() && self.signer_trusted(r)
+        r.verify_by(&*self.signatures).is_ok() && self.signer_trusted(r)
     }
 
     /// Whether the signer of a receipt (whose signature verifies) is this node or was a

@@ -9,7 +9,7 @@
 
 use renkei_protocol::envelope::Envelope;
 use renkei_protocol::error::DecodeError;
-use renkei_protocol::keys::OperatorKeys;
+use renkei_protocol::keys::{OperatorKeys, SignatureCheck};
 use renkei_protocol::receipt::{RejectCode, SignedReceipt};
 use renkei_protocol::wire::{HopOutcome, Response};
 
@@ -37,13 +37,18 @@ pub struct PreparedEnvelope {
 }
 
 impl PreparedEnvelope {
-    /// Prepares the bytes of one envelope for the node holding `keys`.
-    pub fn new(keys: &OperatorKeys, bytes: Vec<u8>) -> PreparedEnvelope {
+    /// Prepares the bytes of one envelope for the node holding `keys`, checking
+    /// signatures by `check`.
+    pub fn new(
+        keys: &OperatorKeys,
+        check: &dyn SignatureCheck,
+        bytes: Vec<u8>,
+    ) -> PreparedEnvelope {
         let env = Envelope::decode(&bytes);
         let (signature_ok, opened) = match &env {
             Err(_) => (false, None),
             Ok(e) => {
-                let ok = e.verify().is_ok();
+                let ok = e.verify_by(check).is_ok();
                 let mine = keys.is_own_id(&e.header().destination);
                 (ok, (ok && mine).then(|| open_and_check(keys, e)))
             }
@@ -57,10 +62,14 @@ impl PreparedEnvelope {
     }
 
     /// Prepares every envelope of a delivery.
-    pub fn all(keys: &OperatorKeys, envelopes: Vec<Vec<u8>>) -> Vec<PreparedEnvelope> {
+    pub fn all(
+        keys: &OperatorKeys,
+        check: &dyn SignatureCheck,
+        envelopes: Vec<Vec<u8>>,
+    ) -> Vec<PreparedEnvelope> {
         envelopes
             .into_iter()
-            .map(|b| PreparedEnvelope::new(keys, b))
+            .map(|b| PreparedEnvelope::new(keys, check, b))
             .collect()
     }
 
@@ -105,14 +114,17 @@ pub struct CheckedReceipt {
 
 impl CheckedReceipt {
     /// Decodes and verifies one receipt.
-    pub fn new(bytes: Vec<u8>) -> CheckedReceipt {
-        let receipt = verified(&bytes);
+    pub fn new(check: &dyn SignatureCheck, bytes: Vec<u8>) -> CheckedReceipt {
+        let receipt = verified(check, &bytes);
         CheckedReceipt { bytes, receipt }
     }
 
     /// Checks every receipt of a `Receipts` request.
-    pub fn all(receipts: Vec<Vec<u8>>) -> Vec<CheckedReceipt> {
-        receipts.into_iter().map(CheckedReceipt::new).collect()
+    pub fn all(check: &dyn SignatureCheck, receipts: Vec<Vec<u8>>) -> Vec<CheckedReceipt> {
+        receipts
+            .into_iter()
+            .map(|b| CheckedReceipt::new(check, b))
+            .collect()
     }
 }
 
@@ -127,12 +139,12 @@ pub struct PreparedResponse {
 
 impl PreparedResponse {
     /// Prepares one response.
-    pub fn new(response: Response) -> PreparedResponse {
+    pub fn new(check: &dyn SignatureCheck, response: Response) -> PreparedResponse {
         let acks = match &response {
             Response::HopAcks(acks) => acks
                 .iter()
                 .map(|a| match &a.outcome {
-                    HopOutcome::Accepted(b) | HopOutcome::Rejected(b) => verified(b),
+                    HopOutcome::Accepted(b) | HopOutcome::Rejected(b) => verified(check, b),
                     HopOutcome::RetryLater(_) => None,
                 })
                 .collect(),
@@ -151,8 +163,8 @@ impl PreparedResponse {
 }
 
 /// The receipt in `bytes` if it decodes and its signature verifies.
-fn verified(bytes: &[u8]) -> Option<SignedReceipt> {
+fn verified(check: &dyn SignatureCheck, bytes: &[u8]) -> Option<SignedReceipt> {
     SignedReceipt::decode(bytes)
         .ok()
-        .filter(|r| r.verify().is_ok())
+        .filter(|r| r.verify_by(check).is_ok())
 }

@@ -20,6 +20,7 @@ use super::event::{Event, NodeIx};
 use super::link::{Link, key};
 use super::log::EventLog;
 use super::{Node, Sim, SimStats};
+use crate::signatures::Remembered;
 
 /// Network parameters (derived from a scenario, or set on the builder).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -105,6 +106,7 @@ pub struct Builder {
     core: CoreConfig,
     broken: Option<Broken>,
     values: Option<SharedValues>,
+    signatures: usize,
 }
 
 impl Default for Builder {
@@ -119,6 +121,7 @@ impl Default for Builder {
             core: CoreConfig::default(),
             broken: None,
             values: None,
+            signatures: 1 << 20,
         }
     }
 }
@@ -194,6 +197,12 @@ impl Builder {
         self.core = cfg;
         self
     }
+    /// Valid signatures the run's shared check remembers at most (default 2^20; see
+    /// [`crate::signatures::Remembered`]).
+    pub fn remember_signatures(mut self, capacity: usize) -> Self {
+        self.signatures = capacity;
+        self
+    }
     /// Deliberately break the driver (tests of the checkers).
     pub fn broken(mut self, b: Broken) -> Self {
         self.broken = Some(b);
@@ -236,6 +245,7 @@ impl Builder {
         let mut index = BTreeMap::new();
         // Origin, relays and destination hold the same envelope bytes; keep one copy.
         let shared = self.values.clone().unwrap_or_default();
+        let signatures = std::sync::Arc::new(Remembered::new(self.signatures));
         for (i, ((name, relay), k)) in self.nodes.iter().zip(keys).enumerate() {
             let cfg = CoreConfig {
                 name: name.clone(),
@@ -253,7 +263,10 @@ impl Builder {
                 Entropy::from_u64(entropy_seed),
                 now,
             ) {
-                Ok(c) => Some(c),
+                Ok(mut c) => {
+                    c.check_signatures_with(signatures.clone());
+                    Some(c)
+                }
                 Err(e) => {
                     tracing::error!(node = i, error = %e, "opening an empty memory store failed");
                     None
@@ -301,6 +314,7 @@ impl Builder {
             net: self.net,
             broken: self.broken,
             roster,
+            signatures,
             log: EventLog::new(),
             stats: SimStats::default(),
             host_failure: None,

@@ -552,7 +552,8 @@ fn a_prepared_delivery_is_decided_like_a_raw_one() {
     let (mut net_b, _, _) = pending_unit();
     let mut net_a = net_a;
     let raw = net_a.deliver_raw(0, 1, env.clone());
-    let prepared = crate::PreparedEnvelope::all(&keys_of(1), vec![env]);
+    let prepared =
+        crate::PreparedEnvelope::all(&keys_of(1), &renkei_protocol::keys::Strict, vec![env]);
     let from = net_b.id(0);
     let core = net_b.core_mut(1);
     core.handle(
