@@ -294,7 +294,7 @@ impl<S: Store> Core<S> {
         };
         core.load_directory()?;
         core.load_schedules()?;
-        core.audit_head = audit::load_head(&core.store)?;
+        core.audit_head = audit::load_head(&mut core.store)?;
         core.seq = core.load_seq()?;
         core.rebind_after_rotation()?;
         core.index_inbox()?;

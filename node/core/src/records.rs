@@ -288,7 +288,8 @@ pub struct AuditRec {
     /// Hash of the previous entry (zeros for the first).
     #[serde(with = "serde_bytes")]
     pub prev: [u8; 32],
-    /// SHA-256 over the version 1 encoding of all fields above (`audit::entry_hash`).
+    /// SHA-256 over all fields above (`audit::entry_hash`: the protocol's canonical CBOR;
+    /// entries written before 2026-12-07, the version 1 record encoding).
     #[serde(with = "serde_bytes")]
     pub hash: [u8; 32],
 }
