@@ -25,6 +25,7 @@ use crate::limits::{
     ENVELOPE_BYTES_MAX, FILE_NAME_BYTES_MAX, FILES_PER_ENVELOPE_MAX, HEADER_BYTES_MAX,
 };
 use crate::seal;
+use crate::seal::SealTables;
 
 /// Signature label of envelopes.
 pub const ENVELOPE_SIG_LABEL: &[u8] = b"renkei/envelope/v1";
@@ -256,6 +257,23 @@ impl Envelope {
         origin: &OperatorKeys,
         ephemeral_seed: [u8; 32],
     ) -> Result<Envelope, SealError> {
+        Self::seal_and_sign_by(
+            &SealTables::default(),
+            header,
+            files,
+            origin,
+            ephemeral_seed,
+        )
+    }
+
+    /// [`Envelope::seal_and_sign`], sealing through `tables` (the same bytes).
+    pub fn seal_and_sign_by(
+        tables: &SealTables,
+        header: Header,
+        files: &[&[u8]],
+        origin: &OperatorKeys,
+        ephemeral_seed: [u8; 32],
+    ) -> Result<Envelope, SealError> {
         if header.origin != origin.id() {
             return Err(SealError::Content(
                 "header origin is not the signing operator".into(),
@@ -263,7 +281,8 @@ impl Envelope {
         }
         check_files(&header, files)?;
         let header_bytes = header.encode();
-        let sealed = seal::seal(
+        let sealed = seal::seal_by(
+            tables,
             &header.sealed_to,
             &header_bytes,
             &payload_value(files),

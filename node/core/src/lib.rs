@@ -173,6 +173,8 @@ pub struct Core<S: Store> {
     keys: std::sync::Arc<OperatorKeys>,
     /// How this core checks signatures ([`Core::check_signatures_with`]).
     signatures: Signatures,
+    /// Tables of the recipients this core seals to often, shared with its seal jobs.
+    seal_tables: std::sync::Arc<renkei_protocol::seal::SealTables>,
     cfg: CoreConfig,
     /// Retry jitter.
     rng: Entropy,
@@ -252,6 +254,7 @@ impl<S: Store> Core<S> {
             store,
             keys: std::sync::Arc::new(keys),
             signatures: std::sync::Arc::new(KnownKeys::default()),
+            seal_tables: std::sync::Arc::default(),
             cfg,
             rng,
             unit_rng,

@@ -181,6 +181,7 @@ impl<S: Store> Core<S> {
                 files: files.into_iter().map(|(_, b)| b).collect(),
                 ephemeral_seed,
                 keys: self.keys.clone(),
+                tables: self.seal_tables.clone(),
             },
         });
         Ok(None)

@@ -16,6 +16,7 @@ use renkei_protocol::envelope::{Digest32, Envelope, Header};
 use renkei_protocol::ids::EnvelopeId;
 use renkei_protocol::keys::OperatorKeys;
 use renkei_protocol::receipt::{Receipt, ReceiptKind, SignedReceipt};
+use renkei_protocol::seal::SealTables;
 
 /// What the core decided for one submission, for the prepare stage to seal and sign.
 #[derive(Debug, Clone)]
@@ -24,6 +25,8 @@ pub struct SealJob {
     pub(crate) files: Vec<Vec<u8>>,
     pub(crate) ephemeral_seed: [u8; 32],
     pub(crate) keys: Arc<OperatorKeys>,
+    /// The core's tables of frequent recipients (shared: jobs run on any thread).
+    pub(crate) tables: Arc<SealTables>,
 }
 
 /// A sealed and signed unit, made only by [`SealJob::run`]: the core trusts that the
@@ -54,10 +57,11 @@ impl SealJob {
             files,
             ephemeral_seed,
             keys,
+            tables,
         } = self;
         let (id, at_ms) = (header.id, header.created_at_ms);
         let bytes: Vec<&[u8]> = files.iter().map(Vec::as_slice).collect();
-        let result = Envelope::seal_and_sign(header, &bytes, &keys, ephemeral_seed)
+        let result = Envelope::seal_and_sign_by(&tables, header, &bytes, &keys, ephemeral_seed)
             .map(|env| {
                 let digest = env.digest();
                 let accepted = Receipt {

@@ -243,18 +243,21 @@ fn single_month(prefix: FilePrefix) -> bool {
 }
 
 const SIKYU_TOTAL: &[u8] = b"999999";
-/// Buffer of the CSV reader.
+/// Buffer of the CSV reader, at most.
 const READ_BUFFER_BYTES: usize = 256 * 1024;
+/// Buffer of the CSV reader, at least.
+const READ_BUFFER_MIN_BYTES: usize = 8 * 1024;
 
 type CsvReader = csv::Reader<std::io::Cursor<Vec<u8>>>;
 
-/// `kept` reset to read `text` from the start, or a new reader.
+/// `kept` reset to read `text` from the start, or a new reader (its buffer no larger than
+/// `text` needs: a fresh 256 KiB buffer, zeroed, per 4 KiB unit cost more than the check).
 fn take_reader(kept: &mut Option<CsvReader>, text: &[u8]) -> CsvReader {
     let mut rdr = kept.take().unwrap_or_else(|| {
         csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
-            .buffer_capacity(READ_BUFFER_BYTES)
+            .buffer_capacity(READ_BUFFER_BYTES.min(text.len().max(READ_BUFFER_MIN_BYTES)))
             .from_reader(std::io::Cursor::new(Vec::new()))
     });
     let cursor = rdr.get_mut();
