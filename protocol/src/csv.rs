@@ -13,6 +13,7 @@
 //! - [`validate`]: one file against its layout ([`check_file`]).
 //! - [`unit`](mod@unit): send units ([`check_send_unit`], [`group_send_units`]).
 //! - [`finding`]: findings ([`Finding`], [`Severity`]).
+//! - [`rule_ja`](mod@rule_ja): what each rule means, in Japanese ([`rule_ja()`]).
 //!
 //! Rule ids and messages are listed in `docs/CSV.md`.
 
@@ -21,11 +22,13 @@ pub mod finding;
 pub mod format;
 pub mod layout;
 pub mod name;
+pub mod rule_ja;
 pub mod unit;
 pub mod validate;
 
 pub use finding::{Finding, Severity};
 pub use name::{FileName, parse_file_name};
+pub use rule_ja::rule_ja;
 pub use unit::{
     RelationKey, SendUnit, UnitKind, UnitReport, check_send_unit, check_send_unit_in,
     group_send_units,

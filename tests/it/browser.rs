@@ -96,7 +96,10 @@ fn sign_in_upload_see_in_inbox_download() {
     );
     b.click("#send-btn");
     let t = b.wait_text("#send-result", "エラー");
-    assert!(b.text("#findings").contains("date.calendar"), "{t}");
+    // In Japanese, the rule id only in the row's tooltip.
+    let findings = b.text("#findings");
+    assert!(findings.contains("存在しない日付です"), "{t}\n{findings}");
+    assert!(!findings.contains("date.calendar"), "{t}\n{findings}");
     b.screenshot(&shots.join("3-send-findings.png"));
 
     // the service office sees it in its inbox and downloads a file
@@ -105,6 +108,9 @@ fn sign_in_upload_see_in_inbox_download() {
     b.wait_text("#inbox-table", &id[..0]); // table rendered
     let row = format!("#inbox-table tr[data-id='{id}']");
     b.wait_text(&row, "新着");
+    // The kind by name, not its code.
+    let text = b.text(&row);
+    assert!(text.contains("サービス利用票（予定）・別表"), "{text}");
     b.screenshot(&shots.join("4-inbox.png"));
     // One file of three downloaded: the unit is partly retrieved; all three: retrieved.
     let mut names: Vec<String> = std::fs::read_dir(&unit)

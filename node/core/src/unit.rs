@@ -18,8 +18,10 @@ pub struct UnitFinding {
     pub column_name: Option<String>,
     /// Rule id.
     pub rule: String,
-    /// Message.
+    /// Message (English, with the details).
     pub message: String,
+    /// What the rule means, in Japanese (what the page shows).
+    pub message_ja: String,
     /// error | warning.
     pub severity: String,
 }
@@ -32,6 +34,7 @@ impl UnitFinding {
             column: None,
             column_name: None,
             rule: rule.into(),
+            message_ja: renkei_protocol::csv::rule_ja(rule).into(),
             message,
             severity: "error".into(),
         }

@@ -15,6 +15,7 @@ fn finding(f: &Finding) -> UnitFinding {
         column_name: f.column_name.clone(),
         rule: f.rule.to_owned(),
         message: f.message.clone(),
+        message_ja: csv::rule_ja(f.rule).into(),
         severity: match f.severity {
             Severity::Error => "error".into(),
             Severity::Warning => "warning".into(),
