@@ -95,7 +95,7 @@ pub fn check_labelled(
 
 /// How a caller checks signatures. [`Strict`] is the definition: Ed25519 `verify_strict`
 /// (no malleable signatures, no small-order keys) of `label ‖ 0x00 ‖ msg` under `key`.
-/// Every implementation must answer exactly as [`Strict`] does for the same five inputs;
+/// Every implementation must answer exactly as [`Strict`] does for the same four inputs;
 /// what it may add is memory (decompressed keys, [`KnownKeys`]; answers already computed
 /// for exactly these inputs). The signed objects' `verify_by` methods take one; their
 /// `verify` uses [`Strict`].
