@@ -149,3 +149,59 @@ fn sign_in_upload_see_in_inbox_download() {
     assert!(text.contains("配達") && text.contains("取得"), "{text}");
     b.screenshot(&shots.join("5-sent-receipts.png"));
 }
+
+#[test]
+fn a_changed_token_and_a_node_that_is_down_are_said() {
+    if !webdriver::available() {
+        assert!(
+            std::env::var_os("RENKEI_REQUIRE_BROWSER").is_none(),
+            "chromium/chromedriver missing but RENKEI_REQUIRE_BROWSER is set"
+        );
+        return;
+    }
+    let shots = shots_dir();
+    let mut node = NodeProc::start("browser-states", &[]);
+    let office = "4074478647";
+    let token = node.add_office(office, "43");
+    let downloads = TempDir::new("downloads-states");
+    let b = Browser::start(&downloads.0);
+    sign_in(&b, &node.url, &token);
+
+    // The operator rotates the office's token: the next request goes back to sign-in,
+    // saying why (before: an empty inbox).
+    let out = renkei_tests::renkei(&["office", "token", "rotate", "--dir", node.dir_str(), office]);
+    let new_token = out
+        .lines()
+        .find_map(|l| l.strip_prefix("token: "))
+        .expect("token line")
+        .trim()
+        .to_owned();
+    b.click("#tab-inbox");
+    let said = b.wait_text("#signin-error", "もう一度サインイン");
+    assert!(said.contains("トークンが変更されました"), "{said}");
+    b.screenshot(&shots.join("6-session-expired.png"));
+    sign_in(&b, &node.url, &new_token);
+
+    // The node goes down: 更新 shows a banner (before: nothing happened); it comes back:
+    // the banner goes by itself.
+    node.signal("-TERM");
+    b.click("#tab-inbox");
+    b.wait_text("#offline", "接続できません");
+    b.screenshot(&shots.join("7-node-unreachable.png"));
+    node.run();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let hidden =
+            b.script("return document.getElementById('offline').classList.contains('hidden')");
+        if hidden == serde_json::Value::Bool(true) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the banner stayed after the node came back"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    b.click("#inbox-refresh");
+    b.wait_text("#inbox-table", "受信した送信単位はありません");
+}
