@@ -140,6 +140,28 @@ fn sign_in_upload_see_in_inbox_download() {
         }
     }
     b.wait_text(&row, "取得済");
+    // The whole unit as one ZIP: the original names, the bytes untouched.
+    b.click(&format!("{row} button.zip"));
+    let zip_path = downloads.0.join(format!("renkei-{id}.zip"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !zip_path.exists() {
+        assert!(Instant::now() < deadline, "the ZIP never arrived");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    let mut in_zip: Vec<String> = zip.file_names().map(str::to_owned).collect();
+    in_zip.sort();
+    assert_eq!(in_zip, names);
+    for name in &names {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut zip.by_name(name).unwrap(), &mut bytes).unwrap();
+        assert_eq!(
+            bytes,
+            std::fs::read(unit.join(name)).unwrap(),
+            "{name} differs in the ZIP"
+        );
+    }
 
     // the care manager sees delivered + retrieved receipts
     sign_in(&b, &node.url, &cm);

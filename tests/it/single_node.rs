@@ -171,6 +171,7 @@ fn offices_see_only_their_own_data_and_errors_leak_nothing() {
     // another office's token: not found, and the body names nothing of the unit
     for (who, path) in [
         (&s.yobo, format!("/v1/inbox/{id}/files/{name}")),
+        (&s.yobo, format!("/v1/inbox/{id}/zip")),
         (&s.yobo, format!("/v1/sent/{id}")),
         (&s.yobo, format!("/v1/sent/{id}/proof")),
         (&s.svc, format!("/v1/sent/{id}")),
@@ -503,4 +504,38 @@ fn send_splits_a_folder_into_its_send_units() {
         "{out}"
     );
     assert!(!out.contains("null"), "{out}");
+}
+
+#[test]
+fn a_unit_downloaded_as_one_zip_is_byte_exact_and_retrieved_once() {
+    let s = setup("zip");
+    let files = fixture_files("valid/d2_kyo_riyohyo");
+    let (status, body) = s.cm.submit(&files);
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    s.cm.wait_status(&id, &["delivered"]);
+    for round in 0..2 {
+        let (st, zipped) = s.svc.get(&format!("/v1/inbox/{id}/zip"));
+        assert_eq!(st, 200, "round {round}");
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(zipped)).unwrap();
+        assert_eq!(zip.len(), files.len());
+        for (name, bytes) in &files {
+            let mut got = Vec::new();
+            std::io::Read::read_to_end(&mut zip.by_name(name).unwrap(), &mut got).unwrap();
+            assert_eq!(&got, bytes, "{name} changed in the ZIP");
+        }
+    }
+    // One download of the whole unit is what signs Retrieved; the second signs nothing.
+    let sent = s.cm.wait_status(&id, &["retrieved"]);
+    let kinds: Vec<&str> = sent["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["accepted", "delivered", "retrieved"]);
+    let inbox = s.svc.json("/v1/inbox");
+    let entry = &inbox.as_array().unwrap()[0];
+    assert!(entry["retrieved_at_ms"].is_u64(), "{entry}");
+    assert_eq!(entry["fetched"].as_array().unwrap().len(), files.len());
 }

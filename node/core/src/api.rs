@@ -43,7 +43,11 @@ impl<S: Store> Core<S> {
                 None => need_office(),
             },
             ApiCommand::Fetch { id, name } => match office {
-                Some(o) => self.fetch(&o, id, &name)?,
+                Some(o) => self.fetch(&o, id, Some(&name))?,
+                None => need_office(),
+            },
+            ApiCommand::FetchUnit { id } => match office {
+                Some(o) => self.fetch(&o, id, None)?,
                 None => need_office(),
             },
             ApiCommand::Sent { id } => match office {

@@ -289,11 +289,14 @@ impl<S: Store> Core<S> {
         Ok(ApiReply::InboxPage(InboxPage { items, next }))
     }
 
+    /// One file of a received unit (`name`), or all of them (`None`, in header order).
+    /// Downloading marks the files fetched; once every file of the unit has been, the
+    /// destination signs `Retrieved` for it.
     pub(super) fn fetch(
         &mut self,
         office: &OfficeNumber,
         id: EnvelopeId,
-        name: &str,
+        name: Option<&str>,
     ) -> Result<ApiReply, StoreError> {
         let key = office_id_key(office, &id);
         let Some(mut rec) = records::get::<InboxRec>(&self.store, Tree::Inbox, &key)? else {
@@ -305,18 +308,41 @@ impl<S: Store> Core<S> {
             tree: "inbox",
             detail: e.to_string(),
         })?;
-        let Some(index) = h.files.iter().position(|f| f.name == name) else {
-            return Ok(ApiReply::NotFound(format!(
-                "unit {id} has no file named {name}"
-            )));
+        let indexes: Vec<usize> = match name {
+            Some(name) => match h.files.iter().position(|f| f.name == name) {
+                Some(i) => vec![i],
+                None => {
+                    return Ok(ApiReply::NotFound(format!(
+                        "unit {id} has no file named {name}"
+                    )));
+                }
+            },
+            None => (0..h.files.len()).collect(),
         };
-        let Some(bytes) = self.store.get(Tree::Files, &id_n_key(&id, index as u64))? else {
-            return Ok(ApiReply::NotFound(format!(
-                "file {name} of unit {id} is no longer held"
-            )));
-        };
-        if rec.mark_fetched(index) {
-            self.audit("download", Some(id), Some(office), name.to_owned())?;
+        let mut out = Vec::with_capacity(indexes.len());
+        for &index in &indexes {
+            let Some(bytes) = self.store.get(Tree::Files, &id_n_key(&id, index as u64))? else {
+                return Ok(ApiReply::NotFound(format!(
+                    "file {} of unit {id} is no longer held",
+                    h.files[index].name
+                )));
+            };
+            out.push(FileReply {
+                name: h.files[index].name.clone(),
+                bytes,
+            });
+        }
+        let newly: Vec<usize> = indexes
+            .iter()
+            .copied()
+            .filter(|&i| rec.mark_fetched(i))
+            .collect();
+        if !newly.is_empty() {
+            let what = match name {
+                Some(n) => n.to_owned(),
+                None => format!("the whole unit ({} file(s))", h.files.len()),
+            };
+            self.audit("download", Some(id), Some(office), what)?;
             // Retrieved is a statement about the unit: signed once every file of it has
             // been downloaded, not at the first of them.
             let all = (0..h.files.len()).all(|i| rec.was_fetched(i));
@@ -343,9 +369,9 @@ impl<S: Store> Core<S> {
             }
             records::put(&mut self.store, Tree::Inbox, &key, &rec)?;
         }
-        Ok(ApiReply::File(FileReply {
-            name: name.to_owned(),
-            bytes,
-        }))
+        Ok(match name {
+            Some(_) => ApiReply::File(out.remove(0)),
+            None => ApiReply::Files(out),
+        })
     }
 }

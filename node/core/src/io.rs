@@ -152,6 +152,11 @@ pub enum ApiCommand {
         /// The file name.
         name: String,
     },
+    /// Download every file of a received unit at once (what signs `Retrieved` in one go).
+    FetchUnit {
+        /// The envelope.
+        id: EnvelopeId,
+    },
     /// Sent units (one, or the newest [`SENT_PAGE_MAX`] newest first).
     Sent {
         /// One envelope, or all.
@@ -256,6 +261,8 @@ pub enum ApiReply {
     InboxPage(InboxPage),
     /// A file.
     File(FileReply),
+    /// Every file of a unit, in header order.
+    Files(Vec<FileReply>),
     /// Sent units.
     Sent(Vec<SentView>),
     /// A proof bundle (canonical CBOR).

@@ -220,6 +220,58 @@ pub(super) async fn fetch(
     }
 }
 
+/// `GET /v1/inbox/{id}/zip`: every file of a received unit in one ZIP (stored entries: the
+/// bytes exactly as sent, under their original names). Marks the whole unit downloaded,
+/// which signs `Retrieved`.
+pub(super) async fn fetch_unit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let id = match parse_id(&id) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    match call(&state, &headers, ApiCommand::FetchUnit { id }).await {
+        Ok(ApiReply::Files(files)) => match zip_of(&files) {
+            Ok(bytes) => (
+                [
+                    (header::CONTENT_TYPE, "application/zip".to_owned()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"renkei-{id}.zip\""),
+                    ),
+                ],
+                bytes,
+            )
+                .into_response(),
+            Err(e) => {
+                tracing::error!(%id, error = %e, "building a unit's ZIP failed");
+                super::error::json_error(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    format!("building the ZIP of unit {id} failed: {e}"),
+                )
+            }
+        },
+        Ok(other) => unexpected(other),
+        Err(r) => r,
+    }
+}
+
+/// A ZIP holding `files` as stored (uncompressed) entries, in order.
+fn zip_of(files: &[crate::core::io::FileReply]) -> zip::result::ZipResult<Vec<u8>> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for f in files {
+        w.start_file(f.name.as_str(), opts)?;
+        w.write_all(&f.bytes)?;
+    }
+    Ok(w.finish()?.into_inner())
+}
+
 /// `GET /v1/sent?limit=N&before=ID`.
 #[derive(Deserialize)]
 pub(super) struct SentQuery {
