@@ -108,9 +108,36 @@ fn sign_in_upload_see_in_inbox_download() {
     b.wait_text("#inbox-table", &id[..0]); // table rendered
     let row = format!("#inbox-table tr[data-id='{id}']");
     b.wait_text(&row, "新着");
-    // The kind by name, not its code.
+    // The kind by name, not its code; the new arrival counted in the tab and the title.
     let text = b.text(&row);
     assert!(text.contains("サービス利用票（予定）・別表"), "{text}");
+    assert!(
+        b.text("#tab-inbox").contains("新着 1"),
+        "{}",
+        b.text("#tab-inbox")
+    );
+    let title = b.script("return document.title");
+    assert!(
+        title.as_str().unwrap_or_default().contains("新着 1"),
+        "{title}"
+    );
+    // Filters: another kind hides it, its month and sender show it.
+    let filter = |id: &str, value: &str| {
+        b.script(&format!(
+            "const e = document.getElementById('{id}'); e.value = '{value}'; e.dispatchEvent(new Event('input'));"
+        ));
+    };
+    filter("f-kind", "D1");
+    b.wait_text("#inbox-table", "条件に合う受信はありません");
+    filter("f-kind", "D2");
+    filter("f-subject", "202505");
+    filter("f-from", "4074478647");
+    b.wait_text(&row, "新着");
+    filter("f-state", "done");
+    b.wait_text("#inbox-table", "条件に合う受信はありません");
+    for id in ["f-kind", "f-subject", "f-from", "f-state"] {
+        filter(id, "");
+    }
     b.screenshot(&shots.join("4-inbox.png"));
     // One file of three downloaded: the unit is partly retrieved; all three: retrieved.
     let mut names: Vec<String> = std::fs::read_dir(&unit)
