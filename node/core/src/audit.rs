@@ -254,6 +254,19 @@ mod tests {
         assert!(e.to_string().contains("entry 4"), "{e}");
     }
 
+    /// Found by cargo-mutants: an entry moved to another key, its own fields intact.
+    #[test]
+    fn an_entry_under_another_key_breaks_the_chain() {
+        let mut store = MemoryStore::new();
+        let head = load_head(&mut store).unwrap();
+        append(&mut store, head, 2, entry_hash);
+        let moved = store.get(Tree::Audit, &be(2)).unwrap().unwrap();
+        store.delete(Tree::Audit, &be(2)).unwrap();
+        store.put(Tree::Audit, &be(9), &moved).unwrap();
+        let e = verify_chain(&store).unwrap_err();
+        assert!(e.to_string().contains("key mismatch"), "{e}");
+    }
+
     #[test]
     fn a_new_store_hashes_version_2_from_its_first_entry() {
         let mut store = MemoryStore::new();

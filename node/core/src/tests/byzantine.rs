@@ -691,3 +691,64 @@ fn a_relay_that_accepts_and_drops_is_routed_around() {
     assert_eq!(inbox(&mut net, 1, SVC, false).len(), 1);
     assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
 }
+
+/// Found by cargo-mutants (sender.rs survived): a lying member forges a unit "from" an
+/// office homed at the destination itself, or its own home sends under a kind the office
+/// does not run. Both are refused as senders not bound.
+#[test]
+fn a_sender_homed_at_the_destination_cannot_be_forged_nor_send_under_another_kind() {
+    let mut net = Net::new(&[("a", false), ("b", false), ("c", false)]);
+    net.connect(0, 1);
+    net.connect(1, 2);
+    net.add_office(1, CM, "43");
+    net.add_office(1, SVC, "11");
+    net.run_for(60_000);
+    let files = fixture_unit("d2_kyo_riyohyo");
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    let bytes: Vec<&[u8]> = files.iter().map(|(_, b)| b.as_slice()).collect();
+    let info = crate::unit::check_unit(&refs).unwrap();
+    let b = keys_of(1);
+    let now = net.now;
+    let header = |origin: &OperatorKeys, id: u8, kind: &str| Header {
+        id: EnvelopeId([id; 16]),
+        from: renkei_protocol::envelope::Party {
+            office: info.from.office.clone(),
+            kind: kind.parse().unwrap(),
+        },
+        to: info.to.clone(),
+        origin: origin.id(),
+        destination: b.id(),
+        sealed_to: b.seal.public(),
+        doc_kind: info.doc_kind,
+        subject: info.subject.clone(),
+        stamp: info.stamp.clone(),
+        supersedes: None,
+        created_at_ms: now,
+        files: Envelope::file_entries(&refs),
+    };
+    let refused = |net: &mut Net, env: Envelope, want: &str| {
+        let before = delivery_state(net, 1);
+        let HopOutcome::Rejected(r) = deliver(net, 2, 1, env.encode()) else {
+            panic!("{want}: not rejected")
+        };
+        let ReceiptKind::Rejected { code, text } =
+            SignedReceipt::decode(&r).unwrap().receipt().kind.clone()
+        else {
+            panic!()
+        };
+        assert_eq!(code, RejectCode::SenderNotBound, "{text}");
+        assert!(text.contains(want), "{text}");
+        assert_eq!(delivery_state(net, 1), before, "{want}: state changed");
+    };
+    // C signs a unit "from" CM, an office B itself homes.
+    let c = keys_of(2);
+    let forged = Envelope::seal_and_sign(header(&c, 0x71, "43"), &bytes, &c, [1; 32]).unwrap();
+    refused(&mut net, forged, "homed at this operator");
+    // B's own envelope (say replayed by C) names a kind CM does not run here.
+    let other_kind = Envelope::seal_and_sign(header(&b, 0x72, "46"), &bytes, &b, [2; 32]).unwrap();
+    refused(&mut net, other_kind, "does not run service kind 46");
+    assert!(inbox(&mut net, 1, SVC, false).is_empty());
+}
