@@ -9,8 +9,11 @@
 //! leaves a node before the data behind it is on disk.
 
 mod disk;
+pub mod lease;
+pub mod pg;
 pub mod runs;
 pub mod vlog;
 
 pub use disk::{Compaction, DiskStore, MEMTABLE_BYTES_DEFAULT};
+pub use pg::{Fence, PgStore};
 pub use renkei_core::store::*;

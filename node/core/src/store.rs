@@ -239,6 +239,141 @@ pub mod conformance {
         assert_eq!(s.range_rev(Tree::Outbox, b"", None, 10).unwrap().len(), 1);
     }
 
+    /// Every behaviour below, on stores made by `open` (each call a fresh, empty store) and
+    /// reopened by `reopen` (a crash: the store is dropped without a commit and opened again
+    /// from what it made durable).
+    pub fn all<S: Store>(mut open: impl FnMut() -> S, mut reopen: impl FnMut(S) -> S) {
+        basic(&mut open());
+        overlay_merges_with_committed(&mut open());
+        trees_do_not_bleed(&mut open());
+        crash_keeps_committed_only(open(), &mut reopen);
+    }
+
+    /// A group's writes are seen by its own reads and scans before the commit, over what is
+    /// committed (puts replacing, deletes hiding).
+    pub fn overlay_merges_with_committed(s: &mut dyn Store) {
+        for k in [b"a", b"c", b"e"] {
+            s.put(Tree::Outbox, k, b"disk").unwrap();
+        }
+        s.commit().unwrap();
+        s.put(Tree::Outbox, b"b", b"over").unwrap();
+        s.put(Tree::Outbox, b"c", b"over").unwrap();
+        s.delete(Tree::Outbox, b"e").unwrap();
+        let want = vec![
+            (b"a".to_vec(), b"disk".to_vec()),
+            (b"b".to_vec(), b"over".to_vec()),
+            (b"c".to_vec(), b"over".to_vec()),
+        ];
+        assert_eq!(s.range(Tree::Outbox, b"", None, 10).unwrap(), want);
+        assert_eq!(s.range(Tree::Outbox, b"", None, 2).unwrap(), want[..2]);
+        assert_eq!(s.last(Tree::Outbox).unwrap().unwrap().0, b"c");
+        assert_eq!(
+            s.range_rev(Tree::Outbox, b"", None, 2).unwrap(),
+            vec![want[2].clone(), want[1].clone()]
+        );
+        // Deletes in front of a limited scan do not shorten it, either way.
+        for t in [Tree::Relayed, Tree::Submissions] {
+            for k in [b"p1", b"p2", b"p3", b"p4"] {
+                s.put(t, k, b"v").unwrap();
+            }
+        }
+        s.commit().unwrap();
+        s.delete(Tree::Relayed, b"p1").unwrap();
+        s.delete(Tree::Relayed, b"p2").unwrap();
+        s.delete(Tree::Submissions, b"p4").unwrap();
+        s.delete(Tree::Submissions, b"p3").unwrap();
+        let keys = |p: Pairs| p.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        assert_eq!(
+            keys(s.range(Tree::Relayed, b"", None, 2).unwrap()),
+            vec![b"p3".to_vec(), b"p4".to_vec()]
+        );
+        assert_eq!(
+            keys(s.range_rev(Tree::Submissions, b"", None, 2).unwrap()),
+            vec![b"p2".to_vec(), b"p1".to_vec()]
+        );
+        assert_eq!(s.last(Tree::Submissions).unwrap().unwrap().0, b"p2");
+        s.delete(Tree::Outbox, b"a").unwrap();
+        s.delete(Tree::Outbox, b"b").unwrap();
+        s.put(Tree::Outbox, b"d", b"over").unwrap();
+        assert_eq!(
+            s.range(Tree::Outbox, b"", None, 2).unwrap(),
+            vec![
+                (b"c".to_vec(), b"over".to_vec()),
+                (b"d".to_vec(), b"over".to_vec())
+            ]
+        );
+        s.commit().unwrap();
+        assert_eq!(s.get(Tree::Outbox, b"a").unwrap(), None);
+        assert_eq!(
+            s.get(Tree::Outbox, b"d").unwrap().as_deref(),
+            Some(&b"over"[..])
+        );
+        // A key written and deleted in one group is not there; deleted and written, it is.
+        s.put(Tree::Outbox, b"x", b"1").unwrap();
+        s.delete(Tree::Outbox, b"x").unwrap();
+        s.delete(Tree::Outbox, b"c").unwrap();
+        s.put(Tree::Outbox, b"c", b"again").unwrap();
+        s.commit().unwrap();
+        assert_eq!(s.get(Tree::Outbox, b"x").unwrap(), None);
+        assert_eq!(
+            s.get(Tree::Outbox, b"c").unwrap().as_deref(),
+            Some(&b"again"[..])
+        );
+    }
+
+    /// Keys at the edges of the byte range stay in their tree, committed or not.
+    pub fn trees_do_not_bleed(s: &mut dyn Store) {
+        s.put(Tree::Envelopes, b"\xff\xff", b"env").unwrap();
+        s.put(Tree::Outbox, b"\x00", b"out").unwrap();
+        s.put(Tree::Outbox, b"", b"empty key").unwrap();
+        s.put(Tree::InboxIndex, b"z", b"last tree").unwrap();
+        for commit in [false, true] {
+            if commit {
+                s.commit().unwrap();
+            }
+            let env = s.range(Tree::Envelopes, b"", None, 10).unwrap();
+            assert_eq!(env, vec![(b"\xff\xff".to_vec(), b"env".to_vec())]);
+            assert_eq!(s.last(Tree::Envelopes).unwrap().unwrap().1, b"env");
+            assert_eq!(s.last(Tree::Meta).unwrap(), None);
+            assert_eq!(s.range(Tree::Meta, b"", None, 10).unwrap(), vec![]);
+            assert_eq!(s.range(Tree::Outbox, b"", None, 10).unwrap().len(), 2);
+            assert_eq!(s.last(Tree::InboxIndex).unwrap().unwrap().0, b"z");
+            // Byte order, the shorter key first on a tie.
+            let keys: Vec<Vec<u8>> = s
+                .range(Tree::Outbox, b"", None, 10)
+                .unwrap()
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
+            assert_eq!(keys, vec![b"".to_vec(), b"\x00".to_vec()]);
+        }
+    }
+
+    /// After a crash a store holds exactly what its last commit made durable.
+    pub fn crash_keeps_committed_only<S: Store>(mut s: S, reopen: &mut impl FnMut(S) -> S) {
+        s.put(Tree::Inbox, b"kept", b"1").unwrap();
+        s.put(Tree::Envelopes, b"big", &vec![7u8; 1 << 20]).unwrap();
+        s.commit().unwrap();
+        s.put(Tree::Inbox, b"lost", b"2").unwrap();
+        s.delete(Tree::Inbox, b"kept").unwrap();
+        s.put(Tree::Envelopes, b"big", b"overwritten").unwrap();
+        let mut s = reopen(s);
+        assert_eq!(
+            s.get(Tree::Inbox, b"kept").unwrap().as_deref(),
+            Some(&b"1"[..])
+        );
+        assert_eq!(s.get(Tree::Inbox, b"lost").unwrap(), None);
+        assert_eq!(
+            s.get(Tree::Envelopes, b"big").unwrap().unwrap().len(),
+            1 << 20
+        );
+        // And it goes on: a commit after the crash is durable too.
+        s.put(Tree::Inbox, b"after", b"3").unwrap();
+        s.commit().unwrap();
+        let s = reopen(s);
+        assert_eq!(scan_prefix(&s, Tree::Inbox, b"", 10).unwrap().len(), 2);
+    }
+
     #[cfg(test)]
     #[test]
     fn prefix_end_rules() {

@@ -617,78 +617,21 @@ mod tests {
 
     #[test]
     fn conformance() {
-        let d = tmp("conf");
-        crate::store::conformance::basic(&mut DiskStore::open(&d, 8 << 20).unwrap());
-        let _ = std::fs::remove_dir_all(&d);
-    }
-
-    #[test]
-    fn uncommitted_writes_are_lost_on_drop_committed_survive() {
-        let d = tmp("drop");
-        {
-            let mut s = DiskStore::open(&d, 8 << 20).unwrap();
-            s.put(Tree::Inbox, b"kept", b"1").unwrap();
-            s.commit().unwrap();
-            s.put(Tree::Inbox, b"lost", b"2").unwrap();
-            s.delete(Tree::Inbox, b"kept").unwrap();
-            // dropped without commit
+        let (n, last) = (std::cell::Cell::new(0), std::cell::RefCell::new(None));
+        let open = || {
+            n.set(n.get() + 1);
+            let d = tmp(&format!("conf{}", n.get()));
+            *last.borrow_mut() = Some(d.clone());
+            DiskStore::open(&d, 8 << 20).unwrap()
+        };
+        let reopen = |s: DiskStore| {
+            drop(s);
+            DiskStore::open(last.borrow().as_ref().unwrap(), 8 << 20).unwrap()
+        };
+        crate::store::conformance::all(open, reopen);
+        for i in 1..=n.get() {
+            let _ = std::fs::remove_dir_all(tmp(&format!("conf{i}")));
         }
-        let s = DiskStore::open(&d, 8 << 20).unwrap();
-        assert_eq!(
-            s.get(Tree::Inbox, b"kept").unwrap().as_deref(),
-            Some(&b"1"[..])
-        );
-        assert_eq!(s.get(Tree::Inbox, b"lost").unwrap(), None);
-        drop(s);
-        let _ = std::fs::remove_dir_all(&d);
-    }
-
-    #[test]
-    fn overlay_merges_with_disk_in_scans() {
-        let d = tmp("merge");
-        let mut s = DiskStore::open(&d, 8 << 20).unwrap();
-        for k in [b"a", b"c", b"e"] {
-            s.put(Tree::Outbox, k, b"disk").unwrap();
-        }
-        s.commit().unwrap();
-        s.put(Tree::Outbox, b"b", b"over").unwrap();
-        s.put(Tree::Outbox, b"c", b"over").unwrap();
-        s.delete(Tree::Outbox, b"e").unwrap();
-        let got = s.range(Tree::Outbox, b"", None, 10).unwrap();
-        let keys: Vec<_> = got.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        assert_eq!(
-            keys,
-            vec![
-                (b"a".to_vec(), b"disk".to_vec()),
-                (b"b".to_vec(), b"over".to_vec()),
-                (b"c".to_vec(), b"over".to_vec())
-            ]
-        );
-        assert_eq!(s.last(Tree::Outbox).unwrap().unwrap().0, b"c");
-        drop(s);
-        let _ = std::fs::remove_dir_all(&d);
-    }
-
-    #[test]
-    fn trees_do_not_bleed_into_each_other() {
-        let d = tmp("bleed");
-        let mut s = DiskStore::open(&d, 8 << 20).unwrap();
-        s.put(Tree::Envelopes, b"\xff\xff", b"env").unwrap();
-        s.put(Tree::Outbox, b"\x00", b"out").unwrap();
-        s.put(Tree::Audit, b"z", b"last tree").unwrap();
-        for commit in [false, true] {
-            if commit {
-                s.commit().unwrap();
-            }
-            let env = s.range(Tree::Envelopes, b"", None, 10).unwrap();
-            assert_eq!(env, vec![(b"\xff\xff".to_vec(), b"env".to_vec())]);
-            assert_eq!(s.last(Tree::Envelopes).unwrap().unwrap().1, b"env");
-            assert_eq!(s.last(Tree::Meta).unwrap(), None);
-            assert_eq!(s.range(Tree::Meta, b"", None, 10).unwrap(), vec![]);
-            assert_eq!(s.last(Tree::Audit).unwrap().unwrap().0, b"z");
-        }
-        drop(s);
-        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]

@@ -548,7 +548,13 @@ mod tests {
     #[test]
     fn conformance_spilling() {
         let pool = SharedValues::spilling_to(&std::env::temp_dir()).unwrap();
-        crate::store::conformance::basic(&mut MemoryStore::with_shared(pool));
+        crate::store::conformance::all(
+            || MemoryStore::with_shared(pool.clone()),
+            |mut s| {
+                s.crash();
+                s
+            },
+        );
     }
 
     #[test]
@@ -623,7 +629,10 @@ mod tests {
 
     #[test]
     fn conformance() {
-        crate::store::conformance::basic(&mut MemoryStore::new());
+        crate::store::conformance::all(MemoryStore::new, |mut s| {
+            s.crash();
+            s
+        });
     }
 
     #[test]

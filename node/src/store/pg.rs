@@ -1,0 +1,463 @@
+//! The PostgreSQL backend: every tree in one table `renkei_kv (tree, k, v)`, one group commit
+//! one transaction (synchronous commit), reads of the group's own writes from an overlay.
+//!
+//! The `postgres` client runs its own runtime and must not be called from inside tokio, so
+//! the connection lives on a thread of its own and the store sends it closures; the core's
+//! task waits for the answer exactly as it waits for a disk read with the local store.
+//!
+//! With a [`Fence`] (active/standby, see [`super::lease`]) every commit first reads the lease
+//! row under a share lock and refuses to write unless the fencing number is still this
+//! node's: a node that was paused and deposed never commits again.
+//!
+//! Key order: `bytea` compares bytewise with the shorter key first on a tie, as `[u8]` does, so
+//! range scans come back in the order the core expects.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::mpsc;
+
+use postgres::{Client, NoTls};
+
+use super::{Pair, Pairs, Store, StoreError, Tree};
+
+/// The schema, created if missing (idempotent).
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS renkei_kv (
+    tree smallint NOT NULL,
+    k bytea NOT NULL,
+    v bytea NOT NULL,
+    PRIMARY KEY (tree, k)
+);
+CREATE TABLE IF NOT EXISTS renkei_lease (
+    id smallint PRIMARY KEY CHECK (id = 1),
+    holder text NOT NULL,
+    fence bigint NOT NULL,
+    expires_at timestamptz NOT NULL
+);";
+
+/// The fencing number this node holds; commits are refused once another node holds a
+/// higher one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fence(pub i64);
+
+type Job = Box<dyn FnOnce(&mut Session) + Send>;
+
+/// The connection and its prepared statements (prepared once per connection).
+pub(crate) struct Session {
+    /// The client.
+    pub(crate) client: Client,
+    stmts: BTreeMap<String, postgres::Statement>,
+}
+
+impl Session {
+    /// The statement for `sql`, prepared on first use.
+    pub(crate) fn stmt(&mut self, sql: &str) -> Result<postgres::Statement, postgres::Error> {
+        if let Some(s) = self.stmts.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        self.stmts.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+}
+
+/// A connection on its own thread.
+pub(crate) struct Conn {
+    tx: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Conn {
+    /// Connects to `url` (a libpq-style URL or key=value string) and creates the schema.
+    pub(crate) fn connect(url: &str, name: &str) -> Result<Conn, StoreError> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), StoreError>>(1);
+        let url = url.to_owned();
+        let thread = std::thread::Builder::new()
+            .name(format!("renkei-pg-{name}"))
+            .spawn(move || {
+                let mut session = match Client::connect(&url, NoTls)
+                    .and_then(|mut c| c.batch_execute(SCHEMA).map(|()| c))
+                {
+                    Ok(client) => Session {
+                        client,
+                        stmts: Default::default(),
+                    },
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(pg_error(&e)));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                while let Ok(job) = rx.recv() {
+                    job(&mut session);
+                }
+            })
+            .map_err(|e| StoreError::Backend(format!("postgres: cannot start a thread: {e}")))?;
+        ready_rx.recv().map_err(|_| {
+            StoreError::Backend("postgres: the connection thread stopped".to_owned())
+        })??;
+        Ok(Conn {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Runs `f` on the connection's thread and waits for its answer.
+    pub(crate) fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Session) -> Result<R, postgres::Error> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |c| {
+            let _ = tx.send(f(c));
+        });
+        self.tx
+            .as_ref()
+            .and_then(|t| t.send(job).ok())
+            .ok_or_else(|| StoreError::Backend("postgres: connection closed".to_owned()))?;
+        rx.recv()
+            .map_err(|_| StoreError::Backend("postgres: the connection thread stopped".to_owned()))?
+            .map_err(|e| pg_error(&e))
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A PostgreSQL error with the server's message when there is one.
+pub(crate) fn pg_error(e: &postgres::Error) -> StoreError {
+    match e.as_db_error() {
+        Some(db) => {
+            StoreError::Backend(format!("postgres: {} ({})", db.message(), db.code().code()))
+        }
+        None => StoreError::Backend(format!("postgres: {e}")),
+    }
+}
+
+/// The tree's number in the table: its position in [`Tree::ALL`] (stable: new trees go last).
+fn tree_id(tree: Tree) -> i16 {
+    tree as i16
+}
+
+/// The store on PostgreSQL.
+pub struct PgStore {
+    conn: Conn,
+    /// This group's writes (`None` = deleted), applied by the next commit.
+    overlay: BTreeMap<(Tree, Vec<u8>), Option<Vec<u8>>>,
+    fence: Option<Fence>,
+}
+
+impl PgStore {
+    /// Connects and creates the schema if missing. With `fence`, every commit checks that
+    /// the lease still carries it.
+    pub fn open(url: &str, fence: Option<Fence>) -> Result<PgStore, StoreError> {
+        Ok(PgStore {
+            conn: Conn::connect(url, "store")?,
+            overlay: BTreeMap::new(),
+            fence,
+        })
+    }
+
+    /// The fencing number this store commits under.
+    pub fn fence(&self) -> Option<Fence> {
+        self.fence
+    }
+
+    /// Rows of `tree` in `[start, end)` from the database, at most `limit`, forward or
+    /// backward.
+    fn fetch(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        rev: bool,
+    ) -> Result<Pairs, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let order = if rev { "DESC" } else { "ASC" };
+        let sql = match end {
+            Some(_) => format!(
+                "SELECT k, v FROM renkei_kv WHERE tree = $1 AND k >= $2 AND k < $3 \
+                 ORDER BY k {order} LIMIT $4"
+            ),
+            None => format!(
+                "SELECT k, v FROM renkei_kv WHERE tree = $1 AND k >= $2 \
+                 ORDER BY k {order} LIMIT $3"
+            ),
+        };
+        let (t, start, end) = (tree_id(tree), start.to_vec(), end.map(<[u8]>::to_vec));
+        self.conn.call(move |c| {
+            let stmt = c.stmt(&sql)?;
+            let rows = match &end {
+                Some(end) => c.client.query(&stmt, &[&t, &start, end, &limit])?,
+                None => c.client.query(&stmt, &[&t, &start, &limit])?,
+            };
+            Ok(rows
+                .into_iter()
+                .map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)))
+                .collect())
+        })
+    }
+
+    /// A range scan merged with the overlay.
+    fn scan(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        rev: bool,
+    ) -> Result<Pairs, StoreError> {
+        if limit == 0 || end.is_some_and(|e| e <= start) {
+            return Ok(Vec::new());
+        }
+        let lo = Bound::Included((tree, start.to_vec()));
+        let hi = match end {
+            Some(e) => Bound::Excluded((tree, e.to_vec())),
+            None => match Tree::ALL.get(tree as usize + 1) {
+                Some(next) => Bound::Excluded((*next, Vec::new())),
+                None => Bound::Unbounded,
+            },
+        };
+        let ours: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = self
+            .overlay
+            .range((lo, hi))
+            .map(|((_, k), v)| (k, v))
+            .collect();
+        // Each overlay entry can hide at most one stored row: reading that many more rows
+        // than asked is enough for the first `limit` of the merge.
+        let stored = self.fetch(tree, start, end, limit.saturating_add(ours.len()), rev)?;
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = stored.into_iter().collect();
+        for (k, v) in ours {
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        Ok(if rev {
+            merged.into_iter().rev().take(limit).collect()
+        } else {
+            merged.into_iter().take(limit).collect()
+        })
+    }
+}
+
+impl Store for PgStore {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(v) = self.overlay.get(&(tree, key.to_vec())) {
+            return Ok(v.clone());
+        }
+        let (t, k) = (tree_id(tree), key.to_vec());
+        self.conn.call(move |c| {
+            let stmt = c.stmt("SELECT v FROM renkei_kv WHERE tree = $1 AND k = $2")?;
+            Ok(c.client
+                .query_opt(&stmt, &[&t, &k])?
+                .map(|r| r.get::<_, Vec<u8>>(0)))
+        })
+    }
+
+    fn put(&mut self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.overlay
+            .insert((tree, key.to_vec()), Some(value.to_vec()));
+        Ok(())
+    }
+
+    fn delete(&mut self, tree: Tree, key: &[u8]) -> Result<(), StoreError> {
+        self.overlay.insert((tree, key.to_vec()), None);
+        Ok(())
+    }
+
+    fn range(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StoreError> {
+        self.scan(tree, start, end, limit, false)
+    }
+
+    fn range_rev(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StoreError> {
+        self.scan(tree, start, end, limit, true)
+    }
+
+    fn last(&self, tree: Tree) -> Result<Option<Pair>, StoreError> {
+        Ok(self.scan(tree, &[], None, 1, true)?.into_iter().next())
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        // Even a group that wrote nothing checks the fence: a deposed node must not release
+        // answers read from a state another node has moved on from.
+        if self.overlay.is_empty() && self.fence.is_none() {
+            return Ok(());
+        }
+        let (mut put_t, mut put_k, mut put_v) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut del_t, mut del_k) = (Vec::new(), Vec::new());
+        for ((tree, k), v) in std::mem::take(&mut self.overlay) {
+            match v {
+                Some(v) => {
+                    put_t.push(tree_id(tree));
+                    put_k.push(k);
+                    put_v.push(v);
+                }
+                None => {
+                    del_t.push(tree_id(tree));
+                    del_k.push(k);
+                }
+            }
+        }
+        let fence = self.fence;
+        let outcome = self.conn.call(move |c| {
+            let mut tx = c.client.transaction()?;
+            if let Some(Fence(mine)) = fence {
+                let held: Option<i64> = tx
+                    .query_opt("SELECT fence FROM renkei_lease WHERE id = 1 FOR SHARE", &[])?
+                    .map(|r| r.get(0));
+                if held != Some(mine) {
+                    tx.rollback()?;
+                    return Ok(Some(held));
+                }
+            }
+            if !put_t.is_empty() {
+                tx.execute(
+                    "INSERT INTO renkei_kv (tree, k, v) \
+                     SELECT * FROM unnest($1::smallint[], $2::bytea[], $3::bytea[]) \
+                     ON CONFLICT (tree, k) DO UPDATE SET v = EXCLUDED.v",
+                    &[&put_t, &put_k, &put_v],
+                )?;
+            }
+            if !del_t.is_empty() {
+                tx.execute(
+                    "DELETE FROM renkei_kv USING unnest($1::smallint[], $2::bytea[]) AS d(t, k) \
+                     WHERE renkei_kv.tree = d.t AND renkei_kv.k = d.k",
+                    &[&del_t, &del_k],
+                )?;
+            }
+            tx.commit()?;
+            Ok(None)
+        })?;
+        match outcome {
+            None => Ok(()),
+            Some(held) => Err(StoreError::Backend(format!(
+                "deposed: this node's lease (fence {}) is no longer held (the lease now carries {}); \
+                 nothing was committed",
+                fence.map_or(0, |f| f.0),
+                held.map_or("no fence".to_owned(), |f| format!("fence {f}"))
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::lease::{Attempt, Lease};
+    use super::*;
+    use std::time::Duration;
+
+    /// A fresh database on the throwaway cluster named by `RENKEI_TEST_PG`
+    /// (`scripts/pg-throwaway start`); `None` (the test says so and passes) without one,
+    /// unless `RENKEI_REQUIRE_PG=1` (CI), where a missing cluster fails.
+    pub(crate) fn fresh_db(tag: &str) -> Option<String> {
+        let Ok(admin) = std::env::var("RENKEI_TEST_PG") else {
+            assert!(
+                std::env::var("RENKEI_REQUIRE_PG").is_err(),
+                "RENKEI_REQUIRE_PG is set but RENKEI_TEST_PG is not"
+            );
+            eprintln!("skipped: no RENKEI_TEST_PG (eval \"$(scripts/pg-throwaway start)\")");
+            return None;
+        };
+        let name = format!(
+            "renkei_{tag}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let mut c = Client::connect(&admin, NoTls).unwrap();
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+            .unwrap();
+        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        let (base, _) = admin.rsplit_once('/').unwrap();
+        Some(format!("{base}/{name}"))
+    }
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+    #[test]
+    fn conformance() {
+        let Some(first) = fresh_db("conf") else {
+            return;
+        };
+        let last = std::cell::RefCell::new(first.clone());
+        let mut used = Some(first);
+        let open = || {
+            let url = used.take().or_else(|| fresh_db("conf")).unwrap();
+            *last.borrow_mut() = url.clone();
+            PgStore::open(&url, None).unwrap()
+        };
+        let reopen = |s: PgStore| {
+            drop(s);
+            PgStore::open(&last.borrow(), None).unwrap()
+        };
+        crate::store::conformance::all(open, reopen);
+    }
+
+    #[test]
+    fn a_deposed_node_commits_nothing_and_says_so() {
+        let Some(url) = fresh_db("fence") else {
+            return;
+        };
+        let ttl = Duration::from_millis(300);
+        let mut a = Lease::connect(&url, "node-a", ttl).unwrap();
+        let Attempt::Taken(fa) = a.try_take().unwrap() else {
+            panic!("a free lease is taken")
+        };
+        let mut b = Lease::connect(&url, "node-b", ttl).unwrap();
+        match b.try_take().unwrap() {
+            Attempt::HeldBy { holder, .. } => assert_eq!(holder, "node-a"),
+            other => panic!("a held lease is not taken: {other:?}"),
+        }
+        let mut sa = PgStore::open(&url, Some(fa)).unwrap();
+        sa.put(Tree::Inbox, b"by-a", b"1").unwrap();
+        sa.commit().unwrap();
+        assert!(a.renew().unwrap());
+        // node-a pauses past its expiry; node-b takes over with the next fencing number.
+        std::thread::sleep(ttl * 2);
+        let Attempt::Taken(fb) = b.try_take().unwrap() else {
+            panic!("an expired lease is taken")
+        };
+        assert_eq!(fb.0, fa.0 + 1);
+        // node-a wakes up: its renewal and its commit are refused, nothing of it lands.
+        assert!(!a.renew().unwrap());
+        sa.put(Tree::Inbox, b"by-a-late", b"2").unwrap();
+        let err = sa.commit().unwrap_err().to_string();
+        assert!(err.contains("deposed"), "{err}");
+        // A group with no writes is refused too (no answers from a stale state).
+        let err = sa.commit().unwrap_err().to_string();
+        assert!(err.contains("deposed"), "{err}");
+        let mut sb = PgStore::open(&url, Some(fb)).unwrap();
+        assert_eq!(sb.get(Tree::Inbox, b"by-a-late").unwrap(), None);
+        assert_eq!(
+            sb.get(Tree::Inbox, b"by-a").unwrap().as_deref(),
+            Some(&b"1"[..])
+        );
+        sb.put(Tree::Inbox, b"by-b", b"3").unwrap();
+        sb.commit().unwrap();
+        // A clean stop hands the lease over at once.
+        b.release().unwrap();
+        assert!(matches!(a.try_take().unwrap(), Attempt::Taken(Fence(n)) if n == fb.0 + 1));
+        // node-a's old store still may not commit: its fence is the old one.
+        assert!(sa.commit().is_err());
+    }
+}
