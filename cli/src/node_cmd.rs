@@ -175,12 +175,21 @@ pub fn compact(dir: &Path, max_live: u64) -> Result<i32> {
         bail!("--max-live is a percentage (0–100), got {max_live}");
     }
     let cfg = NodeConfig::load(dir)?;
-    let mut store = runtime::open_store(dir, &cfg).with_context(|| {
+    if cfg.store.kind != renkei_node::config::StoreKind::Local {
+        bail!(
+            "renkei compact is for the local store; this node's store is PostgreSQL, which \
+             reclaims space itself (autovacuum)"
+        );
+    }
+    let store = runtime::open_store(dir, &cfg).with_context(|| {
         format!(
             "cannot open the store of {} (is the node still running? stop it first)",
             dir.display()
         )
     })?;
+    let renkei_node::store::NodeStore::Local(mut store) = store else {
+        bail!("renkei compact is for the local store");
+    };
     let before = store.size_on_disk()?;
     let c = store.compact(max_live)?;
     let after = store.size_on_disk()?;

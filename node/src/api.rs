@@ -11,6 +11,7 @@ mod error;
 mod metrics;
 mod office;
 mod ratelimit;
+pub mod standby;
 pub mod uploads;
 
 use std::net::SocketAddr;

@@ -236,6 +236,77 @@ pub struct NodeConfig {
     /// calling from a server needs no entry.
     #[serde(default)]
     pub cors_allowed_origins: Vec<String>,
+    /// Where the node keeps its state. Default: the local store in `DIR/store`.
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// Which store a node runs on (`[store]` in renkei.toml).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `"local"` (default: the embedded store in `DIR/store`) or `"postgres"`.
+    #[serde(default)]
+    pub kind: StoreKind,
+    /// For `postgres`: the database, as a URL (`postgres://user@host:5432/renkei`) or a
+    /// key=value string (`host=… user=… dbname=…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// For `postgres`: this node's name in the active/standby lease. Default: the host
+    /// name and the HTTP address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// For `postgres`: how long the lease lasts unless renewed (renewed every quarter of
+    /// it); a standby takes over this long after the active node stops answering.
+    /// Default 5000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_ttl_ms: Option<u64>,
+}
+
+/// The store kinds.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// The embedded store on this machine's disk.
+    #[default]
+    Local,
+    /// PostgreSQL (active/standby nodes share one database).
+    Postgres,
+}
+
+/// The lease's default length.
+pub const LEASE_TTL_MS_DEFAULT: u64 = 5_000;
+
+impl StoreConfig {
+    /// The PostgreSQL URL, for a `postgres` store.
+    pub fn postgres_url(&self) -> Result<Option<&str>, ConfigError> {
+        match (self.kind, &self.url) {
+            (StoreKind::Local, _) => Ok(None),
+            (StoreKind::Postgres, Some(u)) if !u.trim().is_empty() => Ok(Some(u)),
+            (StoreKind::Postgres, _) => Err(ConfigError::Parse {
+                path: PathBuf::from(CONFIG_FILE),
+                detail: "[store] kind = \"postgres\" needs url = \"postgres://user@host:5432/renkei\""
+                    .to_owned(),
+            }),
+        }
+    }
+
+    /// This node's name in the lease.
+    pub fn node_name(&self, http: SocketAddr) -> String {
+        self.node.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "localhost".to_owned());
+            format!("{host}/{http}")
+        })
+    }
+
+    /// The lease's length.
+    pub fn lease_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            self.lease_ttl_ms.unwrap_or(LEASE_TTL_MS_DEFAULT).max(200),
+        )
+    }
 }
 
 fn default_http() -> SocketAddr {
@@ -257,6 +328,7 @@ impl NodeConfig {
             limits: LimitsConfig::default(),
             trusted_proxies: vec![],
             cors_allowed_origins: vec![],
+            store: StoreConfig::default(),
         }
     }
 
@@ -326,5 +398,15 @@ mod tests {
         assert_eq!(minimal.delivery.expiry_ms, EXPIRY_MS_DEFAULT);
         let e = toml::from_str::<NodeConfig>("name = \"x\"\nbogus = 1").unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
+        assert_eq!(minimal.store.postgres_url().unwrap(), None);
+        let pg: NodeConfig = toml::from_str(
+            "name = \"x\"\n[store]\nkind = \"postgres\"\nurl = \"postgres://r@db/renkei\"",
+        )
+        .unwrap();
+        assert_eq!(pg.store.postgres_url().unwrap(), Some("postgres://r@db/renkei"));
+        let no_url: NodeConfig = toml::from_str("name = \"x\"\n[store]\nkind = \"postgres\"").unwrap();
+        let e = no_url.store.postgres_url().unwrap_err().to_string();
+        assert!(e.contains("needs url"), "{e}");
+        assert!(toml::from_str::<NodeConfig>("name = \"x\"\n[store]\nkind = \"mysql\"").is_err());
     }
 }

@@ -22,7 +22,7 @@ use renkei_protocol::wire::{Request, Response};
 
 use crate::core::{ApiCommand, ApiReply, Auth, Batch, Core, Effect, Input, RosterPeer};
 use crate::keyfile::{self, KeyFileError};
-use crate::store::{DiskStore, StoreError};
+use crate::store::{DiskStore, NodeStore, StoreError};
 
 /// File in the node directory listing the libp2p addresses actually bound.
 pub const LISTEN_FILE: &str = "listen.addrs";
@@ -114,14 +114,112 @@ impl CoreHandle {
     }
 }
 
-/// Opens the store of a node directory.
-pub fn open_store(dir: &Path, cfg: &NodeConfig) -> Result<DiskStore, StoreError> {
-    DiskStore::open_tuned(
-        &store_dir(dir),
-        cfg.limits.store_cache_bytes,
-        cfg.limits.store_memtable_bytes,
-        cfg.limits.store_segment_bytes,
-    )
+/// Opens the store of a node directory, as configured. A PostgreSQL store is opened only if
+/// its lease is free (no node of this operator is active): offline commands never write
+/// beside a running node.
+pub fn open_store(dir: &Path, cfg: &NodeConfig) -> Result<NodeStore, StoreError> {
+    let Some(url) = cfg.store.postgres_url().map_err(config_error)? else {
+        return DiskStore::open_tuned(
+            &store_dir(dir),
+            cfg.limits.store_cache_bytes,
+            cfg.limits.store_memtable_bytes,
+            cfg.limits.store_segment_bytes,
+        )
+        .map(NodeStore::Local);
+    };
+    let mut active = String::new();
+    let me = cfg.store.node_name(cfg.http);
+    NodeStore::postgres(url, &me, cfg.store.lease_ttl(), |holder, _| {
+        active = holder.to_owned();
+        false
+    })?
+    .ok_or_else(|| {
+        StoreError::Backend(format!(
+            "node {active:?} holds this operator's lease on the database (it is the active node): \
+             stop it first, or use its admin API"
+        ))
+    })
+}
+
+fn config_error(e: ConfigError) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// Opens the store for a node that is starting: on PostgreSQL, waits as a standby while
+/// another node of this operator holds the lease, and takes over when it lets it go or
+/// stops renewing it.
+/// `active` holds the name of the node that holds the lease (for the standby's answers).
+pub async fn open_store_for_node(
+    dir: &Path,
+    cfg: &NodeConfig,
+    active: Arc<std::sync::Mutex<String>>,
+) -> Result<NodeStore, RuntimeError> {
+    let Some(url) = cfg.store.postgres_url()? else {
+        return Ok(open_store(dir, cfg)?);
+    };
+    let (url, me, ttl) = (
+        url.to_owned(),
+        cfg.store.node_name(cfg.http),
+        cfg.store.lease_ttl(),
+    );
+    let poll = (ttl / 5).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let store = tokio::task::spawn_blocking(move || {
+        let mut said = String::new();
+        NodeStore::postgres(&url, &me, ttl, |holder, expires_in_ms| {
+            if let Ok(mut a) = active.lock() {
+                holder.clone_into(&mut a);
+            }
+            if said != holder {
+                tracing::info!(node = %me, active = %holder, expires_in_ms, "standby: another node holds the lease; taking over when it stops renewing it");
+                said = holder.to_owned();
+            }
+            std::thread::sleep(poll);
+            true
+        })
+    })
+    .await
+    .map_err(|e| RuntimeError::Io(format!("standby: {e}")))??
+    .ok_or_else(|| RuntimeError::Io("standby: gave up waiting".into()))?;
+    if let Some(l) = store.lease() {
+        tracing::info!(node = %l.holder(), "active: this node holds the lease");
+    }
+    Ok(store)
+}
+
+/// Renews the lease of a PostgreSQL store every quarter of its length until the store is
+/// dropped. Deposed (another node holds it now), it wakes the core, whose next commit is
+/// then refused: the node stops.
+fn keep_lease(store: &NodeStore, ttl: Duration, wake_core: mpsc::UnboundedSender<Input>) {
+    let Some(guard) = store.lease() else {
+        return;
+    };
+    let lease = guard.watch();
+    let spawned = std::thread::Builder::new()
+        .name("renkei-lease".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(ttl / 4);
+                let Some(lease) = lease.upgrade() else {
+                    return;
+                };
+                let renewed = match lease.lock() {
+                    Ok(l) => l.renew(),
+                    Err(_) => return,
+                };
+                match renewed {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::error!("deposed: another node of this operator holds the lease now; stopping");
+                        let _ = wake_core.send(Input::Tick);
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not renew the lease (retrying)"),
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the lease thread");
+    }
 }
 
 /// `DIR/store`.
@@ -130,9 +228,17 @@ pub fn store_dir(dir: &Path) -> PathBuf {
 }
 
 /// Opens the core of a node directory (store, keys, config, roster file).
-pub fn open_core(dir: &Path, cfg: &NodeConfig) -> Result<Core<DiskStore>, RuntimeError> {
+pub fn open_core(dir: &Path, cfg: &NodeConfig) -> Result<Core<NodeStore>, RuntimeError> {
+    open_core_on(dir, cfg, open_store(dir, cfg)?)
+}
+
+/// Opens the core of a node directory on `store`.
+pub fn open_core_on(
+    dir: &Path,
+    cfg: &NodeConfig,
+    store: NodeStore,
+) -> Result<Core<NodeStore>, RuntimeError> {
     let keys = keyfile::load(dir)?;
-    let store = open_store(dir, cfg)?;
     let seed = keyfile::random_seed()?;
     let mut core = Core::open(
         store,
@@ -415,7 +521,7 @@ async fn forward_events(
 /// committing the current batch) or on a fatal store error.
 #[allow(clippy::too_many_arguments)] // the task's channels, its switch and its gauge
 pub async fn drive(
-    mut core: Core<DiskStore>,
+    mut core: Core<NodeStore>,
     mut api_rx: mpsc::Receiver<ApiCall>,
     mut peer_rx: mpsc::UnboundedReceiver<Input>,
     peer_tx: mpsc::UnboundedSender<Input>,
@@ -537,7 +643,7 @@ pub async fn drive(
 /// Runs the seal jobs the batch produced (the prepare stage's [`crate::core::SealJob`]) and
 /// hands their results to the core, until no job is left.
 async fn seal_in_batch(
-    batch: &mut Batch<'_, DiskStore>,
+    batch: &mut Batch<'_, NodeStore>,
     pool: &crate::prepare_pool::PreparePool,
 ) -> Result<(), RuntimeError> {
     loop {
@@ -566,7 +672,7 @@ fn nanos(d: Duration) -> u64 {
 
 /// Spawns the core task; returns its handle, stop switch and join handle.
 pub fn spawn_core(
-    core: Core<DiskStore>,
+    core: Core<NodeStore>,
     peers: Peers,
     peer_rx: mpsc::UnboundedReceiver<Input>,
     peer_tx: mpsc::UnboundedSender<Input>,
@@ -727,12 +833,37 @@ fn cors_origins(origins: &[String]) -> Result<Vec<axum::http::HeaderValue>, Runt
 /// Starts a node from its directory: core task, HTTP API.
 pub async fn start(dir: &Path) -> Result<RunningNode, RuntimeError> {
     let cfg = NodeConfig::load(dir)?;
-    let core = open_core(dir, &cfg)?;
+    let std_listener = std::net::TcpListener::bind(cfg.http)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| RuntimeError::Io(format!("cannot listen on {}: {e}", cfg.http)))?;
+    let io = |e: std::io::Error| RuntimeError::Io(format!("HTTP listener: {e}"));
+    let store = if cfg.store.postgres_url()?.is_some() {
+        // Until this node holds the lease it answers as a standby on its HTTP address.
+        let active = Arc::new(std::sync::Mutex::new(String::new()));
+        let standby_listener =
+            tokio::net::TcpListener::from_std(std_listener.try_clone().map_err(io)?).map_err(io)?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let standby = tokio::spawn(crate::api::standby::serve(
+            standby_listener,
+            active.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let store = open_store_for_node(dir, &cfg, active).await;
+        let _ = stop.send(());
+        let _ = standby.await;
+        store?
+    } else {
+        open_store(dir, &cfg)?
+    };
+    let core = open_core_on(dir, &cfg, store)?;
     let admin_hash = admin_hash(dir)?;
     let keys = keyfile::load(dir)?;
     let (peer_tx, peer_rx) = mpsc::unbounded_channel();
     let pool = crate::prepare_pool::PreparePool::new(cfg.limits.upload_limits().prepare_workers)
         .map_err(|e| RuntimeError::Io(format!("prepare pool: {e}")))?;
+    keep_lease(core.store(), cfg.store.lease_ttl(), peer_tx.clone());
     let (peers, p2p) = start_network(&cfg, &keys, peer_tx.clone(), pool.clone()).await?;
     if !p2p.is_empty() {
         // For operators and tests: the addresses actually bound (e.g. for port 0).
@@ -747,9 +878,7 @@ pub async fn start(dir: &Path) -> Result<RunningNode, RuntimeError> {
         cfg.limits.commit_batch_max,
         pool.clone(),
     );
-    let listener = tokio::net::TcpListener::bind(cfg.http)
-        .await
-        .map_err(|e| RuntimeError::Io(format!("cannot listen on {}: {e}", cfg.http)))?;
+    let listener = tokio::net::TcpListener::from_std(std_listener).map_err(io)?;
     let http = listener
         .local_addr()
         .map_err(|e| RuntimeError::Io(e.to_string()))?;

@@ -10,10 +10,12 @@
 
 mod disk;
 pub mod lease;
+mod node_store;
 pub mod pg;
 pub mod runs;
 pub mod vlog;
 
 pub use disk::{Compaction, DiskStore, MEMTABLE_BYTES_DEFAULT};
+pub use node_store::{LeaseGuard, NodeStore};
 pub use pg::{Fence, PgStore};
 pub use renkei_core::store::*;

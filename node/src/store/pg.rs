@@ -22,6 +22,7 @@ use super::{Pair, Pairs, Store, StoreError, Tree};
 
 /// The schema, created if missing (idempotent).
 const SCHEMA: &str = "
+SET client_min_messages TO warning;
 CREATE TABLE IF NOT EXISTS renkei_kv (
     tree smallint NOT NULL,
     k bytea NOT NULL,
