@@ -285,8 +285,9 @@ impl StoreConfig {
             (StoreKind::Postgres, Some(u)) if !u.trim().is_empty() => Ok(Some(u)),
             (StoreKind::Postgres, _) => Err(ConfigError::Parse {
                 path: PathBuf::from(CONFIG_FILE),
-                detail: "[store] kind = \"postgres\" needs url = \"postgres://user@host:5432/renkei\""
-                    .to_owned(),
+                detail:
+                    "[store] kind = \"postgres\" needs url = \"postgres://user@host:5432/renkei\""
+                        .to_owned(),
             }),
         }
     }
@@ -303,9 +304,7 @@ impl StoreConfig {
 
     /// The lease's length.
     pub fn lease_ttl(&self) -> std::time::Duration {
-        std::time::Duration::from_millis(
-            self.lease_ttl_ms.unwrap_or(LEASE_TTL_MS_DEFAULT).max(200),
-        )
+        std::time::Duration::from_millis(self.lease_ttl_ms.unwrap_or(LEASE_TTL_MS_DEFAULT).max(200))
     }
 }
 
@@ -403,8 +402,12 @@ mod tests {
             "name = \"x\"\n[store]\nkind = \"postgres\"\nurl = \"postgres://r@db/renkei\"",
         )
         .unwrap();
-        assert_eq!(pg.store.postgres_url().unwrap(), Some("postgres://r@db/renkei"));
-        let no_url: NodeConfig = toml::from_str("name = \"x\"\n[store]\nkind = \"postgres\"").unwrap();
+        assert_eq!(
+            pg.store.postgres_url().unwrap(),
+            Some("postgres://r@db/renkei")
+        );
+        let no_url: NodeConfig =
+            toml::from_str("name = \"x\"\n[store]\nkind = \"postgres\"").unwrap();
         let e = no_url.store.postgres_url().unwrap_err().to_string();
         assert!(e.contains("needs url"), "{e}");
         assert!(toml::from_str::<NodeConfig>("name = \"x\"\n[store]\nkind = \"mysql\"").is_err());

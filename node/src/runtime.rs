@@ -209,7 +209,9 @@ fn keep_lease(store: &NodeStore, ttl: Duration, wake_core: mpsc::UnboundedSender
                 match renewed {
                     Ok(true) => {}
                     Ok(false) => {
-                        tracing::error!("deposed: another node of this operator holds the lease now; stopping");
+                        tracing::error!(
+                            "deposed: another node of this operator holds the lease now; stopping"
+                        );
                         let _ = wake_core.send(Input::Tick);
                         return;
                     }

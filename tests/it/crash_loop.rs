@@ -25,13 +25,13 @@ use renkei_tests::{
 };
 
 /// Sender office (居宅サービス, kind 11) at operator `a`.
-const SVC: &str = "4071481594";
+pub(crate) const SVC: &str = "4071481594";
 /// Receiving office (居宅介護支援, kind 43) at operator `b`.
-const CM: &str = "4074478647";
+pub(crate) const CM: &str = "4074478647";
 /// The smallest valid fixture unit: one 実績 file from SVC to CM, 対象年月 202504.
-const FIXTURE: &str = "valid/d3_jisseki";
-const FIXTURE_STAMP: &str = "20250428164608";
-const SUBJECT_MONTH: &str = "202504";
+pub(crate) const FIXTURE: &str = "valid/d3_jisseki";
+pub(crate) const FIXTURE_STAMP: &str = "20250428164608";
+pub(crate) const SUBJECT_MONTH: &str = "202504";
 /// Units sent by default.
 const UNITS_DEFAULT: usize = 3000;
 /// How often and how long nodes are down.
@@ -83,7 +83,7 @@ impl Rng {
 }
 
 /// A distinct valid ファイル連番 for unit `i` (same day as the fixture, one second apart).
-fn stamp(i: usize) -> String {
+pub(crate) fn stamp(i: usize) -> String {
     assert!(i < 86_400, "at most one day of stamps");
     format!("20250428{:02}{:02}{:02}", i / 3600, (i / 60) % 60, i % 60)
 }
@@ -103,7 +103,7 @@ struct Submitted {
     errors: Vec<String>,
 }
 
-enum Attempt {
+pub(crate) enum Attempt {
     Accepted(String),
     /// Nothing reached the node (connection refused).
     NotSent,
@@ -111,7 +111,7 @@ enum Attempt {
     Ambiguous(String),
 }
 
-fn submit(
+pub(crate) fn submit(
     client: &reqwest::blocking::Client,
     office: &Office,
     files: &[(String, Vec<u8>)],
@@ -204,7 +204,7 @@ fn submitters(office: &Office, base: &[(String, Vec<u8>)], units: usize) -> Subm
 /// downloaded yet (each first download issues a `Retrieved` receipt that travels back to
 /// the origin through the relay), comparing the bytes with the fixture. Runs until `stop`;
 /// errors (the destination is down) are retried on the next pass. Returns the ids fetched.
-fn reader(cm: &Office, fixture: &[u8], stop: &AtomicBool) -> BTreeSet<String> {
+pub(crate) fn reader(cm: &Office, fixture: &[u8], stop: &AtomicBool) -> BTreeSet<String> {
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -218,7 +218,7 @@ fn reader(cm: &Office, fixture: &[u8], stop: &AtomicBool) -> BTreeSet<String> {
 }
 
 /// One pass of [`reader`]; stops at the first error.
-fn fetch_new(
+pub(crate) fn fetch_new(
     client: &reqwest::blocking::Client,
     cm: &Office,
     fixture: &[u8],
@@ -329,7 +329,7 @@ fn seed() -> u64 {
         })
 }
 
-fn admin_get(node: &NodeProc, path: &str) -> Vec<u8> {
+pub(crate) fn admin_get(node: &NodeProc, path: &str) -> Vec<u8> {
     let token = std::fs::read_to_string(node.dir.0.join("admin.token")).unwrap();
     let r = reqwest::blocking::Client::new()
         .get(format!("{}{path}", node.url))

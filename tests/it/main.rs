@@ -7,6 +7,7 @@ mod byzantine;
 mod conformance;
 mod contract;
 mod crash_loop;
+mod failover;
 mod federation;
 mod flood;
 mod proxy;

@@ -209,6 +209,23 @@ impl NodeProc {
         }
     }
 
+    /// Waits up to `within` for the process to exit by itself; its exit code (`Some(-1)`
+    /// for a signal), or `None` if it still runs.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        loop {
+            let child = self.child.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status.code().unwrap_or(-1));
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The node process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -218,6 +235,88 @@ impl NodeProc {
     pub fn dir_str(&self) -> &str {
         self.dir.0.to_str().unwrap()
     }
+
+    /// A second node of the same operator (a standby): a copy of this node's directory
+    /// (keys, tokens, config, roster) with its own HTTP port and `node = name` in the lease.
+    /// Only meaningful for a node on PostgreSQL (see [`NodeProc::use_postgres`]).
+    pub fn standby_copy(&self, name: &str) -> NodeProc {
+        let dir = TempDir::new(name);
+        let status = Command::new("cp")
+            .args([
+                "-a",
+                &format!("{}/.", self.dir_str()),
+                dir.0.to_str().unwrap(),
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        for f in ["node.log", "listen.addrs"] {
+            let _ = std::fs::remove_file(dir.0.join(f));
+        }
+        let http = format!("127.0.0.1:{}", free_port());
+        let copy = NodeProc {
+            dir,
+            url: format!("http://{http}"),
+            child: None,
+        };
+        copy.edit_config(self.url.trim_start_matches("http://"), &http);
+        let path = copy.dir.0.join("renkei.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text: String = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("node = ") {
+                    format!("node = {name:?}\n")
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        std::fs::write(&path, text).unwrap();
+        copy
+    }
+
+    /// Moves the node's store to the PostgreSQL database `url`, as node `name` of its
+    /// operator, with a lease of `lease_ms`.
+    pub fn use_postgres(&self, url: &str, name: &str, lease_ms: u64) {
+        self.edit_config(
+            "[store]\nkind = \"local\"",
+            &format!(
+                "[store]\nkind = \"postgres\"\nurl = {url:?}\nnode = {name:?}\nlease_ttl_ms = {lease_ms}"
+            ),
+        );
+    }
+
+    /// Whether the node answers `/readyz` with 200 (it is the active node).
+    pub fn is_ready(&self) -> bool {
+        reqwest::blocking::Client::new()
+            .get(format!("{}/readyz", self.url))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .is_ok_and(|r| r.status().is_success())
+    }
+}
+
+/// A fresh, empty database on the throwaway PostgreSQL cluster named by `RENKEI_TEST_PG`
+/// (`eval "$(scripts/pg-throwaway start)"`). `None` without one — the test then says it was
+/// skipped — unless `RENKEI_REQUIRE_PG=1` (CI), where a missing cluster fails the test.
+pub fn pg_database(tag: &str) -> Option<String> {
+    let Ok(admin) = std::env::var("RENKEI_TEST_PG") else {
+        assert!(
+            std::env::var("RENKEI_REQUIRE_PG").is_err(),
+            "RENKEI_REQUIRE_PG is set but RENKEI_TEST_PG is not"
+        );
+        eprintln!("skipped: no RENKEI_TEST_PG (eval \"$(scripts/pg-throwaway start)\")");
+        return None;
+    };
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let name = format!("renkei_it_{tag}_{}_{n}", std::process::id());
+    let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+    c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .unwrap();
+    c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    Some(format!("{base}/{name}"))
 }
 
 impl Drop for NodeProc {

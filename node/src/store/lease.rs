@@ -40,7 +40,16 @@ impl Lease {
     /// Connects to the database for the lease of node `holder`.
     pub fn connect(url: &str, holder: &str, ttl: Duration) -> Result<Lease, StoreError> {
         Ok(Lease {
-            conn: Conn::connect(url, "lease")?,
+            // Waiting on a lock (the holder's commit, paused mid-way, until the server ends
+            // it) is bounded: the attempt fails and is made again.
+            conn: Conn::connect(
+                url,
+                "lease",
+                &format!(
+                    "SET lock_timeout = {0}; SET idle_in_transaction_session_timeout = {0}",
+                    ttl.as_millis().max(1)
+                ),
+            )?,
             holder: holder.to_owned(),
             ttl,
             fence: None,

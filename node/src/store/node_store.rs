@@ -7,6 +7,8 @@ use super::lease::{Attempt, Lease};
 use super::{DiskStore, Pair, Pairs, PgStore, Store, StoreError, Tree};
 
 /// The configured store.
+// One per node, moved once: boxing the local store would add a pointer chase to every read.
+#[allow(clippy::large_enum_variant)]
 pub enum NodeStore {
     /// The embedded store in `DIR/store`.
     Local(DiskStore),
@@ -26,7 +28,10 @@ impl LeaseGuard {
 
     /// This node's name in the lease.
     pub fn holder(&self) -> String {
-        self.0.lock().map(|l| l.holder().to_owned()).unwrap_or_default()
+        self.0
+            .lock()
+            .map(|l| l.holder().to_owned())
+            .unwrap_or_default()
     }
 }
 
@@ -51,20 +56,27 @@ impl NodeStore {
     ) -> Result<Option<NodeStore>, StoreError> {
         let mut lease = Lease::connect(url, holder, ttl)?;
         let fence = loop {
-            match lease.try_take()? {
-                Attempt::Taken(f) => break f,
-                Attempt::HeldBy {
+            match lease.try_take() {
+                Ok(Attempt::Taken(f)) => break f,
+                Ok(Attempt::HeldBy {
                     holder,
                     expires_in_ms,
-                } => {
+                }) => {
                     if !wait(&holder, expires_in_ms) {
                         return Ok(None);
+                    }
+                }
+                // The row is locked by a commit of the holder (perhaps paused mid-way, until
+                // the server ends its transaction), or the database is not reachable yet.
+                Err(e) => {
+                    if !wait(&format!("unknown ({e})"), -1) {
+                        return Err(e);
                     }
                 }
             }
         };
         let guard = LeaseGuard(Arc::new(Mutex::new(lease)));
-        let store = PgStore::open(url, Some(fence))?;
+        let store = PgStore::open_leased(url, fence, ttl)?;
         Ok(Some(NodeStore::Postgres(store, guard)))
     }
 

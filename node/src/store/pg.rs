@@ -70,15 +70,17 @@ pub(crate) struct Conn {
 
 impl Conn {
     /// Connects to `url` (a libpq-style URL or key=value string) and creates the schema.
-    pub(crate) fn connect(url: &str, name: &str) -> Result<Conn, StoreError> {
+    /// `session` is SQL run once after connecting (session settings).
+    pub(crate) fn connect(url: &str, name: &str, session: &str) -> Result<Conn, StoreError> {
         let (tx, rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), StoreError>>(1);
-        let url = url.to_owned();
+        let (url, settings) = (url.to_owned(), session.to_owned());
         let thread = std::thread::Builder::new()
             .name(format!("renkei-pg-{name}"))
             .spawn(move || {
                 let mut session = match Client::connect(&url, NoTls)
                     .and_then(|mut c| c.batch_execute(SCHEMA).map(|()| c))
+                    .and_then(|mut c| c.batch_execute(&settings).map(|()| c))
                 {
                     Ok(client) => Session {
                         client,
@@ -159,8 +161,30 @@ impl PgStore {
     /// Connects and creates the schema if missing. With `fence`, every commit checks that
     /// the lease still carries it.
     pub fn open(url: &str, fence: Option<Fence>) -> Result<PgStore, StoreError> {
+        Self::open_with(url, fence, "")
+    }
+
+    /// Like [`PgStore::open`] for a node under a lease of `ttl`: a transaction left open
+    /// longer than that (the process was paused or lost mid-commit) is ended by the server,
+    /// so its locks never keep a standby from taking over.
+    pub fn open_leased(
+        url: &str,
+        fence: Fence,
+        ttl: std::time::Duration,
+    ) -> Result<PgStore, StoreError> {
+        Self::open_with(
+            url,
+            Some(fence),
+            &format!(
+                "SET idle_in_transaction_session_timeout = {}",
+                ttl.as_millis().max(1)
+            ),
+        )
+    }
+
+    fn open_with(url: &str, fence: Option<Fence>, session: &str) -> Result<PgStore, StoreError> {
         Ok(PgStore {
-            conn: Conn::connect(url, "store")?,
+            conn: Conn::connect(url, "store", session)?,
             overlay: BTreeMap::new(),
             fence,
         })
