@@ -129,9 +129,14 @@ pub fn open_store(dir: &Path, cfg: &NodeConfig) -> Result<NodeStore, StoreError>
     };
     let mut active = String::new();
     let me = cfg.store.node_name(cfg.http);
-    NodeStore::postgres(url, &me, cfg.store.lease_ttl(), |holder, _| {
+    // A lease that is not renewed (its node was just killed) is waited out; a node that
+    // renews it is running, and the command stops.
+    let ttl = cfg.store.lease_ttl();
+    let give_up = std::time::Instant::now() + ttl + Duration::from_secs(1);
+    NodeStore::postgres(url, &me, ttl, |holder, _| {
         active = holder.to_owned();
-        false
+        std::thread::sleep(Duration::from_millis(200));
+        std::time::Instant::now() < give_up
     })?
     .ok_or_else(|| {
         StoreError::Backend(format!(
@@ -170,7 +175,11 @@ pub async fn open_store_for_node(
                 holder.clone_into(&mut a);
             }
             if said != holder {
-                tracing::info!(node = %me, active = %holder, expires_in_ms, "standby: another node holds the lease; taking over when it stops renewing it");
+                if expires_in_ms < 0 {
+                    tracing::warn!(node = %me, "standby: cannot take the lease yet: {holder}");
+                } else {
+                    tracing::info!(node = %me, active = %holder, expires_in_ms, "standby: another node holds the lease; taking over when it stops renewing it");
+                }
                 said = holder.to_owned();
             }
             std::thread::sleep(poll);
@@ -197,17 +206,17 @@ fn keep_lease(store: &NodeStore, ttl: Duration, wake_core: mpsc::UnboundedSender
     let spawned = std::thread::Builder::new()
         .name("renkei-lease".into())
         .spawn(move || {
+            let mut renewed_at = std::time::Instant::now();
             loop {
                 std::thread::sleep(ttl / 4);
                 let Some(lease) = lease.upgrade() else {
                     return;
                 };
-                let renewed = match lease.lock() {
-                    Ok(l) => l.renew(),
-                    Err(_) => return,
+                let Ok(mut l) = lease.lock() else {
+                    return;
                 };
-                match renewed {
-                    Ok(true) => {}
+                match l.renew() {
+                    Ok(true) => renewed_at = std::time::Instant::now(),
                     Ok(false) => {
                         tracing::error!(
                             "deposed: another node of this operator holds the lease now; stopping"
@@ -215,7 +224,19 @@ fn keep_lease(store: &NodeStore, ttl: Duration, wake_core: mpsc::UnboundedSender
                         let _ = wake_core.send(Input::Tick);
                         return;
                     }
-                    Err(e) => tracing::warn!(error = %e, "could not renew the lease (retrying)"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not renew the lease (connecting again)");
+                        if let Err(e) = l.reconnect() {
+                            tracing::warn!(error = %e, "the database does not answer");
+                        }
+                        // Past the lease, make the core commit: if its own connection is
+                        // gone too, or another node took over, that commit fails and the
+                        // node stops (to come back as the standby, or on the database's
+                        // new primary).
+                        if renewed_at.elapsed() > ttl {
+                            let _ = wake_core.send(Input::Tick);
+                        }
+                    }
                 }
             }
         });

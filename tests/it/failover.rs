@@ -20,7 +20,8 @@ use renkei_protocol::export::AuditExport;
 use renkei_protocol::receipt::ReceiptKind;
 use renkei_protocol::roster::SignedRoster;
 use renkei_tests::{
-    Federation, NodeProc, Office, fixture_files, pg_database, renkei, wait_reachable,
+    Federation, NodeProc, Office, PgPair, fixture_files, pg_admin_url, pg_database, renkei,
+    wait_reachable,
 };
 
 use crate::crash_loop::{
@@ -358,7 +359,10 @@ fn the_standby_takes_over_a_killed_or_paused_active_node_and_nothing_is_lost_or_
 
     // The audit chains hold: a's in the database (read with the lease, once both a nodes
     // are stopped), b's on its disk.
-    for n in pair.iter_mut().chain(std::iter::once(&mut b)) {
+    // The standby first: stopped after the active one, it would take over.
+    let i = active(&pair, Duration::from_secs(30)).unwrap();
+    pair[1 - i].signal("-TERM");
+    for n in [&mut pair[i], &mut b] {
         n.signal("-TERM");
     }
     for dir in [pair[0].dir_str(), b.dir_str()] {
@@ -366,4 +370,105 @@ fn the_standby_takes_over_a_killed_or_paused_active_node_and_nothing_is_lost_or_
         assert!(out.starts_with("audit chain OK"), "{dir}: {out}");
         println!("failover: {dir}: {}", out.trim());
     }
+}
+
+/// The database fails over under a running node: PostgreSQL with a synchronous streaming
+/// replica; mid-run the primary is stopped in `immediate` mode (a crash) and the replica
+/// promoted. The node, whose connection string names both servers with
+/// `target_session_attrs=read-write`, stops at its first failed commit; restarted (as
+/// systemd would), it waits for a writable server and goes on with the promoted replica.
+/// Every unit the node acknowledged before the crash is there after it, delivered once.
+#[test]
+fn a_node_follows_its_database_to_the_promoted_replica_and_loses_no_acknowledged_unit() {
+    if pg_admin_url().is_none() {
+        return;
+    }
+    let units = env_usize("RENKEI_HA_DB_UNITS", 200);
+    let pair = PgPair::start();
+    let mut n = NodeProc::init("dbfail", &[]);
+    n.use_postgres(&pair.url(), "only", LEASE_MS);
+    let svc = n.add_office(SVC, "11");
+    let cm = Office::new(&n.url, &n.add_office(CM, "43"));
+    n.run();
+    let offices = [Office::new(&n.url, &svc), Office::new(&n.url, &svc)];
+    let base = fixture_files(FIXTURE);
+
+    let accepted_before = Mutex::new(BTreeSet::new());
+    let submitted = std::thread::scope(|s| {
+        let faults = s.spawn(|| {
+            std::thread::sleep(SUBMIT_WINDOW / 3);
+            // What the node acknowledged up to here must survive the crash.
+            let sent = offices[0].json("/v1/sent?limit=10000");
+            *accepted_before.lock().unwrap() = sent
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["id"].as_str().unwrap().to_owned())
+                .collect();
+            pair.run("stop-primary");
+            pair.run("promote");
+            let code = n.wait_exit(Duration::from_secs(30));
+            assert!(
+                code.is_some_and(|c| c != 0),
+                "the node went on without its database (exit {code:?}); log:\n{}",
+                n.log()
+            );
+            println!("failover-db: primary crashed, replica promoted, node stopped; restarting it");
+            n.run();
+        });
+        let submitted = submitters(&offices, &base, units);
+        faults.join().unwrap();
+        submitted
+    });
+    let before = accepted_before.into_inner().unwrap();
+    println!(
+        "failover-db: {} acknowledged before the crash, {} accepted in all, {} ambiguous attempts",
+        before.len(),
+        submitted.accepted.len(),
+        submitted.ambiguous.values().sum::<usize>()
+    );
+    assert!(!before.is_empty(), "the crash came before any unit");
+    assert_eq!(submitted.accepted.len(), units);
+
+    let deadline = Instant::now() + LIVENESS_BOUND;
+    let sent = loop {
+        let list = offices[0].json("/v1/sent?limit=10000");
+        let list = list.as_array().unwrap().clone();
+        if list.iter().all(|u| u["status"] == "delivered") && list.len() >= units {
+            break list;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "units not delivered after the failover"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let ids: BTreeSet<String> = sent
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), sent.len(), "a unit is listed twice");
+    for id in &before {
+        assert!(
+            ids.contains(id),
+            "{id}, acknowledged before the crash, is gone"
+        );
+    }
+    let accepted: BTreeSet<String> = submitted.accepted.values().cloned().collect();
+    assert_eq!(
+        ids, accepted,
+        "the node holds units nobody was told of, or lost some"
+    );
+    let inbox = cm.json("/v1/inbox?limit=10000");
+    let got: Vec<String> = inbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(got.len(), units, "each unit once in the inbox");
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), accepted);
+    n.signal("-TERM");
+    let out = renkei(&["audit", "verify", "--dir", n.dir_str()]);
+    assert!(out.starts_with("audit chain OK"), "{out}");
 }

@@ -301,14 +301,7 @@ impl NodeProc {
 /// (`eval "$(scripts/pg-throwaway start)"`). `None` without one — the test then says it was
 /// skipped — unless `RENKEI_REQUIRE_PG=1` (CI), where a missing cluster fails the test.
 pub fn pg_database(tag: &str) -> Option<String> {
-    let Ok(admin) = std::env::var("RENKEI_TEST_PG") else {
-        assert!(
-            std::env::var("RENKEI_REQUIRE_PG").is_err(),
-            "RENKEI_REQUIRE_PG is set but RENKEI_TEST_PG is not"
-        );
-        eprintln!("skipped: no RENKEI_TEST_PG (eval \"$(scripts/pg-throwaway start)\")");
-        return None;
-    };
+    let admin = pg_admin_url()?;
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
     let name = format!("renkei_it_{tag}_{}_{n}", std::process::id());
     let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
@@ -631,5 +624,94 @@ impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// `RENKEI_TEST_PG`, or `None` (after saying the test is skipped) without it; with
+/// `RENKEI_REQUIRE_PG` set a missing cluster fails the test instead.
+pub fn pg_admin_url() -> Option<String> {
+    let Ok(admin) = std::env::var("RENKEI_TEST_PG") else {
+        assert!(
+            std::env::var("RENKEI_REQUIRE_PG").is_err(),
+            "RENKEI_REQUIRE_PG is set but RENKEI_TEST_PG is not"
+        );
+        eprintln!("skipped: no RENKEI_TEST_PG (eval \"$(scripts/pg-throwaway start)\")");
+        return None;
+    };
+    Some(admin)
+}
+
+/// A PostgreSQL primary with a synchronous streaming replica, both throwaway
+/// (`scripts/pg-throwaway start-pair`); stopped and removed on drop.
+pub struct PgPair {
+    /// Their directory.
+    pub dir: String,
+    /// The primary's port.
+    pub primary: u16,
+    /// The replica's port.
+    pub replica: u16,
+}
+
+const PG_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pg-throwaway");
+
+impl PgPair {
+    /// Starts the pair (the replica is synchronous when this returns).
+    pub fn start() -> PgPair {
+        // Two free ports above the kernel's ephemeral range (see free_port).
+        let port = (0..4_000u32)
+            .map(|i| 61_000 + ((std::process::id() + i * 2) % 4_000) as u16)
+            .find(|p| {
+                TcpListener::bind(("127.0.0.1", *p)).is_ok()
+                    && TcpListener::bind(("127.0.0.1", *p + 1)).is_ok()
+            })
+            .expect("two free ports for PostgreSQL");
+        let out = Command::new(PG_SCRIPT)
+            .arg("start-pair")
+            .env("RENKEI_PG_PORT", port.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg-throwaway start-pair: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let var = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+                .unwrap()
+                .to_owned()
+        };
+        PgPair {
+            dir: var("RENKEI_PAIR_DIR"),
+            primary: var("RENKEI_PAIR_PRIMARY").parse().unwrap(),
+            replica: var("RENKEI_PAIR_REPLICA").parse().unwrap(),
+        }
+    }
+
+    /// A connection string naming both servers; only the writable one is used.
+    pub fn url(&self) -> String {
+        format!(
+            "host=127.0.0.1,127.0.0.1 port={},{} user=postgres dbname=postgres \
+             target_session_attrs=read-write",
+            self.primary, self.replica
+        )
+    }
+
+    /// `pg-throwaway stop-primary|promote DIR`.
+    pub fn run(&self, what: &str) {
+        let status = Command::new(PG_SCRIPT)
+            .args([what, &self.dir])
+            .status()
+            .unwrap();
+        assert!(status.success(), "pg-throwaway {what}");
+    }
+}
+
+impl Drop for PgPair {
+    fn drop(&mut self) {
+        let _ = Command::new(PG_SCRIPT)
+            .args(["stop-pair", &self.dir])
+            .status();
     }
 }

@@ -31,6 +31,7 @@ pub enum Attempt {
 /// The lease of this node (held or wanted).
 pub struct Lease {
     conn: Conn,
+    url: String,
     holder: String,
     ttl: Duration,
     fence: Option<Fence>,
@@ -40,20 +41,32 @@ impl Lease {
     /// Connects to the database for the lease of node `holder`.
     pub fn connect(url: &str, holder: &str, ttl: Duration) -> Result<Lease, StoreError> {
         Ok(Lease {
-            // Waiting on a lock (the holder's commit, paused mid-way, until the server ends
-            // it) is bounded: the attempt fails and is made again.
-            conn: Conn::connect(
-                url,
-                "lease",
-                &format!(
-                    "SET lock_timeout = {0}; SET idle_in_transaction_session_timeout = {0}",
-                    ttl.as_millis().max(1)
-                ),
-            )?,
+            conn: Self::conn(url, ttl)?,
+            url: url.to_owned(),
             holder: holder.to_owned(),
             ttl,
             fence: None,
         })
+    }
+
+    fn conn(url: &str, ttl: Duration) -> Result<Conn, StoreError> {
+        // Waiting on a lock (the holder's commit, paused mid-way, until the server ends it)
+        // is bounded: the attempt fails and is made again.
+        Conn::connect(
+            url,
+            "lease",
+            &format!(
+                "SET lock_timeout = {0}; SET idle_in_transaction_session_timeout = {0}",
+                ttl.as_millis().max(1)
+            ),
+        )
+    }
+
+    /// Connects again (after the connection was lost: the database restarted or failed
+    /// over). The fencing number held is kept: renewing tells whether it still counts.
+    pub fn reconnect(&mut self) -> Result<(), StoreError> {
+        self.conn = Self::conn(&self.url, self.ttl)?;
+        Ok(())
     }
 
     /// This node's name in the lease.

@@ -54,7 +54,18 @@ impl NodeStore {
         ttl: std::time::Duration,
         mut wait: impl FnMut(&str, i64) -> bool,
     ) -> Result<Option<NodeStore>, StoreError> {
-        let mut lease = Lease::connect(url, holder, ttl)?;
+        // The database may not be reachable yet (it is starting, or failing over to its
+        // replica): that is waited for like a lease held by another node.
+        let mut lease = loop {
+            match Lease::connect(url, holder, ttl) {
+                Ok(l) => break l,
+                Err(e) => {
+                    if !wait(&format!("unknown (the database: {e})"), -1) {
+                        return Err(e);
+                    }
+                }
+            }
+        };
         let fence = loop {
             match lease.try_take() {
                 Ok(Attempt::Taken(f)) => break f,
