@@ -52,6 +52,34 @@ pub struct AppState {
     pub trusted_proxies: std::sync::Arc<Vec<std::net::IpAddr>>,
     /// Origins allowed to call the API from a browser (empty: no CORS headers).
     pub cors_allowed_origins: std::sync::Arc<Vec<axum::http::HeaderValue>>,
+    /// What `/metrics` says about the node itself.
+    pub info: std::sync::Arc<NodeInfo>,
+    /// Every HTTP request's duration.
+    pub requests: std::sync::Arc<crate::histogram::Histogram>,
+}
+
+/// The node's version, store and (on PostgreSQL) lease, for `/metrics`.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    /// The package version.
+    pub version: &'static str,
+    /// `local` or `postgres`.
+    pub store: &'static str,
+    /// On PostgreSQL: this node's name in the lease and its fencing number (it is active:
+    /// a standby serves no metrics).
+    pub lease: Option<(String, i64)>,
+}
+
+/// Times every request for `renkei_http_request_duration_seconds`.
+async fn timed(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    state.requests.observe(started.elapsed());
+    resp
 }
 
 /// The office identity from a bearer token.
@@ -124,6 +152,7 @@ pub fn router(state: AppState) -> Router {
             ratelimit::limit_failed_auth,
         ))
         .layer(axum::middleware::from_fn(error::json_errors))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), timed))
         .layer(cors(&state.cors_allowed_origins))
         .with_state(state)
 }

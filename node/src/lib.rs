@@ -21,6 +21,7 @@ pub mod api;
 pub mod config;
 pub mod conformance;
 pub use renkei_core as core;
+pub mod histogram;
 pub mod keyfile;
 pub mod net;
 pub mod prepare_pool;

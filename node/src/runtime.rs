@@ -86,6 +86,8 @@ pub struct CoreLoad {
     pub handle_ns: AtomicU64,
     /// Time spent committing batches.
     pub commit_ns: AtomicU64,
+    /// Each commit's duration.
+    pub commits: crate::histogram::Histogram,
 }
 
 impl CoreHandle {
@@ -654,6 +656,7 @@ pub async fn drive(
             .fetch_add(nanos(handled - started), Ordering::Relaxed);
         load.commit_ns
             .fetch_add(nanos(committed - handled), Ordering::Relaxed);
+        load.commits.observe(committed - handled);
     }
     let _ = tokio::task::block_in_place(|| core.batch(now_ms()).commit())?;
     if let Peers::Net { client, .. } = &peers {
@@ -880,6 +883,17 @@ pub async fn start(dir: &Path) -> Result<RunningNode, RuntimeError> {
     } else {
         open_store(dir, &cfg)?
     };
+    let node_info = crate::api::NodeInfo {
+        version: env!("CARGO_PKG_VERSION"),
+        store: match &store {
+            NodeStore::Local(_) => "local",
+            NodeStore::Postgres(..) => "postgres",
+        },
+        lease: match &store {
+            NodeStore::Postgres(s, l) => Some((l.holder(), s.fence().map_or(0, |f| f.0))),
+            NodeStore::Local(_) => None,
+        },
+    };
     let core = open_core_on(dir, &cfg, store)?;
     let admin_hash = admin_hash(dir)?;
     let keys = keyfile::load(dir)?;
@@ -915,6 +929,8 @@ pub async fn start(dir: &Path) -> Result<RunningNode, RuntimeError> {
         metrics_hash: metrics_hash(dir)?,
         trusted_proxies: Arc::new(cfg.trusted_proxies.clone()),
         cors_allowed_origins: Arc::new(cors_origins(&cfg.cors_allowed_origins)?),
+        info: Arc::new(node_info),
+        requests: Arc::default(),
     };
     let (stop_http, stop_rx) = oneshot::channel::<()>();
     let http_task = tokio::spawn(crate::api::serve(listener, state, async move {

@@ -334,6 +334,33 @@ fn the_standby_takes_over_a_killed_or_paused_active_node_and_nothing_is_lost_or_
     );
     assert_eq!(fetched.len(), units);
 
+    // The active node says so in its metrics, with the fencing number it commits under.
+    let i = active(&pair, Duration::from_secs(30)).unwrap();
+    let token = std::fs::read_to_string(pair[i].dir.0.join("metrics.token")).unwrap();
+    let m = reqwest::blocking::Client::new()
+        .get(format!("{}/metrics", pair[i].url))
+        .bearer_auth(token.trim())
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let name = ["a-1", "a-2"][i];
+    assert!(
+        m.contains(&format!("renkei_active{{node=\"{name}\"}} 1")),
+        "{m}"
+    );
+    assert!(m.contains("store=\"postgres\""), "{m}");
+    let fence: i64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("renkei_lease_fence "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        fence > kills as i64,
+        "fence {fence} after {kills} takeovers"
+    );
+
     // Every proof verifies, from the active node of a and from b.
     let signed = SignedRoster::decode(&std::fs::read(&roster_path).unwrap()).unwrap();
     let i = active(&pair, Duration::from_secs(30)).unwrap();

@@ -230,6 +230,43 @@ fn oversize_upload_is_413_and_openapi_metrics_health_answer() {
         .text()
         .unwrap();
     assert!(m.contains("renkei_offices 4"), "{m}");
+    // Prometheus conventions: build info, latency histograms in seconds, process figures.
+    assert!(
+        m.contains(&format!(
+            "renkei_build_info{{version=\"{}\",store=\"local\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{m}"
+    );
+    let value = |name: &str| -> f64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in\n{m}"))
+            .parse()
+            .unwrap()
+    };
+    // The uploads above went through HTTP and were committed.
+    assert!(
+        value("renkei_http_request_duration_seconds_count") >= 2.0,
+        "{m}"
+    );
+    assert!(value("renkei_commit_duration_seconds_count") >= 1.0, "{m}");
+    assert!(
+        m.contains("renkei_commit_duration_seconds_bucket{le=\"+Inf\"}"),
+        "{m}"
+    );
+    assert!(value("process_resident_memory_bytes") > 1e6, "{m}");
+    assert!(value("process_open_fds") >= 3.0, "{m}");
+    let started = value("process_start_time_seconds");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        started <= now + 1.0 && started > now - 600.0,
+        "{started} vs {now}"
+    );
+    assert!(value("process_cpu_seconds_total") > 0.0, "{m}");
     assert_eq!(
         c.get(format!("{}/healthz", s.node.url))
             .send()

@@ -162,5 +162,111 @@ pub(super) async fn metrics(
             "# HELP renkei_{name} {help}\n# TYPE renkei_{name} counter\nrenkei_{name} {v}"
         );
     }
+    load.commits.write(
+        &mut out,
+        "renkei_commit_duration_seconds",
+        "Duration of each group commit (one per batch of inputs).",
+    );
+    state.requests.write(
+        &mut out,
+        "renkei_http_request_duration_seconds",
+        "Duration of each HTTP request, from its head to its response.",
+    );
+    node_info(&mut out, &state.info);
+    process(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// `renkei_build_info`, and on PostgreSQL which node is active under which fence.
+fn node_info(out: &mut String, info: &super::NodeInfo) {
+    let _ = writeln!(
+        out,
+        "# HELP renkei_build_info The node's version and store (always 1).\n\
+         # TYPE renkei_build_info gauge\n\
+         renkei_build_info{{version=\"{}\",store=\"{}\"}} 1",
+        info.version, info.store
+    );
+    if let Some((node, fence)) = &info.lease {
+        let node = node.replace('\\', "\\\\").replace('"', "\\\"");
+        let _ = writeln!(
+            out,
+            "# HELP renkei_active This node holds its operator's lease (a standby serves no metrics).\n\
+             # TYPE renkei_active gauge\n\
+             renkei_active{{node=\"{node}\"}} 1\n\
+             # HELP renkei_lease_fence The fencing number this node's commits carry.\n\
+             # TYPE renkei_lease_fence gauge\n\
+             renkei_lease_fence {fence}"
+        );
+    }
+}
+
+/// The standard process metrics, from /proc (Linux; nothing elsewhere).
+fn process(out: &mut String) {
+    // The kernel reports CPU time in USER_HZ ticks, 100 per second in the Linux ABI.
+    const TICKS: f64 = 100.0;
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    // Fields after the command name (which may hold spaces), from field 3 on.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<f64>().ok());
+    let mut gauge = |name: &str, kind: &str, help: &str, v: f64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+        );
+    };
+    if let (Some(u), Some(s)) = (field(14), field(15)) {
+        gauge(
+            "process_cpu_seconds_total",
+            "counter",
+            "User and system CPU time spent.",
+            (u + s) / TICKS,
+        );
+    }
+    if let Some(v) = field(23) {
+        gauge(
+            "process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size.",
+            v,
+        );
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if let Some(kb) = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+    {
+        gauge(
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size.",
+            kb * 1024.0,
+        );
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        gauge(
+            "process_open_fds",
+            "gauge",
+            "Open file descriptors.",
+            fds.count() as f64,
+        );
+    }
+    let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    });
+    if let (Some(boot), Some(start)) = (boot, field(22)) {
+        gauge(
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since the Unix epoch.",
+            boot + start / TICKS,
+        );
+    }
 }
