@@ -58,6 +58,19 @@ fn tune_allocator() {
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines on stderr as text (default) or as one JSON object per line (for a log
+    /// collector).
+    #[arg(long, global = true, env = "RENKEI_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    /// Human-readable lines (colours only on a terminal).
+    Text,
+    /// One JSON object per line: timestamp, level, target, fields.
+    Json,
 }
 
 /// Where an office client finds its node.
@@ -283,14 +296,18 @@ fn quiet_on_closed_stdout() {
 fn main() -> Result<()> {
     tune_allocator();
     quiet_on_closed_stdout();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     let code = match cli.command {
         Command::Version => {
             println!(

@@ -576,3 +576,32 @@ fn a_unit_downloaded_as_one_zip_is_byte_exact_and_retrieved_once() {
     assert!(entry["retrieved_at_ms"].is_u64(), "{entry}");
     assert_eq!(entry["fetched"].as_array().unwrap().len(), files.len());
 }
+
+/// `RENKEI_LOG_FORMAT=json` (or `--log-format json`): every log line is one JSON object
+/// with a timestamp, a level and the message, for a log collector; text logs carry no
+/// terminal colour codes when stderr is a file.
+#[test]
+fn logs_are_json_lines_when_asked_and_plain_text_otherwise() {
+    let mut node = NodeProc::init("jsonlog", &[]);
+    node.run_env(&[("RENKEI_LOG_FORMAT", "json")]);
+    node.signal("-TERM");
+    let log = node.log();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 2, "{log}");
+    let mut messages = Vec::new();
+    for l in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v["timestamp"].is_string() && v["level"].is_string(), "{l}");
+        messages.push(v["fields"]["message"].as_str().unwrap_or("").to_owned());
+    }
+    assert!(messages.iter().any(|m| m == "node running"), "{messages:?}");
+    node.run();
+    node.signal("-TERM");
+    let text = node.log();
+    assert!(
+        text.contains("node running") && !text.contains('\u{1b}'),
+        "{text}"
+    );
+    assert!(serde_json::from_str::<serde_json::Value>(text.lines().next().unwrap()).is_err());
+}

@@ -137,6 +137,11 @@ impl NodeProc {
 
     /// Starts (or restarts) the node process and waits for `/healthz`.
     pub fn run(&mut self) {
+        self.run_env(&[]);
+    }
+
+    /// [`NodeProc::run`] with extra environment variables.
+    pub fn run_env(&mut self, env: &[(&str, &str)]) {
         if let Some(mut old) = self.child.take() {
             let _ = old.kill();
             let _ = old.wait();
@@ -147,6 +152,7 @@ impl NodeProc {
             .env("RUST_LOG", "info")
             // The binary sets it for itself (cli/src/main.rs): test that path.
             .env_remove("MIMALLOC_ARENA_EAGER_COMMIT")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
