@@ -247,6 +247,15 @@ fn keep_lease(store: &NodeStore, ttl: Duration, wake_core: mpsc::UnboundedSender
     }
 }
 
+/// Tells systemd (a `Type=notify` unit: `$NOTIFY_SOCKET` is set) that the node is up —
+/// its HTTP address answers — and what it is doing. Nothing without systemd.
+fn notify_systemd(status: &str) {
+    use sd_notify::NotifyState;
+    if let Err(e) = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(status)]) {
+        tracing::warn!(error = %e, "could not notify systemd");
+    }
+}
+
 /// `DIR/store`.
 pub fn store_dir(dir: &Path) -> PathBuf {
     dir.join("store")
@@ -876,6 +885,7 @@ pub async fn start(dir: &Path) -> Result<RunningNode, RuntimeError> {
                 let _ = stopped.await;
             },
         ));
+        notify_systemd("standby: waiting for this operator's lease");
         let store = open_store_for_node(dir, &cfg, active).await;
         let _ = stop.send(());
         let _ = standby.await;
@@ -937,6 +947,7 @@ pub async fn start(dir: &Path) -> Result<RunningNode, RuntimeError> {
         let _ = stop_rx.await;
     }));
     tracing::info!(%http, operator = %keys.id(), p2p = ?p2p, "node running");
+    notify_systemd(&format!("active: serving on {http}"));
     Ok(RunningNode {
         http,
         p2p,

@@ -605,3 +605,34 @@ fn logs_are_json_lines_when_asked_and_plain_text_otherwise() {
     );
     assert!(serde_json::from_str::<serde_json::Value>(text.lines().next().unwrap()).is_err());
 }
+
+/// Under systemd (`Type=notify`), the node says READY=1 once its HTTP address answers, with
+/// a status line: the datagram protocol of sd_notify(3), on a socket made here.
+#[test]
+fn the_node_tells_systemd_it_is_ready_once_it_serves() {
+    use std::os::unix::net::UnixDatagram;
+    let mut node = NodeProc::init("notify", &[]);
+    let path = node.dir.0.join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    node.run_env(&[("NOTIFY_SOCKET", path.to_str().unwrap())]);
+    let mut buf = [0u8; 4096];
+    let n = sock.recv(&mut buf).expect("a notification from the node");
+    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(msg.lines().any(|l| l == "READY=1"), "{msg}");
+    let status = msg
+        .lines()
+        .find_map(|l| l.strip_prefix("STATUS="))
+        .unwrap_or_else(|| panic!("no STATUS in {msg}"));
+    assert!(
+        status.starts_with("active: serving on 127.0.0.1:"),
+        "{status}"
+    );
+    // Ready means serving: the HTTP address answers.
+    let url = format!(
+        "http://{}/healthz",
+        status.trim_start_matches("active: serving on ")
+    );
+    assert!(reqwest::blocking::get(url).unwrap().status().is_success());
+}
