@@ -386,6 +386,29 @@ impl NodeConfig {
 mod tests {
     use super::*;
 
+    /// The example shipped in the .deb is a valid config and holds the defaults.
+    #[test]
+    fn the_packaged_example_is_valid_and_says_the_defaults() {
+        let text = include_str!("../../packaging/renkei.toml.example");
+        let c: NodeConfig = toml::from_str(text).unwrap();
+        assert_eq!(c, NodeConfig::new("example-operator"));
+        let pg = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .skip_while(|l| !l.starts_with("[store]"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let pg: StoreConfig = toml::from_str::<toml::Table>(&pg)
+            .unwrap()
+            .get("store")
+            .unwrap()
+            .clone()
+            .try_into()
+            .unwrap();
+        assert_eq!(pg.kind, StoreKind::Postgres);
+        assert!(pg.postgres_url().unwrap().is_some());
+    }
+
     #[test]
     fn roundtrip_and_unknown_fields_refused() {
         let c = NodeConfig::new("shimane");
