@@ -175,6 +175,25 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         max_live: u64,
     },
+    /// A consistent copy of the node's store into FILE: made by the running node between
+    /// two batches (its inputs wait meanwhile), or read directly from a stopped node's store.
+    Backup {
+        /// Node directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The backup file to write (must not exist).
+        file: PathBuf,
+    },
+    /// Restore a backup into the store of a node that is stopped and has never run (its
+    /// store empty): the file is checked whole first. Copy the node's operator.key,
+    /// renkei.toml and tokens beside it yourself (they are not in the backup).
+    Restore {
+        /// Node directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The backup file.
+        file: PathBuf,
+    },
     /// Offices homed at this node.
     Office {
         #[command(subcommand)]
@@ -355,6 +374,8 @@ fn main() -> Result<()> {
         Command::Directory { node, office } => client::directory(&node, &office)?,
         Command::Run { dir } => node_cmd::run(&dir)?,
         Command::Compact { dir, max_live } => node_cmd::compact(&dir, max_live)?,
+        Command::Backup { dir, file } => node_cmd::backup(&dir, &file)?,
+        Command::Restore { dir, file } => node_cmd::restore(&dir, &file)?,
         Command::Office { cmd } => node_cmd::office(cmd)?,
         Command::Status { dir } => node_cmd::status(&dir)?,
         Command::Key { cmd } => node_cmd::key(cmd)?,

@@ -138,6 +138,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/admin/v1/assignments", post(admin::assign_office))
         .route("/admin/v1/status", get(admin::status))
+        .route("/admin/v1/backup", post(admin::backup))
         .route("/admin/v1/roster", put(admin::set_roster))
         .route("/admin/v1/audit-export", get(audit::export))
         .fallback(|| async {

@@ -18,6 +18,7 @@
 //!   libp2p (`renkei conformance`).
 
 pub mod api;
+pub mod backup;
 pub mod config;
 pub mod conformance;
 pub use renkei_core as core;

@@ -64,10 +64,14 @@ pub struct ApiCall {
     pub reply: oneshot::Sender<ApiReply>,
 }
 
+/// Work on the store between two batches (a consistent view: nothing commits meanwhile).
+pub type StoreJob = Box<dyn FnOnce(&NodeStore) + Send>;
+
 /// A cloneable handle to the core task.
 #[derive(Clone)]
 pub struct CoreHandle {
     tx: mpsc::Sender<ApiCall>,
+    jobs: mpsc::Sender<StoreJob>,
     /// When the core started its current batch (ms since the epoch), 0 while it waits for
     /// inputs, 1 once it has stopped.
     busy_since: Arc<AtomicU64>,
@@ -103,6 +107,21 @@ impl CoreHandle {
     /// Where the core's thread has spent its time.
     pub fn load(&self) -> &CoreLoad {
         &self.load
+    }
+
+    /// Runs `f` on the store between two batches of the core (so it sees the state after
+    /// one commit and nothing changes while it runs; inputs wait). `None` if the core has
+    /// stopped.
+    pub async fn with_store<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&NodeStore) -> R + Send + 'static,
+    ) -> Option<R> {
+        let (tx, rx) = oneshot::channel();
+        let job: StoreJob = Box::new(move |store| {
+            let _ = tx.send(f(store));
+        });
+        self.jobs.send(job).await.ok()?;
+        rx.await.ok()
     }
 
     /// Runs one API command; the reply comes after the batch's commit.
@@ -557,6 +576,7 @@ async fn forward_events(
 pub async fn drive(
     mut core: Core<NodeStore>,
     mut api_rx: mpsc::Receiver<ApiCall>,
+    mut jobs: mpsc::Receiver<StoreJob>,
     mut peer_rx: mpsc::UnboundedReceiver<Input>,
     peer_tx: mpsc::UnboundedSender<Input>,
     peers: Peers,
@@ -616,6 +636,15 @@ pub async fn drive(
                 None => break,
             },
             ev = peer_rx.recv() => if let Some(ev) = ev { batch.push(ev) },
+            job = jobs.recv() => {
+                if let Some(job) = job {
+                    // Between batches: everything before is committed, nothing after has
+                    // started. `/readyz` counts the time as a batch.
+                    busy_since.store(now_ms().max(2), Ordering::Relaxed);
+                    tokio::task::block_in_place(|| job(core.store()));
+                }
+                continue;
+            }
             _ = tokio::time::sleep(delay) => { wake = None; batch.push(Input::Tick); }
         }
         while batch.len() < batch_max {
@@ -719,12 +748,14 @@ pub fn spawn_core(
     tokio::task::JoinHandle<Result<(), RuntimeError>>,
 ) {
     let (tx, rx) = mpsc::channel(API_QUEUE_MAX);
+    let (jobs, jobs_rx) = mpsc::channel(4);
     let (stop, stop_rx) = oneshot::channel();
     let busy_since = Arc::new(AtomicU64::new(0));
     let load = Arc::new(CoreLoad::default());
     let join = tokio::spawn(drive(
         core,
         rx,
+        jobs_rx,
         peer_rx,
         peer_tx,
         peers,
@@ -737,6 +768,7 @@ pub fn spawn_core(
     (
         CoreHandle {
             tx,
+            jobs,
             busy_since,
             load,
         },

@@ -259,3 +259,56 @@ pub(super) async fn set_roster(
         other => unexpected(other),
     }
 }
+
+/// Body of `POST /admin/v1/backup`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BackupBody {
+    /// Where the node writes the backup: an absolute path on its machine, not existing yet.
+    path: String,
+}
+
+/// `POST /admin/v1/backup` `{"path": "/abs/file"}`: a consistent copy of the store, written
+/// by the node between two batches (`renkei backup`; [`crate::backup`]). The file appears
+/// under its name only once complete (written as `FILE.partial`, synced, renamed).
+pub(super) async fn backup(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(body): Json<BackupBody>,
+) -> Response {
+    if let Err(r) = check(&state, &peer, &headers) {
+        return r;
+    }
+    let path = std::path::PathBuf::from(&body.path);
+    if !path.is_absolute() || path.exists() {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!(
+                "{}: give an absolute path that does not exist yet",
+                body.path
+            ),
+        );
+    }
+    let started = std::time::Instant::now();
+    let done = state
+        .core
+        .with_store(move |store| crate::backup::dump_to_file(store, &path))
+        .await;
+    match done {
+        Some(Ok(summary)) => Json(json!({
+            "pairs": summary.pairs,
+            "bytes": summary.bytes,
+            "sha256": summary.sha256,
+            "seconds": started.elapsed().as_secs_f64(),
+        }))
+        .into_response(),
+        Some(Err(e)) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+        None => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the core has stopped".into(),
+        ),
+    }
+}
