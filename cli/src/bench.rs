@@ -38,6 +38,66 @@ pub struct RelayArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Run the nodes on PostgreSQL instead of the local store: the URL of a server's
+    /// maintenance database (`postgres://postgres@127.0.0.1:5432/postgres`); each node gets
+    /// a fresh database there, dropped afterwards. The server's CPU time is reported too.
+    #[arg(long)]
+    pub postgres: Option<String>,
+}
+
+/// Fresh databases for the benchmark's nodes on a PostgreSQL server, dropped on drop.
+struct PgDatabases {
+    admin: String,
+    names: Vec<String>,
+}
+
+impl PgDatabases {
+    /// A new database; its connection URL.
+    fn create(&mut self, node: &str) -> Result<String> {
+        let name = format!("renkei_bench_{}_{node}", std::process::id());
+        let mut c = postgres::Client::connect(&self.admin, postgres::NoTls)
+            .with_context(|| format!("connecting to {}", self.admin))?;
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))?;
+        c.batch_execute(&format!("CREATE DATABASE {name}"))?;
+        self.names.push(name.clone());
+        let (base, _) = self
+            .admin
+            .rsplit_once('/')
+            .context("--postgres needs a URL ending in /DATABASE")?;
+        Ok(format!("{base}/{name}"))
+    }
+}
+
+impl Drop for PgDatabases {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            for n in &self.names {
+                let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {n}"));
+            }
+        }
+    }
+}
+
+/// CPU seconds of every `postgres` process on this machine (the server's share of the
+/// work when the nodes' stores are on PostgreSQL).
+fn postgres_cpu() -> f64 {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    procs
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|s| {
+            let (head, rest) = s.rsplit_once(')')?;
+            if !head.ends_with("(postgres") {
+                return None;
+            }
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ut: f64 = f.get(11)?.parse().ok()?;
+            let st: f64 = f.get(12)?.parse().ok()?;
+            Some((ut + st) / 100.0)
+        })
+        .sum()
 }
 
 pub(crate) struct Proc {
@@ -281,6 +341,18 @@ fn run_relay(base: &Path, args: &RelayArgs) -> Result<i32> {
     for p in [Some(&a), Some(&b), r.as_ref()].into_iter().flatten() {
         std::fs::write(p.dir.join("roster.cbor"), roster.encode())?;
     }
+    let mut dbs = PgDatabases {
+        admin: args.postgres.clone().unwrap_or_default(),
+        names: vec![],
+    };
+    if args.postgres.is_some() {
+        for p in [Some(&a), Some(&b), r.as_ref()].into_iter().flatten() {
+            let mut cfg = NodeConfig::load(&p.dir)?;
+            cfg.store.kind = renkei_node::config::StoreKind::Postgres;
+            cfg.store.url = Some(dbs.create(p.name)?);
+            cfg.save(&p.dir)?;
+        }
+    }
     if let Some(rp) = r.as_mut() {
         start(rp)?;
     }
@@ -323,6 +395,7 @@ fn run_relay(base: &Path, args: &RelayArgs) -> Result<i32> {
     let next = Arc::new(Mutex::new(0usize));
     let submits: Arc<Mutex<Vec<(String, u64)>>> =
         Arc::new(Mutex::new(Vec::with_capacity(args.envelopes)));
+    let pg_cpu_before = postgres_cpu();
     let t0 = Instant::now();
     let t0_ms = now_ms();
     let mut handles = Vec::new();
@@ -381,6 +454,11 @@ fn run_relay(base: &Path, args: &RelayArgs) -> Result<i32> {
         std::thread::sleep(Duration::from_millis(5));
     }
     let delivered_s = t0.elapsed().as_secs_f64();
+    let pg_cpu = if args.postgres.is_some() {
+        postgres_cpu() - pg_cpu_before
+    } else {
+        0.0
+    };
     let (a_rss, a_cpu) = proc_stats(&a.child);
     let (b_rss, b_cpu) = proc_stats(&b.child);
     let (r_rss, r_cpu) = r.as_ref().map_or((0, 0.0), |p| proc_stats(&p.child));
@@ -455,6 +533,9 @@ fn run_relay(base: &Path, args: &RelayArgs) -> Result<i32> {
             "b": {"peak_rss_kib": b_rss, "cpu_s": b_cpu},
             "relay": {"peak_rss_kib": r_rss, "cpu_s": r_cpu},
         },
+        "store": if args.postgres.is_some() { "postgres" } else { "local" },
+        "postgres_cpu_s": pg_cpu,
+        "cpu_ms_per_unit": 1000.0 * (a_cpu + b_cpu + r_cpu + pg_cpu) / n,
         "core": loads.iter().map(|(name, (h, c, b))| (name.to_string(), json!({"handle_s": h, "commit_s": c, "batches": b}))).collect::<serde_json::Map<_, _>>(),
     });
     if args.json {
@@ -488,6 +569,16 @@ fn run_relay(base: &Path, args: &RelayArgs) -> Result<i32> {
             file.len(),
             args.concurrency,
             if args.via_relay { " via-relay" } else { "" },
+        );
+        println!(
+            "  store {}: cpu per unit {:.2} ms (nodes{}, from their start)",
+            report["store"].as_str().unwrap_or(""),
+            report["cpu_ms_per_unit"].as_f64().unwrap_or(0.0),
+            if args.postgres.is_some() {
+                format!(" + PostgreSQL server {pg_cpu:.1}s during the run")
+            } else {
+                String::new()
+            }
         );
         for (name, (h, c, b)) in &loads {
             println!(
