@@ -183,8 +183,11 @@ impl PgStore {
     }
 
     fn open_with(url: &str, fence: Option<Fence>, session: &str) -> Result<PgStore, StoreError> {
+        // Whatever the server's default: a commit returns once it is durable (and on a
+        // synchronous replica, where the server has one).
+        let session = format!("SET synchronous_commit TO on; {session}");
         Ok(PgStore {
-            conn: Conn::connect(url, "store", session)?,
+            conn: Conn::connect(url, "store", &session)?,
             overlay: BTreeMap::new(),
             fence,
         })
