@@ -9,6 +9,11 @@
 //! row under a share lock and refuses to write unless the fencing number is still this
 //! node's: a node that was paused and deposed never commits again.
 //!
+//! Reads: a group's own writes come from its overlay; committed values (and absences) the
+//! store has read or written before come from a bounded cache, which is exact because a
+//! node's store is the only writer of its database — the lease and its fence see to that
+//! (two stores writing one database without a lease would each keep their own view).
+//!
 //! Key order: `bytea` compares bytewise with the shorter key first on a tie, as `[u8]` does, so
 //! range scans come back in the order the core expects.
 
@@ -155,6 +160,52 @@ pub struct PgStore {
     /// This group's writes (`None` = deleted), applied by the next commit.
     overlay: BTreeMap<(Tree, Vec<u8>), Option<Vec<u8>>>,
     fence: Option<Fence>,
+    /// Committed values (and absences) read or written before: a node's store is the only
+    /// writer of its database (the lease sees to it), so they stay true until it writes.
+    cache: std::sync::Mutex<ReadCache>,
+}
+
+/// The read cache's budget; past it the cache starts afresh.
+const READ_CACHE_BYTES: usize = 32 << 20;
+/// Values written larger than this are dropped from the cache instead of copied into it.
+const READ_CACHE_VALUE_MAX: usize = 4096;
+
+/// What a commit teaches the cache about one key: its value or absence (`Some`), or to
+/// forget it (`None`: a large value).
+type Learnt = Option<Option<Vec<u8>>>;
+
+#[derive(Default)]
+struct ReadCache {
+    map: BTreeMap<(Tree, Vec<u8>), Option<Vec<u8>>>,
+    bytes: usize,
+}
+
+impl ReadCache {
+    fn size(key: &[u8], v: &Option<Vec<u8>>) -> usize {
+        64 + key.len() + v.as_ref().map_or(0, Vec::len)
+    }
+
+    fn insert(&mut self, tree: Tree, key: Vec<u8>, v: Option<Vec<u8>>) {
+        let add = Self::size(&key, &v);
+        if self.bytes + add > READ_CACHE_BYTES {
+            self.clear();
+        }
+        self.bytes += add;
+        if let Some(old) = self.map.insert((tree, key), v) {
+            self.bytes -= old.as_ref().map_or(0, Vec::len) + 64;
+        }
+    }
+
+    fn remove(&mut self, tree: Tree, key: Vec<u8>) {
+        if let Some(old) = self.map.remove(&(tree, key.clone())) {
+            self.bytes -= Self::size(&key, &old);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.map.clear();
+        self.bytes = 0;
+    }
 }
 
 impl PgStore {
@@ -190,6 +241,7 @@ impl PgStore {
             conn: Conn::connect(url, "store", &session)?,
             overlay: BTreeMap::new(),
             fence,
+            cache: Default::default(),
         })
     }
 
@@ -279,16 +331,24 @@ impl PgStore {
 
 impl Store for PgStore {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(v) = self.overlay.get(&(tree, key.to_vec())) {
+        let id = (tree, key.to_vec());
+        if let Some(v) = self.overlay.get(&id) {
             return Ok(v.clone());
         }
+        if let Some(v) = self.cache.lock().ok().and_then(|c| c.map.get(&id).cloned()) {
+            return Ok(v);
+        }
         let (t, k) = (tree_id(tree), key.to_vec());
-        self.conn.call(move |c| {
+        let v = self.conn.call(move |c| {
             let stmt = c.stmt("SELECT v FROM renkei_kv WHERE tree = $1 AND k = $2")?;
             Ok(c.client
                 .query_opt(&stmt, &[&t, &k])?
                 .map(|r| r.get::<_, Vec<u8>>(0)))
-        })
+        })?;
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(tree, id.1, v.clone());
+        }
+        Ok(v)
     }
 
     fn put(&mut self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
@@ -334,7 +394,18 @@ impl Store for PgStore {
         }
         let (mut put_t, mut put_k, mut put_v) = (Vec::new(), Vec::new(), Vec::new());
         let (mut del_t, mut del_k) = (Vec::new(), Vec::new());
+        // What the cache learns once the commit has landed: small values copied, large ones
+        // dropped (read again if ever needed).
+        let mut learnt: Vec<(Tree, Vec<u8>, Learnt)> = Vec::with_capacity(self.overlay.len());
         for ((tree, k), v) in std::mem::take(&mut self.overlay) {
+            learnt.push((
+                tree,
+                k.clone(),
+                match &v {
+                    Some(v) if v.len() > READ_CACHE_VALUE_MAX => None,
+                    other => Some(other.clone()),
+                },
+            ));
             match v {
                 Some(v) => {
                     put_t.push(tree_id(tree));
@@ -376,10 +447,28 @@ impl Store for PgStore {
             }
             tx.commit()?;
             Ok(None)
-        })?;
+        });
+        let Ok(mut cache) = self.cache.lock() else {
+            return Err(StoreError::Backend(
+                "the read cache's lock is poisoned".into(),
+            ));
+        };
         match outcome {
-            None => Ok(()),
-            Some(held) => Err(StoreError::Backend(format!(
+            Ok(None) => {
+                for (tree, k, v) in learnt {
+                    match v {
+                        Some(v) => cache.insert(tree, k, v),
+                        None => cache.remove(tree, k),
+                    }
+                }
+                Ok(())
+            }
+            // Whether it landed is unknown: the cache forgets everything.
+            Err(e) => {
+                cache.clear();
+                Err(e)
+            }
+            Ok(Some(held)) => Err(StoreError::Backend(format!(
                 "deposed: this node's lease (fence {}) is no longer held (the lease now carries {}); \
                  nothing was committed",
                 fence.map_or(0, |f| f.0),
@@ -439,6 +528,45 @@ mod tests {
             PgStore::open(&last.borrow(), None).unwrap()
         };
         crate::store::conformance::all(open, reopen);
+    }
+
+    #[test]
+    fn the_read_cache_never_answers_older_than_the_last_commit() {
+        let Some(url) = fresh_db("cache") else {
+            return;
+        };
+        let mut s = PgStore::open(&url, None).unwrap();
+        let big = vec![7u8; READ_CACHE_VALUE_MAX + 1];
+        for round in 0..3u8 {
+            // A remembered absence, a remembered small value, a large value not kept.
+            assert_eq!(
+                s.get(Tree::Dedup, b"k").unwrap().map(|v| v[0]),
+                (round > 0).then(|| round - 1)
+            );
+            s.put(Tree::Dedup, b"k", &[round]).unwrap();
+            s.put(
+                Tree::Envelopes,
+                b"big",
+                &big[..big.len() - usize::from(round)],
+            )
+            .unwrap();
+            s.commit().unwrap();
+            assert_eq!(s.get(Tree::Dedup, b"k").unwrap(), Some(vec![round]));
+            assert_eq!(
+                s.get(Tree::Envelopes, b"big").unwrap().unwrap().len(),
+                big.len() - usize::from(round)
+            );
+        }
+        s.delete(Tree::Dedup, b"k").unwrap();
+        s.commit().unwrap();
+        assert_eq!(s.get(Tree::Dedup, b"k").unwrap(), None);
+        // What another connection reads agrees.
+        let other = PgStore::open(&url, None).unwrap();
+        assert_eq!(other.get(Tree::Dedup, b"k").unwrap(), None);
+        assert_eq!(
+            other.get(Tree::Envelopes, b"big").unwrap().unwrap().len(),
+            big.len() - 2
+        );
     }
 
     #[test]
