@@ -178,6 +178,10 @@ type Learnt = Option<Option<Vec<u8>>>;
 struct ReadCache {
     map: BTreeMap<(Tree, Vec<u8>), Option<Vec<u8>>>,
     bytes: usize,
+    /// The largest committed key of a tree (`None`: the tree is empty), where known: a scan
+    /// that starts past it needs no query (the directory's "bindings since N" asks that of
+    /// the binding log at every sync).
+    tails: BTreeMap<Tree, Option<Vec<u8>>>,
 }
 
 impl ReadCache {
@@ -205,6 +209,22 @@ impl ReadCache {
     fn clear(&mut self) {
         self.map.clear();
         self.bytes = 0;
+        self.tails.clear();
+    }
+
+    /// A committed write of `key` (`put`: written, else deleted) moves the tree's tail.
+    fn wrote(&mut self, tree: Tree, key: &[u8], put: bool) {
+        let Some(tail) = self.tails.get_mut(&tree) else {
+            return;
+        };
+        if put {
+            if tail.as_deref().is_none_or(|t| key > t) {
+                *tail = Some(key.to_vec());
+            }
+        } else if tail.as_deref() == Some(key) {
+            // The largest key is gone; the next one is not known here.
+            self.tails.remove(&tree);
+        }
     }
 }
 
@@ -286,6 +306,32 @@ impl PgStore {
         })
     }
 
+    /// Whether `start` lies past the tree's largest committed key (learnt with one query
+    /// the first time, then kept by the commits).
+    fn past_tail(&self, tree: Tree, start: &[u8]) -> Result<bool, StoreError> {
+        let known = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| c.tails.get(&tree).cloned());
+        let tail = match known {
+            Some(t) => t,
+            None => {
+                let t = tree_id(tree);
+                let tail: Option<Vec<u8>> = self.conn.call(move |c| {
+                    let stmt =
+                        c.stmt("SELECT k FROM renkei_kv WHERE tree = $1 ORDER BY k DESC LIMIT 1")?;
+                    Ok(c.client.query_opt(&stmt, &[&t])?.map(|r| r.get(0)))
+                })?;
+                if let Ok(mut c) = self.cache.lock() {
+                    c.tails.insert(tree, tail.clone());
+                }
+                tail
+            }
+        };
+        Ok(tail.as_deref().is_none_or(|t| start > t))
+    }
+
     /// A range scan merged with the overlay.
     fn scan(
         &self,
@@ -313,7 +359,11 @@ impl PgStore {
             .collect();
         // Each overlay entry can hide at most one stored row: reading that many more rows
         // than asked is enough for the first `limit` of the merge.
-        let stored = self.fetch(tree, start, end, limit.saturating_add(ours.len()), rev)?;
+        let stored = if self.past_tail(tree, start)? {
+            Vec::new()
+        } else {
+            self.fetch(tree, start, end, limit.saturating_add(ours.len()), rev)?
+        };
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = stored.into_iter().collect();
         for (k, v) in ours {
             match v {
@@ -396,11 +446,12 @@ impl Store for PgStore {
         let (mut del_t, mut del_k) = (Vec::new(), Vec::new());
         // What the cache learns once the commit has landed: small values copied, large ones
         // dropped (read again if ever needed).
-        let mut learnt: Vec<(Tree, Vec<u8>, Learnt)> = Vec::with_capacity(self.overlay.len());
+        let mut learnt: Vec<(Tree, Vec<u8>, bool, Learnt)> = Vec::with_capacity(self.overlay.len());
         for ((tree, k), v) in std::mem::take(&mut self.overlay) {
             learnt.push((
                 tree,
                 k.clone(),
+                v.is_some(),
                 match &v {
                     Some(v) if v.len() > READ_CACHE_VALUE_MAX => None,
                     other => Some(other.clone()),
@@ -455,7 +506,8 @@ impl Store for PgStore {
         };
         match outcome {
             Ok(None) => {
-                for (tree, k, v) in learnt {
+                for (tree, k, put, v) in learnt {
+                    cache.wrote(tree, &k, put);
                     match v {
                         Some(v) => cache.insert(tree, k, v),
                         None => cache.remove(tree, k),
@@ -560,6 +612,45 @@ mod tests {
         s.delete(Tree::Dedup, b"k").unwrap();
         s.commit().unwrap();
         assert_eq!(s.get(Tree::Dedup, b"k").unwrap(), None);
+        // Scans that start past a tree's last committed key see what later commits add.
+        let keys = |p: Pairs| p.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        assert!(
+            s.range(Tree::BindingLog, b"4", None, 10)
+                .unwrap()
+                .is_empty()
+        );
+        for k in [b"1", b"2", b"3"] {
+            s.put(Tree::BindingLog, k, b"v").unwrap();
+        }
+        assert_eq!(
+            keys(s.range(Tree::BindingLog, b"2", None, 10).unwrap()).len(),
+            2
+        );
+        s.commit().unwrap();
+        assert!(
+            s.range(Tree::BindingLog, b"4", None, 10)
+                .unwrap()
+                .is_empty()
+        );
+        s.put(Tree::BindingLog, b"5", b"v").unwrap();
+        s.commit().unwrap();
+        assert_eq!(
+            keys(s.range(Tree::BindingLog, b"4", None, 10).unwrap()),
+            vec![b"5".to_vec()]
+        );
+        s.delete(Tree::BindingLog, b"5").unwrap();
+        s.delete(Tree::BindingLog, b"3").unwrap();
+        s.commit().unwrap();
+        assert!(
+            s.range(Tree::BindingLog, b"4", None, 10)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            keys(s.range(Tree::BindingLog, b"", None, 10).unwrap()),
+            vec![b"1".to_vec(), b"2".to_vec()]
+        );
+        assert_eq!(s.last(Tree::BindingLog).unwrap().unwrap().0, b"2");
         // What another connection reads agrees.
         let other = PgStore::open(&url, None).unwrap();
         assert_eq!(other.get(Tree::Dedup, b"k").unwrap(), None);
