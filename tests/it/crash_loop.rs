@@ -90,17 +90,19 @@ pub(crate) fn stamp(i: usize) -> String {
 
 /// What the submitters learnt.
 #[derive(Default)]
-struct Submitted {
+pub(crate) struct Submitted {
     /// Stamp → envelope id, for units the origin answered 2xx.
-    accepted: BTreeMap<String, String>,
+    pub(crate) accepted: BTreeMap<String, String>,
     /// Stamps with at least one attempt that may have reached the origin without an
     /// answer (the origin may have taken the unit), and how many; the retry must get the
     /// same unit back.
-    ambiguous: BTreeMap<String, usize>,
+    pub(crate) ambiguous: BTreeMap<String, usize>,
     /// Attempts refused at connect (the origin was down).
-    refused: usize,
+    pub(crate) refused: usize,
     /// The first few errors of ambiguous attempts, for the log.
     errors: Vec<String>,
+    /// Attempts answered `503 standby` (active/standby: that node takes nothing).
+    pub(crate) standby_answers: usize,
 }
 
 pub(crate) enum Attempt {
@@ -148,7 +150,15 @@ pub(crate) fn submit(
     }
 }
 
-fn submitters(office: &Office, base: &[(String, Vec<u8>)], units: usize) -> Submitted {
+/// Care software sending `units` units spread over `window`, each retried until accepted;
+/// with several addresses for the origin (active/standby), it tries the next one on a
+/// refused connection, `503 standby` or an unanswered attempt.
+pub(crate) fn submitters(
+    offices: &[&Office],
+    window: Duration,
+    base: &[(String, Vec<u8>)],
+    units: usize,
+) -> Submitted {
     let next = AtomicUsize::new(0);
     let out = Mutex::new(Submitted::default());
     let start = Instant::now();
@@ -159,12 +169,13 @@ fn submitters(office: &Office, base: &[(String, Vec<u8>)], units: usize) -> Subm
                     .timeout(Duration::from_secs(60))
                     .build()
                     .unwrap();
+                let mut at = 0usize;
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     if i >= units {
                         return;
                     }
-                    let due = start + SUBMIT_WINDOW.mul_f64(i as f64 / units as f64);
+                    let due = start + window.mul_f64(i as f64 / units as f64);
                     std::thread::sleep(due.saturating_duration_since(Instant::now()));
                     let st = stamp(i);
                     let files: Vec<(String, Vec<u8>)> = base
@@ -177,13 +188,21 @@ fn submitters(office: &Office, base: &[(String, Vec<u8>)], units: usize) -> Subm
                             started.elapsed() < Duration::from_secs(120),
                             "unit {st} not accepted within 120 s of retries"
                         );
-                        match submit(&client, office, &files) {
+                        match submit(&client, offices[at % offices.len()], &files) {
                             Attempt::Accepted(id) => {
                                 out.lock().unwrap().accepted.insert(st, id);
                                 break;
                             }
-                            Attempt::NotSent => out.lock().unwrap().refused += 1,
+                            Attempt::NotSent => {
+                                out.lock().unwrap().refused += 1;
+                                at += 1;
+                            }
+                            Attempt::Ambiguous(e) if e.contains("\"standby\"") => {
+                                out.lock().unwrap().standby_answers += 1;
+                                at += 1;
+                            }
                             Attempt::Ambiguous(e) => {
+                                at += 1;
                                 let mut out = out.lock().unwrap();
                                 *out.ambiguous.entry(st.clone()).or_default() += 1;
                                 if out.errors.len() < 5 {
@@ -390,7 +409,7 @@ fn crash_loop_of_sigkills_loses_nothing_duplicates_nothing_and_keeps_every_proof
             chaos(&mut nodes, profile, seed, &done)
         });
         let reader = s.spawn(|| reader(&cm, &fixture, &done));
-        let submitted = submitters(&svc, &base, units);
+        let submitted = submitters(&[&svc], SUBMIT_WINDOW, &base, units);
         let victims = chaos.join().unwrap();
         (submitted, victims, reader.join().unwrap())
     });

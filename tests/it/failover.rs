@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use renkei_protocol::export::AuditExport;
@@ -25,8 +25,7 @@ use renkei_tests::{
 };
 
 use crate::crash_loop::{
-    Attempt, CM, FIXTURE, FIXTURE_STAMP, SUBJECT_MONTH, SVC, admin_get, fetch_new, reader, stamp,
-    submit,
+    CM, FIXTURE, SUBJECT_MONTH, SVC, admin_get, fetch_new, reader, submitters,
 };
 
 const UNITS_DEFAULT: usize = 400;
@@ -43,71 +42,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// What the submitters learnt: stamp → id for accepted units, and stamps with attempts
-/// that may have reached the active node without an answer.
-#[derive(Default)]
-struct Submitted {
-    accepted: BTreeMap<String, String>,
-    ambiguous: BTreeMap<String, usize>,
-    standby_answers: usize,
-}
-
-/// Care software with both node addresses: it sends to the one that answers, and on
-/// `503 standby` or a refused connection tries the other.
-fn submitters(offices: &[Office; 2], base: &[(String, Vec<u8>)], units: usize) -> Submitted {
-    let next = AtomicUsize::new(0);
-    let out = Mutex::new(Submitted::default());
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..4 {
-            s.spawn(|| {
-                let client = reqwest::blocking::Client::builder()
-                    .timeout(Duration::from_secs(60))
-                    .build()
-                    .unwrap();
-                let mut at = 0usize;
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    if i >= units {
-                        return;
-                    }
-                    let due = start + SUBMIT_WINDOW.mul_f64(i as f64 / units as f64);
-                    std::thread::sleep(due.saturating_duration_since(Instant::now()));
-                    let st = stamp(i);
-                    let files: Vec<(String, Vec<u8>)> = base
-                        .iter()
-                        .map(|(n, b)| (n.replace(FIXTURE_STAMP, &st), b.clone()))
-                        .collect();
-                    let started = Instant::now();
-                    loop {
-                        assert!(
-                            started.elapsed() < Duration::from_secs(120),
-                            "unit {st} not accepted by either node within 120 s"
-                        );
-                        match submit(&client, &offices[at % 2], &files) {
-                            Attempt::Accepted(id) => {
-                                out.lock().unwrap().accepted.insert(st, id);
-                                break;
-                            }
-                            Attempt::NotSent => at += 1,
-                            Attempt::Ambiguous(e) if e.contains("\"standby\"") => {
-                                out.lock().unwrap().standby_answers += 1;
-                                at += 1;
-                            }
-                            Attempt::Ambiguous(_) => {
-                                *out.lock().unwrap().ambiguous.entry(st.clone()).or_default() += 1;
-                                at += 1;
-                            }
-                        }
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
-                }
-            });
-        }
-    });
-    out.into_inner().unwrap()
 }
 
 /// Which of the two nodes is active (answers `/readyz`), waiting up to `within`; panics if
@@ -253,7 +187,7 @@ fn the_standby_takes_over_a_killed_or_paused_active_node_and_nothing_is_lost_or_
     let (submitted, takeovers, mut fetched) = std::thread::scope(|s| {
         let chaos = s.spawn(|| chaos(&mut pair, kills, &done));
         let reader = s.spawn(|| reader(&cm, &fixture, &done));
-        let submitted = submitters(&offices, &base, units);
+        let submitted = submitters(&[&offices[0], &offices[1]], SUBMIT_WINDOW, &base, units);
         let takeovers = chaos.join().unwrap();
         (submitted, takeovers, reader.join().unwrap())
     });
@@ -443,7 +377,7 @@ fn a_node_follows_its_database_to_the_promoted_replica_and_loses_no_acknowledged
             println!("failover-db: primary crashed, replica promoted, node stopped; restarting it");
             n.run();
         });
-        let submitted = submitters(&offices, &base, units);
+        let submitted = submitters(&[&offices[0], &offices[1]], SUBMIT_WINDOW, &base, units);
         faults.join().unwrap();
         submitted
     });
