@@ -294,6 +294,16 @@ fn the_standby_takes_over_a_killed_or_paused_active_node_and_nothing_is_lost_or_
         fence > kills as i64,
         "fence {fence} after {kills} takeovers"
     );
+    let store_bytes: f64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("renkei_store_bytes "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        store_bytes > 1e5,
+        "the table holds the units: {store_bytes}"
+    );
 
     // Every proof verifies, from the active node of a and from b.
     let signed = SignedRoster::decode(&std::fs::read(&roster_path).unwrap()).unwrap();

@@ -213,6 +213,11 @@ fn oversize_upload_is_413_and_openapi_metrics_health_answer() {
         renkei_tests::raw_upload_status(&s.node.url, &s.cm.token, name, 60 * 1024),
         Some(422)
     );
+    // One unit delivered, for the delivery-time histogram.
+    let (status, body) = s.svc.submit(&fixture_files("valid/d3_jisseki"));
+    assert_eq!(status, 202, "{body}");
+    s.svc
+        .wait_status(body["id"].as_str().unwrap(), &["delivered"]);
     let c = reqwest::blocking::Client::new();
     let doc: serde_json::Value = c
         .get(format!("{}/openapi.json", s.node.url))
@@ -256,6 +261,13 @@ fn oversize_upload_is_413_and_openapi_metrics_health_answer() {
         "{m}"
     );
     assert!(value("process_resident_memory_bytes") > 1e6, "{m}");
+    assert_eq!(value("renkei_delivery_duration_seconds_count"), 1.0, "{m}");
+    assert_eq!(
+        value("renkei_delivery_duration_seconds_bucket{le=\"3600\"}"),
+        1.0,
+        "{m}"
+    );
+    assert!(value("renkei_store_bytes") > 0.0, "{m}");
     assert!(value("process_open_fds") >= 3.0, "{m}");
     let started = value("process_start_time_seconds");
     let now = std::time::SystemTime::now()

@@ -379,4 +379,27 @@ pub struct Counters {
     /// Envelopes a next hop refused for a bad origin signature although this node sent
     /// bytes that verify: damaged in transit, sent again.
     pub damaged_in_transit: u64,
+    /// Sent units that reached `delivered`, counted by the time from their acceptance to
+    /// the destination's receipt: one count per bucket of [`DELIVERY_BUCKETS_MS`] (a unit in
+    /// the first bucket whose bound it does not exceed), the last for longer ones.
+    pub delivery_ms_buckets: [u64; DELIVERY_BUCKETS_MS.len() + 1],
+    /// The sum of those times, ms.
+    pub delivery_ms_sum: u64,
+}
+
+/// Upper bounds of the delivery-time buckets, ms (a hop on loopback to an hour of retries).
+pub const DELIVERY_BUCKETS_MS: [u64; 12] = [
+    5, 10, 25, 50, 100, 250, 500, 1_000, 5_000, 30_000, 300_000, 3_600_000,
+];
+
+impl Counters {
+    /// Counts a unit delivered `ms` after it was accepted.
+    pub fn delivered_after(&mut self, ms: u64) {
+        let i = DELIVERY_BUCKETS_MS
+            .iter()
+            .position(|b| ms <= *b)
+            .unwrap_or(DELIVERY_BUCKETS_MS.len());
+        self.delivery_ms_buckets[i] += 1;
+        self.delivery_ms_sum = self.delivery_ms_sum.saturating_add(ms);
+    }
 }

@@ -61,7 +61,8 @@ use renkei_protocol::roster::{OfficeBinding, SignedRoster};
 
 pub use audit::verify_chain;
 pub use io::{
-    ApiCommand, ApiId, ApiReply, Auth, Counters, Effect, InboundId, Input, OutboundId, RosterPeer,
+    ApiCommand, ApiId, ApiReply, Auth, Counters, DELIVERY_BUCKETS_MS, Effect, InboundId, Input,
+    OutboundId, RosterPeer,
 };
 
 use crate::store::{Store, StoreError};

@@ -471,6 +471,8 @@ impl<S: Store> Core<S> {
         if new != old {
             if new == SentStatus::Delivered {
                 self.counters.sent_delivered += 1;
+                self.counters
+                    .delivered_after(self.now.saturating_sub(rec.created_at_ms));
             }
             rec.status = new;
             records::put(&mut self.store, Tree::Sent, rec.id.as_bytes(), &rec)?;

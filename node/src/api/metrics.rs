@@ -172,9 +172,43 @@ pub(super) async fn metrics(
         "renkei_http_request_duration_seconds",
         "Duration of each HTTP request, from its head to its response.",
     );
+    delivery(&mut out, c);
+    if let Some(Ok(bytes)) = state.core.with_store(|s| s.size_bytes()).await {
+        let _ = writeln!(
+            out,
+            "# HELP renkei_store_bytes Size of the node's store (the local store's files, or the PostgreSQL table with its indexes).\n\
+             # TYPE renkei_store_bytes gauge\nrenkei_store_bytes {bytes}"
+        );
+    }
     node_info(&mut out, &state.info);
     process(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// `renkei_delivery_duration_seconds`: acceptance to the destination's `Delivered`, per
+/// unit this node originated.
+fn delivery(out: &mut String, c: &crate::core::Counters) {
+    let name = "renkei_delivery_duration_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time from a unit's acceptance here to its destination's Delivered receipt.\n\
+         # TYPE {name} histogram"
+    );
+    let mut cumulative = 0;
+    for (i, bound) in crate::core::DELIVERY_BUCKETS_MS.iter().enumerate() {
+        cumulative += c.delivery_ms_buckets[i];
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{le=\"{}\"}} {cumulative}",
+            *bound as f64 / 1000.0
+        );
+    }
+    let count: u64 = c.delivery_ms_buckets.iter().sum();
+    let _ = writeln!(
+        out,
+        "{name}_bucket{{le=\"+Inf\"}} {count}\n{name}_sum {}\n{name}_count {count}",
+        c.delivery_ms_sum as f64 / 1000.0
+    );
 }
 
 /// `renkei_build_info`, and on PostgreSQL which node is active under which fence.

@@ -99,6 +99,15 @@ impl NodeStore {
         }
     }
 
+    /// The store's size on disk, bytes: the local store's files, or the PostgreSQL table
+    /// with its indexes and TOAST data.
+    pub fn size_bytes(&self) -> Result<u64, StoreError> {
+        match self {
+            NodeStore::Local(s) => s.size_on_disk(),
+            NodeStore::Postgres(s, _) => s.size_bytes(),
+        }
+    }
+
     fn inner(&self) -> &dyn Store {
         match self {
             NodeStore::Local(s) => s,

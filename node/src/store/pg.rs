@@ -265,6 +265,16 @@ impl PgStore {
         })
     }
 
+    /// The size of the table with its indexes and TOAST data, bytes.
+    pub fn size_bytes(&self) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.call(|c| {
+            Ok(c.client
+                .query_one("SELECT pg_total_relation_size('renkei_kv')", &[])?
+                .get(0))
+        })?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// The fencing number this store commits under.
     pub fn fence(&self) -> Option<Fence> {
         self.fence
