@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::mpsc;
 
-use postgres::{Client, NoTls};
+use postgres::Client;
 
 use super::{Pair, Pairs, Store, StoreError, Tree};
 
@@ -79,11 +79,13 @@ impl Conn {
     pub(crate) fn connect(url: &str, name: &str, session: &str) -> Result<Conn, StoreError> {
         let (tx, rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), StoreError>>(1);
-        let (url, settings) = (url.to_owned(), session.to_owned());
+        let (url, check) = split_tls(url);
+        let tls = tls_connector(&check)?;
+        let settings = session.to_owned();
         let thread = std::thread::Builder::new()
             .name(format!("renkei-pg-{name}"))
             .spawn(move || {
-                let mut session = match Client::connect(&url, NoTls)
+                let mut session = match Client::connect(&url, tls)
                     .and_then(|mut c| c.batch_execute(SCHEMA).map(|()| c))
                     .and_then(|mut c| c.batch_execute(&settings).map(|()| c))
                 {
@@ -139,13 +141,200 @@ impl Drop for Conn {
     }
 }
 
+/// How the server's certificate is checked, as libpq does for each `sslmode`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct TlsCheck {
+    /// `sslrootcert`: the CAs to trust (PEM); the system's CAs when absent.
+    root: Option<std::path::PathBuf>,
+    /// Verify the chain: `verify-ca`, `verify-full`, or any mode with `sslrootcert`.
+    chain: bool,
+    /// Verify the host name too: `verify-full`.
+    name: bool,
+}
+
+/// The connection string as the driver takes it, and how to check the server.
+/// The driver knows `sslmode=disable|prefer|require` only and no `sslrootcert`: libpq's
+/// `verify-ca` / `verify-full` become `require` plus a check, `sslrootcert` is taken out.
+fn split_tls(url: &str) -> (String, TlsCheck) {
+    let mut check = TlsCheck {
+        root: None,
+        chain: false,
+        name: false,
+    };
+    let mut keep = |pair: &str| -> Option<String> {
+        match pair.split_once('=') {
+            Some(("sslrootcert", v)) => {
+                check.root = Some(std::path::PathBuf::from(v));
+                None
+            }
+            Some(("sslmode", mode @ ("verify-ca" | "verify-full"))) => {
+                check.chain = true;
+                check.name = mode == "verify-full";
+                Some("sslmode=require".to_owned())
+            }
+            _ => Some(pair.to_owned()),
+        }
+    };
+    let cleaned = if let Some((base, query)) = url
+        .split_once('?')
+        .filter(|_| url.starts_with("postgres://") || url.starts_with("postgresql://"))
+    {
+        let q: Vec<String> = query.split('&').filter_map(&mut keep).collect();
+        if q.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", q.join("&"))
+        }
+    } else if url.contains("://") {
+        url.to_owned()
+    } else {
+        url.split_whitespace()
+            .filter_map(&mut keep)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    // libpq: with a root certificate file, `require` (and `prefer`) verify like verify-ca.
+    check.chain |= check.root.is_some();
+    (cleaned, check)
+}
+
+/// TLS for the connection: used when the server offers it (`sslmode=prefer`, the default)
+/// or always (`require` and the `verify-` modes), never with `sslmode=disable`. The
+/// certificate is checked as [`TlsCheck`] says; unchecked (libpq's `prefer` / `require`
+/// without `sslrootcert`), the connection is encrypted but not authenticated.
+fn tls_connector(check: &TlsCheck) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    use std::sync::Arc;
+    let tls_err = |e: String| StoreError::Backend(format!("postgres TLS: {e}"));
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let chain = if check.chain {
+        let mut roots = rustls::RootCertStore::empty();
+        match &check.root {
+            Some(path) => {
+                let named = |e: &dyn std::fmt::Display| tls_err(format!("{}: {e}", path.display()));
+                for c in CertificateDer::pem_file_iter(path).map_err(|e| named(&e))? {
+                    roots
+                        .add(c.map_err(|e| named(&e))?)
+                        .map_err(|e| named(&e))?;
+                }
+                if roots.is_empty() {
+                    return Err(named(&"no certificate in it"));
+                }
+            }
+            None => {
+                for c in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(c);
+                }
+            }
+        }
+        let v = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| tls_err(e.to_string()))?;
+        Some(v)
+    } else {
+        None
+    };
+    let verifier = ServerCheck {
+        chain,
+        name: check.name,
+        provider: provider.clone(),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_err(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// The server certificate check of one `sslmode`; the handshake's signatures are always
+/// verified (the key exchange is bound to the certificate presented).
+#[derive(Debug)]
+struct ServerCheck {
+    chain: Option<std::sync::Arc<rustls::client::WebPkiServerVerifier>>,
+    name: bool,
+    provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for ServerCheck {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::{CertificateError as C, Error as E};
+        let Some(chain) = &self.chain else {
+            return Ok(rustls::client::danger::ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            Err(E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }))
+                if !self.name =>
+            {
+                Ok(rustls::client::danger::ServerCertVerified::assertion())
+            }
+            r => r,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
 /// A PostgreSQL error with the server's message when there is one.
 pub(crate) fn pg_error(e: &postgres::Error) -> StoreError {
     match e.as_db_error() {
         Some(db) => {
             StoreError::Backend(format!("postgres: {} ({})", db.message(), db.code().code()))
         }
-        None => StoreError::Backend(format!("postgres: {e}")),
+        None => {
+            // The driver's message is general ("error performing TLS handshake"); the
+            // cause ("invalid peer certificate: UnknownIssuer") is in its sources.
+            let mut text = format!("postgres: {e}");
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                text.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            StoreError::Backend(text)
+        }
     }
 }
 
@@ -564,7 +753,7 @@ mod tests {
             std::process::id(),
             NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
-        let mut c = Client::connect(&admin, NoTls).unwrap();
+        let mut c = Client::connect(&admin, postgres::NoTls).unwrap();
         c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
             .unwrap();
         c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
@@ -572,6 +761,114 @@ mod tests {
         Some(format!("{base}/{name}"))
     }
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+    #[test]
+    fn sslmode_and_sslrootcert_become_a_check() {
+        let (u, c) =
+            split_tls("postgres://r@db/renkei?sslmode=verify-full&sslrootcert=/etc/ca.pem");
+        assert_eq!(u, "postgres://r@db/renkei?sslmode=require");
+        assert_eq!(c.root.as_deref(), Some(std::path::Path::new("/etc/ca.pem")));
+        assert!(c.chain && c.name);
+        let (u, c) = split_tls("host=db1,db2 sslrootcert=/ca.pem dbname=renkei");
+        assert_eq!(u, "host=db1,db2 dbname=renkei");
+        assert!(
+            c.chain && !c.name,
+            "a root file alone checks the chain, as libpq"
+        );
+        let (u, c) = split_tls("postgres://r@db/renkei?sslmode=verify-ca");
+        assert_eq!(u, "postgres://r@db/renkei?sslmode=require");
+        assert!(c.chain && !c.name && c.root.is_none());
+        let (u, c) = split_tls("postgres://r@db/renkei");
+        assert_eq!(u, "postgres://r@db/renkei");
+        assert!(!c.chain && !c.name && c.root.is_none());
+        assert_eq!(
+            split_tls("postgres://r@db/x?sslrootcert=/a").0,
+            "postgres://r@db/x"
+        );
+    }
+
+    /// The throwaway cluster's test CAs (it offers TLS); `None` like `fresh_db`.
+    fn test_cas() -> Option<(String, String)> {
+        match (
+            std::env::var("RENKEI_TEST_PG_CA"),
+            std::env::var("RENKEI_TEST_PG_OTHER_CA"),
+        ) {
+            (Ok(ca), Ok(other)) => Some((ca, other)),
+            _ => {
+                assert!(
+                    std::env::var("RENKEI_REQUIRE_PG").is_err(),
+                    "RENKEI_REQUIRE_PG is set but RENKEI_TEST_PG_CA is not"
+                );
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn tls_to_the_database_verifies_the_server() {
+        let (Some(url), Some((ca, other))) = (fresh_db("tls"), test_cas()) else {
+            return;
+        };
+        let on_tls = |conn: &Conn| -> bool {
+            conn.call(|s| {
+                s.client
+                    .query_one(
+                        "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                        &[],
+                    )
+                    .map(|r| r.get(0))
+            })
+            .unwrap()
+        };
+        // verify-full with the right CA: the session is encrypted, and the store works.
+        let good = format!("{url}?sslmode=verify-full&sslrootcert={ca}");
+        assert!(on_tls(&Conn::connect(&good, "tls", "").unwrap()));
+        let mut s = PgStore::open(&good, None).unwrap();
+        s.put(Tree::Dedup, b"k", b"v").unwrap();
+        s.commit().unwrap();
+        drop(s);
+        assert!(on_tls(
+            &Conn::connect(&format!("{url}?sslmode=prefer&sslrootcert={ca}"), "tls", "").unwrap()
+        ));
+        // No sslmode (prefer) and no root file: encrypted without checking, as libpq does
+        // (the cluster's certificate is from a private CA).
+        assert!(on_tls(&Conn::connect(&url, "tls", "").unwrap()));
+        // The host name: verify-full refuses a name the certificate does not carry,
+        // verify-ca does not look at it.
+        let (base, db) = url.rsplit_once('/').unwrap();
+        let port = base.rsplit_once(':').unwrap().1;
+        let by_name = |mode: &str| {
+            format!(
+                "host=db.renkei.invalid hostaddr=127.0.0.1 port={port} user=postgres \
+                 dbname={db} sslmode={mode} sslrootcert={ca}"
+            )
+        };
+        let e = PgStore::open(&by_name("verify-full"), None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("certificate"), "{e}");
+        assert!(on_tls(
+            &Conn::connect(&by_name("verify-ca"), "tls", "").unwrap()
+        ));
+        // A server certificate from another CA is refused, with the reason.
+        let bad = format!("{url}?sslmode=require&sslrootcert={other}");
+        let e = PgStore::open(&bad, None).err().unwrap().to_string();
+        assert!(e.contains("certificate"), "{e}");
+        // A root file without certificates is named.
+        let e = PgStore::open(
+            &format!("{url}?sslmode=require&sslrootcert=/dev/null"),
+            None,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("/dev/null"), "{e}");
+        // sslmode=disable: plain, as asked.
+        assert!(!on_tls(
+            &Conn::connect(&format!("{url}?sslmode=disable"), "tls", "").unwrap()
+        ));
+    }
 
     #[test]
     fn conformance() {
