@@ -199,7 +199,8 @@ enum Command {
         #[command(subcommand)]
         cmd: node_cmd::OfficeCmd,
     },
-    /// Node status (outbox, peers, counters, binding conflicts).
+    /// Node status (outbox, peers, counters, binding conflicts; version, store and, on
+    /// PostgreSQL, the active node).
     Status {
         /// Node directory.
         #[arg(long)]

@@ -284,6 +284,15 @@ fn the_standby_takes_over_a_killed_or_paused_active_node_and_nothing_is_lost_or_
         "{m}"
     );
     assert!(m.contains("store=\"postgres\""), "{m}");
+    // And in its status.
+    let status: serde_json::Value = serde_json::from_str(&renkei(&[
+        "status",
+        "--dir",
+        pair[i].dir.0.to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(status["active_node"], name, "{status}");
+    assert_eq!(status["store"], "postgres", "{status}");
     let fence: i64 = m
         .lines()
         .find_map(|l| l.strip_prefix("renkei_lease_fence "))

@@ -197,7 +197,21 @@ pub(super) async fn status(
         return r;
     }
     match state.core.call(Auth::Operator, ApiCommand::Status).await {
-        ApiReply::Status(v) => Json(v).into_response(),
+        ApiReply::Status(v) => {
+            // The core's view, and what only the process knows: its version, its store
+            // and, on PostgreSQL, that it is the active node (a standby answers 503).
+            let mut j = serde_json::to_value(v).unwrap_or_default();
+            if let Some(o) = j.as_object_mut() {
+                let info = &state.info;
+                o.insert("version".into(), info.version.into());
+                o.insert("store".into(), info.store.into());
+                if let Some((node, fence)) = &info.lease {
+                    o.insert("active_node".into(), node.as_str().into());
+                    o.insert("lease_fence".into(), (*fence).into());
+                }
+            }
+            Json(j).into_response()
+        }
         other => unexpected(other),
     }
 }
