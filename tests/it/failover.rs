@@ -20,8 +20,8 @@ use renkei_protocol::export::AuditExport;
 use renkei_protocol::receipt::ReceiptKind;
 use renkei_protocol::roster::SignedRoster;
 use renkei_tests::{
-    Federation, NodeProc, Office, PgPair, fixture_files, pg_admin_url, pg_database, renkei,
-    wait_reachable,
+    Federation, NodeProc, Office, PgPair, fixture_files, free_port, pg_admin_url, pg_database,
+    renkei, wait_reachable,
 };
 
 use crate::crash_loop::{
@@ -136,7 +136,32 @@ fn the_standby_takes_over_a_killed_or_paused_active_node_and_nothing_is_lost_or_
         env_usize("RENKEI_HA_UNITS", UNITS_DEFAULT),
         env_usize("RENKEI_HA_KILLS", KILLS_DEFAULT),
     );
-    println!("failover: {units} units, {kills} kills or pauses of the active node");
+    active_standby_run(&db, units, kills, Reach::ThroughRelay);
+}
+
+/// The other addressing of docs/OPERATIONS.md: both nodes' addresses in `a`'s roster entry
+/// and no relay running, so `b` reaches `a` only by dialling those addresses (it keeps
+/// every operator with an address connected) and `a` reaches `b` only over `b`'s
+/// connection. After each takeover `b` must find the new active node at the other address.
+#[test]
+fn peers_find_the_active_node_at_either_address_in_the_roster() {
+    let Some(db) = pg_database("failover_addr") else {
+        return;
+    };
+    active_standby_run(&db, 120, 2, Reach::ByAddress);
+}
+
+/// How `b` and `a` reach each other in [`active_standby_run`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Reach {
+    /// Both dial out to the relay (the nodes of `a` listen on ephemeral ports).
+    ThroughRelay,
+    /// `a`'s roster entry lists both its nodes' addresses; the relay never runs.
+    ByAddress,
+}
+
+fn active_standby_run(db: &str, units: usize, kills: usize, reach: Reach) {
+    println!("failover ({reach:?}): {units} units, {kills} kills or pauses of the active node");
     let mut f = Federation::init("ha", &["a", "b"]);
     for n in std::iter::once(&f.relay).chain(&f.nodes) {
         n.edit_config("retry_max_ms = 300000", "retry_max_ms = 2000");
@@ -144,7 +169,31 @@ fn the_standby_takes_over_a_killed_or_paused_active_node_and_nothing_is_lost_or_
     }
     let roster_path = f.roster();
     let (a1, mut b) = (f.nodes.remove(0), f.nodes.remove(0));
-    a1.use_postgres(&db, "a-1", LEASE_MS);
+    let listen = [0, 1].map(|_| format!("/ip4/127.0.0.1/tcp/{}", free_port()));
+    if reach == Reach::ByAddress {
+        a1.edit_config("/ip4/127.0.0.1/tcp/0", &listen[0]);
+        renkei(&[
+            "federation",
+            "add-operator",
+            "--dir",
+            f.auth.0.to_str().unwrap(),
+            "--name",
+            "a",
+            "--node-dir",
+            a1.dir_str(),
+            "--addr",
+            &listen[0],
+            "--addr",
+            &listen[1],
+        ]);
+        renkei(&[
+            "roster-install",
+            "--dir",
+            b.dir_str(),
+            roster_path.to_str().unwrap(),
+        ]);
+    }
+    a1.use_postgres(db, "a-1", LEASE_MS);
     // The roster goes into the store, which is now the database.
     renkei(&[
         "roster-install",
@@ -155,8 +204,13 @@ fn the_standby_takes_over_a_killed_or_paused_active_node_and_nothing_is_lost_or_
     let svc_token = a1.add_office(SVC, "11");
     let cm = Office::new(&b.url, &b.add_office(CM, "43"));
     let a2 = a1.standby_copy("a-2");
+    if reach == Reach::ByAddress {
+        a2.edit_config(&listen[0], &listen[1]);
+    }
     let mut pair = [a1, a2];
-    f.relay.run();
+    if reach == Reach::ThroughRelay {
+        f.relay.run();
+    }
     b.run();
     pair[0].run();
     pair[1].run();
