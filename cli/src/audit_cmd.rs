@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use renkei_node::config::{ADMIN_TOKEN_FILE, NodeConfig};
+use renkei_node::config::NodeConfig;
 use renkei_node::core::{ApiCommand, ApiReply, verify_chain};
 use renkei_node::runtime;
 use renkei_protocol::export::{AuditExport, check_month};
@@ -54,13 +54,9 @@ fn export(dir: &Path, office: &str, month: &str, out: &Path) -> Result<i32> {
     let office_no = office
         .parse()
         .map_err(|e| anyhow::anyhow!("--office: {e}"))?;
-    let cfg = NodeConfig::load(dir)?;
-    let token =
-        std::fs::read_to_string(dir.join(ADMIN_TOKEN_FILE)).context("reading the admin token")?;
-    let resp = reqwest::blocking::Client::new()
-        .get(format!("http://{}/admin/v1/audit-export", cfg.http))
+    let resp = crate::admin_api::Admin::open(dir)?
+        .request(reqwest::Method::GET, "/admin/v1/audit-export")
         .query(&[("office", office), ("month", month)])
-        .bearer_auth(token.trim())
         .send();
     let bytes = match resp {
         Ok(r) => {

@@ -219,9 +219,8 @@ fn payload(size: usize) -> Vec<u8> {
 }
 
 fn status(p: &Proc) -> Result<Value> {
-    Ok(Client::new()
-        .get(format!("{}/admin/v1/status", p.http))
-        .bearer_auth(&p.admin)
+    Ok(crate::admin_api::Admin::open(&p.dir)?
+        .request(reqwest::Method::GET, "/admin/v1/status")
         .send()?
         .json()?)
 }
@@ -270,10 +269,9 @@ pub(crate) fn proc_stats(child: &Option<Child>) -> (u64, f64) {
 }
 
 /// Registers `office` (service `kind`) at node `p` through its admin API; its token.
-pub(crate) fn add_office(c: &Client, p: &Proc, office: &str, kind: &str) -> Result<String> {
-    let v: Value = c
-        .post(format!("{}/admin/v1/offices", p.http))
-        .bearer_auth(&p.admin)
+pub(crate) fn add_office(p: &Proc, office: &str, kind: &str) -> Result<String> {
+    let v: Value = crate::admin_api::Admin::open(&p.dir)?
+        .request(reqwest::Method::POST, "/admin/v1/offices")
         .json(&json!({"office": office, "kinds": [kind], "name": office}))
         .send()?
         .json()?;
@@ -362,7 +360,7 @@ fn run_relay(base: &Path, args: &RelayArgs) -> Result<i32> {
         .timeout(Duration::from_secs(120))
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
-    let add = |p: &Proc, office: &str, kind: &str| add_office(&c, p, office, kind);
+    let add = |p: &Proc, office: &str, kind: &str| add_office(p, office, kind);
     let cm = add(&a, CM, "43")?;
     add(&b, SVC, "11")?;
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -122,7 +122,7 @@ pub fn run(args: HostileArgs) -> Result<i32> {
         let c = Client::builder()
             .timeout(Duration::from_secs(300))
             .build()?;
-        let add = |office: &str, kind: &str| add_office(&c, &node, office, kind);
+        let add = |office: &str, kind: &str| add_office(&node, office, kind);
         let hostile_token = add(CM, "43")?;
         let token = add(SVC, "11")?;
         println!(

@@ -20,7 +20,6 @@ struct DemoNode {
     name: &'static str,
     dir: PathBuf,
     keys: OperatorKeys,
-    admin: String,
     running: Option<RunningNode>,
 }
 
@@ -57,7 +56,6 @@ fn init_node(
         name,
         dir,
         keys,
-        admin,
         running: None,
     })
 }
@@ -75,10 +73,9 @@ fn entry(n: &DemoNode, relay: bool, addrs: Vec<String>) -> OperatorEntry {
     }
 }
 
-fn add_office(c: &Client, n: &DemoNode, office: &str, kind: &str, label: &str) -> Result<String> {
-    let r = c
-        .post(format!("{}/admin/v1/offices", n.url()))
-        .bearer_auth(&n.admin)
+fn add_office(n: &DemoNode, office: &str, kind: &str, label: &str) -> Result<String> {
+    let r = crate::admin_api::Admin::open(&n.dir)?
+        .request(reqwest::Method::POST, "/admin/v1/offices")
         .json(&json!({"office": office, "kinds": [kind], "name": label}))
         .send()?;
     if !r.status().is_success() {
@@ -159,9 +156,8 @@ fn demo(rt: &tokio::runtime::Runtime, base: &Path, keep: bool) -> Result<i32> {
         std::fs::write(n.dir.join("roster.cbor"), &roster_bytes)?;
     }
     let c = Client::builder().timeout(Duration::from_secs(60)).build()?;
-    let r = c
-        .put(format!("{}/admin/v1/roster", relay.url()))
-        .bearer_auth(&relay.admin)
+    let r = crate::admin_api::Admin::open(&relay.dir)?
+        .request(reqwest::Method::PUT, "/admin/v1/roster")
         .body(roster_bytes.clone())
         .send()?;
     if !r.status().is_success() {
@@ -215,7 +211,7 @@ fn demo(rt: &tokio::runtime::Runtime, base: &Path, keep: bool) -> Result<i32> {
         },
     ];
     for o in &mut offices {
-        o.token = add_office(&c, o.node, o.number, o.kind, o.label)?;
+        o.token = add_office(o.node, o.number, o.kind, o.label)?;
         println!(
             "  office {} ({}) {} homed at {}",
             o.number, o.kind, o.label, o.node.name

@@ -1,6 +1,7 @@
 //! The `renkei` command: the binary edge of Renkei for operators (init, run, offices,
 //! keys), offices (send, inbox, fetch, sent, proof), auditors (verify) and developers.
 
+mod admin_api;
 mod bench;
 mod bench_csv;
 mod bench_decode;

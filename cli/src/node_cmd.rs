@@ -147,12 +147,8 @@ pub fn init(
 
 pub fn roster_install(dir: &Path, roster: &Path) -> Result<i32> {
     let bytes = std::fs::read(roster).with_context(|| format!("reading {}", roster.display()))?;
-    let cfg = NodeConfig::load(dir)?;
-    let token =
-        std::fs::read_to_string(dir.join(ADMIN_TOKEN_FILE)).context("reading the admin token")?;
-    let resp = reqwest::blocking::Client::new()
-        .put(format!("http://{}/admin/v1/roster", cfg.http))
-        .bearer_auth(token.trim())
+    let resp = crate::admin_api::Admin::open(dir)?
+        .request(reqwest::Method::PUT, "/admin/v1/roster")
         .body(bytes.clone())
         .send();
     match resp {
@@ -207,13 +203,8 @@ pub fn backup(dir: &Path, file: &Path) -> Result<i32> {
         bail!("{} exists already: choose a new file", file.display());
     }
     let cfg = NodeConfig::load(dir)?;
-    let token =
-        std::fs::read_to_string(dir.join(ADMIN_TOKEN_FILE)).context("reading the admin token")?;
-    let sent = reqwest::blocking::Client::builder()
-        .timeout(None)
-        .build()?
-        .post(format!("http://{}/admin/v1/backup", cfg.http))
-        .bearer_auth(token.trim())
+    let sent = crate::admin_api::Admin::with_timeout(dir, None)?
+        .request(reqwest::Method::POST, "/admin/v1/backup")
         .json(&serde_json::json!({ "path": file }))
         .send();
     let (pairs, bytes, sha, how) = match sent {
@@ -309,13 +300,7 @@ fn operator_call(
     body: Option<serde_json::Value>,
     offline: ApiCommand,
 ) -> Result<Result<serde_json::Value, ApiReply>> {
-    let cfg = NodeConfig::load(dir)?;
-    let token =
-        std::fs::read_to_string(dir.join(ADMIN_TOKEN_FILE)).context("reading the admin token")?;
-    let client = reqwest::blocking::Client::new();
-    let mut req = client
-        .request(method, format!("http://{}{http_path}", cfg.http))
-        .bearer_auth(token.trim());
+    let mut req = crate::admin_api::Admin::open(dir)?.request(method, http_path);
     if let Some(b) = &body {
         req = req.json(b);
     }

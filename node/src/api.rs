@@ -2,7 +2,8 @@
 //!
 //! Offices authenticate with `Authorization: Bearer TOKEN`; the core sees only the SHA-256
 //! of the token and answers with that office's data alone. Operator endpoints under
-//! `/admin/v1` need the node's admin token and a loopback client. See `docs/API.md`.
+//! `/admin/v1` are served on their own listener (`admin_listen`: a Unix socket in the node
+//! directory by default) and need the node's admin token. See `docs/API.md`.
 
 mod admin;
 mod audit;
@@ -127,6 +128,31 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sent/{id}", get(office::sent_one))
         .route("/v1/sent/{id}/proof", get(office::proof))
         .route("/v1/directory/{office}", get(office::directory))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            ratelimit::Guard::new(state.clone()),
+            ratelimit::limit_failed_auth,
+        ))
+        .layer(axum::middleware::from_fn(error::json_errors))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), timed))
+        .layer(cors(&state.cors_allowed_origins))
+        .with_state(state)
+}
+
+async fn not_found() -> axum::response::Response {
+    error::json_error(
+        axum::http::StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint".into(),
+    )
+}
+
+/// The operator endpoints, served on the admin listener only ([`serve_admin`]): never on
+/// the office listener, so neither a proxy in front of it nor a client on the same host
+/// reaches them there.
+pub fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/admin/v1/offices",
             post(admin::add_office).get(admin::list_offices),
@@ -141,21 +167,40 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/v1/backup", post(admin::backup))
         .route("/admin/v1/roster", put(admin::set_roster))
         .route("/admin/v1/audit-export", get(audit::export))
-        .fallback(|| async {
-            error::json_error(
-                axum::http::StatusCode::NOT_FOUND,
-                "not_found",
-                "no such endpoint".into(),
-            )
-        })
-        .layer(axum::middleware::from_fn_with_state(
-            ratelimit::Guard::new(state.clone()),
-            ratelimit::limit_failed_auth,
-        ))
+        .route("/metrics", get(metrics::metrics))
+        .fallback(not_found)
         .layer(axum::middleware::from_fn(error::json_errors))
         .layer(axum::middleware::from_fn_with_state(state.clone(), timed))
-        .layer(cors(&state.cors_allowed_origins))
         .with_state(state)
+}
+
+/// Where the admin listener is bound.
+pub enum AdminListener {
+    /// A Unix socket (the default: `admin.sock` in the node directory, mode 0600).
+    Unix(tokio::net::UnixListener),
+    /// A TCP address (`admin_listen = "127.0.0.1:8081"`).
+    Tcp(tokio::net::TcpListener),
+}
+
+/// Serves the operator endpoints until `shutdown` resolves.
+pub async fn serve_admin(
+    listener: AdminListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = admin_router(state);
+    match listener {
+        AdminListener::Unix(l) => {
+            axum::serve(l, app.into_make_service())
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        AdminListener::Tcp(l) => {
+            axum::serve(l, app.into_make_service())
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 /// CORS for the configured origins: the office API's methods and headers, and the paging
@@ -219,14 +264,6 @@ pub async fn serve(
 pub(crate) fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     use subtle::ConstantTimeEq;
     a.ct_eq(b).into()
-}
-
-/// Headers a proxy adds to say whom it forwards for.
-const FORWARDING_HEADERS: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
-
-/// Whether a request came through a proxy (it carries a forwarding header).
-pub(crate) fn forwarded(headers: &HeaderMap) -> bool {
-    FORWARDING_HEADERS.iter().any(|h| headers.contains_key(*h))
 }
 
 /// The client's address: the TCP peer, unless the peer is a trusted proxy, then the

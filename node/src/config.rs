@@ -206,6 +206,11 @@ pub struct NodeConfig {
     /// HTTP API and web page address. Default 127.0.0.1:8080.
     #[serde(default = "default_http")]
     pub http: SocketAddr,
+    /// Where the operator endpoints (`/admin/v1/…`) listen: a Unix socket path (relative
+    /// to the node directory; the socket is made 0600) or a TCP address such as
+    /// `127.0.0.1:8081`. Default `admin.sock`. Never the office listener.
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: String,
     /// libp2p listen addresses. Default none (a single-operator node).
     #[serde(default)]
     pub listen: Vec<String>,
@@ -312,12 +317,40 @@ fn default_http() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
 
+fn default_admin_listen() -> String {
+    ADMIN_SOCKET_DEFAULT.to_owned()
+}
+
+/// The admin listener's default: a Unix socket in the node directory.
+pub const ADMIN_SOCKET_DEFAULT: &str = "admin.sock";
+
+/// Where the operator endpoints listen ([`NodeConfig::admin_listen`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminAddr {
+    /// A Unix socket at this path.
+    Unix(PathBuf),
+    /// A TCP address.
+    Tcp(SocketAddr),
+}
+
+impl NodeConfig {
+    /// The admin listener of the node in `dir`: a TCP address when `admin_listen` is one,
+    /// else a socket path (relative to `dir`).
+    pub fn admin_addr(&self, dir: &Path) -> AdminAddr {
+        match self.admin_listen.parse::<SocketAddr>() {
+            Ok(a) => AdminAddr::Tcp(a),
+            Err(_) => AdminAddr::Unix(dir.join(&self.admin_listen)),
+        }
+    }
+}
+
 impl NodeConfig {
     /// A config with defaults for `name`.
     pub fn new(name: &str) -> Self {
         NodeConfig {
             name: name.into(),
             http: default_http(),
+            admin_listen: default_admin_listen(),
             listen: vec![],
             roster: None,
             authority: None,

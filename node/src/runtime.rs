@@ -830,19 +830,30 @@ pub struct RunningNode {
     pub http: std::net::SocketAddr,
     /// libp2p addresses actually bound.
     pub p2p: Vec<String>,
+    /// Where the operator endpoints listen.
+    pub admin: crate::config::AdminAddr,
     stop_http: Option<oneshot::Sender<()>>,
+    stop_admin: Option<oneshot::Sender<()>>,
     stop_core: Option<oneshot::Sender<()>>,
     http_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    admin_task: tokio::task::JoinHandle<std::io::Result<()>>,
     core_task: tokio::task::JoinHandle<Result<(), RuntimeError>>,
 }
 
 impl RunningNode {
     /// Graceful stop: stop taking HTTP requests, finish and commit the current batch.
     pub async fn stop(mut self) -> Result<(), RuntimeError> {
-        if let Some(s) = self.stop_http.take() {
+        for s in [self.stop_http.take(), self.stop_admin.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = s.send(());
         }
         let _ = self.http_task.await;
+        let _ = (&mut self.admin_task).await;
+        if let crate::config::AdminAddr::Unix(path) = &self.admin {
+            let _ = std::fs::remove_file(path);
+        }
         if let Some(s) = self.stop_core.take() {
             let _ = s.send(());
         }
@@ -939,6 +950,8 @@ pub async fn start(dir: &Path) -> Result<RunningNode, RuntimeError> {
     let core = open_core_on(dir, &cfg, store)?;
     let admin_hash = admin_hash(dir)?;
     let keys = keyfile::load(dir)?;
+    let admin_addr = cfg.admin_addr(dir);
+    let admin_listener = bind_admin(&admin_addr)?;
     let (peer_tx, peer_rx) = mpsc::unbounded_channel();
     let pool = crate::prepare_pool::PreparePool::new(cfg.limits.upload_limits().prepare_workers)
         .map_err(|e| RuntimeError::Io(format!("prepare pool: {e}")))?;
@@ -975,17 +988,67 @@ pub async fn start(dir: &Path) -> Result<RunningNode, RuntimeError> {
         requests: Arc::default(),
     };
     let (stop_http, stop_rx) = oneshot::channel::<()>();
+    let (stop_admin, stop_admin_rx) = oneshot::channel::<()>();
+    let admin_task = tokio::spawn(crate::api::serve_admin(
+        admin_listener,
+        state.clone(),
+        async move {
+            let _ = stop_admin_rx.await;
+        },
+    ));
     let http_task = tokio::spawn(crate::api::serve(listener, state, async move {
         let _ = stop_rx.await;
     }));
-    tracing::info!(%http, operator = %keys.id(), p2p = ?p2p, "node running");
+    tracing::info!(%http, admin = ?admin_addr, operator = %keys.id(), p2p = ?p2p, "node running");
     notify_systemd(&format!("active: serving on {http}"));
     Ok(RunningNode {
         http,
         p2p,
+        admin: admin_addr,
         stop_http: Some(stop_http),
+        stop_admin: Some(stop_admin),
         stop_core: Some(stop_core),
         http_task,
+        admin_task,
         core_task,
     })
+}
+
+/// Binds the admin listener. A socket file left by a node that died is replaced; one that
+/// answers belongs to a running node, and this one does not start. The socket is made
+/// 0600 (the node's user only) before anything is served on it.
+fn bind_admin(addr: &crate::config::AdminAddr) -> Result<crate::api::AdminListener, RuntimeError> {
+    use crate::config::AdminAddr;
+    match addr {
+        AdminAddr::Tcp(a) => {
+            let l = std::net::TcpListener::bind(a)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .and_then(tokio::net::TcpListener::from_std)
+                .map_err(|e| {
+                    RuntimeError::Io(format!("admin_listen: cannot listen on {a}: {e}"))
+                })?;
+            Ok(crate::api::AdminListener::Tcp(l))
+        }
+        AdminAddr::Unix(path) => {
+            let named = |e: std::io::Error| {
+                RuntimeError::Io(format!("admin_listen: socket {}: {e}", path.display()))
+            };
+            if path.exists() {
+                if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                    return Err(RuntimeError::Io(format!(
+                        "admin_listen: {} answers: another node serves this directory",
+                        path.display()
+                    )));
+                }
+                std::fs::remove_file(path).map_err(named)?;
+            }
+            let l = std::os::unix::net::UnixListener::bind(path).map_err(named)?;
+            std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .map_err(named)?;
+            l.set_nonblocking(true).map_err(named)?;
+            Ok(crate::api::AdminListener::Unix(
+                tokio::net::UnixListener::from_std(l).map_err(named)?,
+            ))
+        }
+    }
 }

@@ -349,13 +349,7 @@ fn seed() -> u64 {
 }
 
 pub(crate) fn admin_get(node: &NodeProc, path: &str) -> Vec<u8> {
-    let token = std::fs::read_to_string(node.dir.0.join("admin.token")).unwrap();
-    let r = reqwest::blocking::Client::new()
-        .get(format!("{}{path}", node.url))
-        .bearer_auth(token.trim())
-        .timeout(Duration::from_secs(120))
-        .send()
-        .unwrap();
+    let r = node.admin(reqwest::Method::GET, path).send().unwrap();
     assert!(r.status().is_success(), "GET {path}: {}", r.status());
     r.bytes().unwrap().to_vec()
 }

@@ -46,11 +46,32 @@ fn one_clients_bad_tokens_limit_that_client_only_and_admin_is_not_proxied() {
     // forwarded one and the proxy's own address is free.)
     assert_eq!(get(&me, "wrong", None), 401);
 
-    // Operator endpoints: loopback and the admin token, but never through a proxy.
+    // Operator endpoints are not on the office listener at all, whoever asks: they are on
+    // the admin socket in the node directory (mode 0600), and need the admin token there.
     let admin = std::fs::read_to_string(node.dir.0.join("admin.token")).unwrap();
     let status = format!("{}/admin/v1/status", node.url);
-    assert_eq!(get(&status, admin.trim(), None), 200);
-    assert_eq!(get(&status, admin.trim(), alice), 403);
+    assert_eq!(get(&status, admin.trim(), None), 404);
+    assert_eq!(get(&status, admin.trim(), alice), 404);
+    let r = node
+        .admin(reqwest::Method::GET, "/admin/v1/status")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = node
+        .admin_as(reqwest::Method::GET, "/admin/v1/status", &token)
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        401,
+        "an office token is not the admin token"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(node.dir.0.join("admin.sock"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "admin.sock is {mode:o}");
 
     // Metrics: the metrics token (made at the first start) or the admin token.
     let metrics = format!("{}/metrics", node.url);

@@ -191,9 +191,9 @@ fn offices_see_only_their_own_data_and_errors_leak_nothing() {
     // inbox of another office stays empty
     assert_eq!(s.yobo.json("/v1/inbox").as_array().unwrap().len(), 0);
     // the admin API refuses office tokens
-    let r = reqwest::blocking::Client::new()
-        .get(format!("{}/admin/v1/status", s.node.url))
-        .bearer_auth(&s.cm.token)
+    let r = s
+        .node
+        .admin_as(reqwest::Method::GET, "/admin/v1/status", &s.cm.token)
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);

@@ -237,6 +237,29 @@ impl NodeProc {
         self.child.as_ref().map(Child::id)
     }
 
+    /// A request to the node's operator endpoints on its admin socket (`DIR/admin.sock`),
+    /// carrying the admin token.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {
+        let token = std::fs::read_to_string(self.dir.0.join("admin.token")).unwrap();
+        self.admin_as(method, path, token.trim())
+    }
+
+    /// Like [`NodeProc::admin`] with another token.
+    pub fn admin_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::blocking::RequestBuilder {
+        reqwest::blocking::Client::builder()
+            .unix_socket(self.dir.0.join("admin.sock"))
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap()
+            .request(method, format!("http://admin{path}"))
+            .bearer_auth(token)
+    }
+
     /// The node directory as a string.
     pub fn dir_str(&self) -> &str {
         self.dir.0.to_str().unwrap()

@@ -1,9 +1,7 @@
 //! `GET /admin/v1/audit-export?office=OFFICE&month=YYYYMM`: an office's audit export (運営指導)
-//! as canonical CBOR (`renkei_protocol::export`). Loopback clients with the admin token only.
+//! as canonical CBOR (`renkei_protocol::export`). On the admin listener, with the admin token.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -21,11 +19,10 @@ pub(super) struct ExportQuery {
 
 pub(super) async fn export(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(q): Query<ExportQuery>,
 ) -> Response {
-    if let Err(r) = super::admin::check(&state, &peer, &headers) {
+    if let Err(r) = super::admin::check(&state, &headers) {
         return r;
     }
     let office = match q.office.parse() {
