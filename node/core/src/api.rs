@@ -11,7 +11,11 @@ use crate::store::{Store, StoreError};
 impl<S: Store> Core<S> {
     fn office_of(&self, auth: &Auth) -> Option<OfficeNumber> {
         match auth {
-            Auth::Office(hash) => self.tokens.get(hash).cloned(),
+            Auth::Office(hash) => self
+                .tokens
+                .get(hash)
+                .cloned()
+                .or_else(|| self.session_office(hash)),
             Auth::Operator => None,
         }
     }
@@ -25,6 +29,7 @@ impl<S: Store> Core<S> {
         cmd: ApiCommand,
     ) -> Result<Option<ApiReply>, StoreError> {
         let operator = matches!(auth, Auth::Operator);
+        self.touch_session(&auth)?;
         let office = self.office_of(&auth);
         let need_office = || ApiReply::Unauthorized;
         let need_operator =
@@ -67,9 +72,36 @@ impl<S: Store> Core<S> {
                 _ => need_office(),
             },
             ApiCommand::WhoAmI => match office.and_then(|o| self.office_view_of(&o)) {
-                Some(v) => ApiReply::Office(v),
+                Some(mut v) => {
+                    v.staff = self.session_view(&auth);
+                    ApiReply::Office(v)
+                }
                 None => need_office(),
             },
+            ApiCommand::StaffAdd {
+                office: o,
+                user,
+                password,
+                admin,
+            } => self.staff_add(&auth, o, user, password, admin)?,
+            ApiCommand::StaffRemove { office: o, user } => self.staff_remove(&auth, o, &user)?,
+            ApiCommand::StaffList { office: o } => self.staff_list_for(&auth, o)?,
+            ApiCommand::StaffPassword {
+                office: o,
+                user,
+                password,
+            } => self.staff_password(&auth, o, &user, password)?,
+            ApiCommand::StaffTotp { user, secret } => self.staff_totp(&auth, user, secret)?,
+            ApiCommand::StaffCredentials { office: o, user } if operator => {
+                self.staff_credentials(&o, &user)?
+            }
+            ApiCommand::SignIn {
+                office: o,
+                user,
+                ok,
+                session_hash,
+            } if operator => self.sign_in(&o, &user, ok, session_hash)?,
+            ApiCommand::SignOut { everywhere } => self.sign_out(&auth, everywhere)?,
             ApiCommand::AddOffice {
                 office: o,
                 kinds,
@@ -130,7 +162,9 @@ impl<S: Store> Core<S> {
             | ApiCommand::RemoveOffice { .. }
             | ApiCommand::ListOffices
             | ApiCommand::SetRoster { .. }
-            | ApiCommand::Status => need_operator(),
+            | ApiCommand::Status
+            | ApiCommand::StaffCredentials { .. }
+            | ApiCommand::SignIn { .. } => need_operator(),
         }))
     }
 }

@@ -428,6 +428,7 @@ impl<S: Store> Core<S> {
         self.tokens.remove(&rec.token_hash);
         self.store
             .delete(Tree::Offices, office.as_str().as_bytes())?;
+        self.drop_staff_of(office)?;
         let release = OfficeBinding {
             office: office.clone(),
             kinds: rec.kinds,
@@ -950,5 +951,6 @@ fn office_view(rec: &OfficeRec) -> OfficeView {
         office: rec.office.to_string(),
         name: rec.name.clone(),
         kinds: rec.kinds.iter().map(|k| k.to_string()).collect(),
+        staff: None,
     }
 }

@@ -226,6 +226,69 @@ pub enum ApiCommand {
         /// `YYYYMM`.
         month: String,
     },
+    /// Add a staff account (the operator names the office; an office's token or an
+    /// administrator's session adds to its own).
+    StaffAdd {
+        /// The office (operator only).
+        office: Option<OfficeNumber>,
+        /// User ID.
+        user: String,
+        /// argon2id PHC string of the password.
+        password: String,
+        /// May manage the office's staff.
+        admin: bool,
+    },
+    /// Remove a staff account (its sessions end).
+    StaffRemove {
+        /// The office (operator only).
+        office: Option<OfficeNumber>,
+        /// User ID.
+        user: String,
+    },
+    /// The office's staff accounts.
+    StaffList {
+        /// The office (operator only).
+        office: Option<OfficeNumber>,
+    },
+    /// A new password (an administrator for anyone, a staff member for themself).
+    StaffPassword {
+        /// The office (operator only).
+        office: Option<OfficeNumber>,
+        /// User ID.
+        user: String,
+        /// argon2id PHC string.
+        password: String,
+    },
+    /// Enrol (non-empty secret, own account) or remove (empty) a TOTP second factor.
+    StaffTotp {
+        /// User ID (`None`: the caller).
+        user: Option<String>,
+        /// The secret.
+        secret: Vec<u8>,
+    },
+    /// The edge's sign-in, first step: the account's password hash and TOTP secret.
+    StaffCredentials {
+        /// The office.
+        office: OfficeNumber,
+        /// User ID.
+        user: String,
+    },
+    /// The edge's sign-in, second step: its verdict; a session on success.
+    SignIn {
+        /// The office.
+        office: OfficeNumber,
+        /// User ID.
+        user: String,
+        /// Password (and code, if enrolled) verified.
+        ok: bool,
+        /// SHA-256 of the session cookie.
+        session_hash: [u8; 32],
+    },
+    /// End the caller's session, or all of its account's sessions.
+    SignOut {
+        /// Every session of the account.
+        everywhere: bool,
+    },
 }
 
 /// A file returned by [`ApiCommand::Fetch`].
@@ -281,6 +344,17 @@ pub enum ApiReply {
     Internal(String),
     /// An audit export (canonical CBOR, `renkei_protocol::export::AuditExport`).
     AuditExport(Vec<u8>),
+    /// An office's staff accounts.
+    Staff(Vec<super::views::StaffView>),
+    /// A sign-in's credentials (for the edge).
+    StaffCredentials(super::views::StaffCredentials),
+    /// Signed in: the session.
+    SignedIn(super::views::SessionView),
+    /// Sign-in refused (wrong password or code, unknown user, or locked until then).
+    SignInRefused {
+        /// Locked until then (ms since the epoch; 0: not locked).
+        locked_until_ms: u64,
+    },
 }
 
 #[allow(clippy::large_enum_variant)]

@@ -42,6 +42,7 @@ mod receipt_role;
 pub mod records;
 pub mod sealing;
 mod sender;
+mod staff;
 pub mod store;
 mod submissions;
 pub mod unit;
@@ -117,7 +118,16 @@ pub struct CoreConfig {
     /// Origin: a unit a relay accepted but the destination has not receipted this long
     /// after is sent again avoiding that relay (direct, or another relay). 0: never.
     pub relay_watch_ms: u64,
+    /// A staff session ends when unused this long.
+    pub session_idle_ms: u64,
+    /// A staff session ends this long after sign-in, used or not.
+    pub session_max_ms: u64,
 }
+
+/// Default idle timeout of a staff session: 30 minutes.
+pub const SESSION_IDLE_MS_DEFAULT: u64 = 30 * 60 * 1000;
+/// Default absolute timeout of a staff session: 12 hours.
+pub const SESSION_MAX_MS_DEFAULT: u64 = 12 * 3600 * 1000;
 
 /// Default watch on a relay that accepted a unit: 10 minutes.
 pub const RELAY_WATCH_MS_DEFAULT: u64 = 10 * 60 * 1000;
@@ -148,6 +158,8 @@ impl Default for CoreConfig {
             require_assignments: false,
             bindings_per_operator_max: BINDINGS_PER_OPERATOR_MAX_DEFAULT,
             relay_watch_ms: RELAY_WATCH_MS_DEFAULT,
+            session_idle_ms: SESSION_IDLE_MS_DEFAULT,
+            session_max_ms: SESSION_MAX_MS_DEFAULT,
         }
     }
 }
@@ -190,6 +202,8 @@ pub struct Core<S: Store> {
     roster: Option<SignedRoster>,
     offices: BTreeMap<OfficeNumber, OfficeRec>,
     tokens: BTreeMap<[u8; 32], OfficeNumber>,
+    /// Staff sessions by the SHA-256 of their cookie ([`staff`]).
+    sessions: BTreeMap<[u8; 32], staff::SessionRec>,
     /// Office → binding, as learnt (the signed form is in the store's bindings tree).
     /// Boxed: 250,000 at every node of a national federation, a bucket of the map is a key
     /// and a pointer instead of the whole binding (smaller tables, cheaper growth).
@@ -265,6 +279,7 @@ impl<S: Store> Core<S> {
             roster: None,
             offices: BTreeMap::new(),
             tokens: BTreeMap::new(),
+            sessions: BTreeMap::new(),
             bindings: lookup_map::LookupMap::default(),
             binding_seq: 0,
             conflicts: BTreeMap::new(),
@@ -297,6 +312,7 @@ impl<S: Store> Core<S> {
             next_ticket: 1,
         };
         core.load_directory()?;
+        core.load_sessions()?;
         core.load_schedules()?;
         core.audit_head = audit::load_head(&mut core.store)?;
         core.seq = core.load_seq()?;

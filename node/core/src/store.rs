@@ -63,11 +63,15 @@ pub enum Tree {
     /// inbox newest first without reading all of it. Last, so existing trees keep their
     /// key prefixes on disk (a store from before it is indexed when opened).
     InboxIndex,
+    /// Staff accounts of offices homed here: office ‖ `/` ‖ user.
+    Staff,
+    /// Staff sign-in sessions: SHA-256 of the cookie.
+    Sessions,
 }
 
 impl Tree {
     /// Every tree.
-    pub const ALL: [Tree; 20] = [
+    pub const ALL: [Tree; 22] = [
         Tree::Meta,
         Tree::Envelopes,
         Tree::Outbox,
@@ -88,6 +92,8 @@ impl Tree {
         Tree::Submissions,
         Tree::Relayed,
         Tree::InboxIndex,
+        Tree::Staff,
+        Tree::Sessions,
     ];
 
     /// Stable name (the sled tree name).
@@ -113,6 +119,8 @@ impl Tree {
             Tree::Submissions => "submissions",
             Tree::Relayed => "relayed",
             Tree::InboxIndex => "inbox_index",
+            Tree::Staff => "staff",
+            Tree::Sessions => "sessions",
         }
     }
 }

@@ -5,6 +5,7 @@ mod adversarial;
 mod byzantine;
 pub(super) mod net;
 mod rotation;
+mod staff;
 
 use net::{Net, fixture_unit, rename_stamp};
 use renkei_protocol::ids::EnvelopeId;

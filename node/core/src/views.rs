@@ -137,6 +137,49 @@ pub struct OfficeView {
     pub name: String,
     /// Service kinds.
     pub kinds: Vec<String>,
+    /// The signed-in staff member, when the caller is a session (not an API token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staff: Option<SessionView>,
+}
+
+/// A staff account, as its office's administrators see it (no secrets).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StaffView {
+    /// User ID.
+    pub user: String,
+    /// May manage the office's staff.
+    pub admin: bool,
+    /// A TOTP second factor is enrolled.
+    pub totp: bool,
+    /// Locked after failed sign-ins until then (ms since the epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locked_until_ms: Option<u64>,
+    /// Created (ms since the epoch).
+    pub created_ms: u64,
+}
+
+/// A signed-in staff member's session.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SessionView {
+    /// The office.
+    pub office: renkei_protocol::ids::OfficeNumber,
+    /// User ID.
+    pub user: String,
+    /// May manage the office's staff.
+    pub admin: bool,
+    /// The session ends then unless used again (idle), and at the latest then (absolute).
+    pub expires_at_ms: u64,
+}
+
+/// What the edge needs to check a sign-in.
+#[derive(Debug, Clone)]
+pub struct StaffCredentials {
+    /// argon2id PHC string.
+    pub password: String,
+    /// TOTP secret (empty: none enrolled).
+    pub totp: Vec<u8>,
+    /// Locked until then (ms since the epoch; 0: not locked).
+    pub locked_until_ms: u64,
 }
 
 /// Node status.

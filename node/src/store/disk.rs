@@ -84,7 +84,12 @@ fn index(t: Tree) -> u8 {
 fn in_sled(t: Tree) -> bool {
     matches!(
         t,
-        Tree::Meta | Tree::Offices | Tree::Bindings | Tree::BindingLog
+        Tree::Meta
+            | Tree::Offices
+            | Tree::Bindings
+            | Tree::BindingLog
+            | Tree::Staff
+            | Tree::Sessions
     )
 }
 

@@ -1,0 +1,262 @@
+//! Staff accounts and sessions: who may manage whom, failures lock an account, sessions
+//! stand for their office until their timeouts, sign-out everywhere, across a restart.
+
+use super::net::Net;
+use super::{CM, SVC};
+use crate::io::{ApiCommand, ApiReply};
+use renkei_protocol::envelope::sha256;
+
+fn node() -> Net {
+    let mut net = Net::new_with(&[("a", false)], |c| {
+        c.session_idle_ms = 60_000 * 10;
+        c.session_max_ms = 60_000 * 60;
+    });
+    net.add_office(0, CM, "43");
+    net.add_office(0, SVC, "11");
+    net
+}
+
+fn add(user: &str, admin: bool, office: Option<&str>) -> ApiCommand {
+    ApiCommand::StaffAdd {
+        office: office.map(|o| o.parse().unwrap()),
+        user: user.into(),
+        password: format!("phc-of-{user}"),
+        admin,
+    }
+}
+
+fn sign_in(net: &mut Net, office: &str, user: &str, ok: bool, cookie: &str) -> ApiReply {
+    net.operator(
+        0,
+        ApiCommand::SignIn {
+            office: office.parse().unwrap(),
+            user: user.into(),
+            ok,
+            session_hash: sha256(cookie.as_bytes()),
+        },
+    )
+}
+
+fn users(r: ApiReply) -> Vec<String> {
+    match r {
+        ApiReply::Staff(v) => v.into_iter().map(|s| s.user).collect(),
+        other => panic!("expected Staff, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_operator_adds_the_first_administrator_who_manages_only_their_office() {
+    let mut net = node();
+    assert!(matches!(
+        net.operator(0, add("kanri", true, None)),
+        ApiReply::BadRequest(_)
+    ));
+    assert_eq!(
+        users(net.operator(0, add("kanri", true, Some(CM)))),
+        ["kanri"]
+    );
+    assert!(matches!(
+        net.operator(0, add("kanri", true, Some(CM))),
+        ApiReply::Conflict(_)
+    ));
+    assert!(matches!(
+        net.operator(0, add("a b", false, Some(CM))),
+        ApiReply::BadRequest(_)
+    ));
+    // The credentials reach the edge only through the operator's (the edge's) command.
+    assert!(matches!(
+        net.api(
+            0,
+            CM,
+            ApiCommand::StaffCredentials {
+                office: CM.parse().unwrap(),
+                user: "kanri".into()
+            }
+        ),
+        ApiReply::Forbidden(_)
+    ));
+    match net.operator(
+        0,
+        ApiCommand::StaffCredentials {
+            office: CM.parse().unwrap(),
+            user: "kanri".into(),
+        },
+    ) {
+        ApiReply::StaffCredentials(c) => assert_eq!(c.password, "phc-of-kanri"),
+        other => panic!("{other:?}"),
+    }
+
+    let ApiReply::SignedIn(s) = sign_in(&mut net, CM, "kanri", true, "c1") else {
+        panic!()
+    };
+    assert!(s.admin);
+    let admin = sha256(b"c1");
+    // The session stands for its office: its inbox, its /me with the staff member.
+    assert!(matches!(
+        net.api_token(
+            0,
+            admin,
+            ApiCommand::Inbox {
+                latest_only: false,
+                before: None,
+                limit: 10
+            }
+        ),
+        ApiReply::InboxPage(_)
+    ));
+    match net.api_token(0, admin, ApiCommand::WhoAmI) {
+        ApiReply::Office(v) => {
+            assert_eq!(v.office, CM);
+            assert_eq!(v.staff.unwrap().user, "kanri");
+        }
+        other => panic!("{other:?}"),
+    }
+    // An administrator adds staff to their own office, never to another.
+    assert_eq!(
+        users(net.api_token(0, admin, add("tanaka", false, None))),
+        ["kanri", "tanaka"]
+    );
+    assert!(matches!(
+        net.api_token(0, admin, add("x", false, Some(SVC))),
+        ApiReply::Forbidden(_)
+    ));
+    assert!(matches!(
+        net.api_token(
+            0,
+            admin,
+            ApiCommand::StaffList {
+                office: Some(SVC.parse().unwrap())
+            }
+        ),
+        ApiReply::Forbidden(_)
+    ));
+    // The other office's token sees only its own (empty) staff.
+    assert_eq!(
+        users(net.api(0, SVC, ApiCommand::StaffList { office: None })),
+        Vec::<String>::new()
+    );
+    // A staff member who is not an administrator manages nobody, but sets their password.
+    let ApiReply::SignedIn(_) = sign_in(&mut net, CM, "tanaka", true, "c2") else {
+        panic!()
+    };
+    let clerk = sha256(b"c2");
+    assert!(matches!(
+        net.api_token(0, clerk, add("y", false, None)),
+        ApiReply::Forbidden(_)
+    ));
+    assert!(matches!(
+        net.api_token(
+            0,
+            clerk,
+            ApiCommand::StaffPassword {
+                office: None,
+                user: "tanaka".into(),
+                password: "new".into()
+            }
+        ),
+        ApiReply::Done
+    ));
+    assert!(matches!(
+        net.api_token(
+            0,
+            clerk,
+            ApiCommand::StaffPassword {
+                office: None,
+                user: "kanri".into(),
+                password: "mine".into()
+            }
+        ),
+        ApiReply::Forbidden(_)
+    ));
+    // Removing an account ends its sessions.
+    users(net.api_token(
+        0,
+        admin,
+        ApiCommand::StaffRemove {
+            office: None,
+            user: "tanaka".into(),
+        },
+    ));
+    assert!(matches!(
+        net.api_token(0, clerk, ApiCommand::WhoAmI),
+        ApiReply::Unauthorized
+    ));
+}
+
+#[test]
+fn failed_sign_ins_lock_the_account_for_a_while() {
+    let mut net = node();
+    net.operator(0, add("kanri", true, Some(CM)));
+    for _ in 0..crate::staff::SIGN_IN_FAILURES_MAX - 1 {
+        assert!(matches!(
+            sign_in(&mut net, CM, "kanri", false, "x"),
+            ApiReply::SignInRefused { locked_until_ms: 0 }
+        ));
+    }
+    let ApiReply::SignInRefused { locked_until_ms } = sign_in(&mut net, CM, "kanri", false, "x")
+    else {
+        panic!()
+    };
+    assert!(locked_until_ms > 0);
+    // Locked: even the right password is refused, and no session is made.
+    assert!(matches!(
+        sign_in(&mut net, CM, "kanri", true, "c"),
+        ApiReply::SignInRefused { .. }
+    ));
+    assert!(matches!(
+        net.api_token(0, sha256(b"c"), ApiCommand::WhoAmI),
+        ApiReply::Unauthorized
+    ));
+    net.run_for(crate::staff::LOCK_MS + 1);
+    assert!(matches!(
+        sign_in(&mut net, CM, "kanri", true, "c"),
+        ApiReply::SignedIn(_)
+    ));
+    // An unknown user is refused like a wrong password.
+    assert!(matches!(
+        sign_in(&mut net, CM, "nobody", true, "d"),
+        ApiReply::SignInRefused { locked_until_ms: 0 }
+    ));
+}
+
+#[test]
+fn sessions_end_when_idle_at_their_limit_on_sign_out_and_survive_a_restart() {
+    let mut net = node();
+    net.operator(0, add("kanri", true, Some(CM)));
+    sign_in(&mut net, CM, "kanri", true, "s1");
+    sign_in(&mut net, CM, "kanri", true, "s2");
+    let (s1, s2) = (sha256(b"s1"), sha256(b"s2"));
+    let me =
+        |net: &mut Net, s| matches!(net.api_token(0, s, ApiCommand::WhoAmI), ApiReply::Office(_));
+    // Used every 5 minutes it lives on past the idle limit; kept across a restart.
+    for _ in 0..4 {
+        net.run_for(5 * 60_000);
+        assert!(me(&mut net, s1));
+    }
+    net.crash(0);
+    assert!(me(&mut net, s1), "a session survives a restart");
+    // s2 was idle for 20 minutes, past its 10.
+    assert!(!me(&mut net, s2), "idle session still works");
+    // The absolute limit ends s1 however often it is used.
+    for _ in 0..8 {
+        net.run_for(5 * 60_000);
+        me(&mut net, s1);
+    }
+    assert!(!me(&mut net, s1), "session outlived its absolute limit");
+    // Sign-out everywhere ends every session of the account, not another's.
+    net.operator(0, add("tanaka", false, Some(CM)));
+    sign_in(&mut net, CM, "kanri", true, "s3");
+    sign_in(&mut net, CM, "kanri", true, "s4");
+    sign_in(&mut net, CM, "tanaka", true, "s5");
+    assert!(matches!(
+        net.api_token(0, sha256(b"s3"), ApiCommand::SignOut { everywhere: true }),
+        ApiReply::Done
+    ));
+    assert!(!me(&mut net, sha256(b"s4")));
+    assert!(me(&mut net, sha256(b"s5")));
+    // A token is not a session: it cannot sign out.
+    assert!(matches!(
+        net.api(0, CM, ApiCommand::SignOut { everywhere: false }),
+        ApiReply::Unauthorized
+    ));
+}
