@@ -51,6 +51,24 @@ pub enum OfficeCmd {
         /// The assignment file.
         assignment: std::path::PathBuf,
     },
+    /// Add a staff account for the page (the office's first administrator with
+    /// `--admin`); it then manages the office's staff itself. Prints the password when
+    /// it makes one.
+    StaffAdd {
+        /// Node directory.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// 事業所番号.
+        office: String,
+        /// User ID (A-Z a-z 0-9 . _ - @, up to 64).
+        user: String,
+        /// May manage the office's staff.
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from standard input (one line) instead of making one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// Release an office (its binding is withdrawn from the federation).
     Remove {
         /// Node directory.
@@ -326,8 +344,71 @@ fn operator_call(
     }
 }
 
+/// `renkei office staff-add`: through the running node, or offline on its store.
+fn staff_add(dir: &Path, office: &str, user: &str, admin: bool, from_stdin: bool) -> Result<i32> {
+    let office_no: renkei_protocol::ids::OfficeNumber =
+        office.parse().map_err(|e| anyhow::anyhow!("office: {e}"))?;
+    let (password, made) = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+    } else {
+        let mut b = [0u8; 12];
+        getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("getrandom: {e}"))?;
+        (
+            data_encoding::BASE32_NOPAD.encode(&b).to_ascii_lowercase(),
+            true,
+        )
+    };
+    if password.chars().count() < renkei_node::api::PASSWORD_MIN {
+        bail!(
+            "a password is at least {} characters long",
+            renkei_node::api::PASSWORD_MIN
+        );
+    }
+    let phc = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(renkei_node::api::hash_password(password.clone()))
+        .map_err(|_| anyhow::anyhow!("cannot hash the password"))?;
+    let body = serde_json::json!({ "user": user, "password": password, "admin": admin });
+    let offline = ApiCommand::StaffAdd {
+        office: Some(office_no),
+        user: user.to_owned(),
+        password: phc,
+        admin,
+    };
+    match operator_call(
+        dir,
+        &format!("/admin/v1/offices/{office}/staff"),
+        reqwest::Method::POST,
+        Some(body),
+        offline,
+    )? {
+        Ok(_) | Err(ApiReply::Staff(_)) => {}
+        Err(other) => bail!("{}", describe(other)),
+    }
+    println!(
+        "staff {user} added to office {office}{}",
+        if admin { " (administrator)" } else { "" }
+    );
+    if made {
+        println!(
+            "password: {password}   ← give it to {user}; it is shown once (they can change it on the page)"
+        );
+    }
+    Ok(0)
+}
+
 pub fn office(cmd: OfficeCmd) -> Result<i32> {
     match cmd {
+        OfficeCmd::StaffAdd {
+            dir,
+            office,
+            user,
+            admin,
+            password_stdin,
+        } => staff_add(&dir, &office, &user, admin, password_stdin),
         OfficeCmd::Add {
             dir,
             office,

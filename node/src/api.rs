@@ -12,6 +12,7 @@ mod error;
 mod metrics;
 mod office;
 mod ratelimit;
+mod session;
 pub mod standby;
 pub mod uploads;
 
@@ -57,6 +58,8 @@ pub struct AppState {
     pub info: std::sync::Arc<NodeInfo>,
     /// Every HTTP request's duration.
     pub requests: std::sync::Arc<crate::histogram::Histogram>,
+    /// Mark the session cookie `Secure`.
+    pub session_cookie_secure: bool,
 }
 
 /// The node's version, store and (on PostgreSQL) lease, for `/metrics`.
@@ -83,10 +86,13 @@ async fn timed(
     resp
 }
 
-/// The office identity from a bearer token.
+/// The caller's credential: the SHA-256 of its bearer token or, without an
+/// `Authorization` header, of its staff session cookie (the core looks both up alike).
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<[u8; 32]> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = v.strip_prefix("Bearer ")?.trim();
+    let Some(v) = headers.get(header::AUTHORIZATION) else {
+        return session::cookie_token(headers).map(|t| sha256(t.as_bytes()));
+    };
+    let token = v.to_str().ok()?.strip_prefix("Bearer ")?.trim();
     (!token.is_empty()).then(|| sha256(token.as_bytes()))
 }
 
@@ -128,7 +134,18 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sent/{id}", get(office::sent_one))
         .route("/v1/sent/{id}/proof", get(office::proof))
         .route("/v1/directory/{office}", get(office::directory))
+        .route(
+            "/v1/session",
+            post(session::sign_in).delete(session::sign_out),
+        )
+        .route("/v1/sessions", delete(session::sign_out_everywhere))
+        .route("/v1/staff", get(session::list).post(session::add))
+        .route("/v1/staff/{user}", delete(session::remove))
+        .route("/v1/staff/{user}/password", post(session::set_password))
+        .route("/v1/staff/{user}/totp", delete(session::remove_totp))
+        .route("/v1/totp", get(session::new_totp).post(session::enrol_totp))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(session::csrf_guard))
         .layer(axum::middleware::from_fn_with_state(
             ratelimit::Guard::new(state.clone()),
             ratelimit::limit_failed_auth,
@@ -162,6 +179,7 @@ pub fn admin_router(state: AppState) -> Router {
             "/admin/v1/offices/{office}/token",
             post(admin::rotate_token),
         )
+        .route("/admin/v1/offices/{office}/staff", post(session::admin_add))
         .route("/admin/v1/assignments", post(admin::assign_office))
         .route("/admin/v1/status", get(admin::status))
         .route("/admin/v1/backup", post(admin::backup))
@@ -311,6 +329,7 @@ pub(crate) fn client_ip(
 
 pub use admin::{add_office_command, new_token, rotate_token_command};
 pub use ratelimit::FAILURES_MAX as FAILED_AUTH_MAX;
+pub use session::{PASSWORD_MIN, hash_password};
 
 #[cfg(test)]
 mod tests {

@@ -132,6 +132,12 @@ pub struct LimitsConfig {
     /// `/readyz` answers `503` once the core has been on one batch of inputs this many
     /// milliseconds. Default 10 000.
     pub ready_stall_ms: u64,
+    /// A staff member's page session ends when unused this long (ms). Default 1 800 000
+    /// (30 min).
+    pub session_idle_ms: u64,
+    /// A staff member's page session ends this long after sign-in, used or not (ms).
+    /// Default 43 200 000 (12 h).
+    pub session_max_ms: u64,
     /// Inbound libp2p connections established at once (only roster peers are admitted).
     /// Default 256.
     pub connections_max: u32,
@@ -188,6 +194,8 @@ impl Default for LimitsConfig {
             office_uploads_per_hour_max: 36_000,
             prepare_workers: 0,
             ready_stall_ms: 10_000,
+            session_idle_ms: crate::core::SESSION_IDLE_MS_DEFAULT,
+            session_max_ms: crate::core::SESSION_MAX_MS_DEFAULT,
             connections_max: crate::net::CONNECTIONS_MAX_DEFAULT,
             connections_per_peer_max: crate::net::CONNECTIONS_PER_PEER_MAX_DEFAULT,
             streams_per_connection_max: crate::net::STREAMS_PER_CONNECTION_MAX_DEFAULT,
@@ -241,6 +249,11 @@ pub struct NodeConfig {
     /// calling from a server needs no entry.
     #[serde(default)]
     pub cors_allowed_origins: Vec<String>,
+    /// Mark the staff session cookie `Secure` (browsers then send it over HTTPS only):
+    /// set it when offices reach the page through a TLS proxy. Default false (the node
+    /// itself speaks plain HTTP).
+    #[serde(default)]
+    pub session_cookie_secure: bool,
     /// Where the node keeps its state. Default: the local store in `DIR/store`.
     #[serde(default)]
     pub store: StoreConfig,
@@ -360,6 +373,7 @@ impl NodeConfig {
             limits: LimitsConfig::default(),
             trusted_proxies: vec![],
             cors_allowed_origins: vec![],
+            session_cookie_secure: false,
             store: StoreConfig::default(),
         }
     }
@@ -410,6 +424,11 @@ impl NodeConfig {
                 .delivery
                 .roster_max_age_days
                 .saturating_mul(24 * 3600 * 1000),
+            require_assignments: self.delivery.require_assignments,
+            bindings_per_operator_max: self.delivery.bindings_per_operator_max,
+            relay_watch_ms: self.delivery.relay_watch_ms,
+            session_idle_ms: self.limits.session_idle_ms,
+            session_max_ms: self.limits.session_max_ms,
             ..CoreConfig::default()
         })
     }
@@ -418,6 +437,31 @@ impl NodeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every core setting in renkei.toml reaches the core (three were once read and then
+    /// dropped on the way).
+    #[test]
+    fn the_core_gets_every_setting_it_is_given() {
+        let mut cfg = NodeConfig::new("x");
+        cfg.delivery.require_assignments = true;
+        cfg.delivery.bindings_per_operator_max = 7;
+        cfg.delivery.relay_watch_ms = 8;
+        cfg.delivery.max_skew_ms = 9;
+        cfg.limits.session_idle_ms = 10;
+        cfg.limits.session_max_ms = 11;
+        let core = cfg.core_config().unwrap();
+        assert!(core.require_assignments);
+        assert_eq!(
+            (
+                core.bindings_per_operator_max,
+                core.relay_watch_ms,
+                core.max_skew_ms,
+                core.session_idle_ms,
+                core.session_max_ms
+            ),
+            (7, 8, 9, 10, 11)
+        );
+    }
 
     /// The example shipped in the .deb is a valid config and holds the defaults.
     #[test]

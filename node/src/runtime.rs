@@ -986,6 +986,7 @@ pub async fn start(dir: &Path) -> Result<RunningNode, RuntimeError> {
         cors_allowed_origins: Arc::new(cors_origins(&cfg.cors_allowed_origins)?),
         info: Arc::new(node_info),
         requests: Arc::default(),
+        session_cookie_secure: cfg.session_cookie_secure,
     };
     let (stop_http, stop_rx) = oneshot::channel::<()>();
     let (stop_admin, stop_admin_rx) = oneshot::channel::<()>();

@@ -14,3 +14,4 @@ mod flood;
 mod proxy;
 mod rotation;
 mod single_node;
+mod staff;

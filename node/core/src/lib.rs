@@ -42,7 +42,7 @@ mod receipt_role;
 pub mod records;
 pub mod sealing;
 mod sender;
-mod staff;
+pub mod staff;
 pub mod store;
 mod submissions;
 pub mod unit;

@@ -107,7 +107,8 @@ impl<S: Store> Core<S> {
             self.end_session(hash)?;
             return Ok(());
         }
-        if self.now >= s.last_ms + SESSION_TOUCH_MS {
+        // Written at most once a minute (sooner when the idle limit is short).
+        if self.now >= s.last_ms + SESSION_TOUCH_MS.min(self.cfg.session_idle_ms / 4) {
             let mut s = s;
             s.last_ms = self.now;
             records::put(&mut self.store, Tree::Sessions, hash, &s)?;
