@@ -60,6 +60,8 @@ pub struct AppState {
     pub requests: std::sync::Arc<crate::histogram::Histogram>,
     /// Mark the session cookie `Secure`.
     pub session_cookie_secure: bool,
+    /// Failed authentications per client address within a minute before it is refused.
+    pub failed_auth_max: usize,
 }
 
 /// The node's version, store and (on PostgreSQL) lease, for `/metrics`.

@@ -138,6 +138,10 @@ pub struct LimitsConfig {
     /// A staff member's page session ends this long after sign-in, used or not (ms).
     /// Default 43 200 000 (12 h).
     pub session_max_ms: u64,
+    /// Failed authentications (`401`: wrong tokens, failed sign-ins) from one client
+    /// address within a minute, after which its requests without a valid credential are
+    /// answered `429`. Default 20.
+    pub failed_auth_max: u32,
     /// Inbound libp2p connections established at once (only roster peers are admitted).
     /// Default 256.
     pub connections_max: u32,
@@ -196,6 +200,7 @@ impl Default for LimitsConfig {
             ready_stall_ms: 10_000,
             session_idle_ms: crate::core::SESSION_IDLE_MS_DEFAULT,
             session_max_ms: crate::core::SESSION_MAX_MS_DEFAULT,
+            failed_auth_max: 20,
             connections_max: crate::net::CONNECTIONS_MAX_DEFAULT,
             connections_per_peer_max: crate::net::CONNECTIONS_PER_PEER_MAX_DEFAULT,
             streams_per_connection_max: crate::net::STREAMS_PER_CONNECTION_MAX_DEFAULT,

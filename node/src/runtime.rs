@@ -987,6 +987,7 @@ pub async fn start(dir: &Path) -> Result<RunningNode, RuntimeError> {
         info: Arc::new(node_info),
         requests: Arc::default(),
         session_cookie_secure: cfg.session_cookie_secure,
+        failed_auth_max: cfg.limits.failed_auth_max as usize,
     };
     let (stop_http, stop_rx) = oneshot::channel::<()>();
     let (stop_admin, stop_admin_rx) = oneshot::channel::<()>();

@@ -37,9 +37,27 @@ pub const WINDOW: Duration = Duration::from_secs(60);
 const ADDRESSES_MAX: usize = 65_536;
 
 /// Recent authentication failures per client address.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct AuthFailures {
     inner: Arc<Mutex<Table>>,
+    /// Failures within [`WINDOW`] that block an address (`limits.failed_auth_max`).
+    max: usize,
+}
+
+impl Default for AuthFailures {
+    fn default() -> Self {
+        AuthFailures::with_max(FAILURES_MAX)
+    }
+}
+
+impl AuthFailures {
+    /// A table blocking an address after `max` failures within [`WINDOW`].
+    pub fn with_max(max: usize) -> AuthFailures {
+        AuthFailures {
+            inner: Arc::default(),
+            max: max.max(1),
+        }
+    }
 }
 
 /// The addresses with their failure times, and the order they came in (for eviction
@@ -62,7 +80,7 @@ impl Guard {
     /// A guard over the node's API.
     pub fn new(app: super::AppState) -> Guard {
         Guard {
-            failures: AuthFailures::default(),
+            failures: AuthFailures::with_max(app.failed_auth_max),
             app,
         }
     }
@@ -107,7 +125,7 @@ impl AuthFailures {
             map.remove(&ip);
             return None;
         }
-        (q.len() >= FAILURES_MAX).then(|| {
+        (q.len() >= self.max).then(|| {
             let oldest = q.front().copied().unwrap_or(now);
             WINDOW
                 .saturating_sub(now.duration_since(oldest))
@@ -136,10 +154,10 @@ impl AuthFailures {
         }
         let q = map.entry(ip).or_default();
         q.push_back(now);
-        while q.len() > FAILURES_MAX {
+        while q.len() > self.max {
             q.pop_front();
         }
-        if q.len() == FAILURES_MAX {
+        if q.len() == self.max {
             tracing::warn!(client = %ip, "too many failed authentications; blocking for up to {}s", WINDOW.as_secs());
         }
     }
@@ -165,7 +183,8 @@ pub async fn limit_failed_auth(State(guard): State<Guard>, req: Request, next: N
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
             format!(
-                "too many failed authentications from {ip} ({FAILURES_MAX} within {}s); try again in {secs}s",
+                "too many failed authentications from {ip} ({} within {}s); try again in {secs}s",
+                guard.failures.max,
                 WINDOW.as_secs()
             ),
         );

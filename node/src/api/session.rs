@@ -547,6 +547,18 @@ pub(super) async fn enrol_totp(
             "not signed in".into(),
         );
     };
+    // Signed in first: a code is checked for a live session only.
+    match state.core.call(auth.clone(), ApiCommand::WhoAmI).await {
+        ApiReply::Office(v) if v.staff.is_some() => {}
+        ApiReply::Office(_) | ApiReply::Unauthorized => {
+            return json_error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "not signed in".into(),
+            );
+        }
+        other => return unexpected(other),
+    }
     let Some(secret) = data_encoding::BASE32_NOPAD
         .decode(b.secret.trim().to_ascii_uppercase().as_bytes())
         .ok()
