@@ -28,6 +28,8 @@ fn sign_in(b: &Browser, url: &str, token: &str) {
     b.goto(&format!("{url}/healthz"));
     b.script("sessionStorage.clear()");
     b.goto(url);
+    // The token sign-in is folded away under the staff sign-in.
+    b.script("document.querySelector('#signin-card details').open = true");
     b.type_into("#token", token);
     b.click("#signin");
     b.wait_text("#whoami", "事業所");
@@ -253,4 +255,104 @@ fn a_changed_token_and_a_node_that_is_down_are_said() {
     }
     b.click("#inbox-refresh");
     b.wait_text("#inbox-table", "受信した送信単位はありません");
+}
+
+/// A staff member's sign-in on the page: the operator's CLI makes the office's first
+/// administrator; a wrong password is said in Japanese; the administrator adds a clerk and
+/// sets up a second factor with a code from an authenticator (computed here); the next
+/// sign-in asks for the code; an idle session goes back to sign-in, saying so.
+#[test]
+fn staff_sign_in_with_password_and_code_on_the_page() {
+    if !webdriver::available() {
+        assert!(
+            std::env::var_os("RENKEI_REQUIRE_BROWSER").is_none(),
+            "chromium/chromedriver missing but RENKEI_REQUIRE_BROWSER is set"
+        );
+        return;
+    }
+    let shots = shots_dir();
+    let mut node = NodeProc::init("browser-staff", &[]);
+    node.edit_config("session_idle_ms = 1800000", "session_idle_ms = 8000");
+    node.run();
+    let office = "4074478647";
+    node.add_office(office, "43");
+    let out = renkei_tests::renkei(&[
+        "office",
+        "staff-add",
+        "--dir",
+        node.dir_str(),
+        office,
+        "kanri",
+        "--admin",
+    ]);
+    let password = out
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("a made password")
+        .to_owned();
+    let downloads = TempDir::new("downloads-staff");
+    let b = Browser::start(&downloads.0);
+    let staff_sign_in = |pw: &str| {
+        b.goto(&format!("{}/healthz", node.url));
+        b.script("sessionStorage.clear()");
+        b.goto(&node.url);
+        b.type_into("#s-office", office);
+        b.type_into("#s-user", "kanri");
+        b.type_into("#s-password", pw);
+        b.click("#staff-signin");
+    };
+
+    staff_sign_in("wrong password!!");
+    b.wait_text("#signin-error", "正しくありません");
+    b.screenshot(&shots.join("8-staff-signin-wrong.png"));
+    staff_sign_in(&password);
+    b.wait_text("#whoami", "kanri（管理者）");
+
+    // The administrator adds a clerk.
+    b.click("#tab-staff");
+    b.wait_text("#staff-table", "kanri");
+    b.type_into("#staff-user", "tanaka");
+    b.type_into("#staff-password", "tanaka-pass-1");
+    b.click("#staff-add");
+    b.wait_text("#staff-msg", "追加しました");
+    b.wait_text("#staff-table", "tanaka");
+
+    // A second factor, set up with the code an authenticator app would show.
+    b.click("#totp-start");
+    // (The key is written before its box is shown.)
+    b.wait_text("#totp-setup", "認証アプリ");
+    let secret: String = b
+        .text("#totp-secret")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    assert_eq!(secret.len(), 32, "{secret}");
+    let code = || {
+        let bytes = totp_rs::Secret::Encoded(secret.clone()).to_bytes().unwrap();
+        totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes)
+            .unwrap()
+            .generate_current()
+            .unwrap()
+    };
+    b.type_into("#totp-code", &code());
+    b.click("#totp-enable");
+    b.wait_text("#staff-msg", "二段階認証を有効にしました");
+    b.wait_text("#staff-table", "有効");
+    b.screenshot(&shots.join("9-staff-and-second-factor.png"));
+
+    // Signed out, the next sign-in asks for the code.
+    b.click("#signout");
+    b.wait_text("#signin-card", "サインイン");
+    staff_sign_in(&password);
+    b.wait_text("#signin-error", "確認コード");
+    b.screenshot(&shots.join("10-staff-signin-code.png"));
+    b.type_into("#s-code", &code());
+    b.click("#staff-signin");
+    b.wait_text("#whoami", "kanri");
+
+    // Idle past the limit (8 s here): the next request goes back to sign-in, saying why.
+    std::thread::sleep(Duration::from_secs(9));
+    b.click("#tab-inbox");
+    b.wait_text("#signin-error", "有効期限が切れた");
 }
