@@ -428,6 +428,18 @@ pub fn office(cmd: OfficeCmd) -> Result<i32> {
                     "warning: office number {office} fails the check digit; registered as asked (--force)"
                 );
             }
+            for k in &kinds {
+                if service_kind_name(k).is_none() {
+                    if !force {
+                        bail!(
+                            "service kind {k:?} is not one of the 介護保険 サービス種類コード this node knows (e.g. 11 訪問介護, 43 居宅介護支援, 46 介護予防支援, A? 総合事業): check it; --force registers it anyway"
+                        );
+                    }
+                    eprintln!(
+                        "warning: service kind {k} is not a known サービス種類コード; registered as asked (--force)"
+                    );
+                }
+            }
             let body = serde_json::json!({ "office": office, "kinds": kinds, "name": name });
             let (offline, token) =
                 api::add_office_command(&office, &kinds, &name).map_err(anyhow::Error::msg)?;
@@ -624,5 +636,98 @@ pub fn describe(reply: ApiReply) -> String {
         | ApiReply::Internal(m)
         | ApiReply::Unroutable(m) => m,
         other => format!("{other:?}"),
+    }
+}
+
+/// The 介護保険 サービス種類コード offices exchanging care plans are registered under (the
+/// service-code table's kinds, 総合事業 included), with their names; `None` for a code
+/// not in it (a typo such as `99`, or a kind added after this list: `--force`).
+pub fn service_kind_name(code: &str) -> Option<&'static str> {
+    const KINDS: &[(&str, &str)] = &[
+        ("11", "訪問介護"),
+        ("12", "訪問入浴介護"),
+        ("13", "訪問看護"),
+        ("14", "訪問リハビリテーション"),
+        ("15", "通所介護"),
+        ("16", "通所リハビリテーション"),
+        ("17", "福祉用具貸与"),
+        ("21", "短期入所生活介護"),
+        ("22", "短期入所療養介護（介護老人保健施設）"),
+        ("23", "短期入所療養介護（病院等）"),
+        ("24", "介護予防短期入所生活介護"),
+        ("25", "介護予防短期入所療養介護（介護老人保健施設）"),
+        ("26", "介護予防短期入所療養介護（病院等）"),
+        ("27", "特定施設入居者生活介護（短期利用）"),
+        ("28", "地域密着型特定施設入居者生活介護（短期利用）"),
+        ("2A", "短期入所療養介護（介護医療院）"),
+        ("2B", "介護予防短期入所療養介護（介護医療院）"),
+        ("31", "居宅療養管理指導"),
+        ("32", "認知症対応型共同生活介護"),
+        ("33", "特定施設入居者生活介護"),
+        ("34", "介護予防居宅療養管理指導"),
+        ("35", "介護予防特定施設入居者生活介護"),
+        ("36", "地域密着型特定施設入居者生活介護"),
+        ("37", "介護予防認知症対応型共同生活介護"),
+        ("38", "認知症対応型共同生活介護（短期利用）"),
+        ("39", "介護予防認知症対応型共同生活介護（短期利用）"),
+        ("43", "居宅介護支援"),
+        ("46", "介護予防支援"),
+        ("51", "介護福祉施設サービス"),
+        ("52", "介護保健施設サービス"),
+        ("53", "介護療養施設サービス"),
+        ("54", "地域密着型介護老人福祉施設入所者生活介護"),
+        ("55", "介護医療院サービス"),
+        ("62", "介護予防訪問入浴介護"),
+        ("63", "介護予防訪問看護"),
+        ("64", "介護予防訪問リハビリテーション"),
+        ("66", "介護予防通所リハビリテーション"),
+        ("67", "介護予防福祉用具貸与"),
+        ("68", "小規模多機能型居宅介護（短期利用）"),
+        ("69", "看護小規模多機能型居宅介護（短期利用）"),
+        ("71", "夜間対応型訪問介護"),
+        ("72", "認知症対応型通所介護"),
+        ("73", "小規模多機能型居宅介護"),
+        ("74", "介護予防認知症対応型通所介護"),
+        ("75", "介護予防小規模多機能型居宅介護"),
+        ("76", "定期巡回・随時対応型訪問介護看護"),
+        ("77", "看護小規模多機能型居宅介護"),
+        ("78", "地域密着型通所介護"),
+        ("79", "介護予防小規模多機能型居宅介護（短期利用）"),
+        ("A1", "訪問型サービス（みなし）"),
+        ("A2", "訪問型サービス（独自）"),
+        ("A3", "訪問型サービス（独自／定率）"),
+        ("A4", "訪問型サービス（独自／定額）"),
+        ("A5", "通所型サービス（みなし）"),
+        ("A6", "通所型サービス（独自）"),
+        ("A7", "通所型サービス（独自／定率）"),
+        ("A8", "通所型サービス（独自／定額）"),
+        ("A9", "その他の生活支援サービス"),
+        ("AF", "介護予防ケアマネジメント"),
+    ];
+    if let Some((_, n)) = KINDS.iter().find(|(c, _)| *c == code) {
+        return Some(n);
+    }
+    // 総合事業: municipalities set their own A-codes.
+    let b = code.as_bytes();
+    (b.len() == 2 && b[0] == b'A' && (b[1].is_ascii_digit() || b[1].is_ascii_uppercase()))
+        .then_some("介護予防・日常生活支援総合事業")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn service_kinds_known_and_unknown() {
+        assert_eq!(super::service_kind_name("43"), Some("居宅介護支援"));
+        assert_eq!(
+            super::service_kind_name("A1"),
+            Some("訪問型サービス（みなし）")
+        );
+        assert_eq!(super::service_kind_name("99"), None);
+        assert!(
+            super::service_kind_name("AC").is_some(),
+            "municipal 総合事業 codes vary"
+        );
+        assert_eq!(super::service_kind_name("B1"), None);
+        assert_eq!(super::service_kind_name("4"), None);
     }
 }

@@ -523,6 +523,37 @@ fn office_add_refuses_an_existing_office_and_tokens_rotate() {
         "--force",
     ]);
     assert!(forced.contains("token: "), "{forced}");
+
+    // A kind that is no サービス種類コード (a typo) is refused unless forced, too.
+    let typo = std::process::Command::new(renkei_tests::renkei_bin())
+        .args([
+            "office",
+            "add",
+            "--dir",
+            &dir,
+            "4071481594",
+            "--kinds",
+            "99",
+        ])
+        .output()
+        .unwrap();
+    assert!(!typo.status.success());
+    assert!(
+        String::from_utf8_lossy(&typo.stderr).contains("サービス種類コード"),
+        "{}",
+        String::from_utf8_lossy(&typo.stderr)
+    );
+    let forced = renkei(&[
+        "office",
+        "add",
+        "--dir",
+        &dir,
+        "4071481594",
+        "--kinds",
+        "99",
+        "--force",
+    ]);
+    assert!(forced.contains("token: "), "{forced}");
 }
 
 /// One export folder with 1〜3表 (D1) and 6表/7表 (D2) of the same stamp: `renkei send`
