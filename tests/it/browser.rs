@@ -4,6 +4,8 @@
 //! (and to `docs/screenshots/` with `RENKEI_SCREENSHOTS=docs`).
 
 use std::path::PathBuf;
+
+use sha2::Digest;
 use std::time::{Duration, Instant};
 
 use renkei_tests::webdriver::{self, Browser};
@@ -199,6 +201,30 @@ fn sign_in_upload_see_in_inbox_download() {
     let text = b.wait_text(&sent_row, "取得済");
     assert!(text.contains("配達") && text.contains("取得"), "{text}");
     b.screenshot(&shots.join("5-sent-receipts.png"));
+
+    // The printable certificate: parties, files with their SHA-256, receipts, verified.
+    b.click(&format!("{sent_row} button.cert"));
+    b.wait_text("#cert-verdict", "すべての署名を検証しました");
+    let cert = b.text("#cert-body");
+    let sha = hex::encode(sha2::Sha256::digest(
+        std::fs::read(unit.join(&names[0])).unwrap(),
+    ));
+    assert!(
+        cert.contains(&sha),
+        "the file's SHA-256 is on the certificate:\n{cert}"
+    );
+    assert!(
+        cert.contains("4071481594") && cert.contains("配達"),
+        "{cert}"
+    );
+    assert_eq!(b.text("#cert-title"), "送信証明");
+    b.screenshot(&shots.join("11-certificate.png"));
+    b.click("#cert-close");
+
+    // Replacing a sent unit is chosen from the list, not typed.
+    b.click(&format!("{sent_row} button.replace"));
+    let chosen = b.script("return document.getElementById('supersedes').value");
+    assert_eq!(chosen, serde_json::Value::String(id.clone()));
 }
 
 #[test]

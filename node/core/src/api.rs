@@ -67,6 +67,10 @@ impl<S: Store> Core<S> {
                 Some(o) => self.proof(&o, id)?,
                 None => need_office(),
             },
+            ApiCommand::Certificate { id } => match office {
+                Some(o) => self.certificate(&o, id)?,
+                None => need_office(),
+            },
             ApiCommand::Lookup { office: asked } => match (office, operator) {
                 (Some(_), _) | (None, true) => ApiReply::Directory(self.lookup(&asked)),
                 _ => need_office(),

@@ -284,6 +284,11 @@ pub enum ApiCommand {
         /// SHA-256 of the session cookie.
         session_hash: [u8; 32],
     },
+    /// The certificate of a unit the office sent or received (送信・受信証明).
+    Certificate {
+        /// Envelope id.
+        id: EnvelopeId,
+    },
     /// End the caller's session, or all of its account's sessions.
     SignOut {
         /// Every session of the account.
@@ -350,6 +355,8 @@ pub enum ApiReply {
     StaffCredentials(super::views::StaffCredentials),
     /// Signed in: the session.
     SignedIn(super::views::SessionView),
+    /// A unit's certificate.
+    Certificate(Box<super::certificate::CertificateView>),
     /// Sign-in refused (wrong password or code, unknown user, or locked until then).
     SignInRefused {
         /// Locked until then (ms since the epoch; 0: not locked).

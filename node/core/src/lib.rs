@@ -30,6 +30,7 @@ mod api;
 mod audit;
 mod audit_export;
 mod batch;
+pub mod certificate;
 mod directory;
 mod inbound;
 mod inbox;

@@ -334,6 +334,24 @@ pub(super) async fn sent_one(
     }
 }
 
+/// `GET /v1/units/{id}/certificate`: the 送信・受信証明 of a unit the office sent or
+/// received, with the proof's verification (the page prints it).
+pub(super) async fn certificate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let parsed = match parse_id(&id) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    match call(&state, &headers, ApiCommand::Certificate { id: parsed }).await {
+        Ok(ApiReply::Certificate(c)) => Json(*c).into_response(),
+        Ok(other) => unexpected(other),
+        Err(r) => r,
+    }
+}
+
 pub(super) async fn proof(
     State(state): State<AppState>,
     headers: HeaderMap,
