@@ -344,6 +344,25 @@ fn staff_sign_in_with_password_and_code_on_the_page() {
     b.wait_text("#staff-msg", "追加しました");
     b.wait_text("#staff-table", "tanaka");
 
+    // The month's audit export, downloaded from the page.
+    let month = renkei_protocol::export::month_of_ms(renkei_node::runtime::now_ms());
+    b.type_into("#audit-month", &month);
+    b.click("#audit-download");
+    b.wait_text("#staff-msg", "監査エクスポートをダウンロードしました");
+    let file = downloads.0.join(format!("renkei-audit-{month}.cbor"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let bytes = loop {
+        // (Chromium writes the file under another name first, then renames it.)
+        match std::fs::read(&file) {
+            Ok(b) if !b.is_empty() => break b,
+            _ => {
+                assert!(Instant::now() < deadline, "no {}", file.display());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    };
+    renkei_protocol::export::AuditExport::decode(&bytes).unwrap();
+
     // A second factor, set up with the code an authenticator app would show.
     b.click("#totp-start");
     // (The key is written before its box is shown.)

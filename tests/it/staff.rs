@@ -159,8 +159,26 @@ fn staff_sign_in_with_password_and_code_csrf_lockout_and_timeouts() {
         .unwrap();
     assert_eq!(other, json!([]));
 
+    // The administrator downloads the office's audit export (運営指導); a clerk may not.
+    let month = renkei_protocol::export::month_of_ms(renkei_node::runtime::now_ms());
+    let r = admin.get(&format!("/v1/audit-export?month={month}"));
+    assert_eq!(r.status().as_u16(), 200);
+    let export = renkei_protocol::export::AuditExport::decode(&r.bytes().unwrap()).unwrap();
+    assert_eq!(export.office.to_string(), CM);
+    assert_eq!(
+        admin.get("/v1/audit-export?month=202513").status().as_u16(),
+        400
+    );
+
     // A clerk is no administrator.
     let clerk = sign_in(&url, CM, "tanaka", "tanaka-pass-1", None).unwrap();
+    assert_eq!(
+        clerk
+            .get(&format!("/v1/audit-export?month={month}"))
+            .status()
+            .as_u16(),
+        403
+    );
     let r = clerk.send(
         reqwest::Method::POST,
         "/v1/staff",

@@ -156,7 +156,9 @@ impl<S: Store> Core<S> {
                 binding_conflicts: self.conflict_notes(),
                 counters: self.counters.clone(),
             }),
-            ApiCommand::AuditExport { office: o, month } if operator => {
+            ApiCommand::AuditExport { office: o, month }
+                if operator || self.office_admin_of(&auth).as_ref() == Some(&o) =>
+            {
                 self.audit_export(&o, &month)?
             }
             ApiCommand::AddOffice { .. }

@@ -160,6 +160,16 @@ impl<S: Store> Core<S> {
         }
     }
 
+    /// The office whose administrator `auth` is: its API token, or an administrator's
+    /// session (the audit export, 運営指導, is theirs to download).
+    pub(super) fn office_admin_of(&self, auth: &Auth) -> Option<OfficeNumber> {
+        match self.caller(auth)? {
+            Caller::Office(o) => Some(o),
+            Caller::Staff(s) if s.admin => Some(s.office),
+            _ => None,
+        }
+    }
+
     /// The staff member a session is (for `/v1/me`).
     pub(super) fn session_view(&self, auth: &Auth) -> Option<SessionView> {
         match self.caller(auth)? {

@@ -40,3 +40,62 @@ pub(super) async fn export(
         other => unexpected(other),
     }
 }
+
+/// Query of the office's own audit export.
+#[derive(Deserialize)]
+pub(super) struct OwnExportQuery {
+    month: String,
+}
+
+/// `GET /v1/audit-export?month=YYYYMM`: the caller's office's audit export, for its
+/// administrators (an administrator's session or the office's token).
+pub(super) async fn own_export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<OwnExportQuery>,
+) -> Response {
+    let Some(auth) = super::office_auth(&headers) else {
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "sign in, or send Authorization: Bearer <office token>".into(),
+        );
+    };
+    let office = match state.core.call(auth.clone(), ApiCommand::WhoAmI).await {
+        ApiReply::Office(v) => v.office,
+        other => return unexpected(other),
+    };
+    let Ok(office) = office.parse() else {
+        return unexpected(ApiReply::Unauthorized);
+    };
+    let month = q.month.clone();
+    match state
+        .core
+        .call(
+            auth,
+            ApiCommand::AuditExport {
+                office,
+                month: q.month,
+            },
+        )
+        .await
+    {
+        ApiReply::AuditExport(bytes) => (
+            [
+                (header::CONTENT_TYPE, "application/cbor".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"renkei-audit-{month}.cbor\""),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        ApiReply::Forbidden(_) => json_error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the audit export is for the office's administrators".into(),
+        ),
+        other => unexpected(other),
+    }
+}
