@@ -129,6 +129,7 @@ pub fn router(state: AppState) -> Router {
                     uploads::gate,
                 )),
         )
+        .route("/v1/send-units/groups", post(office::groups))
         .route("/v1/inbox", get(office::inbox))
         .route("/v1/inbox/{id}/files/{name}", get(office::fetch))
         .route("/v1/inbox/{id}/zip", get(office::fetch_unit))

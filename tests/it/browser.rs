@@ -401,3 +401,66 @@ fn staff_sign_in_with_password_and_code_on_the_page() {
     b.click("#tab-inbox");
     b.wait_text("#signin-error", "有効期限が切れた");
 }
+
+/// A whole export folder at once: the page groups the files into send units (the rule of
+/// `renkei send`, run by the node), sends the valid ones and says which was not sent.
+#[test]
+fn a_folder_of_several_units_is_sent_unit_by_unit() {
+    if !webdriver::available() {
+        assert!(
+            std::env::var_os("RENKEI_REQUIRE_BROWSER").is_none(),
+            "chromium/chromedriver missing but RENKEI_REQUIRE_BROWSER is set"
+        );
+        return;
+    }
+    let shots = shots_dir();
+    let node = NodeProc::start("browser-many", &[]);
+    let cm = node.add_office("4074478647", "43");
+    node.add_office("4071481594", "11");
+    let downloads = TempDir::new("downloads-many");
+    let b = Browser::start(&downloads.0);
+    sign_in(&b, &node.url, &cm);
+    // A whole export folder: three send units (1〜3表, a 削除 instruction, and a 6表 with
+    // month 13); the page groups them, sends the two valid ones and says which was not.
+    let folder = TempDir::new("export-folder");
+    let mut many = Vec::new();
+    for e in std::fs::read_dir(PathBuf::from(FIXTURES).join("valid/d1_kyo_plan")).unwrap() {
+        many.push(e.unwrap().path());
+    }
+    many.push(
+        PathBuf::from(FIXTURES)
+            .join("valid/deletes/DLT1KYO_4074478647_43_4071481594_11_20250425164659.CSV"),
+    );
+    let month13 = folder
+        .0
+        .join("UPPLAN_202513_4074478647_43_4071481594_11_20250425170000.CSV");
+    std::fs::copy(
+        PathBuf::from(FIXTURES)
+            .join("invalid/bad_month/UPPLAN_202513_4074478647_43_4071481594_11_20250425164608.CSV"),
+        &month13,
+    )
+    .unwrap();
+    many.push(month13);
+    let many: Vec<String> = many
+        .iter()
+        .map(|p| p.canonicalize().unwrap().display().to_string())
+        .collect();
+    b.type_into("#file-input", &many.join("\n"));
+    b.wait_text("#picked", "3 送信単位");
+    b.click("#send-btn");
+    let summary = b.wait_text("#send-summary", "送信しました");
+    assert!(
+        summary.contains("3 送信単位のうち 2 件を送信しました"),
+        "{summary}\n{}",
+        b.text("#units-result")
+    );
+    assert!(summary.contains("1 件は送信していません"), "{summary}");
+    let refused = b.text("#units-result tr.unit-ng");
+    assert!(refused.contains("UPPLAN_202513"), "{refused}");
+    assert_eq!(
+        b.script("return document.querySelectorAll('#units-result tr.unit-ok').length"),
+        serde_json::json!(2)
+    );
+    b.wait_text("#picked", "UPPLAN_202513");
+    b.screenshot(&shots.join("12-send-many.png"));
+}

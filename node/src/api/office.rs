@@ -393,3 +393,46 @@ pub(super) async fn directory(
         Err(r) => r,
     }
 }
+
+/// Body of `POST /v1/send-units/groups`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GroupsBody {
+    names: Vec<String>,
+}
+
+/// Most file names grouped at once.
+const GROUP_NAMES_MAX: usize = 2000;
+
+/// `POST /v1/send-units/groups` `{"names": [...]}`: how a folder of files splits into send
+/// units — the rule `renkei send` uses (`renkei_protocol::csv::group_send_units`), by
+/// sender, recipient, stamp and unit family, read from the names alone. The page sends
+/// each group as one unit.
+pub(super) async fn groups(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(b): Json<GroupsBody>,
+) -> Response {
+    if let Err(r) = call(&state, &headers, ApiCommand::WhoAmI)
+        .await
+        .and_then(|r| match r {
+            ApiReply::Office(_) => Ok(()),
+            other => Err(unexpected(other)),
+        })
+    {
+        return r;
+    }
+    if b.names.len() > GROUP_NAMES_MAX || b.names.iter().any(|n| n.chars().count() > 255) {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("at most {GROUP_NAMES_MAX} names of up to 255 characters"),
+        );
+    }
+    let files: Vec<(&str, &[u8])> = b.names.iter().map(|n| (n.as_str(), &[][..])).collect();
+    let units: Vec<Vec<&str>> = renkei_protocol::csv::group_send_units(&files)
+        .into_iter()
+        .map(|g| g.into_iter().map(|(n, _)| n).collect())
+        .collect();
+    Json(serde_json::json!({ "units": units })).into_response()
+}
