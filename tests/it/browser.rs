@@ -139,7 +139,15 @@ fn sign_in_upload_see_in_inbox_download() {
     b.wait_text(&row, "新着");
     filter("f-state", "done");
     b.wait_text("#inbox-table", "条件に合う受信はありません");
-    for id in ["f-kind", "f-subject", "f-from", "f-state"] {
+    filter("f-state", "");
+    // 利用者: one of the unit's 被保険者番号 shows it, another number hides it.
+    let entry = renkei_tests::Office::new(&node.url, &svc).json("/v1/inbox");
+    let insured = entry[0]["insured"][0].as_str().unwrap().to_owned();
+    filter("f-insured", &insured[2..]);
+    b.wait_text(&row, "新着");
+    filter("f-insured", "0000000001");
+    b.wait_text("#inbox-table", "条件に合う受信はありません");
+    for id in ["f-kind", "f-subject", "f-from", "f-state", "f-insured"] {
         filter(id, "");
     }
     b.screenshot(&shots.join("4-inbox.png"));

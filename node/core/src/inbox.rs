@@ -107,6 +107,13 @@ impl<S: Store> Core<S> {
             live_slots: live,
             users: info.users.len() as u32,
             fetched: Vec::new(),
+            insured: {
+                let mut v: Vec<String> = info.users.iter().map(|u| u.insured.clone()).collect();
+                v.sort();
+                v.dedup();
+                v.truncate(records::INSURED_KEPT_MAX);
+                v
+            },
         };
         self.store.put(
             Tree::InboxIndex,
@@ -204,6 +211,7 @@ impl<S: Store> Core<S> {
                 .collect(),
             latest: rec.superseded_by.is_none(),
             users: rec.users as usize,
+            insured: rec.insured.clone(),
         })
     }
 

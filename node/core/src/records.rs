@@ -213,7 +213,14 @@ pub struct InboxRec {
     /// bit set, bit `i % 8` of byte `i / 8`. Absent in records written before it existed.
     #[serde(default, with = "serde_bytes", skip_serializing_if = "Vec::is_empty")]
     pub fetched: Vec<u8>,
+    /// The 被保険者番号 of the unit's users, sorted, at most [`INSURED_KEPT_MAX`] (for the
+    /// page's 利用者 filter). Absent in records written before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub insured: Vec<String>,
 }
+
+/// 被保険者番号 kept per inbox record.
+pub const INSURED_KEPT_MAX: usize = 1000;
 
 impl InboxRec {
     /// Marks file `index` downloaded; whether it was not before.

@@ -83,6 +83,36 @@ fn local_delivery_fetch_retrieved_and_proof() {
     let inb = inbox(&mut net, 0, SVC, false);
     assert_eq!(inb.len(), 1);
     assert_eq!(inb[0].id, id.to_string());
+    // The users' 被保険者番号, for the page's 利用者 filter: from the files themselves.
+    assert!(!inb[0].insured.is_empty());
+    for n in &inb[0].insured {
+        assert!(
+            n.len() == 10 && n.bytes().all(|b| b.is_ascii_digit()),
+            "{n}"
+        );
+        assert!(
+            files
+                .iter()
+                .any(|(_, b)| b.windows(10).any(|w| w == n.as_bytes())),
+            "{n} is in no file"
+        );
+    }
+    // The certificate: sent by one office, received by the other, verified; no one else's.
+    for (office, role) in [(CM, "sent"), (SVC, "received")] {
+        match net.api(0, office, ApiCommand::Certificate { id }) {
+            ApiReply::Certificate(c) => {
+                assert_eq!(c.role, role);
+                assert!(c.verified, "{:?}", c.verification);
+                assert_eq!(c.files.len(), files.len());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    net.add_office(0, "4071481602", "15");
+    assert!(matches!(
+        net.api(0, "4071481602", ApiCommand::Certificate { id }),
+        ApiReply::NotFound(_)
+    ));
     for (name, bytes) in &files {
         match net.api(
             0,

@@ -107,6 +107,8 @@ pub struct InboxView {
     pub latest: bool,
     /// Users (insured persons) in the unit.
     pub users: usize,
+    /// Their 被保険者番号 (sorted; empty for units received before they were kept).
+    pub insured: Vec<String>,
 }
 
 /// Directory answer: can that office receive electronically, and where.

@@ -267,6 +267,7 @@ fn every_stored_record_is_ciboriums_bytes() {
                 live_slots: n as u32,
                 users: (n >> 7) as u32,
                 fetched: vec![0b101; i % 3],
+                insured: (0..i % 3).map(|k| format!("{:010}", k * 7 + i)).collect(),
             },
             i < 3,
         );
@@ -377,6 +378,7 @@ fn version_1_records_read_as_they_were_written_and_version_2_is_smaller() {
         live_slots: 2,
         users: 3,
         fetched: Vec::new(),
+        insured: Vec::new(),
     };
     let dedup_old = v1::DedupRec {
         digest,
