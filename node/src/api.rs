@@ -133,6 +133,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/inbox", get(office::inbox))
         .route("/v1/inbox/{id}/files/{name}", get(office::fetch))
         .route("/v1/inbox/{id}/zip", get(office::fetch_unit))
+        .route("/v1/inbox/zip", post(office::fetch_units))
         .route("/v1/sent", get(office::sent_list))
         .route("/v1/sent/{id}", get(office::sent_one))
         .route("/v1/sent/{id}/proof", get(office::proof))

@@ -229,6 +229,33 @@ fn sign_in_upload_see_in_inbox_download() {
     b.screenshot(&shots.join("11-certificate.png"));
     b.click("#cert-close");
 
+    // Every control is labelled (screen readers, and what a clerk reads).
+    let unlabelled = b.script(
+        "return [...document.querySelectorAll('input, select, button')]\
+           .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !(e.textContent || '').trim())\
+           .map(e => e.id || e.outerHTML.slice(0, 60))",
+    );
+    assert_eq!(
+        unlabelled,
+        serde_json::json!([]),
+        "controls without a label"
+    );
+    // At a tablet's width (768 px) nothing makes the page itself scroll sideways.
+    b.window_size(768, 1024);
+    for tab in ["#tab-sent", "#tab-inbox", "#tab-send"] {
+        b.click(tab);
+        let wide = b.script("return document.documentElement.scrollWidth - window.innerWidth");
+        assert!(
+            wide.as_i64().unwrap() <= 0,
+            "{tab} is {wide} px too wide at 768 px"
+        );
+    }
+    b.click("#tab-inbox");
+    b.screenshot(&shots.join("13-tablet-inbox.png"));
+    b.window_size(1280, 900);
+    b.click("#tab-sent");
+    b.wait_text(&sent_row, "取得済");
+
     // Replacing a sent unit is chosen from the list, not typed.
     b.click(&format!("{sent_row} button.replace"));
     let chosen = b.script("return document.getElementById('supersedes').value");
@@ -424,7 +451,7 @@ fn a_folder_of_several_units_is_sent_unit_by_unit() {
     let shots = shots_dir();
     let node = NodeProc::start("browser-many", &[]);
     let cm = node.add_office("4074478647", "43");
-    node.add_office("4071481594", "11");
+    let svc = node.add_office("4071481594", "11");
     let downloads = TempDir::new("downloads-many");
     let b = Browser::start(&downloads.0);
     sign_in(&b, &node.url, &cm);
@@ -471,4 +498,51 @@ fn a_folder_of_several_units_is_sent_unit_by_unit() {
     );
     b.wait_text("#picked", "UPPLAN_202513");
     b.screenshot(&shots.join("12-send-many.png"));
+
+    // The recipient chooses both units and downloads them as one ZIP: a folder per unit,
+    // the bytes untouched, both units retrieved.
+    sign_in(&b, &node.url, &svc);
+    b.click("#tab-inbox");
+    b.wait_text("#inbox-table", "新着");
+    b.click("#inbox-select-all");
+    b.wait_text("#inbox-zip-selected", "選択した 2 件");
+    b.click("#inbox-zip-selected");
+    let file = downloads.0.join("renkei-units.zip");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let bytes = loop {
+        match std::fs::read(&file) {
+            Ok(b) if !b.is_empty() => break b,
+            _ => {
+                assert!(Instant::now() < deadline, "no {}", file.display());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    };
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let names: Vec<String> = zip.file_names().map(str::to_owned).collect();
+    assert_eq!(names.len(), 5, "{names:?}");
+    let folders: std::collections::BTreeSet<&str> =
+        names.iter().map(|n| n.split('/').next().unwrap()).collect();
+    assert_eq!(folders.len(), 2, "{names:?}");
+    let plan = names
+        .iter()
+        .find(|n| n.ends_with("/UP2KYO_4074478647_43_4071481594_11_20250425164608.CSV"))
+        .unwrap()
+        .clone();
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut zip.by_name(&plan).unwrap(), &mut got).unwrap();
+    assert_eq!(
+        got,
+        std::fs::read(
+            PathBuf::from(FIXTURES)
+                .join("valid/d1_kyo_plan/UP2KYO_4074478647_43_4071481594_11_20250425164608.CSV")
+        )
+        .unwrap()
+    );
+    b.wait_text("#inbox-table", "取得済");
+    assert!(
+        !b.text("#inbox-table").contains("新着"),
+        "{}",
+        b.text("#inbox-table")
+    );
 }

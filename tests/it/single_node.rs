@@ -594,6 +594,25 @@ fn a_unit_downloaded_as_one_zip_is_byte_exact_and_retrieved_once() {
     assert_eq!(status, 202, "{body}");
     let id = body["id"].as_str().unwrap().to_owned();
     s.cm.wait_status(&id, &["delivered"]);
+    // Several units in one ZIP: all received here, or none is fetched (nor retrieved).
+    let several = |ids: &[&str]| {
+        reqwest::blocking::Client::new()
+            .post(format!("{}/v1/inbox/zip", s.node.url))
+            .bearer_auth(&s.svc.token)
+            .json(&serde_json::json!({ "ids": ids }))
+            .send()
+            .unwrap()
+    };
+    assert_eq!(
+        several(&[&id, "00000000000000000000000000000000"])
+            .status()
+            .as_u16(),
+        404
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(s.cm.json(&format!("/v1/sent/{id}"))["status"], "delivered");
+    assert_eq!(several(&[&id]).status().as_u16(), 200);
+    s.cm.wait_status(&id, &["retrieved"]);
     for round in 0..2 {
         let (st, zipped) = s.svc.get(&format!("/v1/inbox/{id}/zip"));
         assert_eq!(st, 200, "round {round}");

@@ -118,6 +118,11 @@ impl Browser {
             .send();
     }
 
+    /// Resizes the window (a tablet's width, say).
+    pub fn window_size(&self, width: u32, height: u32) {
+        self.post("/window/rect", json!({ "width": width, "height": height }));
+    }
+
     /// Opens a URL.
     pub fn goto(&self, url: &str) {
         self.post("/url", json!({ "url": url }));

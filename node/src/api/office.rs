@@ -436,3 +436,87 @@ pub(super) async fn groups(
         .collect();
     Json(serde_json::json!({ "units": units })).into_response()
 }
+
+/// Body of `POST /v1/inbox/zip`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ZipBody {
+    ids: Vec<String>,
+}
+
+/// Units in one `POST /v1/inbox/zip`.
+const ZIP_UNITS_MAX: usize = 50;
+
+/// `POST /v1/inbox/zip` `{"ids": [...]}`: several received units in one ZIP, a folder per
+/// unit (`STAMP_ID/` with the original names, bytes untouched). Every id is checked to be
+/// a unit this office received before any is fetched, so `Retrieved` is signed for all of
+/// them or for none.
+pub(super) async fn fetch_units(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(b): Json<ZipBody>,
+) -> Response {
+    if b.ids.is_empty() || b.ids.len() > ZIP_UNITS_MAX {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("ids: 1 to {ZIP_UNITS_MAX} unit ids"),
+        );
+    }
+    let mut ids = Vec::new();
+    for id in &b.ids {
+        match parse_id(id) {
+            Ok(i) if !ids.contains(&i) => ids.push(i),
+            Ok(_) => {}
+            Err(r) => return r,
+        }
+    }
+    let mut folders = Vec::new();
+    for id in &ids {
+        match call(&state, &headers, ApiCommand::Certificate { id: *id }).await {
+            Ok(ApiReply::Certificate(c)) if c.role == "received" => {
+                folders.push(format!("{}_{}", c.stamp, &c.id[..8]));
+            }
+            Ok(ApiReply::Certificate(_)) => {
+                return json_error(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("{id} is not a unit this office received"),
+                );
+            }
+            Ok(other) => return unexpected(other),
+            Err(r) => return r,
+        }
+    }
+    let mut all = Vec::new();
+    for (id, folder) in ids.iter().zip(&folders) {
+        match call(&state, &headers, ApiCommand::FetchUnit { id: *id }).await {
+            Ok(ApiReply::Files(files)) => {
+                all.extend(files.into_iter().map(|mut f| {
+                    f.name = format!("{folder}/{}", f.name);
+                    f
+                }));
+            }
+            Ok(other) => return unexpected(other),
+            Err(r) => return r,
+        }
+    }
+    match zip_of(&all) {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, "application/zip".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"renkei-units.zip\"".to_owned(),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("building the ZIP failed: {e}"),
+        ),
+    }
+}
