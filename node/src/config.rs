@@ -210,6 +210,39 @@ impl Default for LimitsConfig {
     }
 }
 
+/// E-mail notices of new arrivals, for offices that asked on the page.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// SMTP server, `host:port` (port 25 if absent). Empty: no notices are sent.
+    pub smtp: String,
+    /// Upgrade the connection with STARTTLS (the server's certificate checked against the
+    /// system's CAs). Default false (a relay on the same host or private network).
+    pub starttls: bool,
+    /// SMTP user name (empty: no authentication).
+    pub username: String,
+    /// SMTP password.
+    pub password: String,
+    /// The sender address. Default `renkei@localhost`.
+    pub from: String,
+    /// Arrivals for one office within this long after the first go in one message (ms).
+    /// Default 60 000.
+    pub delay_ms: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            smtp: String::new(),
+            starttls: false,
+            username: String::new(),
+            password: String::new(),
+            from: "renkei@localhost".into(),
+            delay_ms: 60_000,
+        }
+    }
+}
+
 /// The whole node configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -262,6 +295,9 @@ pub struct NodeConfig {
     /// Where the node keeps its state. Default: the local store in `DIR/store`.
     #[serde(default)]
     pub store: StoreConfig,
+    /// E-mail notices of new arrivals (off unless `smtp` is set).
+    #[serde(default)]
+    pub notify: NotifyConfig,
 }
 
 /// Which store a node runs on (`[store]` in renkei.toml).
@@ -380,6 +416,7 @@ impl NodeConfig {
             cors_allowed_origins: vec![],
             session_cookie_secure: false,
             store: StoreConfig::default(),
+            notify: NotifyConfig::default(),
         }
     }
 

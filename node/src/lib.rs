@@ -25,6 +25,7 @@ pub use renkei_core as core;
 pub mod histogram;
 pub mod keyfile;
 pub mod net;
+pub mod notify;
 pub mod prepare_pool;
 pub mod runtime;
 pub mod store;

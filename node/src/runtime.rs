@@ -585,6 +585,7 @@ pub async fn drive(
     busy_since: Arc<AtomicU64>,
     load: Arc<CoreLoad>,
     pool: crate::prepare_pool::PreparePool,
+    notifier: Option<crate::notify::Notifier>,
 ) -> Result<(), RuntimeError> {
     // Whatever way this returns, `/readyz` then says the core has stopped.
     struct Stopped(Arc<AtomicU64>);
@@ -613,6 +614,22 @@ pub async fn drive(
                 Effect::Respond { id, response } => peers.respond(id, response).await,
                 Effect::Wake { at_ms } => wake = Some(wake.map_or(at_ms, |w| w.min(at_ms))),
                 Effect::Roster { peers: list } => peers.roster(list).await,
+                Effect::Notify {
+                    office,
+                    email,
+                    kind,
+                    from,
+                } => match &notifier {
+                    Some(n) => n.notify(crate::notify::Notice {
+                        office,
+                        email,
+                        kind,
+                        from,
+                    }),
+                    None => {
+                        tracing::warn!(%office, "the office asked for e-mail notices, but [notify] smtp is not configured")
+                    }
+                },
                 // Taken in the batch that made it (`seal_in_batch`); were one left, its
                 // result would come back as an input.
                 Effect::Seal { ticket, job } => {
@@ -742,6 +759,7 @@ pub fn spawn_core(
     peer_tx: mpsc::UnboundedSender<Input>,
     batch_max: usize,
     pool: crate::prepare_pool::PreparePool,
+    notifier: Option<crate::notify::Notifier>,
 ) -> (
     CoreHandle,
     oneshot::Sender<()>,
@@ -764,6 +782,7 @@ pub fn spawn_core(
         busy_since.clone(),
         load.clone(),
         pool,
+        notifier,
     ));
     (
         CoreHandle {
@@ -969,6 +988,7 @@ pub async fn start(dir: &Path) -> Result<RunningNode, RuntimeError> {
         peer_tx,
         cfg.limits.commit_batch_max,
         pool.clone(),
+        crate::notify::Notifier::start(&cfg.notify),
     );
     let listener = tokio::net::TcpListener::from_std(std_listener).map_err(io)?;
     let http = listener

@@ -697,6 +697,8 @@ impl Sim {
             }
             // The simulated network admits every simulated operator already.
             Effect::Roster { .. } => {}
+            // No mail leaves a simulated federation.
+            Effect::Notify { .. } => {}
             // The prepare stage: the job runs here, its answer is the node's next input.
             Effect::Seal { ticket, job } => {
                 let sealed = Box::new(job.run());

@@ -11,6 +11,7 @@ mod crash_loop;
 mod failover;
 mod federation;
 mod flood;
+mod notify;
 mod proxy;
 mod rotation;
 mod single_node;

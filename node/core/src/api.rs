@@ -106,6 +106,13 @@ impl<S: Store> Core<S> {
                 session_hash,
             } if operator => self.sign_in(&o, &user, ok, session_hash)?,
             ApiCommand::SignOut { everywhere } => self.sign_out(&auth, everywhere)?,
+            ApiCommand::SetNotify { email } => match self.office_admin_of(&auth) {
+                Some(o) => self.set_notify(&o, email)?,
+                None if office.is_some() => ApiReply::Forbidden(
+                    "e-mail notices are set by the office's administrators".into(),
+                ),
+                None => need_office(),
+            },
             ApiCommand::AddOffice {
                 office: o,
                 kinds,

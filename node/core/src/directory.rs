@@ -368,6 +368,7 @@ impl<S: Store> Core<S> {
             name,
             token_hash,
             since_ms: self.now,
+            notify: None,
         };
         self.keep_office(&rec)?;
         // An office the authority assigned here keeps the assignment as its binding.
@@ -387,7 +388,7 @@ impl<S: Store> Core<S> {
     }
 
     /// Stores an office's record and indexes it (by number, by token hash).
-    fn keep_office(&mut self, rec: &OfficeRec) -> Result<(), StoreError> {
+    pub(super) fn keep_office(&mut self, rec: &OfficeRec) -> Result<(), StoreError> {
         records::put(
             &mut self.store,
             Tree::Offices,
@@ -951,6 +952,7 @@ fn office_view(rec: &OfficeRec) -> OfficeView {
         office: rec.office.to_string(),
         name: rec.name.clone(),
         kinds: rec.kinds.iter().map(|k| k.to_string()).collect(),
+        notify: rec.notify.clone(),
         staff: None,
     }
 }

@@ -25,6 +25,14 @@ impl<S: Store> Core<S> {
         let h = env.header();
         let id = env.id();
         let office = h.to.office.clone();
+        if let Some(email) = self.offices.get(&office).and_then(|o| o.notify.clone()) {
+            self.effects.push_back(super::io::Effect::Notify {
+                office: office.clone(),
+                email,
+                kind: h.doc_kind.to_string(),
+                from: h.from.office.clone(),
+            });
+        }
         self.store.put(Tree::Envelopes, id.as_bytes(), encoded)?;
         for (i, f) in files.iter().enumerate() {
             self.store.put(Tree::Files, &id_n_key(&id, i as u64), f)?;

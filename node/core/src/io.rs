@@ -289,6 +289,12 @@ pub enum ApiCommand {
         /// Envelope id.
         id: EnvelopeId,
     },
+    /// Set (or clear, `None`) the address told of new arrivals by e-mail (the office's
+    /// administrators).
+    SetNotify {
+        /// The address.
+        email: Option<String>,
+    },
     /// End the caller's session, or all of its account's sessions.
     SignOut {
         /// Every session of the account.
@@ -411,6 +417,18 @@ pub enum Effect {
     Roster {
         /// Every operator of the roster except this node.
         peers: Vec<RosterPeer>,
+    },
+    /// A unit arrived in an office's inbox and the office asked to be told by e-mail (the
+    /// driver coalesces and sends; nothing of the unit's content is in it).
+    Notify {
+        /// The receiving office.
+        office: OfficeNumber,
+        /// Its notice address.
+        email: String,
+        /// The unit's data kind (D1…D7).
+        kind: String,
+        /// The sending office.
+        from: OfficeNumber,
     },
 }
 

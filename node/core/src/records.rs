@@ -265,6 +265,10 @@ pub struct OfficeRec {
     pub token_hash: [u8; 32],
     /// Registration time.
     pub since_ms: u64,
+    /// The address told of new arrivals by e-mail, if the office asked. Absent in records
+    /// written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<String>,
 }
 
 /// A receipt waiting to be forwarded toward an envelope's origin.

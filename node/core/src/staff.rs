@@ -68,6 +68,23 @@ pub fn user_id_ok(user: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'))
 }
 
+/// A plausible e-mail address: `local@label.label…`, no spaces, control characters or
+/// `<>,;"` (nothing that could break a mail header), at most 254 characters — exactly the
+/// pattern the OpenAPI document gives.
+pub fn email_ok(e: &str) -> bool {
+    let bad =
+        |c: char| c.is_control() || c.is_whitespace() || c == '\u{feff}' || "<>,;\"@".contains(c);
+    let Some((local, domain)) = e.split_once('@') else {
+        return false;
+    };
+    let labels: Vec<&str> = domain.split('.').collect();
+    e.chars().count() <= 254
+        && !local.is_empty()
+        && !local.chars().any(bad)
+        && labels.len() >= 2
+        && labels.iter().all(|l| !l.is_empty() && !l.chars().any(bad))
+}
+
 /// Who asks, for staff commands: the operator, or an office by its API token or a
 /// session (with the session's user).
 pub(crate) enum Caller {
@@ -158,6 +175,38 @@ impl<S: Store> Core<S> {
                     .map(|s| Caller::Staff(s.clone()))
             }
         }
+    }
+
+    /// Sets or clears the address an office's new arrivals are told to.
+    pub(super) fn set_notify(
+        &mut self,
+        office: &OfficeNumber,
+        email: Option<String>,
+    ) -> Result<ApiReply, StoreError> {
+        if let Some(e) = &email
+            && !email_ok(e)
+        {
+            return Ok(ApiReply::BadRequest(format!(
+                "{e:?} is not an e-mail address (name@domain, up to 254 characters)"
+            )));
+        }
+        let Some(mut rec) = self.offices.get(office).cloned() else {
+            return Ok(ApiReply::NotFound(format!(
+                "office {office} is not homed here"
+            )));
+        };
+        rec.notify = email.clone();
+        self.keep_office(&rec)?;
+        self.audit(
+            "notify_set",
+            None,
+            Some(office),
+            email.unwrap_or_else(|| "(none)".into()),
+        )?;
+        Ok(match self.office_view_of(office) {
+            Some(v) => ApiReply::Office(v),
+            None => ApiReply::Done,
+        })
     }
 
     /// The office whose administrator `auth` is: its API token, or an administrator's

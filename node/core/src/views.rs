@@ -139,6 +139,9 @@ pub struct OfficeView {
     pub name: String,
     /// Service kinds.
     pub kinds: Vec<String>,
+    /// The address told of new arrivals by e-mail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify: Option<String>,
     /// The signed-in staff member, when the caller is a session (not an API token).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub staff: Option<SessionView>,

@@ -672,3 +672,38 @@ mod tests {
         assert!(PasswordHash::new(decoy()).is_ok());
     }
 }
+
+/// Body of `PUT /v1/notify`: `email` is required, a string or `null`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NotifyBody {
+    #[serde(deserialize_with = "present")]
+    email: Option<String>,
+}
+
+/// A field that must be there, though it may be `null` (serde takes a missing
+/// `Option` as `None` otherwise).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d)
+}
+
+/// `PUT /v1/notify` `{"email": "..." | null}`: the address told of new arrivals (the
+/// office's administrators).
+pub(super) async fn set_notify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(b): Json<NotifyBody>,
+) -> Response {
+    let auth = match caller(&headers) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    match state
+        .core
+        .call(auth, ApiCommand::SetNotify { email: b.email })
+        .await
+    {
+        ApiReply::Office(v) => Json(v).into_response(),
+        other => unexpected(other),
+    }
+}

@@ -285,6 +285,7 @@ fn every_stored_record_is_ciboriums_bytes() {
                 name: text(i * 5),
                 token_hash: [i as u8; 32],
                 since_ms: n,
+                notify: (i % 2 == 0).then(|| format!("office{i}@example.jp")),
             },
             i < 3,
         );

@@ -45,6 +45,8 @@ pub struct Net {
     pub tamper: Option<Tamper>,
     /// Nodes that take requests and never answer (a stuck peer: no failure, no response).
     pub stuck: BTreeSet<usize>,
+    /// E-mail notices the nodes asked for: (node, office, address).
+    pub notices: Vec<(usize, renkei_protocol::ids::OfficeNumber, String)>,
 }
 
 /// The files of a fixture send unit directory, sorted by name.
@@ -124,6 +126,7 @@ impl Net {
             queue: VecDeque::new(),
             links: BTreeSet::new(),
             replies: BTreeMap::new(),
+            notices: Vec::new(),
             next_api: 1,
             next_inbound: 1,
             inbound: BTreeMap::new(),
@@ -282,6 +285,7 @@ impl Net {
                 *w = Some(w.map_or(at_ms, |x| x.min(at_ms)));
             }
             Effect::Roster { .. } => {}
+            Effect::Notify { office, email, .. } => self.notices.push((i, office, email)),
             // The prepare stage of this network: inline, next in the queue.
             Effect::Seal { ticket, job } => self.queue.push_back((
                 i,

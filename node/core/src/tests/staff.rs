@@ -260,3 +260,56 @@ fn sessions_end_when_idle_at_their_limit_on_sign_out_and_survive_a_restart() {
         ApiReply::Unauthorized
     ));
 }
+
+#[test]
+fn an_office_that_asked_is_told_of_new_arrivals_and_only_administrators_set_it() {
+    let mut net = node();
+    net.operator(0, add("kanri", true, Some(SVC)));
+    net.operator(0, add("tanaka", false, Some(SVC)));
+    sign_in(&mut net, SVC, "tanaka", true, "clerk");
+    let set = |e: &str| ApiCommand::SetNotify {
+        email: Some(e.into()),
+    };
+    assert!(matches!(
+        net.api_token(0, sha256(b"clerk"), set("x@example.jp")),
+        ApiReply::Forbidden(_)
+    ));
+    assert!(matches!(
+        net.api(0, SVC, set("no address\r\nBcc: x@y.jp")),
+        ApiReply::BadRequest(_)
+    ));
+    match net.api(0, SVC, set("jimu@example.jp")) {
+        ApiReply::Office(v) => assert_eq!(v.notify.as_deref(), Some("jimu@example.jp")),
+        other => panic!("{other:?}"),
+    }
+    let files = super::net::fixture_unit("d2_kyo_riyohyo");
+    net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            unit: crate::unit::PreparedUnit::new(files),
+            supersedes: None,
+        },
+    );
+    net.run_for(10);
+    assert_eq!(
+        net.notices,
+        vec![(0, SVC.parse().unwrap(), "jimu@example.jp".to_owned())]
+    );
+    // Cleared, nothing more is asked for.
+    net.api(0, SVC, ApiCommand::SetNotify { email: None });
+    let files = super::net::rename_stamp(
+        &super::net::fixture_unit("d2_kyo_riyohyo"),
+        "20250426090000",
+    );
+    net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            unit: crate::unit::PreparedUnit::new(files),
+            supersedes: None,
+        },
+    );
+    net.run_for(10);
+    assert_eq!(net.notices.len(), 1);
+}
