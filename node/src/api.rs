@@ -141,6 +141,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/units/{id}/certificate", get(office::certificate))
         .route("/v1/audit-export", get(audit::own_export))
         .route("/v1/notify", put(session::set_notify))
+        .route("/v1/policy", put(session::set_policy))
         .route(
             "/v1/session",
             post(session::sign_in).delete(session::sign_out),

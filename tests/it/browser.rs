@@ -421,6 +421,47 @@ fn staff_sign_in_with_password_and_code_on_the_page() {
     b.wait_text("#staff-table", "有効");
     b.screenshot(&shots.join("9-staff-and-second-factor.png"));
 
+    // The administrator makes a second factor required: the clerk, who has none, signs in
+    // to a page that only lets them set one up, then to the whole page.
+    b.click("#totp-required");
+    b.click("#policy-save");
+    b.wait_text("#staff-msg", "必須にしました");
+    b.click("#signout");
+    b.wait_text("#signin-card", "サインイン");
+    b.goto(&format!("{}/healthz", node.url));
+    b.script("sessionStorage.clear()");
+    b.goto(&node.url);
+    b.type_into("#s-office", office);
+    b.type_into("#s-user", "tanaka");
+    b.type_into("#s-password", "tanaka-pass-1");
+    b.click("#staff-signin");
+    b.wait_text("#must-enrol", "二段階認証が必須です");
+    let hidden = |sel: &str| {
+        b.script(&format!(
+            "return document.querySelector('{sel}').classList.contains('hidden')"
+        ))
+    };
+    assert_eq!(hidden("#tab-inbox"), serde_json::json!(true));
+    b.screenshot(&shots.join("14-second-factor-required.png"));
+    b.click("#totp-start");
+    b.wait_text("#totp-setup", "認証アプリ");
+    let clerk_secret: String = b
+        .text("#totp-secret")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let clerk_code = {
+        let bytes = totp_rs::Secret::Encoded(clerk_secret).to_bytes().unwrap();
+        totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes)
+            .unwrap()
+            .generate_current()
+            .unwrap()
+    };
+    b.type_into("#totp-code", &clerk_code);
+    b.click("#totp-enable");
+    b.wait_text("#tab-inbox", "受信箱");
+    assert_eq!(hidden("#tab-inbox"), serde_json::json!(false));
+
     // Signed out, the next sign-in asks for the code.
     b.click("#signout");
     b.wait_text("#signin-card", "サインイン");

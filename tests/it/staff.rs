@@ -269,3 +269,64 @@ fn staff_sign_in_with_password_and_code_csrf_lockout_and_timeouts() {
     std::thread::sleep(Duration::from_millis(4500));
     assert_eq!(tanaka.get("/v1/me").status().as_u16(), 401);
 }
+
+/// An office that requires a second factor: an account without one signs in only to enrol
+/// one, then works as usual.
+#[test]
+fn a_required_second_factor_is_enrolled_before_anything_else() {
+    let node = NodeProc::start("staff-required", &[]);
+    let url = node.url.clone();
+    node.add_office(CM, "43");
+    let out = renkei(&[
+        "office",
+        "staff-add",
+        "--dir",
+        node.dir_str(),
+        CM,
+        "kanri",
+        "--admin",
+    ]);
+    let password = out
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let first = sign_in(&url, CM, "kanri", &password, None).unwrap();
+    let r = first.send(
+        reqwest::Method::PUT,
+        "/v1/policy",
+        json!({ "totp_required": true }),
+        true,
+    );
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.json::<Value>().unwrap()["totp_required"], true);
+
+    let r = Client::new()
+        .post(format!("{url}/v1/session"))
+        .json(&json!({ "office": CM, "user": "kanri", "password": password }))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.json::<Value>().unwrap()["must_enrol"], true);
+    let s = sign_in(&url, CM, "kanri", &password, None).unwrap();
+    assert_eq!(
+        s.get("/v1/me").json::<Value>().unwrap()["staff"]["must_enrol"],
+        true
+    );
+    assert_eq!(
+        s.get("/v1/inbox").status().as_u16(),
+        403,
+        "only enrolment until enrolled"
+    );
+    let fresh: Value = s.get("/v1/totp").json().unwrap();
+    let secret = fresh["secret"].as_str().unwrap().to_owned();
+    let r = s.send(
+        reqwest::Method::POST,
+        "/v1/totp",
+        json!({ "secret": secret, "code": code_now(&secret) }),
+        true,
+    );
+    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(s.get("/v1/inbox").status().as_u16(), 200);
+}

@@ -30,6 +30,16 @@ impl<S: Store> Core<S> {
     ) -> Result<Option<ApiReply>, StoreError> {
         let operator = matches!(auth, Auth::Operator);
         self.touch_session(&auth)?;
+        if self.must_enrol(&auth)
+            && !matches!(
+                cmd,
+                ApiCommand::WhoAmI | ApiCommand::StaffTotp { .. } | ApiCommand::SignOut { .. }
+            )
+        {
+            return Ok(Some(ApiReply::Forbidden(
+                "this office requires a second factor: enrol an authenticator app first".into(),
+            )));
+        }
         let office = self.office_of(&auth);
         let need_office = || ApiReply::Unauthorized;
         let need_operator =
@@ -106,6 +116,13 @@ impl<S: Store> Core<S> {
                 session_hash,
             } if operator => self.sign_in(&o, &user, ok, session_hash)?,
             ApiCommand::SignOut { everywhere } => self.sign_out(&auth, everywhere)?,
+            ApiCommand::SetTotpRequired { required } => match self.office_admin_of(&auth) {
+                Some(o) => self.set_totp_required(&o, required)?,
+                None if office.is_some() => ApiReply::Forbidden(
+                    "the second-factor rule is set by the office's administrators".into(),
+                ),
+                None => need_office(),
+            },
             ApiCommand::SetNotify { email } => match self.office_admin_of(&auth) {
                 Some(o) => self.set_notify(&o, email)?,
                 None if office.is_some() => ApiReply::Forbidden(

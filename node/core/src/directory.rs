@@ -369,6 +369,7 @@ impl<S: Store> Core<S> {
             token_hash,
             since_ms: self.now,
             notify: None,
+            totp_required: false,
         };
         self.keep_office(&rec)?;
         // An office the authority assigned here keeps the assignment as its binding.
@@ -953,6 +954,7 @@ fn office_view(rec: &OfficeRec) -> OfficeView {
         name: rec.name.clone(),
         kinds: rec.kinds.iter().map(|k| k.to_string()).collect(),
         notify: rec.notify.clone(),
+        totp_required: rec.totp_required,
         staff: None,
     }
 }

@@ -289,6 +289,11 @@ pub enum ApiCommand {
         /// Envelope id.
         id: EnvelopeId,
     },
+    /// Require (or not) a second factor of the office's staff (its administrators).
+    SetTotpRequired {
+        /// Required.
+        required: bool,
+    },
     /// Set (or clear, `None`) the address told of new arrivals by e-mail (the office's
     /// administrators).
     SetNotify {

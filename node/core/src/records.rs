@@ -269,6 +269,10 @@ pub struct OfficeRec {
     /// written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<String>,
+    /// Staff must enrol a second factor (TOTP) before using the page. Absent (false) in
+    /// records written before it existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub totp_required: bool,
 }
 
 /// A receipt waiting to be forwarded toward an envelope's origin.

@@ -51,6 +51,9 @@ pub(crate) struct SessionRec {
     admin: bool,
     created_ms: u64,
     last_ms: u64,
+    /// The office requires a second factor the account had not enrolled at sign-in.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    must_enrol: bool,
 }
 
 fn staff_key(office: &OfficeNumber, user: &str) -> Vec<u8> {
@@ -177,6 +180,37 @@ impl<S: Store> Core<S> {
         }
     }
 
+    /// Whether `auth` is a session that may only enrol a second factor.
+    pub(super) fn must_enrol(&self, auth: &Auth) -> bool {
+        matches!(self.caller(auth), Some(Caller::Staff(s)) if s.must_enrol)
+    }
+
+    /// Requires (or not) a second factor of an office's staff: from their next sign-in,
+    /// an account without one may only enrol one.
+    pub(super) fn set_totp_required(
+        &mut self,
+        office: &OfficeNumber,
+        required: bool,
+    ) -> Result<ApiReply, StoreError> {
+        let Some(mut rec) = self.offices.get(office).cloned() else {
+            return Ok(ApiReply::NotFound(format!(
+                "office {office} is not homed here"
+            )));
+        };
+        rec.totp_required = required;
+        self.keep_office(&rec)?;
+        self.audit(
+            "totp_required_set",
+            None,
+            Some(office),
+            if required { "required" } else { "optional" }.into(),
+        )?;
+        Ok(match self.office_view_of(office) {
+            Some(v) => ApiReply::Office(v),
+            None => ApiReply::Done,
+        })
+    }
+
     /// Sets or clears the address an office's new arrivals are told to.
     pub(super) fn set_notify(
         &mut self,
@@ -228,6 +262,7 @@ impl<S: Store> Core<S> {
                 admin: s.admin,
                 expires_at_ms: (s.created_ms + self.cfg.session_max_ms)
                     .min(s.last_ms.max(self.now) + self.cfg.session_idle_ms),
+                must_enrol: s.must_enrol,
             }),
             _ => None,
         }
@@ -449,6 +484,22 @@ impl<S: Store> Core<S> {
         let enrol = !secret.is_empty();
         rec.totp = secret;
         self.put_staff(&rec)?;
+        if enrol {
+            // Enrolled: this account's sessions may do everything again.
+            let freed: Vec<[u8; 32]> = self
+                .sessions
+                .iter()
+                .filter(|(_, s)| s.office == office && s.user == user && s.must_enrol)
+                .map(|(h, _)| *h)
+                .collect();
+            for h in freed {
+                if let Some(mut s) = self.sessions.get(&h).cloned() {
+                    s.must_enrol = false;
+                    records::put(&mut self.store, Tree::Sessions, &h, &s)?;
+                    self.sessions.insert(h, s);
+                }
+            }
+        }
         self.audit(
             if enrol {
                 "staff_totp_enrolled"
@@ -534,6 +585,8 @@ impl<S: Store> Core<S> {
             admin: rec.admin,
             created_ms: self.now,
             last_ms: self.now,
+            must_enrol: rec.totp.is_empty()
+                && self.offices.get(office).is_some_and(|o| o.totp_required),
         };
         records::put(&mut self.store, Tree::Sessions, &session_hash, &s)?;
         self.sessions.insert(session_hash, s);

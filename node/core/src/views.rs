@@ -142,6 +142,9 @@ pub struct OfficeView {
     /// The address told of new arrivals by e-mail.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notify: Option<String>,
+    /// Staff must enrol a second factor before using the page.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub totp_required: bool,
     /// The signed-in staff member, when the caller is a session (not an API token).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub staff: Option<SessionView>,
@@ -174,6 +177,10 @@ pub struct SessionView {
     pub admin: bool,
     /// The session ends then unless used again (idle), and at the latest then (absolute).
     pub expires_at_ms: u64,
+    /// The office requires a second factor this account has not enrolled: the session
+    /// may only enrol one (and sign out) until it does.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub must_enrol: bool,
 }
 
 /// What the edge needs to check a sign-in.

@@ -272,6 +272,7 @@ pub(super) async fn sign_in(State(state): State<AppState>, Json(b): Json<SignInB
                 "user": v.user,
                 "admin": v.admin,
                 "expires_at_ms": v.expires_at_ms,
+                "must_enrol": v.must_enrol,
                 "csrf": csrf_for(&token),
             }))
             .into_response();
@@ -703,6 +704,34 @@ pub(super) async fn set_notify(
         .call(auth, ApiCommand::SetNotify { email: b.email })
         .await
     {
+        ApiReply::Office(v) => Json(v).into_response(),
+        other => unexpected(other),
+    }
+}
+
+/// Body of `PUT /v1/policy`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PolicyBody {
+    totp_required: bool,
+}
+
+/// `PUT /v1/policy` `{"totp_required": true}`: whether the office's staff must enrol a
+/// second factor (the office's administrators); from their next sign-in, an account
+/// without one may only enrol one.
+pub(super) async fn set_policy(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(b): Json<PolicyBody>,
+) -> Response {
+    let auth = match caller(&headers) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let cmd = ApiCommand::SetTotpRequired {
+        required: b.totp_required,
+    };
+    match state.core.call(auth, cmd).await {
         ApiReply::Office(v) => Json(v).into_response(),
         other => unexpected(other),
     }

@@ -286,6 +286,7 @@ fn every_stored_record_is_ciboriums_bytes() {
                 token_hash: [i as u8; 32],
                 since_ms: n,
                 notify: (i % 2 == 0).then(|| format!("office{i}@example.jp")),
+                totp_required: i % 3 == 1,
             },
             i < 3,
         );

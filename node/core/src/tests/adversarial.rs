@@ -408,11 +408,23 @@ fn audit_export_holds_every_unit_of_the_month_and_verifies() {
         ),
         ApiReply::NotFound(_)
     ));
-    // Offices cannot ask for it.
+    // An office (its token: its administrators) may have its own, never another's.
     assert!(matches!(
         net.api(
             0,
             CM,
+            ApiCommand::AuditExport {
+                office: CM.parse().unwrap(),
+                month: "202505".into()
+            }
+        ),
+        ApiReply::AuditExport(_)
+    ));
+    net.add_office(0, "4071481602", "15");
+    assert!(matches!(
+        net.api(
+            0,
+            "4071481602",
             ApiCommand::AuditExport {
                 office: CM.parse().unwrap(),
                 month: "202505".into()

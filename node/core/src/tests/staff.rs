@@ -313,3 +313,66 @@ fn an_office_that_asked_is_told_of_new_arrivals_and_only_administrators_set_it()
     net.run_for(10);
     assert_eq!(net.notices.len(), 1);
 }
+
+#[test]
+fn an_office_that_requires_a_second_factor_lets_staff_without_one_only_enrol() {
+    let mut net = node();
+    net.operator(0, add("kanri", true, Some(CM)));
+    net.operator(0, add("tanaka", false, Some(CM)));
+    sign_in(&mut net, CM, "tanaka", true, "clerk");
+    assert!(matches!(
+        net.api_token(
+            0,
+            sha256(b"clerk"),
+            ApiCommand::SetTotpRequired { required: true }
+        ),
+        ApiReply::Forbidden(_)
+    ));
+    match net.api(0, CM, ApiCommand::SetTotpRequired { required: true }) {
+        ApiReply::Office(v) => assert!(v.totp_required),
+        other => panic!("{other:?}"),
+    }
+    // A session from before the rule goes on; a new one must enrol first.
+    let inbox = ApiCommand::Inbox {
+        latest_only: false,
+        before: None,
+        limit: 10,
+    };
+    assert!(matches!(
+        net.api_token(0, sha256(b"clerk"), inbox.clone()),
+        ApiReply::InboxPage(_)
+    ));
+    let ApiReply::SignedIn(v) = sign_in(&mut net, CM, "tanaka", true, "clerk2") else {
+        panic!()
+    };
+    assert!(v.must_enrol);
+    let s2 = sha256(b"clerk2");
+    assert!(matches!(
+        net.api_token(0, s2, inbox.clone()),
+        ApiReply::Forbidden(_)
+    ));
+    assert!(matches!(
+        net.api_token(0, s2, ApiCommand::WhoAmI),
+        ApiReply::Office(_)
+    ));
+    assert!(matches!(
+        net.api_token(
+            0,
+            s2,
+            ApiCommand::StaffTotp {
+                user: None,
+                secret: vec![7; 20]
+            }
+        ),
+        ApiReply::Done
+    ));
+    assert!(matches!(
+        net.api_token(0, s2, inbox),
+        ApiReply::InboxPage(_)
+    ));
+    // Enrolled, the next sign-in is a full one.
+    let ApiReply::SignedIn(v) = sign_in(&mut net, CM, "tanaka", true, "clerk3") else {
+        panic!()
+    };
+    assert!(!v.must_enrol);
+}
