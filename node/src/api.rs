@@ -147,6 +147,9 @@ pub fn router(state: AppState) -> Router {
             post(session::sign_in).delete(session::sign_out),
         )
         .route("/v1/sessions", delete(session::sign_out_everywhere))
+        .route("/v1/session/office", post(session::switch_office))
+        .route("/v1/grants", post(session::grant))
+        .route("/v1/grants/{office}/{user}", delete(session::revoke))
         .route("/v1/staff", get(session::list).post(session::add))
         .route("/v1/staff/{user}", delete(session::remove))
         .route("/v1/staff/{user}/password", post(session::set_password))

@@ -96,8 +96,11 @@ fn schemathesis_finds_no_contract_failure() {
             &format!("Authorization: Bearer {token}"),
             "--max-examples",
             "40",
+            // One worker: with two, Python 3.11's `ast` (used by hypothesis to describe its
+            // strategies) sometimes fails from two threads ("AST constructor recursion
+            // depth mismatch"), a runtime error that is not the API's.
             "--workers",
-            "2",
+            "1",
             // Reproducible in CI; RENKEI_SCHEMATHESIS_SEED explores others.
             "--seed",
             &std::env::var("RENKEI_SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261207".into()),

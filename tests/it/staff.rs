@@ -330,3 +330,64 @@ fn a_required_second_factor_is_enrolled_before_anything_else() {
     assert_eq!(r.status().as_u16(), 204);
     assert_eq!(s.get("/v1/inbox").status().as_u16(), 200);
 }
+
+/// A corporation's staff member granted another office of the same node switches to it,
+/// sees that office's data (not its own), and loses it when the grant is revoked.
+#[test]
+fn a_corporation_account_switches_to_an_office_it_was_granted() {
+    let node = NodeProc::start("staff-corp", &[]);
+    let url = node.url.clone();
+    let cm_token = node.add_office(CM, "43");
+    let svc_token = node.add_office(SVC, "11");
+    let pw = |office: &str, user: &str| {
+        let out = renkei(&["office", "staff-add", "--dir", node.dir_str(), office, user]);
+        out.lines()
+            .find_map(|l| l.strip_prefix("password: "))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap()
+            .to_owned()
+    };
+    let honbu_pw = pw(CM, "honbu");
+    // A unit for SVC, which honbu (of CM) will read once granted.
+    let (st, body) = renkei_tests::Office::new(&url, &cm_token)
+        .submit(&renkei_tests::fixture_files("valid/d2_kyo_riyohyo"));
+    assert_eq!(st, 202, "{body}");
+    let honbu = sign_in(&url, CM, "honbu", &honbu_pw, None).unwrap();
+    let to_svc = json!({ "office": SVC });
+    assert_eq!(
+        honbu
+            .send(
+                reqwest::Method::POST,
+                "/v1/session/office",
+                to_svc.clone(),
+                true
+            )
+            .status()
+            .as_u16(),
+        403,
+        "not granted yet"
+    );
+    // SVC (its token: its administrators) grants CM's honbu.
+    let r = Client::new()
+        .post(format!("{url}/v1/grants"))
+        .bearer_auth(&svc_token)
+        .json(&json!({ "office": CM, "user": "honbu" }))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let me: Value = honbu.get("/v1/me").json().unwrap();
+    assert_eq!(me["staff"]["offices"], json!([CM, SVC]));
+    let r = honbu.send(reqwest::Method::POST, "/v1/session/office", to_svc, true);
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.json::<Value>().unwrap()["office"], SVC);
+    let inbox: Value = honbu.get("/v1/inbox").json().unwrap();
+    assert_eq!(inbox.as_array().unwrap().len(), 1, "SVC's inbox: {inbox}");
+    // Revoked: the session acting for SVC ends.
+    let r = Client::new()
+        .delete(format!("{url}/v1/grants/{CM}/honbu"))
+        .bearer_auth(&svc_token)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(honbu.get("/v1/inbox").status().as_u16(), 401);
+}

@@ -88,6 +88,12 @@ impl<S: Store> Core<S> {
             ApiCommand::WhoAmI => match office.and_then(|o| self.office_view_of(&o)) {
                 Some(mut v) => {
                     v.staff = self.session_view(&auth);
+                    if let Some(st) = v.staff.as_mut() {
+                        let offices = self.offices_of_session(&auth)?;
+                        if offices.len() > 1 {
+                            st.offices = offices;
+                        }
+                    }
                     ApiReply::Office(v)
                 }
                 None => need_office(),
@@ -116,6 +122,10 @@ impl<S: Store> Core<S> {
                 session_hash,
             } if operator => self.sign_in(&o, &user, ok, session_hash)?,
             ApiCommand::SignOut { everywhere } => self.sign_out(&auth, everywhere)?,
+            ApiCommand::StaffGrant { home, user, admin } => {
+                self.staff_grant(&auth, home, &user, admin)?
+            }
+            ApiCommand::SwitchOffice { office: o } => self.switch_office(&auth, o)?,
             ApiCommand::SetTotpRequired { required } => match self.office_admin_of(&auth) {
                 Some(o) => self.set_totp_required(&o, required)?,
                 None if office.is_some() => ApiReply::Forbidden(

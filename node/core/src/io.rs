@@ -289,6 +289,21 @@ pub enum ApiCommand {
         /// Envelope id.
         id: EnvelopeId,
     },
+    /// Grant (`admin: Some(..)`) or revoke (`None`) a staff member of another office homed
+    /// here the right to act for the caller's office (its administrators).
+    StaffGrant {
+        /// The staff member's own office.
+        home: OfficeNumber,
+        /// User ID.
+        user: String,
+        /// As an administrator of the caller's office; `None` revokes.
+        admin: Option<bool>,
+    },
+    /// Move the caller's session to another office its account was granted (or back).
+    SwitchOffice {
+        /// The office.
+        office: OfficeNumber,
+    },
     /// Require (or not) a second factor of the office's staff (its administrators).
     SetTotpRequired {
         /// Required.

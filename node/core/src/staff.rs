@@ -54,6 +54,42 @@ pub(crate) struct SessionRec {
     /// The office requires a second factor the account had not enrolled at sign-in.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     must_enrol: bool,
+    /// Switched to another office it was granted (a corporation's staff): the account's own
+    /// office and administrator flag; `office` and `admin` are then the granted office's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    home: Option<(OfficeNumber, bool)>,
+}
+
+impl SessionRec {
+    /// The office the account belongs to (not the one it acts for).
+    fn home_office(&self) -> &OfficeNumber {
+        self.home.as_ref().map_or(&self.office, |h| &h.0)
+    }
+}
+
+/// A grant: a staff member of one office may act for another (`Tree::Staff`, key
+/// target ‖ `/~` ‖ home ‖ `:` ‖ user; `~` is in no user ID). Mirrored under
+/// [`GRANTS_BY_USER`] ‖ home ‖ `:` ‖ user ‖ `/` ‖ target for the account's list.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct GrantRec {
+    admin: bool,
+    granted_ms: u64,
+}
+
+/// Prefix of the grants listed by account (no office number starts with it).
+const GRANTS_BY_USER: &[u8] = b"\xffgrants/";
+
+fn grant_key(target: &OfficeNumber, home: &OfficeNumber, user: &str) -> Vec<u8> {
+    format!("{target}/~{home}:{user}").into_bytes()
+}
+
+fn grant_by_user_key(home: &OfficeNumber, user: &str, target: Option<&OfficeNumber>) -> Vec<u8> {
+    let mut k = GRANTS_BY_USER.to_vec();
+    k.extend_from_slice(format!("{home}:{user}/").as_bytes());
+    if let Some(t) = target {
+        k.extend_from_slice(t.as_str().as_bytes());
+    }
+    k
 }
 
 fn staff_key(office: &OfficeNumber, user: &str) -> Vec<u8> {
@@ -156,7 +192,7 @@ impl<S: Store> Core<S> {
         let ended: Vec<[u8; 32]> = self
             .sessions
             .iter()
-            .filter(|(_, s)| &s.office == office && s.user == user)
+            .filter(|(_, s)| s.home_office() == office && s.user == user)
             .map(|(h, _)| *h)
             .collect();
         for h in ended {
@@ -208,6 +244,156 @@ impl<S: Store> Core<S> {
         Ok(match self.office_view_of(office) {
             Some(v) => ApiReply::Office(v),
             None => ApiReply::Done,
+        })
+    }
+
+    /// Grants a staff member of another office homed here (a corporation's, say) the right
+    /// to act for the caller's office (as an administrator of it, or not); revoking ends
+    /// the sessions acting for it.
+    pub(super) fn staff_grant(
+        &mut self,
+        auth: &Auth,
+        home: OfficeNumber,
+        user: &str,
+        admin: Option<bool>,
+    ) -> Result<ApiReply, StoreError> {
+        let target = match self.managed_office(self.caller(auth), None) {
+            Ok(o) => o,
+            Err(r) => return Ok(r),
+        };
+        if home == target {
+            return Ok(ApiReply::Conflict(
+                "that is this office's own staff, who need no grant".into(),
+            ));
+        }
+        match admin {
+            Some(admin) => {
+                if self.staff_rec(&home, user)?.is_none() {
+                    return Ok(ApiReply::NotFound(format!(
+                        "no user {user} at office {home} on this node"
+                    )));
+                }
+                let g = GrantRec {
+                    admin,
+                    granted_ms: self.now,
+                };
+                records::put(
+                    &mut self.store,
+                    Tree::Staff,
+                    &grant_key(&target, &home, user),
+                    &g,
+                )?;
+                records::put(
+                    &mut self.store,
+                    Tree::Staff,
+                    &grant_by_user_key(&home, user, Some(&target)),
+                    &g,
+                )?;
+                self.audit(
+                    "staff_granted",
+                    None,
+                    Some(&target),
+                    format!(
+                        "{home}:{user}{}",
+                        if admin { " (administrator)" } else { "" }
+                    ),
+                )?;
+            }
+            None => {
+                self.store
+                    .delete(Tree::Staff, &grant_key(&target, &home, user))?;
+                self.store
+                    .delete(Tree::Staff, &grant_by_user_key(&home, user, Some(&target)))?;
+                let acting: Vec<[u8; 32]> = self
+                    .sessions
+                    .iter()
+                    .filter(|(_, s)| {
+                        s.office == target && s.home_office() == &home && s.user == user
+                    })
+                    .map(|(h, _)| *h)
+                    .collect();
+                for h in acting {
+                    self.end_session(&h)?;
+                }
+                self.audit(
+                    "staff_grant_revoked",
+                    None,
+                    Some(&target),
+                    format!("{home}:{user}"),
+                )?;
+            }
+        }
+        Ok(ApiReply::Staff(self.staff_list(&target)?))
+    }
+
+    /// The offices a session's account may act for: its own, then those granted.
+    pub(super) fn offices_of_session(&self, auth: &Auth) -> Result<Vec<String>, StoreError> {
+        let Some(Caller::Staff(s)) = self.caller(auth) else {
+            return Ok(Vec::new());
+        };
+        let home = s.home_office().clone();
+        let prefix = grant_by_user_key(&home, &s.user, None);
+        let mut end = prefix.clone();
+        end.push(0xff);
+        let mut out = vec![home.to_string()];
+        for (k, _) in self.store.range(Tree::Staff, &prefix, Some(&end), 1000)? {
+            let t = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            if t.parse::<OfficeNumber>()
+                .is_ok_and(|o| self.offices.contains_key(&o))
+            {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves a session to another office its account was granted, or back to its own.
+    pub(super) fn switch_office(
+        &mut self,
+        auth: &Auth,
+        target: OfficeNumber,
+    ) -> Result<ApiReply, StoreError> {
+        let Auth::Office(h) = auth else {
+            return Ok(ApiReply::Unauthorized);
+        };
+        let Some(Caller::Staff(mut s)) = self.caller(auth) else {
+            return Ok(ApiReply::Forbidden(
+                "only a staff member's session switches offices".into(),
+            ));
+        };
+        let (home, home_admin) = s.home.clone().unwrap_or((s.office.clone(), s.admin));
+        if target == home {
+            s.office = home;
+            s.admin = home_admin;
+            s.home = None;
+        } else {
+            let Some(v) = self
+                .store
+                .get(Tree::Staff, &grant_key(&target, &home, &s.user))?
+            else {
+                return Ok(ApiReply::Forbidden(format!(
+                    "this account may not act for office {target}"
+                )));
+            };
+            let g: GrantRec = records::decode(Tree::Staff, &v)?;
+            if !self.offices.contains_key(&target) {
+                return Ok(ApiReply::NotFound(format!(
+                    "office {target} is not homed here"
+                )));
+            }
+            s.office = target;
+            s.admin = g.admin;
+            s.home = Some((home, home_admin));
+        }
+        records::put(&mut self.store, Tree::Sessions, h, &s)?;
+        let office = s.office.clone();
+        self.sessions.insert(*h, s);
+        Ok(match self.office_view_of(&office) {
+            Some(mut v) => {
+                v.staff = self.session_view(auth);
+                ApiReply::Office(v)
+            }
+            None => ApiReply::Unauthorized,
         })
     }
 
@@ -263,6 +449,7 @@ impl<S: Store> Core<S> {
                 expires_at_ms: (s.created_ms + self.cfg.session_max_ms)
                     .min(s.last_ms.max(self.now) + self.cfg.session_idle_ms),
                 must_enrol: s.must_enrol,
+                offices: Vec::new(),
             }),
             _ => None,
         }
@@ -328,7 +515,23 @@ impl<S: Store> Core<S> {
         let mut end = prefix.clone();
         end.push(0xff);
         let mut out = Vec::new();
-        for (_, v) in self.store.range(Tree::Staff, &prefix, Some(&end), 10_000)? {
+        for (k, v) in self.store.range(Tree::Staff, &prefix, Some(&end), 10_000)? {
+            if let Some(who) = k
+                .strip_prefix(prefix.as_slice())
+                .and_then(|u| u.strip_prefix(b"~"))
+            {
+                // A grant to another office's staff member.
+                let g: GrantRec = records::decode(Tree::Staff, &v)?;
+                out.push(StaffView {
+                    user: String::from_utf8_lossy(who).into_owned(),
+                    admin: g.admin,
+                    totp: false,
+                    locked_until_ms: None,
+                    created_ms: g.granted_ms,
+                    granted: true,
+                });
+                continue;
+            }
             let r: StaffRec = records::decode(Tree::Staff, &v)?;
             out.push(view(&r, self.now));
         }
@@ -422,9 +625,9 @@ impl<S: Store> Core<S> {
         let caller = self.caller(auth);
         let office = match &caller {
             Some(Caller::Staff(s))
-                if s.user == user && office.as_ref().is_none_or(|o| o == &s.office) =>
+                if s.user == user && office.as_ref().is_none_or(|o| o == s.home_office()) =>
             {
-                s.office.clone()
+                s.home_office().clone()
             }
             _ => match self.managed_office(caller, office) {
                 Ok(o) => o,
@@ -463,8 +666,8 @@ impl<S: Store> Core<S> {
     ) -> Result<ApiReply, StoreError> {
         let caller = self.caller(auth);
         let (office, user) = match (&caller, user) {
-            (Some(Caller::Staff(s)), None) => (s.office.clone(), s.user.clone()),
-            (Some(Caller::Staff(s)), Some(u)) if u == s.user => (s.office.clone(), u),
+            (Some(Caller::Staff(s)), None) => (s.home_office().clone(), s.user.clone()),
+            (Some(Caller::Staff(s)), Some(u)) if u == s.user => (s.home_office().clone(), u),
             (_, Some(u)) if secret.is_empty() => match self.managed_office(caller, None) {
                 Ok(o) => (o, u),
                 Err(r) => return Ok(r),
@@ -489,7 +692,7 @@ impl<S: Store> Core<S> {
             let freed: Vec<[u8; 32]> = self
                 .sessions
                 .iter()
-                .filter(|(_, s)| s.office == office && s.user == user && s.must_enrol)
+                .filter(|(_, s)| s.home_office() == &office && s.user == user && s.must_enrol)
                 .map(|(h, _)| *h)
                 .collect();
             for h in freed {
@@ -571,7 +774,7 @@ impl<S: Store> Core<S> {
         let mut mine: Vec<(u64, [u8; 32])> = self
             .sessions
             .iter()
-            .filter(|(_, s)| &s.office == office && s.user == user)
+            .filter(|(_, s)| s.home_office() == office && s.user == user)
             .map(|(h, s)| (s.created_ms, *h))
             .collect();
         mine.sort();
@@ -587,6 +790,7 @@ impl<S: Store> Core<S> {
             last_ms: self.now,
             must_enrol: rec.totp.is_empty()
                 && self.offices.get(office).is_some_and(|o| o.totp_required),
+            home: None,
         };
         records::put(&mut self.store, Tree::Sessions, &session_hash, &s)?;
         self.sessions.insert(session_hash, s);
@@ -609,7 +813,7 @@ impl<S: Store> Core<S> {
             return Ok(ApiReply::Unauthorized);
         };
         if everywhere {
-            self.end_sessions_of(&s.office, &s.user)?;
+            self.end_sessions_of(s.home_office(), &s.user)?;
         } else {
             self.end_session(h)?;
         }
@@ -630,7 +834,7 @@ impl<S: Store> Core<S> {
         let ended: Vec<[u8; 32]> = self
             .sessions
             .iter()
-            .filter(|(_, s)| &s.office == office)
+            .filter(|(_, s)| &s.office == office || s.home_office() == office)
             .map(|(h, _)| *h)
             .collect();
         for h in ended {
@@ -647,5 +851,6 @@ fn view(r: &StaffRec, now: u64) -> StaffView {
         totp: !r.totp.is_empty(),
         locked_until_ms: (r.locked_until_ms > now).then_some(r.locked_until_ms),
         created_ms: r.created_ms,
+        granted: false,
     }
 }

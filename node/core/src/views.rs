@@ -164,6 +164,10 @@ pub struct StaffView {
     pub locked_until_ms: Option<u64>,
     /// Created (ms since the epoch).
     pub created_ms: u64,
+    /// A staff member of another office granted to act for this one (`user` is then
+    /// `OFFICE:USER`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub granted: bool,
 }
 
 /// A signed-in staff member's session.
@@ -181,6 +185,9 @@ pub struct SessionView {
     /// may only enrol one (and sign out) until it does.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub must_enrol: bool,
+    /// The offices this account may act for (its own first), when more than one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub offices: Vec<String>,
 }
 
 /// What the edge needs to check a sign-in.

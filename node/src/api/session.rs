@@ -736,3 +736,93 @@ pub(super) async fn set_policy(
         other => unexpected(other),
     }
 }
+
+/// Body of `POST /v1/grants`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GrantBody {
+    office: String,
+    user: String,
+    #[serde(default)]
+    admin: bool,
+}
+
+/// `POST /v1/grants` `{"office","user","admin"}`: lets a staff member of another office
+/// homed here (a corporation's) act for the caller's office (its administrators).
+pub(super) async fn grant(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(b): Json<GrantBody>,
+) -> Response {
+    let auth = match caller(&headers) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let Ok(home) = b.office.parse::<OfficeNumber>() else {
+        return bad("office must be a 10-digit office number");
+    };
+    let cmd = ApiCommand::StaffGrant {
+        home,
+        user: b.user,
+        admin: Some(b.admin),
+    };
+    staff_reply(state.core.call(auth, cmd).await, true)
+}
+
+/// `DELETE /v1/grants/{office}/{user}`: revokes a grant (the sessions acting on it end).
+pub(super) async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((office, user)): Path<(String, String)>,
+) -> Response {
+    let auth = match caller(&headers) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let Ok(home) = office.parse::<OfficeNumber>() else {
+        return bad("office must be a 10-digit office number");
+    };
+    if !crate::core::staff::user_id_ok(&user) {
+        return bad("a user ID is 1 to 64 characters of A-Z a-z 0-9 . _ - @");
+    }
+    let cmd = ApiCommand::StaffGrant {
+        home,
+        user,
+        admin: None,
+    };
+    staff_reply(state.core.call(auth, cmd).await, false)
+}
+
+/// Body of `POST /v1/session/office`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SwitchBody {
+    office: String,
+}
+
+/// `POST /v1/session/office` `{"office"}`: this session acts for another office its
+/// account was granted, or for its own again.
+pub(super) async fn switch_office(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(b): Json<SwitchBody>,
+) -> Response {
+    let Some(auth) = session_auth(&headers) else {
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "not signed in".into(),
+        );
+    };
+    let Ok(office) = b.office.parse::<OfficeNumber>() else {
+        return bad("office must be a 10-digit office number");
+    };
+    match state
+        .core
+        .call(auth, ApiCommand::SwitchOffice { office })
+        .await
+    {
+        ApiReply::Office(v) => Json(v).into_response(),
+        other => unexpected(other),
+    }
+}

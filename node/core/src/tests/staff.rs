@@ -376,3 +376,84 @@ fn an_office_that_requires_a_second_factor_lets_staff_without_one_only_enrol() {
     };
     assert!(!v.must_enrol);
 }
+
+#[test]
+fn a_corporations_staff_member_switches_between_the_offices_granted() {
+    let mut net = node();
+    net.operator(0, add("honbu", false, Some(CM)));
+    net.operator(0, add("kanri", true, Some(SVC)));
+    sign_in(&mut net, CM, "honbu", true, "corp");
+    sign_in(&mut net, SVC, "kanri", true, "svc-admin");
+    let (corp, svc_admin) = (sha256(b"corp"), sha256(b"svc-admin"));
+    let switch = |o: &str| ApiCommand::SwitchOffice {
+        office: o.parse().unwrap(),
+    };
+    // Not granted yet.
+    assert!(matches!(
+        net.api_token(0, corp, switch(SVC)),
+        ApiReply::Forbidden(_)
+    ));
+    // SVC's administrator grants CM's honbu, as an administrator of SVC.
+    let grant = |admin| ApiCommand::StaffGrant {
+        home: CM.parse().unwrap(),
+        user: "honbu".into(),
+        admin,
+    };
+    let listed = users(net.api_token(0, svc_admin, grant(Some(true))));
+    assert!(listed.contains(&format!("{CM}:honbu")), "{listed:?}");
+    match net.api_token(0, corp, ApiCommand::WhoAmI) {
+        ApiReply::Office(v) => assert_eq!(v.staff.unwrap().offices, [CM, SVC]),
+        other => panic!("{other:?}"),
+    }
+    match net.api_token(0, corp, switch(SVC)) {
+        ApiReply::Office(v) => {
+            assert_eq!(v.office, SVC);
+            assert!(
+                v.staff.unwrap().admin,
+                "an administrator of SVC by the grant"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Acting for SVC: SVC's staff, SVC's inbox; its own password is still its own.
+    assert!(
+        users(net.api_token(0, corp, ApiCommand::StaffList { office: None }))
+            .contains(&"kanri".to_owned())
+    );
+    assert!(matches!(
+        net.api_token(
+            0,
+            corp,
+            ApiCommand::StaffPassword {
+                office: None,
+                user: "honbu".into(),
+                password: "p2".into()
+            }
+        ),
+        ApiReply::Done
+    ));
+    match net.operator(
+        0,
+        ApiCommand::StaffCredentials {
+            office: CM.parse().unwrap(),
+            user: "honbu".into(),
+        },
+    ) {
+        ApiReply::StaffCredentials(c) => assert_eq!(c.password, "p2"),
+        other => panic!("{other:?}"),
+    }
+    // Back to its own office, then revoked: it can no longer switch, and a session acting
+    // for SVC ends.
+    assert!(matches!(net.api_token(0, corp, switch(CM)), ApiReply::Office(v) if v.office == CM));
+    net.api_token(0, corp, switch(SVC));
+    users(net.api_token(0, svc_admin, grant(None)));
+    assert!(matches!(
+        net.api_token(0, corp, ApiCommand::WhoAmI),
+        ApiReply::Unauthorized
+    ));
+    sign_in(&mut net, CM, "honbu", true, "corp2");
+    assert!(matches!(
+        net.api_token(0, sha256(b"corp2"), switch(SVC)),
+        ApiReply::Forbidden(_)
+    ));
+}
