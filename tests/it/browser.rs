@@ -587,3 +587,47 @@ fn a_folder_of_several_units_is_sent_unit_by_unit() {
         b.text("#inbox-table")
     );
 }
+
+/// A corporation's staff member switches the page to another office it was granted.
+#[test]
+fn a_corporation_account_switches_offices_on_the_page() {
+    if !webdriver::available() {
+        assert!(
+            std::env::var_os("RENKEI_REQUIRE_BROWSER").is_none(),
+            "chromium/chromedriver missing but RENKEI_REQUIRE_BROWSER is set"
+        );
+        return;
+    }
+    let shots = shots_dir();
+    let node = NodeProc::start("browser-corp", &[]);
+    let (cm, svc) = ("4074478647", "4071481594");
+    node.add_office(cm, "43");
+    let svc_token = node.add_office(svc, "11");
+    let out = renkei_tests::renkei(&["office", "staff-add", "--dir", node.dir_str(), cm, "honbu"]);
+    let password = out
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/grants", node.url))
+        .bearer_auth(&svc_token)
+        .json(&serde_json::json!({ "office": cm, "user": "honbu" }))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let downloads = TempDir::new("downloads-corp");
+    let b = Browser::start(&downloads.0);
+    b.goto(&node.url);
+    b.type_into("#s-office", cm);
+    b.type_into("#s-user", "honbu");
+    b.type_into("#s-password", &password);
+    b.click("#staff-signin");
+    b.wait_text("#whoami", &format!("事業所 {cm}"));
+    b.script(&format!(
+        "const s = document.getElementById('switch-office'); s.value = '{svc}'; s.dispatchEvent(new Event('change'));"
+    ));
+    b.wait_text("#whoami", &format!("事業所 {svc}"));
+    b.screenshot(&shots.join("15-corporation-switch.png"));
+}
