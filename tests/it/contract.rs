@@ -98,7 +98,8 @@ fn schemathesis_finds_no_contract_failure() {
             "40",
             // One worker: with two, Python 3.11's `ast` (used by hypothesis to describe its
             // strategies) sometimes fails from two threads ("AST constructor recursion
-            // depth mismatch"), a runtime error that is not the API's.
+            // depth mismatch"), a runtime error that is not the API's. .ci/run also stops
+            // hypothesis from parsing sources at all (a sitecustomize.py in its venv).
             "--workers",
             "1",
             // Reproducible in CI; RENKEI_SCHEMATHESIS_SEED explores others.
