@@ -337,21 +337,7 @@ fn staff_sign_in_with_password_and_code_on_the_page() {
     node.run();
     let office = "4074478647";
     node.add_office(office, "43");
-    let out = renkei_tests::renkei(&[
-        "office",
-        "staff-add",
-        "--dir",
-        node.dir_str(),
-        office,
-        "kanri",
-        "--admin",
-    ]);
-    let password = out
-        .lines()
-        .find_map(|l| l.strip_prefix("password: "))
-        .and_then(|l| l.split_whitespace().next())
-        .expect("a made password")
-        .to_owned();
+    let password = node.staff_add(office, "kanri", true);
     let downloads = TempDir::new("downloads-staff");
     let b = Browser::start(&downloads.0);
     let staff_sign_in = |pw: &str| {
@@ -385,17 +371,7 @@ fn staff_sign_in_with_password_and_code_on_the_page() {
     b.click("#audit-download");
     b.wait_text("#staff-msg", "監査エクスポートをダウンロードしました");
     let file = downloads.0.join(format!("renkei-audit-{month}.cbor"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let bytes = loop {
-        // (Chromium writes the file under another name first, then renames it.)
-        match std::fs::read(&file) {
-            Ok(b) if !b.is_empty() => break b,
-            _ => {
-                assert!(Instant::now() < deadline, "no {}", file.display());
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-    };
+    let bytes = renkei_tests::downloaded(&file);
     renkei_protocol::export::AuditExport::decode(&bytes).unwrap();
 
     // A second factor, set up with the code an authenticator app would show.
@@ -408,13 +384,7 @@ fn staff_sign_in_with_password_and_code_on_the_page() {
         .filter(|c| !c.is_whitespace())
         .collect();
     assert_eq!(secret.len(), 32, "{secret}");
-    let code = || {
-        let bytes = totp_rs::Secret::Encoded(secret.clone()).to_bytes().unwrap();
-        totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes)
-            .unwrap()
-            .generate_current()
-            .unwrap()
-    };
+    let code = || renkei_tests::totp_now(&secret);
     b.type_into("#totp-code", &code());
     b.click("#totp-enable");
     b.wait_text("#staff-msg", "二段階認証を有効にしました");
@@ -450,13 +420,7 @@ fn staff_sign_in_with_password_and_code_on_the_page() {
         .chars()
         .filter(|c| !c.is_whitespace())
         .collect();
-    let clerk_code = {
-        let bytes = totp_rs::Secret::Encoded(clerk_secret).to_bytes().unwrap();
-        totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes)
-            .unwrap()
-            .generate_current()
-            .unwrap()
-    };
+    let clerk_code = renkei_tests::totp_now(&clerk_secret);
     b.type_into("#totp-code", &clerk_code);
     b.click("#totp-enable");
     b.wait_text("#tab-inbox", "受信箱");
@@ -549,16 +513,7 @@ fn a_folder_of_several_units_is_sent_unit_by_unit() {
     b.wait_text("#inbox-zip-selected", "選択した 2 件");
     b.click("#inbox-zip-selected");
     let file = downloads.0.join("renkei-units.zip");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let bytes = loop {
-        match std::fs::read(&file) {
-            Ok(b) if !b.is_empty() => break b,
-            _ => {
-                assert!(Instant::now() < deadline, "no {}", file.display());
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-    };
+    let bytes = renkei_tests::downloaded(&file);
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
     let names: Vec<String> = zip.file_names().map(str::to_owned).collect();
     assert_eq!(names.len(), 5, "{names:?}");
@@ -603,13 +558,7 @@ fn a_corporation_account_switches_offices_on_the_page() {
     let (cm, svc) = ("4074478647", "4071481594");
     node.add_office(cm, "43");
     let svc_token = node.add_office(svc, "11");
-    let out = renkei_tests::renkei(&["office", "staff-add", "--dir", node.dir_str(), cm, "honbu"]);
-    let password = out
-        .lines()
-        .find_map(|l| l.strip_prefix("password: "))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap()
-        .to_owned();
+    let password = node.staff_add(cm, "honbu", false);
     let r = reqwest::blocking::Client::new()
         .post(format!("{}/v1/grants", node.url))
         .bearer_auth(&svc_token)

@@ -9,7 +9,7 @@ use reqwest::blocking::{Client, Response};
 use reqwest::header::{COOKIE, SET_COOKIE};
 use serde_json::{Value, json};
 
-use renkei_tests::{NodeProc, renkei};
+use renkei_tests::NodeProc;
 
 const CM: &str = "4074478647";
 const SVC: &str = "4071481594";
@@ -80,13 +80,7 @@ fn sign_in(
 }
 
 fn code_now(secret_b32: &str) -> String {
-    let secret = totp_rs::Secret::Encoded(secret_b32.to_owned())
-        .to_bytes()
-        .unwrap();
-    totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, secret)
-        .unwrap()
-        .generate_current()
-        .unwrap()
+    renkei_tests::totp_now(secret_b32)
 }
 
 #[test]
@@ -97,21 +91,7 @@ fn staff_sign_in_with_password_and_code_csrf_lockout_and_timeouts() {
     let url = node.url.clone();
     node.add_office(CM, "43");
     let svc_token = node.add_office(SVC, "11");
-    let out = renkei(&[
-        "office",
-        "staff-add",
-        "--dir",
-        node.dir_str(),
-        CM,
-        "kanri",
-        "--admin",
-    ]);
-    let password = out
-        .lines()
-        .find_map(|l| l.strip_prefix("password: "))
-        .and_then(|l| l.split_whitespace().next())
-        .expect("a made password")
-        .to_owned();
+    let password = node.staff_add(CM, "kanri", true);
 
     // Wrong password, unknown user, unknown office: the same answer.
     for (office, user, pw) in [
@@ -277,21 +257,7 @@ fn a_required_second_factor_is_enrolled_before_anything_else() {
     let node = NodeProc::start("staff-required", &[]);
     let url = node.url.clone();
     node.add_office(CM, "43");
-    let out = renkei(&[
-        "office",
-        "staff-add",
-        "--dir",
-        node.dir_str(),
-        CM,
-        "kanri",
-        "--admin",
-    ]);
-    let password = out
-        .lines()
-        .find_map(|l| l.strip_prefix("password: "))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap()
-        .to_owned();
+    let password = node.staff_add(CM, "kanri", true);
     let first = sign_in(&url, CM, "kanri", &password, None).unwrap();
     let r = first.send(
         reqwest::Method::PUT,
@@ -339,15 +305,7 @@ fn a_corporation_account_switches_to_an_office_it_was_granted() {
     let url = node.url.clone();
     let cm_token = node.add_office(CM, "43");
     let svc_token = node.add_office(SVC, "11");
-    let pw = |office: &str, user: &str| {
-        let out = renkei(&["office", "staff-add", "--dir", node.dir_str(), office, user]);
-        out.lines()
-            .find_map(|l| l.strip_prefix("password: "))
-            .and_then(|l| l.split_whitespace().next())
-            .unwrap()
-            .to_owned()
-    };
-    let honbu_pw = pw(CM, "honbu");
+    let honbu_pw = node.staff_add(CM, "honbu", false);
     // A unit for SVC, which honbu (of CM) will read once granted.
     let (st, body) = renkei_tests::Office::new(&url, &cm_token)
         .submit(&renkei_tests::fixture_files("valid/d2_kyo_riyohyo"));

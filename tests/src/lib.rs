@@ -260,6 +260,20 @@ impl NodeProc {
             .bearer_auth(token)
     }
 
+    /// `renkei office staff-add` for this node: the password it made (shown once).
+    pub fn staff_add(&self, office: &str, user: &str, admin: bool) -> String {
+        let mut args = vec!["office", "staff-add", "--dir", self.dir_str(), office, user];
+        if admin {
+            args.push("--admin");
+        }
+        let out = renkei(&args);
+        out.lines()
+            .find_map(|l| l.strip_prefix("password: "))
+            .and_then(|l| l.split_whitespace().next())
+            .expect("a made password")
+            .to_owned()
+    }
+
     /// The node directory as a string.
     pub fn dir_str(&self) -> &str {
         self.dir.0.to_str().unwrap()
@@ -742,5 +756,31 @@ impl Drop for PgPair {
         let _ = Command::new(PG_SCRIPT)
             .args(["stop-pair", &self.dir])
             .status();
+    }
+}
+
+/// The code an authenticator app shows now for a base32 TOTP secret (RFC 6238 defaults).
+pub fn totp_now(secret_b32: &str) -> String {
+    let secret = totp_rs::Secret::Encoded(secret_b32.to_owned())
+        .to_bytes()
+        .unwrap();
+    totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, secret)
+        .unwrap()
+        .generate_current()
+        .unwrap()
+}
+
+/// The bytes of a file a browser downloads, once it is there (bounded wait: Chromium
+/// writes under another name first, then renames).
+pub fn downloaded(path: &Path) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match std::fs::read(path) {
+            Ok(b) if !b.is_empty() => return b,
+            _ => {
+                assert!(Instant::now() < deadline, "no {}", path.display());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
     }
 }
