@@ -107,11 +107,7 @@ impl<S: Store> Core<S> {
         let party = |p: &renkei_protocol::envelope::Party, op| PartyView {
             office: p.office.to_string(),
             kind: p.kind.to_string(),
-            name: self
-                .offices
-                .get(&p.office)
-                .map(|o| o.name.clone())
-                .filter(|n| !n.is_empty()),
+            name: self.office_name(&p.office),
             operator: self.operator_name(op).unwrap_or_else(|| op.to_string()),
         };
         Ok(ApiReply::Certificate(Box::new(CertificateView {

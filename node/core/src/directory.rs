@@ -163,6 +163,15 @@ impl<S: Store> Core<S> {
             .is_some_and(|r| r.roster().signer_valid_at(peer, self.now).is_some())
     }
 
+    /// The name of an office homed at this node (none for others: the federation's
+    /// directory carries no names).
+    pub(crate) fn office_name(&self, office: &OfficeNumber) -> Option<String> {
+        self.offices
+            .get(office)
+            .map(|o| o.name.clone())
+            .filter(|n| !n.is_empty())
+    }
+
     pub(crate) fn operator_name(&self, id: &OperatorId) -> Option<String> {
         if self.is_me(id) {
             return Some(self.cfg.name.clone());

@@ -199,6 +199,7 @@ impl<S: Store> Core<S> {
             id: rec.id.to_string(),
             from: h.from.office.to_string(),
             from_kind: h.from.kind.to_string(),
+            from_name: self.office_name(&h.from.office),
             origin: h.origin.to_string(),
             origin_name: self.operator_name(&h.origin),
             to_kind: h.to.kind.to_string(),

@@ -602,6 +602,7 @@ impl<S: Store> Core<S> {
             from_kind: h.from.kind.to_string(),
             to: h.to.office.to_string(),
             to_kind: h.to.kind.to_string(),
+            to_name: self.office_name(&h.to.office),
             kind: h.doc_kind.to_string(),
             subject: h.subject.clone(),
             stamp: h.stamp.to_string(),

@@ -83,6 +83,12 @@ fn local_delivery_fetch_retrieved_and_proof() {
     let inb = inbox(&mut net, 0, SVC, false);
     assert_eq!(inb.len(), 1);
     assert_eq!(inb[0].id, id.to_string());
+    // Both offices are homed here: their names are shown.
+    assert_eq!(inb[0].from_name.as_deref(), Some("office 4074478647"));
+    match net.api(0, CM, ApiCommand::Sent { id: Some(id) }) {
+        ApiReply::Sent(v) => assert_eq!(v[0].to_name.as_deref(), Some("office 4071481594")),
+        other => panic!("{other:?}"),
+    }
     // The users' 被保険者番号, for the page's 利用者 filter: from the files themselves.
     assert!(!inb[0].insured.is_empty());
     for n in &inb[0].insured {

@@ -51,6 +51,9 @@ pub struct SentView {
     pub to: String,
     /// Receiving kind.
     pub to_kind: String,
+    /// The receiving office's name, when it is homed at this node too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_name: Option<String>,
     /// D1…D7.
     pub kind: String,
     /// 対象年月 / 計画作成日.
@@ -78,6 +81,9 @@ pub struct InboxView {
     pub from: String,
     /// Sending kind.
     pub from_kind: String,
+    /// The sending office's name, when it is homed at this node too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_name: Option<String>,
     /// The origin operator (base32 id) that signed the unit; the sending office is bound to
     /// it (checked on arrival).
     pub origin: String,
