@@ -156,16 +156,16 @@ impl<S: Store> Core<S> {
         let Auth::Office(hash) = auth else {
             return Ok(());
         };
-        let Some(s) = self.sessions.get(hash).cloned() else {
+        let Some(s) = self.sessions.get(hash) else {
             return Ok(());
         };
-        if !self.session_live(&s) {
+        if !self.session_live(s) {
             self.end_session(hash)?;
             return Ok(());
         }
         // Written at most once a minute (sooner when the idle limit is short).
         if self.now >= s.last_ms + SESSION_TOUCH_MS.min(self.cfg.session_idle_ms / 4) {
-            let mut s = s;
+            let mut s = s.clone();
             s.last_ms = self.now;
             records::put(&mut self.store, Tree::Sessions, hash, &s)?;
             self.sessions.insert(*hash, s);
@@ -218,7 +218,8 @@ impl<S: Store> Core<S> {
 
     /// Whether `auth` is a session that may only enrol a second factor.
     pub(super) fn must_enrol(&self, auth: &Auth) -> bool {
-        matches!(self.caller(auth), Some(Caller::Staff(s)) if s.must_enrol)
+        // (A session's hash is never a token's: no need to look at the tokens first.)
+        matches!(auth, Auth::Office(h) if self.sessions.get(h).is_some_and(|s| s.must_enrol && self.session_live(s)))
     }
 
     /// Requires (or not) a second factor of an office's staff: from their next sign-in,

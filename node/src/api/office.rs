@@ -233,29 +233,34 @@ pub(super) async fn fetch_unit(
         Err(r) => return r,
     };
     match call(&state, &headers, ApiCommand::FetchUnit { id }).await {
-        Ok(ApiReply::Files(files)) => match zip_of(&files) {
-            Ok(bytes) => (
-                [
-                    (header::CONTENT_TYPE, "application/zip".to_owned()),
-                    (
-                        header::CONTENT_DISPOSITION,
-                        format!("attachment; filename=\"renkei-{id}.zip\""),
-                    ),
-                ],
-                bytes,
-            )
-                .into_response(),
-            Err(e) => {
-                tracing::error!(%id, error = %e, "building a unit's ZIP failed");
-                super::error::json_error(
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    format!("building the ZIP of unit {id} failed: {e}"),
-                )
-            }
-        },
+        Ok(ApiReply::Files(files)) => zip_response(&files, &format!("renkei-{id}.zip")),
         Ok(other) => unexpected(other),
         Err(r) => r,
+    }
+}
+
+/// `files` as a ZIP download named `name`.
+fn zip_response(files: &[crate::core::io::FileReply], name: &str) -> Response {
+    match zip_of(files) {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, "application/zip".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}\""),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(name, error = %e, "building a ZIP failed");
+            json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("building the ZIP {name} failed: {e}"),
+            )
+        }
     }
 }
 
@@ -501,22 +506,5 @@ pub(super) async fn fetch_units(
             Err(r) => return r,
         }
     }
-    match zip_of(&all) {
-        Ok(bytes) => (
-            [
-                (header::CONTENT_TYPE, "application/zip".to_owned()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    "attachment; filename=\"renkei-units.zip\"".to_owned(),
-                ),
-            ],
-            bytes,
-        )
-            .into_response(),
-        Err(e) => json_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("building the ZIP failed: {e}"),
-        ),
-    }
+    zip_response(&all, "renkei-units.zip")
 }

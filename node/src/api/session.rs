@@ -108,6 +108,33 @@ fn bad(message: &str) -> Response {
     json_error(StatusCode::BAD_REQUEST, "bad_request", message.into())
 }
 
+fn not_signed_in() -> Response {
+    json_error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "not signed in".into(),
+    )
+}
+
+/// The staff member the request's session cookie signs in (a token is no session).
+async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Auth, crate::core::views::SessionView), Response> {
+    let auth = session_auth(headers).ok_or_else(not_signed_in)?;
+    match state.core.call(auth.clone(), ApiCommand::WhoAmI).await {
+        ApiReply::Office(v) => v.staff.map(|s| (auth, s)).ok_or_else(not_signed_in),
+        ApiReply::Unauthorized => Err(not_signed_in()),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// A new password, checked against the rules and hashed.
+async fn new_password(password: String) -> Result<String, Response> {
+    password_ok(&password)?;
+    hash_password(password).await
+}
+
 fn password_ok(p: &str) -> Result<(), Response> {
     let chars = p.chars().count();
     if !(PASSWORD_MIN..=PASSWORD_MAX).contains(&chars) {
@@ -146,13 +173,17 @@ pub async fn hash_password(password: String) -> Result<String, Response> {
 /// unknown user costs the same time as a wrong password.
 fn decoy() -> &'static str {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    // (Sixteen bytes always encode as a salt; were it ever refused, an empty decoy is
+    // refused at once, costing less time but still answering "invalid".)
     DECOY.get_or_init(|| {
-        let salt = SaltString::encode_b64(b"renkei-no-user!!").unwrap_or_else(|_| {
-            SaltString::from_b64("cmVua2VpLW5vLXVzZXIhIQ").expect("a valid salt")
-        });
-        argon2::Argon2::default()
-            .hash_password(b"no such user", &salt)
-            .map(|h| h.to_string())
+        SaltString::encode_b64(b"renkei-no-user!!")
+            .ok()
+            .and_then(|salt| {
+                argon2::Argon2::default()
+                    .hash_password(b"no such user", &salt)
+                    .ok()
+                    .map(|h| h.to_string())
+            })
             .unwrap_or_default()
     })
 }
@@ -313,11 +344,7 @@ fn session_auth(headers: &HeaderMap) -> Option<Auth> {
 
 async fn sign_out_with(state: &AppState, headers: &HeaderMap, everywhere: bool) -> Response {
     let Some(auth) = session_auth(headers) else {
-        return json_error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "not signed in".into(),
-        );
+        return not_signed_in();
     };
     match state
         .core
@@ -401,10 +428,7 @@ pub(super) async fn add(
         Ok(a) => a,
         Err(r) => return r,
     };
-    if let Err(r) = password_ok(&b.password) {
-        return r;
-    }
-    let password = match hash_password(b.password).await {
+    let password = match new_password(b.password).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -450,10 +474,7 @@ pub(super) async fn set_password(
         Ok(a) => a,
         Err(r) => return r,
     };
-    if let Err(r) = password_ok(&b.password) {
-        return r;
-    }
-    let password = match hash_password(b.password).await {
+    let password = match new_password(b.password).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -484,32 +505,9 @@ pub(super) async fn remove_totp(
 
 /// `GET /v1/totp`: a fresh secret to enrol (nothing is stored until it is confirmed).
 pub(super) async fn new_totp(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let me = match state
-        .core
-        .call(
-            match session_auth(&headers) {
-                Some(a) => a,
-                None => {
-                    return json_error(
-                        StatusCode::UNAUTHORIZED,
-                        "unauthorized",
-                        "not signed in".into(),
-                    );
-                }
-            },
-            ApiCommand::WhoAmI,
-        )
-        .await
-    {
-        ApiReply::Office(v) => v,
-        other => return unexpected(other),
-    };
-    let Some(staff) = me.staff else {
-        return json_error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "not signed in".into(),
-        );
+    let staff = match signed_in(&state, &headers).await {
+        Ok((_, s)) => s,
+        Err(r) => return r,
     };
     let secret = match random_bytes::<TOTP_SECRET_LEN>() {
         Ok(s) => s,
@@ -541,25 +539,11 @@ pub(super) async fn enrol_totp(
     headers: HeaderMap,
     Json(b): Json<EnrolBody>,
 ) -> Response {
-    let Some(auth) = session_auth(&headers) else {
-        return json_error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "not signed in".into(),
-        );
-    };
     // Signed in first: a code is checked for a live session only.
-    match state.core.call(auth.clone(), ApiCommand::WhoAmI).await {
-        ApiReply::Office(v) if v.staff.is_some() => {}
-        ApiReply::Office(_) | ApiReply::Unauthorized => {
-            return json_error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "not signed in".into(),
-            );
-        }
-        other => return unexpected(other),
-    }
+    let auth = match signed_in(&state, &headers).await {
+        Ok((a, _)) => a,
+        Err(r) => return r,
+    };
     let Some(secret) = data_encoding::BASE32_NOPAD
         .decode(b.secret.trim().to_ascii_uppercase().as_bytes())
         .ok()
@@ -611,10 +595,7 @@ pub(super) async fn admin_add(
             Err(r) => return r,
         },
     };
-    if let Err(r) = password_ok(&password) {
-        return r;
-    }
-    let phc = match hash_password(password.clone()).await {
+    let phc = match new_password(password.clone()).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -808,11 +789,7 @@ pub(super) async fn switch_office(
     Json(b): Json<SwitchBody>,
 ) -> Response {
     let Some(auth) = session_auth(&headers) else {
-        return json_error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "not signed in".into(),
-        );
+        return not_signed_in();
     };
     let Ok(office) = b.office.parse::<OfficeNumber>() else {
         return bad("office must be a 10-digit office number");
