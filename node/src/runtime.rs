@@ -20,7 +20,9 @@ use crate::config::{ConfigError, NodeConfig};
 use renkei_protocol::ids::OperatorId;
 use renkei_protocol::wire::{Request, Response};
 
-use crate::core::{ApiCommand, ApiReply, Auth, Batch, Core, Effect, Input, RosterPeer};
+use crate::core::{
+    ApiCommand, ApiReply, Auth, Batch, Committing, Core, Effect, Input, RosterPeer, Synced,
+};
 use crate::keyfile::{self, KeyFileError};
 use crate::store::{DiskStore, NodeStore, StoreError};
 
@@ -602,45 +604,21 @@ pub async fn drive(
     // Effects produced while opening (e.g. the installed roster) go out first.
     core.announce_roster();
     let mut pending: Vec<Effect> = core.batch(now_ms()).commit()?;
+    // The batch whose flush runs on a blocking thread while the next batch is handled (at
+    // most one): its effects leave when the flush has returned, never before.
+    let mut inflight: Option<InFlight> = None;
     loop {
         for e in pending.drain(..) {
-            match e {
-                Effect::Reply { id, reply } => {
-                    if let Some(tx) = replies.remove(&id) {
-                        let _ = tx.send(reply);
-                    }
-                }
-                Effect::Send { id, to, request } => peers.send(&peer_tx, id, to, request).await,
-                Effect::Respond { id, response } => peers.respond(id, response).await,
-                Effect::Wake { at_ms } => wake = Some(wake.map_or(at_ms, |w| w.min(at_ms))),
-                Effect::Roster { peers: list } => peers.roster(list).await,
-                Effect::Notify {
-                    office,
-                    email,
-                    kind,
-                    from,
-                } => match &notifier {
-                    Some(n) => n.notify(crate::notify::Notice {
-                        office,
-                        email,
-                        kind,
-                        from,
-                    }),
-                    None => {
-                        tracing::warn!(%office, "the office asked for e-mail notices, but [notify] smtp is not configured")
-                    }
-                },
-                // Taken in the batch that made it (`seal_in_batch`); were one left, its
-                // result would come back as an input.
-                Effect::Seal { ticket, job } => {
-                    let (to_core, pool) = (peer_tx.clone(), pool.clone());
-                    tokio::spawn(async move {
-                        if let Some(sealed) = pool.run(move || job.run()).await {
-                            let _ = to_core.send(Input::Sealed { ticket, sealed });
-                        }
-                    });
-                }
-            }
+            release(
+                e,
+                &mut replies,
+                &peers,
+                &peer_tx,
+                &mut wake,
+                &pool,
+                notifier.as_ref(),
+            )
+            .await;
         }
         busy_since.store(0, Ordering::Relaxed);
         let delay = wake.map_or(Duration::from_secs(3600), |w| {
@@ -648,6 +626,10 @@ pub async fn drive(
         });
         tokio::select! {
             _ = &mut shutdown => break,
+            synced = flushed(&mut inflight), if inflight.is_some() => {
+                pending = land(&mut inflight, synced, &load, |c, s| c.finish(&mut core, s))?;
+                continue;
+            }
             call = api_rx.recv() => match call {
                 Some(c) => { replies.insert(next_api, c.reply); batch.push(Input::Api { id: next_api, auth: c.auth, cmd: c.cmd }); next_api += 1; }
                 None => break,
@@ -658,67 +640,214 @@ pub async fn drive(
                     // Between batches: everything before is committed, nothing after has
                     // started. `/readyz` counts the time as a batch.
                     busy_since.store(now_ms().max(2), Ordering::Relaxed);
+                    if inflight.is_some() {
+                        let synced = flushed(&mut inflight).await;
+                        pending = land(&mut inflight, synced, &load, |c, s| c.finish(&mut core, s))?;
+                    }
                     tokio::task::block_in_place(|| job(core.store()));
                 }
                 continue;
             }
             _ = tokio::time::sleep(delay) => { wake = None; batch.push(Input::Tick); }
         }
-        while batch.len() < batch_max {
-            if let Ok(c) = api_rx.try_recv() {
-                replies.insert(next_api, c.reply);
-                batch.push(Input::Api {
-                    id: next_api,
-                    auth: c.auth,
-                    cmd: c.cmd,
-                });
-                next_api += 1;
-            } else if let Ok(ev) = peer_rx.try_recv() {
-                batch.push(ev);
-            } else {
-                break;
-            }
-        }
         let now = now_ms();
         busy_since.store(now.max(2), Ordering::Relaxed);
-        let started = std::time::Instant::now();
         load.batches.fetch_add(1, Ordering::Relaxed);
-        load.inputs.fetch_add(batch.len() as u64, Ordering::Relaxed);
         let mut group = core.batch(now);
-        for input in batch.drain(..) {
-            // A peer's request whose stream failed (timed out, closed) before the core got
-            // to it is dropped unread: nobody waits for its answer.
-            if let Input::Inbound { id, from, .. }
-            | Input::Deliver { id, from, .. }
-            | Input::Receipts { id, from, .. } = &input
-                && peers.gone(*id)
-            {
-                tracing::info!(id, peer = %from, "dropping a request whose stream is gone");
-                continue;
+        let (mut taken, mut deciding, mut closed) = (0usize, Duration::ZERO, false);
+        // Group commit, pipelined: while the previous batch's flush runs, this batch stays
+        // open and takes what arrives; when the flush returns, the previous batch's effects
+        // leave and this batch is written and its own flush started. With nothing in
+        // flight, a batch commits as soon as what is waiting is handled.
+        loop {
+            while taken + batch.len() < batch_max {
+                if let Ok(c) = api_rx.try_recv() {
+                    replies.insert(next_api, c.reply);
+                    batch.push(Input::Api {
+                        id: next_api,
+                        auth: c.auth,
+                        cmd: c.cmd,
+                    });
+                    next_api += 1;
+                } else if let Ok(ev) = peer_rx.try_recv() {
+                    batch.push(ev);
+                } else {
+                    break;
+                }
             }
-            group.handle(input)?;
+            taken += batch.len();
+            let started = std::time::Instant::now();
+            for input in batch.drain(..) {
+                // A peer's request whose stream failed (timed out, closed) before the core
+                // got to it is dropped unread: nobody waits for its answer.
+                if let Input::Inbound { id, from, .. }
+                | Input::Deliver { id, from, .. }
+                | Input::Receipts { id, from, .. } = &input
+                    && peers.gone(*id)
+                {
+                    tracing::info!(id, peer = %from, "dropping a request whose stream is gone");
+                    continue;
+                }
+                group.handle(input)?;
+            }
+            // The batch's submissions are sealed and signed now and taken back into the
+            // same batch: one flush for a submission and its envelope (sealing them into a
+            // later batch made smaller batches, more flushes: 831 against 1,145 units/s
+            // through a relay, docs/lab/2026-12-prepare-stage.md).
+            seal_in_batch(&mut group, &pool).await?;
+            deciding += started.elapsed();
+            if inflight.is_none() {
+                break;
+            }
+            let open = taken < batch_max && !closed;
+            tokio::select! {
+                synced = flushed(&mut inflight) => {
+                    let waited = std::time::Instant::now();
+                    let effects = land(&mut inflight, synced, &load, |c, s| group.finish_previous(c, s))?;
+                    for e in effects {
+                        release(e, &mut replies, &peers, &peer_tx, &mut wake, &pool, notifier.as_ref()).await;
+                    }
+                    load.commit_ns.fetch_add(nanos(waited.elapsed()), Ordering::Relaxed);
+                    break;
+                }
+                call = api_rx.recv(), if open => match call {
+                    Some(c) => {
+                        replies.insert(next_api, c.reply);
+                        batch.push(Input::Api { id: next_api, auth: c.auth, cmd: c.cmd });
+                        next_api += 1;
+                    }
+                    None => closed = true,
+                },
+                ev = peer_rx.recv(), if open => match ev {
+                    Some(ev) => batch.push(ev),
+                    None => closed = true,
+                },
+            }
         }
-        // The batch's submissions are sealed and signed now and taken back into the same
-        // batch: one flush for a submission and its envelope (sealing them into a later
-        // batch made smaller batches, more flushes: 831 against 1,145 units/s through a
-        // relay, docs/lab/2026-12-prepare-stage.md).
-        seal_in_batch(&mut group, &pool).await?;
+        load.inputs.fetch_add(taken as u64, Ordering::Relaxed);
+        load.handle_ns.fetch_add(nanos(deciding), Ordering::Relaxed);
         let handled = std::time::Instant::now();
-        // Group commit: one flush for the batch, then (and only then) its effects.
-        pending = tokio::task::block_in_place(|| group.commit())?;
-        let committed = std::time::Instant::now();
-        load.handle_ns
-            .fetch_add(nanos(handled - started), Ordering::Relaxed);
+        let mut committing = tokio::task::block_in_place(|| group.commit_start())?;
+        let flush = committing.sync();
+        let (tx, rx) = oneshot::channel();
+        tokio::task::spawn_blocking(move || {
+            let began = std::time::Instant::now();
+            let _ = tx.send(flush.run().map(|s| (s, began.elapsed())));
+        });
+        inflight = Some(InFlight { committing, rx });
         load.commit_ns
-            .fetch_add(nanos(committed - handled), Ordering::Relaxed);
-        load.commits.observe(committed - handled);
+            .fetch_add(nanos(handled.elapsed()), Ordering::Relaxed);
     }
-    let _ = tokio::task::block_in_place(|| core.batch(now_ms()).commit())?;
+    if inflight.is_some() {
+        let synced = flushed(&mut inflight).await;
+        pending = land(&mut inflight, synced, &load, |c, s| c.finish(&mut core, s))?;
+    }
+    pending.extend(tokio::task::block_in_place(|| {
+        core.batch(now_ms()).commit()
+    })?);
+    for e in pending.drain(..) {
+        release(
+            e,
+            &mut replies,
+            &peers,
+            &peer_tx,
+            &mut wake,
+            &pool,
+            notifier.as_ref(),
+        )
+        .await;
+    }
     if let Peers::Net { client, .. } = &peers {
         let _ = client.shutdown().await;
     }
     tracing::info!("core stopped after its last commit");
     Ok(())
+}
+
+/// A batch written to the store whose flush is running.
+struct InFlight {
+    committing: Committing,
+    rx: oneshot::Receiver<Result<(Synced, Duration), StoreError>>,
+}
+
+/// Waits for the flush of the batch in flight (pending forever when there is none).
+async fn flushed(inflight: &mut Option<InFlight>) -> Result<(Synced, Duration), RuntimeError> {
+    match inflight {
+        Some(f) => match (&mut f.rx).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(RuntimeError::Io("the store's flush thread stopped".into())),
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Ends the commit in flight after its flush returned: the store's indexes take the group
+/// and its effects are given back, to leave now.
+fn land(
+    inflight: &mut Option<InFlight>,
+    synced: Result<(Synced, Duration), RuntimeError>,
+    load: &CoreLoad,
+    finish: impl FnOnce(Committing, Synced) -> Result<Vec<Effect>, StoreError>,
+) -> Result<Vec<Effect>, RuntimeError> {
+    let (synced, took) = synced?;
+    load.commits.observe(took);
+    let Some(f) = inflight.take() else {
+        return Ok(Vec::new());
+    };
+    let started = std::time::Instant::now();
+    let effects = tokio::task::block_in_place(|| finish(f.committing, synced))?;
+    load.commit_ns
+        .fetch_add(nanos(started.elapsed()), Ordering::Relaxed);
+    Ok(effects)
+}
+
+/// Hands one effect of a durable batch to where it goes.
+async fn release(
+    e: Effect,
+    replies: &mut BTreeMap<u64, oneshot::Sender<ApiReply>>,
+    peers: &Peers,
+    peer_tx: &mpsc::UnboundedSender<Input>,
+    wake: &mut Option<u64>,
+    pool: &crate::prepare_pool::PreparePool,
+    notifier: Option<&crate::notify::Notifier>,
+) {
+    match e {
+        Effect::Reply { id, reply } => {
+            if let Some(tx) = replies.remove(&id) {
+                let _ = tx.send(reply);
+            }
+        }
+        Effect::Send { id, to, request } => peers.send(peer_tx, id, to, request).await,
+        Effect::Respond { id, response } => peers.respond(id, response).await,
+        Effect::Wake { at_ms } => *wake = Some(wake.map_or(at_ms, |w| w.min(at_ms))),
+        Effect::Roster { peers: list } => peers.roster(list).await,
+        Effect::Notify {
+            office,
+            email,
+            kind,
+            from,
+        } => match notifier {
+            Some(n) => n.notify(crate::notify::Notice {
+                office,
+                email,
+                kind,
+                from,
+            }),
+            None => {
+                tracing::warn!(%office, "the office asked for e-mail notices, but [notify] smtp is not configured")
+            }
+        },
+        // Taken in the batch that made it (`seal_in_batch`); were one left, its result
+        // would come back as an input.
+        Effect::Seal { ticket, job } => {
+            let (to_core, pool) = (peer_tx.clone(), pool.clone());
+            tokio::spawn(async move {
+                if let Some(sealed) = pool.run(move || job.run()).await {
+                    let _ = to_core.send(Input::Sealed { ticket, sealed });
+                }
+            });
+        }
+    }
 }
 
 /// Runs the seal jobs the batch produced (the prepare stage's [`crate::core::SealJob`]) and

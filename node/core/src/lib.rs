@@ -47,7 +47,7 @@ pub mod staff;
 pub mod store;
 mod submissions;
 pub mod unit;
-pub use batch::Batch;
+pub use batch::{Batch, Committing, Synced};
 pub use prepared::{CheckedReceipt, PreparedEnvelope, PreparedResponse};
 pub use sealing::{SealJob, Sealed};
 pub use unit::PreparedUnit;
@@ -371,16 +371,16 @@ impl<S: Store> Core<S> {
         Ok(())
     }
 
-    /// Ends a batch: sends what became due (one pass for the whole batch, so due envelopes
-    /// waiting for a busy peer are looked at once per batch, not once per input), asks for
-    /// the next wake-up, and makes the batch's writes durable (one flush).
+    /// Ends a batch without handing out its effects (tests that look at them separately):
+    /// what [`Batch::commit`] does before it drains them.
+    #[cfg(test)]
     pub(crate) fn commit(&mut self) -> Result<(), StoreError> {
         self.pump()?;
         self.store.commit()
     }
 
-    /// Takes the effects produced so far. Release them only after [`Core::commit`] (drivers
-    /// get them from [`Batch::commit`]).
+    /// Takes the effects produced so far. Release them only after the batch's flush (drivers
+    /// get them from [`Batch::commit`] or [`Committing::finish`]).
     pub(crate) fn drain_effects(&mut self) -> Vec<Effect> {
         self.effects.drain(..).collect()
     }

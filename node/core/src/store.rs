@@ -174,7 +174,26 @@ pub trait Store {
     fn last(&self, tree: Tree) -> Result<Option<Pair>, StoreError>;
     /// Makes every write since the last commit durable, atomically.
     fn commit(&mut self) -> Result<(), StoreError>;
+    /// Starts a commit whose durability is waited for elsewhere: writes every write since
+    /// the last commit, atomically, and returns the wait ([`SyncJob`], `None` when the
+    /// commit is durable already). Reads see the group at once, and the next group's writes
+    /// may begin; the caller runs the job (any thread) and, once it returned `Ok`, calls
+    /// [`Store::commit_finish`] before the next `commit_start` or `commit`. Nothing the
+    /// group promises may leave before then ([`crate::batch::Committing`]). The default
+    /// commits at once.
+    fn commit_start(&mut self) -> Result<Option<SyncJob>, StoreError> {
+        self.commit()?;
+        Ok(None)
+    }
+    /// Ends the commit [`Store::commit_start`] began, after its job returned `Ok`.
+    fn commit_finish(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
+
+/// The wait that makes a started commit durable (a flush of what it wrote); see
+/// [`Store::commit_start`].
+pub type SyncJob = Box<dyn FnOnce() -> Result<(), StoreError> + Send>;
 
 /// The exclusive end of the key range that starts with `prefix`.
 pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
@@ -255,6 +274,69 @@ pub mod conformance {
         overlay_merges_with_committed(&mut open());
         trees_do_not_bleed(&mut open());
         crash_keeps_committed_only(open(), &mut reopen);
+        pipelined_commit(open(), &mut reopen);
+    }
+
+    /// A commit started and not yet finished ([`Store::commit_start`]): the next group's
+    /// reads and scans see it under their own writes, in every kind of tree; it may not
+    /// start again before it finishes; once its flush ran and it finished, it is durable,
+    /// and the next group commits over it.
+    pub fn pipelined_commit<S: Store>(mut s: S, reopen: &mut impl FnMut(S) -> S) {
+        for t in [Tree::Inbox, Tree::Offices] {
+            s.put(t, b"a", b"first").unwrap();
+            s.put(t, b"b", b"first").unwrap();
+            s.put(t, b"c", &vec![3u8; 4096]).unwrap();
+        }
+        s.commit().unwrap();
+        for t in [Tree::Inbox, Tree::Offices] {
+            s.put(t, b"a", b"second").unwrap();
+            s.delete(t, b"b").unwrap();
+            s.put(t, b"d", &vec![4u8; 4096]).unwrap();
+        }
+        let sync = s.commit_start().unwrap();
+        // The next group, while the flush runs.
+        for t in [Tree::Inbox, Tree::Offices] {
+            assert_eq!(s.get(t, b"a").unwrap().as_deref(), Some(&b"second"[..]));
+            assert_eq!(s.get(t, b"b").unwrap(), None);
+            assert_eq!(s.get(t, b"d").unwrap().unwrap(), vec![4u8; 4096]);
+            s.put(t, b"e", b"third").unwrap();
+            s.delete(t, b"c").unwrap();
+            let keys: Vec<Vec<u8>> = s
+                .range(t, b"", None, 10)
+                .unwrap()
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
+            assert_eq!(keys, vec![b"a".to_vec(), b"d".to_vec(), b"e".to_vec()]);
+            assert_eq!(s.range_rev(t, b"", None, 1).unwrap()[0].0, b"e");
+        }
+        if let Some(sync) = sync {
+            assert!(
+                s.commit_start().is_err(),
+                "a second commit may not start before the first finishes"
+            );
+            sync().unwrap();
+        }
+        s.commit_finish().unwrap();
+        for t in [Tree::Inbox, Tree::Offices] {
+            assert_eq!(s.get(t, b"e").unwrap().as_deref(), Some(&b"third"[..]));
+            assert_eq!(s.get(t, b"c").unwrap(), None);
+        }
+        // Crash with the third group uncommitted: the second one is durable, the third not.
+        let mut s = reopen(s);
+        for t in [Tree::Inbox, Tree::Offices] {
+            assert_eq!(s.get(t, b"a").unwrap().as_deref(), Some(&b"second"[..]));
+            assert_eq!(s.get(t, b"b").unwrap(), None);
+            assert_eq!(s.get(t, b"c").unwrap().unwrap(), vec![3u8; 4096]);
+            assert_eq!(s.get(t, b"d").unwrap().unwrap(), vec![4u8; 4096]);
+            assert_eq!(s.get(t, b"e").unwrap(), None);
+            s.put(t, b"f", b"after").unwrap();
+        }
+        s.commit().unwrap();
+        let s = reopen(s);
+        for t in [Tree::Inbox, Tree::Offices] {
+            assert_eq!(s.get(t, b"f").unwrap().as_deref(), Some(&b"after"[..]));
+        }
     }
 
     /// A group's writes are seen by its own reads and scans before the commit, over what is

@@ -25,7 +25,7 @@ use std::path::Path;
 
 use super::runs::{Entry, Merge, Runs};
 use super::vlog::{self, KIND_BLOB, KIND_GROUP, Log, Pos, Ptr};
-use super::{Pairs, Store, StoreError, Tree};
+use super::{Pairs, Store, StoreError, SyncJob, Tree};
 
 /// The layout marker kept in the store, so a store written in another layout is refused
 /// with a clear error instead of being misread.
@@ -69,6 +69,19 @@ pub struct DiskStore {
     end: Pos,
     /// Prefixed key → value, or a tombstone.
     overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// A group written to the log whose flush runs elsewhere ([`Store::commit_start`]):
+    /// reads see it (between the overlay and the indexes), and no index takes it before
+    /// [`Store::commit_finish`], so nothing of it reaches a file an index keeps before the
+    /// log holds it durably.
+    staged: Option<Staged>,
+}
+
+/// A written, not yet durable group.
+struct Staged {
+    seq: u64,
+    end: Pos,
+    /// Prefixed key → stored (tagged) index value, or a tombstone.
+    ops: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -324,6 +337,7 @@ impl DiskStore {
             seq,
             end,
             overlay: BTreeMap::new(),
+            staged: None,
         })
     }
 
@@ -381,6 +395,17 @@ impl DiskStore {
         } else {
             sources.push(Box::new(over));
         }
+        if let Some(g) = &self.staged {
+            let r = g
+                .ops
+                .range(lo.clone()..hi.clone())
+                .map(|(k, v)| Ok((k.clone(), v.clone())));
+            if rev {
+                sources.push(Box::new(r.rev()));
+            } else {
+                sources.push(Box::new(r));
+            }
+        }
         if in_sled(tree) {
             let r = self.db.range(lo..hi);
             let r = r.map(|e| {
@@ -415,7 +440,10 @@ impl Store for DiskStore {
         if let Some(v) = self.overlay.get(&k) {
             return Ok(v.clone());
         }
-        let stored = if in_sled(tree) {
+        let staged = self.staged.as_ref().and_then(|g| g.ops.get(&k));
+        let stored = if let Some(v) = staged {
+            v.clone()
+        } else if in_sled(tree) {
             self.db.get(&k).map_err(backend)?.map(|v| v.to_vec())
         } else {
             self.runs.get(&k)?.flatten()
@@ -459,22 +487,34 @@ impl Store for DiskStore {
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
+        if let Some(sync) = self.commit_start()? {
+            sync()?;
+        }
+        self.commit_finish()
+    }
+
+    fn commit_start(&mut self) -> Result<Option<SyncJob>, StoreError> {
+        if self.staged.is_some() {
+            return Err(StoreError::Backend(
+                "a commit started before the previous one finished".into(),
+            ));
+        }
         if self.overlay.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         self.log.roll_if_full()?;
         let seq = self.seq + 1;
         let mut buf = Vec::new();
         let mut group = Vec::with_capacity(4096);
         group.extend_from_slice(&seq.to_be_bytes());
-        let mut ops = Vec::with_capacity(self.overlay.len());
+        let mut ops = BTreeMap::new();
         for (k, v) in std::mem::take(&mut self.overlay) {
             match v {
                 None => {
                     group.push(0);
                     push_len(&mut group, k.len());
                     group.extend_from_slice(&k);
-                    ops.push((k, None));
+                    ops.insert(k, None);
                 }
                 Some(v) => {
                     let mut stored = Vec::with_capacity(1 + v.len().min(vlog::PTR_BYTES));
@@ -491,20 +531,29 @@ impl Store for DiskStore {
                     group.extend_from_slice(&k);
                     push_len(&mut group, stored.len());
                     group.extend_from_slice(&stored);
-                    ops.push((k, Some(stored)));
+                    ops.insert(k, Some(stored));
                 }
             }
         }
         self.log.append(&mut buf, KIND_GROUP, &group);
         let end = self.log.end_after(&buf);
-        // The durability point: nothing of the group reaches an index before this returns.
-        self.log.write_and_sync(&buf)?;
-        let (batch, rest) = split(ops, seq, end);
-        self.db.apply_batch(batch).map_err(backend)?;
-        self.runs.apply(rest, seq, end)?;
+        let sync = self.log.write_unsynced(&buf)?;
+        // The group counts as written from here (the next one follows it in the log);
+        // the durability point is the flush, before `commit_finish`.
         self.seq = seq;
         self.end = end;
-        Ok(())
+        self.staged = Some(Staged { seq, end, ops });
+        Ok(Some(Box::new(sync)))
+    }
+
+    fn commit_finish(&mut self) -> Result<(), StoreError> {
+        let Some(Staged { seq, end, ops }) = self.staged.take() else {
+            return Ok(());
+        };
+        // Durable now: the indexes take the group.
+        let (batch, rest) = split(ops.into_iter().collect(), seq, end);
+        self.db.apply_batch(batch).map_err(backend)?;
+        self.runs.apply(rest, seq, end)
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex, Weak};
 
 use super::lease::{Attempt, Lease};
-use super::{DiskStore, Pair, Pairs, PgStore, Store, StoreError, Tree};
+use super::{DiskStore, Pair, Pairs, PgStore, Store, StoreError, SyncJob, Tree};
 
 /// The configured store.
 // One per node, moved once: boxing the local store would add a pointer chase to every read.
@@ -162,5 +162,13 @@ impl Store for NodeStore {
 
     fn commit(&mut self) -> Result<(), StoreError> {
         self.inner_mut().commit()
+    }
+
+    fn commit_start(&mut self) -> Result<Option<SyncJob>, StoreError> {
+        self.inner_mut().commit_start()
+    }
+
+    fn commit_finish(&mut self) -> Result<(), StoreError> {
+        self.inner_mut().commit_finish()
     }
 }

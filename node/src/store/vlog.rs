@@ -232,15 +232,25 @@ impl Log {
 
     /// Writes `buf` at the end of the current segment and makes it durable.
     pub fn write_and_sync(&mut self, buf: &[u8]) -> Result<(), StoreError> {
+        self.write_unsynced(buf)?()
+    }
+
+    /// Writes `buf` at the end of the current segment without waiting for the disk, and
+    /// returns the flush that makes it durable (a handle of its own on the segment, so it
+    /// can run on another thread while the log is written on).
+    pub fn write_unsynced(
+        &mut self,
+        buf: &[u8],
+    ) -> Result<impl FnOnce() -> Result<(), StoreError> + Send + 'static, StoreError> {
         let p = self.dir.join(seg_name(self.cur_seg()));
         let f = self
             .segments
             .last_mut()
             .ok_or_else(|| StoreError::Backend("log has no segment".into()))?;
         f.write_all(buf).map_err(|e| io(&p, e))?;
-        f.sync_data().map_err(|e| io(&p, e))?;
+        let handle = f.try_clone().map_err(|e| io(&p, e))?;
         self.cur_len += buf.len() as u64;
-        Ok(())
+        Ok(move || handle.sync_data().map_err(|e| io(&p, e)))
     }
 
     /// Reads a blob's payload.
