@@ -227,6 +227,43 @@ fn sign_in_upload_see_in_inbox_download() {
     );
     assert_eq!(b.text("#cert-title"), "送信証明");
     b.screenshot(&shots.join("11-certificate.png"));
+    // What the browser's print gives (the clerk's PDF for 運営指導): the certificate alone,
+    // on one A4 page — the portal's header, tabs and buttons are not printed.
+    b.cdp_call(
+        "Emulation.setEmulatedMedia",
+        serde_json::json!({"media": "print"}),
+    );
+    let shown = b.script(
+        "return ['header', '#app', '#cert-print', '#cert-close', '#cert', '#cert-body']           .map(s => document.querySelector(s).getClientRects().length > 0)",
+    );
+    assert_eq!(
+        shown,
+        serde_json::json!([false, false, false, false, true, true]),
+        "in print, only the certificate shows"
+    );
+    b.screenshot(&shots.join("16-certificate-print.png"));
+    b.cdp_call(
+        "Emulation.setEmulatedMedia",
+        serde_json::json!({"media": ""}),
+    );
+    let pdf = b.print_pdf();
+    assert!(pdf.starts_with(b"%PDF-"), "a PDF");
+    let text = String::from_utf8_lossy(&pdf);
+    let pages = text.matches("/Type /Page").count() - text.matches("/Type /Pages").count();
+    assert_eq!(pages, 1, "the certificate prints on one page");
+    // A4 in PDF points: 210 × 297 mm = 595.3 × 841.9.
+    let media = text
+        .split("/MediaBox [")
+        .nth(1)
+        .and_then(|r| r.split(']').next())
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|n| n.parse::<f64>().ok())
+        .collect::<Vec<_>>();
+    assert!(
+        media.len() == 4 && (media[2] - 595.3).abs() < 1.5 && (media[3] - 841.9).abs() < 1.5,
+        "an A4 page: {media:?}"
+    );
     b.click("#cert-close");
 
     // Every control is labelled (screen readers, and what a clerk reads).

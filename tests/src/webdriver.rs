@@ -118,6 +118,27 @@ impl Browser {
             .send();
     }
 
+    /// Runs a Chrome DevTools command and gives its result.
+    pub fn cdp_call(&self, cmd: &str, params: Value) -> Value {
+        self.post("/goog/cdp/execute", json!({"cmd": cmd, "params": params}))
+    }
+
+    /// The page as the browser prints it (its print stylesheet and `@page` size): PDF bytes.
+    pub fn print_pdf(&self) -> Vec<u8> {
+        let v = self.cdp_call(
+            "Page.printToPDF",
+            json!({"preferCSSPageSize": true, "printBackground": false}),
+        );
+        data_encoding::BASE64
+            .decode(
+                v["data"]
+                    .as_str()
+                    .expect("printToPDF gives data")
+                    .as_bytes(),
+            )
+            .unwrap()
+    }
+
     /// Resizes the window (a tablet's width, say).
     pub fn window_size(&self, width: u32, height: u32) {
         self.post("/window/rect", json!({ "width": width, "height": height }));
