@@ -147,6 +147,20 @@ fn sign_in_upload_see_in_inbox_download() {
     b.wait_text(&row, "新着");
     filter("f-insured", "0000000001");
     b.wait_text("#inbox-table", "条件に合う受信はありません");
+    // …or a user's name as the unit's 利用者補足情報 gives it (佐藤　勇, 田中　花子, 小林　トメ):
+    // typed without the space, or in its フリガナ; a name not in the unit hides it.
+    filter("f-insured", "田中花子");
+    b.wait_text(&row, "新着");
+    filter("f-insured", "ｺﾊﾞﾔｼ");
+    b.wait_text(&row, "新着");
+    filter("f-insured", "山田");
+    b.wait_text("#inbox-table", "条件に合う受信はありません");
+    filter("f-insured", "");
+    let users = b.wait_text(&format!("{row} small.users"), "利用者");
+    assert!(
+        users.contains("小林　トメ") && users.contains("ほか1名"),
+        "the row names its users: {users}"
+    );
     for id in ["f-kind", "f-subject", "f-from", "f-state", "f-insured"] {
         filter(id, "");
     }

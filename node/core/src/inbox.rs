@@ -122,6 +122,12 @@ impl<S: Store> Core<S> {
                 v.truncate(records::INSURED_KEPT_MAX);
                 v
             },
+            names: info
+                .names
+                .iter()
+                .take(records::INSURED_KEPT_MAX)
+                .map(|n| [n.insured.clone(), n.name.clone(), n.kana.clone()])
+                .collect(),
         };
         self.store.put(
             Tree::InboxIndex,
@@ -221,6 +227,15 @@ impl<S: Store> Core<S> {
             latest: rec.superseded_by.is_none(),
             users: rec.users as usize,
             insured: rec.insured.clone(),
+            names: rec
+                .names
+                .iter()
+                .map(|[insured, name, kana]| crate::views::UserNameView {
+                    insured: insured.clone(),
+                    name: name.clone(),
+                    kana: kana.clone(),
+                })
+                .collect(),
         })
     }
 

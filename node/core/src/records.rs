@@ -217,6 +217,11 @@ pub struct InboxRec {
     /// page's 利用者 filter). Absent in records written before it existed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub insured: Vec<String>,
+    /// The users' names as the unit's files give them: `[被保険者番号, 氏名, フリガナ]`, sorted,
+    /// at most [`INSURED_KEPT_MAX`] (the 利用者 filter by name). Absent in records written
+    /// before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<[String; 3]>,
 }
 
 /// 被保険者番号 kept per inbox record.

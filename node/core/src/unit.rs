@@ -92,6 +92,8 @@ pub struct UnitInfo {
     pub family: Family,
     /// Per-user relation keys.
     pub users: Vec<UserKey>,
+    /// The users' names the files carry (利用者補足情報, 利用者基本情報), by 被保険者番号.
+    pub names: Vec<renkei_protocol::csv::validate::UserName>,
 }
 
 impl UnitInfo {

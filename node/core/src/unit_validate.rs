@@ -106,5 +106,6 @@ pub(super) fn check(files: &[(&str, &[u8])]) -> Result<UnitInfo, Vec<UnitFinding
         subject,
         family,
         users,
+        names: unit.names.clone(),
     })
 }

@@ -115,6 +115,19 @@ pub struct InboxView {
     pub users: usize,
     /// Their 被保険者番号 (sorted; empty for units received before they were kept).
     pub insured: Vec<String>,
+    /// Their names where the unit's files carry them (利用者補足情報, 利用者基本情報).
+    pub names: Vec<UserNameView>,
+}
+
+/// A user's name as a unit's files give it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UserNameView {
+    /// 被保険者番号.
+    pub insured: String,
+    /// 利用者氏名.
+    pub name: String,
+    /// 利用者氏名フリガナ.
+    pub kana: String,
 }
 
 /// Directory answer: can that office receive electronically, and where.

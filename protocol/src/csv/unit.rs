@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::finding::{Finding, Severity};
 use super::layout;
 use super::name::{FileName, parse_name};
-use super::validate::{FileReport, Scratch, check_file_in};
+use super::validate::{FileReport, Scratch, UserName, check_file_in};
 use crate::ids::{DocKind, FilePrefix, OfficeNumber, ServiceKind, Stamp, YearMonth};
 
 /// The key under which a newer file replaces an older one (DOMAIN.md "Versions and latest").
@@ -211,6 +211,9 @@ pub struct SendUnit {
     pub target_month: Option<YearMonth>,
     /// Relation keys of all files, per user, sorted and deduplicated.
     pub keys: Vec<RelationKey>,
+    /// The users' names the files carry ([`FileReport::names`]), sorted and deduplicated.
+    #[serde(skip)]
+    pub names: Vec<UserName>,
 }
 
 /// What checking one send unit found.
@@ -353,7 +356,12 @@ fn unit_of(reports: &[FileReport], findings: &mut Vec<Finding>) -> Option<SendUn
         .iter()
         .flat_map(|r| r.keys.iter().cloned())
         .collect();
+    let names: BTreeSet<UserName> = reports
+        .iter()
+        .flat_map(|r| r.names.iter().cloned())
+        .collect();
     Some(SendUnit {
+        names: names.into_iter().collect(),
         kind,
         doc_kind: kind.doc_kind(),
         from_office: n0.from_office.clone(),

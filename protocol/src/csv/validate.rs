@@ -33,7 +33,28 @@ pub struct FileReport {
     pub keys: Vec<RelationKey>,
     /// Family-structure image names listed in UPKIHON column 62.
     pub images: Vec<String>,
+    /// The users' names where the file carries them (利用者補足情報 columns 5–6, 利用者基本情報
+    /// columns 14–15), by 被保険者番号, at most [`USER_NAMES_MAX`]: what a clerk searches
+    /// the inbox by. Not part of a report's JSON.
+    #[serde(skip)]
+    pub names: Vec<UserName>,
 }
+
+/// A user's name as a file gives it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UserName {
+    /// 被保険者番号.
+    pub insured: String,
+    /// 利用者氏名 (at most [`USER_NAME_CHARS_MAX`] characters).
+    pub name: String,
+    /// 利用者氏名フリガナ (the same bound).
+    pub kana: String,
+}
+
+/// Names kept per file.
+pub const USER_NAMES_MAX: usize = 1000;
+/// Characters kept of a name.
+pub const USER_NAME_CHARS_MAX: usize = 64;
 
 impl FileReport {
     /// Whether any finding is an error.
@@ -95,6 +116,7 @@ pub fn check_file_in(scratch: &mut Scratch, name: &str, bytes: &[u8]) -> FileRep
         csv_version: None,
         keys: Vec::new(),
         images: Vec::new(),
+        names: Vec::new(),
     };
     let Some(prefix) = parsed.prefix else {
         report.findings = sink.finish(&display);
@@ -139,6 +161,7 @@ pub fn check_file_in(scratch: &mut Scratch, name: &str, bytes: &[u8]) -> FileRep
                     report.csv_version = check.version;
                     report.keys = check.keys.into_iter().collect();
                     report.images = check.images;
+                    report.names = check.names.into_iter().collect();
                 }
                 if text.capacity() <= DECODED_KEPT_BYTES_MAX {
                     text.clear();
@@ -290,6 +313,7 @@ struct Check<'a> {
     users: BTreeSet<(String, String)>,
     keys: BTreeSet<RelationKey>,
     images: Vec<String>,
+    names: BTreeSet<UserName>,
     version: Option<String>,
     office_warned: BTreeSet<Vec<u8>>,
 }
@@ -311,6 +335,7 @@ impl<'a> Check<'a> {
             users: BTreeSet::new(),
             keys: BTreeSet::new(),
             images: Vec::new(),
+            names: BTreeSet::new(),
             version: None,
             office_warned: BTreeSet::new(),
         }
@@ -961,6 +986,31 @@ impl<'a> Check<'a> {
             insured: lossy(insured),
             subject: lossy(subject),
         });
+        // The user's name, where this kind of file carries it (once per user and subject).
+        let columns = match self.prefix {
+            FilePrefix::UpHosoku => Some((5, 4)),
+            FilePrefix::UpKihon => Some((14, 13)),
+            _ => None,
+        };
+        if let Some((name_at, kana_at)) = columns
+            && self.names.len() < USER_NAMES_MAX
+        {
+            let clip = |i: usize| -> String {
+                lossy(rec.get(i).unwrap_or_default())
+                    .trim()
+                    .chars()
+                    .take(USER_NAME_CHARS_MAX)
+                    .collect()
+            };
+            let (name, kana) = (clip(name_at), clip(kana_at));
+            if !insured.is_empty() && (!name.is_empty() || !kana.is_empty()) {
+                self.names.insert(UserName {
+                    insured: lossy(insured),
+                    name,
+                    kana,
+                });
+            }
+        }
     }
 }
 
@@ -1073,6 +1123,44 @@ mod tests {
             .iter()
             .map(|f| (f.rule, f.severity, f.line, f.column))
             .collect()
+    }
+
+    #[test]
+    fn users_names_come_from_the_files_that_carry_them() {
+        let hosoku = include_bytes!(
+            "../../../fixtures/valid/d2_kyo_riyohyo/UPHOSOKU_202505_4074478647_43_4071481594_11_20250425164608.CSV"
+        );
+        let r = check_file(
+            "UPHOSOKU_202505_4074478647_43_4071481594_11_20250425164608.CSV",
+            hosoku,
+        );
+        assert!(!r.has_errors(), "{:?}", r.findings);
+        let names: Vec<(&str, &str, &str)> = r
+            .names
+            .iter()
+            .map(|n| (n.insured.as_str(), n.name.as_str(), n.kana.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("1047640335", "小林\u{3000}トメ", "ｺﾊﾞﾔｼ ﾄﾒ"),
+                ("3490391694", "佐藤\u{3000}勇", "ｻﾄｳ ｲｻﾑ"),
+                ("6699747534", "田中\u{3000}花子", "ﾀﾅｶ ﾊﾅｺ"),
+            ]
+        );
+        // A 第6表 carries no names; a name longer than the bound is cut.
+        assert!(check_file(PLAN, &sjis(PLAN_ROW)).names.is_empty());
+        let r = check_file(
+            "UPHOSOKU_202505_4074478647_43_4071481594_11_20250425164608.CSV",
+            &sjis(
+                &encoding_rs::SHIFT_JIS
+                    .decode(hosoku)
+                    .0
+                    .replace("小林", &"長".repeat(200)),
+            ),
+        );
+        let cut = r.names.iter().find(|n| n.name.starts_with('長')).unwrap();
+        assert_eq!(cut.name.chars().count(), USER_NAME_CHARS_MAX);
     }
 
     #[test]

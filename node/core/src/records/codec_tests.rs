@@ -268,6 +268,9 @@ fn every_stored_record_is_ciboriums_bytes() {
                 users: (n >> 7) as u32,
                 fetched: vec![0b101; i % 3],
                 insured: (0..i % 3).map(|k| format!("{:010}", k * 7 + i)).collect(),
+                names: (0..i % 3)
+                    .map(|k| [format!("{:010}", k * 7 + i), text(k), "ﾔﾏﾀﾞ".into()])
+                    .collect(),
             },
             i < 3,
         );
@@ -381,6 +384,7 @@ fn version_1_records_read_as_they_were_written_and_version_2_is_smaller() {
         users: 3,
         fetched: Vec::new(),
         insured: Vec::new(),
+        names: Vec::new(),
     };
     let dedup_old = v1::DedupRec {
         digest,
