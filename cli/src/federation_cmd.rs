@@ -333,6 +333,7 @@ pub fn run(cmd: FederationCmd) -> Result<i32> {
                 operator: entry.id,
                 since_ms: now,
                 released: false,
+                name: String::new(),
             }
             .sign(&authority);
             let path = out.unwrap_or_else(|| PathBuf::from(format!("assignment-{office}.cbor")));

@@ -29,6 +29,10 @@ pub const ROSTER_SIG_LABEL: &[u8] = b"renkei/roster/v1";
 pub const BINDING_SIG_LABEL: &[u8] = b"renkei/binding/v1";
 const ROSTER_VERSION: u64 = 1;
 const BINDING_VERSION: u64 = 1;
+/// A binding that names its office (7 fields): version 1's fields, then the name.
+const BINDING_VERSION_NAMED: u64 = 2;
+/// Characters of an office name a binding carries, at most.
+pub const BINDING_NAME_CHARS_MAX: usize = 100;
 
 /// A retired key pair of an operator, still valid until `expires_ms`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -316,18 +320,45 @@ pub struct OfficeBinding {
     pub since_ms: u64,
     /// Whether this record releases the office.
     pub released: bool,
+    /// The office's name (事業所名, public like its number), so offices at other operators
+    /// see who sends and receives; empty when the home has none. A binding with a name is
+    /// version 2 (seven fields); one without keeps version 1's bytes.
+    pub name: String,
 }
 
 impl OfficeBinding {
     fn to_value(&self) -> Value {
-        Value::Array(vec![
-            cbor::uint(BINDING_VERSION),
+        let named = !self.name.is_empty();
+        let mut v = vec![
+            cbor::uint(if named {
+                BINDING_VERSION_NAMED
+            } else {
+                BINDING_VERSION
+            }),
             cbor::text(self.office.as_str()),
             Value::Array(self.kinds.iter().map(|k| cbor::text(k.as_str())).collect()),
             cbor::bytes(self.operator.as_bytes()),
             cbor::uint(self.since_ms),
             Value::Bool(self.released),
-        ])
+        ];
+        if named {
+            v.push(cbor::text(&self.name));
+        }
+        Value::Array(v)
+    }
+
+    /// An office name as a binding may carry it: trimmed, at most
+    /// [`BINDING_NAME_CHARS_MAX`] characters, no control characters.
+    pub fn name_for(name: &str) -> String {
+        name.trim()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(BINDING_NAME_CHARS_MAX)
+            .collect()
+    }
+
+    fn name_ok(name: &str) -> bool {
+        !name.is_empty() && Self::name_for(name) == name
     }
     /// Canonical bytes.
     pub fn encode(&self) -> Vec<u8> {
@@ -344,7 +375,11 @@ impl OfficeBinding {
     /// then refuses with the error it names.
     fn decode_direct(bytes: &[u8]) -> Option<OfficeBinding> {
         let mut r = cbor::direct::Items::within(bytes, BINDING_BYTES_MAX)?;
-        r.versioned(6, BINDING_VERSION)?;
+        let named = match (r.array()?, r.uint()?) {
+            (6, BINDING_VERSION) => false,
+            (7, BINDING_VERSION_NAMED) => true,
+            _ => return None,
+        };
         let office = r.text()?.parse().ok()?;
         let n = r.array()?;
         if n > 32 {
@@ -357,6 +392,12 @@ impl OfficeBinding {
         let operator = OperatorId(r.bytes()?.try_into().ok()?);
         let since_ms = r.uint()?;
         let released = r.bool()?;
+        let name = if named {
+            let n = r.text()?;
+            Self::name_ok(n).then(|| n.to_owned())?
+        } else {
+            String::new()
+        };
         r.end()?;
         Some(OfficeBinding {
             office,
@@ -364,13 +405,20 @@ impl OfficeBinding {
             operator,
             since_ms,
             released,
+            name,
         })
     }
 
     fn decode_general(bytes: &[u8]) -> Result<OfficeBinding, DecodeError> {
         const W: &str = "office binding";
-        let mut f = Fields::new(cbor::decode_canonical(bytes, W, BINDING_BYTES_MAX)?, W, 6)?;
-        f.version(BINDING_VERSION)?;
+        let value = cbor::decode_canonical(bytes, W, BINDING_BYTES_MAX)?;
+        let named = matches!(&value, Value::Array(items) if items.len() == 7);
+        let mut f = Fields::new(value, W, if named { 7 } else { 6 })?;
+        f.version(if named {
+            BINDING_VERSION_NAMED
+        } else {
+            BINDING_VERSION
+        })?;
         let office = f.parse("office")?;
         let mut kinds = Vec::new();
         for k in f.list("kinds", 32)? {
@@ -388,12 +436,26 @@ impl OfficeBinding {
         let operator = OperatorId(f.array("operator")?);
         let since_ms = f.uint("since")?;
         let released = f.bool("released")?;
+        let name = if named {
+            let n = f.text("name")?;
+            if !Self::name_ok(&n) {
+                return Err(DecodeError::Field {
+                    what: W,
+                    field: "name",
+                    expected: "a non-empty office name of at most 100 characters, trimmed, without control characters",
+                });
+            }
+            n
+        } else {
+            String::new()
+        };
         Ok(OfficeBinding {
             office,
             kinds,
             operator,
             since_ms,
             released,
+            name,
         })
     }
     /// Signs the binding as its operator.
@@ -564,6 +626,10 @@ mod binding_decode_tests {
     use super::*;
 
     fn signed(office: &str, kinds: &[&str], since_ms: u64, released: bool) -> Vec<u8> {
+        named(office, kinds, since_ms, released, "")
+    }
+
+    fn named(office: &str, kinds: &[&str], since_ms: u64, released: bool, name: &str) -> Vec<u8> {
         let op = SigningIdentity::from_seed([9; 32]);
         OfficeBinding {
             office: office.parse().unwrap_or_else(|e| panic!("{office}: {e}")),
@@ -571,9 +637,36 @@ mod binding_decode_tests {
             operator: op.id(),
             since_ms,
             released,
+            name: name.into(),
         }
         .sign(&op)
         .encode()
+    }
+
+    #[test]
+    fn a_binding_names_its_office_in_version_2_and_keeps_version_1_without() {
+        let plain = signed("1310000017", &["43"], 5, false);
+        let with = named("1310000017", &["43"], 5, false, "ひばり居宅介護支援事業所");
+        let b = SignedBinding::decode(&with).unwrap();
+        assert_eq!(b.binding().name, "ひばり居宅介護支援事業所");
+        assert_eq!(SignedBinding::decode(&plain).unwrap().binding().name, "");
+        // Version 1 bytes are what they always were: [1, office, kinds, operator, since,
+        // released]; a named one is [2, …, name].
+        let inner = |b: &[u8]| SignedBinding::decode(b).unwrap().bytes.clone();
+        assert_eq!(inner(&plain)[..2], [0x86, 0x01]);
+        assert_eq!(inner(&with)[..2], [0x87, 0x02]);
+        // A name the binding may not carry is refused by both readings.
+        for bad in [
+            " padded",
+            "\u{7}bell",
+            &"名".repeat(BINDING_NAME_CHARS_MAX + 1),
+        ] {
+            let b = named("1310000017", &["43"], 5, false, bad);
+            assert!(SignedBinding::decode_direct(&b).is_none(), "{bad:?}");
+            let e = SignedBinding::decode_general(&b).unwrap_err();
+            assert!(e.to_string().contains("name"), "{e}");
+        }
+        assert_eq!(OfficeBinding::name_for("  みどり\u{7}園 "), "みどり園");
     }
 
     /// Whatever the bytes, the item-by-item reading either declines or gives what the
@@ -598,6 +691,7 @@ mod binding_decode_tests {
             ),
             signed("0110000002", &[], 23, true),
             signed("1310000017", &["15"], u64::MAX, false),
+            named("1310000017", &["43"], 7, false, "ひばり居宅介護支援事業所"),
         ];
         for b in &cases {
             let direct = SignedBinding::decode_direct(b).expect("canonical bytes read directly");

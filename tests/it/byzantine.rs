@@ -193,6 +193,7 @@ fn a_forged_sender_is_refused_and_a_hijacked_home_changes_no_route() {
         operator: liar.id(),
         since_ms: now_ms(),
         released: false,
+        name: String::new(),
     }
     .sign(&liar.identity)
     .encode();

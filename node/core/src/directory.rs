@@ -163,13 +163,19 @@ impl<S: Store> Core<S> {
             .is_some_and(|r| r.roster().signer_valid_at(peer, self.now).is_some())
     }
 
-    /// The name of an office homed at this node (none for others: the federation's
-    /// directory carries no names).
+    /// The name of an office: its record's when it is homed here, else the name its home
+    /// put in its binding (bindings signed before names were carried have none).
     pub(crate) fn office_name(&self, office: &OfficeNumber) -> Option<String> {
         self.offices
             .get(office)
             .map(|o| o.name.clone())
             .filter(|n| !n.is_empty())
+            .or_else(|| {
+                self.bindings
+                    .get(office)
+                    .filter(|b| !b.released && !b.name.is_empty())
+                    .map(|b| b.name.clone())
+            })
     }
 
     pub(crate) fn operator_name(&self, id: &OperatorId) -> Option<String> {
@@ -389,6 +395,7 @@ impl<S: Store> Core<S> {
                 operator: self.keys.id(),
                 since_ms: self.now,
                 released: false,
+                name: OfficeBinding::name_for(&rec.name),
             }
             .sign(&self.keys.identity);
             self.store_binding(binding)?;
@@ -446,6 +453,7 @@ impl<S: Store> Core<S> {
             operator: self.keys.id(),
             since_ms: self.now,
             released: true,
+            name: String::new(),
         }
         .sign(&self.keys.identity);
         self.store_binding(release)?;
@@ -456,25 +464,49 @@ impl<S: Store> Core<S> {
     /// After a key rotation, re-signs the bindings of the offices homed here that are still
     /// signed with a retired key of this node, under the current key (since now), so the
     /// federation learns the new id by directory sync and routes to it.
+    /// The same at open for a binding of this node that does not carry its office's name
+    /// (signed before bindings named offices): re-signed once with the name, so offices at
+    /// other operators see it.
     pub(super) fn rebind_after_rotation(&mut self) -> Result<(), StoreError> {
         let me = self.keys.id();
-        let stale: Vec<OfficeRec> = self
+        let stale: Vec<(OfficeRec, bool)> = self
             .offices
             .values()
-            .filter(|o| {
-                self.bindings
-                    .get(&o.office)
-                    .is_some_and(|b| b.operator != me && self.keys.is_own_id(&b.operator))
+            .filter_map(|o| {
+                let b = self.bindings.get(&o.office)?;
+                if !self.keys.is_own_id(&b.operator) || b.released {
+                    return None;
+                }
+                let rotated = b.operator != me;
+                // (An office the authority assigned keeps the assignment: no claim of ours
+                // replaces it, named or not.)
+                let unnamed = b.name != OfficeBinding::name_for(&o.name)
+                    && !self.assigned.contains_key(&o.office);
+                (rotated || unnamed).then(|| (o.clone(), rotated))
             })
-            .cloned()
             .collect();
-        for rec in stale {
+        for (rec, rotated) in stale {
+            if !rotated {
+                let binding = OfficeBinding {
+                    office: rec.office.clone(),
+                    kinds: rec.kinds.clone(),
+                    operator: me,
+                    since_ms: self.now,
+                    released: false,
+                    name: OfficeBinding::name_for(&rec.name),
+                }
+                .sign(&self.keys.identity);
+                self.store_binding(binding)?;
+                tracing::info!(office = %rec.office, "office binding re-signed with the office's name");
+                continue;
+            }
             let binding = OfficeBinding {
                 office: rec.office.clone(),
                 kinds: rec.kinds.clone(),
                 operator: me,
                 since_ms: self.now,
                 released: false,
+                name: OfficeBinding::name_for(&rec.name),
             }
             .sign(&self.keys.identity);
             self.store_binding(binding)?;

@@ -262,6 +262,16 @@ fn direct_delivery_between_two_operators() {
     net.run_for(1_000);
     assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
     assert_eq!(inbox(&mut net, 1, SVC, false).len(), 1);
+    // Each side names the other office, homed at the other operator, by the name its
+    // home put in the office's binding.
+    assert_eq!(
+        inbox(&mut net, 1, SVC, false)[0].from_name.as_deref(),
+        Some("office 4074478647")
+    );
+    match net.api(0, CM, ApiCommand::Sent { id: Some(id) }) {
+        ApiReply::Sent(v) => assert_eq!(v[0].to_name.as_deref(), Some("office 4071481594")),
+        other => panic!("{other:?}"),
+    }
     // The receiving office downloads one file of the unit: not yet Retrieved, and the
     // inbox says which file it has.
     assert!(files.len() > 1);

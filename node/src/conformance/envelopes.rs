@@ -74,6 +74,7 @@ impl Builder {
             operator: tester.id(),
             since_ms: now_ms,
             released: false,
+            name: String::new(),
         }
         .sign(&tester.identity)
         .encode()

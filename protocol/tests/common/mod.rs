@@ -109,6 +109,7 @@ pub fn binding() -> SignedBinding {
         operator: destination().id(),
         since_ms: 1_740_000_000_000,
         released: false,
+        name: String::new(),
     }
     .sign(&destination().identity)
 }

@@ -82,6 +82,7 @@ fn home(
         operator,
         since_ms,
         released: false,
+        name: String::new(),
     }
 }
 
