@@ -47,7 +47,10 @@ fn with_stamp(files: &[(String, Vec<u8>)], old: &str, new: &str) -> Vec<(String,
 #[test]
 fn units_cross_operators_through_the_relay_and_the_relay_never_sees_plaintext() {
     let f = fed("cross");
-    let cm = Office::new(&f.a.url, &f.a.add_office(CM, "43"));
+    let cm = Office::new(
+        &f.a.url,
+        &f.a.add_office_named(CM, "43", "ひばり居宅介護支援事業所"),
+    );
     let svc = Office::new(&f.b.url, &f.b.add_office(SVC, "11"));
     let yobo_svc = Office::new(&f.b.url, &f.b.add_office(YOBO_SVC, "63"));
     let yobo = Office::new(&f.c.url, &f.c.add_office(YOBO, "46"));
@@ -91,6 +94,16 @@ fn units_cross_operators_through_the_relay_and_the_relay_never_sees_plaintext() 
                 .any(|(n, h)| n == "central-relay" && *h == Some(1)),
             "{dir}: no relay hop in {hops:?}"
         );
+        // The receiving office, at another operator, sees the sender's name from its
+        // binding (the one office registered with a name).
+        let entry = to.json("/v1/inbox?limit=1");
+        assert_eq!(entry[0]["id"], id.as_str());
+        let from_name = entry[0]["from_name"].as_str();
+        if std::ptr::eq(from, &cm) {
+            assert_eq!(from_name, Some("ひばり居宅介護支援事業所"), "{dir}");
+        } else {
+            assert_eq!(from_name, None, "{dir}");
+        }
         for (name, bytes) in &files {
             let (s, got) = to.get(&format!("/v1/inbox/{id}/files/{name}"));
             assert_eq!(s, 200);

@@ -180,15 +180,17 @@ impl NodeProc {
 
     /// `renkei office add`; returns the token.
     pub fn add_office(&self, office: &str, kinds: &str) -> String {
-        let out = renkei(&[
-            "office",
-            "add",
-            "--dir",
-            self.dir.0.to_str().unwrap(),
-            office,
-            "--kinds",
-            kinds,
-        ]);
+        self.add_office_named(office, kinds, "")
+    }
+
+    /// [`NodeProc::add_office`] with the office's name (none when empty).
+    pub fn add_office_named(&self, office: &str, kinds: &str, name: &str) -> String {
+        let dir = self.dir.0.to_str().unwrap();
+        let mut args = vec!["office", "add", "--dir", dir, office, "--kinds", kinds];
+        if !name.is_empty() {
+            args.extend(["--name", name]);
+        }
+        let out = renkei(&args);
         out.lines()
             .find_map(|l| l.strip_prefix("token: "))
             .expect("token line")
