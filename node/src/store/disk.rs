@@ -758,6 +758,105 @@ mod tests {
         }
     }
 
+    fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            let target = to.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                copy_dir(&e.path(), &target);
+            } else {
+                std::fs::copy(e.path(), &target).unwrap();
+            }
+        }
+    }
+
+    /// A pipelined commit whose flush never happened: at the moment a group is written and
+    /// its flush not yet run, the machine loses power and the kernel's unsynced pages with
+    /// it. Each round, the store directory is copied right after `commit_start` with the
+    /// log cut back to where it stood before the group (what the disk holds if the write
+    /// never reached it); every copy must open to exactly the state before that group —
+    /// no index (a run written out, sled) holds anything of it — while the live store goes
+    /// on. The memory table is tiny, so runs are written and merged throughout.
+    #[test]
+    fn a_group_whose_flush_never_ran_leaves_no_trace() {
+        let d = tmp("lostflush");
+        let trees = [Tree::Inbox, Tree::Envelopes, Tree::Offices, Tree::Outbox];
+        let mut model: BTreeMap<(u8, Vec<u8>), Vec<u8>> = BTreeMap::new();
+        let mut snapshots = Vec::new();
+        let mut rng = Lcg(11);
+        let mut s = DiskStore::open_with(&d, 8 << 20, 2048).unwrap();
+        let key = |rng: &mut Lcg| format!("k{:03}", rng.next() % 200).into_bytes();
+        for round in 0..60u32 {
+            let mut next = model.clone();
+            for _ in 0..(1 + rng.next() % 12) {
+                let ti = (rng.next() % trees.len() as u64) as usize;
+                let k = key(&mut rng);
+                if rng.next().is_multiple_of(4) {
+                    s.delete(trees[ti], &k).unwrap();
+                    next.remove(&(ti as u8, k));
+                } else {
+                    let len = if rng.next().is_multiple_of(3) {
+                        300
+                    } else {
+                        10
+                    };
+                    let v = vec![(round % 251) as u8; len];
+                    s.put(trees[ti], &k, &v).unwrap();
+                    next.insert((ti as u8, k), v);
+                }
+            }
+            let seg = s.log.cur_seg();
+            let before = s.log.seg_len(seg);
+            let sync = s
+                .commit_start()
+                .unwrap()
+                .expect("a group with writes has a flush");
+            if round % 6 == 5 {
+                let snap = tmp(&format!("lostflush-{round}"));
+                copy_dir(&d, &snap);
+                let log_dir = snap.join("log");
+                let mut segs: Vec<_> = std::fs::read_dir(&log_dir)
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .collect();
+                segs.sort();
+                let newest = segs.pop().unwrap();
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&newest)
+                    .unwrap();
+                assert!(
+                    f.metadata().unwrap().len() > before,
+                    "the group was written"
+                );
+                f.set_len(before).unwrap();
+                snapshots.push((round, snap, model.clone()));
+            }
+            sync().unwrap();
+            s.commit_finish().unwrap();
+            model = next;
+        }
+        drop(s);
+        for (round, snap, want) in snapshots {
+            let s = DiskStore::open_with(&snap, 8 << 20, 2048).unwrap();
+            for (ti, t) in trees.iter().enumerate() {
+                let got = s.range(*t, b"", None, 10_000).unwrap();
+                let expect: Vec<_> = want
+                    .range((ti as u8, vec![])..(ti as u8 + 1, vec![]))
+                    .map(|((_, k), v)| (k.clone(), v.clone()))
+                    .collect();
+                assert_eq!(
+                    got, expect,
+                    "round {round}, {t:?}: the lost group left a trace"
+                );
+            }
+            drop(s);
+            let _ = std::fs::remove_dir_all(&snap);
+        }
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
     /// The whole store against a model, with a memory table so small that every few
     /// groups become a run and runs merge in the background; reopened now and then.
     #[test]
