@@ -16,6 +16,7 @@
 //! | `refuse-unknown-origin` | an envelope signed by an operator outside the roster | `Rejected` receipt with code `unknown_operator`, and the node still answers |
 //! | `refuse-outsider-peer` | `DirectorySync` from a peer identity outside the roster | the connection denied when established (before the request is read), or `Refused { NotInRoster }` |
 //! | `refuse-oversize` | a frame one byte over `MESSAGE_BYTES_MAX` | `Refused { TooLarge }`, and the node still answers |
+//! | `refuse-home-capture` | in the tester's directory, a claim binding the unit's receiving office (homed at the target) to the tester — a lying member | once the target has read it, its own directory still binds the office to the target and nowhere to the tester |
 //!
 //! Every check is run even when an earlier one fails; checks that need the delivery
 //! receipt fail when there is none.

@@ -11,7 +11,7 @@ const CM: &str = "4074478647";
 /// The test unit: one 実績 file from 4071481594 (11) to CM.
 const UNIT: &str = "valid/d3_jisseki";
 
-const CHECKS: [&str; 9] = [
+const CHECKS: [&str; 10] = [
     "directory-sync",
     "delivery",
     "receipt-signature",
@@ -21,6 +21,7 @@ const CHECKS: [&str; 9] = [
     "refuse-unknown-origin",
     "refuse-outsider-peer",
     "refuse-oversize",
+    "refuse-home-capture",
 ];
 
 /// A roster of a relay, a `target` and a `tester`; only the target runs.
@@ -68,7 +69,7 @@ fn conformance_kit_passes_a_correct_node() {
     for check in CHECKS {
         assert_eq!(verdict(&out, check), "PASS", "{check}:\n{out}");
     }
-    assert!(out.contains("9 checks: 9 passed, 0 failed"), "{out}");
+    assert!(out.contains("10 checks: 10 passed, 0 failed"), "{out}");
     assert_eq!(code, 0, "{out}");
     // The target delivered the unit once and is still serving its office.
     let status = renkei(&["status", "--dir", f.nodes[0].dir_str()]);
@@ -88,7 +89,10 @@ fn conformance_kit_fails_a_node_that_does_not_home_the_office() {
     for check in ["receipt-signature", "dedup"] {
         assert_eq!(verdict(&out, check), "FAIL", "{check}:\n{out}");
     }
-    for check in &CHECKS[4..] {
+    for check in &CHECKS[4..9] {
         assert_eq!(verdict(&out, check), "PASS", "{check}:\n{out}");
     }
+    // A node that does not home the office has no home to defend: the rival claim is the
+    // only binding it knows, and the kit says so.
+    assert_eq!(verdict(&out, "refuse-home-capture"), "FAIL", "{out}");
 }

@@ -4,6 +4,7 @@ use renkei_protocol::envelope::Envelope;
 use renkei_protocol::ids::OperatorId;
 use renkei_protocol::limits::MESSAGE_BYTES_MAX;
 use renkei_protocol::receipt::{ReceiptKind, RejectCode, SignedReceipt};
+use renkei_protocol::roster::SignedBinding;
 use renkei_protocol::wire::{HopOutcome, RefusalCode, Request, Response};
 
 use super::envelopes::{Builder, corrupt_signature};
@@ -55,6 +56,7 @@ pub(super) async fn run(opts: &Options) -> Result<Vec<CheckResult>, ConformanceE
     .await?;
     s.bindings
         .push(builder.sender_binding(&opts.keys, now_ms()));
+    s.bindings.push(builder.rival_binding(&opts.keys, now_ms()));
     let mut r = Results(Vec::new());
 
     r.record("directory-sync", directory_sync(&mut s).await);
@@ -118,6 +120,11 @@ pub(super) async fn run(opts: &Options) -> Result<Vec<CheckResult>, ConformanceE
     .await;
     r.record("refuse-oversize", stays_up(&mut s, oversize).await);
 
+    r.record(
+        "refuse-home-capture",
+        home_capture(&mut s, &builder, &target, &opts.keys.id()).await,
+    );
+
     if !s.receipts.is_empty() {
         tracing::info!(
             count = s.receipts.len(),
@@ -148,6 +155,64 @@ async fn directory_sync(s: &mut Session) -> Result<String, String> {
             }
         )),
         other => Err(format!("answered {other:?}")),
+    }
+}
+
+/// The tester claimed the office the target homes (a lying member's binding, served in
+/// its directory): once the target has read it, the target's own directory must still
+/// bind the office to the target, and nowhere to the tester.
+async fn home_capture(
+    s: &mut Session,
+    builder: &Builder,
+    target: &OperatorId,
+    tester: &OperatorId,
+) -> Result<String, String> {
+    let office = builder.to_office().clone();
+    // The target asks for the tester's directory when the session connects and when a
+    // unit's sender is new to it; answered while the session waits.
+    for _ in 0..100 {
+        if s.bindings_served > 0 {
+            break;
+        }
+        s.pause(std::time::Duration::from_millis(100)).await;
+    }
+    if s.bindings_served == 0 {
+        return Err("the target never read the tester's directory (no claim to test)".into());
+    }
+    let bindings = match s
+        .request(Request::DirectorySync {
+            roster_serial: 0,
+            cursor: 0,
+        })
+        .await?
+    {
+        Response::Directory { bindings, .. } => bindings,
+        other => return Err(format!("answered {}", short(&other))),
+    };
+    let mut own = false;
+    for b in &bindings {
+        let Ok(b) = SignedBinding::decode(b) else {
+            return Err("its directory holds a binding that does not decode".into());
+        };
+        let b = b.binding();
+        if b.office != office {
+            continue;
+        }
+        if b.operator == *tester {
+            return Err(format!(
+                "took the tester's claim of office {office}, which it homes: its directory now binds it to the tester"
+            ));
+        }
+        own |= b.operator == *target && !b.released;
+    }
+    if own {
+        Ok(format!(
+            "a rival claim of office {office} (homed at the target) was read and not taken; the target still binds it to itself"
+        ))
+    } else {
+        Err(format!(
+            "its directory does not bind office {office} to the target (is the office registered there?)"
+        ))
     }
 }
 

@@ -80,6 +80,26 @@ impl Builder {
         .encode()
     }
 
+    /// A lying member's claim: the tester binds the unit's *receiving* office — homed at
+    /// the target — to itself, signed (a claim of an office another operator homes).
+    pub(super) fn rival_binding(&self, tester: &OperatorKeys, now_ms: u64) -> Vec<u8> {
+        OfficeBinding {
+            office: self.header.to.office.clone(),
+            kinds: vec![self.header.to.kind.clone()],
+            operator: tester.id(),
+            since_ms: now_ms,
+            released: false,
+            name: String::new(),
+        }
+        .sign(&tester.identity)
+        .encode()
+    }
+
+    /// The receiving office's number.
+    pub(super) fn to_office(&self) -> &renkei_protocol::ids::OfficeNumber {
+        &self.header.to.office
+    }
+
     /// The office the unit is for.
     pub(super) fn office(&self) -> String {
         format!("{} ({})", self.header.to.office, self.header.to.kind)

@@ -30,6 +30,11 @@ pub(super) struct Session {
     /// unit's sending office, bound to the tester: a destination takes a unit only from
     /// an office bound to its origin).
     pub(super) bindings: Vec<Vec<u8>>,
+    /// Directory syncs of the target this session answered with `bindings`.
+    pub(super) bindings_served: u32,
+    /// The cursor the session's binding log ends at: the time it opened, so a target that
+    /// read the log of an earlier run (its cursor from then is smaller) reads this one's.
+    cursor: u64,
 }
 
 impl Session {
@@ -56,6 +61,11 @@ impl Session {
             timeout,
             receipts: Vec::new(),
             bindings: Vec::new(),
+            bindings_served: 0,
+            cursor: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                .max(1),
         })
     }
 
@@ -158,16 +168,22 @@ impl Session {
                 self.receipts.extend(rs);
                 Response::ReceiptsTaken(n)
             }
-            Request::DirectorySync { cursor, .. } => Response::Directory {
-                roster: None,
-                bindings: if cursor == 0 {
-                    self.bindings.clone()
-                } else {
-                    Vec::new()
-                },
-                next_cursor: cursor.max(1),
-                more: false,
-            },
+            Request::DirectorySync { cursor, .. } => {
+                let fresh = cursor < self.cursor;
+                if fresh {
+                    self.bindings_served += 1;
+                }
+                Response::Directory {
+                    roster: None,
+                    bindings: if fresh {
+                        self.bindings.clone()
+                    } else {
+                        Vec::new()
+                    },
+                    next_cursor: cursor.max(self.cursor),
+                    more: false,
+                }
+            }
             Request::Deliver(envs) => Response::HopAcks(
                 envs.iter()
                     .map(|_| renkei_protocol::wire::HopAck {
