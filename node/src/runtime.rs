@@ -607,19 +607,25 @@ pub async fn drive(
     // The batch whose flush runs on a blocking thread while the next batch is handled (at
     // most one): its effects leave when the flush has returned, never before.
     let mut inflight: Option<InFlight> = None;
+    // Hands a durable batch's effects to where they go.
+    macro_rules! release_all {
+        ($effects:expr) => {
+            for e in $effects {
+                release(
+                    e,
+                    &mut replies,
+                    &peers,
+                    &peer_tx,
+                    &mut wake,
+                    &pool,
+                    notifier.as_ref(),
+                )
+                .await;
+            }
+        };
+    }
     loop {
-        for e in pending.drain(..) {
-            release(
-                e,
-                &mut replies,
-                &peers,
-                &peer_tx,
-                &mut wake,
-                &pool,
-                notifier.as_ref(),
-            )
-            .await;
-        }
+        release_all!(pending.drain(..));
         busy_since.store(0, Ordering::Relaxed);
         let delay = wake.map_or(Duration::from_secs(3600), |w| {
             Duration::from_millis(w.saturating_sub(now_ms()))
@@ -704,9 +710,7 @@ pub async fn drive(
                 synced = flushed(&mut inflight) => {
                     let waited = std::time::Instant::now();
                     let effects = land(&mut inflight, synced, &load, |c, s| group.finish_previous(c, s))?;
-                    for e in effects {
-                        release(e, &mut replies, &peers, &peer_tx, &mut wake, &pool, notifier.as_ref()).await;
-                    }
+                    release_all!(effects);
                     load.commit_ns.fetch_add(nanos(waited.elapsed()), Ordering::Relaxed);
                     break;
                 }
@@ -745,18 +749,7 @@ pub async fn drive(
     pending.extend(tokio::task::block_in_place(|| {
         core.batch(now_ms()).commit()
     })?);
-    for e in pending.drain(..) {
-        release(
-            e,
-            &mut replies,
-            &peers,
-            &peer_tx,
-            &mut wake,
-            &pool,
-            notifier.as_ref(),
-        )
-        .await;
-    }
+    release_all!(pending.drain(..));
     if let Peers::Net { client, .. } = &peers {
         let _ = client.shutdown().await;
     }

@@ -486,20 +486,6 @@ impl<S: Store> Core<S> {
             })
             .collect();
         for (rec, rotated) in stale {
-            if !rotated {
-                let binding = OfficeBinding {
-                    office: rec.office.clone(),
-                    kinds: rec.kinds.clone(),
-                    operator: me,
-                    since_ms: self.now,
-                    released: false,
-                    name: OfficeBinding::name_for(&rec.name),
-                }
-                .sign(&self.keys.identity);
-                self.store_binding(binding)?;
-                tracing::info!(office = %rec.office, "office binding re-signed with the office's name");
-                continue;
-            }
             let binding = OfficeBinding {
                 office: rec.office.clone(),
                 kinds: rec.kinds.clone(),
@@ -509,6 +495,11 @@ impl<S: Store> Core<S> {
                 name: OfficeBinding::name_for(&rec.name),
             }
             .sign(&self.keys.identity);
+            if !rotated {
+                self.store_binding(binding)?;
+                tracing::info!(office = %rec.office, "office binding re-signed with the office's name");
+                continue;
+            }
             self.store_binding(binding)?;
             tracing::info!(office = %rec.office, operator = %me, "office binding re-signed under the rotated key");
             self.audit(

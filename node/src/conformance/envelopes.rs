@@ -68,31 +68,13 @@ impl Builder {
     /// The tester's binding of the unit's sending office to itself, signed: what the
     /// target needs to take a unit from that office with the tester as origin.
     pub(super) fn sender_binding(&self, tester: &OperatorKeys, now_ms: u64) -> Vec<u8> {
-        OfficeBinding {
-            office: self.header.from.office.clone(),
-            kinds: vec![self.header.from.kind.clone()],
-            operator: tester.id(),
-            since_ms: now_ms,
-            released: false,
-            name: String::new(),
-        }
-        .sign(&tester.identity)
-        .encode()
+        claim(&self.header.from, tester, now_ms)
     }
 
     /// A lying member's claim: the tester binds the unit's *receiving* office — homed at
     /// the target — to itself, signed (a claim of an office another operator homes).
     pub(super) fn rival_binding(&self, tester: &OperatorKeys, now_ms: u64) -> Vec<u8> {
-        OfficeBinding {
-            office: self.header.to.office.clone(),
-            kinds: vec![self.header.to.kind.clone()],
-            operator: tester.id(),
-            since_ms: now_ms,
-            released: false,
-            name: String::new(),
-        }
-        .sign(&tester.identity)
-        .encode()
+        claim(&self.header.to, tester, now_ms)
     }
 
     /// The receiving office's number.
@@ -120,6 +102,20 @@ impl Builder {
     pub(super) fn outsider() -> Result<OperatorKeys, ConformanceError> {
         Ok(OperatorKeys::from_seeds(random()?, random()?))
     }
+}
+
+/// The tester's signed claim that `party`'s office is homed at the tester since `now_ms`.
+fn claim(party: &renkei_protocol::envelope::Party, tester: &OperatorKeys, now_ms: u64) -> Vec<u8> {
+    OfficeBinding {
+        office: party.office.clone(),
+        kinds: vec![party.kind.clone()],
+        operator: tester.id(),
+        since_ms: now_ms,
+        released: false,
+        name: String::new(),
+    }
+    .sign(&tester.identity)
+    .encode()
 }
 
 /// `bytes` with the last byte flipped: for an encoded envelope, a corrupted origin
