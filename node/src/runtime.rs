@@ -732,13 +732,18 @@ pub async fn drive(
         load.handle_ns.fetch_add(nanos(deciding), Ordering::Relaxed);
         let handled = std::time::Instant::now();
         let mut committing = tokio::task::block_in_place(|| group.commit_start())?;
+        let written = handled.elapsed();
         let flush = committing.sync();
         let (tx, rx) = oneshot::channel();
         tokio::task::spawn_blocking(move || {
             let began = std::time::Instant::now();
             let _ = tx.send(flush.run().map(|s| (s, began.elapsed())));
         });
-        inflight = Some(InFlight { committing, rx });
+        inflight = Some(InFlight {
+            committing,
+            rx,
+            written,
+        });
         load.commit_ns
             .fetch_add(nanos(handled.elapsed()), Ordering::Relaxed);
     }
@@ -761,6 +766,9 @@ pub async fn drive(
 struct InFlight {
     committing: Committing,
     rx: oneshot::Receiver<Result<(Synced, Duration), StoreError>>,
+    /// How long writing the group took (the whole commit on PostgreSQL, whose flush is
+    /// then nothing).
+    written: Duration,
 }
 
 /// Waits for the flush of the batch in flight (pending forever when there is none).
@@ -783,10 +791,10 @@ fn land(
     finish: impl FnOnce(Committing, Synced) -> Result<Vec<Effect>, StoreError>,
 ) -> Result<Vec<Effect>, RuntimeError> {
     let (synced, took) = synced?;
-    load.commits.observe(took);
     let Some(f) = inflight.take() else {
         return Ok(Vec::new());
     };
+    load.commits.observe(f.written + took);
     let started = std::time::Instant::now();
     let effects = tokio::task::block_in_place(|| finish(f.committing, synced))?;
     load.commit_ns

@@ -165,7 +165,7 @@ pub(super) async fn metrics(
     load.commits.write(
         &mut out,
         "renkei_commit_duration_seconds",
-        "Duration of each group commit (one per batch of inputs).",
+        "Duration of each group commit (one per batch of inputs): writing the group and its flush (fdatasync), which runs beside the core.",
     );
     state.requests.write(
         &mut out,
