@@ -105,6 +105,10 @@ pub enum FederationCmd {
         /// Where to write the assignment (default `assignment-OFFICE.cbor`).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// The office's name (事業所名), carried in the assignment so every operator's
+        /// offices see it (none when empty).
+        #[arg(long, default_value = "")]
+        name: String,
         /// 事業所番号.
         office: String,
     },
@@ -306,6 +310,7 @@ pub fn run(cmd: FederationCmd) -> Result<i32> {
             operator,
             kinds,
             out,
+            name,
             office,
         } => {
             let authority = load_authority(&dir)?;
@@ -333,7 +338,7 @@ pub fn run(cmd: FederationCmd) -> Result<i32> {
                 operator: entry.id,
                 since_ms: now,
                 released: false,
-                name: String::new(),
+                name: renkei_protocol::roster::OfficeBinding::name_for(&name),
             }
             .sign(&authority);
             let path = out.unwrap_or_else(|| PathBuf::from(format!("assignment-{office}.cbor")));

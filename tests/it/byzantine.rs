@@ -240,6 +240,8 @@ fn a_forged_sender_is_refused_and_a_hijacked_home_changes_no_route() {
         "11",
         "--out",
         file.to_str().unwrap(),
+        "--name",
+        "みどり訪問介護",
         SVC,
     ]);
     assert!(out.contains("assigned to operator b"), "{out}");
@@ -266,5 +268,12 @@ fn a_forged_sender_is_refused_and_a_hijacked_home_changes_no_route() {
     assert_eq!(
         cm.json(&format!("/v1/directory/{SVC}"))["operator_name"],
         "b"
+    );
+    // The assignment names the office: the sender, at another operator, now sees it.
+    assert_eq!(
+        cm.json("/v1/sent")[0]["to_name"],
+        "みどり訪問介護",
+        "{}",
+        cm.json("/v1/sent")
     );
 }
