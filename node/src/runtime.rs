@@ -624,6 +624,18 @@ pub async fn drive(
             }
         };
     }
+    // Waits for the flush in flight, if any, and takes its batch's effects (the core
+    // free: between batches).
+    macro_rules! land_inflight {
+        () => {
+            if inflight.is_some() {
+                let synced = flushed(&mut inflight).await;
+                pending.extend(land(&mut inflight, synced, &load, |c, s| {
+                    c.finish(&mut core, s)
+                })?);
+            }
+        };
+    }
     loop {
         release_all!(pending.drain(..));
         busy_since.store(0, Ordering::Relaxed);
@@ -637,7 +649,7 @@ pub async fn drive(
                 continue;
             }
             call = api_rx.recv() => match call {
-                Some(c) => { replies.insert(next_api, c.reply); batch.push(Input::Api { id: next_api, auth: c.auth, cmd: c.cmd }); next_api += 1; }
+                Some(c) => take_call(c, &mut replies, &mut batch, &mut next_api),
                 None => break,
             },
             ev = peer_rx.recv() => if let Some(ev) = ev { batch.push(ev) },
@@ -646,10 +658,7 @@ pub async fn drive(
                     // Between batches: everything before is committed, nothing after has
                     // started. `/readyz` counts the time as a batch.
                     busy_since.store(now_ms().max(2), Ordering::Relaxed);
-                    if inflight.is_some() {
-                        let synced = flushed(&mut inflight).await;
-                        pending = land(&mut inflight, synced, &load, |c, s| c.finish(&mut core, s))?;
-                    }
+                    land_inflight!();
                     tokio::task::block_in_place(|| job(core.store()));
                 }
                 continue;
@@ -668,13 +677,7 @@ pub async fn drive(
         loop {
             while taken + batch.len() < batch_max {
                 if let Ok(c) = api_rx.try_recv() {
-                    replies.insert(next_api, c.reply);
-                    batch.push(Input::Api {
-                        id: next_api,
-                        auth: c.auth,
-                        cmd: c.cmd,
-                    });
-                    next_api += 1;
+                    take_call(c, &mut replies, &mut batch, &mut next_api);
                 } else if let Ok(ev) = peer_rx.try_recv() {
                     batch.push(ev);
                 } else {
@@ -715,11 +718,7 @@ pub async fn drive(
                     break;
                 }
                 call = api_rx.recv(), if open => match call {
-                    Some(c) => {
-                        replies.insert(next_api, c.reply);
-                        batch.push(Input::Api { id: next_api, auth: c.auth, cmd: c.cmd });
-                        next_api += 1;
-                    }
+                    Some(c) => take_call(c, &mut replies, &mut batch, &mut next_api),
                     None => closed = true,
                 },
                 ev = peer_rx.recv(), if open => match ev {
@@ -734,23 +733,28 @@ pub async fn drive(
         let mut committing = tokio::task::block_in_place(|| group.commit_start())?;
         let written = handled.elapsed();
         let flush = committing.sync();
-        let (tx, rx) = oneshot::channel();
-        tokio::task::spawn_blocking(move || {
-            let began = std::time::Instant::now();
-            let _ = tx.send(flush.run().map(|s| (s, began.elapsed())));
-        });
-        inflight = Some(InFlight {
-            committing,
-            rx,
-            written,
-        });
+        if flush.is_needed() {
+            let (tx, rx) = oneshot::channel();
+            tokio::task::spawn_blocking(move || {
+                let began = std::time::Instant::now();
+                let _ = tx.send(flush.run().map(|s| (s, began.elapsed())));
+            });
+            inflight = Some(InFlight {
+                committing,
+                rx,
+                written,
+            });
+        } else {
+            // Durable already (PostgreSQL commits while writing; a batch that wrote
+            // nothing has nothing to wait for): no thread to wake.
+            let synced = flush.run()?;
+            load.commits.observe(written);
+            pending.extend(committing.finish(&mut core, synced)?);
+        }
         load.commit_ns
             .fetch_add(nanos(handled.elapsed()), Ordering::Relaxed);
     }
-    if inflight.is_some() {
-        let synced = flushed(&mut inflight).await;
-        pending = land(&mut inflight, synced, &load, |c, s| c.finish(&mut core, s))?;
-    }
+    land_inflight!();
     pending.extend(tokio::task::block_in_place(|| {
         core.batch(now_ms()).commit()
     })?);
@@ -760,6 +764,22 @@ pub async fn drive(
     }
     tracing::info!("core stopped after its last commit");
     Ok(())
+}
+
+/// Takes one API call into the batch, keeping its reply channel under the call's id.
+fn take_call(
+    c: ApiCall,
+    replies: &mut BTreeMap<u64, oneshot::Sender<ApiReply>>,
+    batch: &mut Vec<Input>,
+    next_api: &mut u64,
+) {
+    replies.insert(*next_api, c.reply);
+    batch.push(Input::Api {
+        id: *next_api,
+        auth: c.auth,
+        cmd: c.cmd,
+    });
+    *next_api += 1;
 }
 
 /// A batch written to the store whose flush is running.

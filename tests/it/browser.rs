@@ -11,6 +11,22 @@ use std::time::{Duration, Instant};
 use renkei_tests::webdriver::{self, Browser};
 use renkei_tests::{FIXTURES, NodeProc, TempDir};
 
+/// Whether the browser tests must be skipped (no chromium/chromedriver here); CI sets
+/// `RENKEI_REQUIRE_BROWSER`, which turns a missing browser into a failure.
+fn no_browser() -> bool {
+    if webdriver::available() {
+        return false;
+    }
+    assert!(
+        std::env::var_os("RENKEI_REQUIRE_BROWSER").is_none(),
+        "chromium/chromedriver missing but RENKEI_REQUIRE_BROWSER is set"
+    );
+    eprintln!(
+        "SKIPPED: install Debian's chromium and chromium-driver to run the browser tests (.ci/run does)"
+    );
+    true
+}
+
 fn shots_dir() -> PathBuf {
     let d = if std::env::var("RENKEI_SCREENSHOTS").as_deref() == Ok("docs") {
         PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/screenshots"))
@@ -39,14 +55,7 @@ fn sign_in(b: &Browser, url: &str, token: &str) {
 
 #[test]
 fn sign_in_upload_see_in_inbox_download() {
-    if !webdriver::available() {
-        assert!(
-            std::env::var_os("RENKEI_REQUIRE_BROWSER").is_none(),
-            "chromium/chromedriver missing but RENKEI_REQUIRE_BROWSER is set"
-        );
-        eprintln!(
-            "SKIPPED: install Debian's chromium and chromium-driver to run the browser test (.ci/run does)"
-        );
+    if no_browser() {
         return;
     }
     let shots = shots_dir();
@@ -315,11 +324,7 @@ fn sign_in_upload_see_in_inbox_download() {
 
 #[test]
 fn a_changed_token_and_a_node_that_is_down_are_said() {
-    if !webdriver::available() {
-        assert!(
-            std::env::var_os("RENKEI_REQUIRE_BROWSER").is_none(),
-            "chromium/chromedriver missing but RENKEI_REQUIRE_BROWSER is set"
-        );
+    if no_browser() {
         return;
     }
     let shots = shots_dir();
@@ -375,11 +380,7 @@ fn a_changed_token_and_a_node_that_is_down_are_said() {
 /// sign-in asks for the code; an idle session goes back to sign-in, saying so.
 #[test]
 fn staff_sign_in_with_password_and_code_on_the_page() {
-    if !webdriver::available() {
-        assert!(
-            std::env::var_os("RENKEI_REQUIRE_BROWSER").is_none(),
-            "chromium/chromedriver missing but RENKEI_REQUIRE_BROWSER is set"
-        );
+    if no_browser() {
         return;
     }
     let shots = shots_dir();
@@ -497,11 +498,7 @@ fn staff_sign_in_with_password_and_code_on_the_page() {
 /// `renkei send`, run by the node), sends the valid ones and says which was not sent.
 #[test]
 fn a_folder_of_several_units_is_sent_unit_by_unit() {
-    if !webdriver::available() {
-        assert!(
-            std::env::var_os("RENKEI_REQUIRE_BROWSER").is_none(),
-            "chromium/chromedriver missing but RENKEI_REQUIRE_BROWSER is set"
-        );
+    if no_browser() {
         return;
     }
     let shots = shots_dir();
@@ -597,11 +594,7 @@ fn a_folder_of_several_units_is_sent_unit_by_unit() {
 /// A corporation's staff member switches the page to another office it was granted.
 #[test]
 fn a_corporation_account_switches_offices_on_the_page() {
-    if !webdriver::available() {
-        assert!(
-            std::env::var_os("RENKEI_REQUIRE_BROWSER").is_none(),
-            "chromium/chromedriver missing but RENKEI_REQUIRE_BROWSER is set"
-        );
+    if no_browser() {
         return;
     }
     let shots = shots_dir();

@@ -131,6 +131,12 @@ pub struct Flush(Option<SyncJob>);
 pub struct Synced(());
 
 impl Flush {
+    /// Whether there is anything to wait for (a store that committed at
+    /// [`Batch::commit_start`], or a batch that wrote nothing, has not).
+    pub fn is_needed(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Runs the flush. An error is fatal for the driver: the batch's effects never leave.
     pub fn run(self) -> Result<Synced, StoreError> {
         if let Some(job) = self.0 {
