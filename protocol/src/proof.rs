@@ -1,11 +1,16 @@
-//! Proof bundles: what an office shows an auditor. A bundle holds an envelope's signed
-//! header (with the digest of its sealed payload, so the origin signature verifies without
-//! the care plan itself) and every receipt about it. It verifies offline with the roster.
+//! Proof bundles: what an office shows an auditor. A bundle holds an envelope's whole
+//! header (the signed cleartext and, for a version-2 envelope, the inner header that was
+//! sealed with the files, so the auditor sees the files' names and SHA-256s), the digest of
+//! its sealed payload (so the origin signature verifies without the care plan itself) and
+//! every receipt about it. It verifies offline with the roster.
 //!
 //! ```text
 //! proof = [1, header: bstr, sealed_sha256: bstr .size 32, origin_signature: bstr .size 64,
 //!          [* signed_receipt: bstr]]
 //! ```
+//!
+//! `header` is the whole header's stored form ([`Header::encode`]: for version 1 the
+//! header bytes themselves, so proofs made before version 2 read as they did).
 
 use ciborium::value::Value;
 
@@ -23,6 +28,9 @@ const PROOF_VERSION: u64 = 1;
 /// An envelope's signed header plus its receipts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Proof {
+    /// The whole header's stored form.
+    stored: Vec<u8>,
+    /// The cleartext header bytes the origin signed.
     header_bytes: Vec<u8>,
     header: Header,
     sealed_sha256: Digest32,
@@ -32,15 +40,22 @@ pub struct Proof {
 }
 
 impl Proof {
-    /// Builds a proof from an envelope and its receipts.
-    pub fn new(envelope: &Envelope, receipts: Vec<SignedReceipt>) -> Proof {
-        Proof {
+    /// Builds a proof from an envelope, its whole header (which the origin keeps: a
+    /// version-2 envelope's cleartext does not hold it) and its receipts. None when `header`
+    /// is not the envelope's.
+    pub fn new(
+        envelope: &Envelope,
+        header: &Header,
+        receipts: Vec<SignedReceipt>,
+    ) -> Option<Proof> {
+        envelope.is_header_of(header).then(|| Proof {
+            stored: header.encode(),
             header_bytes: envelope.header_bytes().to_vec(),
-            header: envelope.header().clone(),
-            sealed_sha256: sha256(envelope.sealed()),
+            header: header.clone(),
+            sealed_sha256: *envelope.sealed_sha256(),
             origin_signature: *envelope.signature(),
             receipts,
-        }
+        })
     }
 
     /// The envelope header.
@@ -52,7 +67,7 @@ impl Proof {
     pub fn encode(&self) -> Vec<u8> {
         cbor::encode(&Value::Array(vec![
             cbor::uint(PROOF_VERSION),
-            cbor::bytes(&self.header_bytes),
+            cbor::bytes(&self.stored),
             cbor::bytes(&self.sealed_sha256),
             cbor::bytes(&self.origin_signature),
             Value::Array(
@@ -69,8 +84,9 @@ impl Proof {
         const W: &str = "proof";
         let mut f = Fields::new(cbor::decode_canonical(bytes, W, PROOF_BYTES_MAX)?, W, 5)?;
         f.version(PROOF_VERSION)?;
-        let header_bytes = f.bytes("header")?;
-        let header = Header::decode(&header_bytes)?;
+        let stored = f.bytes("header")?;
+        let header = Header::decode(&stored)?;
+        let header_bytes = header.wire_bytes();
         let sealed_sha256 = f.array("sealed_sha256")?;
         let origin_signature = f.array("origin_signature")?;
         let mut receipts = Vec::new();
@@ -87,6 +103,7 @@ impl Proof {
             }
         }
         Ok(Proof {
+            stored,
             header_bytes,
             header,
             sealed_sha256,

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use proptest::prelude::*;
-use renkei_protocol::envelope::{Envelope, FileEntry, Header, Party};
+use renkei_protocol::envelope::{Envelope, FileEntry, Header, Outer, Party};
 use renkei_protocol::ids::{DocKind, EnvelopeId, OperatorId};
 use renkei_protocol::keys::SealKeyPair;
 use renkei_protocol::proof::Proof;
@@ -33,8 +33,9 @@ prop_compose! {
         supersedes in proptest::option::of(any::<[u8; 16]>()),
         created in any::<u64>(),
         files in proptest::collection::vec(("[A-Z0-9_]{1,60}\\.CSV", any::<u64>(), any::<[u8; 32]>()), 1..6),
+        salt in proptest::option::of(any::<[u8; 16]>()),
     ) -> Header {
-        Header {
+        Header { outer: Outer {
             id: EnvelopeId(id),
             from: Party { office: fo.parse().unwrap(), kind: fk.parse().unwrap() },
             to: Party { office: to.parse().unwrap(), kind: tk.parse().unwrap() },
@@ -42,11 +43,13 @@ prop_compose! {
             destination: OperatorId(dest),
             sealed_to,
             doc_kind: DocKind::from_code(dk).unwrap(),
-            subject,
             stamp: "20250425164608".parse().unwrap(),
             supersedes: supersedes.map(EnvelopeId),
             created_at_ms: created,
+            },
+            subject,
             files: files.into_iter().map(|(name, len, sha256)| FileEntry { name, len, sha256 }).collect(),
+            salt,
         }
     }
 }
@@ -149,7 +152,9 @@ proptest! {
             delivered(&env).encode(),
             roster().encode(),
             binding().encode(),
-            Proof::new(&env, vec![delivered(&env)]).encode(),
+            Proof::new(&env, &header(&sample_files()), vec![delivered(&env)]).unwrap().encode(),
+            envelope_v1().encode(),
+            header(&sample_files()).encode(),
             Request::Deliver(vec![env.encode()]).encode(),
         ];
         for s in samples {

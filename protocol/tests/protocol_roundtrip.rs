@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use renkei_protocol::envelope::{Envelope, Header, sha256};
+use renkei_protocol::envelope::{Envelope, sha256};
 use renkei_protocol::error::{DecodeError, SealError, VerifyError};
 use renkei_protocol::limits::{BATCH_ENVELOPES_MAX, ENVELOPE_BYTES_MAX};
 use renkei_protocol::proof::Proof;
@@ -21,8 +21,9 @@ fn envelope_roundtrip_verify_open() {
     assert_eq!(back, env);
     assert_eq!(back.encode(), bytes);
     back.verify().unwrap();
-    let files = back.open(&destination()).unwrap();
-    assert_eq!(files, vec![FILE_A.to_vec(), FILE_B.to_vec()]);
+    let opened = back.open(&destination()).unwrap();
+    assert_eq!(opened.files, vec![FILE_A.to_vec(), FILE_B.to_vec()]);
+    assert_eq!(opened.header, header(&sample_files()));
     // relays and the origin cannot read it
     assert_eq!(back.open(&origin()), Err(SealError::Open));
 }
@@ -79,7 +80,7 @@ fn sealing_is_deterministic_given_the_seed_and_checks_every_file() {
     assert_eq!(a.encode(), b.encode());
     let back = Envelope::decode(&a.encode()).unwrap();
     back.verify().unwrap();
-    assert_eq!(back.open(&destination()).unwrap()[1], FILE_B);
+    assert_eq!(back.open(&destination()).unwrap().files[1], FILE_B);
     // A file whose bytes differ from its header entry (same length) is refused.
     let mut other = FILE_B.to_vec();
     other[0] ^= 1;
@@ -94,12 +95,17 @@ fn the_header_bytes_are_found_in_an_envelope_without_decoding_it() {
     let bytes = env.encode();
     let hb = Envelope::header_bytes_in(&bytes).unwrap();
     assert_eq!(sha256(hb), env.digest());
-    assert_eq!(Header::decode(hb).unwrap(), *env.header());
-    // Anything that does not start as a version-1 envelope, or stops short, is None.
+    assert_eq!(hb, header(&sample_files()).wire_bytes());
+    let v1 = envelope_v1().encode();
+    assert_eq!(
+        Envelope::header_bytes_in(&v1).unwrap(),
+        envelope_v1().header_bytes()
+    );
+    // Anything that does not start as an envelope does, or stops short, is None.
     assert!(Envelope::header_bytes_in(&[]).is_none());
     assert!(Envelope::header_bytes_in(&bytes[..3]).is_none());
     let mut other = bytes.clone();
-    other[1] = 0x02;
+    other[1] = 0x03;
     assert!(Envelope::header_bytes_in(&other).is_none());
     for cut in [4, 10, hb.len()] {
         assert!(
@@ -113,17 +119,26 @@ fn the_header_bytes_are_found_in_an_envelope_without_decoding_it() {
 fn unknown_version_is_an_error() {
     let env = envelope();
     let mut bytes = env.encode();
-    // outer array header 0x84, then version 0x01
-    assert_eq!(&bytes[..2], &[0x84, 0x01]);
-    bytes[1] = 0x02;
+    // outer array header 0x84, then version 0x02
+    assert_eq!(&bytes[..2], &[0x84, 0x02]);
+    bytes[1] = 0x03;
     assert_eq!(
         Envelope::decode(&bytes).unwrap_err(),
         DecodeError::UnknownVersion {
             what: "envelope",
-            got: 2,
-            want: 1
+            got: 3,
+            want: 2
         }
     );
+    // A version-2 envelope around a version-1 header (or the reverse) is refused.
+    let v1 = envelope_v1();
+    let spliced = Envelope::decode(&{
+        let mut b = v1.encode();
+        b[1] = 0x02;
+        b
+    })
+    .unwrap_err();
+    assert!(spliced.to_string().contains("envelope's version"), "{spliced}");
 }
 
 #[test]
@@ -237,8 +252,8 @@ fn binding_roundtrip_and_verify() {
 #[test]
 fn proof_verifies_and_catches_foreign_receipts() {
     let env = envelope();
-    let proof = Proof::new(&env, vec![delivered(&env)]);
-    let back = Proof::decode(&proof.encode()).unwrap();
+    let made = proof(&env, vec![delivered(&env)]);
+    let back = Proof::decode(&made.encode()).unwrap();
     let lines = back.verify(roster().roster()).unwrap();
     assert_eq!(lines.len(), 2);
     assert!(
@@ -250,7 +265,7 @@ fn proof_verifies_and_catches_foreign_receipts() {
         "UPPLAN_202505_4074478647_43_4071481594_11_20250425164608.CSV",
         FILE_B,
     )]);
-    let bad = Proof::new(&env, vec![delivered(&other)]);
+    let bad = proof(&env, vec![delivered(&other)]);
     assert!(matches!(
         bad.verify(roster().roster()),
         Err(VerifyError::Mismatch(_))
@@ -300,4 +315,66 @@ fn wire_roundtrip_and_bounds() {
     let too_many = Request::Deliver(vec![vec![0u8; 1]; BATCH_ENVELOPES_MAX + 1]).encode();
     let e = Request::decode(&too_many).unwrap_err();
     assert!(e.to_string().contains("over the limit of 64"), "{e}");
+}
+
+#[test]
+fn a_version_2_cleartext_names_no_file_date_or_digest() {
+    let files = sample_files();
+    let env = envelope();
+    assert_eq!(env.version(), 2);
+    let clear = env.encode();
+    let contains = |needle: &[u8]| clear.windows(needle.len()).any(|w| w == needle);
+    for (name, bytes) in &files {
+        assert!(!contains(name.as_bytes()), "file name {name} in the clear");
+        assert!(!contains(&sha256(bytes)), "digest of {name} in the clear");
+    }
+    assert!(!contains(b"202505"), "the plan's month in the clear");
+    // The same unit under version 1 shows all three: what version 2 removed.
+    let v1 = envelope_v1().encode();
+    assert!(v1.windows(6).any(|w| w == b"202505"));
+    assert!(v1.windows(32).any(|w| w == sha256(FILE_A)));
+    // Two envelopes of the same files and date differ in what they commit to: the
+    // cleartext cannot link them.
+    let mut other = header(&files);
+    other.salt = Some(renkei_protocol::envelope::salt_from_seed(&[0x44; 32]));
+    assert_ne!(
+        other.wire_bytes()[..],
+        header(&files).wire_bytes()[..],
+        "the salt changes the cleartext's digest of the sealed part"
+    );
+}
+
+#[test]
+fn a_stored_header_must_be_the_one_its_cleartext_names() {
+    let h = header(&sample_files());
+    let stored = h.encode();
+    assert_eq!(renkei_protocol::envelope::Header::decode(&stored).unwrap(), h);
+    assert_eq!(h.digest(), envelope().digest());
+    // Another inner header (another month) under the same cleartext is refused.
+    let mut other = h.clone();
+    other.subject = Some("202506".into());
+    let (outer, _) = h.parts();
+    let (_, inner) = other.parts();
+    let spliced = ciborium_array(&[2u8], &outer, &inner.unwrap());
+    let e = renkei_protocol::envelope::Header::decode(&spliced).unwrap_err();
+    assert!(e.to_string().contains("inner"), "{e}");
+}
+
+/// `[version, bstr, bstr]` in canonical CBOR (short arrays only).
+fn ciborium_array(version: &[u8], a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x83, version[0]];
+    for s in [a, b] {
+        let n = s.len();
+        assert!(n < 65536);
+        if n < 24 {
+            out.push(0x40 | n as u8);
+        } else if n < 256 {
+            out.extend([0x58, n as u8]);
+        } else {
+            out.push(0x59);
+            out.extend((n as u16).to_be_bytes());
+        }
+        out.extend_from_slice(s);
+    }
+    out
 }

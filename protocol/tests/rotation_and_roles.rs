@@ -10,7 +10,6 @@ use renkei_protocol::envelope::Envelope;
 use renkei_protocol::error::VerifyError;
 use renkei_protocol::export::{AuditExport, Direction, ExportEntry};
 use renkei_protocol::keys::OperatorKeys;
-use renkei_protocol::proof::Proof;
 use renkei_protocol::receipt::{Receipt, ReceiptKind, RejectCode, SignedReceipt};
 use renkei_protocol::roster::{OldKey, Roster};
 
@@ -43,7 +42,7 @@ fn delivered_signed_by_a_non_destination_roster_operator_is_refused() {
     let env = envelope();
     let r = roster3();
     // The genuine proof verifies.
-    Proof::new(&env, vec![delivered(&env)]).verify(&r).unwrap();
+    proof(&env, vec![delivered(&env)]).verify(&r).unwrap();
     for (kind, by) in [
         (ReceiptKind::Delivered, other()),
         (ReceiptKind::Delivered, origin()),
@@ -56,7 +55,7 @@ fn delivered_signed_by_a_non_destination_roster_operator_is_refused() {
         // The receipt itself is a valid roster signature ...
         forged.verify_with_roster(&r).unwrap();
         // ... but not that operator's statement to make.
-        let e = Proof::new(&env, vec![forged]).verify(&r).unwrap_err();
+        let e = proof(&env, vec![forged]).verify(&r).unwrap_err();
         match &e {
             VerifyError::WrongSigner {
                 receipt,
@@ -104,7 +103,7 @@ fn relay_statements_may_come_from_any_roster_operator() {
         delivered(&env),
         receipt(&env, ReceiptKind::Retrieved, &destination(), T + 1),
     ];
-    let proof = Proof::new(&env, receipts);
+    let proof = proof(&env, receipts);
     let lines = proof.verify(&r).unwrap();
     // The envelope, five statements, and the contradiction between the relay's rejection
     // and the destination's delivery, which names the one that stands.
@@ -135,12 +134,12 @@ fn a_destination_that_delivers_and_rejects_is_named() {
         ),
         delivered(&env),
     ];
-    let proof = Proof::new(&env, receipts);
-    let c = proof.contradictions(&r);
+    let both = proof(&env, receipts);
+    let c = both.contradictions(&r);
     assert_eq!(c.len(), 1, "{c:?}");
     assert!(c[0].contains("both delivered this unit"), "{c:?}");
     // Without a delivery there is nothing to contradict.
-    let only_rejected = Proof::new(
+    let only_rejected = proof(
         &env,
         vec![receipt(
             &env,
@@ -166,7 +165,7 @@ fn audit_export_verification_applies_the_role_rule() {
         node: origin().id(),
         entries: vec![ExportEntry {
             direction: Direction::Sent,
-            proof: Proof::new(&env, vec![rc]),
+            proof: proof(&env, vec![rc]),
         }],
     };
     let good = export(delivered(&env)).verify(&r);
@@ -210,17 +209,17 @@ fn proofs_signed_with_the_old_key_verify_until_its_expiry_and_not_after() {
         Some(rotated.id())
     );
     // Delivered signed with the old key before the rotation: still verifies.
-    let lines = Proof::new(&env, vec![delivered(&env)]).verify(&r).unwrap();
+    let lines = proof(&env, vec![delivered(&env)]).verify(&r).unwrap();
     assert!(lines[1].starts_with("delivered by operator destination"));
     // Retrieved signed with the new key, about an envelope addressed to the old id: the
     // same operator, so it verifies too.
     let retrieved = receipt(&env, ReceiptKind::Retrieved, &rotated, T + 5_000);
-    Proof::new(&env, vec![delivered(&env), retrieved.clone()])
+    proof(&env, vec![delivered(&env), retrieved.clone()])
         .verify(&r)
         .unwrap();
     // A statement made with the old key after its expiry does not.
     let late = receipt(&env, ReceiptKind::Retrieved, &destination(), expires);
-    let e = Proof::new(&env, vec![late]).verify(&r).unwrap_err();
+    let e = proof(&env, vec![late]).verify(&r).unwrap_err();
     assert!(
         matches!(
             e,
@@ -234,12 +233,12 @@ fn proofs_signed_with_the_old_key_verify_until_its_expiry_and_not_after() {
     // Once the old key's overlap ended before the receipt was made, it no longer verifies.
     let r_short = rotated_roster(&rotated, T);
     assert!(
-        Proof::new(&env, vec![delivered(&env)])
+        proof(&env, vec![delivered(&env)])
             .verify(&r_short)
             .is_err()
     );
     // The new key's statements need the new roster: the old one does not know the key.
-    let e = Proof::new(&env, vec![retrieved])
+    let e = proof(&env, vec![retrieved])
         .verify(&roster3())
         .unwrap_err();
     assert!(matches!(e, VerifyError::UnknownSigner { .. }), "{e}");
@@ -249,7 +248,7 @@ fn proofs_signed_with_the_old_key_verify_until_its_expiry_and_not_after() {
 fn envelopes_sealed_to_the_old_key_still_open_after_rotation() {
     let env = envelope(); // sealed to destination()'s current (soon old) key
     let rotated = destination().rotate([0x51; 32], [0x52; 32]);
-    let files = env.open(&rotated).unwrap();
+    let files = env.open(&rotated).unwrap().files;
     assert_eq!(files.len(), 2);
     assert_eq!(files[0], FILE_A);
     // Without the retired sealing key it cannot be opened.
@@ -267,12 +266,12 @@ fn a_revoked_operators_past_statements_verify_and_later_ones_do_not() {
     for o in r.operators.iter_mut().filter(|o| o.id == d) {
         o.valid_until_ms = Some(revoked_at);
     }
-    let before = Proof::new(&env, vec![delivered(&env)]);
+    let before = proof(&env, vec![delivered(&env)]);
     assert!(
         before.verify(&r).is_ok(),
         "a statement from before the revocation"
     );
-    let after = Proof::new(
+    let after = proof(
         &env,
         vec![receipt(
             &env,

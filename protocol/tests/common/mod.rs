@@ -1,7 +1,7 @@
 //! Shared builders for the protocol tests: fixed keys and a sample send unit.
 #![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
-use renkei_protocol::envelope::{Envelope, Header, Party};
+use renkei_protocol::envelope::{Envelope, Header, Outer, Party, salt_from_seed};
 use renkei_protocol::ids::{DocKind, EnvelopeId, OperatorId};
 use renkei_protocol::keys::{OperatorKeys, SigningIdentity};
 use renkei_protocol::receipt::{Receipt, ReceiptKind, SignedReceipt};
@@ -20,8 +20,29 @@ pub fn destination() -> OperatorKeys {
 pub const FILE_A: &[u8] = b"202407,131003,0000012345,20250401\r\n";
 pub const FILE_B: &[u8] = b"202407,131003,0000012345,\"\x83\x65\x83\x58\x83\x67\"\r\n";
 
+/// The sample envelope's ephemeral seed.
+pub const EPHEMERAL_SEED: [u8; 32] = [0x33; 32];
+
+/// A version-2 header (what nodes write).
 pub fn header(files: &[(&str, &[u8])]) -> Header {
     Header {
+        salt: Some(salt_from_seed(&EPHEMERAL_SEED)),
+        ..header_v1(files)
+    }
+}
+
+/// A version-1 header (everything in the cleartext), still read.
+pub fn header_v1(files: &[(&str, &[u8])]) -> Header {
+    Header {
+        outer: outer(),
+        subject: Some("202505".into()),
+        files: Envelope::file_entries(files),
+        salt: None,
+    }
+}
+
+pub fn outer() -> Outer {
+    Outer {
         id: EnvelopeId([0x5A; 16]),
         from: Party {
             office: "4074478647".parse().unwrap(),
@@ -35,11 +56,9 @@ pub fn header(files: &[(&str, &[u8])]) -> Header {
         destination: destination().id(),
         sealed_to: destination().seal.public(),
         doc_kind: DocKind::D2,
-        subject: Some("202505".into()),
         stamp: "20250425164608".parse().unwrap(),
         supersedes: None,
         created_at_ms: 1_745_567_168_000,
-        files: Envelope::file_entries(files),
     }
 }
 
@@ -58,7 +77,13 @@ pub fn sample_files() -> Vec<(&'static str, &'static [u8])> {
 
 pub fn envelope_with(files: &[(&str, &[u8])]) -> Envelope {
     let bytes: Vec<&[u8]> = files.iter().map(|f| f.1).collect();
-    Envelope::seal_and_sign(header(files), &bytes, &origin(), [0x33; 32]).unwrap()
+    Envelope::seal_and_sign(header(files), &bytes, &origin(), EPHEMERAL_SEED).unwrap()
+}
+
+pub fn envelope_v1() -> Envelope {
+    let files = sample_files();
+    let bytes: Vec<&[u8]> = files.iter().map(|f| f.1).collect();
+    Envelope::seal_and_sign(header_v1(&files), &bytes, &origin(), EPHEMERAL_SEED).unwrap()
 }
 
 pub fn envelope() -> Envelope {
@@ -116,4 +141,10 @@ pub fn binding() -> SignedBinding {
 
 pub fn operator_id(seed: u8) -> OperatorId {
     SigningIdentity::from_seed([seed; 32]).id()
+}
+
+/// A proof of `env` (whose whole header the destination reads by opening it).
+pub fn proof(env: &Envelope, receipts: Vec<SignedReceipt>) -> renkei_protocol::proof::Proof {
+    let header = env.open(&destination()).unwrap().header;
+    renkei_protocol::proof::Proof::new(env, &header, receipts).unwrap()
 }
