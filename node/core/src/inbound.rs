@@ -398,7 +398,11 @@ impl<S: Store> Core<S> {
                 true,
             ));
         }
-        let Opened { files, checked } = match opened {
+        let Opened {
+            header,
+            files,
+            checked,
+        } = match opened {
             Ok(o) => o,
             Err((code, text)) => {
                 return Ok((self.sign_receipt(id, digest, reject(code, text)), true));
@@ -431,7 +435,7 @@ impl<S: Store> Core<S> {
                 true,
             ));
         }
-        self.inbox_insert(env, encoded, &files, &info)?;
+        self.inbox_insert(env, &header, encoded, &files, &info)?;
         self.counters.delivered += 1;
         self.audit(
             "deliver",

@@ -2,7 +2,7 @@
 //! explicit supersession (a late-arriving older unit never displaces a newer one), listing,
 //! and downloads (the first issues the `Retrieved` receipt).
 
-use renkei_protocol::envelope::{Envelope, Header};
+use renkei_protocol::envelope::{Envelope, Header, Outer};
 use renkei_protocol::ids::{EnvelopeId, OfficeNumber};
 use renkei_protocol::receipt::ReceiptKind;
 
@@ -18,11 +18,12 @@ impl<S: Store> Core<S> {
     pub(super) fn inbox_insert(
         &mut self,
         env: &Envelope,
+        header: &Header,
         encoded: &[u8],
         files: &[Vec<u8>],
         info: &UnitInfo,
     ) -> Result<(), StoreError> {
-        let h = env.header();
+        let h = header;
         let id = env.id();
         let office = h.to.office.clone();
         if let Some(email) = self.offices.get(&office).and_then(|o| o.notify.clone()) {
@@ -105,7 +106,10 @@ impl<S: Store> Core<S> {
         }
         let rec = InboxRec {
             id,
-            header: env.header_bytes().to_vec(),
+            // The whole header (version 2: with the part that was sealed), which the
+            // inbox, downloads and certificates read; its cleartext's digest is the
+            // envelope's.
+            header: header.encode(),
             office: office.clone(),
             received_at_ms: self.now,
             supersedes: h.supersedes,
@@ -192,7 +196,7 @@ impl<S: Store> Core<S> {
     /// Whether two units come from the same sending office through the same origin
     /// operator (its current or a retired key): the only case where one may replace the
     /// other.
-    fn same_sender(&self, a: &Header, b: &Header) -> bool {
+    fn same_sender(&self, a: &Outer, b: &Outer) -> bool {
         a.from.office == b.from.office && self.same_operator(&a.origin, &b.origin)
     }
 
@@ -380,11 +384,7 @@ impl<S: Store> Core<S> {
             let all = (0..h.files.len()).all(|i| rec.was_fetched(i));
             if all && rec.retrieved_at_ms.is_none() {
                 rec.retrieved_at_ms = Some(self.now);
-                let r = self.sign_receipt(
-                    id,
-                    renkei_protocol::envelope::sha256(&rec.header),
-                    ReceiptKind::Retrieved,
-                );
+                let r = self.sign_receipt(id, h.digest(), ReceiptKind::Retrieved);
                 let encoded = r.encode();
                 self.audit(
                     "retrieve",

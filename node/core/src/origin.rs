@@ -1,7 +1,7 @@
 //! The origin's side: submitting a unit (validate, route, seal, sign, store, outbox),
 //! applying receipts to sent items, expiry.
 
-use renkei_protocol::envelope::{Digest32, Envelope, Header, Party};
+use renkei_protocol::envelope::{Digest32, Envelope, Header, Outer, Party, salt_from_seed};
 use renkei_protocol::ids::{EnvelopeId, OfficeNumber, OperatorId};
 use renkei_protocol::receipt::{Receipt, ReceiptKind, SignedReceipt, SignerRole};
 
@@ -148,18 +148,22 @@ impl<S: Store> Core<S> {
         let (id, ephemeral_seed) = next_unit_pair(&mut self.unit_rng);
         self.unit_draws += 1;
         let header = Header {
-            id,
-            from: info.from.clone(),
-            to: info.to.clone(),
-            origin: self.keys.id(),
-            destination: dest,
-            sealed_to,
-            doc_kind: info.doc_kind,
+            outer: Outer {
+                id,
+                from: info.from.clone(),
+                to: info.to.clone(),
+                origin: self.keys.id(),
+                destination: dest,
+                sealed_to,
+                doc_kind: info.doc_kind,
+                stamp: info.stamp.clone(),
+                supersedes,
+                created_at_ms: self.now,
+            },
             subject: info.subject.clone(),
-            stamp: info.stamp.clone(),
-            supersedes,
-            created_at_ms: self.now,
             files: entries,
+            // Version 2: the date, names and digests travel sealed.
+            salt: Some(salt_from_seed(&ephemeral_seed)),
         };
         let ticket = self.next_ticket;
         self.next_ticket += 1;
@@ -220,6 +224,7 @@ impl<S: Store> Core<S> {
     ) -> Result<ApiReply, StoreError> {
         let SealedUnit {
             env,
+            header: whole,
             encoded,
             digest,
             accepted,
@@ -231,7 +236,7 @@ impl<S: Store> Core<S> {
         self.store.put(Tree::Envelopes, id.as_bytes(), &encoded)?;
         let rec = SentRec {
             id,
-            header: env.header_bytes().to_vec(),
+            header: whole.encode(),
             from: office.clone(),
             to: header.to.office.clone(),
             destination: dest,
@@ -427,9 +432,9 @@ impl<S: Store> Core<S> {
             rec.id, rc.envelope,
             "apply_receipt_at_origin: another record"
         );
-        if renkei_protocol::envelope::sha256(&rec.header) != rc.digest
-            || !(role_checked
-                || Header::decode(&rec.header).is_ok_and(|h| self.receipt_role_ok_for(&h, r)))
+        let header = Header::decode(&rec.header).ok();
+        if header.as_ref().is_none_or(|h| h.digest() != rc.digest)
+            || !(role_checked || header.as_ref().is_some_and(|h| self.receipt_role_ok_for(h, r)))
         {
             tracing::warn!(id = %rc.envelope, "ignoring receipt that does not verify or names another digest");
             return Ok(());
@@ -444,9 +449,9 @@ impl<S: Store> Core<S> {
         // rejection stands.
         let overrulable = old == SentStatus::Rejected
             && matches!(rc.kind, ReceiptKind::Delivered | ReceiptKind::Retrieved)
-            && match Header::decode(&rec.header) {
-                Ok(h) => !self.destination_rejected(&rc.envelope, &h.destination)?,
-                Err(_) => false,
+            && match &header {
+                Some(h) => !self.destination_rejected(&rc.envelope, &h.destination)?,
+                None => false,
             };
         let new = match (&rc.kind, old) {
             (ReceiptKind::Accepted { hop }, SentStatus::Accepted) if *hop > 0 => {
@@ -526,11 +531,11 @@ impl<S: Store> Core<S> {
                 self.store.delete(Tree::Outbox, id.as_bytes())?;
                 self.unschedule_envelope(&id);
             }
-            let r = self.sign_receipt(
-                id,
-                renkei_protocol::envelope::sha256(&rec.header),
-                ReceiptKind::Expired,
-            );
+            let Ok(header) = Header::decode(&rec.header) else {
+                tracing::warn!(%id, "sent record's header does not decode; not expired");
+                continue;
+            };
+            let r = self.sign_receipt(id, header.digest(), ReceiptKind::Expired);
             self.counters.expired += 1;
             self.apply_receipt_at_origin(&r)?;
         }
@@ -673,17 +678,24 @@ impl<S: Store> Core<S> {
         office: &OfficeNumber,
         id: EnvelopeId,
     ) -> Result<ApiReply, StoreError> {
-        let sent = records::get::<SentRec>(&self.store, Tree::Sent, id.as_bytes())?
-            .is_some_and(|r| &r.from == office);
-        let received = self
-            .store
-            .get(Tree::Inbox, &records::office_id_key(office, &id))?
-            .is_some();
-        if !sent && !received {
+        // The whole header comes from the office's own record of the unit: a version-2
+        // envelope's cleartext does not hold it.
+        let stored = match records::get::<SentRec>(&self.store, Tree::Sent, id.as_bytes())?
+            .filter(|r| &r.from == office)
+        {
+            Some(r) => Some(r.header),
+            None => records::get::<records::InboxRec>(
+                &self.store,
+                Tree::Inbox,
+                &records::office_id_key(office, &id),
+            )?
+            .map(|r| r.header),
+        };
+        let Some(stored) = stored else {
             return Ok(ApiReply::NotFound(format!(
                 "no unit {id} sent or received by this office"
             )));
-        }
+        };
         let Some(bytes) = self.store.get(Tree::Envelopes, id.as_bytes())? else {
             return Ok(ApiReply::NotFound(format!(
                 "envelope {id} is no longer held"
@@ -693,11 +705,16 @@ impl<S: Store> Core<S> {
             tree: "envelopes",
             detail: e.to_string(),
         })?;
+        let corrupt = |detail: String| StoreError::Corrupt {
+            tree: "envelopes",
+            detail,
+        };
+        let header = Header::decode(&stored).map_err(|e| corrupt(e.to_string()))?;
         let mut receipts = self.receipts_of(&id)?;
         receipts.sort_by_key(|r| r.receipt().at_ms);
-        Ok(ApiReply::Proof(
-            renkei_protocol::proof::Proof::new(&env, receipts).encode(),
-        ))
+        let proof = renkei_protocol::proof::Proof::new(&env, &header, receipts)
+            .ok_or_else(|| corrupt(format!("the stored header of {id} is not its envelope's")))?;
+        Ok(ApiReply::Proof(proof.encode()))
     }
 }
 

@@ -7,7 +7,7 @@
 //! to it directly, as simnet and the core's tests do: it is the same function, so what
 //! they exercise is what production runs.
 
-use renkei_protocol::envelope::Envelope;
+use renkei_protocol::envelope::{Envelope, Header};
 use renkei_protocol::error::DecodeError;
 use renkei_protocol::keys::{OperatorKeys, SignatureCheck};
 use renkei_protocol::receipt::{RejectCode, SignedReceipt};
@@ -18,6 +18,8 @@ use super::unit::{UnitFinding, UnitInfo, check_unit};
 /// What opening an envelope to this node gave.
 #[derive(Debug, Clone)]
 pub(crate) struct Opened {
+    /// The whole header (the cleartext and the part sealed with the files).
+    pub(crate) header: Header,
     /// The files, in header order.
     pub(crate) files: Vec<Vec<u8>>,
     /// The standard-spec check of the unit.
@@ -88,11 +90,11 @@ pub(crate) fn open_and_check(
     keys: &OperatorKeys,
     env: &Envelope,
 ) -> Result<Opened, (RejectCode, String)> {
-    let files = env
+    let opened = env
         .open(keys)
         .map_err(|e| (RejectCode::CannotOpen, e.to_string()))?;
-    let h = env.header();
-    let refs: Vec<(&str, &[u8])> = h
+    let (header, files) = (opened.header, opened.files);
+    let refs: Vec<(&str, &[u8])> = header
         .files
         .iter()
         .zip(&files)
@@ -100,7 +102,11 @@ pub(crate) fn open_and_check(
         .collect();
     // `open` checked every file against its header entry (length and SHA-256).
     let checked = check_unit(&refs);
-    Ok(Opened { files, checked })
+    Ok(Opened {
+        header,
+        files,
+        checked,
+    })
 }
 
 /// A receipt from a peer as the prepare stage leaves it: its bytes, and the receipt decoded

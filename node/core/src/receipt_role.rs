@@ -15,7 +15,7 @@
 //! "The same operator" allows the operator's current key and its retired keys still listed
 //! in the roster (key rotation).
 
-use renkei_protocol::envelope::Header;
+use renkei_protocol::envelope::Outer;
 use renkei_protocol::ids::OperatorId;
 use renkei_protocol::receipt::SignedReceipt;
 
@@ -50,7 +50,7 @@ impl<S: Store> Core<S> {
     }
 
     /// [`Core::receipt_role_ok`] for an envelope header.
-    pub(super) fn receipt_role_ok_for(&self, header: &Header, r: &SignedReceipt) -> bool {
+    pub(super) fn receipt_role_ok_for(&self, header: &Outer, r: &SignedReceipt) -> bool {
         self.receipt_role_ok(&header.origin, &header.destination, r)
     }
 }

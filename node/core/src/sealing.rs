@@ -41,6 +41,9 @@ pub struct Sealed {
 #[derive(Debug, Clone)]
 pub(crate) struct SealedUnit {
     pub(crate) env: Envelope,
+    /// The whole header the envelope was sealed under (the origin keeps it: a version-2
+    /// envelope's cleartext does not hold it).
+    pub(crate) header: Header,
     pub(crate) encoded: Vec<u8>,
     pub(crate) digest: Digest32,
     /// The origin's Accepted (hop 0) receipt, signed at the header's time.
@@ -61,6 +64,7 @@ impl SealJob {
         } = self;
         let (id, at_ms) = (header.id, header.created_at_ms);
         let bytes: Vec<&[u8]> = files.iter().map(Vec::as_slice).collect();
+        let whole = header.clone();
         let result = Envelope::seal_and_sign_by(&tables, header, &bytes, &keys, ephemeral_seed)
             .map(|env| {
                 let digest = env.digest();
@@ -73,6 +77,7 @@ impl SealJob {
                 }
                 .sign(&keys.identity);
                 Box::new(SealedUnit {
+                    header: whole,
                     encoded: env.encode(),
                     env,
                     digest,

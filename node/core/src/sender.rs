@@ -18,7 +18,7 @@
 //!   as `sender_not_bound`, and — like a failed signature — not remembered, so a forgery
 //!   cannot take the id of a genuine unit.
 
-use renkei_protocol::envelope::Header;
+use renkei_protocol::envelope::Outer;
 use renkei_protocol::ids::OperatorId;
 
 use super::Core;
@@ -37,7 +37,7 @@ pub(crate) enum Sender {
 
 impl<S: Store> Core<S> {
     /// Whether the sending office of `h` is bound to `h.origin` (see the module docs).
-    pub(crate) fn sender_standing(&self, h: &Header) -> Sender {
+    pub(crate) fn sender_standing(&self, h: &Outer) -> Sender {
         let office = &h.from.office;
         if let Some(rec) = self.offices.get(office) {
             return if !self.is_me(&h.origin) {

@@ -70,8 +70,8 @@ fn rejected(receipt: &[u8]) -> (RejectCode, String) {
 /// Re-seals `env`'s files under a modified header, signed by `signer`.
 fn reseal(env: &[u8], signer: &OperatorKeys, edit: impl FnOnce(&mut Header)) -> Envelope {
     let env = Envelope::decode(env).unwrap();
-    let files = env.open(&keys_of(1)).unwrap();
-    let mut h = env.header().clone();
+    let opened = env.open(&keys_of(1)).unwrap();
+    let (mut h, files) = (opened.header, opened.files);
     edit(&mut h);
     let refs: Vec<&[u8]> = files.iter().map(Vec::as_slice).collect();
     Envelope::seal_and_sign(h, &refs, signer, [9; 32]).unwrap()
@@ -537,8 +537,8 @@ fn a_relay_refuses_destinations_outside_its_roster() {
         .unwrap();
     let outsider = OperatorKeys::from_seeds([0xD0; 32], [0xD1; 32]);
     let env = Envelope::decode(&env).unwrap();
-    let files: Vec<Vec<u8>> = env.open(&keys_of(2)).unwrap();
-    let mut h = env.header().clone();
+    let opened = env.open(&keys_of(2)).unwrap();
+    let (mut h, files) = (opened.header, opened.files);
     h.destination = outsider.id();
     h.sealed_to = outsider.seal.public();
     h.id = EnvelopeId([0x31; 16]);

@@ -58,8 +58,8 @@ fn envelope(net: &Net, node: usize, id: EnvelopeId) -> Envelope {
 /// genuine unit in `supersedes`, signed by C as origin (C holds the files: say it relayed
 /// the unit and learnt them, or made them up).
 fn forgery(net: &Net, genuine: &Envelope) -> Envelope {
-    let files = genuine.open(&keys_of(1)).unwrap();
-    let mut h: Header = genuine.header().clone();
+    let opened = genuine.open(&keys_of(1)).unwrap();
+    let (mut h, files): (Header, _) = (opened.header, opened.files);
     let c = keys_of(2);
     h.origin = c.id();
     h.id = EnvelopeId([0x66; 16]);
@@ -331,11 +331,12 @@ fn a_unit_of_another_sender_cannot_supersede() {
     let id = submit(&mut net, "20250425164608");
     net.run_for(5_000);
     let genuine = envelope(&net, 1, id);
-    let files: Vec<(String, Vec<u8>)> = genuine
-        .header()
+    let opened = genuine.open(&keys_of(1)).unwrap();
+    let files: Vec<(String, Vec<u8>)> = opened
+        .header
         .files
         .iter()
-        .zip(genuine.open(&keys_of(1)).unwrap())
+        .zip(opened.files.clone())
         .map(|(f, b)| {
             (
                 f.name.replace(CM, OTHER),
@@ -344,7 +345,7 @@ fn a_unit_of_another_sender_cannot_supersede() {
         })
         .collect();
     let c = keys_of(2);
-    let mut h: Header = genuine.header().clone();
+    let mut h: Header = opened.header;
     h.origin = c.id();
     h.id = EnvelopeId([0x55; 16]);
     h.from.office = OTHER.parse().unwrap();
@@ -633,7 +634,9 @@ fn a_retrieved_receipt_a_relay_cannot_route_goes_again_another_way() {
     assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
     net.partition(0, 1);
     let names: Vec<String> = envelope(&net, 1, id)
-        .header()
+        .open(&keys_of(1))
+        .unwrap()
+        .header
         .files
         .iter()
         .map(|f| f.name.clone())
@@ -714,21 +717,24 @@ fn a_sender_homed_at_the_destination_cannot_be_forged_nor_send_under_another_kin
     let b = keys_of(1);
     let now = net.now;
     let header = |origin: &OperatorKeys, id: u8, kind: &str| Header {
-        id: EnvelopeId([id; 16]),
-        from: renkei_protocol::envelope::Party {
-            office: info.from.office.clone(),
-            kind: kind.parse().unwrap(),
+        outer: renkei_protocol::envelope::Outer {
+            id: EnvelopeId([id; 16]),
+            from: renkei_protocol::envelope::Party {
+                office: info.from.office.clone(),
+                kind: kind.parse().unwrap(),
+            },
+            to: info.to.clone(),
+            origin: origin.id(),
+            destination: b.id(),
+            sealed_to: b.seal.public(),
+            doc_kind: info.doc_kind,
+            stamp: info.stamp.clone(),
+            supersedes: None,
+            created_at_ms: now,
         },
-        to: info.to.clone(),
-        origin: origin.id(),
-        destination: b.id(),
-        sealed_to: b.seal.public(),
-        doc_kind: info.doc_kind,
         subject: info.subject.clone(),
-        stamp: info.stamp.clone(),
-        supersedes: None,
-        created_at_ms: now,
         files: Envelope::file_entries(&refs),
+        salt: Some([id; 16]),
     };
     let refused = |net: &mut Net, env: Envelope, want: &str| {
         let before = delivery_state(net, 1);
