@@ -3,9 +3,10 @@
 //!
 //! First byte < 0x80: the rest is envelope bytes (decode, verify, open). Otherwise the
 //! rest is an arbitrary plaintext payload, sealed to the destination under the
-//! test-vector header and signed by the origin, so that the fuzzer reaches the code after
-//! a successful HPKE open (payload decoding, file count/length/SHA-256 checks), which
-//! random ciphertext never does.
+//! test-vector header (version 1 for a first byte below 0xC0, version 2 above) and signed
+//! by the origin, so that the fuzzer reaches the code after a successful HPKE open
+//! (payload decoding, the inner header against its digest, file count/length/SHA-256
+//! checks), which random ciphertext never does.
 
 #![no_main]
 
@@ -23,6 +24,7 @@ struct Fixed {
     destination: OperatorKeys,
     origin: OperatorKeys,
     header: Vec<u8>,
+    header_v2: Vec<u8>,
 }
 
 fn fixed() -> &'static Fixed {
@@ -34,6 +36,7 @@ fn fixed() -> &'static Fixed {
         ),
         origin: OperatorKeys::from_seeds(vectors::ORIGIN_SIGN_SEED, vectors::ORIGIN_SEAL_SEED),
         header: vectors::unhex(vectors::HEADER_HEX),
+        header_v2: vectors::unhex(vectors::HEADER_V2_HEX),
     })
 }
 
@@ -59,11 +62,13 @@ fn check(bytes: &[u8], f: &Fixed) {
     };
     assert_eq!(env.encode(), bytes, "envelope decoded from non-canonical bytes");
     let verified = env.verify().is_ok();
-    if let Ok(files) = env.open(&f.destination) {
-        // Opening succeeded: the files must be exactly what the header promises.
-        let h = env.header();
+    if let Ok(opened) = env.open(&f.destination) {
+        // Opening succeeded: the files must be exactly what the header promises, and the
+        // whole header must be the one the cleartext names.
+        let (h, files) = (&opened.header, &opened.files);
+        assert!(env.is_header_of(h), "opened a header the cleartext does not name");
         assert_eq!(files.len(), h.files.len());
-        for (entry, file) in h.files.iter().zip(&files) {
+        for (entry, file) in h.files.iter().zip(files) {
             assert_eq!(entry.len, file.len() as u64);
             assert_eq!(entry.sha256, sha256(file));
         }
@@ -81,20 +86,20 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     // Seal `rest` as the plaintext payload under the fixed header.
-    let Ok(sealed) = seal::seal(
-        &f.destination.seal.public(),
-        &f.header,
-        rest,
-        [mode; 32],
-    ) else {
+    let (version, header) = if mode < 0xC0 {
+        (0x01, &f.header)
+    } else {
+        (0x02, &f.header_v2)
+    };
+    let Ok(sealed) = seal::seal(&f.destination.seal.public(), header, rest, [mode; 32]) else {
         return;
     };
-    let mut msg = Vec::with_capacity(32 + f.header.len());
+    let mut msg = Vec::with_capacity(32 + header.len());
     msg.extend_from_slice(&sha256(&sealed));
-    msg.extend_from_slice(&f.header);
+    msg.extend_from_slice(header);
     let sig = f.origin.identity.sign(ENVELOPE_SIG_LABEL, &msg);
-    let mut env = vec![0x84, 0x01];
-    cbor_bstr(&mut env, &f.header);
+    let mut env = vec![0x84, version];
+    cbor_bstr(&mut env, header);
     cbor_bstr(&mut env, &sealed);
     cbor_bstr(&mut env, &sig);
     let decoded = Envelope::decode(&env);

@@ -3,7 +3,7 @@
 #![allow(missing_docs)]
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use renkei_protocol::envelope::{Envelope, Header, Party};
+use renkei_protocol::envelope::{Envelope, Header, Outer, Party};
 use renkei_protocol::ids::{DocKind, EnvelopeId};
 use renkei_protocol::keys::OperatorKeys;
 use renkei_protocol::seal;
@@ -16,23 +16,26 @@ const SIZES: [(usize, &str); 3] = [
 
 fn header(origin: &OperatorKeys, dest: &OperatorKeys, file: &[u8]) -> Header {
     Header {
-        id: EnvelopeId([1; 16]),
-        from: Party {
-            office: "4074478647".parse().expect("office"),
-            kind: "43".parse().expect("kind"),
+        outer: Outer {
+            id: EnvelopeId([1; 16]),
+            from: Party {
+                office: "4074478647".parse().expect("office"),
+                kind: "43".parse().expect("kind"),
+            },
+            to: Party {
+                office: "4071481594".parse().expect("office"),
+                kind: "11".parse().expect("kind"),
+            },
+            origin: origin.id(),
+            destination: dest.id(),
+            sealed_to: dest.seal.public(),
+            doc_kind: DocKind::D2,
+            stamp: "20250425164608".parse().expect("stamp"),
+            supersedes: None,
+            created_at_ms: 1_745_567_168_000,
         },
-        to: Party {
-            office: "4071481594".parse().expect("office"),
-            kind: "11".parse().expect("kind"),
-        },
-        origin: origin.id(),
-        destination: dest.id(),
-        sealed_to: dest.seal.public(),
-        doc_kind: DocKind::D2,
         subject: Some("202505".into()),
-        stamp: "20250425164608".parse().expect("stamp"),
-        supersedes: None,
-        created_at_ms: 1_745_567_168_000,
+        salt: Some([7; 16]),
         files: Envelope::file_entries(&[(
             "UPPLAN_202505_4074478647_43_4071481594_11_20250425164608.CSV",
             file,

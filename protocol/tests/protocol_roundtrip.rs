@@ -138,7 +138,10 @@ fn unknown_version_is_an_error() {
         b
     })
     .unwrap_err();
-    assert!(spliced.to_string().contains("envelope's version"), "{spliced}");
+    assert!(
+        spliced.to_string().contains("envelope's version"),
+        "{spliced}"
+    );
 }
 
 #[test]
@@ -348,7 +351,10 @@ fn a_version_2_cleartext_names_no_file_date_or_digest() {
 fn a_stored_header_must_be_the_one_its_cleartext_names() {
     let h = header(&sample_files());
     let stored = h.encode();
-    assert_eq!(renkei_protocol::envelope::Header::decode(&stored).unwrap(), h);
+    assert_eq!(
+        renkei_protocol::envelope::Header::decode(&stored).unwrap(),
+        h
+    );
     assert_eq!(h.digest(), envelope().digest());
     // Another inner header (another month) under the same cleartext is refused.
     let mut other = h.clone();

@@ -232,15 +232,9 @@ fn proofs_signed_with_the_old_key_verify_until_its_expiry_and_not_after() {
     );
     // Once the old key's overlap ended before the receipt was made, it no longer verifies.
     let r_short = rotated_roster(&rotated, T);
-    assert!(
-        proof(&env, vec![delivered(&env)])
-            .verify(&r_short)
-            .is_err()
-    );
+    assert!(proof(&env, vec![delivered(&env)]).verify(&r_short).is_err());
     // The new key's statements need the new roster: the old one does not know the key.
-    let e = proof(&env, vec![retrieved])
-        .verify(&roster3())
-        .unwrap_err();
+    let e = proof(&env, vec![retrieved]).verify(&roster3()).unwrap_err();
     assert!(matches!(e, VerifyError::UnknownSigner { .. }), "{e}");
 }
 

@@ -29,7 +29,7 @@
 use renkei_core::records::{self, SentRec, SentStatus};
 use renkei_core::store::{Store, Tree};
 use renkei_core::unit::check_unit;
-use renkei_protocol::envelope::{Envelope, Header, sha256};
+use renkei_protocol::envelope::{Envelope, Header};
 use renkei_protocol::ids::EnvelopeId;
 use renkei_protocol::keys::OperatorKeys;
 use renkei_protocol::receipt::{Receipt, ReceiptKind, RejectCode, SignedReceipt};
@@ -242,18 +242,23 @@ impl Adversary {
         let mut id = [0u8; 16];
         id.copy_from_slice(&self.rng.bytes32()[..16]);
         let header = Header {
-            id: EnvelopeId(id),
-            from: info.from,
-            to: info.to,
-            origin: self.keys.id(),
-            destination: entry.id,
-            sealed_to: entry.enc_key,
-            doc_kind: info.doc_kind,
+            outer: renkei_protocol::envelope::Outer {
+                id: EnvelopeId(id),
+                from: info.from,
+                to: info.to,
+                origin: self.keys.id(),
+                destination: entry.id,
+                sealed_to: entry.enc_key,
+                doc_kind: info.doc_kind,
+                stamp: info.stamp,
+                supersedes: None,
+                created_at_ms: sim.local_now(self.node),
+            },
             subject: info.subject,
-            stamp: info.stamp,
-            supersedes: None,
-            created_at_ms: sim.local_now(self.node),
             files: entries,
+            salt: Some(renkei_protocol::envelope::salt_from_seed(
+                &self.rng.bytes32(),
+            )),
         };
         let bodies: Vec<&[u8]> = files.iter().map(|(_, b)| b.as_slice()).collect();
         let Ok(env) = Envelope::seal_and_sign(header, &bodies, &self.keys, self.rng.bytes32())
@@ -316,7 +321,7 @@ impl Adversary {
     fn receipt(&self, sim: &Sim, t: &Target, kind: ReceiptKind) -> Vec<u8> {
         Receipt {
             envelope: t.sent.id,
-            digest: sha256(&t.sent.header),
+            digest: t.header.digest(),
             kind,
             node: self.keys.id(),
             at_ms: sim.local_now(self.node),
@@ -353,18 +358,23 @@ impl Adversary {
         let mut id = [0u8; 16];
         id.copy_from_slice(&self.rng.bytes32()[..16]);
         let header = Header {
-            id: EnvelopeId(id),
-            from: info.from,
-            to: info.to,
-            origin: self.keys.id(),
-            destination: t.header.destination,
-            sealed_to: t.header.sealed_to,
-            doc_kind: info.doc_kind,
+            outer: renkei_protocol::envelope::Outer {
+                id: EnvelopeId(id),
+                from: info.from,
+                to: info.to,
+                origin: self.keys.id(),
+                destination: t.header.destination,
+                sealed_to: t.header.sealed_to,
+                doc_kind: info.doc_kind,
+                stamp: info.stamp,
+                supersedes: Some(t.sent.id),
+                created_at_ms: sim.local_now(self.node),
+            },
             subject: info.subject,
-            stamp: info.stamp,
-            supersedes: Some(t.sent.id),
-            created_at_ms: sim.local_now(self.node),
             files: Envelope::file_entries(&refs),
+            salt: Some(renkei_protocol::envelope::salt_from_seed(
+                &self.rng.bytes32(),
+            )),
         };
         let bodies: Vec<&[u8]> = files.iter().map(|(_, b)| b.as_slice()).collect();
         let Ok(env) = Envelope::seal_and_sign(header, &bodies, &self.keys, self.rng.bytes32())

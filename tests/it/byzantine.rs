@@ -141,18 +141,21 @@ fn a_forged_sender_is_refused_and_a_hijacked_home_changes_no_route() {
         .collect();
     let info = check_unit(&refs).unwrap();
     let header = Header {
-        id: EnvelopeId([0x4c; 16]),
-        from: info.from,
-        to: info.to,
-        origin: liar.id(),
-        destination: b_id,
-        sealed_to: b_entry.enc_key,
-        doc_kind: info.doc_kind,
+        outer: renkei_protocol::envelope::Outer {
+            id: EnvelopeId([0x4c; 16]),
+            from: info.from,
+            to: info.to,
+            origin: liar.id(),
+            destination: b_id,
+            sealed_to: b_entry.enc_key,
+            doc_kind: info.doc_kind,
+            stamp: info.stamp,
+            supersedes: Some(genuine),
+            created_at_ms: now_ms(),
+        },
         subject: info.subject,
-        stamp: info.stamp,
-        supersedes: Some(genuine),
-        created_at_ms: now_ms(),
         files: Envelope::file_entries(&refs),
+        salt: Some([5; 16]),
     };
     let bodies: Vec<&[u8]> = files.iter().map(|(_, b)| b.as_slice()).collect();
     let forged = Envelope::seal_and_sign(header, &bodies, &liar, [5; 32]).unwrap();

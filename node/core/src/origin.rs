@@ -434,7 +434,10 @@ impl<S: Store> Core<S> {
         );
         let header = Header::decode(&rec.header).ok();
         if header.as_ref().is_none_or(|h| h.digest() != rc.digest)
-            || !(role_checked || header.as_ref().is_some_and(|h| self.receipt_role_ok_for(h, r)))
+            || !(role_checked
+                || header
+                    .as_ref()
+                    .is_some_and(|h| self.receipt_role_ok_for(h, r)))
         {
             tracing::warn!(id = %rc.envelope, "ignoring receipt that does not verify or names another digest");
             return Ok(());

@@ -46,18 +46,22 @@ impl Builder {
             .operator(target)
             .ok_or(ConformanceError::TargetNotInRoster(*target))?;
         let header = Header {
-            id: EnvelopeId([0; 16]),
-            from: info.from,
-            to: info.to,
-            origin: *target,
-            destination: *target,
-            sealed_to: entry.enc_key,
-            doc_kind: info.doc_kind,
+            outer: renkei_protocol::envelope::Outer {
+                id: EnvelopeId([0; 16]),
+                from: info.from,
+                to: info.to,
+                origin: *target,
+                destination: *target,
+                sealed_to: entry.enc_key,
+                doc_kind: info.doc_kind,
+                stamp: info.stamp,
+                supersedes: None,
+                created_at_ms: now_ms,
+            },
             subject: info.subject,
-            stamp: info.stamp,
-            supersedes: None,
-            created_at_ms: now_ms,
             files: Envelope::file_entries(&refs),
+            // The kit's units are test data: a fixed salt hides nothing real.
+            salt: Some([0x4b; 16]),
         };
         Ok(Builder {
             unit: unit.to_vec(),
@@ -171,7 +175,7 @@ mod tests {
         assert_ne!(env.id(), b.envelope(&tester).unwrap().id(), "ids are fresh");
         env.verify().unwrap();
         assert_eq!(env.header().origin, tester.id());
-        assert_eq!(env.open(&target).unwrap(), vec![FILE.to_vec()]);
+        assert_eq!(env.open(&target).unwrap().files, vec![FILE.to_vec()]);
 
         let forged = Envelope::decode(&corrupt_signature(env.encode())).unwrap();
         assert_eq!(forged.header(), env.header());
