@@ -322,11 +322,11 @@ fn decode_cleartext(bytes: &[u8]) -> Result<(Outer, Inner), DecodeError> {
     }
 }
 
+/// A version-2 inner header: salt, subject, files.
+type InnerHeader = ([u8; 16], Option<String>, Vec<FileEntry>);
+
 /// Decodes a version-2 inner header (after checking it is the one the cleartext names).
-fn decode_inner(
-    bytes: &[u8],
-    digest: &Digest32,
-) -> Result<([u8; 16], Option<String>, Vec<FileEntry>), DecodeError> {
+fn decode_inner(bytes: &[u8], digest: &Digest32) -> Result<InnerHeader, DecodeError> {
     if sha256(bytes) != *digest {
         return Err(DecodeError::Field {
             what: W_INNER,

@@ -12,7 +12,10 @@
 //! - **replay**: a genuine envelope delivered again to its destination;
 //! - **corrupted signature**: a genuine envelope with a flipped signature byte;
 //! - **a unit failing the standard**: one of its own offices' units with a broken CSV
-//!   line, the header matching it.
+//!   line, the header matching it;
+//! - **a claimed home**: its own signed binding of an office another operator homes,
+//!   published in every directory answer its node gives from then on (a hijack: units for
+//!   that office would be sealed to the liar).
 //!
 //! The answers to its requests are tallied by outcome ([`Attacks::outcomes`]): forged
 //! senders, corrupted signatures and broken units must come back refused
@@ -34,6 +37,7 @@ use renkei_protocol::ids::EnvelopeId;
 use renkei_protocol::keys::OperatorKeys;
 use renkei_protocol::receipt::{Receipt, ReceiptKind, RejectCode, SignedReceipt};
 use renkei_protocol::rng::Entropy;
+use renkei_protocol::roster::OfficeBinding;
 use renkei_protocol::wire::{HopOutcome, Request, Response};
 use serde::Serialize;
 
@@ -58,6 +62,8 @@ pub struct Attacks {
     pub corrupted: u64,
     /// Units failing the standard-spec check.
     pub invalid: u64,
+    /// Offices homed elsewhere that it claimed in its directory.
+    pub claims: u64,
     /// Answers to the liar's deliveries: `accepted`, or the rejection code.
     pub outcomes: std::collections::BTreeMap<String, u64>,
 }
@@ -68,6 +74,8 @@ pub struct Adversary {
     keys: OperatorKeys,
     rng: Entropy,
     strike: u64,
+    /// Whether it claims others' offices ([`crate::scenario::Byzantine::claims`]).
+    claims: bool,
     /// What it tried so far.
     pub attacks: Attacks,
 }
@@ -82,12 +90,13 @@ struct Target {
 
 impl Adversary {
     /// The attacker of node `node` (its keys sign every lie).
-    pub fn new(node: NodeIx, keys: OperatorKeys, seed: u64) -> Adversary {
+    pub fn new(node: NodeIx, keys: OperatorKeys, seed: u64, claims: bool) -> Adversary {
         Adversary {
             node,
             keys,
             rng: Entropy::from_u64(seed ^ 0x00ba_d0be),
             strike: 0,
+            claims,
             attacks: Attacks {
                 node,
                 ..Attacks::default()
@@ -103,10 +112,14 @@ impl Adversary {
     /// One attack, the next in turn, on a genuine unit of another operator.
     pub fn strike(&mut self, sim: &mut Sim, history: &History, workload: &Workload) {
         self.tally(sim);
-        let kind = self.strike % 6;
+        let kind = self.strike % if self.claims { 7 } else { 6 };
         self.strike += 1;
         if kind == 5 {
             self.own_bad_unit(sim, history, workload);
+            return;
+        }
+        if kind == 6 {
+            self.claim(sim, workload);
             return;
         }
         // A false rejection and a corrupted signature are about a unit still in flight (a
@@ -266,6 +279,60 @@ impl Adversary {
             return;
         };
         sim.inject(self.node, to.home, Request::Deliver(vec![env.encode()]));
+    }
+
+    /// Before the offices register: claims every third office another operator homes, so
+    /// its claims race the homes' own bindings to every node (what a new node, or a node
+    /// hearing of an office for the first time, faces). Without the authority's
+    /// assignments, first-seen would decide, and some nodes would home those offices at
+    /// the liar.
+    pub fn claim_early(&mut self, sim: &mut Sim, workload: &Workload) {
+        if !self.claims {
+            return;
+        }
+        let me = self.node;
+        for o in workload.offices.iter().filter(|o| o.home != me).step_by(3) {
+            self.claim_office(sim, o);
+        }
+    }
+
+    /// Claims an office another operator homes: signs its own binding of the office (as
+    /// if the office had moved to it) and adds it to every directory answer its node gives.
+    fn claim(&mut self, sim: &mut Sim, workload: &Workload) {
+        let others: Vec<_> = workload
+            .offices
+            .iter()
+            .filter(|o| o.home != self.node)
+            .collect();
+        if others.is_empty() {
+            return;
+        }
+        let o = others[self.rng.below(others.len() as u64) as usize];
+        self.claim_office(sim, o);
+    }
+
+    /// Signs its own binding of `o` and adds it to its node's directory answers.
+    fn claim_office(&mut self, sim: &mut Sim, o: &crate::workload::Office) {
+        let Ok(office) = o.number.parse() else {
+            return;
+        };
+        let binding = OfficeBinding {
+            office,
+            kinds: o
+                .role
+                .kinds()
+                .iter()
+                .filter_map(|k| k.parse().ok())
+                .collect(),
+            operator: self.keys.id(),
+            since_ms: sim.local_now(self.node),
+            released: false,
+            name: String::new(),
+        }
+        .sign(&self.keys.identity)
+        .encode();
+        sim.lie_in_directory(self.node, binding);
+        self.attacks.claims += 1;
     }
 
     /// A genuine unit sent by another operator to a third one (in flight only, if asked),

@@ -87,11 +87,13 @@ pub struct Findings {
     pub untrue_status: Check,
     /// Downloaded units not `retrieved` at their origin with exactly one receipt.
     pub retrieval: Check,
+    /// Offices a node's directory homes at another operator than their own.
+    pub hijacked: Check,
 }
 
 impl Findings {
     /// (name, result) of every checker.
-    pub fn all(&self) -> [(&'static str, &Check); 10] {
+    pub fn all(&self) -> [(&'static str, &Check); 11] {
         [
             ("lost", &self.lost),
             ("duplicated", &self.duplicated),
@@ -103,6 +105,7 @@ impl Findings {
             ("forged", &self.forged),
             ("untrue_status", &self.untrue_status),
             ("retrieval", &self.retrieval),
+            ("hijacked", &self.hijacked),
         ]
     }
 
@@ -255,6 +258,7 @@ pub fn check(
     f.forged = forged(sim, workload, &inbox);
     f.untrue_status = untrue_status(sim, &inbox_ids);
     f.retrieval = retrieval(sim, history, downloaded);
+    f.hijacked = hijacked(sim, workload);
     (f, tally, inbox)
 }
 
@@ -294,6 +298,32 @@ fn retrieval(sim: &Sim, history: &History, downloaded: &[EnvelopeId]) -> Check {
                     status.map_or("nothing", |s| s.name())
                 )
             });
+        }
+    }
+    c
+}
+
+/// Hijacked: every node's directory homes every office at its own operator (no office
+/// moves in simnet), whatever a lying member claimed. A node that has not learnt an
+/// office's home yet is not flagged: it would ask, not send elsewhere.
+fn hijacked(sim: &Sim, workload: &Workload) -> Check {
+    let mut c = Check::default();
+    for n in 0..sim.len() {
+        let Some(core) = sim.core(n) else { continue };
+        for o in &workload.offices {
+            let Ok(office) = o.number.parse() else {
+                continue;
+            };
+            if let Some(held) = core.home_of(&office)
+                && held != sim.id(o.home)
+            {
+                c.flag(|| {
+                    format!(
+                        "n{n}'s directory homes office {} at operator {held}, not at n{}",
+                        o.number, o.home
+                    )
+                });
+            }
         }
     }
     c

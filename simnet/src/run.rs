@@ -68,6 +68,12 @@ const SIGNATURES_MIN: usize = 1 << 20;
 /// still finds them.
 const SIGNATURES_PER_ENVELOPE: usize = 6;
 
+/// Whether the federation authority assigns every office and nodes take homes from
+/// assignments only: in a scenario with a lying member that claims others' offices.
+fn assigned(scenario: &Scenario) -> bool {
+    scenario.byzantine.as_ref().is_some_and(|b| b.claims)
+}
+
 /// Runs `scenario` with `seed`.
 pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     let wall = Instant::now();
@@ -85,6 +91,8 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
             retry_base_ms: c.retry_base_ms,
             retry_max_ms: c.retry_max_ms,
             sync_interval_ms: c.sync_interval_ms,
+            // A federation facing a lying member takes homes from the authority only.
+            require_assignments: assigned(scenario),
             ..CoreConfig::default()
         });
     for (i, name) in plan.nodes.iter().enumerate() {
@@ -121,6 +129,18 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         sim.note(&l);
     }
 
+    // A lying member, if the scenario has one: it strikes evenly over the traffic,
+    // and claims a share of the others' offices from the start, racing their homes' own
+    // bindings through the directory.
+    let mut adversary = scenario
+        .byzantine
+        .as_ref()
+        .filter(|b| b.node >= 1 && b.node < sim.len() && b.strikes > 0)
+        .map(|b| Adversary::new(b.node, sim.keys(b.node).clone(), seed, b.claims));
+    if let Some(a) = adversary.as_mut() {
+        a.claim_early(&mut sim, &workload);
+    }
+
     // Offices register at their home operators; the directory spreads the bindings.
     let mut counts = Counts {
         offices: workload.offices.len() as u64,
@@ -141,16 +161,33 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
             .filter_map(|k| k.parse().ok())
             .collect();
         let cmd = ApiCommand::AddOffice {
-            office,
+            office: office.clone(),
             kinds,
             name: format!("office {}", o.number),
             token_hash: o.token_hash(),
         };
         sim.api(o.home, Auth::Operator, cmd);
+        if assigned(scenario) {
+            // The federation authority assigns the office to its home (renkei federation
+            // assign), and the home installs the assignment (renkei office assign).
+            let names = o
+                .role
+                .kinds()
+                .iter()
+                .filter_map(|k| k.parse().ok())
+                .collect();
+            let assignment =
+                sim.assignment(office, names, o.home, t0, format!("office {}", o.number));
+            sim.api(
+                o.home,
+                Auth::Operator,
+                ApiCommand::AssignOffice { assignment },
+            );
+        }
     }
     sim.run_until(start);
     for (_, _, r) in sim.take_replies() {
-        if !matches!(r, ApiReply::Office(_)) {
+        if !matches!(r, ApiReply::Office(_) | ApiReply::Done) {
             tracing::warn!(reply = ?r, "office registration refused");
         }
     }
@@ -160,12 +197,6 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         sim.schedule(start + f.at_ms, f.fault.clone());
     }
 
-    // A lying member, if the scenario has one: it strikes evenly over the traffic.
-    let mut adversary = scenario
-        .byzantine
-        .as_ref()
-        .filter(|b| b.node >= 1 && b.node < sim.len() && b.strikes > 0)
-        .map(|b| Adversary::new(b.node, sim.keys(b.node).clone(), seed));
     let strike_every = scenario
         .byzantine
         .as_ref()

@@ -100,8 +100,16 @@ pub struct Byzantine {
     /// The lying operator's node index (1 ..= operators; 0 is the national relay).
     pub node: usize,
     /// Attacks, spread evenly over the traffic (forged sender, false rejection, receipt
-    /// stuffing, replay, in turn).
+    /// stuffing, replay, corrupted signature, a unit failing the standard and, with
+    /// `claims`, a claim on another operator's office, in turn).
     pub strikes: usize,
+    /// Whether the liar also claims offices other operators home (publishing its own
+    /// bindings for them in its directory answers). The federation authority then assigns
+    /// every office and nodes take homes from assignments only
+    /// (`delivery.require_assignments`), as docs/SECURITY.md says a federation facing a
+    /// lying member runs. Default on.
+    #[serde(default = "d_true")]
+    pub claims: bool,
 }
 
 /// Operators and links.

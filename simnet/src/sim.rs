@@ -17,10 +17,10 @@ use std::collections::BTreeMap;
 
 use renkei_core::store::{MemoryStore, Tree};
 use renkei_core::{ApiCommand, ApiId, ApiReply, Auth, Core, CoreConfig, Effect, Input, OutboundId};
-use renkei_protocol::ids::OperatorId;
-use renkei_protocol::keys::OperatorKeys;
+use renkei_protocol::ids::{OfficeNumber, OperatorId, ServiceKind};
+use renkei_protocol::keys::{OperatorKeys, SigningIdentity};
 use renkei_protocol::rng::Entropy;
-use renkei_protocol::roster::SignedRoster;
+use renkei_protocol::roster::{OfficeBinding, SignedRoster};
 use renkei_protocol::wire::{Request, Response};
 
 pub use builder::{Broken, Builder, NetParams};
@@ -113,6 +113,11 @@ pub struct Sim {
     net: NetParams,
     broken: Option<Broken>,
     roster: SignedRoster,
+    /// The simulated federation authority (signs the roster and office assignments).
+    authority: SigningIdentity,
+    /// Signed bindings a lying member's node adds to every directory answer it gives
+    /// ([`Sim::lie_in_directory`]).
+    directory_lies: BTreeMap<NodeIx, Vec<Vec<u8>>>,
     /// The signature check every core of the run and its checkers share.
     signatures: std::sync::Arc<crate::signatures::Remembered>,
     log: EventLog,
@@ -154,6 +159,35 @@ impl Sim {
     /// A node's display name.
     pub fn name(&self, n: NodeIx) -> &str {
         &self.nodes[n].name
+    }
+
+    /// The federation authority's assignment of `office` (service `kinds`) to node `to`'s
+    /// operator since `since_ms`, signed and encoded: what `renkei federation assign`
+    /// makes.
+    pub fn assignment(
+        &self,
+        office: OfficeNumber,
+        kinds: Vec<ServiceKind>,
+        to: NodeIx,
+        since_ms: u64,
+        name: String,
+    ) -> Vec<u8> {
+        OfficeBinding {
+            office,
+            kinds,
+            operator: self.id(to),
+            since_ms,
+            released: false,
+            name,
+        }
+        .sign(&self.authority)
+        .encode()
+    }
+
+    /// Makes node `n` add `binding` (signed, encoded) to every directory answer it gives
+    /// from now on: how a lying member publishes claims on offices it does not home.
+    pub fn lie_in_directory(&mut self, n: NodeIx, binding: Vec<u8>) {
+        self.directory_lies.entry(n).or_default().push(binding);
     }
 
     /// A node's operator keys (a lying member signs with its own).
@@ -661,10 +695,15 @@ impl Sim {
                     },
                 );
             }
-            Effect::Respond { id, response } => {
+            Effect::Respond { id, mut response } => {
                 let Some(r) = self.inbound.remove(&(n, id)) else {
                     return;
                 };
+                if let (Some(lies), Response::Directory { bindings, .. }) =
+                    (self.directory_lies.get(&n), &mut response)
+                {
+                    bindings.extend(lies.iter().cloned());
+                }
                 self.log.record(t, n, "respond", &[id, r.from as u64]);
                 if self.connected(n, r.from) {
                     let size = event::response_size(&response);

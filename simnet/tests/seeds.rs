@@ -71,9 +71,9 @@ fn flapping_operator_50_seeds() {
 
 #[test]
 fn byzantine_member_50_seeds() {
-    // A lying member attacks in every run; the honest-party checkers (forged, untrue
-    // status, unexpected, stale latest, lost, duplicated) stay at 0, and the attacks were
-    // really made.
+    // A lying member attacks in every run; the honest-party checkers (forged, hijacked,
+    // untrue status, unexpected, stale latest, lost, duplicated) stay at 0, and the attacks
+    // were really made.
     let s = small("byzantine-member");
     let mut failed = Vec::new();
     let mut tried = renkei_simnet::adversary::Attacks::default();
@@ -90,6 +90,7 @@ fn byzantine_member_50_seeds() {
         tried.replays += a.replays;
         tried.corrupted += a.corrupted;
         tried.invalid += a.invalid;
+        tried.claims += a.claims;
         for (k, v) in a.outcomes {
             *tried.outcomes.entry(k).or_default() += v;
         }
@@ -105,7 +106,8 @@ fn byzantine_member_50_seeds() {
             && tried.stuffed > 0
             && tried.replays > 0
             && tried.corrupted > 0
-            && tried.invalid > 0,
+            && tried.invalid > 0
+            && tried.claims > 0,
         "some attack was never made: {tried:?}"
     );
     // Refused inside the simulation by the checks production runs: the destination's

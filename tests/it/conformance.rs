@@ -11,7 +11,7 @@ const CM: &str = "4074478647";
 /// The test unit: one 実績 file from 4071481594 (11) to CM.
 const UNIT: &str = "valid/d3_jisseki";
 
-const CHECKS: [&str; 10] = [
+const CHECKS: [&str; 11] = [
     "directory-sync",
     "delivery",
     "receipt-signature",
@@ -22,6 +22,7 @@ const CHECKS: [&str; 10] = [
     "refuse-outsider-peer",
     "refuse-oversize",
     "refuse-home-capture",
+    "refuse-forged-sender",
 ];
 
 /// A roster of a relay, a `target` and a `tester`; only the target runs.
@@ -69,7 +70,7 @@ fn conformance_kit_passes_a_correct_node() {
     for check in CHECKS {
         assert_eq!(verdict(&out, check), "PASS", "{check}:\n{out}");
     }
-    assert!(out.contains("10 checks: 10 passed, 0 failed"), "{out}");
+    assert!(out.contains("11 checks: 11 passed, 0 failed"), "{out}");
     assert_eq!(code, 0, "{out}");
     // The target delivered the unit once and is still serving its office.
     let status = renkei(&["status", "--dir", f.nodes[0].dir_str()]);
@@ -95,4 +96,7 @@ fn conformance_kit_fails_a_node_that_does_not_home_the_office() {
     // A node that does not home the office has no home to defend: the rival claim is the
     // only binding it knows, and the kit says so.
     assert_eq!(verdict(&out, "refuse-home-capture"), "FAIL", "{out}");
+    // Nor a sender to defend: the kit's unit "from" that office, signed by the tester, is
+    // not refused as a forged sender (the tester's claim is all the target knows of it).
+    assert_eq!(verdict(&out, "refuse-forged-sender"), "FAIL", "{out}");
 }

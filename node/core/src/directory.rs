@@ -194,7 +194,7 @@ impl<S: Store> Core<S> {
     /// The home operator of an office, if bound (and not released), by its current key: a
     /// binding signed with a key the operator has since retired names the operator that now
     /// holds a newer key (key rotation), and new envelopes go to that key.
-    pub(crate) fn home_of(&self, office: &OfficeNumber) -> Option<OperatorId> {
+    pub fn home_of(&self, office: &OfficeNumber) -> Option<OperatorId> {
         if self.offices.contains_key(office) {
             return Some(self.keys.id());
         }

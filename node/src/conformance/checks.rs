@@ -120,6 +120,17 @@ pub(super) async fn run(opts: &Options) -> Result<Vec<CheckResult>, ConformanceE
     .await;
     r.record("refuse-oversize", stays_up(&mut s, oversize).await);
 
+    let forged_sender = builder.forged_sender(&opts.keys)?.encode();
+    let outcome = rejected(
+        &mut s,
+        forged_sender,
+        RejectCode::SenderNotBound,
+        &target,
+        opts,
+    )
+    .await;
+    r.record("refuse-forged-sender", stays_up(&mut s, outcome).await);
+
     r.record(
         "refuse-home-capture",
         home_capture(&mut s, &builder, &target, &opts.keys.id()).await,

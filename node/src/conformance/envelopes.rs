@@ -102,6 +102,23 @@ impl Builder {
             .map_err(|e| ConformanceError::Unit(e.to_string()))
     }
 
+    /// A lying member's forged sender: a fresh envelope signed by `origin` (the tester) as
+    /// if it came from an office the target homes (the unit's receiving office), to that
+    /// office. The target must refuse it `sender_not_bound` before it opens anything.
+    pub(super) fn forged_sender(
+        &self,
+        origin: &OperatorKeys,
+    ) -> Result<Envelope, ConformanceError> {
+        let mut header = self.header.clone();
+        let id = random()?;
+        header.id = EnvelopeId(id[..16].try_into().unwrap_or([2; 16]));
+        header.origin = origin.id();
+        header.from = header.to.clone();
+        let files: Vec<&[u8]> = self.unit.iter().map(|(_, b)| b.as_slice()).collect();
+        Envelope::seal_and_sign(header, &files, origin, random()?)
+            .map_err(|e| ConformanceError::Unit(e.to_string()))
+    }
+
     /// A fresh operator identity that no roster knows.
     pub(super) fn outsider() -> Result<OperatorKeys, ConformanceError> {
         Ok(OperatorKeys::from_seeds(random()?, random()?))

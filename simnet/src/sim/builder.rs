@@ -314,6 +314,8 @@ impl Builder {
             net: self.net,
             broken: self.broken,
             roster,
+            authority,
+            directory_lies: BTreeMap::new(),
             signatures,
             log: EventLog::new(),
             stats: SimStats::default(),

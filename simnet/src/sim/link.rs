@@ -133,7 +133,7 @@ impl Sim {
                     && a.sealed() != b.sealed()
                 {
                     envs[k] = cbor::encode(&Value::Array(vec![
-                        cbor::uint(renkei_protocol::ENVELOPE_VERSION),
+                        cbor::uint(a.version()),
                         cbor::bytes(a.header_bytes()),
                         cbor::bytes(b.sealed()),
                         cbor::bytes(a.signature()),
