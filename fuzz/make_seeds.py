@@ -76,3 +76,18 @@ for p in sorted((ROOT / "fixtures").rglob("*.CSV")):
             rel = p.relative_to(ROOT / "fixtures")
             write("csv_check", str(rel).replace(os.sep, "__"), bytes([i]) + p.read_bytes())
             break
+
+# cbor_strict: the protocol's values (both envelope versions), and a few non-canonical
+# and out-of-subset encodings.
+V2 = json.loads((ROOT / "docs/test-vectors/v2.json").read_text())
+write("cbor_strict", "envelope_v1", env)
+write("cbor_strict", "envelope_v2", h(V2["envelope"]["envelope_hex"]))
+write("cbor_strict", "stored_header_v2", h(V2["envelope"]["stored_header_hex"]))
+write("cbor_strict", "receipt", receipt)
+write("cbor_strict", "roster", roster)
+write("cbor_strict", "binding", binding)
+write("cbor_strict", "proof_v2", h(V2["proof"]["proof_hex"]))
+write("cbor_strict", "long_form_uint", bytes([0x19, 0x00, 0x01]))
+write("cbor_strict", "indefinite_array", bytes([0x9F, 0x01, 0xFF]))
+write("cbor_strict", "map", bytes([0xA1, 0x01, 0x02]))
+write("cbor_strict", "tag_float", bytes([0xC1, 0xF9, 0x3C, 0x00]))

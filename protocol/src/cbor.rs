@@ -2,9 +2,9 @@
 //! deterministically (RFC 8949 §4.2.1 core deterministic encoding: shortest integer and
 //! length forms, definite lengths). Maps, floats and tags are never used.
 //!
-//! Decoding re-encodes what it read and refuses the input unless the bytes are identical:
-//! one value has exactly one byte string, and a non-canonical encoding is an error, not a
-//! guess.
+//! Decoding ([`decode_canonical`], one strict reader: [`direct`]) accepts only the
+//! canonical encoding of a value of the protocol's subset: one value has exactly one byte
+//! string, and a non-canonical encoding is an error naming the fault, not a guess.
 
 use ciborium::value::Value;
 
@@ -27,20 +27,6 @@ pub fn encode(v: &Value) -> Vec<u8> {
     out
 }
 
-/// `direct(bytes)` if that answers (an item-by-item reading of well-formed canonical
-/// bytes, see [`direct::Items`]), else `general(bytes)`, which decodes through a value tree
-/// and names what is wrong.
-pub(crate) fn direct_or<T>(
-    bytes: &[u8],
-    direct: fn(&[u8]) -> Option<T>,
-    general: fn(&[u8]) -> Result<T, DecodeError>,
-) -> Result<T, DecodeError> {
-    match direct(bytes) {
-        Some(v) => Ok(v),
-        None => general(bytes),
-    }
-}
-
 /// Decodes `bytes` (at most `max` long) and insists they are the canonical encoding.
 pub fn decode_canonical(
     bytes: &[u8],
@@ -55,12 +41,13 @@ pub fn decode_canonical(
         });
     }
     check_items(bytes, what, ITEMS_MAX)?;
-    // The protocol's own values take the direct reader; anything else (and every fault)
-    // goes the general way, which names what is wrong.
-    match direct::decode(bytes) {
-        Some(v) => Ok(v),
-        None => decode_general(bytes, what),
-    }
+    direct::decode(bytes).map_err(|f| match f {
+        direct::Fault::NonCanonical => DecodeError::NonCanonical { what },
+        direct::Fault::Malformed(detail) => DecodeError::Malformed {
+            what,
+            detail: detail.to_owned(),
+        },
+    })
 }
 
 /// Most CBOR items one decoded value may hold. A value tree costs about 32 bytes per item
@@ -138,8 +125,11 @@ pub fn check_items(bytes: &[u8], what: &'static str, max: usize) -> Result<(), D
     Ok(())
 }
 
-/// Decodes with ciborium and insists that re-encoding gives back `bytes`.
-fn decode_general(bytes: &[u8], what: &'static str) -> Result<Value, DecodeError> {
+/// The general decoder, kept as the oracle the strict one is compared with (tests; the fuzz
+/// target `cbor_strict` has its own copy): ciborium, then re-encoding must give back
+/// `bytes`.
+#[cfg(test)]
+pub(crate) fn decode_general(bytes: &[u8], what: &'static str) -> Result<Value, DecodeError> {
     let v: Value = ciborium::from_reader(bytes).map_err(|e| DecodeError::Malformed {
         what,
         detail: e.to_string(),
@@ -385,7 +375,10 @@ mod tests {
         // trailing byte
         assert_eq!(
             decode_canonical(&[0x81, 0x01, 0x00], "t", 10),
-            Err(DecodeError::NonCanonical { what: "t" })
+            Err(DecodeError::Malformed {
+                what: "t",
+                detail: "bytes left after the value".into()
+            })
         );
         assert!(matches!(
             decode_canonical(&[0x81], "t", 10),

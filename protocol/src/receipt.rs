@@ -205,40 +205,6 @@ impl Receipt {
 
     /// Decodes canonical receipt bytes.
     pub fn decode(bytes: &[u8]) -> Result<Receipt, DecodeError> {
-        cbor::direct_or(bytes, Self::decode_direct, Self::decode_general)
-    }
-
-    /// [`Self::decode`] of well-formed canonical bytes of any kind but Rejected, read item
-    /// by item (every hop decodes the receipts it stores, forwards and applies: 14 M in a
-    /// national simulation). `None` for anything else, which the general path then decodes
-    /// or refuses with the error it names.
-    fn decode_direct(bytes: &[u8]) -> Option<Receipt> {
-        let mut r = cbor::direct::Items::within(bytes, RECEIPT_BYTES_MAX)?;
-        r.versioned(7, RECEIPT_VERSION)?;
-        let envelope = EnvelopeId(r.bytes()?.try_into().ok()?);
-        let digest = r.bytes()?.try_into().ok()?;
-        let kind = match r.uint()? {
-            1 => ReceiptKind::Accepted {
-                hop: u8::try_from(r.uint()?).ok()?,
-            },
-            2 => r.null().map(|()| ReceiptKind::Delivered)?,
-            3 => r.null().map(|()| ReceiptKind::Retrieved)?,
-            5 => r.null().map(|()| ReceiptKind::Expired)?,
-            _ => return None,
-        };
-        let node = OperatorId(r.bytes()?.try_into().ok()?);
-        let at_ms = r.uint()?;
-        r.end()?;
-        Some(Receipt {
-            envelope,
-            digest,
-            kind,
-            node,
-            at_ms,
-        })
-    }
-
-    fn decode_general(bytes: &[u8]) -> Result<Receipt, DecodeError> {
         const W: &str = "receipt";
         let mut f = Fields::new(cbor::decode_canonical(bytes, W, RECEIPT_BYTES_MAX)?, W, 7)?;
         f.version(RECEIPT_VERSION)?;
@@ -362,32 +328,12 @@ impl SignedReceipt {
 
     /// Decodes a signed receipt. Does not verify.
     pub fn decode(bytes: &[u8]) -> Result<SignedReceipt, DecodeError> {
-        cbor::direct_or(bytes, Self::decode_direct, Self::decode_general)
-    }
-
-    /// [`Self::decode`] item by item (see [`Receipt::decode`]); `None` for anything else.
-    fn decode_direct(bytes: &[u8]) -> Option<SignedReceipt> {
-        let mut r = cbor::direct::Items::within(bytes, RECEIPT_BYTES_MAX)?;
-        if r.array()? != 2 {
-            return None;
-        }
-        let inner = r.bytes()?;
-        let signature = r.bytes()?.try_into().ok()?;
-        r.end()?;
-        Some(SignedReceipt {
-            receipt: Receipt::decode_direct(inner)?,
-            bytes: inner.to_vec(),
-            signature,
-        })
-    }
-
-    fn decode_general(bytes: &[u8]) -> Result<SignedReceipt, DecodeError> {
         const W: &str = "signed receipt";
         let mut f = Fields::new(cbor::decode_canonical(bytes, W, RECEIPT_BYTES_MAX)?, W, 2)?;
         let inner = f.bytes("receipt")?;
         let signature = f.array("signature")?;
         Ok(SignedReceipt {
-            receipt: Receipt::decode_general(&inner)?,
+            receipt: Receipt::decode(&inner)?,
             bytes: inner,
             signature,
         })
@@ -442,7 +388,7 @@ mod decode_tests {
     use super::*;
 
     #[test]
-    fn the_direct_reading_is_the_general_one_or_declines() {
+    fn receipts_round_trip_and_damaged_ones_are_refused_or_read_as_what_they_say() {
         let node = SigningIdentity::from_seed([5; 32]);
         let kinds = [
             ReceiptKind::Accepted { hop: 0 },
@@ -467,28 +413,22 @@ mod decode_tests {
             }
             .sign(&node)
             .encode();
-            let general = SignedReceipt::decode_general(&b).unwrap();
-            match SignedReceipt::decode_direct(&b) {
-                Some(d) => assert_eq!(d, general),
-                None => assert!(rejected, "kind {i} read directly"),
-            }
-            assert_eq!(SignedReceipt::decode(&b).unwrap(), general);
+            let d = SignedReceipt::decode(&b).unwrap();
+            assert_eq!(d.encode(), b);
+            assert_eq!(
+                rejected,
+                matches!(d.receipt().kind, ReceiptKind::Rejected { .. })
+            );
             for n in 0..b.len() {
-                assert!(
-                    SignedReceipt::decode_direct(&b[..n]).is_none(),
-                    "truncated at {n}"
-                );
+                assert!(SignedReceipt::decode(&b[..n]).is_err(), "truncated at {n}");
             }
             for at in 0..b.len() {
                 for x in [0x01u8, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0xff] {
                     let mut m = b.clone();
                     m[at] ^= x;
-                    if let Some(d) = SignedReceipt::decode_direct(&m) {
-                        assert_eq!(
-                            SignedReceipt::decode_general(&m).as_ref(),
-                            Ok(&d),
-                            "byte {at} ^ {x:#04x}"
-                        );
+                    // What still decodes is exactly what it encodes (canonical bytes).
+                    if let Ok(d) = SignedReceipt::decode(&m) {
+                        assert_eq!(d.encode(), m, "byte {at} ^ {x:#04x}");
                     }
                 }
             }

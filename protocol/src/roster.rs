@@ -364,52 +364,9 @@ impl OfficeBinding {
     pub fn encode(&self) -> Vec<u8> {
         cbor::encode(&self.to_value())
     }
+
     /// Decodes canonical binding bytes.
     pub fn decode(bytes: &[u8]) -> Result<OfficeBinding, DecodeError> {
-        cbor::direct_or(bytes, Self::decode_direct, Self::decode_general)
-    }
-
-    /// [`Self::decode`] of well-formed canonical bytes, read item by item (every node of a
-    /// federation decodes every binding: through a value tree this was a sixth of a
-    /// national simulation's setup). `None` for anything else, which the general path
-    /// then refuses with the error it names.
-    fn decode_direct(bytes: &[u8]) -> Option<OfficeBinding> {
-        let mut r = cbor::direct::Items::within(bytes, BINDING_BYTES_MAX)?;
-        let named = match (r.array()?, r.uint()?) {
-            (6, BINDING_VERSION) => false,
-            (7, BINDING_VERSION_NAMED) => true,
-            _ => return None,
-        };
-        let office = r.text()?.parse().ok()?;
-        let n = r.array()?;
-        if n > 32 {
-            return None;
-        }
-        let mut kinds = Vec::with_capacity(n);
-        for _ in 0..n {
-            kinds.push(r.text()?.parse().ok()?);
-        }
-        let operator = OperatorId(r.bytes()?.try_into().ok()?);
-        let since_ms = r.uint()?;
-        let released = r.bool()?;
-        let name = if named {
-            let n = r.text()?;
-            Self::name_ok(n).then(|| n.to_owned())?
-        } else {
-            String::new()
-        };
-        r.end()?;
-        Some(OfficeBinding {
-            office,
-            kinds,
-            operator,
-            since_ms,
-            released,
-            name,
-        })
-    }
-
-    fn decode_general(bytes: &[u8]) -> Result<OfficeBinding, DecodeError> {
         const W: &str = "office binding";
         let value = cbor::decode_canonical(bytes, W, BINDING_BYTES_MAX)?;
         let named = matches!(&value, Value::Array(items) if items.len() == 7);
@@ -496,10 +453,6 @@ impl SignedBinding {
     }
     /// Decodes. Does not verify.
     pub fn decode(bytes: &[u8]) -> Result<SignedBinding, DecodeError> {
-        cbor::direct_or(bytes, Self::decode_direct, Self::decode_general)
-    }
-
-    fn decode_general(bytes: &[u8]) -> Result<SignedBinding, DecodeError> {
         const W: &str = "signed binding";
         let mut f = Fields::new(
             cbor::decode_canonical(bytes, W, BINDING_BYTES_MAX + 128)?,
@@ -509,24 +462,8 @@ impl SignedBinding {
         let inner = f.bytes("binding")?;
         let signature = f.array("signature")?;
         Ok(SignedBinding {
-            binding: OfficeBinding::decode_general(&inner)?,
+            binding: OfficeBinding::decode(&inner)?,
             bytes: inner,
-            signature,
-        })
-    }
-    /// [`Self::decode`] of well-formed canonical bytes, item by item (see
-    /// [`OfficeBinding::decode`]); `None` for anything else.
-    fn decode_direct(bytes: &[u8]) -> Option<SignedBinding> {
-        let mut r = cbor::direct::Items::within(bytes, BINDING_BYTES_MAX + 128)?;
-        if r.array()? != 2 {
-            return None;
-        }
-        let inner = r.bytes()?;
-        let signature = r.bytes()?.try_into().ok()?;
-        r.end()?;
-        Some(SignedBinding {
-            binding: OfficeBinding::decode_direct(inner)?,
-            bytes: inner.to_vec(),
             signature,
         })
     }
@@ -655,32 +592,21 @@ mod binding_decode_tests {
         let inner = |b: &[u8]| SignedBinding::decode(b).unwrap().bytes.clone();
         assert_eq!(inner(&plain)[..2], [0x86, 0x01]);
         assert_eq!(inner(&with)[..2], [0x87, 0x02]);
-        // A name the binding may not carry is refused by both readings.
+        // A name the binding may not carry is refused, naming the field.
         for bad in [
             " padded",
             "\u{7}bell",
             &"名".repeat(BINDING_NAME_CHARS_MAX + 1),
         ] {
             let b = named("1310000017", &["43"], 5, false, bad);
-            assert!(SignedBinding::decode_direct(&b).is_none(), "{bad:?}");
-            let e = SignedBinding::decode_general(&b).unwrap_err();
+            let e = SignedBinding::decode(&b).unwrap_err();
             assert!(e.to_string().contains("name"), "{e}");
         }
         assert_eq!(OfficeBinding::name_for("  みどり\u{7}園 "), "みどり園");
     }
 
-    /// Whatever the bytes, the item-by-item reading either declines or gives what the
-    /// general path gives.
-    fn agree(b: &[u8]) -> bool {
-        let general = SignedBinding::decode_general(b);
-        match SignedBinding::decode_direct(b) {
-            None => true,
-            Some(d) => general.as_ref() == Ok(&d),
-        }
-    }
-
     #[test]
-    fn the_direct_reading_is_the_general_one_or_declines() {
+    fn bindings_round_trip_and_damaged_ones_are_refused_or_read_as_what_they_say() {
         let cases = [
             signed("1310000017", &["43"], 0, false),
             signed(
@@ -694,23 +620,23 @@ mod binding_decode_tests {
             named("1310000017", &["43"], 7, false, "ひばり居宅介護支援事業所"),
         ];
         for b in &cases {
-            let direct = SignedBinding::decode_direct(b).expect("canonical bytes read directly");
-            assert_eq!(Ok(&direct), SignedBinding::decode_general(b).as_ref());
-            assert_eq!(SignedBinding::decode(b).as_ref(), Ok(&direct));
+            let d = SignedBinding::decode(b).expect("a signed binding decodes");
+            assert_eq!(&d.encode(), b);
             for n in 0..b.len() {
-                assert!(
-                    SignedBinding::decode_direct(&b[..n]).is_none(),
-                    "truncated at {n}"
-                );
+                assert!(SignedBinding::decode(&b[..n]).is_err(), "truncated at {n}");
             }
             let mut longer = b.clone();
             longer.push(0);
-            assert!(SignedBinding::decode_direct(&longer).is_none());
+            let e = SignedBinding::decode(&longer).unwrap_err();
+            assert!(e.to_string().contains("bytes left after the value"), "{e}");
             for i in 0..b.len() {
                 for x in [0x01u8, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0xff] {
                     let mut m = b.clone();
                     m[i] ^= x;
-                    assert!(agree(&m), "byte {i} ^ {x:#04x}");
+                    // What still decodes is exactly what it encodes (canonical bytes).
+                    if let Ok(d) = SignedBinding::decode(&m) {
+                        assert_eq!(d.encode(), m, "byte {i} ^ {x:#04x}");
+                    }
                 }
             }
         }

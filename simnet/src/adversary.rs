@@ -15,7 +15,9 @@
 //!   line, the header matching it;
 //! - **a claimed home**: its own signed binding of an office another operator homes,
 //!   published in every directory answer its node gives from then on (a hijack: units for
-//!   that office would be sealed to the liar).
+//!   that office would be sealed to the liar);
+//! - **accept and drop**: its node is a relay in the roster; what others give it to relay
+//!   it accepts (a signed `Accepted`) and never passes on ([`Sim::drop_relayed`]).
 //!
 //! The answers to its requests are tallied by outcome ([`Attacks::outcomes`]): forged
 //! senders, corrupted signatures and broken units must come back refused
@@ -64,6 +66,8 @@ pub struct Attacks {
     pub invalid: u64,
     /// Offices homed elsewhere that it claimed in its directory.
     pub claims: u64,
+    /// Envelopes it accepted as a relay and never passed on.
+    pub dropped: u64,
     /// Answers to the liar's deliveries: `accepted`, or the rejection code.
     pub outcomes: std::collections::BTreeMap<String, u64>,
 }
@@ -181,6 +185,7 @@ impl Adversary {
 
     /// Tallies the answers to its deliveries that came back since the last call.
     pub fn tally(&mut self, sim: &mut Sim) {
+        self.attacks.dropped = sim.relayed_dropped();
         for (_, response) in sim.take_injected_answers() {
             let acks = match response {
                 Response::HopAcks(acks) => acks,

@@ -443,7 +443,26 @@ fn lost(sim: &Sim, history: &History) -> (Check, u64, u64, u64) {
             Some(SentStatus::Expired) => expired += 1,
             Some(SentStatus::Rejected) => {
                 rejected += 1;
-                c.flag(|| format!("submission {i} ({id}) was rejected although the unit is valid"));
+                c.flag(|| {
+                    // Name who said so and why.
+                    let why = sim
+                        .store(s.origin)
+                        .and_then(|st| {
+                            renkei_core::store::scan_prefix(st, Tree::Receipts, id.as_bytes(), 256)
+                                .ok()
+                        })
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|(_, v)| SignedReceipt::decode(v).ok())
+                        .find_map(|r| match &r.receipt().kind {
+                            ReceiptKind::Rejected { code, text } => {
+                                Some(format!("{} by {}: {text}", code.as_str(), r.receipt().node))
+                            }
+                            _ => None,
+                        })
+                        .unwrap_or_else(|| "no Rejected receipt held".into());
+                    format!("submission {i} ({id}) was rejected although the unit is valid ({why})")
+                });
             }
             Some(st) => c.flag(|| {
                 format!(

@@ -178,12 +178,16 @@ impl Report {
         }
         if let Some(a) = &self.attacks {
             out.push_str(&format!(
-                "lying member n{}: forged senders {}, false rejections {}, stuffed receipts {}, replays {}\n",
+                "lying member n{}: forged senders {}, false rejections {}, stuffed receipts {}, replays {}, corrupted signatures {}, broken units {}, claimed homes {}, relayed envelopes dropped {}\n",
                 a.node,
                 a.forged,
                 a.false_rejections,
                 a.stuffed,
-                a.replays
+                a.replays,
+                a.corrupted,
+                a.invalid,
+                a.claims,
+                a.dropped
             ));
         }
         let l = &self.latency;

@@ -95,8 +95,14 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
             require_assignments: assigned(scenario),
             ..CoreConfig::default()
         });
+    let dropper = scenario
+        .byzantine
+        .as_ref()
+        .filter(|b| b.drops && b.strikes > 0)
+        .map(|b| b.node);
     for (i, name) in plan.nodes.iter().enumerate() {
-        b = if i == 0 {
+        // The national relay, and a lying member that relays in order to drop.
+        b = if i == 0 || dropper == Some(i) {
             b.relay(name)
         } else {
             b.operator(name)
@@ -139,6 +145,9 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         .map(|b| Adversary::new(b.node, sim.keys(b.node).clone(), seed, b.claims));
     if let Some(a) = adversary.as_mut() {
         a.claim_early(&mut sim, &workload);
+        if dropper == Some(a.node()) {
+            sim.drop_relayed(a.node());
+        }
     }
 
     // Offices register at their home operators; the directory spreads the bindings.
@@ -309,9 +318,24 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
             .map(|s| s.values(renkei_core::store::Tree::Pending).count() as u64)
             .sum::<u64>();
         checks.liveness.count = pending.max(1);
+        // Where the work is left: per node, what its outboxes still hold.
+        let left: Vec<String> = (0..sim.len())
+            .filter_map(|n| sim.store(n).map(|s| (n, s)))
+            .filter_map(|(n, s)| {
+                let count = |t| s.values(t).count();
+                let (o, r, p) = (
+                    count(renkei_core::store::Tree::Outbox),
+                    count(renkei_core::store::Tree::ReceiptOutbox),
+                    count(renkei_core::store::Tree::Pending),
+                );
+                (o + r + p > 0)
+                    .then(|| format!("n{n}: outbox {o}, receipt outbox {r}, pending {p}"))
+            })
+            .collect();
         checks.liveness.examples.push(format!(
-            "{pending} envelopes still awaiting a final receipt {} ms after faults stopped",
-            scenario.check.liveness_ms
+            "{pending} envelopes still awaiting a final receipt {} ms after faults stopped ({})",
+            scenario.check.liveness_ms,
+            left.join("; ")
         ));
     }
     counts.absorb(&tally);

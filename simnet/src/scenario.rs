@@ -110,6 +110,11 @@ pub struct Byzantine {
     /// lying member runs. Default on.
     #[serde(default = "d_true")]
     pub claims: bool,
+    /// Whether the liar's node is a relay in the roster that accepts what it is given to
+    /// relay (signing `Accepted`) and never passes it on: origins must route around it
+    /// (`delivery.relay_watch_ms`). Default on.
+    #[serde(default = "d_true")]
+    pub drops: bool,
 }
 
 /// Operators and links.

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 use renkei_core::store::{MemoryStore, Tree};
 use renkei_core::{ApiCommand, ApiId, ApiReply, Auth, Core, CoreConfig, Effect, Input, OutboundId};
+use renkei_protocol::envelope::Envelope;
 use renkei_protocol::ids::{OfficeNumber, OperatorId, ServiceKind};
 use renkei_protocol::keys::{OperatorKeys, SigningIdentity};
 use renkei_protocol::rng::Entropy;
@@ -118,6 +119,12 @@ pub struct Sim {
     /// Signed bindings a lying member's node adds to every directory answer it gives
     /// ([`Sim::lie_in_directory`]).
     directory_lies: BTreeMap<NodeIx, Vec<Vec<u8>>>,
+    /// A lying member's node that never passes on what it relays ([`Sim::drop_relayed`]).
+    dropper: Option<NodeIx>,
+    /// Relayed envelopes the dropper did not pass on.
+    relayed_dropped: u64,
+    /// Envelopes the dropper was given by their origin itself (the ones it drops).
+    first_hop: std::collections::BTreeSet<renkei_protocol::ids::EnvelopeId>,
     /// The signature check every core of the run and its checkers share.
     signatures: std::sync::Arc<crate::signatures::Remembered>,
     log: EventLog,
@@ -188,6 +195,24 @@ impl Sim {
     /// from now on: how a lying member publishes claims on offices it does not home.
     pub fn lie_in_directory(&mut self, n: NodeIx, binding: Vec<u8>) {
         self.directory_lies.entry(n).or_default().push(binding);
+    }
+
+    /// Makes node `n` accept-and-drop: its core relays honestly (stores, signs
+    /// `Accepted`, sends on), but every envelope an origin gave it directly is dropped on
+    /// its way out. The core sees the requests time out. (What another relay hands it, it
+    /// passes on: the origin watches only the relay it handed a unit to.)
+    pub fn drop_relayed(&mut self, n: NodeIx) {
+        self.dropper = Some(n);
+    }
+
+    /// The node that drops what it relays, if any.
+    pub fn dropper(&self) -> Option<NodeIx> {
+        self.dropper
+    }
+
+    /// Envelopes the dropper did not pass on, so far.
+    pub fn relayed_dropped(&self) -> u64 {
+        self.relayed_dropped
     }
 
     /// A node's operator keys (a lying member signs with its own).
@@ -358,12 +383,18 @@ impl Sim {
     /// Whether every node is up with nothing left to do: no envelope awaiting a final
     /// receipt, nothing in an outbox or receipt outbox.
     pub fn settled(&self) -> bool {
-        self.nodes.iter().all(|n| {
+        self.nodes.iter().enumerate().all(|(i, n)| {
             n.core.as_ref().is_some_and(|c| {
                 let s = c.store();
-                [Tree::Pending, Tree::Outbox, Tree::ReceiptOutbox]
+                [Tree::Pending, Tree::ReceiptOutbox]
                     .iter()
                     .all(|t| s.values(*t).next().is_none())
+                    // What a dropper holds and never passes on stays in its outbox.
+                    && s.pairs_unordered(Tree::Outbox).all(|(k, _)| {
+                        self.dropper == Some(i)
+                            && renkei_protocol::ids::EnvelopeId::from_slice(k)
+                                .is_ok_and(|id| self.first_hop.contains(&id))
+                    })
             })
         })
     }
@@ -458,6 +489,18 @@ impl Sim {
                         out,
                     },
                 );
+                if self.dropper == Some(to)
+                    && let Request::Deliver(envs) = &request
+                {
+                    let from_id = self.id(from);
+                    for b in envs {
+                        if let Ok(e) = Envelope::decode(b)
+                            && e.header().origin == from_id
+                        {
+                            self.first_hop.insert(e.id());
+                        }
+                    }
+                }
                 let kind = match &request {
                     Request::Deliver(e) => 1 + 16 * e.len() as u64,
                     Request::Receipts(r) => 2 + 16 * r.len() as u64,
@@ -642,7 +685,35 @@ impl Sim {
         let t = self.now;
         let life = self.nodes[n].life;
         match e {
-            Effect::Send { id, to, request } => {
+            Effect::Send {
+                id,
+                to,
+                mut request,
+            } => {
+                if self.dropper == Some(n)
+                    && let Request::Deliver(envs) = &mut request
+                {
+                    let before = envs.len();
+                    let first_hop = &self.first_hop;
+                    envs.retain(|b| {
+                        Envelope::decode(b).is_ok_and(|e| !first_hop.contains(&e.id()))
+                    });
+                    self.relayed_dropped += (before - envs.len()) as u64;
+                    if envs.is_empty() {
+                        // Nothing of its own: the request never leaves (it times out).
+                        self.pending.insert((n, life, id), n);
+                        self.push(
+                            t + self.net.request_timeout_ms,
+                            Event::Fail {
+                                node: n,
+                                life,
+                                out: id,
+                                why: FailWhy::Timeout,
+                            },
+                        );
+                        return;
+                    }
+                }
                 let Some(&j) = self.index.get(&to) else {
                     self.pending.insert((n, life, id), n);
                     self.push(

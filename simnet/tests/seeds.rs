@@ -91,6 +91,7 @@ fn byzantine_member_50_seeds() {
         tried.corrupted += a.corrupted;
         tried.invalid += a.invalid;
         tried.claims += a.claims;
+        tried.dropped += a.dropped;
         for (k, v) in a.outcomes {
             *tried.outcomes.entry(k).or_default() += v;
         }
@@ -107,7 +108,8 @@ fn byzantine_member_50_seeds() {
             && tried.replays > 0
             && tried.corrupted > 0
             && tried.invalid > 0
-            && tried.claims > 0,
+            && tried.claims > 0
+            && tried.dropped > 0,
         "some attack was never made: {tried:?}"
     );
     // Refused inside the simulation by the checks production runs: the destination's

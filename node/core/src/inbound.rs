@@ -1,7 +1,7 @@
 //! Requests from peers: envelopes to relay or deliver here (with dedup and definitive
 //! rejections), receipts travelling back to their origin, and directory sync.
 
-use renkei_protocol::envelope::{Envelope, sha256};
+use renkei_protocol::envelope::{Digest32, Envelope, Outer, sha256};
 use renkei_protocol::error::DecodeError;
 use renkei_protocol::ids::{EnvelopeId, OperatorId};
 use renkei_protocol::receipt::{ReceiptKind, RejectCode, SignedReceipt};
@@ -153,6 +153,28 @@ impl<S: Store> Core<S> {
         if let Some(d) = records::get::<DedupRec>(&self.store, Tree::Dedup, id.as_bytes())? {
             if d.digest == digest {
                 self.counters.duplicates += 1;
+                // A unit this relay accepted and passed on came back (another relay that
+                // could not reach the destination handed it back, perhaps before its own
+                // acknowledgement arrived; or its origin sends it again around a relay
+                // that did not deliver): it takes it again, or the unit would be lost
+                // between two hops that each believe the other holds it. Marked returned:
+                // it is not handed back again. (A copy from the hop it already holds it
+                // from is only a duplicate.)
+                if !d.rejected
+                    && signature_ok
+                    && self.cfg.relay
+                    && !self.is_me(&env.header().destination)
+                    && records::get::<OutboxRec>(&self.store, Tree::Outbox, id.as_bytes())?
+                        .is_none_or(|o| o.prev.is_some_and(|p| !self.same_operator(&p, &from)))
+                {
+                    let in_flight = self.flights.values().any(|f| {
+                        matches!(f, super::Flight::Deliver { to, ids } if *to == from && ids.contains(&id))
+                    });
+                    if in_flight {
+                        self.retaken.insert((id, from));
+                    }
+                    self.relay_take(from, env.header(), bytes, digest, true)?;
+                }
                 let outcome = if d.rejected {
                     HopOutcome::Rejected(d.receipt)
                 } else {
@@ -241,35 +263,7 @@ impl<S: Store> Core<S> {
                 true,
             )
         } else if self.cfg.relay {
-            let hop = if from == h.origin { 1 } else { 2 };
-            self.store.put(Tree::Envelopes, id.as_bytes(), bytes)?;
-            let expires_at_ms = h
-                .created_at_ms
-                .saturating_add(self.cfg.expiry_ms)
-                .saturating_add(self.cfg.relay_grace_ms);
-            let out = OutboxRec {
-                origin: h.origin,
-                destination: h.destination,
-                digest,
-                expires_at_ms,
-                hop,
-            };
-            records::put(&mut self.store, Tree::Outbox, id.as_bytes(), &out)?;
-            let routing = RelayedRec {
-                origin: h.origin,
-                destination: h.destination,
-                digest,
-            };
-            records::put(&mut self.store, Tree::Relayed, id.as_bytes(), &routing)?;
-            self.schedule_envelope(id, h.destination, self.now);
-            self.cache_for_sending(id, bytes.to_vec());
-            self.counters.relayed_in += 1;
-            self.audit(
-                "relay_accept",
-                Some(id),
-                None,
-                format!("from {from}, for {}", h.destination),
-            )?;
+            let hop = self.relay_take(from, h, bytes, digest, false)?;
             (
                 self.sign_receipt(id, digest, ReceiptKind::Accepted { hop }),
                 false,
@@ -312,6 +306,60 @@ impl<S: Store> Core<S> {
                 HopOutcome::Accepted(bytes)
             },
         })
+    }
+
+    /// Takes envelope `bytes` (header `h`) from peer `from` to relay: stores it, its
+    /// outbox and routing records, and schedules it. `returned`: it came back after this
+    /// relay had passed it on. Answers this relay's hop number.
+    fn relay_take(
+        &mut self,
+        from: OperatorId,
+        h: &Outer,
+        bytes: &[u8],
+        digest: Digest32,
+        returned: bool,
+    ) -> Result<u8, StoreError> {
+        let id = h.id;
+        let hop = if from == h.origin { 1 } else { 2 };
+        self.store.put(Tree::Envelopes, id.as_bytes(), bytes)?;
+        let expires_at_ms = h
+            .created_at_ms
+            .saturating_add(self.cfg.expiry_ms)
+            .saturating_add(self.cfg.relay_grace_ms);
+        let out = OutboxRec {
+            origin: h.origin,
+            destination: h.destination,
+            digest,
+            expires_at_ms,
+            hop,
+            prev: Some(from),
+            returned,
+        };
+        records::put(&mut self.store, Tree::Outbox, id.as_bytes(), &out)?;
+        let routing = RelayedRec {
+            origin: h.origin,
+            destination: h.destination,
+            digest,
+        };
+        records::put(&mut self.store, Tree::Relayed, id.as_bytes(), &routing)?;
+        if returned {
+            self.schedule_returned(id, h.destination);
+        } else {
+            self.schedule_envelope(id, h.destination, self.now);
+            self.cache_for_sending(id, bytes.to_vec());
+        }
+        self.counters.relayed_in += 1;
+        self.audit(
+            if returned {
+                "relay_retake"
+            } else {
+                "relay_accept"
+            },
+            Some(id),
+            None,
+            format!("from {from}, for {}", h.destination),
+        )?;
+        Ok(hop)
     }
 
     /// Why an envelope's creation time cannot be taken, if it cannot: more than

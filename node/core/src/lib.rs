@@ -223,6 +223,9 @@ pub struct Core<S: Store> {
     /// Origin: units a relay accepted, by the relay, watched until the destination's
     /// receipt (not kept across a restart: the unit is then simply sent again).
     handed: BTreeMap<EnvelopeId, OperatorId>,
+    /// Relay: units taken back from a hop while this node's hand-over to that hop was
+    /// still in flight; that hand-over's acknowledgement does not end this node's part.
+    retaken: BTreeSet<(EnvelopeId, OperatorId)>,
     outbox_cache: BTreeMap<EnvelopeId, records::OutboxRec>,
     send_cache: BTreeMap<EnvelopeId, Vec<u8>>,
     send_cache_bytes: usize,
@@ -291,6 +294,7 @@ impl<S: Store> Core<S> {
             by_dest: BTreeMap::new(),
             attempts: BTreeMap::new(),
             handed: BTreeMap::new(),
+            retaken: BTreeSet::new(),
             outbox_cache: BTreeMap::new(),
             send_cache: BTreeMap::new(),
             send_cache_bytes: 0,

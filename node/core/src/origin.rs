@@ -273,6 +273,8 @@ impl<S: Store> Core<S> {
                 digest,
                 expires_at_ms,
                 hop: 0,
+                prev: None,
+                returned: false,
             };
             records::put(&mut self.store, Tree::Outbox, id.as_bytes(), &out)?;
             self.schedule_envelope(id, dest, self.now);
@@ -456,6 +458,21 @@ impl<S: Store> Core<S> {
                 Some(h) => !self.destination_rejected(&rc.envelope, &h.destination)?,
                 None => false,
             };
+        // A relay's `Rejected` of a unit it had accepted is a contradiction, not a refusal:
+        // a relay that took a unit over never refuses it afterwards (it delivers, or lets
+        // it expire). Kept as evidence; the status stays, and the origin, watching that
+        // relay, routes around it.
+        let relay_reneged = matches!(rc.kind, ReceiptKind::Rejected { .. })
+            && header
+                .as_ref()
+                .is_some_and(|h| !self.same_operator(&rc.node, &h.destination))
+            && self.receipts_of(&rc.envelope)?.iter().any(|x| {
+                matches!(x.receipt().kind, ReceiptKind::Accepted { hop } if hop > 0)
+                    && self.same_operator(&x.receipt().node, &rc.node)
+            });
+        if relay_reneged {
+            tracing::warn!(id = %rc.envelope, relay = %rc.node, "a relay rejected a unit it had accepted; kept as evidence, the unit goes on");
+        }
         let new = match (&rc.kind, old) {
             (ReceiptKind::Accepted { hop }, SentStatus::Accepted) if *hop > 0 => {
                 SentStatus::Relayed
@@ -470,7 +487,7 @@ impl<S: Store> Core<S> {
             (
                 ReceiptKind::Rejected { .. },
                 SentStatus::Accepted | SentStatus::Relayed | SentStatus::Expired,
-            ) => SentStatus::Rejected,
+            ) if !relay_reneged => SentStatus::Rejected,
             (ReceiptKind::Expired, SentStatus::Accepted | SentStatus::Relayed) => {
                 SentStatus::Expired
             }

@@ -196,6 +196,18 @@ impl<S: Store> Core<S> {
         }
     }
 
+    /// Schedules a unit that came back to this relay after it had passed it on: after a
+    /// growing pause, so two relays that both lack the destination pass it between them
+    /// ever more slowly rather than as fast as the network goes, until one of them reaches
+    /// the destination.
+    pub(super) fn schedule_returned(&mut self, id: EnvelopeId, dest: OperatorId) {
+        let n = self.attempts.entry(id).or_insert(0);
+        *n += 1;
+        let n = *n;
+        let at = self.now + self.backoff(n);
+        self.schedule_envelope(id, dest, at);
+    }
+
     fn retry_envelope(&mut self, id: EnvelopeId) -> Result<(), StoreError> {
         let n = self.attempts.entry(id).or_insert(0);
         *n += 1;
@@ -256,16 +268,26 @@ impl<S: Store> Core<S> {
                     )?;
                     continue;
                 }
-                // A unit a relay accepted and did not deliver in time goes another way.
+                // A unit a relay accepted and did not deliver in time goes another way; with
+                // no other way, to that relay again (which takes it again if it passed it
+                // on: see `relay_take`).
                 let peer = match self.handed.get(&id) {
                     Some(relay) if peer == Some(*relay) => {
                         let alt = self.route_avoiding(&dest, relay);
                         if let Some(a) = alt {
                             tracing::info!(%id, avoided = %relay, via = %a, "sending a unit again around the relay that accepted it");
                         }
-                        alt
+                        alt.or(peer)
                     }
                     _ => peer,
+                };
+                // A relay hands a unit back to the hop it came from only when it has no
+                // other way (the destination, another relay).
+                let peer = match (peer, rec.prev) {
+                    (Some(p), Some(prev)) if self.same_operator(&p, &prev) => {
+                        self.route_avoiding(&dest, &prev).or(Some(p))
+                    }
+                    (p, _) => p,
                 };
                 let Some(peer) = peer else {
                     self.retry_envelope(id)?;
@@ -484,6 +506,7 @@ impl<S: Store> Core<S> {
                     }
                 }
                 for (id, ()) in pending {
+                    self.retaken.remove(&(id, to));
                     self.retry_envelope(id)?;
                 }
             }
@@ -534,6 +557,7 @@ impl<S: Store> Core<S> {
             Flight::Deliver { to, ids } => {
                 self.release(BUSY_DELIVER, to);
                 for i in ids {
+                    self.retaken.remove(&(i, to));
                     self.retry_envelope(i)?;
                 }
             }
@@ -599,6 +623,15 @@ impl<S: Store> Core<S> {
             return Ok(());
         }
         // (Unless the destination's receipt came first, by the relay's forwarding.)
+        // A relay that took the unit back from this very hop while this hand-over was in
+        // flight (the hop handed it back before this acknowledgement arrived) holds it
+        // again: the acknowledgement does not end its part.
+        if self.retaken.remove(&(ack.id, peer)) {
+            self.store_receipt(ack.id, &bytes)?;
+            self.forward_receipt(origin, bytes)?;
+            self.retry_envelope(ack.id)?;
+            return Ok(());
+        }
         let relay_took_it = rec.hop == 0
             && self.cfg.relay_watch_ms > 0
             && matches!(receipt.receipt().kind, ReceiptKind::Accepted { hop } if hop > 0)

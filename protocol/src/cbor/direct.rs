@@ -1,24 +1,39 @@
-//! A direct reader and writer for the CBOR the protocol builds: unsigned and negative
-//! integers, byte and text strings, arrays, booleans and null, in canonical form.
+//! The reader and writer of the CBOR the protocol builds: unsigned and negative integers,
+//! byte and text strings, arrays, booleans and null, in canonical form (RFC 8949 §4.2.1:
+//! shortest integer and length forms, definite lengths).
 //!
-//! Both are shortcuts, not a second definition of the format: [`decode`] answers only for
-//! input that is the canonical encoding of such a value (exactly what the general path
-//! would accept, with the same value) and `None` for anything else — maps, tags, floats,
-//! undefined, indefinite or over-long lengths, bad UTF-8, truncation, trailing bytes, deep
-//! nesting — which the general path (ciborium, then re-encoding) then refuses with the
-//! error it names. [`encode`] writes the bytes ciborium writes, and declines a value
-//! holding anything else.
+//! [`decode`] is the protocol's one CBOR decoder: it answers the value for input that is
+//! the canonical encoding of such a value, and for anything else an error naming the
+//! fault — an over-long or indefinite length (not canonical), truncation, bytes after the
+//! value, text that is not UTF-8, nesting deeper than [`MAX_DEPTH`], or a kind of item the
+//! protocol never uses (a map, a tag, a float, `undefined`). It is linear in its input
+//! and allocates only for what the input holds. A general decoder (ciborium, then
+//! re-encoding and comparing) is kept only as the oracle that tests and the fuzz target
+//! `cbor_strict` compare it with. [`encode`] writes the bytes ciborium writes, and
+//! declines a value holding anything else.
 
 use ciborium::value::{Integer, Value};
 
-/// Deeper values are left to the general path (ciborium allows 256 levels).
-const MAX_DEPTH: usize = 64;
+/// Deepest nesting read (the protocol's values nest three levels).
+pub const MAX_DEPTH: usize = 64;
 
-/// The value `bytes` canonically encode, if they encode one of the protocol's subset.
-pub(super) fn decode(bytes: &[u8]) -> Option<Value> {
+/// What is wrong with bytes that are not the canonical encoding of a protocol value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// An argument or length in a longer form than needed, or an indefinite length.
+    NonCanonical,
+    /// Not well-formed, or outside the protocol's subset: the text says which.
+    Malformed(&'static str),
+}
+
+/// The value `bytes` canonically encode, or what is wrong with them.
+pub(crate) fn decode(bytes: &[u8]) -> Result<Value, Fault> {
     let mut r = Reader { b: bytes, pos: 0 };
     let v = r.value(0)?;
-    (r.pos == bytes.len()).then_some(v)
+    if r.pos != bytes.len() {
+        return Err(Fault::Malformed("bytes left after the value"));
+    }
+    Ok(v)
 }
 
 /// Appends the canonical encoding of `v` to `out`; `false` (with `out` partly written) if
@@ -82,65 +97,78 @@ struct Reader<'a> {
     pos: usize,
 }
 
+const TRUNCATED: Fault = Fault::Malformed("truncated");
+
 impl<'a> Reader<'a> {
-    fn byte(&mut self) -> Option<u8> {
-        let x = *self.b.get(self.pos)?;
+    fn byte(&mut self) -> Result<u8, Fault> {
+        let x = *self.b.get(self.pos).ok_or(TRUNCATED)?;
         self.pos += 1;
-        Some(x)
+        Ok(x)
     }
 
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Fault> {
         let b: &'a [u8] = self.b;
-        let end = self.pos.checked_add(n)?;
-        let s = b.get(self.pos..end)?;
+        let end = self.pos.checked_add(n).ok_or(TRUNCATED)?;
+        let s = b.get(self.pos..end).ok_or(TRUNCATED)?;
         self.pos = end;
-        Some(s)
+        Ok(s)
     }
 
-    fn fixed<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.take(N)?.try_into().ok()
+    fn fixed<const N: usize>(&mut self) -> Result<[u8; N], Fault> {
+        self.take(N)?.try_into().map_err(|_| TRUNCATED)
     }
 
     /// The argument for additional information `ai`, only in its shortest form.
-    fn arg(&mut self, ai: u8) -> Option<u64> {
+    fn arg(&mut self, ai: u8) -> Result<u64, Fault> {
         let (n, min) = match ai {
-            0..=23 => return Some(u64::from(ai)),
+            0..=23 => return Ok(u64::from(ai)),
             24 => (u64::from(self.byte()?), 24),
             25 => (u64::from(u16::from_be_bytes(self.fixed()?)), 0x100),
             26 => (u64::from(u32::from_be_bytes(self.fixed()?)), 0x1_0000),
             27 => (u64::from_be_bytes(self.fixed()?), 0x1_0000_0000),
-            _ => return None, // reserved, or indefinite length
+            31 => return Err(Fault::NonCanonical), // indefinite length
+            _ => return Err(Fault::Malformed("reserved additional information")),
         };
-        (n >= min).then_some(n)
+        if n < min {
+            return Err(Fault::NonCanonical);
+        }
+        Ok(n)
     }
 
-    fn len(&mut self, ai: u8) -> Option<usize> {
-        usize::try_from(self.arg(ai)?).ok()
+    fn len(&mut self, ai: u8) -> Result<usize, Fault> {
+        usize::try_from(self.arg(ai)?).map_err(|_| TRUNCATED)
     }
 
-    fn value(&mut self, depth: usize) -> Option<Value> {
+    fn value(&mut self, depth: usize) -> Result<Value, Fault> {
         if depth > MAX_DEPTH {
-            return None;
+            return Err(Fault::Malformed("nested too deep"));
         }
         let ib = self.byte()?;
         let ai = ib & 0x1f;
-        Some(match ib >> 5 {
+        Ok(match ib >> 5 {
             0 => Value::Integer(self.arg(ai)?.into()),
-            1 => Value::Integer(Integer::try_from(-1 - i128::from(self.arg(ai)?)).ok()?),
+            1 => Value::Integer(
+                Integer::try_from(-1 - i128::from(self.arg(ai)?))
+                    .map_err(|_| Fault::Malformed("a negative integer out of range"))?,
+            ),
             2 => {
                 let n = self.len(ai)?;
                 Value::Bytes(self.take(n)?.to_vec())
             }
             3 => {
                 let n = self.len(ai)?;
-                Value::Text(std::str::from_utf8(self.take(n)?).ok()?.to_owned())
+                Value::Text(
+                    std::str::from_utf8(self.take(n)?)
+                        .map_err(|_| Fault::Malformed("a text string that is not UTF-8"))?
+                        .to_owned(),
+                )
             }
             4 => {
                 let n = self.len(ai)?;
                 // Every item takes at least a byte: a longer count is a lie, not a reason
                 // to allocate.
                 if n > self.b.len() - self.pos {
-                    return None;
+                    return Err(TRUNCATED);
                 }
                 let mut items = Vec::with_capacity(n);
                 for _ in 0..n {
@@ -148,83 +176,21 @@ impl<'a> Reader<'a> {
                 }
                 Value::Array(items)
             }
-            7 => match ai {
+            5 => return Err(Fault::Malformed("a map (the protocol uses none)")),
+            6 => return Err(Fault::Malformed("a tag (the protocol uses none)")),
+            _ => match ai {
                 20 => Value::Bool(false),
                 21 => Value::Bool(true),
                 22 => Value::Null,
-                _ => return None,
+                25..=27 => return Err(Fault::Malformed("a float (the protocol uses none)")),
+                31 => return Err(Fault::Malformed("a break outside an indefinite length")),
+                _ => {
+                    return Err(Fault::Malformed(
+                        "a simple value other than true, false or null",
+                    ));
+                }
             },
-            _ => return None,
         })
-    }
-}
-
-/// Item-by-item reading of a value of known layout (a decoder that builds its struct
-/// without a [`Value`] tree in between). Each read answers `None` wherever [`decode`]
-/// would (over-long arguments, bad UTF-8, truncation, another kind of item) and also for
-/// an item of another kind than asked; the caller then takes the general path, which
-/// names what is wrong. A struct read to [`Items::end`] this way is the one the general
-/// path builds from the same bytes.
-pub(crate) struct Items<'a>(Reader<'a>);
-
-impl<'a> Items<'a> {
-    /// A reader of `bytes`, if they are at most `max` long (longer ones are the general
-    /// path's to refuse).
-    pub(crate) fn within(bytes: &'a [u8], max: usize) -> Option<Self> {
-        (bytes.len() <= max).then_some(Items(Reader { b: bytes, pos: 0 }))
-    }
-
-    /// The additional information of the next item, if it is of major type `major`.
-    fn head(&mut self, major: u8) -> Option<u8> {
-        let ib = self.0.byte()?;
-        (ib >> 5 == major).then_some(ib & 0x1f)
-    }
-
-    /// The head of a versioned struct: an array of exactly `n` items whose first is
-    /// `version` (the other items follow).
-    pub(crate) fn versioned(&mut self, n: usize, version: u64) -> Option<()> {
-        (self.array()? == n && self.uint()? == version).then_some(())
-    }
-
-    /// An array's length (its items follow).
-    pub(crate) fn array(&mut self) -> Option<usize> {
-        let ai = self.head(4)?;
-        let n = self.0.len(ai)?;
-        (n <= self.0.b.len() - self.0.pos).then_some(n)
-    }
-
-    pub(crate) fn uint(&mut self) -> Option<u64> {
-        let ai = self.head(0)?;
-        self.0.arg(ai)
-    }
-
-    pub(crate) fn bytes(&mut self) -> Option<&'a [u8]> {
-        let ai = self.head(2)?;
-        let n = self.0.len(ai)?;
-        self.0.take(n)
-    }
-
-    pub(crate) fn text(&mut self) -> Option<&'a str> {
-        let ai = self.head(3)?;
-        let n = self.0.len(ai)?;
-        std::str::from_utf8(self.0.take(n)?).ok()
-    }
-
-    pub(crate) fn bool(&mut self) -> Option<bool> {
-        match self.0.byte()? {
-            0xf4 => Some(false),
-            0xf5 => Some(true),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn null(&mut self) -> Option<()> {
-        (self.0.byte()? == 0xf6).then_some(())
-    }
-
-    /// Whether every byte was read.
-    pub(crate) fn end(&self) -> Option<()> {
-        (self.0.pos == self.0.b.len()).then_some(())
     }
 }
 
@@ -306,7 +272,7 @@ mod tests {
             assert_eq!(ok, in_subset(&v), "{v:?}");
             if ok {
                 assert_eq!(direct, general, "{v:?}");
-                assert_eq!(decode(&direct), Some(v));
+                assert_eq!(decode(&direct), Ok(v));
                 checked += 1;
             }
         }
@@ -314,10 +280,12 @@ mod tests {
     }
 
     #[test]
-    fn answers_exactly_what_the_general_path_accepts() {
+    fn accepts_exactly_what_the_general_decoder_accepts() {
         // Every mutation of valid encodings (flipped, dropped, inserted, truncated bytes):
-        // where the direct reader answers, the general path accepts the same value; where
-        // the general path accepts a value of the subset, the direct reader answers too.
+        // where the reader answers, the general decoder (ciborium, re-encoded and compared)
+        // accepts the same value; where the general decoder accepts a value of the subset,
+        // the reader answers too. (The fuzz target `cbor_strict` does the same on
+        // arbitrary input.)
         let mut g = Gen(0x2545_f491_4f6c_dd1d);
         let (mut answered, mut declined) = (0, 0);
         for _ in 0..3000 {
@@ -336,11 +304,11 @@ mod tests {
             }
             let general = decode_general(&bytes, "t");
             match decode(&bytes) {
-                Some(d) => {
+                Ok(d) => {
                     assert_eq!(general, Ok(d), "{bytes:02x?}");
                     answered += 1;
                 }
-                None => {
+                Err(_) => {
                     assert!(
                         !general.as_ref().is_ok_and(in_subset),
                         "declined {bytes:02x?}, which the general path accepts"
@@ -353,24 +321,35 @@ mod tests {
     }
 
     #[test]
-    fn refuses_what_canonical_form_forbids() {
-        for bad in [
-            &[0x18, 0x01][..],                                       // 1 in a longer form
-            &[0x19, 0x00, 0xff],                                     // 255 in a longer form
-            &[0x9f, 0x01, 0xff],                                     // indefinite-length array
-            &[0x5f, 0x41, 0x00, 0xff], // indefinite-length byte string
-            &[0x81, 0x01, 0x00],       // trailing byte
-            &[0x82, 0x01],             // truncated
-            &[0x62, 0xff, 0xfe],       // text that is not UTF-8
-            &[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], // absurd count
-            &[0xf7],                   // undefined
-            &[0xa0],                   // a map
-            &[0xc1, 0x00],             // a tag
-            &[0xf9, 0x3c, 0x00],       // a float
+    fn refuses_what_canonical_form_forbids_and_names_it() {
+        let m = Fault::Malformed;
+        for (bad, want) in [
+            (&[0x18, 0x01][..], Fault::NonCanonical), // 1 in a longer form
+            (&[0x19, 0x00, 0xff], Fault::NonCanonical), // 255 in a longer form
+            (&[0x9f, 0x01, 0xff], Fault::NonCanonical), // indefinite-length array
+            (&[0x5f, 0x41, 0x00, 0xff], Fault::NonCanonical), // indefinite byte string
+            (&[0x81, 0x01, 0x00], m("bytes left after the value")),
+            (&[0x82, 0x01], m("truncated")),
+            (&[0x62, 0xff, 0xfe], m("a text string that is not UTF-8")),
+            (
+                &[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+                m("truncated"),
+            ), // absurd count
+            (&[0xf7], m("a simple value other than true, false or null")), // undefined
+            (&[0xa0], m("a map (the protocol uses none)")),
+            (&[0xc1, 0x00], m("a tag (the protocol uses none)")),
+            (&[0xf9, 0x3c, 0x00], m("a float (the protocol uses none)")),
+            (&[0x1c], m("reserved additional information")),
         ] {
-            assert_eq!(decode(bad), None, "{bad:02x?}");
+            assert_eq!(decode(bad), Err(want), "{bad:02x?}");
+            // The general decoder refuses every one of them too (or reads a value outside
+            // the subset).
+            assert!(
+                !decode_general(bad, "t").as_ref().is_ok_and(in_subset),
+                "{bad:02x?}"
+            );
         }
         let deep: Vec<u8> = std::iter::repeat_n(0x81, 100).chain([0x00]).collect();
-        assert_eq!(decode(&deep), None);
+        assert_eq!(decode(&deep), Err(m("nested too deep")));
     }
 }

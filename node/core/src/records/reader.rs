@@ -1,4 +1,6 @@
-//! A direct serde deserializer for stored records, the reading half of [`super::writer`].
+//! The serde deserializer for stored records, the reading half of [`super::writer`]: the
+//! one reader of records (ciborium, whose format it reads, is only the oracle its tests
+//! compare it with).
 //!
 //! It reads the CBOR that records are written in (integers up to 64 bits, booleans, null,
 //! text and byte strings, arrays and maps, definite or indefinite) straight from the
@@ -11,14 +13,18 @@
 
 use serde::de::{self, DeserializeOwned, Visitor};
 
-/// Reads one record value that takes all of `bytes`, or `None` (ask ciborium).
-pub fn read<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+/// Reads one record value that takes all of `bytes`, or says what is wrong with them.
+pub fn read<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Miss> {
     let mut r = Reader { b: bytes, depth: 0 };
-    let v = T::deserialize(&mut r).ok()?;
-    r.b.is_empty().then_some(v)
+    let v = T::deserialize(&mut r)?;
+    if !r.b.is_empty() {
+        return Err(Miss(format!("{} byte(s) left after the record", r.b.len())));
+    }
+    Ok(v)
 }
 
-/// Why the direct reader gave up (never shown: ciborium is asked instead).
+/// What is wrong with a stored record's bytes (a damaged record, or a kind of item records
+/// never hold).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Miss(String);

@@ -8,12 +8,12 @@
 //! and audit hashes are taken over them) for what records use: integers up to 64 bits,
 //! booleans, text and byte strings, options, unit and enum variants, sequences, tuples,
 //! maps and structs. Anything else (floats, 128-bit integers, ciborium's tag wrapper)
-//! answers [`Unsupported`], and [`super::encode`] hands the record to ciborium instead.
-//! Tests compare the two byte for byte.
+//! answers [`Unsupported`]: no record holds one. It is the one writer of records; tests
+//! compare it with ciborium byte for byte.
 
 use serde::ser::{self, Serialize};
 
-/// What this writer does not write (the caller falls back to ciborium).
+/// What this writer does not write (no record holds it).
 #[derive(Debug, thiserror::Error)]
 #[error("not written directly: {0}")]
 pub struct Unsupported(String);

@@ -228,8 +228,8 @@ fn a_false_rejection_on_the_path_is_outranked_by_the_destinations_delivery_and_n
     net.inbound_from(0, net.id(2), Request::Receipts(vec![lie]));
     assert_eq!(
         sent_status(&mut net, 0, CM, id),
-        "rejected",
-        "a relay on the path may refuse"
+        "relayed",
+        "a relay that accepted the unit cannot refuse it afterwards: its rejection is kept as evidence, the unit goes on"
     );
     // The destination gets the unit and says so: that outranks C's rejection.
     net.heal(1, 2);
@@ -694,6 +694,39 @@ fn a_relay_that_accepts_and_drops_is_routed_around() {
     net.run_for(600_000);
     assert_eq!(inbox(&mut net, 1, SVC, false).len(), 1);
     assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
+}
+
+#[test]
+fn two_relays_without_the_destination_do_not_lose_a_unit_between_them() {
+    // A reaches B only through relay C; C's link to B is cut, so C hands the unit to
+    // relay D, which has no link to B either and hands it back. C must take it again (not
+    // answer from its dedup index that it has it, while it passed it on): found by simnet
+    // once a lying member became a second relay. When C's link comes back, the unit is
+    // delivered, once.
+    let mut net = Net::new(&[("a", false), ("b", false), ("c", true), ("d", true)]);
+    for (x, y) in [(0, 2), (2, 3), (1, 2)] {
+        net.connect(x, y);
+    }
+    net.add_office(0, CM, "43");
+    net.add_office(1, SVC, "11");
+    net.run_for(60_000);
+    net.partition(1, 2);
+    let id = submit(&mut net, "20250425164608");
+    net.run_for(120_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "relayed");
+    let holds = |net: &Net, n: usize| net.memory(n).get_raw(Tree::Outbox, id.as_bytes()).is_some();
+    assert!(
+        holds(&net, 2) || holds(&net, 3),
+        "neither relay holds the unit any more: it was lost between them"
+    );
+    net.heal(1, 2);
+    net.run_for(1_200_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
+    assert_eq!(inbox(&mut net, 1, SVC, false).len(), 1);
+    assert!(
+        !holds(&net, 2) && !holds(&net, 3),
+        "both relays let go once delivered"
+    );
 }
 
 /// Found by cargo-mutants (sender.rs survived): a lying member forges a unit "from" an
