@@ -399,6 +399,19 @@ impl Sim {
         })
     }
 
+    /// Node `n`'s request `out` (of incarnation `life`) fails at `at`, unless answered first.
+    fn fail_at(&mut self, at: u64, node: NodeIx, life: u64, out: OutboundId, why: FailWhy) {
+        self.push(
+            at,
+            Event::Fail {
+                node,
+                life,
+                out,
+                why,
+            },
+        );
+    }
+
     fn push(&mut self, at: u64, ev: Event) {
         self.seq += 1;
         self.queue.insert((at, self.seq), ev);
@@ -700,53 +713,45 @@ impl Sim {
                     });
                     self.relayed_dropped += (before - envs.len()) as u64;
                     if envs.is_empty() {
-                        // Nothing of its own: the request never leaves (it times out).
+                        // Nothing left to send: the request never leaves (it times out).
                         self.pending.insert((n, life, id), n);
-                        self.push(
+                        self.fail_at(
                             t + self.net.request_timeout_ms,
-                            Event::Fail {
-                                node: n,
-                                life,
-                                out: id,
-                                why: FailWhy::Timeout,
-                            },
+                            n,
+                            life,
+                            id,
+                            FailWhy::Timeout,
                         );
                         return;
                     }
                 }
                 let Some(&j) = self.index.get(&to) else {
                     self.pending.insert((n, life, id), n);
-                    self.push(
+                    self.fail_at(
                         t + self.net.dial_fail_ms,
-                        Event::Fail {
-                            node: n,
-                            life,
-                            out: id,
-                            why: FailWhy::NoConnection,
-                        },
+                        n,
+                        life,
+                        id,
+                        FailWhy::NoConnection,
                     );
                     return;
                 };
                 self.log.record(t, n, "send", &[id, j as u64]);
                 self.pending.insert((n, life, id), j);
-                self.push(
+                self.fail_at(
                     t + self.net.request_timeout_ms,
-                    Event::Fail {
-                        node: n,
-                        life,
-                        out: id,
-                        why: FailWhy::Timeout,
-                    },
+                    n,
+                    life,
+                    id,
+                    FailWhy::Timeout,
                 );
                 if !self.connected(n, j) {
-                    self.push(
+                    self.fail_at(
                         t + self.net.dial_fail_ms,
-                        Event::Fail {
-                            node: n,
-                            life,
-                            out: id,
-                            why: FailWhy::NoConnection,
-                        },
+                        n,
+                        life,
+                        id,
+                        FailWhy::NoConnection,
                     );
                     return;
                 }
