@@ -792,3 +792,230 @@ fn a_sender_homed_at_the_destination_cannot_be_forged_nor_send_under_another_kin
     refused(&mut net, other_kind, "does not run service kind 46");
     assert!(inbox(&mut net, 1, SVC, false).is_empty());
 }
+
+/// Found by cargo-mutants (inbound.rs: every counter survived `+=` → `*=`): the counters
+/// the metrics show count what happened, one by one.
+#[test]
+fn the_delivery_counters_count_each_event_once() {
+    let mut net = three();
+    let c = |net: &Net, n: usize| net.core(n).counters().clone();
+    // A peer outside the roster is refused as a whole.
+    let outsider = keys_of(9).id();
+    net.inbound_from(1, outsider, Request::Receipts(vec![]));
+    assert_eq!(c(&net, 1).refused, 1);
+    // A unit delivered: counted at the destination and, with its receipt, at the origin.
+    let id = submit(&mut net, "20250425164608");
+    net.run_for(5_000);
+    assert_eq!(c(&net, 1).delivered, 1);
+    assert_eq!(c(&net, 0).sent_delivered, 1);
+    let genuine = envelope(&net, 0, id).encode();
+    // The same envelope again: a duplicate, answered from the dedup index.
+    assert!(matches!(
+        deliver(&mut net, 0, 1, genuine.clone()),
+        HopOutcome::Accepted(_)
+    ));
+    assert_eq!(c(&net, 1).duplicates, 1);
+    assert_eq!(c(&net, 1).delivered, 1);
+    // Bytes that are no envelope, the id taken by other content, a bad origin signature:
+    // three rejections.
+    assert!(matches!(
+        deliver(&mut net, 0, 1, b"not an envelope".to_vec()),
+        HopOutcome::Rejected(_)
+    ));
+    assert_eq!(c(&net, 1).rejected, 1);
+    let opened = envelope(&net, 0, id).open(&keys_of(1)).unwrap();
+    let refs: Vec<&[u8]> = opened.files.iter().map(Vec::as_slice).collect();
+    let mut h = opened.header.clone();
+    h.stamp = "20250425164609".parse().unwrap();
+    let same_id = Envelope::seal_and_sign(h.clone(), &refs, &keys_of(0), [8; 32]).unwrap();
+    assert!(matches!(
+        deliver(&mut net, 0, 1, same_id.encode()),
+        HopOutcome::Rejected(_)
+    ));
+    assert_eq!(c(&net, 1).rejected, 2);
+    h.id = EnvelopeId([0x77; 16]);
+    let mut forged = Envelope::seal_and_sign(h, &refs, &keys_of(0), [9; 32])
+        .unwrap()
+        .encode();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    assert!(matches!(
+        deliver(&mut net, 0, 1, forged),
+        HopOutcome::Rejected(_)
+    ));
+    assert_eq!(c(&net, 1).rejected, 3);
+    assert_eq!(c(&net, 1).duplicates, 1);
+    // The origin's receipts handed to it again: each answered as taken, none counted twice.
+    let receipts: Vec<Vec<u8>> = net
+        .memory(0)
+        .pairs(Tree::Receipts)
+        .filter(|(k, _)| k.starts_with(id.as_bytes()))
+        .map(|(_, v)| v.to_vec())
+        .collect();
+    assert!(receipts.len() >= 2);
+    let before = c(&net, 0).receipts_in;
+    let n = receipts.len() as u64;
+    let resp = net.inbound_from(0, net.id(1), Request::Receipts(receipts));
+    assert_eq!(
+        resp,
+        Response::ReceiptsTaken(n),
+        "each receipt answered as taken"
+    );
+    assert_eq!(
+        c(&net, 0).receipts_in,
+        before,
+        "but stored and counted once"
+    );
+}
+
+/// Found by cargo-mutants (inbound.rs): the retake of a unit a relay passed on happens only
+/// for an authentic copy offered by another hop, never at the destination, and a plain
+/// duplicate from the hop the relay holds it from is only a duplicate.
+#[test]
+fn a_relay_takes_back_only_an_authentic_unit_it_passed_on() {
+    let (mut net, id) = held_by_the_relay();
+    let outbox = |net: &Net, n: usize| {
+        net.memory(n)
+            .get_raw(Tree::Outbox, id.as_bytes())
+            .map(|b| crate::records::decode::<crate::records::OutboxRec>(Tree::Outbox, &b).unwrap())
+    };
+    let genuine = envelope(&net, 0, id).encode();
+    // The origin sends it again while C holds it: a duplicate, not a unit come back.
+    assert!(matches!(
+        deliver(&mut net, 0, 2, genuine.clone()),
+        HopOutcome::Accepted(_)
+    ));
+    let held = outbox(&net, 2).expect("C holds it");
+    assert!(
+        !held.returned,
+        "a copy from the hop C holds it from is only a duplicate"
+    );
+    // C delivers; then a copy with a damaged signature is offered to C: not taken again.
+    net.heal(1, 2);
+    net.run_for(600_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
+    assert!(outbox(&net, 2).is_none());
+    let mut damaged = genuine.clone();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 1;
+    deliver(&mut net, 0, 2, damaged);
+    assert!(
+        outbox(&net, 2).is_none(),
+        "a copy that fails its signature is not relayed"
+    );
+    // The destination offered it again takes nothing to relay either.
+    assert!(matches!(
+        deliver(&mut net, 2, 1, genuine),
+        HopOutcome::Accepted(_)
+    ));
+    assert!(
+        outbox(&net, 1).is_none(),
+        "the destination answers from its dedup index"
+    );
+    assert_eq!(inbox(&mut net, 1, SVC, false).len(), 1);
+}
+
+/// Found by cargo-mutants (inbound.rs: `||` → `&&` survived): the destination refuses a
+/// unit whose file names name another sender than its envelope, even when the recipient
+/// matches.
+#[test]
+fn a_unit_whose_files_name_another_sender_is_refused() {
+    const OTHER: &str = "4071480000";
+    let mut net = three();
+    net.add_office(0, OTHER, "43");
+    net.run_for(60_000);
+    let id = submit(&mut net, "20250425164608");
+    net.run_for(5_000);
+    let opened = envelope(&net, 0, id).open(&keys_of(1)).unwrap();
+    let refs: Vec<&[u8]> = opened.files.iter().map(Vec::as_slice).collect();
+    let mut h = opened.header.clone();
+    h.id = EnvelopeId([0x78; 16]);
+    h.from.office = OTHER.parse().unwrap();
+    let env = Envelope::seal_and_sign(h, &refs, &keys_of(0), [4; 32]).unwrap();
+    let HopOutcome::Rejected(r) = deliver(&mut net, 0, 1, env.encode()) else {
+        panic!("a unit whose files name another sender was taken")
+    };
+    let r = SignedReceipt::decode(&r).unwrap();
+    let ReceiptKind::Rejected { code, text } = &r.receipt().kind else {
+        panic!()
+    };
+    assert_eq!(*code, RejectCode::InvalidCsv);
+    assert!(text.contains("file names say"), "{text}");
+}
+
+/// Found by cargo-mutants (inbound.rs: `>` → `>=` survived at both bounds): an envelope
+/// exactly at the allowed skew ahead, or exactly at the edge of the delivery window, is
+/// taken; one millisecond beyond is not.
+#[test]
+fn envelope_times_are_bounded_inclusively() {
+    let net = three();
+    let core = net.core(1);
+    let (now, skew) = (core.now, core.cfg.max_skew_ms);
+    let window = core.cfg.expiry_ms + core.cfg.relay_grace_ms + skew;
+    assert!(core.time_out_of_bounds(now + skew).is_none());
+    assert!(core.time_out_of_bounds(now + skew + 1).is_some());
+    assert!(core.time_out_of_bounds(now - window).is_none());
+    assert!(core.time_out_of_bounds(now - window - 1).is_some());
+}
+
+/// Found by cargo-mutants (inbound.rs: `delete !` in the authenticity rule survived): a copy
+/// with a forged signature that comes first is refused without taking the genuine unit's
+/// id; the genuine unit after it is delivered.
+#[test]
+fn a_forged_copy_first_does_not_take_the_genuine_units_id() {
+    let mut net = three();
+    net.partition(0, 1);
+    let id = submit(&mut net, "20250425164608");
+    let genuine = envelope(&net, 0, id).encode();
+    let mut forged = genuine.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    assert!(matches!(
+        deliver(&mut net, 2, 1, forged),
+        HopOutcome::Rejected(_)
+    ));
+    assert!(matches!(
+        deliver(&mut net, 0, 1, genuine),
+        HopOutcome::Accepted(_)
+    ));
+    assert_eq!(inbox(&mut net, 1, SVC, false).len(), 1);
+}
+
+/// Found by cargo-mutants (inbound.rs: `||` → `&&` survived in the relay's receipt rule):
+/// a relay passes a receipt back toward the origin only when it names the envelope's
+/// digest, its signer may make that statement and it comes along the envelope's path.
+#[test]
+fn a_relay_forwards_only_receipts_for_the_envelope_it_relayed() {
+    let (mut net, id) = held_by_the_relay();
+    let env = envelope(&net, 2, id);
+    let now = net.now;
+    let signed = |digest: [u8; 32], kind: ReceiptKind, by: u8| {
+        Receipt {
+            envelope: id,
+            digest,
+            kind,
+            node: keys_of(by).id(),
+            at_ms: now,
+        }
+        .sign(&keys_of(by).identity)
+        .encode()
+    };
+    // The destination's Delivered, but naming another digest: refused.
+    let wrong_digest = signed([9; 32], ReceiptKind::Delivered, 1);
+    assert_eq!(
+        net.inbound_from(2, net.id(1), Request::Receipts(vec![wrong_digest])),
+        Response::ReceiptsTaken(0)
+    );
+    // A Delivered signed by the origin (not the destination): refused.
+    let wrong_role = signed(env.digest(), ReceiptKind::Delivered, 0);
+    assert_eq!(
+        net.inbound_from(2, net.id(0), Request::Receipts(vec![wrong_role])),
+        Response::ReceiptsTaken(0)
+    );
+    // The genuine one from the destination: taken.
+    let good = signed(env.digest(), ReceiptKind::Delivered, 1);
+    assert_eq!(
+        net.inbound_from(2, net.id(1), Request::Receipts(vec![good])),
+        Response::ReceiptsTaken(1)
+    );
+}
