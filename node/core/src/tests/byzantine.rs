@@ -880,6 +880,7 @@ fn a_relay_takes_back_only_an_authentic_unit_it_passed_on() {
             .map(|b| crate::records::decode::<crate::records::OutboxRec>(Tree::Outbox, &b).unwrap())
     };
     let genuine = envelope(&net, 0, id).encode();
+    assert_eq!(net.core(2).counters().relayed_in, 1);
     // The origin sends it again while C holds it: a duplicate, not a unit come back.
     assert!(matches!(
         deliver(&mut net, 0, 2, genuine.clone()),
@@ -890,6 +891,7 @@ fn a_relay_takes_back_only_an_authentic_unit_it_passed_on() {
         !held.returned,
         "a copy from the hop C holds it from is only a duplicate"
     );
+    assert_eq!(net.core(2).counters().relayed_in, 1, "nothing taken again");
     // C delivers; then a copy with a damaged signature is offered to C: not taken again.
     net.heal(1, 2);
     net.run_for(600_000);
@@ -941,6 +943,7 @@ fn a_unit_whose_files_name_another_sender_is_refused() {
     };
     assert_eq!(*code, RejectCode::InvalidCsv);
     assert!(text.contains("file names say"), "{text}");
+    assert_eq!(net.core(1).counters().rejected, 1, "one rejection counted");
 }
 
 /// Found by cargo-mutants (inbound.rs: `>` → `>=` survived at both bounds): an envelope
@@ -1016,6 +1019,33 @@ fn a_relay_forwards_only_receipts_for_the_envelope_it_relayed() {
     let good = signed(env.digest(), ReceiptKind::Delivered, 1);
     assert_eq!(
         net.inbound_from(2, net.id(1), Request::Receipts(vec![good])),
+        Response::ReceiptsTaken(1)
+    );
+    // A relay that relayed before relays kept a routing record still has the body: the
+    // same rule holds on that path.
+    {
+        use crate::store::Store;
+        let store = net.core_mut(2).store_mut_for_tests();
+        store.delete(Tree::Relayed, id.as_bytes()).unwrap();
+        store.commit().unwrap();
+    }
+    assert!(
+        net.memory(2)
+            .get_raw(Tree::Envelopes, id.as_bytes())
+            .is_some()
+    );
+    for (bad, from) in [
+        (signed([9; 32], ReceiptKind::Delivered, 1), 1),
+        (signed(env.digest(), ReceiptKind::Delivered, 0), 0),
+    ] {
+        assert_eq!(
+            net.inbound_from(2, net.id(from), Request::Receipts(vec![bad])),
+            Response::ReceiptsTaken(0)
+        );
+    }
+    let again = signed(env.digest(), ReceiptKind::Retrieved, 1);
+    assert_eq!(
+        net.inbound_from(2, net.id(1), Request::Receipts(vec![again])),
         Response::ReceiptsTaken(1)
     );
 }
