@@ -787,6 +787,42 @@ fn explicit_supersession_in_order() {
     assert!(matches!(r, ApiReply::Invalid(_)), "{r:?}");
 }
 
+/// Found by cargo-mutants (inbox.rs: `same_sender` → `false` survived, because slot
+/// versioning replaced the older unit anyway): a unit that explicitly names an earlier one
+/// of other document slots (another kind of document) replaces it by that rule alone.
+#[test]
+fn explicit_supersession_applies_across_document_slots() {
+    let mut net = Net::new(&[("solo", false)]);
+    net.add_office(0, CM, "43");
+    net.add_office(0, SVC, "11");
+    let id1 = accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
+            supersedes: None,
+        },
+    ));
+    let id2 = accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            unit: PreparedUnit::new(rename_stamp(&fixture_unit("d1_kyo_plan"), "20250427090000")),
+            supersedes: Some(id1),
+        },
+    ));
+    net.run_for(10);
+    let all = inbox(&mut net, 0, SVC, false);
+    let e1 = all.iter().find(|e| e.id == id1.to_string()).unwrap();
+    assert_eq!(e1.superseded_by.as_deref(), Some(id2.to_string().as_str()));
+    assert!(!e1.latest);
+    let latest = inbox(&mut net, 0, SVC, true);
+    assert_eq!(
+        latest.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+        vec![id2.to_string()]
+    );
+}
+
 #[test]
 fn audit_chain_detects_tampering() {
     let mut net = Net::new(&[("solo", false)]);

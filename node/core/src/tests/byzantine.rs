@@ -324,9 +324,22 @@ fn a_unit_of_another_sender_cannot_supersede() {
     // C homes an office of its own and, lying as origin (an honest origin refuses such a
     // `supersedes` at upload), names A's unit in `supersedes`. Its unit is a unit like any
     // other (delivered), but A's unit stays the latest.
+    another_office_names_the_unit(2, "c");
+}
+
+/// Found by cargo-mutants (inbox.rs: `&&` → `||` in `same_sender` survived): another office
+/// homed at the *same* operator as the unit's sender cannot replace it either.
+#[test]
+fn another_office_of_the_same_operator_cannot_supersede() {
+    another_office_names_the_unit(0, "a");
+}
+
+/// An office homed at `origin` (not A's office CM) names A's unit in `supersedes`, signed
+/// by `origin`'s operator: delivered, but A's unit stays the latest.
+fn another_office_names_the_unit(origin: usize, origin_name: &str) {
     const OTHER: &str = "4071480000";
     let mut net = three();
-    net.add_office(2, OTHER, "43");
+    net.add_office(origin, OTHER, "43");
     net.run_for(60_000);
     let id = submit(&mut net, "20250425164608");
     net.run_for(5_000);
@@ -344,7 +357,7 @@ fn a_unit_of_another_sender_cannot_supersede() {
             )
         })
         .collect();
-    let c = keys_of(2);
+    let c = keys_of(origin as u8);
     let mut h: Header = opened.header;
     h.origin = c.id();
     h.id = EnvelopeId([0x55; 16]);
@@ -361,8 +374,8 @@ fn a_unit_of_another_sender_cannot_supersede() {
         .collect();
     let refs: Vec<&[u8]> = files.iter().map(|(_, b)| b.as_slice()).collect();
     let theirs = Envelope::seal_and_sign(h, &refs, &c, [8; 32]).unwrap();
-    let HopOutcome::Accepted(r) = deliver(&mut net, 2, 1, theirs.encode()) else {
-        panic!("C's own office's unit was refused")
+    let HopOutcome::Accepted(r) = deliver(&mut net, origin, 1, theirs.encode()) else {
+        panic!("the other office's unit was refused")
     };
     assert_eq!(
         SignedReceipt::decode(&r).unwrap().receipt().kind,
@@ -379,7 +392,7 @@ fn a_unit_of_another_sender_cannot_supersede() {
         .iter()
         .find(|v| v.id == theirs.id().to_string())
         .unwrap();
-    assert_eq!(other.origin_name.as_deref(), Some("c"));
+    assert_eq!(other.origin_name.as_deref(), Some(origin_name));
 }
 
 /// `b` with every `from` replaced by `to` (same length).
