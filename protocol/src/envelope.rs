@@ -414,6 +414,23 @@ impl Header {
         }
     }
 
+    /// The envelope digest of a whole header's stored bytes ([`Header::encode`]), without
+    /// decoding the sealed part: the SHA-256 of the cleartext header (version 1: of the
+    /// bytes themselves). Equal to `Header::decode(bytes)?.digest()` for bytes that decode;
+    /// it checks only the stored form's shape, so a caller that needs the header decodes it.
+    pub fn stored_digest(bytes: &[u8]) -> Result<Digest32, DecodeError> {
+        let v = cbor::decode_canonical(bytes, W_STORED, 2 * HEADER_BYTES_MAX)?;
+        match version_of(&v) {
+            Some(ENVELOPE_VERSION_1) => Ok(sha256(bytes)),
+            Some(ENVELOPE_VERSION) => {
+                let mut f = Fields::new(v, W_STORED, 3)?;
+                f.version(ENVELOPE_VERSION)?;
+                Ok(sha256(&f.bytes("header")?))
+            }
+            got => Err(unknown_version(W_STORED, got)),
+        }
+    }
+
     /// Decodes a whole header ([`Header::encode`]'s bytes, either version).
     pub fn decode(bytes: &[u8]) -> Result<Header, DecodeError> {
         let v = cbor::decode_canonical(bytes, W_STORED, 2 * HEADER_BYTES_MAX)?;

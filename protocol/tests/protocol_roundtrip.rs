@@ -384,3 +384,21 @@ fn ciborium_array(version: &[u8], a: &[u8], b: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+#[test]
+fn the_stored_digest_is_the_decoded_headers_digest() {
+    use renkei_protocol::envelope::Header;
+    for h in [header(&sample_files()), header_v1(&sample_files())] {
+        let stored = h.encode();
+        assert_eq!(Header::stored_digest(&stored).unwrap(), h.digest());
+        assert_eq!(
+            Header::stored_digest(&stored).unwrap(),
+            Header::decode(&stored).unwrap().digest()
+        );
+    }
+    assert_eq!(
+        Header::stored_digest(&header(&sample_files()).encode()).unwrap(),
+        envelope().digest()
+    );
+    assert!(Header::stored_digest(&[0x83, 0x03, 0x40, 0x40]).is_err());
+}

@@ -434,12 +434,11 @@ impl<S: Store> Core<S> {
             rec.id, rc.envelope,
             "apply_receipt_at_origin: another record"
         );
-        let header = Header::decode(&rec.header).ok();
-        if header.as_ref().is_none_or(|h| h.digest() != rc.digest)
-            || !(role_checked
-                || header
-                    .as_ref()
-                    .is_some_and(|h| self.receipt_role_ok_for(h, r)))
+        // The digest from the stored form alone (every receipt of every unit comes here);
+        // the whole header is decoded only where a rule needs its parties.
+        let header = || Header::decode(&rec.header).ok();
+        if Header::stored_digest(&rec.header).ok() != Some(rc.digest)
+            || !(role_checked || header().is_some_and(|h| self.receipt_role_ok_for(&h, r)))
         {
             tracing::warn!(id = %rc.envelope, "ignoring receipt that does not verify or names another digest");
             return Ok(());
@@ -454,7 +453,7 @@ impl<S: Store> Core<S> {
         // rejection stands.
         let overrulable = old == SentStatus::Rejected
             && matches!(rc.kind, ReceiptKind::Delivered | ReceiptKind::Retrieved)
-            && match &header {
+            && match header() {
                 Some(h) => !self.destination_rejected(&rc.envelope, &h.destination)?,
                 None => false,
             };
@@ -463,9 +462,7 @@ impl<S: Store> Core<S> {
         // it expire). Kept as evidence; the status stays, and the origin, watching that
         // relay, routes around it.
         let relay_reneged = matches!(rc.kind, ReceiptKind::Rejected { .. })
-            && header
-                .as_ref()
-                .is_some_and(|h| !self.same_operator(&rc.node, &h.destination))
+            && header().is_some_and(|h| !self.same_operator(&rc.node, &h.destination))
             && self.receipts_of(&rc.envelope)?.iter().any(|x| {
                 matches!(x.receipt().kind, ReceiptKind::Accepted { hop } if hop > 0)
                     && self.same_operator(&x.receipt().node, &rc.node)
@@ -551,11 +548,11 @@ impl<S: Store> Core<S> {
                 self.store.delete(Tree::Outbox, id.as_bytes())?;
                 self.unschedule_envelope(&id);
             }
-            let Ok(header) = Header::decode(&rec.header) else {
+            let Ok(digest) = Header::stored_digest(&rec.header) else {
                 tracing::warn!(%id, "sent record's header does not decode; not expired");
                 continue;
             };
-            let r = self.sign_receipt(id, header.digest(), ReceiptKind::Expired);
+            let r = self.sign_receipt(id, digest, ReceiptKind::Expired);
             self.counters.expired += 1;
             self.apply_receipt_at_origin(&r)?;
         }

@@ -44,19 +44,6 @@ pub(super) fn check(c: &mut Check, sim: &Sim, history: &History, workload: &Work
             }
         }
     }
-    // A lying member that relays (to drop) also homes offices, so its store holds its own
-    // units' plaintext, and a window does not always say whose text it is (where a file
-    // does not name its sender, its middle is taken): its store is not scanned. What
-    // it relays for others is sealed to their destinations like at any relay, and the
-    // national relay is scanned for every unit.
-    let liar = sim.dropper();
-    for n in (0..sim.len()).filter(|n| sim.is_relay(*n) && liar != Some(*n)) {
-        scan(c, sim, n, &windows);
-    }
-}
-
-/// Flags every value of relay `n`'s store holding one of `windows`.
-fn scan(c: &mut Check, sim: &Sim, n: usize, windows: &BTreeSet<[u8; 32]>) {
     if windows.is_empty() {
         return;
     }
@@ -66,30 +53,38 @@ fn scan(c: &mut Check, sim: &Sim, n: usize, windows: &BTreeSet<[u8; 32]>) {
         .max(BITMAP_BITS_MIN);
     let mut bitmap = vec![0u64; (1usize << bits) / 64];
     let mut text = [false; 256];
-    for w in windows {
+    for w in &windows {
         let s = slot(prefix(w), bits);
         bitmap[s / 64] |= 1 << (s % 64);
         for b in w {
             text[usize::from(*b)] = true;
         }
     }
-    let Some(store) = sim.store(n) else { return };
-    for tree in Tree::ALL {
-        for v in store.values_unordered(tree) {
-            let hit = |i: usize| {
-                let s = slot(prefix(&v[i..]), bits);
-                bitmap[s / 64] & (1 << (s % 64)) != 0
-                    && v[i..i + 32]
-                        .try_into()
-                        .is_ok_and(|w: [u8; 32]| windows.contains(&w))
-            };
-            if let Some(i) = first_window(&v, &text, hit) {
-                c.flag(|| {
-                    format!(
-                        "relay n{n} holds plaintext of a unit in tree {} at offset {i}",
-                        tree.name()
-                    )
-                });
+    // A lying member that relays (to drop) also homes offices, so its store holds its own
+    // units' plaintext, and a window does not always say whose text it is (where a file
+    // does not name its sender, its middle is taken): its store is not scanned. What
+    // it relays for others is sealed to their destinations like at any relay, and the
+    // national relay is scanned for every unit.
+    let liar = sim.dropper();
+    for n in (0..sim.len()).filter(|n| sim.is_relay(*n) && liar != Some(*n)) {
+        let Some(store) = sim.store(n) else { continue };
+        for tree in Tree::ALL {
+            for v in store.values_unordered(tree) {
+                let hit = |i: usize| {
+                    let s = slot(prefix(&v[i..]), bits);
+                    bitmap[s / 64] & (1 << (s % 64)) != 0
+                        && v[i..i + 32]
+                            .try_into()
+                            .is_ok_and(|w: [u8; 32]| windows.contains(&w))
+                };
+                if let Some(i) = first_window(&v, &text, hit) {
+                    c.flag(|| {
+                        format!(
+                            "relay n{n} holds plaintext of a unit in tree {} at offset {i}",
+                            tree.name()
+                        )
+                    });
+                }
             }
         }
     }
