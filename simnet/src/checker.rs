@@ -17,13 +17,15 @@
 //! - **untrue status**: an origin says `rejected` for a unit that is in its recipient's
 //!   inbox, or `delivered`/`retrieved` without holding the destination's `Delivered`;
 //! - **retrieval**: a unit its office downloaded whole is not `retrieved` at its origin,
-//!   or the origin holds other than exactly one `Retrieved` receipt for it.
+//!   or the origin holds other than exactly one `Retrieved` receipt for it;
+//! - **delivered once**: a destination signed two different `Delivered` receipts for one
+//!   envelope (the one it answers copies with is not the one its origin holds).
 
 mod plaintext;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use renkei_core::records::{self, InboxRec, SentRec, SentStatus};
+use renkei_core::records::{self, DedupRec, InboxRec, SentRec, SentStatus};
 use renkei_core::store::{Store, Tree};
 use renkei_protocol::envelope::Header;
 use renkei_protocol::ids::{EnvelopeId, OperatorId};
@@ -89,11 +91,13 @@ pub struct Findings {
     pub retrieval: Check,
     /// Offices a node's directory homes at another operator than their own.
     pub hijacked: Check,
+    /// Envelopes a destination signed more than one `Delivered` for.
+    pub delivered_once: Check,
 }
 
 impl Findings {
     /// (name, result) of every checker.
-    pub fn all(&self) -> [(&'static str, &Check); 11] {
+    pub fn all(&self) -> [(&'static str, &Check); 12] {
         [
             ("lost", &self.lost),
             ("duplicated", &self.duplicated),
@@ -106,6 +110,7 @@ impl Findings {
             ("untrue_status", &self.untrue_status),
             ("retrieval", &self.retrieval),
             ("hijacked", &self.hijacked),
+            ("delivered_once", &self.delivered_once),
         ]
     }
 
@@ -259,6 +264,7 @@ pub fn check(
     f.untrue_status = untrue_status(sim, &inbox_ids);
     f.retrieval = retrieval(sim, history, downloaded);
     f.hijacked = hijacked(sim, workload);
+    f.delivered_once = delivered_once(sim);
     (f, tally, inbox)
 }
 
@@ -397,6 +403,56 @@ fn untrue_status(sim: &Sim, inbox_ids: &LookupSet<EnvelopeId>) -> Check {
                     })
                 }
                 _ => {}
+            }
+        }
+    }
+    c
+}
+
+/// Delivered once: a destination signs one `Delivered` per envelope and answers every
+/// later copy with it (its dedup record). Every `Delivered` an origin holds must be that
+/// receipt, byte for byte: a destination that took a copy as new (dedup skipped, or an
+/// answer that changed) signed another, and its dedup record and the origin's copy differ
+/// (the origin keeps the first statement of each kind it gets from an operator).
+fn delivered_once(sim: &Sim) -> Check {
+    let mut c = Check::default();
+    let mut answered: LookupMap<EnvelopeId, (NodeIx, Vec<u8>)> = LookupMap::new();
+    for n in 0..sim.len() {
+        let Some(store) = sim.store(n) else { continue };
+        for v in store.values(Tree::Dedup) {
+            let Ok(d) = records::decode::<DedupRec>(Tree::Dedup, &v) else {
+                continue;
+            };
+            if let Ok(r) = SignedReceipt::decode(&d.receipt)
+                && r.receipt().kind == ReceiptKind::Delivered
+            {
+                answered.insert(r.receipt().envelope, (n, d.receipt));
+            }
+        }
+    }
+    for n in 0..sim.len() {
+        let Some(store) = sim.store(n) else { continue };
+        for v in store.values(Tree::Receipts) {
+            let Ok(r) = SignedReceipt::decode(&v) else {
+                continue;
+            };
+            if r.receipt().kind != ReceiptKind::Delivered {
+                continue;
+            }
+            let id = r.receipt().envelope;
+            match answered.get(&id) {
+                Some((_, first)) if first.as_slice() == &*v => {}
+                Some((d, first)) => c.flag(|| {
+                    let at = SignedReceipt::decode(first).map(|f| f.receipt().at_ms);
+                    format!(
+                        "n{d} signed two Delivered receipts for {id}: it answers copies with one made at {:?} ms, its origin n{n} holds one made at {} ms",
+                        at.ok(),
+                        r.receipt().at_ms
+                    )
+                }),
+                None => c.flag(|| {
+                    format!("n{n} holds a Delivered receipt for {id} that no destination remembers giving")
+                }),
             }
         }
     }

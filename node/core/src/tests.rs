@@ -7,7 +7,7 @@ pub(super) mod net;
 mod rotation;
 mod staff;
 
-use net::{Net, fixture_unit, rename_stamp};
+use net::{Net, fixture_unit, keep_users, rename_stamp};
 use renkei_protocol::ids::EnvelopeId;
 use renkei_protocol::proof::Proof;
 use renkei_protocol::receipt::{ReceiptKind, RejectCode, SignedReceipt};
@@ -744,6 +744,142 @@ fn late_older_unit_never_displaces_newer_one() {
         old_entry.superseded_by.as_deref(),
         Some(id_new.to_string().as_str())
     );
+}
+
+/// The three users of the `d2_kyo_riyohyo` fixture (被保険者番号), in the order its files
+/// list them.
+const USERS: [&str; 3] = ["3490391694", "6699747534", "1047640335"];
+
+/// Submits a 利用票 unit from CM to SVC for `users` under `stamp` on a one-node net.
+fn submit_for(net: &mut Net, users: &[&str], stamp: &str) -> EnvelopeId {
+    let files = rename_stamp(&keep_users(&fixture_unit("d2_kyo_riyohyo"), users), stamp);
+    let id = accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            unit: PreparedUnit::new(files),
+            supersedes: None,
+        },
+    ));
+    net.run_for(10);
+    id
+}
+
+/// (id, superseded_by) of every unit in SVC's inbox.
+fn replaced_by(net: &mut Net) -> std::collections::BTreeMap<String, Option<String>> {
+    inbox(net, 0, SVC, false)
+        .into_iter()
+        .map(|e| (e.id, e.superseded_by))
+        .collect()
+}
+
+/// Found by cargo-mutants (inbox.rs: the count of a unit's live slots): a unit for
+/// several users stays latest while a newer unit replaces it for some of them, and is
+/// replaced only when every one of its slots has a newer holder — by the last of them.
+#[test]
+fn a_unit_stays_latest_while_it_holds_a_slot() {
+    let mut net = Net::new(&[("solo", false)]);
+    net.add_office(0, CM, "43");
+    net.add_office(0, SVC, "11");
+    let all = submit_for(&mut net, &USERS, "20250425164608");
+    let first = submit_for(&mut net, &USERS[..1], "20250426090000");
+    let by = replaced_by(&mut net);
+    assert_eq!(by[&all.to_string()], None, "still the latest for two users");
+    assert_eq!(by[&first.to_string()], None);
+    let rest = submit_for(&mut net, &USERS[1..], "20250427090000");
+    let by = replaced_by(&mut net);
+    assert_eq!(by[&all.to_string()], Some(rest.to_string()));
+    assert_eq!(by[&first.to_string()], None);
+    assert_eq!(by[&rest.to_string()], None);
+}
+
+/// Found by cargo-mutants (inbox.rs: the late unit's choice of its replacement): a late
+/// older unit takes the slots no newer unit holds and stays latest; one that finds all its
+/// slots taken is replaced by the newest of their holders.
+#[test]
+fn a_late_unit_takes_only_free_slots_and_names_the_newest_holder() {
+    let mut net = Net::new(&[("solo", false)]);
+    net.add_office(0, CM, "43");
+    net.add_office(0, SVC, "11");
+    let a = submit_for(&mut net, &USERS[..1], "20250426090000");
+    let b = submit_for(&mut net, &USERS[1..2], "20250427090000");
+    // Older than both, for the first two users: both slots are taken.
+    let late = submit_for(&mut net, &USERS[..2], "20250425164608");
+    // Older than both, for all three: it holds the third user's slot.
+    let late_all = submit_for(&mut net, &USERS, "20250425164609");
+    let by = replaced_by(&mut net);
+    assert_eq!(
+        by[&late.to_string()],
+        Some(b.to_string()),
+        "the newest holder"
+    );
+    assert_eq!(by[&late_all.to_string()], None, "latest for the third user");
+    assert_eq!(by[&a.to_string()], None);
+    assert_eq!(by[&b.to_string()], None);
+}
+
+/// Found by cargo-mutants (inbox.rs: the bounds of a page's scan): a page reads at most
+/// `INBOX_SCAN_MAX` index entries, in chunks, and says where to go on; the next page
+/// reads on from there to the office's oldest unit.
+#[test]
+fn an_inbox_page_scans_a_bounded_number_of_entries_and_says_where_to_go_on() {
+    use crate::records::{self, InboxRec, office_id_key, office_time_id_key};
+    use renkei_protocol::ids::OfficeNumber;
+    let mut net = Net::new(&[("solo", false)]);
+    net.add_office(0, CM, "43");
+    net.add_office(0, SVC, "11");
+    let old = submit_for(&mut net, &USERS, "20250425164608");
+    let new = submit_for(&mut net, &USERS, "20250426090000");
+    let office: OfficeNumber = SVC.parse().unwrap();
+    let rec: InboxRec = records::get(net.store(0), Tree::Inbox, &office_id_key(&office, &old))
+        .unwrap()
+        .unwrap();
+    assert!(rec.superseded_by.is_some());
+    // Replaced units received before both, one per millisecond: more than a scan reads.
+    let extra = crate::io::INBOX_SCAN_MAX + 1500;
+    let mut ids = Vec::new();
+    let store = net.core_mut(0).store_mut_for_tests();
+    for i in 0..extra {
+        let mut r = rec.clone();
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
+        r.id = EnvelopeId(b);
+        r.received_at_ms = 1 + i as u64;
+        store
+            .put(
+                Tree::InboxIndex,
+                &office_time_id_key(&office, r.received_at_ms, &r.id),
+                b"",
+            )
+            .unwrap();
+        records::put(store, Tree::Inbox, &office_id_key(&office, &r.id), &r).unwrap();
+        ids.push(r.id);
+    }
+    net.core_mut(0).commit().unwrap();
+    let page = |net: &mut Net, before| match net.api(
+        0,
+        SVC,
+        ApiCommand::Inbox {
+            latest_only: true,
+            before,
+            limit: 10,
+        },
+    ) {
+        ApiReply::InboxPage(p) => p,
+        other => panic!("{other:?}"),
+    };
+    let p = page(&mut net, None);
+    assert_eq!(
+        p.items.iter().map(|v| v.id.clone()).collect::<Vec<_>>(),
+        [new.to_string()]
+    );
+    // Newest first: `new`, `old`, then the copies from the newest; the scan stops after
+    // exactly INBOX_SCAN_MAX entries.
+    let stop = ids[extra - (crate::io::INBOX_SCAN_MAX - 2)];
+    assert_eq!(p.next, Some(stop));
+    let p = page(&mut net, Some(stop));
+    assert!(p.items.is_empty());
+    assert_eq!(p.next, None, "the second page reached the oldest unit");
 }
 
 #[test]

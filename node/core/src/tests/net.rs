@@ -84,6 +84,37 @@ pub fn rename_stamp(files: &[(String, Vec<u8>)], stamp: &str) -> Vec<(String, Ve
         .collect()
 }
 
+/// The same unit with only the records of the users whose 被保険者番号 (the third field of
+/// every record of these layouts) is in `insured`: a unit for fewer users. (A record ends
+/// at a line break outside quotes; MS932's second bytes are never `"`.)
+pub fn keep_users(files: &[(String, Vec<u8>)], insured: &[&str]) -> Vec<(String, Vec<u8>)> {
+    files
+        .iter()
+        .map(|(n, b)| {
+            let mut kept = Vec::new();
+            let (mut start, mut quoted) = (0, false);
+            for (i, c) in b.iter().enumerate() {
+                match c {
+                    b'"' => quoted = !quoted,
+                    b'\n' if !quoted => {
+                        let record = &b[start..=i];
+                        if record
+                            .split(|c| *c == b',')
+                            .nth(2)
+                            .is_some_and(|f| insured.iter().any(|u| u.as_bytes() == f))
+                        {
+                            kept.extend_from_slice(record);
+                        }
+                        start = i + 1;
+                    }
+                    _ => {}
+                }
+            }
+            (n.clone(), kept)
+        })
+        .collect()
+}
+
 fn link(a: usize, b: usize) -> (usize, usize) {
     (a.min(b), a.max(b))
 }
