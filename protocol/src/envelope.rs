@@ -509,7 +509,9 @@ impl PartialEq for Envelope {
 
 impl Eq for Envelope {}
 
-fn signed_message(header_bytes: &[u8], sealed_sha256: &Digest32) -> Vec<u8> {
+/// The message an origin signs (under [`ENVELOPE_SIG_LABEL`]): the sealed payload's
+/// SHA-256, then the cleartext header bytes (PROTOCOL.md §3).
+pub fn signed_message(header_bytes: &[u8], sealed_sha256: &Digest32) -> Vec<u8> {
     let mut m = Vec::with_capacity(32 + header_bytes.len());
     m.extend_from_slice(sealed_sha256);
     m.extend_from_slice(header_bytes);

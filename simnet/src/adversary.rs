@@ -13,6 +13,9 @@
 //! - **corrupted signature**: a genuine envelope with a flipped signature byte;
 //! - **a unit failing the standard**: one of its own offices' units with a broken CSV
 //!   line, the header matching it;
+//! - **files unlike their header**: one of its own offices' valid units under a header
+//!   that lists another digest for a file, sealed and signed by hand as the protocol
+//!   defines (the sealing API would refuse to make it);
 //! - **a claimed home**: its own signed binding of an office another operator homes,
 //!   published in every directory answer its node gives from then on (a hijack: units for
 //!   that office would be sealed to the liar);
@@ -20,11 +23,9 @@
 //!   it accepts (a signed `Accepted`) and never passes on ([`Sim::drop_relayed`]).
 //!
 //! The answers to its requests are tallied by outcome ([`Attacks::outcomes`]): forged
-//! senders, corrupted signatures and broken units must come back refused
-//! (`sender_not_bound`, `bad_signature`, `invalid_csv`) — the refusals of the very checks
-//! production runs, exercised inside a simulation. (Files that do not match their header
-//! cannot be made through the protocol crate's sealing API, which checks them; that
-//! refusal is exercised by the core's tests only.)
+//! senders, corrupted signatures, broken units and files unlike their header must come
+//! back refused (`sender_not_bound`, `bad_signature`, `invalid_csv`, `cannot_open`) — the
+//! refusals of the very checks production runs, exercised inside a simulation.
 //!
 //! It sees every header (as a relay would) and signs only with its own key. Its requests
 //! travel like any of its node's (over the simulated links, with their faults); the
@@ -64,6 +65,8 @@ pub struct Attacks {
     pub corrupted: u64,
     /// Units failing the standard-spec check.
     pub invalid: u64,
+    /// Units whose files do not match their header (sealed by hand).
+    pub unlike: u64,
     /// Offices homed elsewhere that it claimed in its directory.
     pub claims: u64,
     /// Envelopes it accepted as a relay and never passed on.
@@ -82,6 +85,15 @@ pub struct Adversary {
     claims: bool,
     /// What it tried so far.
     pub attacks: Attacks,
+}
+
+/// What is wrong with a unit of the liar's own office.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flaw {
+    /// A CSV line cut short (the header lists the broken file faithfully).
+    BrokenCsv,
+    /// Valid files, a header that lists another digest for one of them.
+    FilesUnlikeHeader,
 }
 
 /// One genuine unit the liar found at its origin.
@@ -116,13 +128,18 @@ impl Adversary {
     /// One attack, the next in turn, on a genuine unit of another operator.
     pub fn strike(&mut self, sim: &mut Sim, history: &History, workload: &Workload) {
         self.tally(sim);
-        let kind = self.strike % if self.claims { 7 } else { 6 };
+        let kind = self.strike % if self.claims { 8 } else { 7 };
         self.strike += 1;
-        if kind == 5 {
-            self.own_bad_unit(sim, history, workload);
+        if kind == 5 || kind == 6 {
+            let flaw = if kind == 5 {
+                Flaw::BrokenCsv
+            } else {
+                Flaw::FilesUnlikeHeader
+            };
+            self.own_flawed_unit(sim, history, workload, flaw);
             return;
         }
-        if kind == 6 {
+        if kind == 7 {
             self.claim(sim, workload);
             return;
         }
@@ -217,10 +234,15 @@ impl Adversary {
         }
     }
 
-    /// A unit from one of its own offices to another operator's with a broken CSV line,
-    /// the header matching it. Honestly signed by the liar as origin, so only the
-    /// destination's standard-spec check can refuse it.
-    fn own_bad_unit(&mut self, sim: &mut Sim, history: &History, workload: &Workload) {
+    /// A unit from one of its own offices to another operator's, honestly signed by the
+    /// liar as origin, with a `flaw` only the destination's own checks can find.
+    fn own_flawed_unit(
+        &mut self,
+        sim: &mut Sim,
+        history: &History,
+        workload: &Workload,
+        flaw: Flaw,
+    ) {
         let own: Vec<&crate::history::Submission> = history
             .subs
             .iter()
@@ -246,17 +268,22 @@ impl Adversary {
         let Ok(info) = check_unit(&refs) else {
             return;
         };
-        // A broken line (a field cut short), and a header that lists it faithfully.
-        let b = &mut files[0].1;
-        if let Some(pos) = b.iter().position(|c| *c == b',') {
-            b.remove(pos);
+        if flaw == Flaw::BrokenCsv {
+            // A broken line (a field cut short), and a header that lists it faithfully.
+            let b = &mut files[0].1;
+            if let Some(pos) = b.iter().position(|c| *c == b',') {
+                b.remove(pos);
+            }
         }
         let refs: Vec<(&str, &[u8])> = files
             .iter()
             .map(|(n, b)| (n.as_str(), b.as_slice()))
             .collect();
-        let entries = Envelope::file_entries(&refs);
-        self.attacks.invalid += 1;
+        let mut entries = Envelope::file_entries(&refs);
+        if flaw == Flaw::FilesUnlikeHeader {
+            // Valid files under a header that lists another digest for the first.
+            entries[0].sha256[0] ^= 0x01;
+        }
         let mut id = [0u8; 16];
         id.copy_from_slice(&self.rng.bytes32()[..16]);
         let header = Header {
@@ -279,11 +306,57 @@ impl Adversary {
             )),
         };
         let bodies: Vec<&[u8]> = files.iter().map(|(_, b)| b.as_slice()).collect();
-        let Ok(env) = Envelope::seal_and_sign(header, &bodies, &self.keys, self.rng.bytes32())
-        else {
-            return;
+        let bytes = match flaw {
+            Flaw::BrokenCsv => {
+                let Ok(env) =
+                    Envelope::seal_and_sign(header, &bodies, &self.keys, self.rng.bytes32())
+                else {
+                    return;
+                };
+                self.attacks.invalid += 1;
+                env.encode()
+            }
+            Flaw::FilesUnlikeHeader => {
+                let Some(bytes) = self.seal_by_hand(&header, &bodies) else {
+                    return;
+                };
+                self.attacks.unlike += 1;
+                bytes
+            }
         };
-        sim.inject(self.node, to.home, Request::Deliver(vec![env.encode()]));
+        sim.inject(self.node, to.home, Request::Deliver(vec![bytes]));
+    }
+
+    /// Seals and signs a version-2 envelope the way the protocol defines it, without the
+    /// sealing API's check that the files match the header (which an attacker need not
+    /// use): payload `[inner header, [files]]`, sealed to the destination with the
+    /// cleartext header as associated data, signed over the payload's digest and the
+    /// cleartext header.
+    fn seal_by_hand(&mut self, header: &Header, files: &[&[u8]]) -> Option<Vec<u8>> {
+        use renkei_protocol::cbor;
+        use renkei_protocol::envelope::{ENVELOPE_SIG_LABEL, sha256, signed_message};
+        let (header_bytes, inner) = header.parts();
+        let payload = cbor::encode(&ciborium::value::Value::Array(vec![
+            cbor::bytes(&inner?),
+            ciborium::value::Value::Array(files.iter().map(|f| cbor::bytes(f)).collect()),
+        ]));
+        let sealed = renkei_protocol::seal::seal(
+            &header.sealed_to,
+            &header_bytes,
+            &payload,
+            self.rng.bytes32(),
+        )
+        .ok()?;
+        let signature = self.keys.identity.sign(
+            ENVELOPE_SIG_LABEL,
+            &signed_message(&header_bytes, &sha256(&sealed)),
+        );
+        Some(cbor::encode(&ciborium::value::Value::Array(vec![
+            cbor::uint(header.version()),
+            cbor::bytes(&header_bytes),
+            cbor::bytes(&sealed),
+            cbor::bytes(&signature),
+        ])))
     }
 
     /// Before the offices register: claims every third office another operator homes, so

@@ -13,13 +13,17 @@
 //! - **plaintext at relay**: a relay's store holds a 32-byte window of a unit's plaintext;
 //! - **liveness**: after faults stop, envelopes still not final within the bound;
 //! - **forged**: an inbox entry whose origin operator is not the home of its sending
-//!   office (a lying member's forged sender got through);
+//!   office (a lying member's forged sender got through), or whose stored envelope's
+//!   origin signature does not verify;
 //! - **untrue status**: an origin says `rejected` for a unit that is in its recipient's
 //!   inbox, or `delivered`/`retrieved` without holding the destination's `Delivered`;
 //! - **retrieval**: a unit its office downloaded whole is not `retrieved` at its origin,
 //!   or the origin holds other than exactly one `Retrieved` receipt for it;
 //! - **delivered once**: a destination signed two different `Delivered` receipts for one
-//!   envelope (the one it answers copies with is not the one its origin holds).
+//!   envelope (the one it answers copies with is not the one its origin holds);
+//! - **overdue**: during the run, an origin still showed a unit `accepted`/`relayed` well
+//!   past its expiry ([`crate::watch`], which also adds to **untrue status** every
+//!   `delivered` said while the unit was in no inbox).
 
 mod plaintext;
 
@@ -27,7 +31,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use renkei_core::records::{self, DedupRec, InboxRec, SentRec, SentStatus};
 use renkei_core::store::{Store, Tree};
-use renkei_protocol::envelope::Header;
+use renkei_protocol::envelope::{Envelope, Header};
 use renkei_protocol::ids::{EnvelopeId, OperatorId};
 use renkei_protocol::receipt::{ReceiptKind, SignedReceipt};
 use serde::Serialize;
@@ -52,13 +56,13 @@ pub struct Check {
 
 impl Check {
     /// Adds `other`'s violations after this one's.
-    fn merge(&mut self, other: Check) {
+    pub(crate) fn merge(&mut self, other: Check) {
         self.count += other.count;
         let room = EXAMPLES_MAX.saturating_sub(self.examples.len());
         self.examples.extend(other.examples.into_iter().take(room));
     }
 
-    fn flag(&mut self, what: impl FnOnce() -> String) {
+    pub(crate) fn flag(&mut self, what: impl FnOnce() -> String) {
         self.count += 1;
         if self.examples.len() < EXAMPLES_MAX {
             self.examples.push(what());
@@ -93,11 +97,14 @@ pub struct Findings {
     pub hijacked: Check,
     /// Envelopes a destination signed more than one `Delivered` for.
     pub delivered_once: Check,
+    /// Units an origin still showed in flight well past their expiry (seen during the
+    /// run, [`crate::watch`]).
+    pub overdue: Check,
 }
 
 impl Findings {
     /// (name, result) of every checker.
-    pub fn all(&self) -> [(&'static str, &Check); 12] {
+    pub fn all(&self) -> [(&'static str, &Check); 13] {
         [
             ("lost", &self.lost),
             ("duplicated", &self.duplicated),
@@ -111,6 +118,7 @@ impl Findings {
             ("retrieval", &self.retrieval),
             ("hijacked", &self.hijacked),
             ("delivered_once", &self.delivered_once),
+            ("overdue", &self.overdue),
         ]
     }
 
@@ -351,6 +359,20 @@ fn forged(sim: &Sim, workload: &Workload, inbox: &[Received]) -> Check {
                 format!(
                     "n{} holds {} from office {} signed by operator {}, not by the office's home",
                     r.node, r.id, r.from, r.origin
+                )
+            });
+            continue;
+        }
+        // Signed by that home, too: the envelope kept in the inbox verifies.
+        let verified = sim
+            .store(r.node)
+            .and_then(|s| s.get(Tree::Envelopes, r.id.as_bytes()).ok().flatten())
+            .map(|b| Envelope::decode(&b).map(|e| e.verify_by(sim.signatures())));
+        if !matches!(verified, Some(Ok(Ok(())))) {
+            c.flag(|| {
+                format!(
+                    "n{} holds {} from office {} whose origin signature does not verify ({verified:?})",
+                    r.node, r.id, r.from
                 )
             });
         }

@@ -54,6 +54,8 @@ pub struct History {
     /// Unit key → submission index (looked up millions of times by the checkers, never
     /// iterated).
     pub by_key: LookupMap<[u8; 32], usize>,
+    /// Submissions accepted since [`History::take_accepted`] was last called.
+    fresh: Vec<usize>,
 }
 
 /// The key of a unit from its file names.
@@ -70,6 +72,7 @@ impl History {
             subs: Vec::with_capacity(n),
             by_api: BTreeMap::new(),
             by_key: LookupMap::with_capacity(n),
+            fresh: Vec::new(),
         }
     }
 
@@ -85,11 +88,19 @@ impl History {
     pub fn replied(&mut self, api: ApiId, outcome: Outcome) -> bool {
         match self.by_api.remove(&api) {
             Some(i) => {
+                if matches!(outcome, Outcome::Accepted(_)) {
+                    self.fresh.push(i);
+                }
                 self.subs[i].outcome = outcome;
                 true
             }
             None => false,
         }
+    }
+
+    /// The submissions accepted since the last call, in reply order.
+    pub fn take_accepted(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.fresh)
     }
 
     /// The accepted envelope of submission `i`, if any.

@@ -36,6 +36,7 @@ pub mod run;
 pub mod scenario;
 pub mod signatures;
 pub mod sim;
+pub mod watch;
 pub mod workload;
 
 pub use report::Report;

@@ -178,7 +178,7 @@ impl Report {
         }
         if let Some(a) = &self.attacks {
             out.push_str(&format!(
-                "lying member n{}: forged senders {}, false rejections {}, stuffed receipts {}, replays {}, corrupted signatures {}, broken units {}, claimed homes {}, relayed envelopes dropped {}\n",
+                "lying member n{}: forged senders {}, false rejections {}, stuffed receipts {}, replays {}, corrupted signatures {}, broken units {}, files unlike their header {}, claimed homes {}, relayed envelopes dropped {}\n",
                 a.node,
                 a.forged,
                 a.false_rejections,
@@ -186,6 +186,7 @@ impl Report {
                 a.replays,
                 a.corrupted,
                 a.invalid,
+                a.unlike,
                 a.claims,
                 a.dropped
             ));

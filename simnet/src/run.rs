@@ -217,12 +217,15 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
         Default::default();
     let total = workload.planned.len() as u64;
     let mut ready = Ready::default();
+    let mut watch = crate::watch::StatusWatch::default();
     for (j, p) in workload.planned.iter().enumerate() {
         if sim.host_failure().is_some() {
             break;
         }
         sim.run_until(start + p.at_ms);
         absorb(&mut sim, &mut history);
+        watch.follow_accepted(&mut history, &workload);
+        watch.look(&sim);
 
         while ready.next <= j {
             ready.prepare(&sim, &workload, start, &mut last_stamp);
@@ -280,6 +283,8 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     absorb(&mut sim, &mut history);
     // Offices download half of what they received (every file of a unit), still under
     // the faults: the last file makes the destination sign `Retrieved` for the origin.
+    watch.follow_accepted(&mut history, &workload);
+    watch.look(&sim);
     let mut downloads = download_half(&mut sim);
     sim.run_for(DOWNLOAD_MS);
     absorb_with(&mut sim, &mut history, &mut downloads);
@@ -291,6 +296,9 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
     let bound = heal + scenario.check.liveness_ms;
     while !sim.settled() && sim.now() < bound && sim.host_failure().is_none() {
         sim.run_for(SETTLE_POLL_MS);
+        absorb_with(&mut sim, &mut history, &mut downloads);
+        watch.follow_accepted(&mut history, &workload);
+        watch.look(&sim);
     }
     let settle_ms = sim.now() - heal;
     absorb_with(&mut sim, &mut history, &mut downloads);
@@ -312,6 +320,11 @@ pub fn run(scenario: &Scenario, seed: u64, mut opts: RunOptions) -> Report {
             &downloaded,
         )
     };
+    if stopped.is_none() {
+        // What offices were told during the run (crate::watch).
+        checks.untrue_status.merge(std::mem::take(&mut watch.early));
+        checks.overdue = std::mem::take(&mut watch.overdue);
+    }
     if stopped.is_none() && !sim.settled() {
         let pending = (0..sim.len())
             .filter_map(|n| sim.store(n))

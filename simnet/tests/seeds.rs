@@ -90,6 +90,7 @@ fn byzantine_member_50_seeds() {
         tried.replays += a.replays;
         tried.corrupted += a.corrupted;
         tried.invalid += a.invalid;
+        tried.unlike += a.unlike;
         tried.claims += a.claims;
         tried.dropped += a.dropped;
         for (k, v) in a.outcomes {
@@ -108,13 +109,20 @@ fn byzantine_member_50_seeds() {
             && tried.replays > 0
             && tried.corrupted > 0
             && tried.invalid > 0
+            && tried.unlike > 0
             && tried.claims > 0
             && tried.dropped > 0,
         "some attack was never made: {tried:?}"
     );
     // Refused inside the simulation by the checks production runs: the destination's
-    // sender check, origin-signature check and standard-spec check.
-    for code in ["sender_not_bound", "bad_signature", "invalid_csv"] {
+    // sender check, origin-signature check, standard-spec check, and the check of the
+    // files against the header when opening.
+    for code in [
+        "sender_not_bound",
+        "bad_signature",
+        "invalid_csv",
+        "cannot_open",
+    ] {
         assert!(
             tried.outcomes.get(code).is_some_and(|n| *n > 0),
             "no delivery was refused {code}: {:?}",

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use super::inline_key::Key;
 use super::spill::{Arena, Spill};
 use super::tree_map::TreeMap;
-use super::{Pair, Pairs, Store, StoreError, Tree};
+use super::{Pair, Pairs, Store, StoreError, SyncJob, Tree};
 
 /// A stored value: on the heap, in the store's own spill file, or in the pool's.
 #[derive(Debug, Clone)]
@@ -250,8 +250,15 @@ impl Pool {
 #[derive(Debug)]
 pub struct MemoryStore {
     trees: Vec<Map>,
-    /// Undo log since the last commit: key and its previous value.
+    /// Undo log since the last durable commit: key and its previous value. A crash rolls
+    /// all of it back, so a group written but never flushed is lost, as in a page cache.
     undo: Vec<(Tree, Key, Option<Val>)>,
+    /// Where the group being written began in `undo` (entries before it were written by
+    /// a commit whose flush has not been seen to run).
+    group_start: usize,
+    /// The flush of the last started commit, set when its job ran (and did not lie), and
+    /// how much of `undo` it makes durable.
+    flushed: Option<(Arc<std::sync::atomic::AtomicBool>, usize)>,
     commits: u64,
     shared: Option<SharedValues>,
     /// This store's spill file, made at its first spilled value.
@@ -289,6 +296,8 @@ impl MemoryStore {
         Self {
             trees: Tree::ALL.iter().map(|t| Map::for_tree(*t)).collect(),
             undo: Vec::new(),
+            group_start: 0,
+            flushed: None,
             commits: 0,
             shared: None,
             own: None,
@@ -312,8 +321,10 @@ impl MemoryStore {
         &mut self.trees[tree as usize]
     }
 
-    /// Simulates a crash: every write since the last commit is lost.
+    /// Simulates a crash: every write not made durable by a flush that ran is lost.
     pub fn crash(&mut self) {
+        self.group_start = 0;
+        self.flushed = None;
         while let Some((t, k, old)) = self.undo.pop() {
             match old {
                 Some(v) => {
@@ -336,9 +347,9 @@ impl MemoryStore {
         self.commits
     }
 
-    /// Number of uncommitted writes.
+    /// Number of writes since the last commit started.
     pub fn uncommitted(&self) -> usize {
-        self.undo.len()
+        self.undo.len() - self.group_start
     }
 
     /// Every value of a tree, in key order (for checkers).
@@ -515,13 +526,41 @@ impl Store for MemoryStore {
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
-        if self.sync_fault.take() {
-            // Not durable: the undo log stays, and the next crash rolls the group back.
-            self.commits += 1;
-            return Ok(());
+        if let Some(job) = self.commit_start()? {
+            job()?;
         }
-        self.undo.clear();
+        self.commit_finish()
+    }
+
+    /// The group is written at once (reads see it); it becomes durable only when the
+    /// returned flush runs and [`Store::commit_finish`] sees that it ran. A driver that lets
+    /// a batch's effects out without running the flush (or a lying flush, [`SyncFault`])
+    /// loses the group at the next crash, as a node whose fsync never ran would.
+    fn commit_start(&mut self) -> Result<Option<SyncJob>, StoreError> {
+        if self.flushed.is_some() {
+            return Err(StoreError::Backend(
+                "a commit started before the previous one finished".into(),
+            ));
+        }
         self.commits += 1;
+        self.group_start = self.undo.len();
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        self.flushed = Some((ran.clone(), self.undo.len()));
+        let lie = self.sync_fault.take();
+        Ok(Some(Box::new(move || {
+            ran.store(!lie, std::sync::atomic::Ordering::Release);
+            Ok(())
+        })))
+    }
+
+    fn commit_finish(&mut self) -> Result<(), StoreError> {
+        if let Some((ran, upto)) = self.flushed.take()
+            && ran.load(std::sync::atomic::Ordering::Acquire)
+        {
+            // A flush makes everything written before it durable, earlier groups too.
+            self.undo.drain(..upto);
+            self.group_start -= upto;
+        }
         Ok(())
     }
 }
@@ -650,6 +689,44 @@ mod tests {
         );
         assert_eq!(s.get(Tree::Inbox, b"n").unwrap(), None);
         assert_eq!(s.uncommitted(), 0);
+    }
+
+    /// A group is durable only once its flush ran: a driver that finishes a commit
+    /// without running it (releasing the batch's effects before the data is safe), or a
+    /// lying flush, loses the group at the next crash — until a later flush covers it.
+    #[test]
+    fn a_group_whose_flush_never_ran_is_lost_at_a_crash() {
+        let mut s = MemoryStore::new();
+        s.put(Tree::Inbox, b"k", b"1").unwrap();
+        s.commit().unwrap();
+        s.put(Tree::Inbox, b"k", b"2").unwrap();
+        let job = s.commit_start().unwrap();
+        drop(job);
+        s.commit_finish().unwrap();
+        s.put(Tree::Inbox, b"n", b"3").unwrap();
+        assert_eq!(s.uncommitted(), 1, "only the group being written");
+        s.crash();
+        assert_eq!(
+            s.get(Tree::Inbox, b"k").unwrap().as_deref(),
+            Some(&b"1"[..])
+        );
+        assert_eq!(s.get(Tree::Inbox, b"n").unwrap(), None);
+
+        // A lying flush is the same; the next real flush makes both groups durable.
+        s.put(Tree::Inbox, b"k", b"2").unwrap();
+        s.sync_fault().skip_next_sync();
+        s.commit().unwrap();
+        s.put(Tree::Inbox, b"n", b"3").unwrap();
+        s.commit().unwrap();
+        s.crash();
+        assert_eq!(
+            s.get(Tree::Inbox, b"k").unwrap().as_deref(),
+            Some(&b"2"[..])
+        );
+        assert_eq!(
+            s.get(Tree::Inbox, b"n").unwrap().as_deref(),
+            Some(&b"3"[..])
+        );
     }
 
     #[test]
