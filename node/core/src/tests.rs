@@ -4,6 +4,7 @@
 mod adversarial;
 mod byzantine;
 pub(super) mod net;
+mod outbox;
 mod rotation;
 mod staff;
 

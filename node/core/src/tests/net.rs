@@ -47,6 +47,8 @@ pub struct Net {
     pub stuck: BTreeSet<usize>,
     /// E-mail notices the nodes asked for: (node, office, address).
     pub notices: Vec<(usize, renkei_protocol::ids::OfficeNumber, String)>,
+    /// Every delivery request sent over a link: (from, to, each envelope's length).
+    pub deliveries: Vec<(usize, usize, Vec<usize>)>,
 }
 
 /// The files of a fixture send unit directory, sorted by name.
@@ -167,6 +169,7 @@ impl Net {
             crash_plan: None,
             tamper: None,
             stuck: BTreeSet::new(),
+            deliveries: Vec::new(),
         };
         for ((name, relay), k) in spec.iter().zip(keys) {
             let mut cfg = CoreConfig {
@@ -255,7 +258,12 @@ impl Net {
         match e {
             Effect::Send { id, to, request } => {
                 let j = self.nodes.iter().position(|n| n.keys.id() == to);
-                match j.filter(|j| self.links.contains(&link(i, *j))) {
+                let linked = j.filter(|j| self.links.contains(&link(i, *j)));
+                if let (Some(j), Request::Deliver(envs)) = (linked, &request) {
+                    self.deliveries
+                        .push((i, j, envs.iter().map(Vec::len).collect()));
+                }
+                match linked {
                     Some(j) if self.stuck.contains(&j) => {}
                     Some(j) => {
                         let inb = self.next_inbound;
@@ -335,6 +343,12 @@ impl Net {
             steps += 1;
             assert!(steps < 5_000_000, "no quiescence");
         }
+    }
+
+    /// Hands node `i` one input now (and everything that follows from it).
+    pub fn input(&mut self, i: usize, input: Input) {
+        self.queue.push_back((i, input));
+        self.drain();
     }
 
     pub fn run_for(&mut self, ms: u64) {
