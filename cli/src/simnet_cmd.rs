@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use renkei_node::store::SharedValues;
+use renkei_simnet::SharedValues;
 use renkei_simnet::{Report, RunOptions, Scenario, run};
 
 /// `renkei simnet …`.

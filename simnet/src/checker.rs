@@ -328,7 +328,7 @@ fn hijacked(sim: &Sim, workload: &Workload) -> Check {
             let Ok(office) = o.number.parse() else {
                 continue;
             };
-            if let Some(held) = core.home_of(&office)
+            if let Some(held) = core.directory_home(&office)
                 && held != sim.id(o.home)
             {
                 c.flag(|| {

@@ -24,6 +24,8 @@
 //! - [`calendar`]: virtual dates and 14-digit stamps.
 //! - [`lookup`]: hash maps and sets for what is only looked up.
 
+pub use renkei_core::store::SharedValues;
+
 pub mod adversary;
 pub mod calendar;
 pub mod checker;

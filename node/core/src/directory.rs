@@ -194,7 +194,7 @@ impl<S: Store> Core<S> {
     /// The home operator of an office, if bound (and not released), by its current key: a
     /// binding signed with a key the operator has since retired names the operator that now
     /// holds a newer key (key rotation), and new envelopes go to that key.
-    pub fn home_of(&self, office: &OfficeNumber) -> Option<OperatorId> {
+    pub(crate) fn home_of(&self, office: &OfficeNumber) -> Option<OperatorId> {
         if self.offices.contains_key(office) {
             return Some(self.keys.id());
         }
@@ -205,6 +205,13 @@ impl<S: Store> Core<S> {
             .filter(|b| !b.released)
             .map(|b| self.current_key_of(&b.operator))
             .filter(|op| self.operator_valid_now(op))
+    }
+
+    /// [`Core::home_of`], for simnet's checkers (feature `simnet`): where this node's
+    /// directory homes an office.
+    #[cfg(feature = "simnet")]
+    pub fn directory_home(&self, office: &OfficeNumber) -> Option<OperatorId> {
+        self.home_of(office)
     }
 
     /// Whether `operator` (its current key) has a roster entry valid now.

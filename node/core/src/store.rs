@@ -13,7 +13,11 @@ mod memory;
 mod spill;
 mod tree_map;
 
-pub use memory::{MemoryStore, SharedValues, SyncFault};
+pub use memory::MemoryStore;
+/// What only the simulator uses (feature `simnet`): a value pool several memory stores
+/// share, with spill files, and a switch that makes the next flush lie.
+#[cfg(any(test, feature = "simnet"))]
+pub use memory::{SharedValues, SyncFault};
 
 /// One concern's key space. Keys within a tree are designed for range scans.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

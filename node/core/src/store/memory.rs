@@ -19,7 +19,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::ops::Bound;
-use std::path::{Path, PathBuf};
+#[cfg(any(test, feature = "simnet"))]
+use std::path::Path;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use super::inline_key::Key;
@@ -133,6 +135,7 @@ fn backend(e: std::io::Error) -> StoreError {
 
 impl SharedValues {
     /// An empty pool.
+    #[cfg(any(test, feature = "simnet"))]
     pub fn new() -> Self {
         Self::default()
     }
@@ -143,6 +146,7 @@ impl SharedValues {
     ///
     /// # Errors
     /// The pool's file cannot be created in `dir`.
+    #[cfg(any(test, feature = "simnet"))]
     pub fn spilling_to(dir: &Path) -> std::io::Result<Self> {
         let pool = Pool {
             spill_dir: Some(dir.to_path_buf()),
@@ -188,17 +192,20 @@ impl SharedValues {
     }
 
     /// Number of values in the pool (live or not yet swept).
+    #[cfg(any(test, feature = "simnet"))]
     pub fn len(&self) -> usize {
         self.lock().map.len()
     }
 
     /// Whether the pool is empty.
+    #[cfg(any(test, feature = "simnet"))]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Bytes in the pool's own spill file, of values several stores share (0 when not
     /// spilling).
+    #[cfg(any(test, feature = "simnet"))]
     pub fn spilled_bytes(&self) -> u64 {
         self.lock().arena.as_ref().map_or(0, Arena::len)
     }
@@ -275,6 +282,7 @@ pub struct SyncFault(Arc<std::sync::atomic::AtomicBool>);
 
 impl SyncFault {
     /// The next commit will not be durable.
+    #[cfg(any(test, feature = "simnet"))]
     pub fn skip_next_sync(&self) {
         self.0.store(true, std::sync::atomic::Ordering::Relaxed);
     }
@@ -306,6 +314,7 @@ impl MemoryStore {
     }
 
     /// An empty store that shares identical values with the other stores of `pool`.
+    #[cfg(any(test, feature = "simnet"))]
     pub fn with_shared(pool: SharedValues) -> Self {
         Self {
             shared: Some(pool),
@@ -338,6 +347,7 @@ impl MemoryStore {
     }
 
     /// This store's fault switch (see [`SyncFault`]).
+    #[cfg(any(test, feature = "simnet"))]
     pub fn sync_fault(&self) -> SyncFault {
         self.sync_fault.clone()
     }
@@ -367,6 +377,7 @@ impl MemoryStore {
     ///
     /// # Panics
     /// As [`MemoryStore::values`].
+    #[cfg(any(test, feature = "simnet"))]
     pub fn values_unordered(&self, tree: Tree) -> impl Iterator<Item = Cow<'_, [u8]>> {
         self.pairs_unordered(tree).map(|(_, v)| v)
     }
@@ -377,6 +388,7 @@ impl MemoryStore {
     ///
     /// # Panics
     /// As [`MemoryStore::values`].
+    #[cfg(any(test, feature = "simnet"))]
     pub fn pairs_unordered(&self, tree: Tree) -> impl Iterator<Item = (&[u8], Cow<'_, [u8]>)> {
         let mut entries: Vec<(&Key, &Val)> = self.tree(tree).entries_any_order().collect();
         entries.sort_by_key(|(_, v)| match v {
@@ -400,11 +412,13 @@ impl MemoryStore {
     }
 
     /// Bytes in this store's own spill file.
+    #[cfg(any(test, feature = "simnet"))]
     pub fn spilled_bytes(&self) -> u64 {
         self.own.as_ref().map_or(0, Arena::len)
     }
 
     /// Total bytes held (keys and values; a shared value counts in every store holding it).
+    #[cfg(any(test, feature = "simnet"))]
     pub fn bytes(&self) -> usize {
         self.trees
             .iter()

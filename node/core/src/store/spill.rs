@@ -43,6 +43,7 @@ impl Spill {
     }
 
     /// The value's position in its file.
+    #[cfg(any(test, feature = "simnet"))]
     pub(crate) fn offset(self) -> u64 {
         self.off
     }

@@ -134,6 +134,7 @@ impl<V> TreeMap<V> {
     }
 
     /// Every entry, in no particular order (but the same every run).
+    #[cfg(any(test, feature = "simnet"))]
     pub(crate) fn entries_any_order(&self) -> Box<dyn Iterator<Item = (&Key, &V)> + '_> {
         match self {
             TreeMap::Ordered(m) => Box::new(m.iter()),
