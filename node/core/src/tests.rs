@@ -624,6 +624,27 @@ fn unreachable_destination_expires() {
     assert_eq!(sent_status(&mut net, 0, CM, id), "expired");
     assert!(inbox(&mut net, 1, SVC, false).is_empty());
     assert_eq!(net.core(0).outbox_len(), 0);
+    assert_eq!(net.core(0).counters().expired, 1);
+}
+
+/// Found by cargo-mutants (origin.rs: the early return of `expire_due`): a node that wakes
+/// only well after a unit's expiry (asleep, or its timer late) still expires it then.
+#[test]
+fn a_unit_expires_at_a_wake_after_its_time() {
+    let mut net = two_operators();
+    net.partition(0, 1);
+    let id = accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
+            supersedes: None,
+        },
+    ));
+    net.run_for(1_000);
+    net.now += net.expiry_ms + 600_000;
+    net.input(0, crate::Input::Tick);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "expired");
 }
 
 #[test]

@@ -819,8 +819,11 @@ fn the_delivery_counters_count_each_event_once() {
     // A unit delivered: counted at the destination and, with its receipt, at the origin.
     let id = submit(&mut net, "20250425164608");
     net.run_for(5_000);
+    assert_eq!(c(&net, 0).submitted, 1);
     assert_eq!(c(&net, 1).delivered, 1);
     assert_eq!(c(&net, 0).sent_delivered, 1);
+    // Its Delivered came back (at least) as a receipt the origin took.
+    assert!(c(&net, 0).receipts_in >= 1);
     let genuine = envelope(&net, 0, id).encode();
     // The same envelope again: a duplicate, answered from the dedup index.
     assert!(matches!(
@@ -1061,4 +1064,79 @@ fn a_relay_forwards_only_receipts_for_the_envelope_it_relayed() {
         net.inbound_from(2, net.id(1), Request::Receipts(vec![again])),
         Response::ReceiptsTaken(1)
     );
+}
+
+/// A receipt signed by `node`'s keys about `id`, stating `kind` at `at_ms`.
+fn receipt_by(
+    node: usize,
+    id: EnvelopeId,
+    digest: [u8; 32],
+    kind: ReceiptKind,
+    at_ms: u64,
+) -> Vec<u8> {
+    let k = keys_of(node as u8);
+    Receipt {
+        envelope: id,
+        digest,
+        kind,
+        node: k.id(),
+        at_ms,
+    }
+    .sign(&k.identity)
+    .encode()
+}
+
+/// Found by cargo-mutants (origin.rs: `signer_trusted` → true): a statement its signer
+/// dates outside its time in the roster (before it joined) is not taken, even from the
+/// destination itself.
+#[test]
+fn a_receipt_dated_outside_its_signers_roster_time_is_ignored() {
+    let mut net = three();
+    net.partition(0, 1);
+    let id = submit(&mut net, "20250425164608");
+    let digest = envelope(&net, 0, id).digest();
+    let before_joining = net.roster.roster().operators[1].valid_from_ms - 60_000;
+    let r = receipt_by(1, id, digest, ReceiptKind::Delivered, before_joining);
+    let resp = net.inbound_from(0, net.id(1), Request::Receipts(vec![r]));
+    assert_eq!(resp, Response::ReceiptsTaken(0));
+    assert_eq!(sent_status(&mut net, 0, CM, id), "accepted");
+    // Dated within its time, the same statement is taken.
+    let r = receipt_by(1, id, digest, ReceiptKind::Delivered, net.now);
+    net.inbound_from(0, net.id(1), Request::Receipts(vec![r]));
+    assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
+}
+
+/// Found by cargo-mutants (origin.rs: `destination_rejected`): the destination's own
+/// rejection stands — a `Delivered` it signs afterwards does not turn the unit delivered
+/// (a relay's rejection it would outrank) — and the sent view shows the rejection's code
+/// and text.
+#[test]
+fn the_destinations_own_rejection_stands_against_its_later_delivery() {
+    let mut net = three();
+    net.partition(0, 1);
+    let id = submit(&mut net, "20250425164608");
+    let digest = envelope(&net, 0, id).digest();
+    let rejected = ReceiptKind::Rejected {
+        code: RejectCode::InvalidCsv,
+        text: "the destination says so".into(),
+    };
+    let r = receipt_by(1, id, digest, rejected, net.now);
+    assert_eq!(
+        net.inbound_from(0, net.id(1), Request::Receipts(vec![r])),
+        Response::ReceiptsTaken(1)
+    );
+    assert_eq!(sent_status(&mut net, 0, CM, id), "rejected");
+    let r = receipt_by(1, id, digest, ReceiptKind::Delivered, net.now + 1);
+    net.inbound_from(0, net.id(1), Request::Receipts(vec![r]));
+    assert_eq!(sent_status(&mut net, 0, CM, id), "rejected");
+    let ApiReply::Sent(v) = net.api(0, CM, ApiCommand::Sent { id: Some(id) }) else {
+        panic!()
+    };
+    let rej = v[0]
+        .receipts
+        .iter()
+        .find(|r| r.kind == "rejected")
+        .expect("the rejection is listed");
+    assert_eq!(rej.code.as_deref(), Some("invalid_csv"));
+    assert_eq!(rej.text.as_deref(), Some("the destination says so"));
 }
