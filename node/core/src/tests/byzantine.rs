@@ -732,6 +732,18 @@ fn two_relays_without_the_destination_do_not_lose_a_unit_between_them() {
         holds(&net, 2) || holds(&net, 3),
         "neither relay holds the unit any more: it was lost between them"
     );
+    // Whoever holds it will send it again within the longest pause (found by
+    // cargo-mutants: a returned unit scheduled at no reachable time).
+    for n in [2, 3] {
+        if holds(&net, n) {
+            let core = net.core(n);
+            let due = core.due_of.get(&id).map(|(t, _)| *t);
+            assert!(
+                due.is_some_and(|t| t <= net.now + core.cfg.retry_max_ms),
+                "n{n} holds the unit, due {due:?}"
+            );
+        }
+    }
     net.heal(1, 2);
     net.run_for(1_200_000);
     assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");

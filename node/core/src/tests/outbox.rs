@@ -155,6 +155,13 @@ fn the_send_cache_gives_its_budget_back_once_sent() {
     let core = net.core(0);
     assert!(core.send_cache.is_empty());
     assert_eq!(core.send_cache_bytes, 0);
+    // Nothing waits and nothing is in flight, and the status says so.
+    for n in [0, 1] {
+        match net.operator(n, ApiCommand::Status) {
+            ApiReply::Status(s) => assert_eq!((s.outbox, s.receipt_outbox), (0, 0)),
+            other => panic!("{other:?}"),
+        }
+    }
 }
 
 #[test]
@@ -283,4 +290,25 @@ fn a_peer_coming_back_makes_due_what_goes_through_it_envelopes_and_receipts() {
         Some(now),
         "b's unit goes through the relay that came back: due now"
     );
+}
+
+#[test]
+fn receipts_in_flight_count_in_the_status() {
+    let mut net = super::two_operators();
+    let ids = submit_n(&mut net, 2);
+    net.run_for(1_000);
+    // The origin takes requests from now on and never answers.
+    net.stuck.insert(0);
+    for id in &ids {
+        assert!(matches!(
+            net.api(1, SVC, ApiCommand::FetchUnit { id: *id }),
+            ApiReply::Files(_)
+        ));
+    }
+    net.run_for(100);
+    match net.operator(1, ApiCommand::Status) {
+        ApiReply::Status(s) => assert_eq!(s.receipt_outbox, 2, "two Retrieved in flight"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(net.core(1).in_flight_receipts(), 1, "one request at a time");
 }
