@@ -627,6 +627,61 @@ fn an_operators_claims_are_bounded() {
         })
         .count();
     assert_eq!(reachable, 2);
+    // After a restart the count is rebuilt from the store (found by cargo-mutants): a
+    // fourth office of b's is still over the bound.
+    net.crash(0);
+    net.add_office(1, "4071500006", "11");
+    net.run_for(60_000);
+    match net.api(
+        0,
+        CM,
+        ApiCommand::Lookup {
+            office: "4071500006".parse().unwrap(),
+        },
+    ) {
+        ApiReply::Directory(d) => assert!(!d.reachable, "over the bound after a restart"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Found by cargo-mutants (directory.rs: `announce_roster`): the transport is told to admit
+/// and dial every other roster operator valid now, to admit (not dial) a retired key until
+/// it expires, and never this node itself, under any of its keys.
+#[test]
+fn the_transport_is_told_whom_to_admit_and_dial() {
+    let mut net = Net::new(&[("a", false), ("b", false), ("c", true)]);
+    let (a, b, c) = (net.id(0), net.id(1), net.id(2));
+    let ids = |net: &Net, n: usize| -> Vec<(OperatorId, bool)> {
+        let mut v: Vec<(OperatorId, bool)> = net.announced[&n]
+            .iter()
+            .map(|p| (p.id, p.addrs.is_empty()))
+            .collect();
+        v.sort();
+        v
+    };
+    let mut want = vec![(b, true), (c, true)];
+    want.sort();
+    assert_eq!(ids(&net, 0), want);
+    // b's key is rotated; its old key stays admitted for an hour.
+    let expires = net.now + 3_600_000;
+    let old_b = net.rotate(1, ([0x51; 32], [0x52; 32]), expires);
+    assert_eq!(old_b, b);
+    let new_b = net.id(1);
+    net.install_roster(0);
+    net.install_roster(1);
+    let mut want = vec![(old_b, true), (new_b, true), (c, true)];
+    want.sort();
+    assert_eq!(ids(&net, 0), want);
+    let mut want = vec![(a, true), (c, true)];
+    want.sort();
+    assert_eq!(ids(&net, 1), want, "b never lists itself, old key or new");
+    // Past the old key's expiry it is no longer admitted (as the node announces at its
+    // next start).
+    net.now = expires + 1;
+    net.crash(0);
+    let mut want = vec![(new_b, true), (c, true)];
+    want.sort();
+    assert_eq!(ids(&net, 0), want);
 }
 
 #[test]

@@ -49,6 +49,8 @@ pub struct Net {
     pub notices: Vec<(usize, renkei_protocol::ids::OfficeNumber, String)>,
     /// Every delivery request sent over a link: (from, to, each envelope's length).
     pub deliveries: Vec<(usize, usize, Vec<usize>)>,
+    /// The last peer list each node announced to its transport (`Effect::Roster`).
+    pub announced: BTreeMap<usize, Vec<crate::io::RosterPeer>>,
 }
 
 /// The files of a fixture send unit directory, sorted by name.
@@ -170,6 +172,7 @@ impl Net {
             tamper: None,
             stuck: BTreeSet::new(),
             deliveries: Vec::new(),
+            announced: BTreeMap::new(),
         };
         for ((name, relay), k) in spec.iter().zip(keys) {
             let mut cfg = CoreConfig {
@@ -323,7 +326,9 @@ impl Net {
                 let w = &mut self.nodes[i].wake;
                 *w = Some(w.map_or(at_ms, |x| x.min(at_ms)));
             }
-            Effect::Roster { .. } => {}
+            Effect::Roster { peers } => {
+                self.announced.insert(i, peers);
+            }
             Effect::Notify { office, email, .. } => self.notices.push((i, office, email)),
             // The prepare stage of this network: inline, next in the queue.
             Effect::Seal { ticket, job } => self.queue.push_back((
