@@ -6,6 +6,7 @@ mod byzantine;
 pub(super) mod net;
 mod outbox;
 mod rotation;
+mod routing;
 mod staff;
 
 use net::{Net, fixture_unit, keep_users, rename_stamp};
