@@ -1207,3 +1207,70 @@ fn the_destinations_own_rejection_stands_against_its_later_delivery() {
     assert_eq!(rej.code.as_deref(), Some("invalid_csv"));
     assert_eq!(rej.text.as_deref(), Some("the destination says so"));
 }
+
+/// Found by cargo-mutants (directory.rs: `learn_assignment`): of two assignments of an
+/// office, the newer holds whichever arrives first; an office homed here that the
+/// authority assigns elsewhere is reported ("remove it here").
+#[test]
+fn the_newer_assignment_holds_and_one_against_an_office_homed_here_is_reported() {
+    const X: &str = "4071480000";
+    let mut net = three();
+    let (b, c) = (net.id(1), net.id(2));
+    let t = net.now;
+    let to_c = home(X, "11", c, t + 1_000).sign(&net.authority);
+    let to_b = home(X, "11", b, t).sign(&net.authority);
+    let core = net.core_mut(0);
+    core.learn_binding(to_c).unwrap();
+    core.learn_binding(to_b).unwrap();
+    assert_eq!(
+        core.home_of(&X.parse().unwrap()),
+        Some(c),
+        "the newer assignment"
+    );
+    // CM is homed at a; the authority assigns it to b.
+    let away = home(CM, "43", b, t + 2_000).sign(&net.authority);
+    net.core_mut(0).learn_binding(away).unwrap();
+    let ApiReply::Status(st) = net.operator(0, ApiCommand::Status) else {
+        panic!()
+    };
+    assert!(
+        st.binding_conflicts
+            .iter()
+            .any(|n| n.contains(CM) && n.contains("remove it here")),
+        "{:?}",
+        st.binding_conflicts
+    );
+    // An assignment of b's own office to b is no conflict.
+    let own = home(SVC, "11", b, t + 3_000).sign(&net.authority);
+    net.core_mut(0).learn_binding(own).unwrap();
+    let ApiReply::Status(st) = net.operator(0, ApiCommand::Status) else {
+        panic!()
+    };
+    assert!(
+        !st.binding_conflicts.iter().any(|n| n.contains(SVC)),
+        "{:?}",
+        st.binding_conflicts
+    );
+}
+
+/// Found by cargo-mutants (directory.rs: a held binding that is released): an office its
+/// home released may be claimed by another operator, and then lives there.
+#[test]
+fn an_office_its_home_released_can_be_claimed_by_another_operator() {
+    let mut net = three();
+    let (b, c) = (net.id(1), net.id(2));
+    let office = SVC.parse().unwrap();
+    assert_eq!(net.core(0).home_of(&office), Some(b));
+    let r = net.operator(
+        1,
+        ApiCommand::RemoveOffice {
+            office: SVC.parse().unwrap(),
+        },
+    );
+    assert!(matches!(r, ApiReply::Done), "{r:?}");
+    net.run_for(60_000);
+    assert_eq!(net.core(0).home_of(&office), None, "released");
+    net.add_office(2, SVC, "11");
+    net.run_for(60_000);
+    assert_eq!(net.core(0).home_of(&office), Some(c));
+}
