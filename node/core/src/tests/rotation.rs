@@ -140,3 +140,67 @@ fn a_node_still_under_the_old_roster_routes_old_addresses_to_the_new_key_only_on
     assert!(net.core(0).is_me(&net.id(0)));
     assert!(net.core(1).is_me(&old_b));
 }
+
+/// The audit entries of node `n` naming `event`.
+fn audited(net: &Net, n: usize, event: &str) -> usize {
+    net.store(n)
+        .range(crate::store::Tree::Audit, b"", None, 100_000)
+        .unwrap()
+        .iter()
+        .filter(|(_, v)| v.windows(event.len()).any(|w| w == event.as_bytes()))
+        .count()
+}
+
+/// Found by cargo-mutants (directory.rs: `rebind_after_rotation`): a start re-signs only
+/// what needs it — nothing when every binding is current; a binding signed before
+/// bindings named their office, once, with the name (no audit: nothing moved); after a
+/// rotation, every office under the new key (audited).
+#[test]
+fn a_start_re_signs_only_stale_bindings() {
+    use crate::store::{Store, Tree};
+    use renkei_protocol::roster::OfficeBinding;
+    let mut net = Net::new(&[("a", false)]);
+    net.add_office(0, CM, "43");
+    let log = |net: &Net| {
+        net.store(0)
+            .range(Tree::BindingLog, b"", None, 1000)
+            .unwrap()
+            .len()
+    };
+    let before = log(&net);
+    net.crash(0);
+    assert_eq!(log(&net), before, "nothing re-signed");
+    // A binding from before names: re-signed once, with the name.
+    let a = net.id(0);
+    let unnamed = OfficeBinding {
+        office: CM.parse().unwrap(),
+        kinds: vec!["43".parse().unwrap()],
+        operator: a,
+        since_ms: net.now,
+        released: false,
+        name: String::new(),
+    }
+    .sign(&net.core(0).keys.identity);
+    let store = net.core_mut(0).store_mut_for_tests();
+    store
+        .put(Tree::Bindings, CM.as_bytes(), &unnamed.encode())
+        .unwrap();
+    net.core_mut(0).commit().unwrap();
+    net.crash(0);
+    let office = CM.parse().unwrap();
+    assert_eq!(
+        net.core(0).binding_of(&office).map(|b| b.name.clone()),
+        Some(OfficeBinding::name_for(&format!("office {CM}")))
+    );
+    assert_eq!(log(&net), before + 1);
+    assert_eq!(audited(&net, 0, "office_rebound"), 0);
+    net.crash(0);
+    assert_eq!(log(&net), before + 1, "once");
+    // A rotation: re-signed under the new key, and audited.
+    net.rotate(0, ([0x61; 32], [0x62; 32]), net.now + 3_600_000);
+    assert_eq!(
+        net.core(0).binding_of(&office).map(|b| b.operator),
+        Some(net.id(0))
+    );
+    assert_eq!(audited(&net, 0, "office_rebound"), 1);
+}

@@ -457,3 +457,33 @@ fn a_corporations_staff_member_switches_between_the_offices_granted() {
         ApiReply::Forbidden(_)
     ));
 }
+
+/// Found by cargo-mutants (directory.rs: `rotate_token`): an office's new API token works
+/// at once, the old one stops, and rotating for an office not homed here is not found.
+#[test]
+fn a_rotated_office_token_replaces_the_old_one_at_once() {
+    let mut net = Net::new(&[("a", false)]);
+    net.add_office(0, "4074478647", "43");
+    let old = renkei_protocol::envelope::sha256(b"4074478647");
+    let new = renkei_protocol::envelope::sha256(b"a new token");
+    let me = |net: &mut Net, t| net.api_token(0, t, ApiCommand::WhoAmI);
+    assert!(matches!(me(&mut net, old), ApiReply::Office(_)));
+    let r = net.operator(
+        0,
+        ApiCommand::RotateToken {
+            office: "4074478647".parse().unwrap(),
+            token_hash: new,
+        },
+    );
+    assert!(matches!(r, ApiReply::Office(_)), "{r:?}");
+    assert!(matches!(me(&mut net, new), ApiReply::Office(_)));
+    assert!(matches!(me(&mut net, old), ApiReply::Unauthorized));
+    let r = net.operator(
+        0,
+        ApiCommand::RotateToken {
+            office: "4071481594".parse().unwrap(),
+            token_hash: new,
+        },
+    );
+    assert!(matches!(r, ApiReply::NotFound(_)), "{r:?}");
+}
