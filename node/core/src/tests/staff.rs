@@ -487,3 +487,18 @@ fn a_rotated_office_token_replaces_the_old_one_at_once() {
     );
     assert!(matches!(r, ApiReply::NotFound(_)), "{r:?}");
 }
+
+/// Found by cargo-mutants (directory.rs: `office_views`): the operator's list of the
+/// offices homed here.
+#[test]
+fn the_operator_lists_the_offices_homed_here() {
+    let mut net = Net::new(&[("a", false)]);
+    net.add_office(0, "4074478647", "43");
+    net.add_office(0, "4071481594", "11");
+    let ApiReply::Offices(list) = net.operator(0, ApiCommand::ListOffices) else {
+        panic!()
+    };
+    let mut numbers: Vec<String> = list.into_iter().map(|o| o.office).collect();
+    numbers.sort();
+    assert_eq!(numbers, ["4071481594", "4074478647"]);
+}
