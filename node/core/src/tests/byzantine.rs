@@ -1274,3 +1274,50 @@ fn an_office_its_home_released_can_be_claimed_by_another_operator() {
     net.run_for(60_000);
     assert_eq!(net.core(0).home_of(&office), Some(c));
 }
+
+/// Found by cargo-mutants (directory.rs: `serve_sync`): a directory sync answers a page
+/// of at most `BINDINGS_PER_MESSAGE_MAX` bindings and says whether more follow; the roster
+/// goes along only to a peer holding an older one.
+#[test]
+fn a_directory_sync_pages_the_binding_log_and_sends_the_roster_only_when_newer() {
+    use renkei_protocol::limits::BINDINGS_PER_MESSAGE_MAX as MAX;
+    let mut net = Net::new_with(&[("a", false), ("b", false)], |c| {
+        c.bindings_per_operator_max = 10_000
+    });
+    let b = net.id(1);
+    let bk = keys_of(1);
+    // a learns MAX + 10 of b's offices.
+    for i in 0..(MAX as u64 + 10) {
+        let office = format!("40{:08}", 1_000_000 + i);
+        let claim = home(&office, "11", b, net.now).sign(&bk.identity);
+        net.core_mut(0).learn_binding(claim).unwrap();
+    }
+    net.core_mut(0).commit().unwrap();
+    let serial = net.roster.roster().serial;
+    let ask = |net: &mut Net, roster_serial, cursor| {
+        let asker = net.id(1);
+        match net.inbound_from(
+            0,
+            asker,
+            Request::DirectorySync {
+                roster_serial,
+                cursor,
+            },
+        ) {
+            Response::Directory {
+                roster,
+                bindings,
+                next_cursor,
+                more,
+            } => (roster.is_some(), bindings.len(), next_cursor, more),
+            other => panic!("{other:?}"),
+        }
+    };
+    let (roster, n, next, more) = ask(&mut net, serial - 1, 0);
+    assert!(roster, "b's roster is older");
+    assert_eq!((n, more), (MAX, true));
+    let (roster, n, next2, more) = ask(&mut net, serial, next);
+    assert!(!roster, "b holds this roster");
+    assert_eq!((n, more), (10, false));
+    assert!(next2 > next);
+}
