@@ -74,15 +74,6 @@ impl PreparedEnvelope {
             .map(|b| PreparedEnvelope::new(keys, check, b))
             .collect()
     }
-
-    /// Bytes held (received and opened).
-    pub fn bytes(&self) -> usize {
-        self.bytes.len()
-            + self.opened.as_ref().map_or(0, |o| {
-                o.as_ref()
-                    .map_or(0, |o| o.files.iter().map(Vec::len).sum::<usize>())
-            })
-    }
 }
 
 /// Opens `env` with `keys` and checks its unit (the destination's part of the pure work).

@@ -154,16 +154,6 @@ impl PreparedUnit {
             checked,
         }
     }
-
-    /// The files, in upload order.
-    pub fn files(&self) -> &[(String, Vec<u8>)] {
-        &self.files
-    }
-
-    /// Total bytes of the files.
-    pub fn bytes(&self) -> usize {
-        self.files.iter().map(|(_, b)| b.len()).sum()
-    }
 }
 
 /// Validates a unit (standard-spec CSV checks) and extracts what the core needs. A pure
