@@ -1530,3 +1530,51 @@ fn the_inbox_pages_newest_first_and_never_drops_units() {
     assert_eq!(p.items.len(), 25);
     assert_eq!(p.items[0].id, sent[24].to_string());
 }
+
+/// Found by cargo-mutants (unit_validate.rs: how a unit's users and subject are derived):
+/// a 利用票 unit names its month and holds one slot per user; a plan unit names its plan
+/// date when its users share one (here: a unit for one user), none when they differ.
+#[test]
+fn a_units_users_and_subject_come_from_its_files() {
+    let mut net = Net::new(&[("solo", false)]);
+    net.add_office(0, CM, "43");
+    net.add_office(0, SVC, "11");
+    let one_user = rename_stamp(
+        &keep_users(&fixture_unit("d1_kyo_plan"), &USERS[..1]),
+        "20250426090000",
+    );
+    for files in [
+        fixture_unit("d2_kyo_riyohyo"),
+        fixture_unit("d1_kyo_plan"),
+        one_user,
+    ] {
+        accepted_id(&net.api(
+            0,
+            CM,
+            ApiCommand::Submit {
+                unit: PreparedUnit::new(files),
+                supersedes: None,
+            },
+        ));
+        net.run_for(10);
+    }
+    let mut shown: Vec<(String, Option<String>, usize)> = inbox(&mut net, 0, SVC, false)
+        .iter()
+        .map(|v| (v.kind.clone(), v.subject.clone(), v.users))
+        .collect();
+    shown.sort();
+    assert_eq!(shown.len(), 3);
+    assert_eq!(shown[2], ("D2".into(), Some("202505".into()), 3));
+    assert_eq!(
+        shown[0],
+        ("D1".into(), None, 3),
+        "three users, three plan dates"
+    );
+    let (kind, date, users) = &shown[1];
+    assert_eq!((kind.as_str(), *users), ("D1", 1));
+    assert!(
+        date.as_ref()
+            .is_some_and(|d| d.len() == 8 && d.starts_with("20")),
+        "the one user's plan date: {date:?}"
+    );
+}
