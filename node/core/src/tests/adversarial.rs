@@ -595,3 +595,68 @@ fn a_prepared_delivery_is_decided_like_a_raw_one() {
         delivery_state(net_b.memory(1))
     );
 }
+
+/// Found by cargo-mutants (outbox.rs: the hop acknowledgement's receipt must name this
+/// envelope *and* its digest; a next hop's `bad_signature` means damage in transit).
+#[test]
+fn hop_acks_naming_another_digest_or_a_bad_signature_do_not_settle() {
+    let mut net = two_operators();
+    net.partition(0, 1);
+    let id = accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
+            supersedes: None,
+        },
+    ));
+    let b = keys_of(1);
+    // First B's receipts name another digest (re-signed by B itself)…
+    net.tamper = Some(Box::new(move |i, resp| {
+        if i != 1 {
+            return;
+        }
+        if let Response::HopAcks(acks) = resp {
+            for a in acks {
+                if let HopOutcome::Accepted(r) | HopOutcome::Rejected(r) = &mut a.outcome {
+                    let mut rc = SignedReceipt::decode(r).unwrap().receipt().clone();
+                    rc.digest[0] ^= 1;
+                    *r = rc.sign(&b.identity).encode();
+                }
+            }
+        }
+    }));
+    net.heal(0, 1);
+    net.run_for(3_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "accepted");
+    assert!(net.memory(0).get_raw(Tree::Outbox, id.as_bytes()).is_some());
+    // …then B says the origin signature was bad: damaged on the way, sent again.
+    let b = keys_of(1);
+    net.tamper = Some(Box::new(move |i, resp| {
+        if i != 1 {
+            return;
+        }
+        if let Response::HopAcks(acks) = resp {
+            for a in acks {
+                if let HopOutcome::Accepted(r) | HopOutcome::Rejected(r) = &mut a.outcome {
+                    let mut rc = SignedReceipt::decode(r).unwrap().receipt().clone();
+                    rc.kind = ReceiptKind::Rejected {
+                        code: RejectCode::BadSignature,
+                        text: "damaged".into(),
+                    };
+                    let signed = rc.sign(&b.identity).encode();
+                    a.outcome = HopOutcome::Rejected(signed);
+                    break;
+                }
+            }
+        }
+    }));
+    let damaged = net.core(0).counters().damaged_in_transit;
+    net.run_for(10 * 60_000);
+    assert!(net.core(0).counters().damaged_in_transit > damaged);
+    assert_ne!(sent_status(&mut net, 0, CM, id), "rejected");
+    // Honest answers settle it.
+    net.tamper = None;
+    net.run_for(10 * 60_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
+}
