@@ -1196,6 +1196,9 @@ fn the_destinations_own_rejection_stands_against_its_later_delivery() {
     let r = receipt_by(1, id, digest, ReceiptKind::Delivered, net.now + 1);
     net.inbound_from(0, net.id(1), Request::Receipts(vec![r]));
     assert_eq!(sent_status(&mut net, 0, CM, id), "rejected");
+    let r = receipt_by(1, id, digest, ReceiptKind::Retrieved, net.now + 2);
+    net.inbound_from(0, net.id(1), Request::Receipts(vec![r]));
+    assert_eq!(sent_status(&mut net, 0, CM, id), "rejected");
     let ApiReply::Sent(v) = net.api(0, CM, ApiCommand::Sent { id: Some(id) }) else {
         panic!()
     };
@@ -1320,4 +1323,52 @@ fn a_directory_sync_pages_the_binding_log_and_sends_the_roster_only_when_newer()
     assert!(!roster, "b holds this roster");
     assert_eq!((n, more), (10, false));
     assert!(next2 > next);
+}
+
+/// Found by cargo-mutants (origin.rs: what outranks a rejection): a first hop's refusal
+/// (a relay that never took the unit) makes it `rejected`, and the destination's own
+/// `Delivered` or `Retrieved` outranks that: the unit got there after all.
+#[test]
+fn the_destinations_statement_outranks_a_first_hops_refusal() {
+    let mut net = Net::new(&[("a", false), ("b", false), ("c", true)]);
+    net.connect(0, 2);
+    net.connect(1, 2);
+    net.add_office(0, CM, "43");
+    net.add_office(1, SVC, "11");
+    net.run_for(60_000);
+    let c = keys_of(2);
+    net.tamper = Some(Box::new(move |i, resp| {
+        if i != 2 {
+            return;
+        }
+        if let Response::HopAcks(acks) = resp {
+            for a in acks {
+                if let HopOutcome::Accepted(r) | HopOutcome::Rejected(r) = &a.outcome {
+                    let mut rc = SignedReceipt::decode(r).unwrap().receipt().clone();
+                    rc.kind = ReceiptKind::Rejected {
+                        code: RejectCode::NoRoute,
+                        text: "c will not".into(),
+                    };
+                    a.outcome = HopOutcome::Rejected(rc.sign(&c.identity).encode());
+                }
+            }
+        }
+    }));
+    // (c cannot reach b for now: what it says is all a hears.)
+    net.partition(1, 2);
+    let first = submit(&mut net, "20250425164608");
+    let second = submit(&mut net, "20250425164609");
+    net.run_for(5_000);
+    assert_eq!(sent_status(&mut net, 0, CM, first), "rejected");
+    assert_eq!(sent_status(&mut net, 0, CM, second), "rejected");
+    let (d1, d2) = (
+        envelope(&net, 0, first).digest(),
+        envelope(&net, 0, second).digest(),
+    );
+    let r = receipt_by(1, first, d1, ReceiptKind::Delivered, net.now);
+    net.inbound_from(0, net.id(1), Request::Receipts(vec![r]));
+    assert_eq!(sent_status(&mut net, 0, CM, first), "delivered");
+    let r = receipt_by(1, second, d2, ReceiptKind::Retrieved, net.now);
+    net.inbound_from(0, net.id(1), Request::Receipts(vec![r]));
+    assert_eq!(sent_status(&mut net, 0, CM, second), "retrieved");
 }
