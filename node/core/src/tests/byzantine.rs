@@ -509,9 +509,11 @@ fn the_authoritys_assignment_outranks_a_claim_seen_first_and_no_claim_displaces_
         "the assignment outranks the claim"
     );
     // C claims X again, newer (A hears it directly): a conflict, and nothing moves.
+    let conflicts = net.core(0).counters().binding_conflicts;
     let claim = home(X, "11", net.id(2), net.now).sign(&keys_of(2).identity);
     net.core_mut(0).learn_binding(claim).unwrap();
     assert_eq!(lookup(&mut net).as_deref(), Some("b"));
+    assert_eq!(net.core(0).counters().binding_conflicts, conflicts + 1);
     let ApiReply::Status(st) = net.operator(0, ApiCommand::Status) else {
         panic!()
     };
@@ -611,6 +613,7 @@ fn an_operators_claims_are_bounded() {
         .filter(|n| n.contains("bindings_per_operator_max"))
         .collect();
     assert_eq!(over.len(), 1, "{:?}", st.binding_conflicts);
+    assert_eq!(net.core(0).counters().binding_conflicts, 1, "counted once");
     let reachable = [SVC, "4071480000", "4071490009"]
         .iter()
         .filter(|o| {
