@@ -1578,3 +1578,64 @@ fn a_units_users_and_subject_come_from_its_files() {
         "the one user's plan date: {date:?}"
     );
 }
+
+/// Found by cargo-mutants (unit.rs: `Family::monthly`): 利用票 of different months are
+/// different documents — June's does not replace May's — while a newer one of the same
+/// month does.
+#[test]
+fn a_months_riyohyo_does_not_replace_another_months() {
+    let mut net = Net::new(&[("solo", false)]);
+    net.add_office(0, CM, "43");
+    net.add_office(0, SVC, "11");
+    let may = fixture_unit("d2_kyo_riyohyo");
+    // The same unit for June: the month in the names and in the records (MS932 bytes,
+    // replaced as bytes; May's dates become June's, all of them valid in June).
+    let june: Vec<(String, Vec<u8>)> = rename_stamp(&may, "20250520090000")
+        .into_iter()
+        .map(|(n, b)| {
+            (
+                n.replace("_202505_", "_202506_"),
+                replace_all(&b, b"202505", b"202506"),
+            )
+        })
+        .collect();
+    let may_newer = rename_stamp(&may, "20250521090000");
+    for files in [may, june, may_newer] {
+        accepted_id(&net.api(
+            0,
+            CM,
+            ApiCommand::Submit {
+                unit: PreparedUnit::new(files),
+                supersedes: None,
+            },
+        ));
+        net.run_for(10);
+    }
+    let mut latest: Vec<(Option<String>, String)> = inbox(&mut net, 0, SVC, true)
+        .into_iter()
+        .map(|v| (v.subject, v.stamp))
+        .collect();
+    latest.sort();
+    assert_eq!(
+        latest,
+        [
+            (Some("202505".to_string()), "20250521090000".to_string()),
+            (Some("202506".to_string()), "20250520090000".to_string())
+        ]
+    );
+}
+
+/// `b` with every occurrence of `from` replaced by `to` (same length).
+fn replace_all(b: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = b.to_vec();
+    let mut i = 0;
+    while i + from.len() <= out.len() {
+        if &out[i..i + from.len()] == from {
+            out[i..i + from.len()].copy_from_slice(to);
+            i += from.len();
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
