@@ -1639,3 +1639,50 @@ fn replace_all(b: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Found by cargo-mutants (origin.rs: what a unit may name in `supersedes`): only a unit
+/// the same office sent to the same recipient.
+#[test]
+fn a_unit_may_supersede_only_one_sent_to_the_same_recipient() {
+    const OTHER: &str = "4071480000";
+    let mut net = Net::new(&[("solo", false)]);
+    net.add_office(0, CM, "43");
+    net.add_office(0, SVC, "11");
+    net.add_office(0, OTHER, "11");
+    let first = accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
+            supersedes: None,
+        },
+    ));
+    let to_other: Vec<(String, Vec<u8>)> =
+        rename_stamp(&fixture_unit("d2_kyo_riyohyo"), "20250426090000")
+            .into_iter()
+            .map(|(n, b)| {
+                (
+                    n.replace(SVC, OTHER),
+                    replace_all(&b, SVC.as_bytes(), OTHER.as_bytes()),
+                )
+            })
+            .collect();
+    let r = net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            unit: PreparedUnit::new(to_other.clone()),
+            supersedes: Some(first),
+        },
+    );
+    assert!(matches!(r, ApiReply::Invalid(_)), "{r:?}");
+    // Without naming it, the same unit goes.
+    accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            unit: PreparedUnit::new(to_other),
+            supersedes: None,
+        },
+    ));
+}
