@@ -9,7 +9,7 @@ mod rotation;
 mod routing;
 mod staff;
 
-use net::{Net, fixture_unit, keep_users, rename_stamp};
+use net::{Net, fixture_unit, keep_users, rename_stamp, replace_bytes};
 use renkei_protocol::ids::EnvelopeId;
 use renkei_protocol::proof::Proof;
 use renkei_protocol::receipt::{ReceiptKind, RejectCode, SignedReceipt};
@@ -1595,7 +1595,7 @@ fn a_months_riyohyo_does_not_replace_another_months() {
         .map(|(n, b)| {
             (
                 n.replace("_202505_", "_202506_"),
-                replace_all(&b, b"202505", b"202506"),
+                replace_bytes(&b, b"202505", b"202506"),
             )
         })
         .collect();
@@ -1625,21 +1625,6 @@ fn a_months_riyohyo_does_not_replace_another_months() {
     );
 }
 
-/// `b` with every occurrence of `from` replaced by `to` (same length).
-fn replace_all(b: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
-    let mut out = b.to_vec();
-    let mut i = 0;
-    while i + from.len() <= out.len() {
-        if &out[i..i + from.len()] == from {
-            out[i..i + from.len()].copy_from_slice(to);
-            i += from.len();
-        } else {
-            i += 1;
-        }
-    }
-    out
-}
-
 /// Found by cargo-mutants (origin.rs: what a unit may name in `supersedes`): only a unit
 /// the same office sent to the same recipient.
 #[test]
@@ -1663,7 +1648,7 @@ fn a_unit_may_supersede_only_one_sent_to_the_same_recipient() {
             .map(|(n, b)| {
                 (
                     n.replace(SVC, OTHER),
-                    replace_all(&b, SVC.as_bytes(), OTHER.as_bytes()),
+                    replace_bytes(&b, SVC.as_bytes(), OTHER.as_bytes()),
                 )
             })
             .collect();

@@ -10,7 +10,7 @@ use renkei_protocol::receipt::{Receipt, ReceiptKind, RejectCode, SignedReceipt};
 use renkei_protocol::roster::OfficeBinding;
 use renkei_protocol::wire::{HopOutcome, Request, Response};
 
-use super::net::{Net, fixture_unit, rename_stamp};
+use super::net::{Net, fixture_unit, rename_stamp, replace_bytes};
 use super::{CM, SVC, accepted_id, inbox, sent_status};
 use crate::io::{ApiCommand, ApiReply};
 use crate::store::Tree;
@@ -393,21 +393,6 @@ fn another_office_names_the_unit(origin: usize, origin_name: &str) {
         .find(|v| v.id == theirs.id().to_string())
         .unwrap();
     assert_eq!(other.origin_name.as_deref(), Some(origin_name));
-}
-
-/// `b` with every `from` replaced by `to` (same length).
-fn replace_bytes(b: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
-    let mut out = b.to_vec();
-    let mut i = 0;
-    while i + from.len() <= out.len() {
-        if &out[i..i + from.len()] == from {
-            out[i..i + from.len()].copy_from_slice(to);
-            i += from.len();
-        } else {
-            i += 1;
-        }
-    }
-    out
 }
 
 #[test]

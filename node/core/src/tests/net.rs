@@ -119,6 +119,21 @@ pub fn keep_users(files: &[(String, Vec<u8>)], insured: &[&str]) -> Vec<(String,
         .collect()
 }
 
+/// `b` with every `from` replaced by `to` (same length).
+pub fn replace_bytes(b: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = b.to_vec();
+    let mut i = 0;
+    while i + from.len() <= out.len() {
+        if &out[i..i + from.len()] == from {
+            out[i..i + from.len()].copy_from_slice(to);
+            i += from.len();
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
 fn link(a: usize, b: usize) -> (usize, usize) {
     (a.min(b), a.max(b))
 }
