@@ -609,8 +609,8 @@ fn resubmission_after_a_rejection_is_a_new_unit() {
     assert_eq!(sent_status(&mut net, 0, CM, again), "delivered");
 }
 
-#[test]
-fn unreachable_destination_expires() {
+/// Two operators cut apart, and a unit of CM's for SVC accepted at the first.
+fn cut_off_with_a_unit() -> (Net, EnvelopeId) {
     let mut net = two_operators();
     net.partition(0, 1);
     let id = accepted_id(&net.api(
@@ -621,6 +621,12 @@ fn unreachable_destination_expires() {
             supersedes: None,
         },
     ));
+    (net, id)
+}
+
+#[test]
+fn unreachable_destination_expires() {
+    let (mut net, id) = cut_off_with_a_unit();
     net.run_for(net.expiry_ms + 60_000);
     assert_eq!(sent_status(&mut net, 0, CM, id), "expired");
     assert!(inbox(&mut net, 1, SVC, false).is_empty());
@@ -632,16 +638,7 @@ fn unreachable_destination_expires() {
 /// only well after a unit's expiry (asleep, or its timer late) still expires it then.
 #[test]
 fn a_unit_expires_at_a_wake_after_its_time() {
-    let mut net = two_operators();
-    net.partition(0, 1);
-    let id = accepted_id(&net.api(
-        0,
-        CM,
-        ApiCommand::Submit {
-            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
-            supersedes: None,
-        },
-    ));
+    let (mut net, id) = cut_off_with_a_unit();
     net.run_for(1_000);
     net.now += net.expiry_ms + 600_000;
     net.input(0, crate::Input::Tick);

@@ -62,6 +62,18 @@ fn batches_after_reconnect(net: &mut Net) -> Vec<Vec<usize>> {
     sent
 }
 
+/// a (homes CM) — relay — b (homes SVC), linked in a line, each knowing the others'
+/// bindings.
+fn through_a_relay(tweak: fn(&mut crate::CoreConfig)) -> Net {
+    let mut net = Net::new_with(&[("a", false), ("relay", true), ("b", false)], tweak);
+    net.connect(0, 1);
+    net.connect(1, 2);
+    net.add_office(0, CM, "43");
+    net.add_office(2, SVC, "11");
+    net.run_for(1_000);
+    net
+}
+
 #[test]
 fn a_pass_fills_batches_up_to_their_envelope_limit() {
     let mut net = cut_apart(|c| {
@@ -194,14 +206,7 @@ fn retries_back_off_more_and_more_and_are_counted() {
 
 #[test]
 fn a_relay_drops_a_unit_it_could_not_deliver_within_the_window() {
-    let mut net = Net::new_with(&[("a", false), ("relay", true), ("b", false)], |c| {
-        c.relay_grace_ms = 60_000;
-    });
-    net.connect(0, 1);
-    net.connect(1, 2);
-    net.add_office(0, CM, "43");
-    net.add_office(2, SVC, "11");
-    net.run_for(1_000);
+    let mut net = through_a_relay(|c| c.relay_grace_ms = 60_000);
     net.partition(1, 2);
     let id = submit_n(&mut net, 1)[0];
     net.run_for(1_000);
@@ -244,12 +249,7 @@ fn a_relay_drops_a_unit_it_could_not_deliver_within_the_window() {
 #[test]
 fn a_peer_coming_back_makes_due_what_goes_through_it_envelopes_and_receipts() {
     // a — relay — b: what a sends b goes through the relay.
-    let mut net = Net::new(&[("a", false), ("relay", true), ("b", false)]);
-    net.connect(0, 1);
-    net.connect(1, 2);
-    net.add_office(0, CM, "43");
-    net.add_office(2, SVC, "11");
-    net.run_for(1_000);
+    let mut net = through_a_relay(|_| {});
     let delivered = submit_n(&mut net, 1)[0];
     net.run_for(1_000);
     assert_eq!(sent_status(&mut net, 0, CM, delivered), "delivered");
