@@ -213,6 +213,13 @@ fn active_standby_run(db: &str, units: usize, kills: usize, reach: Reach) {
     }
     b.run();
     pair[0].run();
+    // a-2 starts once a-1 holds the lease: started together, either could take it first
+    // (a flaky CI run on 2026-12-07 saw a-2 win).
+    assert_eq!(
+        active(&pair[..1], Duration::from_secs(10)),
+        Some(0),
+        "a-1 is active, a-2 the standby"
+    );
     pair[1].run();
     assert_eq!(
         active(&pair, Duration::from_secs(10)),
