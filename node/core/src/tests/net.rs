@@ -49,6 +49,10 @@ pub struct Net {
     pub notices: Vec<(usize, renkei_protocol::ids::OfficeNumber, String)>,
     /// Every delivery request sent over a link: (from, to, each envelope's length).
     pub deliveries: Vec<(usize, usize, Vec<usize>)>,
+    /// The request id of each entry of `deliveries`, as its sender knows it.
+    pub delivery_ids: Vec<u64>,
+    /// Every receipt request sent over a link: (from, to, how many receipts).
+    pub receipt_sends: Vec<(usize, usize, usize)>,
     /// The last peer list each node announced to its transport (`Effect::Roster`).
     pub announced: BTreeMap<usize, Vec<crate::io::RosterPeer>>,
 }
@@ -187,6 +191,8 @@ impl Net {
             tamper: None,
             stuck: BTreeSet::new(),
             deliveries: Vec::new(),
+            delivery_ids: Vec::new(),
+            receipt_sends: Vec::new(),
             announced: BTreeMap::new(),
         };
         for ((name, relay), k) in spec.iter().zip(keys) {
@@ -277,9 +283,14 @@ impl Net {
             Effect::Send { id, to, request } => {
                 let j = self.nodes.iter().position(|n| n.keys.id() == to);
                 let linked = j.filter(|j| self.links.contains(&link(i, *j)));
-                if let (Some(j), Request::Deliver(envs)) = (linked, &request) {
-                    self.deliveries
-                        .push((i, j, envs.iter().map(Vec::len).collect()));
+                match (linked, &request) {
+                    (Some(j), Request::Deliver(envs)) => {
+                        self.deliveries
+                            .push((i, j, envs.iter().map(Vec::len).collect()));
+                        self.delivery_ids.push(id);
+                    }
+                    (Some(j), Request::Receipts(rs)) => self.receipt_sends.push((i, j, rs.len())),
+                    _ => {}
                 }
                 match linked {
                     Some(j) if self.stuck.contains(&j) => {}
@@ -369,6 +380,13 @@ impl Net {
     pub fn input(&mut self, i: usize, input: Input) {
         self.queue.push_back((i, input));
         self.drain();
+    }
+
+    /// Forgets the requests recorded so far (`deliveries`, `delivery_ids`, `receipt_sends`).
+    pub fn clear_sent(&mut self) {
+        self.deliveries.clear();
+        self.delivery_ids.clear();
+        self.receipt_sends.clear();
     }
 
     pub fn run_for(&mut self, ms: u64) {

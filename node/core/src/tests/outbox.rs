@@ -44,7 +44,7 @@ fn cut_apart(tweak: fn(&mut crate::CoreConfig)) -> Net {
 /// Checks that node 0 counted each request it sent then.
 fn batches_after_reconnect(net: &mut Net) -> Vec<Vec<usize>> {
     net.run_for(5_000);
-    net.deliveries.clear();
+    net.clear_sent();
     let counted = net.core(0).counters.batches_sent;
     // The link comes back: each side hears that the other is up.
     net.heal(0, 1);
@@ -137,7 +137,7 @@ fn a_busy_peer_gets_its_window_of_batches_and_the_status_counts_them() {
     submit_n(&mut net, 14);
     net.run_for(5_000);
     net.stuck.insert(1);
-    net.deliveries.clear();
+    net.clear_sent();
     net.heal(0, 1);
     // Four requests in flight (the window), two envelopes each (the byte limit); the
     // rest wait their turn, the one already read for a batch that had no room kept in
@@ -311,4 +311,243 @@ fn receipts_in_flight_count_in_the_status() {
         other => panic!("{other:?}"),
     }
     assert_eq!(net.core(1).in_flight_receipts(), 1, "one request at a time");
+}
+
+/// Node 0 (CM) and node 1 (SVC), linked; node 1 then takes requests and never answers.
+fn stuck_peer(tweak: fn(&mut crate::CoreConfig)) -> Net {
+    let mut net = Net::new_with(&[("a", false), ("b", false)], tweak);
+    net.connect(0, 1);
+    net.add_office(0, CM, "43");
+    net.add_office(1, SVC, "11");
+    net.run_for(100);
+    net.stuck.insert(1);
+    net
+}
+
+#[test]
+fn one_pass_fills_the_window_with_batches_full_by_count() {
+    let mut net = cut_apart(|c| {
+        c.batch_envelopes_max = 3;
+        c.batch_bytes_max = 1 << 30;
+    });
+    submit_n(&mut net, 8);
+    net.run_for(5_000);
+    net.stuck.insert(1);
+    net.clear_sent();
+    // The link comes back; b never answers, so whatever a sends went in this one pass.
+    net.heal(0, 1);
+    let shapes: Vec<usize> = net.deliveries.iter().map(|(_, _, l)| l.len()).collect();
+    assert_eq!(
+        shapes,
+        [3, 3, 2],
+        "three batches at once: the window has room"
+    );
+}
+
+#[test]
+fn a_batch_takes_an_envelope_that_fills_it_to_the_byte() {
+    let mut net = cut_apart(|c| c.batch_envelopes_max = 100);
+    let ids = submit_n(&mut net, 3);
+    net.run_for(5_000);
+    let len = |net: &Net, id: &EnvelopeId| {
+        net.store(0)
+            .get(Tree::Envelopes, id.as_bytes())
+            .unwrap()
+            .unwrap()
+            .len()
+    };
+    // The limit is exactly the first two envelopes: they go together, the third alone.
+    let two = len(&net, &ids[0]) + len(&net, &ids[1]);
+    net.core_mut(0).cfg.batch_bytes_max = two;
+    net.stuck.insert(1);
+    net.clear_sent();
+    net.heal(0, 1);
+    let batches: Vec<Vec<usize>> = net.deliveries.iter().map(|(_, _, l)| l.clone()).collect();
+    assert_eq!(batches.len(), 2, "{batches:?} against a limit of {two}");
+    assert_eq!(batches[0].iter().sum::<usize>(), two);
+}
+
+#[test]
+fn an_answered_request_frees_one_slot_of_the_window_not_all() {
+    let mut net = stuck_peer(|c| c.batch_envelopes_max = 1);
+    submit_n(&mut net, 10);
+    assert_eq!(
+        net.deliveries.len(),
+        4,
+        "the window: four requests in flight"
+    );
+    // One request fails: its slot is free, the other three are still in flight.
+    let (b, first) = (net.id(1), net.delivery_ids[0]);
+    net.clear_sent();
+    net.input(
+        0,
+        Input::SendFailed {
+            id: first,
+            to: b,
+            error: "reset".into(),
+        },
+    );
+    net.run_for(10);
+    assert_eq!(
+        net.deliveries.len(),
+        1,
+        "one more request, into the freed slot"
+    );
+    assert_eq!(net.core(0).in_flight_envelopes(), 4);
+}
+
+#[test]
+fn units_waiting_for_a_busy_peer_keep_their_bytes_in_memory_up_to_the_cap() {
+    let mut net = stuck_peer(|c| c.batch_envelopes_max = 1);
+    // Four in flight; the rest wait for the window with their bytes cached (about 10 KB
+    // each: more than a megabyte in all).
+    submit_n(&mut net, 4);
+    let waiting = 116;
+    let base = fixture_unit("d2_kyo_riyohyo");
+    for i in 0..waiting {
+        let files = rename_stamp(&base, &format!("2025042517{:02}{:02}", i / 60, i % 60));
+        accepted_id(&net.api(
+            0,
+            CM,
+            ApiCommand::Submit {
+                unit: PreparedUnit::new(files),
+                supersedes: None,
+            },
+        ));
+    }
+    let core = net.core(0);
+    assert_eq!(core.send_cache.len(), waiting);
+    let bytes: usize = core.send_cache.values().map(Vec::len).sum();
+    assert!(bytes > 1 << 20, "{bytes} bytes");
+    assert_eq!(core.send_cache_bytes, bytes);
+}
+
+/// Retrieved receipts node `i` owes CM's node for `ids`, made by SVC (homed at `i`)
+/// downloading each unit in one batch.
+fn download_together(net: &mut Net, i: usize, ids: &[EnvelopeId]) {
+    let cmds = ids
+        .iter()
+        .map(|id| ApiCommand::FetchUnit { id: *id })
+        .collect();
+    for r in net.api_together(i, SVC, cmds) {
+        assert!(matches!(r, ApiReply::Files(_)), "{r:?}");
+    }
+}
+
+fn receipt_outbox(net: &mut Net, i: usize) -> usize {
+    match net.operator(i, ApiCommand::Status) {
+        ApiReply::Status(s) => s.receipt_outbox,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn receipts_due_for_one_peer_go_in_one_request() {
+    let mut net = super::two_operators();
+    let ids = submit_n(&mut net, 3);
+    net.run_for(1_000);
+    // a is away while SVC downloads; when it is back (and never answers), what is due
+    // for it goes together.
+    net.partition(0, 1);
+    download_together(&mut net, 1, &ids);
+    net.run_for(1_000);
+    net.stuck.insert(0);
+    net.clear_sent();
+    net.heal(0, 1);
+    assert_eq!(net.receipt_sends, [(1, 0, 3)]);
+}
+
+#[test]
+fn receipts_a_relay_took_are_done_at_their_sender() {
+    // a — relay — b: b's Retrieved for a goes to the relay, which takes it.
+    let mut net = through_a_relay(|_| {});
+    let ids = submit_n(&mut net, 2);
+    net.run_for(1_000);
+    net.clear_sent();
+    download_together(&mut net, 2, &ids);
+    net.run_for(120_000);
+    let from_b: Vec<(usize, usize, usize)> = net
+        .receipt_sends
+        .iter()
+        .filter(|s| s.0 == 2)
+        .copied()
+        .collect();
+    // One request each (the receipt window is one request): each sent once, to the relay.
+    assert_eq!(from_b, [(2, 1, 1), (2, 1, 1)]);
+    assert_eq!(receipt_outbox(&mut net, 2), 0);
+    for id in ids {
+        assert_eq!(sent_status(&mut net, 0, CM, id), "retrieved");
+    }
+}
+
+#[test]
+fn a_receipt_no_peer_took_within_its_window_is_dropped() {
+    let mut net = super::two_operators();
+    let ids = submit_n(&mut net, 1);
+    net.run_for(1_000);
+    net.partition(0, 1);
+    download_together(&mut net, 1, &ids);
+    net.run_for(60_000);
+    assert_eq!(receipt_outbox(&mut net, 1), 1, "waiting for a");
+    // Past the longest any node keeps the envelope's routing (expiry and the relays'
+    // grace), nobody waits for it any more.
+    net.run_for(net.expiry_ms + 24 * 3600 * 1000 + 600_000);
+    assert_eq!(receipt_outbox(&mut net, 1), 0);
+    assert!(
+        net.store(1)
+            .range(Tree::ReceiptOutbox, b"", None, 10)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_relay_hands_a_unit_back_only_when_it_has_no_other_way() {
+    // a — r2 — r1 — r3 — b (roster order r1, r2, r3): r1 gets CM's unit from r2, and its
+    // first choice toward b is r2 again; r3 is another way.
+    let mut net = Net::new(&[
+        ("a", false),
+        ("b", false),
+        ("r1", true),
+        ("r2", true),
+        ("r3", true),
+    ]);
+    for (x, y) in [(0, 3), (3, 2), (2, 4), (4, 1)] {
+        net.connect(x, y);
+    }
+    net.add_office(0, CM, "43");
+    net.add_office(1, SVC, "11");
+    net.run_for(2_000);
+    net.clear_sent();
+    let id = submit_n(&mut net, 1)[0];
+    net.run_for(60_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
+    let hops: Vec<(usize, usize)> = net.deliveries.iter().map(|(f, t, _)| (*f, *t)).collect();
+    assert_eq!(hops, [(0, 3), (3, 2), (2, 4), (4, 1)], "never back to r2");
+}
+
+#[test]
+fn a_relay_keeps_its_next_hop_when_that_is_not_where_the_unit_came_from() {
+    // a — r1 — r2 — b, b with an address in the roster: r1 could dial b, but its next
+    // hop r2 is up, and r2 is not where the unit came from.
+    let mut net = Net::new(&[("a", false), ("b", false), ("r1", true), ("r2", true)]);
+    let mut roster = net.roster.roster().clone();
+    roster.serial += 1;
+    roster.operators[1].addrs = vec!["/ip4/127.0.0.1/tcp/1".into()];
+    net.roster = roster.sign(&net.authority);
+    for i in 0..4 {
+        net.install_roster(i);
+    }
+    for (x, y) in [(0, 2), (2, 3), (3, 1)] {
+        net.connect(x, y);
+    }
+    net.add_office(0, CM, "43");
+    net.add_office(1, SVC, "11");
+    net.run_for(2_000);
+    net.clear_sent();
+    let id = submit_n(&mut net, 1)[0];
+    net.run_for(60_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
+    let hops: Vec<(usize, usize)> = net.deliveries.iter().map(|(f, t, _)| (*f, *t)).collect();
+    assert_eq!(hops, [(0, 2), (2, 3), (3, 1)]);
 }
