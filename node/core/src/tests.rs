@@ -249,6 +249,86 @@ fn a_seal_result_for_another_ticket_or_unit_is_ignored() {
     let _ = (t2, j2);
 }
 
+/// The driver decides where the prepare stage runs (inline or on its pool) by how much
+/// work an input carries: a seal job's file bytes, a response's receipts to verify.
+#[test]
+fn prepare_work_is_sized_by_what_it_carries() {
+    use crate::io::{Auth, Effect, Input};
+    use crate::prepared::PreparedResponse;
+    use renkei_protocol::wire::{HopAck, HopOutcome, Response};
+    let mut net = two_operators();
+    let files = fixture_unit("d1_kyo_plan");
+    let total: usize = files.iter().map(|(_, b)| b.len()).sum();
+    let core = net.core_mut(0);
+    core.handle(
+        0,
+        Input::Api {
+            id: 7,
+            auth: Auth::Office(renkei_protocol::envelope::sha256(CM.as_bytes())),
+            cmd: ApiCommand::Submit {
+                unit: PreparedUnit::new(files),
+                supersedes: None,
+            },
+        },
+    )
+    .unwrap();
+    let job = core
+        .drain_effects()
+        .into_iter()
+        .find_map(|e| match e {
+            Effect::Seal { job, .. } => Some(job),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(job.bytes(), total);
+    let ack = |outcome| HopAck {
+        id: EnvelopeId([1; 16]),
+        outcome,
+    };
+    let acks = Response::HopAcks(vec![
+        ack(HopOutcome::Accepted(vec![1])),
+        ack(HopOutcome::Rejected(vec![2])),
+        ack(HopOutcome::RetryLater("busy".into())),
+    ]);
+    assert_eq!(PreparedResponse::receipts(&acks), 3);
+    assert_eq!(PreparedResponse::receipts(&Response::ReceiptsTaken(5)), 0);
+}
+
+/// A plan unit names each user once, with the newest plan date the user's records carry
+/// (plan families order versions by that date; only 利用票 and 実績 are per month).
+#[test]
+fn a_plan_unit_keys_each_user_once_by_the_newest_plan_date() {
+    let files = fixture_unit("d1_kyo_plan");
+    // The first user's 第1表 record once more, with a later plan date.
+    let files: Vec<(String, Vec<u8>)> = files
+        .into_iter()
+        .map(|(n, b)| {
+            if !n.starts_with("UP1KYO") {
+                return (n, b);
+            }
+            let first = keep_users(&[(n.clone(), b.clone())], &USERS[..1])
+                .remove(0)
+                .1;
+            let mut more = b.clone();
+            more.extend_from_slice(&replace_bytes(&first, b",20250402,", b",20250410,"));
+            (n, more)
+        })
+        .collect();
+    let borrowed: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    let info = crate::unit::check_unit(&borrowed).unwrap();
+    let first: Vec<&str> = info
+        .users
+        .iter()
+        .filter(|u| u.insured == USERS[0])
+        .map(|u| u.subject.as_str())
+        .collect();
+    assert_eq!(first, ["20250410"], "{:?}", info.users);
+    assert_eq!(info.users.len(), 3);
+}
+
 #[test]
 fn direct_delivery_between_two_operators() {
     let mut net = two_operators();
