@@ -1360,3 +1360,82 @@ fn the_destinations_statement_outranks_a_first_hops_refusal() {
     net.inbound_from(0, net.id(1), Request::Receipts(vec![r]));
     assert_eq!(sent_status(&mut net, 0, CM, second), "retrieved");
 }
+
+/// A (CM) — relay C — B (SVC), with `extra` more roster members (nodes 3…) that take no
+/// part; C holds a unit of CM's while its link to B is cut.
+fn held_by_the_relay_among(extra: usize) -> (Net, EnvelopeId) {
+    let names: Vec<String> = (0..extra).map(|i| format!("x{i}")).collect();
+    let mut spec: Vec<(&str, bool)> = vec![("a", false), ("b", false), ("c", true)];
+    spec.extend(names.iter().map(|n| (n.as_str(), false)));
+    let mut net = Net::new(&spec);
+    net.connect(0, 2);
+    net.connect(1, 2);
+    net.add_office(0, CM, "43");
+    net.add_office(1, SVC, "11");
+    net.run_for(60_000);
+    net.partition(1, 2);
+    let id = submit(&mut net, "20250425164608");
+    net.run_for(5_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "relayed");
+    (net, id)
+}
+
+/// Found by cargo-mutants (origin.rs: `store_receipt`'s cap, `on_path`): statements any
+/// member may sign are kept up to `RECEIPTS_OPEN_MAX` per envelope, the destination's
+/// `Delivered` beyond it; a member off the path is not heard at all, even once a relay
+/// on it has spoken.
+#[test]
+fn relay_statements_are_capped_per_envelope_and_the_delivery_is_kept_beyond_the_cap() {
+    let extra = crate::origin::RECEIPTS_OPEN_MAX + 6;
+    let (mut net, id) = held_by_the_relay_among(extra);
+    let digest = envelope(&net, 0, id).digest();
+    // A member the unit never went through: its rejection is not taken.
+    let lie = false_rejection(&net, 3, id, digest);
+    assert_eq!(
+        net.inbound_from(0, net.id(3), Request::Receipts(vec![lie])),
+        Response::ReceiptsTaken(0)
+    );
+    // The relay passes on a hop statement from each of the others.
+    let now = net.now;
+    let statements: Vec<Vec<u8>> = (3..3 + extra)
+        .map(|i| receipt_by(i, id, digest, ReceiptKind::Accepted { hop: 2 }, now))
+        .collect();
+    for chunk in statements.chunks(16) {
+        net.inbound_from(0, net.id(2), Request::Receipts(chunk.to_vec()));
+    }
+    net.heal(1, 2);
+    net.run_for(600_000);
+    assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
+    let kept: Vec<SignedReceipt> = net
+        .memory(0)
+        .pairs(Tree::Receipts)
+        .filter(|(k, _)| k.starts_with(id.as_bytes()))
+        .map(|(_, v)| SignedReceipt::decode(&v).unwrap())
+        .collect();
+    let open = kept
+        .iter()
+        .filter(|r| r.receipt().kind.signer_role() == renkei_protocol::receipt::SignerRole::Any)
+        .count();
+    assert_eq!(
+        open,
+        crate::origin::RECEIPTS_OPEN_MAX,
+        "C's own and 31 of the others'"
+    );
+    assert!(
+        kept.iter()
+            .any(|r| r.receipt().kind == ReceiptKind::Delivered && r.receipt().node == net.id(1))
+    );
+    assert!(kept.iter().all(|r| r.receipt().node != net.id(3)
+        || matches!(r.receipt().kind, ReceiptKind::Accepted { .. })));
+}
+
+/// Found by cargo-mutants (origin.rs: the digest check's `||`): the destination's own
+/// `Delivered` naming another digest than the unit's is not taken.
+#[test]
+fn a_delivery_naming_another_digest_is_ignored() {
+    let (mut net, id) = held_by_the_relay_among(0);
+    let now = net.now;
+    let wrong = receipt_by(1, id, [9; 32], ReceiptKind::Delivered, now);
+    net.inbound_from(0, net.id(2), Request::Receipts(vec![wrong]));
+    assert_eq!(sent_status(&mut net, 0, CM, id), "relayed");
+}
