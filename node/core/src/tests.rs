@@ -180,32 +180,41 @@ fn a_unit_submitted_twice_while_it_is_sealed_is_sent_once() {
     assert_eq!(inbox(&mut net, 1, SVC, false).len(), 2);
 }
 
+/// CM's submission of `files`, handed straight to node 0's core with API call id 7: the
+/// seal job it gives the prepare stage, under its ticket.
+fn seal_job_of(
+    core: &mut super::Core<crate::store::MemoryStore>,
+    files: Vec<(String, Vec<u8>)>,
+) -> (u64, crate::sealing::SealJob) {
+    use crate::io::{Auth, Effect, Input};
+    core.handle(
+        0,
+        Input::Api {
+            id: 7,
+            auth: Auth::Office(renkei_protocol::envelope::sha256(CM.as_bytes())),
+            cmd: ApiCommand::Submit {
+                unit: PreparedUnit::new(files),
+                supersedes: None,
+            },
+        },
+    )
+    .unwrap();
+    core.drain_effects()
+        .into_iter()
+        .find_map(|e| match e {
+            Effect::Seal { ticket, job } => Some((ticket, job)),
+            _ => None,
+        })
+        .unwrap()
+}
+
 #[test]
 fn a_seal_result_for_another_ticket_or_unit_is_ignored() {
-    use crate::io::{Auth, Effect, Input};
+    use crate::io::{Effect, Input};
     let mut net = two_operators();
     let core = net.core_mut(0);
     let submit = |core: &mut super::Core<_>, stamp: &str| {
-        let files = rename_stamp(&fixture_unit("d2_kyo_riyohyo"), stamp);
-        core.handle(
-            0,
-            Input::Api {
-                id: 7,
-                auth: Auth::Office(renkei_protocol::envelope::sha256(CM.as_bytes())),
-                cmd: ApiCommand::Submit {
-                    unit: PreparedUnit::new(files),
-                    supersedes: None,
-                },
-            },
-        )
-        .unwrap();
-        core.drain_effects()
-            .into_iter()
-            .find_map(|e| match e {
-                Effect::Seal { ticket, job } => Some((ticket, job)),
-                _ => None,
-            })
-            .unwrap()
+        seal_job_of(core, rename_stamp(&fixture_unit("d2_kyo_riyohyo"), stamp))
     };
     let (t1, j1) = submit(core, "20250425164608");
     let (t2, j2) = submit(core, "20250425164609");
@@ -253,33 +262,12 @@ fn a_seal_result_for_another_ticket_or_unit_is_ignored() {
 /// work an input carries: a seal job's file bytes, a response's receipts to verify.
 #[test]
 fn prepare_work_is_sized_by_what_it_carries() {
-    use crate::io::{Auth, Effect, Input};
     use crate::prepared::PreparedResponse;
     use renkei_protocol::wire::{HopAck, HopOutcome, Response};
     let mut net = two_operators();
     let files = fixture_unit("d1_kyo_plan");
     let total: usize = files.iter().map(|(_, b)| b.len()).sum();
-    let core = net.core_mut(0);
-    core.handle(
-        0,
-        Input::Api {
-            id: 7,
-            auth: Auth::Office(renkei_protocol::envelope::sha256(CM.as_bytes())),
-            cmd: ApiCommand::Submit {
-                unit: PreparedUnit::new(files),
-                supersedes: None,
-            },
-        },
-    )
-    .unwrap();
-    let job = core
-        .drain_effects()
-        .into_iter()
-        .find_map(|e| match e {
-            Effect::Seal { job, .. } => Some(job),
-            _ => None,
-        })
-        .unwrap();
+    let (_, job) = seal_job_of(net.core_mut(0), files);
     assert_eq!(job.bytes(), total);
     let ack = |outcome| HopAck {
         id: EnvelopeId([1; 16]),

@@ -189,17 +189,7 @@ fn false_rejection(net: &Net, liar: usize, id: EnvelopeId, digest: [u8; 32]) -> 
 /// A reaches B only through the relay C (node 2); a unit of CM's is held by C while
 /// C's link to B is cut.
 fn held_by_the_relay() -> (Net, EnvelopeId) {
-    let mut net = Net::new(&[("a", false), ("b", false), ("c", true)]);
-    net.connect(0, 2);
-    net.connect(1, 2);
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
-    net.run_for(60_000);
-    net.partition(1, 2);
-    let id = submit(&mut net, "20250425164608");
-    net.run_for(5_000);
-    assert_eq!(sent_status(&mut net, 0, CM, id), "relayed");
-    (net, id)
+    held_by_the_relay_among(0)
 }
 
 #[test]

@@ -28,14 +28,19 @@ fn submit_n(net: &mut Net, n: u64) -> Vec<EnvelopeId> {
         .collect()
 }
 
-/// Node 0 homes CM, node 1 SVC; they know each other's bindings and are then cut apart,
-/// so what CM submits waits in node 0's outbox.
-fn cut_apart(tweak: fn(&mut crate::CoreConfig)) -> Net {
+/// Node 0 homes CM, node 1 SVC, linked, each knowing the other's bindings.
+fn linked_pair(tweak: fn(&mut crate::CoreConfig)) -> Net {
     let mut net = Net::new_with(&[("a", false), ("b", false)], tweak);
     net.connect(0, 1);
     net.add_office(0, CM, "43");
     net.add_office(1, SVC, "11");
     net.run_for(100);
+    net
+}
+
+/// [`linked_pair`] cut apart, so what CM submits waits in node 0's outbox.
+fn cut_apart(tweak: fn(&mut crate::CoreConfig)) -> Net {
+    let mut net = linked_pair(tweak);
     net.partition(0, 1);
     net
 }
@@ -125,15 +130,10 @@ fn a_batch_holds_what_fits_its_byte_limit_and_a_big_envelope_goes_alone() {
 
 #[test]
 fn a_busy_peer_gets_its_window_of_batches_and_the_status_counts_them() {
-    let mut net = Net::new_with(&[("a", false), ("b", false)], |c| {
+    let mut net = cut_apart(|c| {
         c.batch_envelopes_max = 100;
         c.batch_bytes_max = 25_000;
     });
-    net.connect(0, 1);
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
-    net.run_for(100);
-    net.partition(0, 1);
     submit_n(&mut net, 14);
     net.run_for(5_000);
     net.stuck.insert(1);
@@ -313,13 +313,9 @@ fn receipts_in_flight_count_in_the_status() {
     assert_eq!(net.core(1).in_flight_receipts(), 1, "one request at a time");
 }
 
-/// Node 0 (CM) and node 1 (SVC), linked; node 1 then takes requests and never answers.
+/// [`linked_pair`] where node 1 then takes requests and never answers.
 fn stuck_peer(tweak: fn(&mut crate::CoreConfig)) -> Net {
-    let mut net = Net::new_with(&[("a", false), ("b", false)], tweak);
-    net.connect(0, 1);
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
-    net.run_for(100);
+    let mut net = linked_pair(tweak);
     net.stuck.insert(1);
     net
 }
