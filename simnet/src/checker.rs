@@ -318,8 +318,9 @@ fn retrieval(sim: &Sim, history: &History, downloaded: &[EnvelopeId]) -> Check {
 }
 
 /// Hijacked: every node's directory homes every office at its own operator (no office
-/// moves in simnet), whatever a lying member claimed. A node that has not learnt an
-/// office's home yet is not flagged: it would ask, not send elsewhere.
+/// moves in simnet), whatever a lying member claimed. A node that has not learnt another
+/// operator's office yet is not flagged: it would ask, not send elsewhere. Its own offices
+/// it must know (else a directory that answers nothing would pass this check).
 fn hijacked(sim: &Sim, workload: &Workload) -> Check {
     let mut c = Check::default();
     for n in 0..sim.len() {
@@ -328,15 +329,17 @@ fn hijacked(sim: &Sim, workload: &Workload) -> Check {
             let Ok(office) = o.number.parse() else {
                 continue;
             };
-            if let Some(held) = core.directory_home(&office)
-                && held != sim.id(o.home)
-            {
-                c.flag(|| {
+            match core.directory_home(&office) {
+                Some(held) if held != sim.id(o.home) => c.flag(|| {
                     format!(
                         "n{n}'s directory homes office {} at operator {held}, not at n{}",
                         o.number, o.home
                     )
-                });
+                }),
+                None if o.home == n => {
+                    c.flag(|| format!("n{n}'s directory does not know its own office {}", o.number))
+                }
+                _ => {}
             }
         }
     }
