@@ -364,7 +364,7 @@ fn a_batch_takes_an_envelope_that_fills_it_to_the_byte() {
 }
 
 #[test]
-fn an_answered_request_frees_one_slot_of_the_window_not_all() {
+fn a_failed_request_frees_one_slot_of_the_window_not_all() {
     let mut net = stuck_peer(|c| c.batch_envelopes_max = 1);
     submit_n(&mut net, 10);
     assert_eq!(
