@@ -32,6 +32,31 @@ pub(super) fn two_operators() -> Net {
     net
 }
 
+/// One node homing both CM and SVC.
+fn one_node() -> Net {
+    let mut net = Net::new(&[("solo", false)]);
+    net.add_office(0, CM, "43");
+    net.add_office(0, SVC, "11");
+    net
+}
+
+/// CM (at node 0) submits `files`; the unit's id.
+fn submit_files(net: &mut Net, files: Vec<(String, Vec<u8>)>) -> EnvelopeId {
+    accepted_id(&net.api(
+        0,
+        CM,
+        ApiCommand::Submit {
+            unit: PreparedUnit::new(files),
+            supersedes: None,
+        },
+    ))
+}
+
+/// CM (at node 0) submits the 利用票 fixture to SVC; the unit's id.
+fn submit_riyohyo(net: &mut Net) -> EnvelopeId {
+    submit_files(net, fixture_unit("d2_kyo_riyohyo"))
+}
+
 fn accepted_id(r: &ApiReply) -> EnvelopeId {
     match r {
         ApiReply::Accepted(v) => v.id.parse().unwrap(),
@@ -68,9 +93,7 @@ fn inbox(
 
 #[test]
 fn local_delivery_fetch_retrieved_and_proof() {
-    let mut net = Net::new(&[("solo", false)]);
-    net.add_office(0, CM, "43");
-    net.add_office(0, SVC, "11");
+    let mut net = one_node();
     let files = fixture_unit("d2_kyo_riyohyo");
     let id = accepted_id(&net.api(
         0,
@@ -383,14 +406,7 @@ fn the_kth_unit_sealed_takes_the_kth_pair_of_the_unit_stream_whatever_the_retrie
     let mut stream = unit_stream(Entropy::from_u64(0));
     let submit = |net: &mut Net, stamp: &str| {
         let files = rename_stamp(&fixture_unit("d2_kyo_riyohyo"), stamp);
-        accepted_id(&net.api(
-            0,
-            CM,
-            ApiCommand::Submit {
-                unit: PreparedUnit::new(files),
-                supersedes: None,
-            },
-        ))
+        submit_files(net, files)
     };
     // Cut off: the first unit is retried with jittered back-off (draws from the core's other
     // stream) before the second is sealed.
@@ -512,14 +528,7 @@ fn a_relay_drops_the_body_once_the_next_hop_holds_it_and_still_routes_receipts()
 #[test]
 fn duplicates_get_the_first_answer_forever() {
     let mut net = two_operators();
-    let id = accepted_id(&net.api(
-        0,
-        CM,
-        ApiCommand::Submit {
-            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
-            supersedes: None,
-        },
-    ));
+    let id = submit_riyohyo(&mut net);
     net.run_for(1_000);
     let env = net
         .memory(0)
@@ -539,14 +548,7 @@ fn rejection_is_definitive_and_repeated_for_duplicates() {
     // B releases the office after A learnt the binding: A still routes there.
     let id = {
         net.partition(0, 1);
-        let id = accepted_id(&net.api(
-            0,
-            CM,
-            ApiCommand::Submit {
-                unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
-                supersedes: None,
-            },
-        ));
+        let id = submit_riyohyo(&mut net);
         net.operator(
             1,
             ApiCommand::RemoveOffice {
@@ -580,16 +582,7 @@ fn rejection_is_definitive_and_repeated_for_duplicates() {
 fn identical_resubmission_returns_the_unit_already_sent() {
     let mut net = two_operators();
     let files = fixture_unit("d2_kyo_riyohyo");
-    let submit = |net: &mut Net, files: Vec<(String, Vec<u8>)>| {
-        accepted_id(&net.api(
-            0,
-            CM,
-            ApiCommand::Submit {
-                unit: PreparedUnit::new(files),
-                supersedes: None,
-            },
-        ))
-    };
+    let submit = |net: &mut Net, files: Vec<(String, Vec<u8>)>| submit_files(net, files);
     net.partition(0, 1);
     let id = submit(&mut net, files.clone());
     // The answer is lost with a crash after the commit; the office sends the same files
@@ -664,14 +657,7 @@ fn resubmission_after_a_rejection_is_a_new_unit() {
     // The office is registered again; the same files go out as a new unit.
     net.add_office(1, SVC, "11");
     net.run_for(1_000);
-    let again = accepted_id(&net.api(
-        0,
-        CM,
-        ApiCommand::Submit {
-            unit: PreparedUnit::new(files),
-            supersedes: None,
-        },
-    ));
+    let again = submit_files(&mut net, files);
     assert_ne!(again, id);
     net.run_for(5_000);
     assert_eq!(sent_status(&mut net, 0, CM, again), "delivered");
@@ -681,14 +667,7 @@ fn resubmission_after_a_rejection_is_a_new_unit() {
 fn cut_off_with_a_unit() -> (Net, EnvelopeId) {
     let mut net = two_operators();
     net.partition(0, 1);
-    let id = accepted_id(&net.api(
-        0,
-        CM,
-        ApiCommand::Submit {
-            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
-            supersedes: None,
-        },
-    ));
+    let id = submit_riyohyo(&mut net);
     (net, id)
 }
 
@@ -717,14 +696,7 @@ fn a_unit_expires_at_a_wake_after_its_time() {
 fn restart_resumes_pending_envelopes() {
     let mut net = two_operators();
     net.partition(0, 1);
-    let id = accepted_id(&net.api(
-        0,
-        CM,
-        ApiCommand::Submit {
-            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
-            supersedes: None,
-        },
-    ));
+    let id = submit_riyohyo(&mut net);
     net.run_for(2_000);
     net.crash(0);
     net.heal(0, 1);
@@ -735,9 +707,7 @@ fn restart_resumes_pending_envelopes() {
 
 #[test]
 fn office_sees_only_its_own_data() {
-    let mut net = Net::new(&[("solo", false)]);
-    net.add_office(0, CM, "43");
-    net.add_office(0, SVC, "11");
+    let mut net = one_node();
     net.add_office(0, "4009242217", "46");
     let files = fixture_unit("d2_kyo_riyohyo");
     // SVC's token cannot send a unit whose names say it comes from CM
@@ -798,28 +768,12 @@ fn office_sees_only_its_own_data() {
 
 #[test]
 fn late_older_unit_never_displaces_newer_one() {
-    let mut net = Net::new(&[("solo", false)]);
-    net.add_office(0, CM, "43");
-    net.add_office(0, SVC, "11");
+    let mut net = one_node();
     let old = fixture_unit("d2_kyo_riyohyo");
     let new = rename_stamp(&old, "20250426090000");
     // the newer unit arrives first, then the older one
-    let id_new = accepted_id(&net.api(
-        0,
-        CM,
-        ApiCommand::Submit {
-            unit: PreparedUnit::new(new),
-            supersedes: None,
-        },
-    ));
-    let id_old = accepted_id(&net.api(
-        0,
-        CM,
-        ApiCommand::Submit {
-            unit: PreparedUnit::new(old),
-            supersedes: None,
-        },
-    ));
+    let id_new = submit_files(&mut net, new);
+    let id_old = submit_files(&mut net, old);
     net.run_for(10);
     let latest = inbox(&mut net, 0, SVC, true);
     assert_eq!(
@@ -841,14 +795,7 @@ const USERS: [&str; 3] = ["3490391694", "6699747534", "1047640335"];
 /// Submits a 利用票 unit from CM to SVC for `users` under `stamp` on a one-node net.
 fn submit_for(net: &mut Net, users: &[&str], stamp: &str) -> EnvelopeId {
     let files = rename_stamp(&keep_users(&fixture_unit("d2_kyo_riyohyo"), users), stamp);
-    let id = accepted_id(&net.api(
-        0,
-        CM,
-        ApiCommand::Submit {
-            unit: PreparedUnit::new(files),
-            supersedes: None,
-        },
-    ));
+    let id = submit_files(net, files);
     net.run_for(10);
     id
 }
@@ -866,9 +813,7 @@ fn replaced_by(net: &mut Net) -> std::collections::BTreeMap<String, Option<Strin
 /// replaced only when every one of its slots has a newer holder — by the last of them.
 #[test]
 fn a_unit_stays_latest_while_it_holds_a_slot() {
-    let mut net = Net::new(&[("solo", false)]);
-    net.add_office(0, CM, "43");
-    net.add_office(0, SVC, "11");
+    let mut net = one_node();
     let all = submit_for(&mut net, &USERS, "20250425164608");
     let first = submit_for(&mut net, &USERS[..1], "20250426090000");
     let by = replaced_by(&mut net);
@@ -886,9 +831,7 @@ fn a_unit_stays_latest_while_it_holds_a_slot() {
 /// slots taken is replaced by the newest of their holders.
 #[test]
 fn a_late_unit_takes_only_free_slots_and_names_the_newest_holder() {
-    let mut net = Net::new(&[("solo", false)]);
-    net.add_office(0, CM, "43");
-    net.add_office(0, SVC, "11");
+    let mut net = one_node();
     let a = submit_for(&mut net, &USERS[..1], "20250426090000");
     let b = submit_for(&mut net, &USERS[1..2], "20250427090000");
     // Older than both, for the first two users: both slots are taken.
@@ -913,9 +856,7 @@ fn a_late_unit_takes_only_free_slots_and_names_the_newest_holder() {
 fn an_inbox_page_scans_a_bounded_number_of_entries_and_says_where_to_go_on() {
     use crate::records::{self, InboxRec, office_id_key, office_time_id_key};
     use renkei_protocol::ids::OfficeNumber;
-    let mut net = Net::new(&[("solo", false)]);
-    net.add_office(0, CM, "43");
-    net.add_office(0, SVC, "11");
+    let mut net = one_node();
     let old = submit_for(&mut net, &USERS, "20250425164608");
     let new = submit_for(&mut net, &USERS, "20250426090000");
     let office: OfficeNumber = SVC.parse().unwrap();
@@ -972,19 +913,10 @@ fn an_inbox_page_scans_a_bounded_number_of_entries_and_says_where_to_go_on() {
 
 #[test]
 fn explicit_supersession_in_order() {
-    let mut net = Net::new(&[("solo", false)]);
-    net.add_office(0, CM, "43");
-    net.add_office(0, SVC, "11");
+    let mut net = one_node();
     let first = fixture_unit("d2_kyo_riyohyo");
     let second = rename_stamp(&first, "20250427090000");
-    let id1 = accepted_id(&net.api(
-        0,
-        CM,
-        ApiCommand::Submit {
-            unit: PreparedUnit::new(first),
-            supersedes: None,
-        },
-    ));
+    let id1 = submit_files(&mut net, first);
     let id2 = accepted_id(&net.api(
         0,
         CM,
@@ -1016,17 +948,8 @@ fn explicit_supersession_in_order() {
 /// of other document slots (another kind of document) replaces it by that rule alone.
 #[test]
 fn explicit_supersession_applies_across_document_slots() {
-    let mut net = Net::new(&[("solo", false)]);
-    net.add_office(0, CM, "43");
-    net.add_office(0, SVC, "11");
-    let id1 = accepted_id(&net.api(
-        0,
-        CM,
-        ApiCommand::Submit {
-            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
-            supersedes: None,
-        },
-    ));
+    let mut net = one_node();
+    let id1 = submit_riyohyo(&mut net);
     let id2 = accepted_id(&net.api(
         0,
         CM,
@@ -1049,17 +972,8 @@ fn explicit_supersession_applies_across_document_slots() {
 
 #[test]
 fn audit_chain_detects_tampering() {
-    let mut net = Net::new(&[("solo", false)]);
-    net.add_office(0, CM, "43");
-    net.add_office(0, SVC, "11");
-    accepted_id(&net.api(
-        0,
-        CM,
-        ApiCommand::Submit {
-            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
-            supersedes: None,
-        },
-    ));
+    let mut net = one_node();
+    submit_riyohyo(&mut net);
     net.run_for(10);
     let n = super::verify_chain(net.store(0)).unwrap();
     assert!(n >= 4, "{n}");
@@ -1239,14 +1153,7 @@ fn sent_list_is_newest_first_and_pages_back_with_before() {
             &fixture_unit("d2_kyo_riyohyo"),
             &format!("2025042516460{i}"),
         );
-        ids.push(accepted_id(&net.api(
-            0,
-            CM,
-            ApiCommand::Submit {
-                unit: PreparedUnit::new(files),
-                supersedes: None,
-            },
-        )));
+        ids.push(submit_files(&mut net, files));
         net.run_for(10);
     }
     let page = |net: &mut Net, before: Option<EnvelopeId>, limit: usize| -> Vec<String> {
@@ -1294,14 +1201,7 @@ fn a_stuck_peer_does_not_hold_up_envelopes_for_others() {
     // Window (4 batches of 1) plus a backlog of 8 for B.
     for i in 0..12u64 {
         let files = rename_stamp(&base, &format!("202504251646{i:02}"));
-        accepted_id(&net.api(
-            0,
-            CM,
-            ApiCommand::Submit {
-                unit: PreparedUnit::new(files),
-                supersedes: None,
-            },
-        ));
+        submit_files(&mut net, files);
     }
     net.run_for(50);
     let to_c: Vec<(String, Vec<u8>)> = rename_stamp(&base, "20250425164659")
@@ -1311,14 +1211,7 @@ fn a_stuck_peer_does_not_hold_up_envelopes_for_others() {
             (n, b)
         })
         .collect();
-    let id = accepted_id(&net.api(
-        0,
-        CM,
-        ApiCommand::Submit {
-            unit: PreparedUnit::new(to_c),
-            supersedes: None,
-        },
-    ));
+    let id = submit_files(&mut net, to_c);
     net.run_for(200);
     assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
 }
@@ -1477,14 +1370,7 @@ fn a_peer_coming_up_makes_only_its_own_queue_due() {
         .into_iter()
         .map(|(n, b)| (n.replace(SVC, "4071480000"), b))
         .collect();
-    let to_c = accepted_id(&net.api(
-        0,
-        CM,
-        ApiCommand::Submit {
-            unit: PreparedUnit::new(to_c_files),
-            supersedes: None,
-        },
-    ));
+    let to_c = submit_files(&mut net, to_c_files);
     // Several failed attempts: both wait on backoff, well after now.
     net.run_for(20_000);
     let due = |net: &Net, id: EnvelopeId| net.core(0).due_of.get(&id).map(|(t, _)| *t);
@@ -1509,21 +1395,12 @@ fn a_peer_coming_up_makes_only_its_own_queue_due() {
 
 #[test]
 fn the_inbox_pages_newest_first_and_never_drops_units() {
-    let mut net = Net::new(&[("solo", false)]);
-    net.add_office(0, CM, "43");
-    net.add_office(0, SVC, "11");
+    let mut net = one_node();
     let base = fixture_unit("d2_kyo_riyohyo");
     let mut sent = Vec::new();
     for i in 0..25u64 {
         let files = rename_stamp(&base, &format!("202504251646{i:02}"));
-        sent.push(accepted_id(&net.api(
-            0,
-            CM,
-            ApiCommand::Submit {
-                unit: PreparedUnit::new(files),
-                supersedes: None,
-            },
-        )));
+        sent.push(submit_files(&mut net, files));
         net.run_for(10);
     }
     let page = |net: &mut Net, latest_only, before, limit| match net.api(
@@ -1601,9 +1478,7 @@ fn the_inbox_pages_newest_first_and_never_drops_units() {
 /// date when its users share one (here: a unit for one user), none when they differ.
 #[test]
 fn a_units_users_and_subject_come_from_its_files() {
-    let mut net = Net::new(&[("solo", false)]);
-    net.add_office(0, CM, "43");
-    net.add_office(0, SVC, "11");
+    let mut net = one_node();
     let one_user = rename_stamp(
         &keep_users(&fixture_unit("d1_kyo_plan"), &USERS[..1]),
         "20250426090000",
@@ -1613,14 +1488,7 @@ fn a_units_users_and_subject_come_from_its_files() {
         fixture_unit("d1_kyo_plan"),
         one_user,
     ] {
-        accepted_id(&net.api(
-            0,
-            CM,
-            ApiCommand::Submit {
-                unit: PreparedUnit::new(files),
-                supersedes: None,
-            },
-        ));
+        submit_files(&mut net, files);
         net.run_for(10);
     }
     let mut shown: Vec<(String, Option<String>, usize)> = inbox(&mut net, 0, SVC, false)
@@ -1649,9 +1517,7 @@ fn a_units_users_and_subject_come_from_its_files() {
 /// month does.
 #[test]
 fn a_months_riyohyo_does_not_replace_another_months() {
-    let mut net = Net::new(&[("solo", false)]);
-    net.add_office(0, CM, "43");
-    net.add_office(0, SVC, "11");
+    let mut net = one_node();
     let may = fixture_unit("d2_kyo_riyohyo");
     // The same unit for June: the month in the names and in the records (MS932 bytes,
     // replaced as bytes; May's dates become June's, all of them valid in June).
@@ -1666,14 +1532,7 @@ fn a_months_riyohyo_does_not_replace_another_months() {
         .collect();
     let may_newer = rename_stamp(&may, "20250521090000");
     for files in [may, june, may_newer] {
-        accepted_id(&net.api(
-            0,
-            CM,
-            ApiCommand::Submit {
-                unit: PreparedUnit::new(files),
-                supersedes: None,
-            },
-        ));
+        submit_files(&mut net, files);
         net.run_for(10);
     }
     let mut latest: Vec<(Option<String>, String)> = inbox(&mut net, 0, SVC, true)
@@ -1695,18 +1554,9 @@ fn a_months_riyohyo_does_not_replace_another_months() {
 #[test]
 fn a_unit_may_supersede_only_one_sent_to_the_same_recipient() {
     const OTHER: &str = "4071480000";
-    let mut net = Net::new(&[("solo", false)]);
-    net.add_office(0, CM, "43");
-    net.add_office(0, SVC, "11");
+    let mut net = one_node();
     net.add_office(0, OTHER, "11");
-    let first = accepted_id(&net.api(
-        0,
-        CM,
-        ApiCommand::Submit {
-            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
-            supersedes: None,
-        },
-    ));
+    let first = submit_riyohyo(&mut net);
     let to_other: Vec<(String, Vec<u8>)> =
         rename_stamp(&fixture_unit("d2_kyo_riyohyo"), "20250426090000")
             .into_iter()
@@ -1727,12 +1577,5 @@ fn a_unit_may_supersede_only_one_sent_to_the_same_recipient() {
     );
     assert!(matches!(r, ApiReply::Invalid(_)), "{r:?}");
     // Without naming it, the same unit goes.
-    accepted_id(&net.api(
-        0,
-        CM,
-        ApiCommand::Submit {
-            unit: PreparedUnit::new(to_other),
-            supersedes: None,
-        },
-    ));
+    submit_files(&mut net, to_other);
 }

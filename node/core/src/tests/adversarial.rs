@@ -1,15 +1,14 @@
 //! Adversarial peers: each attack must be refused with a clear answer and change nothing
 //! that matters (inbox, files, slots, outbox, sent status, routing).
 
-use crate::unit::PreparedUnit;
 use renkei_protocol::envelope::{Envelope, Header};
 use renkei_protocol::ids::EnvelopeId;
 use renkei_protocol::keys::OperatorKeys;
 use renkei_protocol::receipt::{Receipt, ReceiptKind, RejectCode, SignedReceipt};
 use renkei_protocol::wire::{HopOutcome, RefusalCode, Request, Response};
 
-use super::net::{Net, fixture_unit};
-use super::{CM, SVC, accepted_id, inbox, sent_status, two_operators};
+use super::net::{Net, Tamper};
+use super::{CM, SVC, inbox, sent_status, submit_riyohyo, two_operators};
 use crate::io::{ApiCommand, ApiReply};
 use crate::store::{MemoryStore, Tree};
 
@@ -40,14 +39,7 @@ pub(super) fn delivery_state(m: &MemoryStore) -> Vec<Vec<Vec<u8>>> {
 fn pending_unit() -> (Net, EnvelopeId, Vec<u8>) {
     let mut net = two_operators();
     net.partition(0, 1);
-    let id = accepted_id(&net.api(
-        0,
-        CM,
-        ApiCommand::Submit {
-            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
-            supersedes: None,
-        },
-    ));
+    let id = submit_riyohyo(&mut net);
     let env = net
         .memory(0)
         .get_raw(Tree::Envelopes, id.as_bytes())
@@ -155,31 +147,12 @@ fn hop_ack_with_receipt_signed_by_wrong_node_does_not_settle() {
     net.add_office(1, SVC, "11");
     net.run_for(100);
     net.partition(0, 1);
-    let id = accepted_id(&net.api(
-        0,
-        CM,
-        ApiCommand::Submit {
-            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
-            supersedes: None,
-        },
-    ));
+    let id = submit_riyohyo(&mut net);
     // B's answers reach A with every receipt re-signed by C, a roster operator that never
     // saw the envelope (same envelope id, digest and kind: only the signer is wrong).
     let c = keys_of(2);
-    net.tamper = Some(Box::new(move |i, resp| {
-        if i != 1 {
-            return;
-        }
-        if let Response::HopAcks(acks) = resp {
-            for a in acks {
-                if let HopOutcome::Accepted(r) | HopOutcome::Rejected(r) = &mut a.outcome {
-                    let mut rc = SignedReceipt::decode(r).unwrap().receipt().clone();
-                    rc.node = c.id();
-                    *r = rc.sign(&c.identity).encode();
-                }
-            }
-        }
-    }));
+    let by = c.id();
+    net.tamper = Some(resign_hop_acks(c, move |rc| rc.node = by));
     net.heal(0, 1);
     net.run_for(3_000);
     assert_eq!(sent_status(&mut net, 0, CM, id), "accepted");
@@ -212,14 +185,7 @@ fn forwarded_delivered_receipt_from_non_destination_is_ignored() {
     net.add_office(1, SVC, "11");
     net.run_for(100);
     net.partition(0, 1);
-    let id = accepted_id(&net.api(
-        0,
-        CM,
-        ApiCommand::Submit {
-            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
-            supersedes: None,
-        },
-    ));
+    let id = submit_riyohyo(&mut net);
     let env = Envelope::decode(
         &net.memory(0)
             .get_raw(Tree::Envelopes, id.as_bytes())
@@ -272,14 +238,7 @@ fn binding_hijack_earlier_binding_holds() {
         panic!()
     };
     assert_eq!(d.operator, Some(net.id(1).to_string()), "routing changed");
-    let id = accepted_id(&net.api(
-        0,
-        CM,
-        ApiCommand::Submit {
-            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
-            supersedes: None,
-        },
-    ));
+    let id = submit_riyohyo(&mut net);
     net.run_for(5_000);
     assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
     assert_eq!(inbox(&mut net, 1, SVC, false).len(), 1);
@@ -523,14 +482,7 @@ fn a_relay_refuses_destinations_outside_its_roster() {
     net.add_office(2, SVC, "11");
     net.run_for(1_000);
     net.partition(0, 1);
-    let id = accepted_id(&net.api(
-        0,
-        CM,
-        ApiCommand::Submit {
-            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
-            supersedes: None,
-        },
-    ));
+    let id = submit_riyohyo(&mut net);
     let env = net
         .memory(0)
         .get_raw(Tree::Envelopes, id.as_bytes())
@@ -602,30 +554,9 @@ fn a_prepared_delivery_is_decided_like_a_raw_one() {
 fn hop_acks_naming_another_digest_or_a_bad_signature_do_not_settle() {
     let mut net = two_operators();
     net.partition(0, 1);
-    let id = accepted_id(&net.api(
-        0,
-        CM,
-        ApiCommand::Submit {
-            unit: PreparedUnit::new(fixture_unit("d2_kyo_riyohyo")),
-            supersedes: None,
-        },
-    ));
-    let b = keys_of(1);
+    let id = submit_riyohyo(&mut net);
     // First B's receipts name another digest (re-signed by B itself)…
-    net.tamper = Some(Box::new(move |i, resp| {
-        if i != 1 {
-            return;
-        }
-        if let Response::HopAcks(acks) = resp {
-            for a in acks {
-                if let HopOutcome::Accepted(r) | HopOutcome::Rejected(r) = &mut a.outcome {
-                    let mut rc = SignedReceipt::decode(r).unwrap().receipt().clone();
-                    rc.digest[0] ^= 1;
-                    *r = rc.sign(&b.identity).encode();
-                }
-            }
-        }
-    }));
+    net.tamper = Some(resign_hop_acks(keys_of(1), |rc| rc.digest[0] ^= 1));
     net.heal(0, 1);
     net.run_for(3_000);
     assert_eq!(sent_status(&mut net, 0, CM, id), "accepted");
@@ -659,4 +590,23 @@ fn hop_acks_naming_another_digest_or_a_bad_signature_do_not_settle() {
     net.tamper = None;
     net.run_for(10 * 60_000);
     assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
+}
+
+/// Rewrites the receipts in node 1's hop acknowledgements with `change` and signs them
+/// again with `signer`'s keys.
+fn resign_hop_acks(signer: OperatorKeys, change: impl Fn(&mut Receipt) + 'static) -> Tamper {
+    Box::new(move |i, resp| {
+        if i != 1 {
+            return;
+        }
+        if let Response::HopAcks(acks) = resp {
+            for a in acks {
+                if let HopOutcome::Accepted(r) | HopOutcome::Rejected(r) = &mut a.outcome {
+                    let mut rc = SignedReceipt::decode(r).unwrap().receipt().clone();
+                    change(&mut rc);
+                    *r = rc.sign(&signer.identity).encode();
+                }
+            }
+        }
+    })
 }

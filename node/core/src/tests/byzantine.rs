@@ -280,11 +280,9 @@ fn receipt_stuffing_keeps_one_per_signer_and_kind_and_cannot_push_out_the_delive
     net.heal(1, 2);
     net.run_for(600_000);
     assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
-    let kept: Vec<SignedReceipt> = net
-        .memory(0)
-        .pairs(Tree::Receipts)
-        .filter(|(k, _)| k.starts_with(id.as_bytes()))
-        .map(|(_, v)| SignedReceipt::decode(&v).unwrap())
+    let kept: Vec<SignedReceipt> = kept_receipts(&net, id)
+        .iter()
+        .map(|v| SignedReceipt::decode(v).unwrap())
         .collect();
     // Origin's Accepted{0}, B's Delivered, and of C's 601 statements (its genuine hop
     // acknowledgement and the 600 stuffed) one Accepted and one Rejected.
@@ -907,12 +905,7 @@ fn the_delivery_counters_count_each_event_once() {
     assert_eq!(c(&net, 1).rejected, 3);
     assert_eq!(c(&net, 1).duplicates, 1);
     // The origin's receipts handed to it again: each answered as taken, none counted twice.
-    let receipts: Vec<Vec<u8>> = net
-        .memory(0)
-        .pairs(Tree::Receipts)
-        .filter(|(k, _)| k.starts_with(id.as_bytes()))
-        .map(|(_, v)| v.to_vec())
-        .collect();
+    let receipts = kept_receipts(&net, id);
     assert!(receipts.len() >= 2);
     let before = c(&net, 0).receipts_in;
     let n = receipts.len() as u64;
@@ -1396,11 +1389,9 @@ fn relay_statements_are_capped_per_envelope_and_the_delivery_is_kept_beyond_the_
     net.heal(1, 2);
     net.run_for(600_000);
     assert_eq!(sent_status(&mut net, 0, CM, id), "delivered");
-    let kept: Vec<SignedReceipt> = net
-        .memory(0)
-        .pairs(Tree::Receipts)
-        .filter(|(k, _)| k.starts_with(id.as_bytes()))
-        .map(|(_, v)| SignedReceipt::decode(&v).unwrap())
+    let kept: Vec<SignedReceipt> = kept_receipts(&net, id)
+        .iter()
+        .map(|v| SignedReceipt::decode(v).unwrap())
         .collect();
     let open = kept
         .iter()
@@ -1428,4 +1419,13 @@ fn a_delivery_naming_another_digest_is_ignored() {
     let wrong = receipt_by(1, id, [9; 32], ReceiptKind::Delivered, now);
     net.inbound_from(0, net.id(2), Request::Receipts(vec![wrong]));
     assert_eq!(sent_status(&mut net, 0, CM, id), "relayed");
+}
+
+/// The receipts node 0 keeps for envelope `id`, as stored.
+fn kept_receipts(net: &Net, id: EnvelopeId) -> Vec<Vec<u8>> {
+    net.memory(0)
+        .pairs(Tree::Receipts)
+        .filter(|(k, _)| k.starts_with(id.as_bytes()))
+        .map(|(_, v)| v.to_vec())
+        .collect()
 }

@@ -79,13 +79,20 @@ fn through_a_relay(tweak: fn(&mut crate::CoreConfig)) -> Net {
     net
 }
 
-#[test]
-fn a_pass_fills_batches_up_to_their_envelope_limit() {
+/// [`cut_apart`] with batches of at most three envelopes (of any size), and eight units
+/// of CM's waiting in node 0's outbox.
+fn eight_waiting_in_batches_of_three() -> Net {
     let mut net = cut_apart(|c| {
         c.batch_envelopes_max = 3;
         c.batch_bytes_max = 1 << 30;
     });
     submit_n(&mut net, 8);
+    net
+}
+
+#[test]
+fn a_pass_fills_batches_up_to_their_envelope_limit() {
+    let mut net = eight_waiting_in_batches_of_three();
     let shapes: Vec<usize> = batches_after_reconnect(&mut net)
         .iter()
         .map(Vec::len)
@@ -322,11 +329,7 @@ fn stuck_peer(tweak: fn(&mut crate::CoreConfig)) -> Net {
 
 #[test]
 fn one_pass_fills_the_window_with_batches_full_by_count() {
-    let mut net = cut_apart(|c| {
-        c.batch_envelopes_max = 3;
-        c.batch_bytes_max = 1 << 30;
-    });
-    submit_n(&mut net, 8);
+    let mut net = eight_waiting_in_batches_of_three();
     net.run_for(5_000);
     net.stuck.insert(1);
     net.clear_sent();
