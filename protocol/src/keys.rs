@@ -164,7 +164,8 @@ impl SignatureCheck for KnownKeys {
 #[derive(Clone)]
 pub struct SealKeyPair {
     seed: [u8; 32],
-    secret: <SealKem as hpke::Kem>::PrivateKey,
+    /// The X25519 secret (RFC 7748's scalar before clamping).
+    secret: [u8; 32],
     public: EncPublicKey,
 }
 
@@ -174,9 +175,11 @@ impl SealKeyPair {
         let (secret, public) = SealKem::derive_keypair(&seed);
         let mut pk = [0u8; 32];
         pk.copy_from_slice(&public.to_bytes());
+        let mut sk = [0u8; 32];
+        sk.copy_from_slice(&secret.to_bytes());
         SealKeyPair {
             seed,
-            secret,
+            secret: sk,
             public: pk,
         }
     }
@@ -191,7 +194,7 @@ impl SealKeyPair {
         self.public
     }
 
-    pub(crate) fn secret(&self) -> &<SealKem as hpke::Kem>::PrivateKey {
+    pub(crate) fn secret(&self) -> &[u8; 32] {
         &self.secret
     }
 }

@@ -7,10 +7,8 @@
 //! 32 bytes the caller hands in (the core draws them from its seeded source; production
 //! seeds that from the OS).
 
-use hpke::{Deserializable, OpModeR};
-
 use crate::error::SealError;
-use crate::keys::{EncPublicKey, SealKem, SealKeyPair};
+use crate::keys::{EncPublicKey, SealKeyPair};
 
 /// HPKE `info` string for Renkei payloads.
 pub const SEAL_INFO: &[u8] = b"renkei/seal/v1";
@@ -19,12 +17,11 @@ pub const ENC_LEN: usize = 32;
 /// Length of the AEAD tag.
 pub const TAG_LEN: usize = 16;
 
+mod receiver;
+mod schedule;
 mod sender;
 
 pub use sender::SealTables;
-
-type Aead = hpke::aead::ChaCha20Poly1305;
-type Kdf = hpke::kdf::HkdfSha256;
 
 /// Seals `plaintext` to `recipient` with `aad` as associated data.
 pub fn seal(
@@ -66,13 +63,7 @@ fn open_with_info(
     aad: &[u8],
     sealed: &[u8],
 ) -> Result<Vec<u8>, SealError> {
-    if sealed.len() < ENC_LEN + TAG_LEN {
-        return Err(SealError::Short(sealed.len()));
-    }
-    let (enc, ct) = sealed.split_at(ENC_LEN);
-    let enc = <SealKem as hpke::Kem>::EncappedKey::from_bytes(enc).map_err(|_| SealError::Open)?;
-    hpke::single_shot_open::<Aead, Kdf, SealKem>(&OpModeR::Base, keys.secret(), &enc, info, ct, aad)
-        .map_err(|_| SealError::Open)
+    receiver::open(keys, info, aad, sealed)
 }
 
 #[cfg(test)]

@@ -32,18 +32,14 @@ use zeroize::Zeroize;
 use crate::error::SealError;
 use crate::keys::EncPublicKey;
 
+use super::schedule::{self, KEM_SUITE, labeled_expand, labeled_extract};
+
 /// Seals to a recipient use its table from this many seals through one [`SealTables`]:
 /// building one costs ≈ 1 ms, what ≈ 28 seals by table save over the ladder.
 pub(crate) const TABLE_AFTER: u32 = 48;
 /// Recipients whose seal counts or tables one [`SealTables`] keeps (then the oldest is
 /// forgotten); a table is ≈ 30 KB.
 const RECIPIENTS_MAX: usize = 64;
-
-const VERSION: &[u8] = b"HPKE-v1";
-/// "KEM" ‖ I2OSP(0x0020, 2): DHKEM(X25519, HKDF-SHA256).
-const KEM_SUITE: &[u8] = b"KEM\x00\x20";
-/// "HPKE" ‖ kem 0x0020 ‖ kdf 0x0001 ‖ aead 0x0003.
-const HPKE_SUITE: &[u8] = b"HPKE\x00\x20\x00\x01\x00\x03";
 
 /// `enc ‖ ciphertext ‖ tag` of `plaintext` sealed to `recipient` with `info` and `aad`, the
 /// ephemeral key derived from 32 bytes of a ChaCha20 RNG seeded with `ephemeral_seed`.
@@ -83,25 +79,9 @@ pub(crate) fn seal_ikm(
             "the recipient key gives an all-zero shared secret (a small-order point)".into(),
         ));
     }
-    let mut kem_context = [0u8; 64];
-    kem_context[..32].copy_from_slice(&enc);
-    kem_context[32..].copy_from_slice(recipient);
-    let mut eae_prk = labeled_extract(&[], KEM_SUITE, b"eae_prk", &dh);
+    let keys = schedule::key_and_nonce(&dh, &enc, recipient, info);
     dh.zeroize();
-    let mut shared: [u8; 32] = labeled_expand(&eae_prk, KEM_SUITE, b"shared_secret", &kem_context)?;
-    eae_prk.zeroize();
-
-    // KeySchedule (§5.1), base mode: no PSK.
-    let psk_id_hash = labeled_extract(&[], HPKE_SUITE, b"psk_id_hash", &[]);
-    let info_hash = labeled_extract(&[], HPKE_SUITE, b"info_hash", info);
-    let mut context = [0u8; 65];
-    context[1..33].copy_from_slice(&psk_id_hash);
-    context[33..].copy_from_slice(&info_hash);
-    let mut secret = labeled_extract(&shared, HPKE_SUITE, b"secret", &[]);
-    shared.zeroize();
-    let mut key: [u8; 32] = labeled_expand(&secret, HPKE_SUITE, b"key", &context)?;
-    let nonce: [u8; 12] = labeled_expand(&secret, HPKE_SUITE, b"base_nonce", &context)?;
-    secret.zeroize();
+    let (mut key, nonce) = keys?;
 
     // Seal with sequence number 0: the base nonce itself.
     let mut out = Vec::with_capacity(enc.len() + plaintext.len() + 16);
@@ -220,37 +200,6 @@ fn table_for(public: &[u8; 32]) -> Option<Arc<EdwardsBasepointTable>> {
         return None;
     }
     Some(Arc::new(EdwardsBasepointTable::create(&point)))
-}
-
-/// HKDF-SHA256 from the `hkdf` crate (RustCrypto), on the SHA-256 of `sha2` 0.11 that
-/// `hkdf`/`hmac` 0.13 take (the `hpke` crate uses the same pair).
-type Kdf = hkdf::Hkdf<sha2_11::Sha256>;
-
-/// LabeledExtract(salt, label, ikm) = HKDF-Extract(salt, "HPKE-v1" ‖ suite ‖ label ‖ ikm).
-fn labeled_extract(salt: &[u8], suite: &[u8], label: &[u8], ikm: &[u8]) -> [u8; 32] {
-    let mut extract = hkdf::HkdfExtract::<sha2_11::Sha256>::new(Some(salt));
-    for part in [VERSION, suite, label, ikm] {
-        extract.input_ikm(part);
-    }
-    extract.finalize().0.into()
-}
-
-/// LabeledExpand(prk, label, info, N) = HKDF-Expand(prk, I2OSP(N, 2) ‖ "HPKE-v1" ‖ suite ‖
-/// label ‖ info, N), for N ≤ 32.
-fn labeled_expand<const N: usize>(
-    prk: &[u8; 32],
-    suite: &[u8],
-    label: &[u8],
-    info: &[u8],
-) -> Result<[u8; N], SealError> {
-    const { assert!(N <= 32) };
-    let len = (N as u16).to_be_bytes();
-    let mut out = [0u8; N];
-    Kdf::from_prk(prk)
-        .map_err(|e| SealError::Seal(format!("HKDF: {e}")))?
-        .expand_multi_info(&[&len, VERSION, suite, label, info], &mut out)
-        .map_err(|e| SealError::Seal(format!("HKDF: {e}")))?;
-    Ok(out)
 }
 
 #[cfg(test)]
