@@ -33,9 +33,28 @@ const PAGE: &str = include_str!("api/page.html");
 /// The OpenAPI document.
 const OPENAPI: &str = include_str!("api/openapi.json");
 
-/// Shared state of the HTTP handlers.
+/// Shared state of the HTTP handlers: one allocation, so that the handlers' and
+/// middlewares' copies (axum clones the state for each of them, on every request) cost one
+/// reference count, not one per field (they were ≈ 1.5 % of a busy origin's CPU).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(std::sync::Arc<Shared>);
+
+impl AppState {
+    /// The state the handlers share.
+    pub fn new(shared: Shared) -> AppState {
+        AppState(std::sync::Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     /// The core task.
     pub core: CoreHandle,
     /// SHA-256 of the admin token.

@@ -1144,7 +1144,7 @@ pub async fn start(dir: &Path) -> Result<RunningNode, RuntimeError> {
     let http = listener
         .local_addr()
         .map_err(|e| RuntimeError::Io(e.to_string()))?;
-    let state = crate::api::AppState {
+    let state = crate::api::AppState::new(crate::api::Shared {
         core: handle,
         admin_hash,
         upload_bytes_max: cfg.limits.upload_bytes_max,
@@ -1158,7 +1158,7 @@ pub async fn start(dir: &Path) -> Result<RunningNode, RuntimeError> {
         requests: Arc::default(),
         session_cookie_secure: cfg.session_cookie_secure,
         failed_auth_max: cfg.limits.failed_auth_max as usize,
-    };
+    });
     let (stop_http, stop_rx) = oneshot::channel::<()>();
     let (stop_admin, stop_admin_rx) = oneshot::channel::<()>();
     let admin_task = tokio::spawn(crate::api::serve_admin(

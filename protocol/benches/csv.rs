@@ -7,7 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use renkei_protocol::csv::check_file;
+use renkei_protocol::csv::{Scratch, check_file, check_send_unit_in};
 use renkei_protocol::ids::mod10_check_digit;
 
 const NAME: &str = "UPPLAN_202505_4074478647_43_4071481594_11_20250425164608.CSV";
@@ -66,6 +66,27 @@ fn bench(c: &mut Criterion) {
     g.sample_size(20);
     g.bench_function("check_file_upplan_ms932", |b| {
         b.iter(|| check_file(black_box(NAME), black_box(&bytes)))
+    });
+    g.finish();
+
+    // A unit the size `renkei bench relay` sends (about 4 KiB): the first records of the
+    // same file, checked as a send unit with a reused scratch, as the prepare stage does.
+    let mut end = 0;
+    while end < 4096 {
+        end += bytes[end..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .expect("a whole line")
+            + 1;
+    }
+    let small = &bytes[..end];
+    let mut scratch = Scratch::default();
+    let r = check_send_unit_in(&mut scratch, &[(NAME, small)]);
+    assert!(!r.has_errors(), "the 4 KiB unit must be valid");
+    let mut g = c.benchmark_group("csv");
+    g.throughput(Throughput::Bytes(small.len() as u64));
+    g.bench_function("check_send_unit_upplan_4k", |b| {
+        b.iter(|| check_send_unit_in(&mut scratch, black_box(&[(NAME, small)])))
     });
     g.finish();
 }
