@@ -76,6 +76,8 @@ pub const RETRY_DELAY_MS_MAX: u64 = 5 * 60 * 1000;
 pub const MAX_SKEW_MS_DEFAULT: u64 = 10 * 60 * 1000;
 /// Default expiry window: 7 days.
 pub const EXPIRY_MS_DEFAULT: u64 = 7 * 24 * 3600 * 1000;
+/// Sequence numbers reserved in the store at a time ([`Core::next_seq`]).
+const SEQ_RESERVE: u64 = 4096;
 
 /// Core settings (the node config's delivery section).
 #[derive(Debug, Clone)]
@@ -248,7 +250,11 @@ pub struct Core<S: Store> {
     /// [`Tree::Pending`]: crate::store::Tree::Pending
     pending_first: Option<Option<u64>>,
     audit_head: (u64, [u8; 32]),
+    /// The last sequence number drawn ([`Self::next_seq`]).
     seq: u64,
+    /// The highest sequence number the store has reserved: every number drawn is at most
+    /// this, also after a restart.
+    seq_reserved: u64,
     counters: Counters,
     /// Submissions decided and out for sealing, by ticket (see [`sealing`]).
     sealing: BTreeMap<u64, origin::PendingSeal>,
@@ -311,6 +317,7 @@ impl<S: Store> Core<S> {
             pending_first: None,
             audit_head: (0, [0; 32]),
             seq: 0,
+            seq_reserved: 0,
             counters: Counters::default(),
             sealing: BTreeMap::new(),
             sealing_keys: BTreeMap::new(),
@@ -321,6 +328,7 @@ impl<S: Store> Core<S> {
         core.load_schedules()?;
         core.audit_head = audit::load_head(&mut core.store)?;
         core.seq = core.load_seq()?;
+        core.seq_reserved = core.seq;
         core.rebind_after_rotation()?;
         core.index_inbox()?;
         core.announce_roster();
@@ -436,13 +444,26 @@ impl<S: Store> Core<S> {
         self.schedule.len()
     }
 
+    /// A sequence number greater than every one drawn before (receipt keys within an
+    /// envelope, the receipt outbox's order). The store keeps a reservation, not the last
+    /// number: it is written once per [`SEQ_RESERVE`] numbers, so a group does not write
+    /// the meta tree for each receipt (on the local store that was a write to sled's own log
+    /// per commit group, ≈ 5 % of a busy node's CPU). After a restart, numbers continue past
+    /// the reservation: gaps, never a number twice.
     fn next_seq(&mut self) -> Result<u64, StoreError> {
         self.seq += 1;
-        self.store
-            .put(crate::store::Tree::Meta, b"seq", &self.seq.to_be_bytes())?;
+        if self.seq > self.seq_reserved {
+            self.seq_reserved = self.seq + SEQ_RESERVE - 1;
+            self.store.put(
+                crate::store::Tree::Meta,
+                b"seq",
+                &self.seq_reserved.to_be_bytes(),
+            )?;
+        }
         Ok(self.seq)
     }
 
+    /// The reservation of sequence numbers in the store (0 in a new store).
     fn load_seq(&self) -> Result<u64, StoreError> {
         Ok(self
             .store

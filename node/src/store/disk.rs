@@ -74,12 +74,27 @@ pub struct DiskStore {
     /// [`Store::commit_finish`], so nothing of it reaches a file an index keeps before the
     /// log holds it durably.
     staged: Option<Staged>,
+    /// Groups and log bytes applied since sled last took a batch (and with it the applied
+    /// marker): see [`MARKER_GROUPS`].
+    unmarked: (u64, u64),
 }
+
+/// A group with no operation on a sled tree gives sled no batch — before, every group
+/// wrote sled's applied marker, and sled writes each batch to its own log: a disk write
+/// per commit group, about 5 % of a busy node's CPU — until this many groups or
+/// [`MARKER_BYTES`] of log have gone by without one. The marker then lags: opening replays
+/// the groups after it into sled, whose own operations they do not have, so no more than
+/// this is read again.
+const MARKER_GROUPS: u64 = 1024;
+/// See [`MARKER_GROUPS`].
+const MARKER_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A written, not yet durable group.
 struct Staged {
     seq: u64,
     end: Pos,
+    /// Bytes the group took in the log.
+    bytes: u64,
     /// Prefixed key → stored (tagged) index value, or a tombstone.
     ops: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
@@ -182,12 +197,14 @@ fn push_len(out: &mut Vec<u8>, n: usize) {
 }
 
 /// Splits a group's operations into a sled batch (carrying the applied marker) and the
-/// operations for the runs.
-fn split(ops: Vec<Entry>, seq: u64, end: Pos) -> (sled::Batch, Vec<Entry>) {
+/// operations for the runs; the count is of the batch's operations on sled's trees.
+fn split(ops: Vec<Entry>, seq: u64, end: Pos) -> (sled::Batch, usize, Vec<Entry>) {
     let mut batch = sled::Batch::default();
     let mut rest = Vec::with_capacity(ops.len());
+    let mut in_sled = 0;
     for (k, v) in ops {
         if key_in_sled(&k) {
+            in_sled += 1;
             match v {
                 Some(v) => batch.insert(k, v),
                 None => batch.remove(k),
@@ -197,7 +214,7 @@ fn split(ops: Vec<Entry>, seq: u64, end: Pos) -> (sled::Batch, Vec<Entry>) {
         }
     }
     batch.insert(APPLIED_KEY, applied_value(seq, end));
-    (batch, rest)
+    (batch, in_sled, rest)
 }
 
 /// How long [`open_sled`] waits for the directory's lock: a store of this process that was
@@ -311,7 +328,7 @@ impl DiskStore {
             if gseq <= sled_seq && gseq <= runs_seq {
                 return Ok(());
             }
-            let (batch, rest) = split(ops, gseq, end);
+            let (batch, _, rest) = split(ops, gseq, end);
             if gseq > sled_seq {
                 db.apply_batch(batch).map_err(backend)?;
                 sled_replayed = true;
@@ -338,6 +355,7 @@ impl DiskStore {
             end,
             overlay: BTreeMap::new(),
             staged: None,
+            unmarked: (0, 0),
         })
     }
 
@@ -542,17 +560,35 @@ impl Store for DiskStore {
         // the durability point is the flush, before `commit_finish`.
         self.seq = seq;
         self.end = end;
-        self.staged = Some(Staged { seq, end, ops });
+        let bytes = buf.len() as u64;
+        self.staged = Some(Staged {
+            seq,
+            end,
+            bytes,
+            ops,
+        });
         Ok(Some(Box::new(sync)))
     }
 
     fn commit_finish(&mut self) -> Result<(), StoreError> {
-        let Some(Staged { seq, end, ops }) = self.staged.take() else {
+        let Some(Staged {
+            seq,
+            end,
+            bytes,
+            ops,
+        }) = self.staged.take()
+        else {
             return Ok(());
         };
         // Durable now: the indexes take the group.
-        let (batch, rest) = split(ops.into_iter().collect(), seq, end);
-        self.db.apply_batch(batch).map_err(backend)?;
+        let (batch, in_sled, rest) = split(ops.into_iter().collect(), seq, end);
+        let (groups, since) = (self.unmarked.0 + 1, self.unmarked.1 + bytes);
+        if in_sled > 0 || groups >= MARKER_GROUPS || since >= MARKER_BYTES {
+            self.db.apply_batch(batch).map_err(backend)?;
+            self.unmarked = (0, 0);
+        } else {
+            self.unmarked = (groups, since);
+        }
         self.runs.apply(rest, seq, end)
     }
 }
@@ -598,6 +634,11 @@ impl DiskStore {
             }
             self.commit()?;
             self.runs.persist(self.seq, self.end)?;
+            // Every group is applied: sled's marker may say so (it lags otherwise).
+            self.db
+                .insert(APPLIED_KEY, applied_value(self.seq, self.end))
+                .map_err(backend)?;
+            self.unmarked = (0, 0);
             self.db.flush().map_err(backend)?;
             let sled_pos = self
                 .db
@@ -742,6 +783,65 @@ mod tests {
         assert_eq!(s.get(Tree::Envelopes, b"e2").unwrap().unwrap(), big);
         assert_eq!(s.get(Tree::Offices, b"o1").unwrap(), None);
         assert_eq!(s.seq, 2);
+        drop(s);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// A group that writes no sled tree gives sled nothing to do: its applied marker stays
+    /// at the last group that did, until `MARKER_GROUPS` such groups have gone by. A store
+    /// whose marker lags opens whole (the groups after the marker are read again).
+    #[test]
+    fn groups_without_sled_operations_leave_sled_alone_and_reopen_whole() {
+        let d = tmp("marker");
+        let marker = |s: &DiskStore| {
+            parse_applied(&s.db.get(APPLIED_KEY).unwrap().unwrap())
+                .unwrap()
+                .0
+        };
+        let mut seq = 0u64;
+        {
+            let mut s = DiskStore::open(&d, 8 << 20).unwrap();
+            let mut commit = |s: &mut DiskStore, sled_too: bool| {
+                seq += 1;
+                s.put(Tree::Envelopes, &seq.to_be_bytes(), &[seq as u8; 300])
+                    .unwrap();
+                if sled_too {
+                    s.put(Tree::Offices, &seq.to_be_bytes(), b"office").unwrap();
+                }
+                s.commit().unwrap();
+                seq
+            };
+            let first = commit(&mut s, true);
+            assert_eq!(marker(&s), first);
+            for _ in 0..10 {
+                commit(&mut s, false);
+            }
+            assert_eq!(marker(&s), first, "ten groups without sled operations");
+            let second = commit(&mut s, true);
+            assert_eq!(marker(&s), second);
+            for _ in 0..MARKER_GROUPS - 1 {
+                commit(&mut s, false);
+            }
+            assert_eq!(marker(&s), second);
+            let forced = commit(&mut s, false);
+            assert_eq!(marker(&s), forced, "the marker after MARKER_GROUPS groups");
+            for _ in 0..5 {
+                commit(&mut s, false);
+            }
+            assert_eq!(marker(&s), forced);
+            s.db.flush().unwrap();
+        }
+        let s = DiskStore::open(&d, 8 << 20).unwrap();
+        assert_eq!(s.seq, seq);
+        for i in 1..=seq {
+            assert_eq!(
+                s.get(Tree::Envelopes, &i.to_be_bytes()).unwrap(),
+                Some(vec![i as u8; 300]),
+                "envelope {i}"
+            );
+        }
+        let offices: Vec<_> = s.range(Tree::Offices, b"", None, 10).unwrap();
+        assert_eq!(offices.len(), 2);
         drop(s);
         let _ = std::fs::remove_dir_all(&d);
     }
