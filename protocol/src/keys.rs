@@ -199,6 +199,16 @@ impl SealKeyPair {
     }
 }
 
+impl Drop for SealKeyPair {
+    /// The seed and the secret are wiped when the pair goes (the `hpke` crate's private key,
+    /// which it held before, wiped itself the same way).
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.seed.zeroize();
+        self.secret.zeroize();
+    }
+}
+
 impl std::fmt::Debug for SealKeyPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SealKeyPair({})", hex::encode(self.public))
