@@ -8,9 +8,6 @@
 //! cold on most calls (`renkei bench relay` delivered a third less). Callers bound what
 //! they queue with their own semaphores (per office, per pool size).
 
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-
 use tokio::sync::oneshot;
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -23,28 +20,23 @@ pub const INLINE_BYTES_MAX: usize = 64 * 1024;
 /// A handle to the pool; cheap to clone. The threads end when every handle is dropped.
 #[derive(Clone)]
 pub struct PreparePool {
-    jobs: mpsc::Sender<Job>,
+    jobs: crossbeam_channel::Sender<Job>,
 }
 
 impl PreparePool {
     /// Starts `workers` threads (at least one), named `renkei-prepare-N`.
     pub fn new(workers: usize) -> std::io::Result<PreparePool> {
-        let (jobs, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
+        // A channel every thread receives from (one job wakes one thread): with std's
+        // single-receiver channel behind a lock, each job woke the thread holding the lock
+        // and then the next one waiting for it.
+        let (jobs, rx) = crossbeam_channel::unbounded::<Job>();
         for i in 0..workers.max(1) {
             let rx = rx.clone();
             std::thread::Builder::new()
                 .name(format!("renkei-prepare-{i}"))
                 .spawn(move || {
-                    loop {
-                        let job = {
-                            let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
-                            rx.recv()
-                        };
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
-                        }
+                    while let Ok(job) = rx.recv() {
+                        job();
                     }
                 })?;
         }
