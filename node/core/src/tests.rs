@@ -26,8 +26,7 @@ const SVC: &str = "4071481594"; // 訪問介護 (11)
 pub(super) fn two_operators() -> Net {
     let mut net = Net::new(&[("a", false), ("b", false)]);
     net.connect(0, 1);
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
+    net.add_cm_and_svc();
     net.run_for(100);
     net
 }
@@ -1192,8 +1191,7 @@ fn a_stuck_peer_does_not_hold_up_envelopes_for_others() {
     });
     net.connect(0, 1);
     net.connect(0, 2);
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
+    net.add_cm_and_svc();
     net.add_office(2, "4071480000", "11");
     net.run_for(100);
     net.stuck.insert(1);
@@ -1351,8 +1349,7 @@ fn a_peer_coming_up_makes_only_its_own_queue_due() {
     let mut net = Net::new(&[("a", false), ("b", false), ("c", false)]);
     net.connect(0, 1);
     net.connect(0, 2);
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
+    net.add_cm_and_svc();
     net.add_office(2, "4071480000", "11");
     net.run_for(1_000);
     net.partition(0, 1);

@@ -143,8 +143,7 @@ fn replayed_envelope_gets_the_first_answer_and_changes_nothing() {
 fn hop_ack_with_receipt_signed_by_wrong_node_does_not_settle() {
     let mut net = Net::new(&[("a", false), ("b", false), ("c", false)]);
     net.connect(0, 1);
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
+    net.add_cm_and_svc();
     net.run_for(100);
     net.partition(0, 1);
     let id = submit_riyohyo(&mut net);
@@ -181,8 +180,7 @@ fn forwarded_delivered_receipt_from_non_destination_is_ignored() {
     let mut net = Net::new(&[("a", false), ("b", false), ("c", false)]);
     net.connect(0, 1);
     net.connect(0, 2);
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
+    net.add_cm_and_svc();
     net.run_for(100);
     net.partition(0, 1);
     let id = submit_riyohyo(&mut net);
@@ -210,8 +208,7 @@ fn forwarded_delivered_receipt_from_non_destination_is_ignored() {
 fn binding_hijack_earlier_binding_holds() {
     let mut net = Net::new(&[("a", false), ("b", false), ("c", false)]);
     net.connect(0, 1);
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
+    net.add_cm_and_svc();
     net.run_for(100);
     // C, not yet connected, registers the office that B homes, and publishes its binding.
     net.add_office(2, SVC, "11");

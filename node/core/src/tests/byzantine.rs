@@ -28,8 +28,7 @@ fn three() -> Net {
     net.connect(0, 1);
     net.connect(0, 2);
     net.connect(1, 2);
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
+    net.add_cm_and_svc();
     net.run_for(60_000);
     net
 }
@@ -539,8 +538,7 @@ fn with_assignments_required_a_bare_claim_is_not_taken() {
         c.require_assignments = true
     });
     net.connect(0, 1);
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
+    net.add_cm_and_svc();
     net.run_for(60_000);
     let reply = net.api(
         0,
@@ -670,8 +668,7 @@ fn a_retrieved_receipt_a_relay_cannot_route_goes_again_another_way() {
     net.connect(0, 1);
     net.connect(0, 2);
     net.connect(1, 2);
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
+    net.add_cm_and_svc();
     net.run_for(60_000);
     let id = submit(&mut net, "20250425164608");
     net.run_for(5_000);
@@ -712,8 +709,7 @@ fn a_relay_that_accepts_and_drops_is_routed_around() {
     for (x, y) in [(0, 2), (0, 3), (1, 2), (1, 3)] {
         net.connect(x, y);
     }
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
+    net.add_cm_and_svc();
     net.run_for(60_000);
     net.partition(1, 2); // C holds what it takes: it "drops" it
     let id = submit(&mut net, "20250425164608");
@@ -751,8 +747,7 @@ fn two_relays_without_the_destination_do_not_lose_a_unit_between_them() {
     for (x, y) in [(0, 2), (2, 3), (1, 2)] {
         net.connect(x, y);
     }
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
+    net.add_cm_and_svc();
     net.run_for(60_000);
     net.partition(1, 2);
     let id = submit(&mut net, "20250425164608");
@@ -1304,8 +1299,7 @@ fn the_destinations_statement_outranks_a_first_hops_refusal() {
     let mut net = Net::new(&[("a", false), ("b", false), ("c", true)]);
     net.connect(0, 2);
     net.connect(1, 2);
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
+    net.add_cm_and_svc();
     net.run_for(60_000);
     let c = keys_of(2);
     net.tamper = Some(Box::new(move |i, resp| {
@@ -1353,8 +1347,7 @@ fn held_by_the_relay_among(extra: usize) -> (Net, EnvelopeId) {
     let mut net = Net::new(&spec);
     net.connect(0, 2);
     net.connect(1, 2);
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
+    net.add_cm_and_svc();
     net.run_for(60_000);
     net.partition(1, 2);
     let id = submit(&mut net, "20250425164608");

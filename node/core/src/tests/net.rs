@@ -457,6 +457,13 @@ impl Net {
             .collect()
     }
 
+    /// The offices most tests use: the care manager CM (居宅, 43) on node 0 and the
+    /// service office SVC (11) on node 1.
+    pub fn add_cm_and_svc(&mut self) {
+        self.add_office(0, super::CM, "43");
+        self.add_office(1, super::SVC, "11");
+    }
+
     pub fn add_office(&mut self, i: usize, office: &str, kind: &str) {
         let r = self.operator(
             i,

@@ -32,8 +32,7 @@ fn submit_n(net: &mut Net, n: u64) -> Vec<EnvelopeId> {
 fn linked_pair(tweak: fn(&mut crate::CoreConfig)) -> Net {
     let mut net = Net::new_with(&[("a", false), ("b", false)], tweak);
     net.connect(0, 1);
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
+    net.add_cm_and_svc();
     net.run_for(100);
     net
 }
@@ -433,6 +432,17 @@ fn download_together(net: &mut Net, i: usize, ids: &[EnvelopeId]) {
     }
 }
 
+/// Two operators; `n` units delivered from a to b, then downloaded at b while a is away:
+/// b owes a their Retrieved receipts.
+fn downloaded_while_the_origin_is_away(n: u64) -> (Net, Vec<EnvelopeId>) {
+    let mut net = super::two_operators();
+    let ids = submit_n(&mut net, n);
+    net.run_for(1_000);
+    net.partition(0, 1);
+    download_together(&mut net, 1, &ids);
+    (net, ids)
+}
+
 fn receipt_outbox(net: &mut Net, i: usize) -> usize {
     match net.operator(i, ApiCommand::Status) {
         ApiReply::Status(s) => s.receipt_outbox,
@@ -442,13 +452,9 @@ fn receipt_outbox(net: &mut Net, i: usize) -> usize {
 
 #[test]
 fn receipts_due_for_one_peer_go_in_one_request() {
-    let mut net = super::two_operators();
-    let ids = submit_n(&mut net, 3);
-    net.run_for(1_000);
     // a is away while SVC downloads; when it is back (and never answers), what is due
     // for it goes together.
-    net.partition(0, 1);
-    download_together(&mut net, 1, &ids);
+    let (mut net, _) = downloaded_while_the_origin_is_away(3);
     net.run_for(1_000);
     net.stuck.insert(0);
     net.clear_sent();
@@ -481,11 +487,7 @@ fn receipts_a_relay_took_are_done_at_their_sender() {
 
 #[test]
 fn a_receipt_no_peer_took_within_its_window_is_dropped() {
-    let mut net = super::two_operators();
-    let ids = submit_n(&mut net, 1);
-    net.run_for(1_000);
-    net.partition(0, 1);
-    download_together(&mut net, 1, &ids);
+    let (mut net, _) = downloaded_while_the_origin_is_away(1);
     net.run_for(60_000);
     assert_eq!(receipt_outbox(&mut net, 1), 1, "waiting for a");
     // Past the longest any node keeps the envelope's routing (expiry and the relays'
@@ -514,8 +516,7 @@ fn a_relay_hands_a_unit_back_only_when_it_has_no_other_way() {
     for (x, y) in [(0, 3), (3, 2), (2, 4), (4, 1)] {
         net.connect(x, y);
     }
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
+    net.add_cm_and_svc();
     net.run_for(2_000);
     net.clear_sent();
     let id = submit_n(&mut net, 1)[0];
@@ -540,8 +541,7 @@ fn a_relay_keeps_its_next_hop_when_that_is_not_where_the_unit_came_from() {
     for (x, y) in [(0, 2), (2, 3), (3, 1)] {
         net.connect(x, y);
     }
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
+    net.add_cm_and_svc();
     net.run_for(2_000);
     net.clear_sent();
     let id = submit_n(&mut net, 1)[0];

@@ -121,8 +121,7 @@ fn a_node_still_under_the_old_roster_routes_old_addresses_to_the_new_key_only_on
     // a and b directly; a keeps the old roster until it learns the new one by sync from b.
     let mut net = Net::new(&[("a", false), ("b", false)]);
     net.connect(0, 1);
-    net.add_office(0, CM, "43");
-    net.add_office(1, SVC, "11");
+    net.add_cm_and_svc();
     net.run_for(1_000);
     net.partition(0, 1);
     let u = submit(&mut net, "20250425170000");
